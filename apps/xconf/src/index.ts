@@ -1,1 +1,2 @@
-export {};
+export { startXconf, type XconfOptions, type XconfDaemon } from './daemon.js';
+export { parseDisplay, unixSocketPath, upstreamFor, type DisplayName } from './display.js';

@@ -105,6 +105,36 @@ export interface ReplicaOptions<State, Req, Rep> {
   /** Stable id for logs; default derived from the listen address. */
   nodeId?: string;
   config?: Partial<ReplicationConfig>;
+  /** Consulted before this replica serves alone (takeover, or dropping a faulty backup). Default: allow.
+   * The door for a third-party witness that breaks P/B partitions (docs/PROTOCOL.md). */
+  witness?: Witness;
+  /** How a joining backup gets the primary's state. Default: the whole-state copy (`wholeStateSync`). */
+  stateSync?: StateSync;
+}
+
+/** A third party that decides whether a replica may serve alone (e.g. a lock in a coordination service). */
+export interface Witness {
+  mayServeAlone(request: { nodeId: string; epoch: number; reason: 'takeover' | 'peer-faulty' | 'startup' }): boolean | Promise<boolean>;
+}
+
+/** The replicated state as it travels to a joining backup (the default copies all of it at once). */
+export interface StateSnapshot {
+  /** Sequence number the snapshot reflects (every entry ≤ seq applied). */
+  seq: number;
+  /** The service's state format version. */
+  version: number;
+  /** service.snapshot(state). */
+  snapshot: unknown;
+  /** The dedup window (exactly-once records), oldest first. */
+  dedup: [string, unknown][];
+}
+
+/** Strategy for bringing a joining backup up to date (`@tandem/state-transfer` plugs in here). */
+export interface StateSync {
+  /** Primary: capture the state synchronously at the current seq. */
+  capture(snapshot: StateSnapshot): StateSnapshot;
+  /** Joining backup: check or convert what arrived before it is restored (e.g. version migration). */
+  install(snapshot: StateSnapshot): StateSnapshot;
 }
 
 export interface ReplicaStatus {
@@ -126,7 +156,10 @@ export type ReplicaEvent =
   | { type: 'divergence'; seq: number; expectedDigest: string; actualDigest: string }
   | { type: 'peer-faulty'; reason: string }
   | { type: 'peer-joined'; seq: number }
-  | { type: 'protocol-error'; remote: string; error: Error };
+  | { type: 'protocol-error'; remote: string; error: Error }
+  /** Entries a backup held beyond a gap at takeover (or forwarded too late): replies clients may have
+   * received that the new primary cannot reflect — the seq-digest primary-host-crash gap. */
+  | { type: 'lost-entries'; epoch: number; seqs: number[] };
 
 export interface Replica<State> {
   start(): Promise<void>;

@@ -1,1 +1,13 @@
-export {};
+export type * from './api.js';
+export * from './env.js';
+export { nodeEnv, stderrLogger, type NodeEnvOptions } from './node-env.js';
+export { createReplica } from './replica.js';
+export { createClient, type ClientDiagnostics } from './client.js';
+export { defineService, replyDigest } from './service.js';
+export { resolveConfig, computeTimingBounds, replicationConfigSchema, DEFAULT_REPLICATION_CONFIG, type DerivedTimingBounds } from './config.js';
+export { codec, encodeValue, decodeValue, type Codec } from './codec.js';
+export * from './messages.js';
+export * from './errors.js';
+export { wholeStateSync } from './state-sync.js';
+export { fnv1a64 } from './hash.js';
+export { mulberry32 } from './prng.js';

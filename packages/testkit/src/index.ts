@@ -1,1 +1,12 @@
-export {};
+export * from './linearizability/model.js';
+export * from './linearizability/search.js';
+export * from './linearizability/kv-history.js';
+export * from './linearizability/check.js';
+export * from './sim/random.js';
+export * from './sim/scheduler.js';
+export * from './sim/node.js';
+export * from './sim/network.js';
+export * from './sim/simulation.js';
+export * from './sim/kv-service.js';
+export * from './sim/faults.js';
+export * from './sim/kv-run.js';

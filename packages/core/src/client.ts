@@ -1,0 +1,239 @@
+/**
+ * The client stack: one logical server made of two replicas. Requests go to the replica believed to be
+ * primary; a request without a reply within requestTimeoutMs is re-sent to both (same requestId, so it
+ * is applied at most once); the reply is handed to the application first, then its state information is
+ * forwarded to the other replica.
+ */
+import type { CallResult, Client, ClientOptions, ReplicationConfig } from './api.js';
+import { codec } from './codec.js';
+import { resolveConfig } from './config.js';
+import type { Env, TimerHandle } from './env.js';
+import { ApplicationError, InvalidRequestError, ProtocolViolationError, ServiceUnavailableError, StoppedError } from './errors.js';
+import { ForwardQueue } from './forward-queue.js';
+import type { Link } from './link.js';
+import type { Entry, Hello, Message, NotPrimary, Rep as RepMessage } from './messages.js';
+import { ServerConnection } from './server-connection.js';
+
+interface PendingCall {
+  requestId: number;
+  body: unknown;
+  bytes: Uint8Array;
+  startedAt: number;
+  timer: TimerHandle | undefined;
+  redirected: boolean;
+  withInfo: boolean;
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+function toHex(bytes: Uint8Array): string {
+  let s = '';
+  for (const b of bytes) s += (b + 0x100).toString(16).slice(1);
+  return s;
+}
+
+export function createClient<Req, Rep>(options: ClientOptions<Req, Rep>): Client<Req, Rep> & ClientDiagnostics {
+  return new ReplicatedClient(options);
+}
+
+/** Extra read-only counters a client exposes (tests, benchmarks). */
+export interface ClientDiagnostics {
+  /** Highest epoch seen in any reply. */
+  readonly epoch: number;
+  /** Replies ignored because their epoch was older than one already seen. */
+  readonly staleReplies: number;
+  /** Forwarded entries not yet acknowledged by the backup. */
+  readonly pendingForwards: number;
+  /** Index (0/1) of the server currently believed to be primary. */
+  readonly primaryIndex: 0 | 1;
+}
+
+class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics {
+  readonly clientId: string;
+  readonly #opts: ClientOptions<Req, Rep>;
+  readonly #cfg: ReplicationConfig;
+  readonly #env: Env;
+  readonly #servers: [ServerConnection, ServerConnection];
+  readonly #forwards: ForwardQueue;
+  readonly #calls = new Map<number, PendingCall>();
+  #nextRequestId = 1;
+  #primary: 0 | 1 = 0;
+  #epoch = 0;
+  #staleReplies = 0;
+  #closed = false;
+
+  constructor(options: ClientOptions<Req, Rep>) {
+    this.#opts = options;
+    this.#cfg = resolveConfig(options.config);
+    this.#env = options.env;
+    this.clientId = options.clientId ?? toHex(options.env.randomBytes(16));
+    const handlers = {
+      onMessage: (link: Link, m: Message) => this.#onMessage(link, m),
+      onClose: (link: Link) => {
+        this.#servers[0].linkClosed(link);
+        this.#servers[1].linkClosed(link);
+      },
+      onViolation: (link: Link, error: ProtocolViolationError) =>
+        this.#env.logger.log('warn', 'protocol-error', { remote: link.conn.remoteAddress, error: error.message }),
+    };
+    const hello = (): Hello => ({ t: 'hello', kind: 'client', service: options.service.name, nodeId: this.clientId, epoch: this.#epoch });
+    const backoff = Math.max(1, this.#cfg.requestTimeoutMs / 4);
+    this.#servers = [
+      new ServerConnection(0, options.servers[0], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff),
+      new ServerConnection(1, options.servers[1], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff),
+    ];
+    this.#forwards = new ForwardQueue(this.#env, this.#cfg, { send: (i, bytes) => this.#servers[i].send(bytes) });
+  }
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+  get staleReplies(): number {
+    return this.#staleReplies;
+  }
+  get pendingForwards(): number {
+    return this.#forwards.pending;
+  }
+  get primaryIndex(): 0 | 1 {
+    return this.#primary;
+  }
+
+  call(request: Req): Promise<Rep> {
+    return this.#call(request, false) as Promise<Rep>;
+  }
+
+  callWithInfo(request: Req): Promise<CallResult<Rep>> {
+    return this.#call(request, true) as Promise<CallResult<Rep>>;
+  }
+
+  drain(): Promise<void> {
+    return this.#forwards.whenDrained();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of this.#calls.values()) {
+      c.timer?.cancel();
+      c.reject(new StoppedError('client closed'));
+    }
+    this.#calls.clear();
+    this.#forwards.close();
+    await Promise.all([this.#servers[0].close(), this.#servers[1].close()]);
+  }
+
+  #call(request: Req, withInfo: boolean): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new StoppedError('client closed'));
+    const check = this.#opts.service.request.safeParse(request);
+    if (!check.success) return Promise.reject(new InvalidRequestError(check.error.message));
+    if (this.#forwards.isFull) return this.#callWhenSpace(request, withInfo);
+    return new Promise((resolve, reject) => this.#start(request, withInfo, resolve, reject));
+  }
+
+  async #callWhenSpace(request: Req, withInfo: boolean): Promise<unknown> {
+    while (this.#forwards.isFull) {
+      await this.#forwards.whenSpace();
+      if (this.#closed) throw new StoppedError('client closed');
+    }
+    return new Promise((resolve, reject) => this.#start(request, withInfo, resolve, reject));
+  }
+
+  #start(body: unknown, withInfo: boolean, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
+    const requestId = this.#nextRequestId++;
+    const bytes = codec.encode({ t: 'req', clientId: this.clientId, requestId, body });
+    const call: PendingCall = { requestId, body, bytes, startedAt: this.#env.now(), timer: undefined, redirected: false, withInfo, resolve, reject };
+    this.#calls.set(requestId, call);
+    this.#servers[this.#primary].send(bytes);
+    call.timer = this.#env.setTimer(this.#cfg.requestTimeoutMs, () => this.#onTimeout(call));
+  }
+
+  #onTimeout(call: PendingCall): void {
+    call.timer = undefined;
+    if (!this.#calls.has(call.requestId)) return;
+    const elapsed = this.#env.now() - call.startedAt;
+    if (elapsed >= this.#cfg.callDeadlineMs) {
+      this.#calls.delete(call.requestId);
+      call.reject(new ServiceUnavailableError(`no reply from ${this.#opts.servers.join(' or ')} within ${this.#cfg.callDeadlineMs} ms`));
+      return;
+    }
+    // Patent: a request without a reply is re-sent to both the primary and the backup.
+    this.#servers[0].send(call.bytes);
+    this.#servers[1].send(call.bytes);
+    call.timer = this.#env.setTimer(Math.min(this.#cfg.requestTimeoutMs, this.#cfg.callDeadlineMs - elapsed), () => this.#onTimeout(call));
+  }
+
+  #indexOf(link: Link): 0 | 1 | undefined {
+    if (this.#servers[0].link === link) return 0;
+    if (this.#servers[1].link === link) return 1;
+    return undefined;
+  }
+
+  #onMessage(link: Link, m: Message): void {
+    const from = this.#indexOf(link);
+    if (from === undefined) return;
+    switch (m.t) {
+      case 'rep':
+        return this.#onRep(from, m);
+      case 'notPrimary':
+        return this.#onNotPrimary(from, m);
+      case 'fwdAck':
+        if (m.epoch > this.#epoch) this.#epoch = m.epoch;
+        return this.#forwards.onAck(m.fwdId);
+      case 'statusReply':
+        return;
+      default:
+        throw new ProtocolViolationError(`unexpected ${m.t} at a client`);
+    }
+  }
+
+  #onRep(from: 0 | 1, rep: RepMessage): void {
+    const call = this.#calls.get(rep.requestId);
+    if (call === undefined) return; // a late duplicate (retry answered twice)
+    if (rep.epoch < this.#epoch) {
+      // A deposed primary: never accept its answer once a newer epoch is known.
+      this.#staleReplies++;
+      this.#env.logger.log('warn', 'stale-reply', { requestId: rep.requestId, epoch: rep.epoch, knownEpoch: this.#epoch });
+      return;
+    }
+    this.#epoch = rep.epoch;
+    this.#primary = from;
+    this.#calls.delete(rep.requestId);
+    call.timer?.cancel();
+    if (rep.error !== undefined) {
+      call.reject(rep.seq === 0 && rep.error.name === 'InvalidRequestError' ? new InvalidRequestError(rep.error.message) : new ApplicationError(rep.error.name, rep.error.message));
+    } else {
+      const parsed = this.#opts.service.reply.safeParse(rep.body);
+      if (!parsed.success) {
+        call.reject(new ProtocolViolationError(`reply does not match the service's reply schema: ${parsed.error.message}`));
+      } else {
+        call.resolve(call.withInfo ? { reply: parsed.data, seq: rep.seq, epoch: rep.epoch } : parsed.data);
+      }
+    }
+    // The application has its answer (its continuation runs before any timer); now the state information.
+    if (rep.seq === 0 || rep.replicated === true) return;
+    const entries: readonly Entry[] = rep.entries ?? [
+      {
+        seq: rep.seq,
+        epoch: rep.entryEpoch ?? rep.epoch,
+        clientId: this.clientId,
+        requestId: rep.requestId,
+        body: call.body,
+        time: rep.time,
+        seed: rep.seed,
+        digest: rep.digest,
+      },
+    ];
+    this.#forwards.enqueue(from === 0 ? 1 : 0, entries);
+  }
+
+  #onNotPrimary(from: 0 | 1, m: NotPrimary): void {
+    if (m.epoch > this.#epoch) this.#epoch = m.epoch;
+    const other: 0 | 1 = from === 0 ? 1 : 0;
+    this.#primary = other;
+    const call = this.#calls.get(m.requestId);
+    if (call !== undefined && !call.redirected) {
+      call.redirected = true;
+      this.#servers[other].send(call.bytes);
+    }
+  }
+}

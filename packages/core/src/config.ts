@@ -1,0 +1,94 @@
+/**
+ * Replication configuration: a zod schema with defaults, cross-field checks, and the timing bounds
+ * derived from it (docs/PROTOCOL.md, "Timing bounds").
+ */
+import { z } from 'zod';
+import type { ReplicationConfig, TimingBounds } from './api.js';
+import { ConfigError } from './errors.js';
+
+const positiveInt = z.number().int().positive();
+const ms = z.number().finite().positive();
+
+export const replicationConfigSchema = z
+  .object({
+    piggyback: z.enum(['seq-digest', 'entries']).default('entries'),
+    replyMode: z.enum(['async', 'sync']).default('async'),
+    flushMaxEntries: positiveInt.default(64),
+    flushIntervalMs: ms.default(20),
+    heartbeatTimeoutMs: ms.default(150),
+    ackTimeoutMs: ms.default(50),
+    maxRetransmits: z.number().int().min(0).max(100).default(2),
+    requestTimeoutMs: ms.default(100),
+    callDeadlineMs: ms.default(10_000),
+    forwardDelayMs: z.number().finite().min(0).default(1),
+    maxPendingForwards: positiveInt.default(1024),
+    maxUnackedEntries: positiveInt.default(10_000),
+    dedupWindow: positiveInt.default(100_000),
+    maxMessageSize: positiveInt.default(16 * 1024 * 1024),
+  })
+  .strict();
+
+export const DEFAULT_REPLICATION_CONFIG: Readonly<ReplicationConfig> = Object.freeze(replicationConfigSchema.parse({}));
+
+/**
+ * Validate a partial config and fill in defaults. Throws ConfigError listing every bad field
+ * (unknown keys, wrong types, out-of-range values, inconsistent combinations).
+ */
+export function resolveConfig(partial: Partial<ReplicationConfig> = {}): ReplicationConfig {
+  const parsed = replicationConfigSchema.safeParse(partial ?? {});
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => ({
+        path: i.path.length > 0 ? i.path.join('.') : i.code === 'unrecognized_keys' ? (i as { keys?: string[] }).keys?.join(', ') ?? '(root)' : '(root)',
+        message: i.message,
+      })),
+    );
+  }
+  const c = parsed.data;
+  const issues: { path: string; message: string }[] = [];
+  if (c.heartbeatTimeoutMs < 2 * c.flushIntervalMs) {
+    issues.push({ path: 'heartbeatTimeoutMs', message: `must be at least 2 × flushIntervalMs (${2 * c.flushIntervalMs}) so one lost heartbeat is not a failure` });
+  }
+  if (c.callDeadlineMs < c.requestTimeoutMs) {
+    issues.push({ path: 'callDeadlineMs', message: `must be at least requestTimeoutMs (${c.requestTimeoutMs})` });
+  }
+  if (c.flushMaxEntries > c.maxUnackedEntries) {
+    issues.push({ path: 'flushMaxEntries', message: `must not exceed maxUnackedEntries (${c.maxUnackedEntries})` });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return c;
+}
+
+/** TimingBounds plus the derived lease and peer-failure detection time. */
+export interface DerivedTimingBounds extends TimingBounds {
+  /** How long a flush acknowledged by the backup lets the primary keep answering (< takeoverMs). */
+  leaseMs: number;
+  /** Time without any acknowledgement after which a peer is declared faulty. */
+  peerFaultyMs: number;
+}
+
+/**
+ * The bounds implied by a configuration (all in ms, network transit assumed to fit in ackTimeoutMs):
+ * - forwardWindowMs = forwardDelayMs + (maxRetransmits + 1) × ackTimeoutMs — a client that received a
+ *   reply sends its forward within forwardDelayMs and re-sends it up to maxRetransmits times, each after
+ *   ackTimeoutMs; the last copy arrives within one more ackTimeoutMs.
+ * - takeoverMs = heartbeatTimeoutMs + forwardWindowMs — silence detection, then the forward window.
+ * - worstCaseFailoverMs = takeoverMs + requestTimeoutMs — a waiting client re-sends to both servers
+ *   every requestTimeoutMs, so its next attempt after the takeover reaches the new primary.
+ * - leaseMs = 0.9 × heartbeatTimeoutMs — a primary answers only within leaseMs of sending a flush the
+ *   backup acknowledged; the backup cannot take over before heartbeatTimeoutMs + forwardWindowMs after
+ *   receiving that flush, so a paused primary's lease has expired before a takeover (10% slack for
+ *   clock-rate differences).
+ */
+export function computeTimingBounds(config: Partial<ReplicationConfig> = {}): DerivedTimingBounds {
+  const c = resolveConfig(config);
+  const forwardWindowMs = c.forwardDelayMs + (c.maxRetransmits + 1) * c.ackTimeoutMs;
+  const takeoverMs = c.heartbeatTimeoutMs + forwardWindowMs;
+  return {
+    forwardWindowMs,
+    takeoverMs,
+    worstCaseFailoverMs: takeoverMs + c.requestTimeoutMs,
+    leaseMs: 0.9 * c.heartbeatTimeoutMs,
+    peerFaultyMs: (c.maxRetransmits + 1) * c.ackTimeoutMs,
+  };
+}

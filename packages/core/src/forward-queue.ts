@@ -1,0 +1,163 @@
+/**
+ * The client's queue of state information for the backup (claims 1/6: "sending the primary server state
+ * information to the backup server"). Entries are batched for forwardDelayMs — always after the reply
+ * was handed to the application — sent as one fwd, and re-sent until the backup's fwdAck or until
+ * maxRetransmits re-sends (then dropped: the primary's own flush still covers them). The number of
+ * entries not yet acknowledged is bounded; `whenSpace()` lets new calls wait.
+ */
+import type { ReplicationConfig } from './api.js';
+import { codec } from './codec.js';
+import type { Env, TimerHandle } from './env.js';
+import type { Entry } from './messages.js';
+
+export interface ForwardSink {
+  /** Send bytes to server `index`; false when they could not be handed on. */
+  send(index: 0 | 1, bytes: Uint8Array): boolean;
+}
+
+interface InFlight {
+  fwdId: number;
+  target: 0 | 1;
+  count: number;
+  bytes: Uint8Array;
+  attempts: number;
+  timer: TimerHandle;
+}
+
+export class ForwardQueue {
+  readonly #env: Env;
+  readonly #cfg: ReplicationConfig;
+  readonly #sink: ForwardSink;
+  #batch = new Map<number, Entry>();
+  #batchTarget: 0 | 1 = 1;
+  #batchTimer: TimerHandle | undefined;
+  readonly #inFlight = new Map<number, InFlight>();
+  #inFlightEntries = 0;
+  #nextFwdId = 1;
+  /** Highest (epoch, seq) already queued per target, to skip the overlap between successive replies. */
+  readonly #queuedUpTo: [{ epoch: number; seq: number }, { epoch: number; seq: number }] = [
+    { epoch: -1, seq: 0 },
+    { epoch: -1, seq: 0 },
+  ];
+  #spaceWaiters: (() => void)[] = [];
+  #drainWaiters: (() => void)[] = [];
+  #dropped = 0;
+
+  constructor(env: Env, cfg: ReplicationConfig, sink: ForwardSink) {
+    this.#env = env;
+    this.#cfg = cfg;
+    this.#sink = sink;
+  }
+
+  get pending(): number {
+    return this.#batch.size + this.#inFlightEntries;
+  }
+
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  get isFull(): boolean {
+    return this.pending >= this.#cfg.maxPendingForwards;
+  }
+
+  whenSpace(): Promise<void> {
+    if (!this.isFull) return Promise.resolve();
+    return new Promise((resolve) => this.#spaceWaiters.push(resolve));
+  }
+
+  whenDrained(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Queue entries for server `target`; sent after forwardDelayMs or when the batch is full. */
+  enqueue(target: 0 | 1, entries: readonly Entry[]): void {
+    if (this.#batch.size > 0 && target !== this.#batchTarget) this.#sendBatch();
+    this.#batchTarget = target;
+    const upTo = this.#queuedUpTo[target];
+    for (const e of entries) {
+      if (e.epoch === upTo.epoch && e.seq <= upTo.seq && !this.#batch.has(e.seq)) continue;
+      this.#batch.set(e.seq, e);
+      if (e.epoch > upTo.epoch || (e.epoch === upTo.epoch && e.seq > upTo.seq)) {
+        upTo.epoch = e.epoch;
+        upTo.seq = e.seq;
+      }
+    }
+    if (this.#batch.size === 0) return;
+    if (this.#batch.size >= this.#cfg.flushMaxEntries) {
+      this.#sendBatch();
+    } else if (this.#batchTimer === undefined) {
+      this.#batchTimer = this.#env.setTimer(this.#cfg.forwardDelayMs, () => {
+        this.#batchTimer = undefined;
+        this.#sendBatch();
+      });
+    }
+  }
+
+  onAck(fwdId: number): void {
+    const f = this.#inFlight.get(fwdId);
+    if (f === undefined) return;
+    f.timer.cancel();
+    this.#inFlight.delete(fwdId);
+    this.#inFlightEntries -= f.count;
+    this.#notify();
+  }
+
+  close(): void {
+    this.#batchTimer?.cancel();
+    this.#batchTimer = undefined;
+    this.#batch.clear();
+    for (const f of this.#inFlight.values()) f.timer.cancel();
+    this.#inFlight.clear();
+    this.#inFlightEntries = 0;
+    this.#notify();
+  }
+
+  #sendBatch(): void {
+    this.#batchTimer?.cancel();
+    this.#batchTimer = undefined;
+    if (this.#batch.size === 0) return;
+    const entries = [...this.#batch.values()];
+    this.#batch = new Map();
+    const fwdId = this.#nextFwdId++;
+    const bytes = codec.encode({ t: 'fwd', fwdId, entries });
+    const f: InFlight = { fwdId, target: this.#batchTarget, count: entries.length, bytes, attempts: 0, timer: undefined as unknown as TimerHandle };
+    this.#inFlight.set(fwdId, f);
+    this.#inFlightEntries += f.count;
+    this.#transmit(f);
+  }
+
+  #transmit(f: InFlight): void {
+    this.#sink.send(f.target, f.bytes);
+    f.timer = this.#env.setTimer(this.#cfg.ackTimeoutMs, () => this.#onTimeout(f));
+  }
+
+  #onTimeout(f: InFlight): void {
+    if (!this.#inFlight.has(f.fwdId)) return;
+    f.attempts++;
+    if (f.attempts > this.#cfg.maxRetransmits) {
+      // The backup is considered faulty for this forward; the primary's flush still covers it.
+      this.#inFlight.delete(f.fwdId);
+      this.#inFlightEntries -= f.count;
+      this.#dropped += f.count;
+      this.#env.logger.log('warn', 'forward-dropped', { fwdId: f.fwdId, entries: f.count, target: f.target });
+      this.#notify();
+      return;
+    }
+    this.#transmit(f);
+  }
+
+  #notify(): void {
+    if (this.#spaceWaiters.length > 0 && !this.isFull) {
+      const w = this.#spaceWaiters;
+      this.#spaceWaiters = [];
+      for (const r of w) r();
+    }
+    if (this.#drainWaiters.length > 0 && this.pending === 0) {
+      const w = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const r of w) r();
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * A Link is one transport connection speaking the protocol: it encodes/decodes with the codec, runs
+ * the read loop, bounds the sends in flight, and turns bad input into a ProtocolViolationError that
+ * aborts only this connection.
+ */
+import type { CloseInfo, Connection } from '@tandem/transport';
+import { codec } from './codec.js';
+import type { Logger } from './env.js';
+import { ProtocolViolationError } from './errors.js';
+import type { Hello, Message } from './messages.js';
+
+export interface LinkHandlers {
+  onMessage(link: Link, message: Message): void;
+  onClose(link: Link, info: CloseInfo): void;
+  onViolation(link: Link, error: ProtocolViolationError): void;
+}
+
+/** Sends handed to the transport but not yet settled, per connection, before the link is aborted. */
+export const MAX_SENDS_IN_FLIGHT = 65_536;
+
+let nextLinkNo = 1;
+
+export class Link {
+  readonly conn: Connection;
+  readonly no = nextLinkNo++;
+  /** 'out' = this side dialled; 'in' = accepted. */
+  readonly direction: 'in' | 'out';
+  /** The remote's hello (accepted links) — undefined until it arrives. */
+  hello: Hello | undefined;
+  #inFlight = 0;
+  readonly #handlers: LinkHandlers;
+  readonly #logger: Logger;
+  readonly #settled = (): void => {
+    this.#inFlight--;
+  };
+  readonly #failed = (err: unknown): void => {
+    this.#inFlight--;
+    this.#logger.log('debug', 'send-failed', { link: this.conn.id, error: err instanceof Error ? err.message : String(err) });
+  };
+
+  constructor(conn: Connection, direction: 'in' | 'out', handlers: LinkHandlers, logger: Logger) {
+    this.conn = conn;
+    this.direction = direction;
+    this.#handlers = handlers;
+    this.#logger = logger;
+  }
+
+  get isClosed(): boolean {
+    return this.conn.isClosed;
+  }
+
+  get remote(): string {
+    return this.hello?.nodeId ?? this.conn.remoteAddress;
+  }
+
+  /** Start the read loop (and the close watcher). */
+  start(): this {
+    void this.#readLoop();
+    void this.conn.closed.then((info) => this.#handlers.onClose(this, info));
+    return this;
+  }
+
+  send(message: Message): boolean {
+    if (this.conn.isClosed) return false;
+    let bytes: Uint8Array;
+    try {
+      bytes = codec.encode(message);
+    } catch (err) {
+      this.#logger.log('error', 'encode-failed', { t: message.t, error: (err as Error).message });
+      return false;
+    }
+    return this.sendBytes(bytes);
+  }
+
+  sendBytes(bytes: Uint8Array): boolean {
+    if (this.conn.isClosed) return false;
+    if (this.#inFlight >= MAX_SENDS_IN_FLIGHT) {
+      this.conn.abort(new ProtocolViolationError(`peer not reading: ${this.#inFlight} sends in flight`));
+      return false;
+    }
+    if (bytes.length > this.conn.maxMessageSize) {
+      this.#logger.log('error', 'message-too-large', { size: bytes.length, limit: this.conn.maxMessageSize });
+      return false;
+    }
+    this.#inFlight++;
+    this.conn.send(bytes).then(this.#settled, this.#failed);
+    return true;
+  }
+
+  abort(error?: Error): void {
+    this.conn.abort(error);
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      for await (const bytes of this.conn) {
+        let message: Message;
+        try {
+          message = codec.decode(bytes);
+        } catch (err) {
+          this.#violation(err instanceof ProtocolViolationError ? err : new ProtocolViolationError(String(err)));
+          return;
+        }
+        try {
+          this.#handlers.onMessage(this, message);
+        } catch (err) {
+          if (err instanceof ProtocolViolationError) {
+            this.#violation(err);
+            return;
+          }
+          // A bug in a handler must not take the process down: log it, drop this connection.
+          this.#logger.log('error', 'handler-failed', { link: this.conn.id, t: message.t, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+          this.conn.abort(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
+      }
+    } catch (err) {
+      this.#logger.log('debug', 'read-ended', { link: this.conn.id, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  #violation(error: ProtocolViolationError): void {
+    this.conn.abort(error);
+    this.#handlers.onViolation(this, error);
+  }
+}

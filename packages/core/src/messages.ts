@@ -1,0 +1,120 @@
+/**
+ * Every message of the replication protocol, as zod schemas. `Message` is the union; the codec
+ * (codec.ts) validates every decoded message against it. docs/PROTOCOL.md describes each one.
+ */
+import { z } from 'zod';
+
+const seqNo = z.number().int().min(0);
+const epochNo = z.number().int().min(0);
+const id = z.string().min(1).max(256);
+
+/** One sequenced request with everything the backup needs to replay it deterministically. */
+export const entrySchema = z.object({
+  seq: z.number().int().min(1),
+  epoch: epochNo,
+  clientId: id,
+  requestId: z.number().int().min(0),
+  /** The request exactly as the client sent it (both sides parse it with the service's schema). */
+  body: z.unknown(),
+  /** ctx.time chosen by the primary. */
+  time: z.number(),
+  /** ctx.random() seed chosen by the primary (uint32). */
+  seed: z.number().int().min(0).max(0xffffffff),
+  /** Digest of the encoded reply (claims 3/8). */
+  digest: z.string().max(64),
+});
+export type Entry = z.infer<typeof entrySchema>;
+
+export const roleSchema = z.enum(['starting', 'primary', 'backup', 'solo-primary', 'joining', 'stopped']);
+
+export const remoteErrorSchema = z.object({ name: z.string().max(256), message: z.string().max(64 * 1024) });
+export type RemoteError = z.infer<typeof remoteErrorSchema>;
+
+export const helloSchema = z.object({
+  t: z.literal('hello'),
+  kind: z.enum(['client', 'peer']),
+  service: z.string().max(256),
+  nodeId: id,
+  epoch: epochNo,
+  /** A replica's role when it dials its peer (absent for clients). */
+  role: roleSchema.optional(),
+});
+
+export const reqSchema = z.object({ t: z.literal('req'), clientId: id, requestId: z.number().int().min(0), body: z.unknown() });
+
+export const repSchema = z.object({
+  t: z.literal('rep'),
+  requestId: z.number().int().min(0),
+  /** The replier's current epoch (clients reject replies older than the newest epoch they know). */
+  epoch: epochNo,
+  /** Sequence number of the request (0 = not sequenced: the request was invalid). */
+  seq: seqNo,
+  /** Epoch in which the entry was sequenced, when different from `epoch` (a replayed dedup record). */
+  entryEpoch: epochNo.optional(),
+  digest: z.string().max(64),
+  time: z.number(),
+  seed: z.number().int().min(0).max(0xffffffff),
+  body: z.unknown().optional(),
+  error: remoteErrorSchema.optional(),
+  /** 'entries' piggyback mode: every entry the backup has not acknowledged, up to this one. */
+  entries: z.array(entrySchema).optional(),
+  /** replyMode 'sync': the backup already holds the entry, nothing to forward. */
+  replicated: z.literal(true).optional(),
+});
+
+export const notPrimarySchema = z.object({ t: z.literal('notPrimary'), requestId: z.number().int().min(0), epoch: epochNo, role: roleSchema });
+export const fwdSchema = z.object({ t: z.literal('fwd'), fwdId: z.number().int().min(0), entries: z.array(entrySchema) });
+export const fwdAckSchema = z.object({ t: z.literal('fwdAck'), fwdId: z.number().int().min(0), epoch: epochNo, role: roleSchema });
+export const flushSchema = z.object({ t: z.literal('flush'), epoch: epochNo, flushId: z.number().int().min(0), entries: z.array(entrySchema) });
+export const flushAckSchema = z.object({ t: z.literal('flushAck'), epoch: epochNo, flushId: z.number().int().min(0), upToSeq: seqNo, role: roleSchema });
+export const statusSchema = z.object({ t: z.literal('status') });
+export const statusReplySchema = z.object({
+  t: z.literal('statusReply'),
+  role: roleSchema,
+  epoch: epochNo,
+  appliedSeq: seqNo,
+  nodeId: id,
+  roleHint: z.enum(['primary', 'backup', 'auto']).optional(),
+});
+export const stateReqSchema = z.object({ t: z.literal('stateReq'), nodeId: id });
+export const dedupRecordSchema = z.tuple([
+  z.string(), // key: clientId + '\u0000' + requestId
+  z.object({ seq: z.number().int().min(1), epoch: epochNo, digest: z.string(), time: z.number(), seed: z.number(), body: z.unknown().optional(), error: remoteErrorSchema.optional() }),
+]);
+export const stateSnapSchema = z.object({
+  t: z.literal('stateSnap'),
+  epoch: epochNo,
+  seq: seqNo,
+  version: z.number().int().min(0),
+  snapshot: z.unknown(),
+  dedup: z.array(dedupRecordSchema),
+});
+
+export const messageSchema = z.discriminatedUnion('t', [
+  helloSchema,
+  reqSchema,
+  repSchema,
+  notPrimarySchema,
+  fwdSchema,
+  fwdAckSchema,
+  flushSchema,
+  flushAckSchema,
+  statusSchema,
+  statusReplySchema,
+  stateReqSchema,
+  stateSnapSchema,
+]);
+
+export type Message = z.infer<typeof messageSchema>;
+export type Hello = z.infer<typeof helloSchema>;
+export type Req = z.infer<typeof reqSchema>;
+export type Rep = z.infer<typeof repSchema>;
+export type NotPrimary = z.infer<typeof notPrimarySchema>;
+export type Fwd = z.infer<typeof fwdSchema>;
+export type FwdAck = z.infer<typeof fwdAckSchema>;
+export type Flush = z.infer<typeof flushSchema>;
+export type FlushAck = z.infer<typeof flushAckSchema>;
+export type StatusReply = z.infer<typeof statusReplySchema>;
+export type StateSnap = z.infer<typeof stateSnapSchema>;
+export type DedupRecordWire = z.infer<typeof dedupRecordSchema>;
+export type MessageType = Message['t'];

@@ -1,0 +1,918 @@
+/**
+ * A replica: one object that plays primary, backup, solo primary or joiner as the protocol moves it
+ * between roles (docs/PROTOCOL.md, "States and transitions").
+ *
+ * Primary: sequences each request, applies it, replies at once with the state information, and flushes
+ * its unacknowledged entries to the backup every flushIntervalMs or flushMaxEntries entries (the flush
+ * doubles as heartbeat). It answers only while it holds a lease renewed by the backup's flushAcks.
+ * Backup: takes entries from flushes and client forwards, applies them in seq order, compares digests,
+ * and takes over after heartbeat silence plus the forward window.
+ */
+import type { CloseInfo, Listener } from '@tandem/transport';
+import { isTransportError } from '@tandem/transport';
+import type { ReplicaEvent, ReplicaOptions, ReplicaStatus, ReplicationConfig, Role, StateSnapshot, StateSync, Replica } from './api.js';
+import { BackupLog, type Divergence } from './backup-log.js';
+import { computeTimingBounds, resolveConfig, type DerivedTimingBounds } from './config.js';
+import type { Env, TimerHandle } from './env.js';
+import { ProtocolViolationError, StoppedError } from './errors.js';
+import { Link } from './link.js';
+import type { Entry, Flush, FlushAck, Fwd, Hello, Message, Rep, Req, StateSnap, StatusReply } from './messages.js';
+import { ServiceRunner, type Snapshot } from './service.js';
+import { wholeStateSync } from './state-sync.js';
+import { UnackedLog } from './unacked-log.js';
+import type { DedupRecord } from './dedup.js';
+
+const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
+/** Requests held by a primary whose lease lapsed, answered when it is renewed (or notPrimary). */
+const MAX_HELD_REQUESTS = 1024;
+
+interface OutstandingFlush {
+  flushId: number;
+  sentAt: number;
+}
+
+interface SyncWaiter {
+  seq: number;
+  link: Link;
+  rep: Rep;
+}
+
+export function createReplica<State, Req, Rep>(options: ReplicaOptions<State, Req, Rep>): Replica<State> {
+  return new ReplicaNode(options as unknown as ReplicaOptions<unknown, unknown, unknown>) as unknown as Replica<State>;
+}
+
+class ReplicaNode implements Replica<unknown> {
+  readonly #opts: ReplicaOptions<unknown, unknown, unknown>;
+  readonly #cfg: ReplicationConfig;
+  readonly #bounds: DerivedTimingBounds;
+  readonly #env: Env;
+  readonly #runner: ServiceRunner<unknown, unknown, unknown>;
+  readonly #stateSync: StateSync;
+  readonly #nodeId: string;
+  readonly #listeners = new Set<(e: ReplicaEvent) => void>();
+  readonly #links = new Set<Link>();
+  readonly #handlers = {
+    onMessage: (link: Link, m: Message) => this.#onMessage(link, m),
+    onClose: (link: Link, info: CloseInfo) => this.#onLinkClosed(link, info),
+    onViolation: (link: Link, error: ProtocolViolationError) => this.#onViolation(link, error),
+  };
+
+  #role: Role = 'starting';
+  #epoch = 0;
+  #listener: Listener | undefined;
+  #address: string;
+  #divergences = 0;
+  #startWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
+
+  // primary
+  readonly #unacked = new UnackedLog();
+  #ackedSeq = 0;
+  #flushedSeq = 0;
+  #peerLink: Link | undefined;
+  #peerDialing = false;
+  #flushTimer: TimerHandle | undefined;
+  #nextFlushId = 1;
+  #outstanding: OutstandingFlush[] = [];
+  #retransmits = 0;
+  #lastRetransmitAt = 0;
+  #leaseUntil = 0;
+  #held: { link: Link; req: Req }[] = [];
+  #syncWaiters: SyncWaiter[] = [];
+  #probeTimer: TimerHandle | undefined;
+  #probeLink: Link | undefined;
+  /** appliedSeq when this replica became primary by takeover (late forwards beyond it were lost). */
+  #takeoverSeq = 0;
+
+  // backup
+  readonly #backupLog: BackupLog;
+  #lastFlushAt = 0;
+  #watchdog: TimerHandle | undefined;
+  #suspectTimer: TimerHandle | undefined;
+
+  // starting / joining
+  #joinTimer: TimerHandle | undefined;
+  #joinLink: Link | undefined;
+  #joinAttempt = 0;
+  #statusWaiters = new Map<Link, (r: StatusReply) => void>();
+
+  constructor(opts: ReplicaOptions<unknown, unknown, unknown>) {
+    this.#opts = opts;
+    this.#cfg = resolveConfig(opts.config);
+    this.#bounds = computeTimingBounds(this.#cfg);
+    this.#env = opts.env;
+    this.#runner = new ServiceRunner(opts.service, this.#cfg.dedupWindow);
+    this.#backupLog = new BackupLog(this.#cfg.maxUnackedEntries + this.#cfg.flushMaxEntries);
+    this.#stateSync = opts.stateSync ?? wholeStateSync;
+    this.#nodeId = opts.nodeId ?? opts.listen;
+    this.#address = opts.listen;
+  }
+
+  // ---------------------------------------------------------------- public surface
+
+  get address(): string {
+    return this.#address;
+  }
+
+  get state(): unknown {
+    return this.#runner.state;
+  }
+
+  get timingBounds(): DerivedTimingBounds {
+    return this.#bounds;
+  }
+
+  get config(): ReplicationConfig {
+    return this.#cfg;
+  }
+
+  on(listener: (event: ReplicaEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  status(): ReplicaStatus {
+    return {
+      nodeId: this.#nodeId,
+      role: this.#role,
+      epoch: this.#epoch,
+      appliedSeq: this.#runner.appliedSeq,
+      stateDigest: this.#runner.stateDigest(),
+      unackedEntries: this.#unacked.size,
+      divergences: this.#divergences,
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.#listener) throw new Error('replica already started');
+    this.#listener = await this.#env.network.listen(this.#opts.listen, { maxMessageSize: this.#cfg.maxMessageSize });
+    this.#address = this.#listener.address;
+    this.#log('info', 'replica-start', { address: this.#address, peer: this.#opts.peer, roleHint: this.#opts.roleHint ?? 'auto', config: this.#cfg, bounds: this.#bounds });
+    void this.#acceptLoop(this.#listener);
+    const started = new Promise<void>((resolve, reject) => {
+      this.#startWaiter = { resolve, reject };
+    });
+    this.#probe();
+    return started;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#role === 'stopped') return;
+    this.#setRole('stopped');
+    this.#cancelPrimaryTimers();
+    this.#cancelBackupTimers();
+    this.#joinTimer?.cancel();
+    this.#probeTimer?.cancel();
+    this.#startWaiter?.reject(new StoppedError('replica stopped before it started serving'));
+    this.#startWaiter = undefined;
+    const listener = this.#listener;
+    await listener?.close();
+    await Promise.all([...this.#links].map((l) => l.conn.close('replica stopped').catch(() => undefined)));
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  #emit(event: ReplicaEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(event);
+      } catch (err) {
+        this.#log('error', 'listener-failed', { error: (err as Error).message });
+      }
+    }
+  }
+
+  #log(level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown> = {}): void {
+    this.#env.logger.log(level, event, { node: this.#nodeId, role: this.#role, epoch: this.#epoch, ...fields });
+  }
+
+  #setRole(role: Role): void {
+    if (this.#role === role) return;
+    this.#role = role;
+    this.#log('info', 'role', {});
+    this.#emit({ type: 'role', role, epoch: this.#epoch });
+    if ((role === 'primary' || role === 'solo-primary' || role === 'backup') && this.#startWaiter) {
+      const w = this.#startWaiter;
+      this.#startWaiter = undefined;
+      w.resolve();
+    }
+  }
+
+  async #acceptLoop(listener: Listener): Promise<void> {
+    try {
+      for await (const conn of listener) {
+        if (this.#role === 'stopped') {
+          conn.abort();
+          continue;
+        }
+        const link = new Link(conn, 'in', this.#handlers, this.#env.logger);
+        this.#links.add(link);
+        link.start();
+      }
+    } catch (err) {
+      if (this.#role !== 'stopped') this.#log('error', 'accept-failed', { error: (err as Error).message });
+    }
+  }
+
+  #hello(): Hello {
+    return { t: 'hello', kind: 'peer', service: this.#opts.service.name, nodeId: this.#nodeId, epoch: this.#epoch, role: this.#role };
+  }
+
+  /** Dial the peer and send our hello; resolves undefined when the dial fails. */
+  async #dialPeer(): Promise<Link | undefined> {
+    try {
+      const conn = await this.#env.network.dial(this.#opts.peer, {
+        maxMessageSize: this.#cfg.maxMessageSize,
+        timeoutMs: Math.max(this.#bounds.peerFaultyMs, 100),
+      });
+      if (this.#role === 'stopped') {
+        conn.abort();
+        return undefined;
+      }
+      const link = new Link(conn, 'out', this.#handlers, this.#env.logger);
+      this.#links.add(link);
+      link.start();
+      link.send(this.#hello());
+      return link;
+    } catch (err) {
+      this.#log('debug', 'peer-dial-failed', { error: (err as Error).message, refused: isTransportError(err, 'ConnectionRefusedError') });
+      return undefined;
+    }
+  }
+
+  #onLinkClosed(link: Link, info: CloseInfo): void {
+    this.#links.delete(link);
+    this.#statusWaiters.delete(link);
+    if (link === this.#probeLink) this.#probeLink = undefined;
+    if (link === this.#joinLink) this.#joinLink = undefined;
+    if (link === this.#peerLink) {
+      this.#peerLink = undefined;
+      if (this.#role === 'primary') {
+        this.#log('warn', 'peer-link-closed', { reason: info.reason });
+        this.#redialPeer();
+      }
+    }
+  }
+
+  #onViolation(link: Link, error: ProtocolViolationError): void {
+    this.#log('warn', 'protocol-error', { remote: link.remote, error: error.message });
+    this.#emit({ type: 'protocol-error', remote: link.conn.remoteAddress, error });
+  }
+
+  #violation(message: string): never {
+    throw new ProtocolViolationError(message);
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  #onMessage(link: Link, m: Message): void {
+    if (this.#role === 'stopped') return;
+    if (link.direction === 'in' && link.hello === undefined) {
+      if (m.t !== 'hello') this.#violation(`expected hello, got ${m.t}`);
+      if (m.service !== this.#opts.service.name) this.#violation(`wrong service "${m.service}" (this is "${this.#opts.service.name}")`);
+      link.hello = m;
+      if (m.kind === 'peer') this.#onPeerHello(link, m);
+      return;
+    }
+    const fromClient = link.direction === 'in' && link.hello?.kind === 'client';
+    switch (m.t) {
+      case 'req':
+        if (!fromClient) this.#violation('req from a non-client connection');
+        return this.#onRequest(link, m);
+      case 'fwd':
+        if (!fromClient) this.#violation('fwd from a non-client connection');
+        return this.#onForward(link, m);
+      case 'status':
+        link.send(this.#statusReply());
+        return;
+      case 'hello':
+        // A peer repeats its hello to announce a role/epoch change (e.g. the solo primary's probe).
+        if (link.direction !== 'in' || link.hello?.kind !== 'peer' || m.kind !== 'peer' || m.service !== this.#opts.service.name) {
+          return this.#violation('unexpected hello');
+        }
+        link.hello = m;
+        return this.#onPeerHello(link, m);
+    }
+    if (fromClient) this.#violation(`${m.t} from a client connection`);
+    switch (m.t) {
+      case 'flush':
+        return this.#onFlush(link, m);
+      case 'flushAck':
+        return this.#onFlushAck(link, m);
+      case 'statusReply': {
+        this.#observeEpoch(m.epoch, m.role, link);
+        const w = this.#statusWaiters.get(link);
+        if (w) {
+          this.#statusWaiters.delete(link);
+          w(m);
+        }
+        return;
+      }
+      case 'stateReq':
+        return this.#onStateReq(link);
+      case 'stateSnap':
+        return this.#onStateSnap(link, m);
+      default:
+        return this.#violation(`unexpected ${m.t} at a replica`);
+    }
+  }
+
+  #statusReply(): StatusReply {
+    const r: StatusReply = { t: 'statusReply', role: this.#role, epoch: this.#epoch, appliedSeq: this.#runner.appliedSeq, nodeId: this.#nodeId };
+    if (this.#opts.roleHint) r.roleHint = this.#opts.roleHint;
+    return r;
+  }
+
+  /** A peer's epoch/role seen in any message: a newer epoch deposes us; equal-epoch primaries tie-break. */
+  #observeEpoch(epoch: number, role: Role | undefined, link: Link): void {
+    if (epoch > this.#epoch && SERVING.has(this.#role)) {
+      this.#stepDown(epoch);
+      return;
+    }
+    if (
+      epoch === this.#epoch &&
+      SERVING.has(this.#role) &&
+      role !== undefined &&
+      SERVING.has(role) &&
+      link !== this.#peerLink &&
+      this.#nodeId > (link.hello?.nodeId ?? this.#opts.peer)
+    ) {
+      // Two primaries in one epoch can only come from a startup race: the larger node id yields.
+      this.#stepDown(epoch);
+    }
+  }
+
+  #onPeerHello(link: Link, hello: Hello): void {
+    this.#observeEpoch(hello.epoch, hello.role, link);
+    // A primary that went solo dropped us: our state may be behind; join again.
+    // (Only after silence: a hello sent just before we joined may arrive after the state copy.)
+    if (
+      this.#role === 'backup' &&
+      hello.role === 'solo-primary' &&
+      hello.epoch >= this.#epoch &&
+      this.#env.now() - this.#lastFlushAt >= this.#cfg.heartbeatTimeoutMs / 2
+    ) {
+      this.#log('warn', 'dropped-by-primary', { primaryEpoch: hello.epoch });
+      this.#becomeJoining(hello.epoch);
+    }
+  }
+
+  // ---------------------------------------------------------------- primary: requests
+
+  #onRequest(link: Link, req: Req): void {
+    const role = this.#role;
+    if (role !== 'primary' && role !== 'solo-primary') {
+      link.send({ t: 'notPrimary', requestId: req.requestId, epoch: this.#epoch, role });
+      return;
+    }
+    if (role === 'primary' && this.#env.now() >= this.#leaseUntil) {
+      // Lease lapsed: we may have been paused while the backup took over. Hold until it is renewed.
+      if (this.#held.length < MAX_HELD_REQUESTS) this.#held.push({ link, req });
+      this.#ensureFlushSoon();
+      return;
+    }
+    this.#serve(link, req);
+  }
+
+  #serve(link: Link, req: Req): void {
+    const runner = this.#runner;
+    const dup = runner.dedup.get(req.clientId, req.requestId);
+    if (dup !== undefined) {
+      link.send(this.#repFromRecord(req.requestId, dup));
+      return;
+    }
+    const parsed = runner.parseRequest(req.body);
+    if (!parsed.ok) {
+      link.send({ t: 'rep', requestId: req.requestId, epoch: this.#epoch, seq: 0, digest: '', time: 0, seed: 0, error: { name: 'InvalidRequestError', message: parsed.message } });
+      return;
+    }
+    const entry: Entry = {
+      seq: runner.appliedSeq + 1,
+      epoch: this.#epoch,
+      clientId: req.clientId,
+      requestId: req.requestId,
+      body: req.body,
+      time: this.#env.wallClock(),
+      seed: Math.floor(this.#env.random() * 0x100000000) >>> 0,
+      digest: '',
+    };
+    const outcome = runner.applyParsed(entry, parsed.request);
+    entry.digest = outcome.digest;
+    const rep: Rep = { t: 'rep', requestId: req.requestId, epoch: this.#epoch, seq: entry.seq, digest: entry.digest, time: entry.time, seed: entry.seed };
+    if (outcome.error === undefined) rep.body = outcome.body;
+    else rep.error = outcome.error;
+
+    if (this.#role === 'solo-primary') {
+      rep.replicated = true; // no backup exists: nothing for the client to forward
+      link.send(rep);
+      return;
+    }
+    this.#unacked.push(entry);
+    if (this.#cfg.replyMode === 'sync') {
+      rep.replicated = true;
+      this.#syncWaiters.push({ seq: entry.seq, link, rep });
+      this.#flush();
+      return;
+    }
+    if (this.#cfg.piggyback === 'entries') rep.entries = this.#unacked.range(this.#ackedSeq);
+    link.send(rep); // the reply goes out first; everything below is bookkeeping
+    if (this.#unacked.size > this.#cfg.maxUnackedEntries) {
+      this.#peerFaulty(`backup has not acknowledged ${this.#unacked.size} entries`);
+    } else if (entry.seq - this.#flushedSeq >= this.#cfg.flushMaxEntries) {
+      this.#flush();
+    }
+  }
+
+  #repFromRecord(requestId: number, rec: DedupRecord): Rep {
+    const rep: Rep = { t: 'rep', requestId, epoch: this.#epoch, seq: rec.seq, digest: rec.digest, time: rec.time, seed: rec.seed };
+    if (rec.epoch !== this.#epoch) rep.entryEpoch = rec.epoch;
+    if (rec.error !== undefined) rep.error = rec.error;
+    else rep.body = rec.body;
+    if (this.#role === 'solo-primary' || rec.seq <= this.#ackedSeq) rep.replicated = true;
+    else if (this.#cfg.piggyback === 'entries') rep.entries = this.#unacked.range(this.#ackedSeq, rec.seq);
+    return rep;
+  }
+
+  // ---------------------------------------------------------------- primary: flush, ack, lease
+
+  #startPrimaryDuties(): void {
+    this.#flushTimer?.cancel();
+    this.#flushTimer = this.#env.setTimer(this.#cfg.flushIntervalMs, () => this.#onFlushTimer());
+  }
+
+  #onFlushTimer(): void {
+    this.#flushTimer = undefined;
+    if (this.#role !== 'primary') return;
+    this.#flush();
+  }
+
+  #ensureFlushSoon(): void {
+    if (this.#flushTimer === undefined && this.#role === 'primary') this.#startPrimaryDuties();
+  }
+
+  /**
+   * Send the unflushed entries (none = heartbeat). If the oldest flush is unacknowledged for
+   * ackTimeoutMs, resend everything unacknowledged; after maxRetransmits such resends, the peer is faulty.
+   */
+  #flush(): void {
+    if (this.#role !== 'primary') return;
+    const now = this.#env.now();
+    this.#flushTimer?.cancel();
+    this.#flushTimer = this.#env.setTimer(this.#cfg.flushIntervalMs, () => this.#onFlushTimer());
+    const oldest = this.#outstanding[0];
+    let from = this.#flushedSeq;
+    if (oldest !== undefined && now - oldest.sentAt >= this.#cfg.ackTimeoutMs && now - this.#lastRetransmitAt >= this.#cfg.ackTimeoutMs) {
+      this.#retransmits++;
+      this.#lastRetransmitAt = now;
+      if (this.#retransmits > this.#cfg.maxRetransmits) {
+        this.#peerFaulty(`no flushAck after ${this.#cfg.maxRetransmits} retransmissions`);
+        return;
+      }
+      this.#log('debug', 'flush-retransmit', { attempt: this.#retransmits, fromSeq: this.#ackedSeq });
+      from = this.#ackedSeq;
+    }
+    const link = this.#peerLink;
+    if (link === undefined || link.isClosed) {
+      this.#redialPeer();
+      return;
+    }
+    const entries = this.#unacked.range(from);
+    const flushId = this.#nextFlushId++;
+    const flush: Flush = { t: 'flush', epoch: this.#epoch, flushId, entries };
+    if (this.#outstanding.length < 4 * (this.#cfg.maxRetransmits + 2) * Math.ceil(this.#cfg.ackTimeoutMs / this.#cfg.flushIntervalMs + 1)) {
+      this.#outstanding.push({ flushId, sentAt: now });
+    }
+    link.send(flush);
+    const last = this.#unacked.lastSeq;
+    if (last !== undefined) this.#flushedSeq = last;
+  }
+
+  #onFlushAck(link: Link, ack: FlushAck): void {
+    if (ack.epoch > this.#epoch) {
+      this.#stepDown(ack.epoch);
+      return;
+    }
+    if (this.#role !== 'primary' || ack.epoch < this.#epoch || ack.role !== 'backup') return;
+    if (link !== this.#peerLink) return;
+    let sentAt: number | undefined;
+    while (this.#outstanding.length > 0 && this.#outstanding[0]!.flushId <= ack.flushId) {
+      const o = this.#outstanding.shift()!;
+      if (o.flushId === ack.flushId) sentAt = o.sentAt;
+    }
+    if (ack.upToSeq > this.#ackedSeq) {
+      this.#ackedSeq = ack.upToSeq;
+      this.#unacked.trimTo(ack.upToSeq);
+      if (this.#flushedSeq < this.#ackedSeq) this.#flushedSeq = this.#ackedSeq;
+    }
+    this.#retransmits = 0;
+    if (sentAt !== undefined) this.#leaseUntil = Math.max(this.#leaseUntil, sentAt + this.#bounds.leaseMs);
+    if (this.#syncWaiters.length > 0) this.#releaseSyncWaiters();
+    if (this.#held.length > 0 && this.#env.now() < this.#leaseUntil) this.#releaseHeld();
+  }
+
+  #releaseSyncWaiters(): void {
+    let i = 0;
+    const w = this.#syncWaiters;
+    while (i < w.length && w[i]!.seq <= this.#ackedSeq) {
+      w[i]!.link.send(w[i]!.rep);
+      i++;
+    }
+    if (i > 0) this.#syncWaiters = w.slice(i);
+  }
+
+  #releaseHeld(): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const h of held) if (!h.link.isClosed) this.#onRequest(h.link, h.req);
+  }
+
+  #answerHeldNotPrimary(): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const h of held) h.link.send({ t: 'notPrimary', requestId: h.req.requestId, epoch: this.#epoch, role: this.#role });
+    this.#syncWaiters = [];
+  }
+
+  #redialPeer(): void {
+    if (this.#peerDialing || this.#role !== 'primary') return;
+    this.#peerDialing = true;
+    void this.#dialPeer().then((link) => {
+      this.#peerDialing = false;
+      if (this.#role !== 'primary') {
+        link?.abort();
+        return;
+      }
+      if (link === undefined) {
+        this.#peerFaulty('peer unreachable (dial failed)');
+        return;
+      }
+      this.#peerLink = link;
+      this.#flushedSeq = this.#ackedSeq; // a new connection: resend everything unacknowledged
+      this.#flush();
+    });
+  }
+
+  /** The backup is gone (or too slow): serve alone, keep nothing for it, wait for a rejoin. */
+  #peerFaulty(reason: string): void {
+    if (this.#role !== 'primary') return;
+    const witness = this.#opts.witness;
+    const proceed = (): void => {
+      if (this.#role !== 'primary') return;
+      this.#log('warn', 'peer-faulty', { reason, unacked: this.#unacked.size });
+      this.#emit({ type: 'peer-faulty', reason });
+      this.#cancelPrimaryTimers();
+      const link = this.#peerLink;
+      this.#peerLink = undefined;
+      link?.abort();
+      this.#unacked.clear();
+      this.#outstanding = [];
+      this.#retransmits = 0;
+      this.#setRole('solo-primary');
+      // Answer what waited: sync replies (their entries are ours alone now) and held requests.
+      const waiters = this.#syncWaiters;
+      this.#syncWaiters = [];
+      for (const w of waiters) w.link.send(w.rep);
+      this.#releaseHeld();
+      this.#startSoloProbe();
+    };
+    if (!witness) return proceed();
+    this.#cancelPrimaryTimers();
+    void Promise.resolve(witness.mayServeAlone({ nodeId: this.#nodeId, epoch: this.#epoch, reason: 'peer-faulty' })).then(
+      (ok) => (ok ? proceed() : this.#stepDown(this.#epoch)),
+      () => this.#stepDown(this.#epoch),
+    );
+  }
+
+  #cancelPrimaryTimers(): void {
+    this.#flushTimer?.cancel();
+    this.#flushTimer = undefined;
+  }
+
+  /** A solo primary keeps looking for its peer: a paused backup learns it was dropped; a newer primary deposes us. */
+  #startSoloProbe(): void {
+    this.#probeTimer?.cancel();
+    const interval = Math.max(this.#cfg.flushIntervalMs, this.#cfg.heartbeatTimeoutMs / 2);
+    const tick = (): void => {
+      this.#probeTimer = undefined;
+      if (this.#role !== 'solo-primary') return;
+      const link = this.#probeLink;
+      if (link && !link.isClosed) {
+        link.send(this.#hello());
+        link.send({ t: 'status' });
+        this.#probeTimer = this.#env.setTimer(interval, tick);
+        return;
+      }
+      void this.#dialPeer().then((l) => {
+        if (l) {
+          if (this.#role !== 'solo-primary') return void l.abort();
+          this.#probeLink = l;
+          l.send({ t: 'status' });
+        }
+        if (this.#role === 'solo-primary') this.#probeTimer = this.#env.setTimer(interval, tick);
+      });
+    };
+    this.#probeTimer = this.#env.setTimer(interval, tick);
+  }
+
+  // ---------------------------------------------------------------- primary: a backup joins
+
+  #onStateReq(link: Link): void {
+    if (!SERVING.has(this.#role)) {
+      link.send(this.#statusReply());
+      return;
+    }
+    const snap = this.#stateSync.capture(this.#runner.takeSnapshot() as unknown as StateSnapshot);
+    const msg: StateSnap = { t: 'stateSnap', epoch: this.#epoch, seq: snap.seq, version: snap.version, snapshot: snap.snapshot, dedup: snap.dedup as StateSnap['dedup'] };
+    if (!link.send(msg)) return;
+    // From now on, keep every entry after snap.seq for this backup.
+    const old = this.#peerLink;
+    this.#peerLink = link;
+    if (old && old !== link) old.abort();
+    this.#unacked.clear();
+    this.#ackedSeq = snap.seq;
+    this.#flushedSeq = snap.seq;
+    this.#outstanding = [];
+    this.#retransmits = 0;
+    this.#leaseUntil = this.#env.now() + this.#bounds.leaseMs;
+    this.#probeTimer?.cancel();
+    this.#probeTimer = undefined;
+    if (this.#probeLink && this.#probeLink !== link) this.#probeLink.abort();
+    this.#probeLink = undefined;
+    this.#log('info', 'peer-joined', { seq: snap.seq, peer: link.remote });
+    this.#setRole('primary');
+    this.#emit({ type: 'peer-joined', seq: snap.seq });
+    this.#startPrimaryDuties();
+  }
+
+  // ---------------------------------------------------------------- backup
+
+  #onFlush(link: Link, flush: Flush): void {
+    if (flush.epoch < this.#epoch || SERVING.has(this.#role)) {
+      if (flush.epoch > this.#epoch) {
+        this.#stepDown(flush.epoch);
+        return;
+      }
+      // A deposed or duplicate primary: tell it our epoch so it steps down.
+      link.send({ t: 'flushAck', epoch: this.#epoch, flushId: flush.flushId, upToSeq: this.#runner.appliedSeq, role: this.#role });
+      if (flush.epoch === this.#epoch) this.#observeEpoch(flush.epoch, 'primary', link);
+      return;
+    }
+    if (this.#role !== 'backup') return; // joining/starting: the primary will get our stateReq
+    if (flush.epoch > this.#epoch) this.#epoch = flush.epoch;
+    this.#lastFlushAt = this.#env.now();
+    if (this.#suspectTimer) {
+      this.#suspectTimer.cancel();
+      this.#suspectTimer = undefined;
+      this.#log('info', 'primary-alive-again', {});
+    }
+    this.#acceptEntries(flush.entries);
+    link.send({ t: 'flushAck', epoch: this.#epoch, flushId: flush.flushId, upToSeq: this.#runner.appliedSeq, role: 'backup' });
+  }
+
+  #onForward(link: Link, fwd: Fwd): void {
+    if (this.#role === 'backup') {
+      this.#acceptEntries(fwd.entries);
+    } else if (SERVING.has(this.#role)) {
+      this.#checkLateEntries(fwd.entries);
+    }
+    link.send({ t: 'fwdAck', fwdId: fwd.fwdId, epoch: this.#epoch, role: this.#role });
+  }
+
+  #acceptEntries(entries: readonly Entry[]): void {
+    let stored = 0;
+    for (const e of entries) {
+      const r = this.#backupLog.offer(e, this.#runner.appliedSeq, this.#epoch);
+      if (r === 'stored') stored++;
+      else if (r === 'stale-epoch') this.#log('warn', 'stale-entry', { seq: e.seq, entryEpoch: e.epoch });
+      else if (r === 'full') this.#log('warn', 'backup-log-full', { seq: e.seq });
+    }
+    if (stored > 0) this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d));
+  }
+
+  #onDivergence(d: Divergence): void {
+    this.#divergences++;
+    this.#log('error', 'DIVERGENCE', {
+      seq: d.seq,
+      expectedDigest: d.expectedDigest,
+      actualDigest: d.actualDigest,
+      clientId: d.entry.clientId,
+      requestId: d.entry.requestId,
+      request: d.entry.body,
+      hint: 'the service is not deterministic given (state, request, ctx): replies differ between primary and backup',
+    });
+    this.#emit({ type: 'divergence', seq: d.seq, expectedDigest: d.expectedDigest, actualDigest: d.actualDigest });
+  }
+
+  /** After a takeover, an entry of the old epoch beyond what we applied is a reply we cannot reflect. */
+  #checkLateEntries(entries: readonly Entry[]): void {
+    const lost = entries.filter((e) => e.epoch < this.#epoch && e.seq > this.#takeoverSeq && this.#takeoverSeq > 0);
+    if (lost.length > 0) this.#reportLost(lost.map((e) => e.seq), 'forward arrived after takeover');
+  }
+
+  #reportLost(seqs: number[], why: string): void {
+    this.#log('error', 'LOST-ENTRIES', { seqs, why, hint: 'replies for these entries were sent by the old primary but cannot be ordered here' });
+    this.#emit({ type: 'lost-entries', epoch: this.#epoch, seqs });
+  }
+
+  #armWatchdog(): void {
+    this.#watchdog?.cancel();
+    const wait = Math.max(0, this.#lastFlushAt + this.#cfg.heartbeatTimeoutMs - this.#env.now());
+    this.#watchdog = this.#env.setTimer(wait, () => this.#onWatchdog());
+  }
+
+  #onWatchdog(): void {
+    this.#watchdog = undefined;
+    if (this.#role !== 'backup') return;
+    const silence = this.#env.now() - this.#lastFlushAt;
+    if (silence < this.#cfg.heartbeatTimeoutMs) return this.#armWatchdog();
+    if (this.#suspectTimer === undefined) {
+      this.#log('warn', 'primary-silent', { silenceMs: silence, forwardWindowMs: this.#bounds.forwardWindowMs });
+      // Wait for in-flight client forwards before taking over (still accepting them meanwhile).
+      this.#suspectTimer = this.#env.setTimer(this.#bounds.forwardWindowMs, () => this.#onSuspectExpired());
+    }
+    this.#armWatchdogLater();
+  }
+
+  /** While suspecting, keep a watchdog running so a resumed primary's flush cancels the suspicion. */
+  #armWatchdogLater(): void {
+    this.#watchdog = this.#env.setTimer(this.#cfg.heartbeatTimeoutMs, () => this.#onWatchdog());
+  }
+
+  #onSuspectExpired(): void {
+    this.#suspectTimer = undefined;
+    if (this.#role !== 'backup') return;
+    const silence = this.#env.now() - this.#lastFlushAt;
+    if (silence < this.#cfg.heartbeatTimeoutMs) return;
+    const witness = this.#opts.witness;
+    if (!witness) return this.#takeover(silence);
+    void Promise.resolve(witness.mayServeAlone({ nodeId: this.#nodeId, epoch: this.#epoch + 1, reason: 'takeover' })).then(
+      (ok) => {
+        if (ok && this.#role === 'backup') this.#takeover(this.#env.now() - this.#lastFlushAt);
+        else if (this.#role === 'backup') this.#armWatchdog();
+      },
+      () => this.#role === 'backup' && this.#armWatchdog(),
+    );
+  }
+
+  #takeover(silenceMs: number): void {
+    this.#cancelBackupTimers();
+    const gap = this.#backupLog.beyondGap();
+    this.#backupLog.clear();
+    this.#epoch += 1;
+    this.#takeoverSeq = this.#runner.appliedSeq;
+    if (gap.length > 0) this.#reportLost(gap.map((e) => e.seq), `missing seq ${this.#runner.appliedSeq + 1} at takeover`);
+    this.#log('warn', 'takeover', { appliedSeq: this.#runner.appliedSeq, silenceMs });
+    this.#setRole('solo-primary');
+    this.#emit({ type: 'takeover', epoch: this.#epoch, appliedSeq: this.#runner.appliedSeq, silenceMs });
+    this.#startSoloProbe();
+  }
+
+  #cancelBackupTimers(): void {
+    this.#watchdog?.cancel();
+    this.#watchdog = undefined;
+    this.#suspectTimer?.cancel();
+    this.#suspectTimer = undefined;
+  }
+
+  // ---------------------------------------------------------------- role changes
+
+  #stepDown(newerEpoch: number): void {
+    const was = this.#role;
+    this.#log('warn', 'step-down', { newerEpoch, was });
+    this.#emit({ type: 'step-down', epoch: this.#epoch, newerEpoch });
+    this.#becomeJoining(newerEpoch);
+    void was;
+  }
+
+  /** Drop primary/backup duties and copy the state from the (other) primary. */
+  #becomeJoining(epoch: number): void {
+    this.#cancelPrimaryTimers();
+    this.#cancelBackupTimers();
+    this.#probeTimer?.cancel();
+    this.#probeTimer = undefined;
+    this.#epoch = Math.max(this.#epoch, epoch);
+    this.#setRole('joining');
+    this.#answerHeldNotPrimary();
+    const peer = this.#peerLink;
+    this.#peerLink = undefined;
+    peer?.abort();
+    this.#unacked.clear();
+    this.#outstanding = [];
+    this.#backupLog.clear();
+    this.#joinAttempt = 0;
+    this.#scheduleProbe(0);
+  }
+
+  // ---------------------------------------------------------------- startup and rejoin
+
+  #scheduleProbe(ms: number): void {
+    this.#joinTimer?.cancel();
+    this.#joinTimer = this.#env.setTimer(ms, () => {
+      this.#joinTimer = undefined;
+      this.#probe();
+    });
+  }
+
+  /** Look for an active primary; join it, or decide to be primary (startup), or try again later. */
+  #probe(): void {
+    if (this.#role !== 'starting' && this.#role !== 'joining') return;
+    const attempt = ++this.#joinAttempt;
+    const retryMs = Math.max(this.#cfg.flushIntervalMs, this.#cfg.heartbeatTimeoutMs / 3);
+    void (async () => {
+      let link = this.#joinLink && !this.#joinLink.isClosed ? this.#joinLink : undefined;
+      if (!link) {
+        link = await this.#dialPeer();
+        if (link) this.#joinLink = link;
+      }
+      if (attempt !== this.#joinAttempt || (this.#role !== 'starting' && this.#role !== 'joining')) return;
+      let reply: StatusReply | undefined;
+      if (link) {
+        const l = link;
+        reply = await new Promise<StatusReply | undefined>((resolve) => {
+          const timer = this.#env.setTimer(this.#bounds.peerFaultyMs, () => {
+            this.#statusWaiters.delete(l);
+            resolve(undefined);
+          });
+          this.#statusWaiters.set(l, (r) => {
+            timer.cancel();
+            resolve(r);
+          });
+          l.conn.closed.then(() => {
+            timer.cancel();
+            resolve(undefined);
+          });
+          l.send({ t: 'status' });
+        });
+      }
+      if (attempt !== this.#joinAttempt || (this.#role !== 'starting' && this.#role !== 'joining')) return;
+      if (reply && SERVING.has(reply.role) && link && !link.isClosed) {
+        this.#epoch = Math.max(this.#epoch, reply.epoch);
+        link.send({ t: 'stateReq', nodeId: this.#nodeId });
+        this.#scheduleProbe(Math.max(this.#bounds.peerFaultyMs * 4, 1000)); // if no snapshot arrives, try again
+        return;
+      }
+      if (this.#role === 'starting' && this.#shouldLead(reply)) {
+        void this.#becomeFirstPrimary();
+        return;
+      }
+      if (!link && this.#role === 'starting' && this.#joinAttempt % 10 === 0) {
+        this.#log('info', 'waiting-for-primary', { peer: this.#opts.peer });
+      }
+      this.#scheduleProbe(retryMs);
+    })();
+  }
+
+  /** At startup, with no active primary found: should this replica be the first primary? */
+  #shouldLead(peer: StatusReply | undefined): boolean {
+    const hint = this.#opts.roleHint ?? 'auto';
+    if (hint === 'backup') return false;
+    if (peer === undefined) return true; // peer unreachable: nobody else is serving
+    if (peer.role !== 'starting') return false; // a backup (its primary is us, restarted) or a joiner: wait
+    const peerHint = peer.roleHint ?? 'auto';
+    if (hint === 'primary' && peerHint !== 'primary') return true;
+    if (hint === 'auto' && peerHint === 'backup') return true;
+    if (hint === 'auto' && peerHint === 'primary') return false;
+    return this.#nodeId < peer.nodeId;
+  }
+
+  async #becomeFirstPrimary(): Promise<void> {
+    const witness = this.#opts.witness;
+    if (witness) {
+      const ok = await Promise.resolve(witness.mayServeAlone({ nodeId: this.#nodeId, epoch: Math.max(1, this.#epoch), reason: 'startup' })).catch(() => false);
+      if (!ok) return this.#scheduleProbe(this.#cfg.heartbeatTimeoutMs);
+    }
+    if (this.#role !== 'starting') return;
+    this.#joinLink?.abort();
+    this.#joinLink = undefined;
+    this.#epoch = Math.max(1, this.#epoch);
+    this.#setRole('solo-primary');
+    this.#startSoloProbe();
+  }
+
+  #onStateSnap(link: Link, snap: StateSnap): void {
+    if (this.#role !== 'joining' && this.#role !== 'starting') return;
+    if (snap.epoch < this.#epoch) {
+      this.#log('warn', 'stale-snapshot', { snapEpoch: snap.epoch });
+      return;
+    }
+    let installed: StateSnapshot;
+    try {
+      installed = this.#stateSync.install({ seq: snap.seq, version: snap.version, snapshot: snap.snapshot, dedup: snap.dedup });
+      this.#runner.restore(installed as unknown as Snapshot);
+    } catch (err) {
+      this.#log('error', 'state-restore-failed', { error: (err as Error).message });
+      this.#runner.reset();
+      this.#scheduleProbe(this.#cfg.heartbeatTimeoutMs);
+      return;
+    }
+    this.#joinTimer?.cancel();
+    this.#joinTimer = undefined;
+    this.#joinAttempt++;
+    this.#joinLink = undefined; // the primary now uses this connection for its flushes
+    this.#epoch = snap.epoch;
+    this.#backupLog.clear();
+    this.#lastFlushAt = this.#env.now();
+    this.#log('info', 'joined', { seq: snap.seq, from: link.remote });
+    this.#setRole('backup');
+    this.#armWatchdog();
+  }
+}

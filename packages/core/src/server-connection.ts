@@ -1,0 +1,96 @@
+/**
+ * The client's connection to one of the two replicas: dialled lazily, re-dialled with backoff after a
+ * failure, with a small bounded queue for messages sent while the dial is in progress.
+ */
+import type { Env } from './env.js';
+import { Link, type LinkHandlers } from './link.js';
+import type { Hello } from './messages.js';
+
+const MAX_QUEUED = 4096;
+const MAX_BACKOFF_MS = 2000;
+
+export class ServerConnection {
+  readonly address: string;
+  readonly index: 0 | 1;
+  #link: Link | undefined;
+  #dialing = false;
+  #queue: Uint8Array[] = [];
+  #failures = 0;
+  #retryAt = 0;
+  #closed = false;
+  readonly #env: Env;
+  readonly #handlers: LinkHandlers;
+  readonly #hello: () => Hello;
+  readonly #maxMessageSize: number;
+  readonly #baseBackoffMs: number;
+
+  constructor(index: 0 | 1, address: string, env: Env, handlers: LinkHandlers, hello: () => Hello, maxMessageSize: number, baseBackoffMs: number) {
+    this.index = index;
+    this.address = address;
+    this.#env = env;
+    this.#handlers = handlers;
+    this.#hello = hello;
+    this.#maxMessageSize = maxMessageSize;
+    this.#baseBackoffMs = baseBackoffMs;
+  }
+
+  get link(): Link | undefined {
+    return this.#link;
+  }
+
+  /** Send now when connected; otherwise queue and dial (unless backing off: then the bytes are dropped,
+   * the caller's retransmission covers them). Returns false when dropped. */
+  send(bytes: Uint8Array): boolean {
+    const link = this.#link;
+    if (link !== undefined && !link.isClosed) return link.sendBytes(bytes);
+    if (this.#closed) return false;
+    if (!this.#dialing && this.#env.now() < this.#retryAt) return false;
+    if (this.#queue.length >= MAX_QUEUED) return false;
+    this.#queue.push(bytes);
+    this.#dial();
+    return true;
+  }
+
+  /** Called by the owner when a link closes. */
+  linkClosed(link: Link): void {
+    if (this.#link === link) this.#link = undefined;
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#queue = [];
+    const link = this.#link;
+    this.#link = undefined;
+    return link ? link.conn.close('client closed').catch(() => undefined) : Promise.resolve();
+  }
+
+  #dial(): void {
+    if (this.#dialing || this.#closed) return;
+    this.#dialing = true;
+    this.#env.network.dial(this.address, { maxMessageSize: this.#maxMessageSize, timeoutMs: Math.max(1000, this.#baseBackoffMs * 10) }).then(
+      (conn) => {
+        this.#dialing = false;
+        if (this.#closed) {
+          conn.abort();
+          return;
+        }
+        this.#failures = 0;
+        const link = new Link(conn, 'out', this.#handlers, this.#env.logger);
+        this.#link = link;
+        link.start();
+        link.send(this.#hello());
+        const queued = this.#queue;
+        this.#queue = [];
+        for (const b of queued) link.sendBytes(b);
+      },
+      (err: unknown) => {
+        this.#dialing = false;
+        this.#queue = [];
+        this.#failures++;
+        const backoff = Math.min(MAX_BACKOFF_MS, this.#baseBackoffMs * 2 ** Math.min(this.#failures - 1, 10));
+        this.#retryAt = this.#env.now() + backoff;
+        this.#env.logger.log('debug', 'client-dial-failed', { address: this.address, error: (err as Error).message, backoffMs: backoff });
+      },
+    );
+  }
+}

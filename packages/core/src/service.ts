@@ -1,0 +1,146 @@
+/**
+ * The service side: `defineService` and `ServiceRunner`, which owns the state, the applied sequence
+ * number and the dedup window, and applies entries deterministically with the recorded ctx. The same
+ * runner is used by the primary (to sequence) and the backup (to replay), so both compute identical
+ * replies, digests and dedup tables.
+ */
+import type { ApplyContext, ServiceDefinition } from './api.js';
+import { encodeValue } from './codec.js';
+import { DedupTable, type DedupRecord } from './dedup.js';
+import { fnv1a64 } from './hash.js';
+import type { Entry, RemoteError } from './messages.js';
+import { mulberry32 } from './prng.js';
+
+/** Identity helper that fixes the type parameters of a service definition. */
+export function defineService<State, Req, Rep>(definition: ServiceDefinition<State, Req, Rep>): ServiceDefinition<State, Req, Rep> {
+  if (typeof definition.name !== 'string' || definition.name.length === 0) throw new TypeError('service name must be a non-empty string');
+  return definition;
+}
+
+/** What applying one entry produced. */
+export interface Outcome {
+  body?: unknown;
+  error?: RemoteError;
+  digest: string;
+}
+
+/** The digest of a reply as it is recorded and compared (claims 3/8). */
+export function replyDigest(body: unknown, error: RemoteError | undefined): string {
+  return fnv1a64(encodeValue(error === undefined ? [0, body ?? null] : [1, error.name, error.message]));
+}
+
+function toRemoteError(err: unknown): RemoteError {
+  if (err instanceof Error) return { name: err.name, message: err.message };
+  return { name: 'Error', message: String(err) };
+}
+
+class Ctx implements ApplyContext {
+  readonly seq: number;
+  readonly epoch: number;
+  readonly time: number;
+  readonly clientId: string;
+  readonly requestId: number;
+  readonly #seed: number;
+  #rng: (() => number) | undefined;
+  constructor(e: Pick<Entry, 'seq' | 'epoch' | 'time' | 'seed' | 'clientId' | 'requestId'>) {
+    this.seq = e.seq;
+    this.epoch = e.epoch;
+    this.time = e.time;
+    this.clientId = e.clientId;
+    this.requestId = e.requestId;
+    this.#seed = e.seed;
+  }
+  random(): number {
+    this.#rng ??= mulberry32(this.#seed);
+    return this.#rng();
+  }
+}
+
+export type EntryFields = Pick<Entry, 'seq' | 'epoch' | 'time' | 'seed' | 'clientId' | 'requestId' | 'body'>;
+
+export interface Snapshot {
+  seq: number;
+  version: number;
+  snapshot: unknown;
+  dedup: [string, DedupRecord][];
+}
+
+export class ServiceRunner<State, Req, Rep> {
+  readonly service: ServiceDefinition<State, Req, Rep>;
+  readonly dedup: DedupTable;
+  state: State;
+  appliedSeq = 0;
+
+  constructor(service: ServiceDefinition<State, Req, Rep>, dedupWindow: number) {
+    this.service = service;
+    this.dedup = new DedupTable(dedupWindow);
+    this.state = service.initialState();
+  }
+
+  get version(): number {
+    return this.service.version ?? 1;
+  }
+
+  /** Validate a request body with the service's schema; returns the error message when invalid. */
+  parseRequest(body: unknown): { ok: true; request: Req } | { ok: false; message: string } {
+    const r = this.service.request.safeParse(body);
+    return r.success
+      ? { ok: true, request: r.data }
+      : { ok: false, message: r.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ') };
+  }
+
+  /**
+   * Apply one entry (seq must be appliedSeq + 1): run the service with the recorded ctx, record the
+   * reply in the dedup window, advance appliedSeq. Returns the reply and its digest.
+   */
+  apply(entry: EntryFields): Outcome {
+    const parsed = this.service.request.safeParse(entry.body);
+    if (!parsed.success) return this.#finish(entry, undefined, { name: 'InvalidRequestError', message: parsed.error.message });
+    return this.applyParsed(entry, parsed.data);
+  }
+
+  /** As `apply`, with the request already parsed by the service's schema (the primary's fast path). */
+  applyParsed(entry: EntryFields, request: Req): Outcome {
+    let body: unknown;
+    let error: RemoteError | undefined;
+    try {
+      body = this.service.apply(this.state, request, new Ctx(entry));
+    } catch (err) {
+      error = toRemoteError(err);
+    }
+    return this.#finish(entry, body, error);
+  }
+
+  #finish(entry: EntryFields, body: unknown, error: RemoteError | undefined): Outcome {
+    const digest = replyDigest(body, error);
+    this.appliedSeq = entry.seq;
+    const rec: DedupRecord = { seq: entry.seq, epoch: entry.epoch, digest, time: entry.time, seed: entry.seed };
+    if (error === undefined) rec.body = body;
+    else rec.error = error;
+    this.dedup.record(entry.clientId, entry.requestId, rec);
+    return error === undefined ? { body, digest } : { error, digest };
+  }
+
+  takeSnapshot(): Snapshot {
+    return { seq: this.appliedSeq, version: this.version, snapshot: this.service.snapshot(this.state), dedup: this.dedup.export() };
+  }
+
+  restore(snap: Snapshot): void {
+    this.state = this.service.restore(snap.snapshot);
+    this.appliedSeq = snap.seq;
+    this.dedup.import(snap.dedup);
+  }
+
+  /** Start over from the initial state (a stepped-down primary before its state copy). */
+  reset(): void {
+    this.state = this.service.initialState();
+    this.appliedSeq = 0;
+    this.dedup.import([]);
+  }
+
+  /** Digest of the state plus the dedup window: equal on primary and backup at equal appliedSeq. */
+  stateDigest(): string {
+    const own = this.service.digest ? this.service.digest(this.state) : fnv1a64(encodeValue(this.service.snapshot(this.state)));
+    return fnv1a64(encodeValue([this.appliedSeq, own, this.dedup.export()]));
+  }
+}

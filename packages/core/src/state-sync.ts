@@ -1,0 +1,7 @@
+/** The default StateSync: the primary's whole state in one stateSnap message, installed as is. */
+import type { StateSync } from './api.js';
+
+export const wholeStateSync: StateSync = {
+  capture: (snapshot) => snapshot,
+  install: (snapshot) => snapshot,
+};

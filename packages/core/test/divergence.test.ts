@@ -1,0 +1,58 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineService } from '../src/service.js';
+import { until } from './helpers/fault-net.js';
+import { startPair, type Pair } from './helpers/setup.js';
+
+let pair: Pair | undefined;
+afterEach(async () => {
+  await pair?.stop();
+  pair = undefined;
+});
+
+let calls = 0;
+/** Deliberately non-deterministic: the reply depends on a process-global counter, not on (state, request, ctx). */
+const leaky = defineService({
+  name: 'kv', // same name as the pair's clients expect
+  request: z.object({ op: z.string() }).passthrough(),
+  reply: z.object({ value: z.string().nullable(), seq: z.number() }),
+  initialState: () => new Map<string, string>(),
+  apply: (_state, _req, ctx) => ({ value: String(++calls), seq: ctx.seq }),
+  snapshot: (s) => [...s],
+  restore: (s) => new Map(s as [string, string][]),
+});
+
+describe('divergence detection', () => {
+  it('a non-deterministic service is reported loudly on the backup (event + counter)', async () => {
+    pair = await startPair({}, leaky as never);
+    const c = pair.client('C');
+    await c.call({ op: 'incr', key: 'n' });
+    await until(() => pair!.b.status().divergences > 0, 'divergence detected');
+    const ev = pair.events.b.find((e) => e.type === 'divergence');
+    expect(ev).toMatchObject({ type: 'divergence', seq: 1 });
+    expect(ev?.type === 'divergence' && ev.expectedDigest !== ev.actualDigest).toBe(true);
+  });
+
+  it('a deterministic service using ctx.time and ctx.random() does not diverge', async () => {
+    const dice = defineService({
+      name: 'kv',
+      request: z.object({ op: z.string() }).passthrough(),
+      reply: z.object({ value: z.string().nullable(), seq: z.number() }),
+      initialState: () => ({ rolls: [] as number[] }),
+      apply: (s, _r, ctx) => {
+        s.rolls.push(Math.floor(ctx.random() * 6) + ctx.time);
+        return { value: `${ctx.random()}@${ctx.time}`, seq: ctx.seq };
+      },
+      snapshot: (s) => s.rolls,
+      restore: (r) => ({ rolls: r as number[] }),
+    });
+    pair = await startPair({}, dice as never);
+    const c = pair.client('C');
+    const values = new Set<string>();
+    for (let i = 0; i < 10; i++) values.add((await c.call({ op: 'roll', key: '' })).value!);
+    expect(values.size).toBe(10);
+    await until(() => pair!.b.status().appliedSeq === 10, 'replicated');
+    expect(pair.b.status().divergences).toBe(0);
+    expect(pair.b.status().stateDigest).toBe(pair.a.status().stateDigest);
+  });
+});

@@ -1,0 +1,99 @@
+/** Builds a primary/backup pair and clients on a TestCluster. */
+import { z } from 'zod';
+import type { Client, ReplicationConfig, Replica, ReplicaEvent } from '../../src/api.js';
+import { createClient, type ClientDiagnostics } from '../../src/client.js';
+import { createReplica } from '../../src/replica.js';
+import { defineService } from '../../src/service.js';
+import { TestCluster, until, type TestNode } from './fault-net.js';
+
+/** Fast timings for in-process tests (all derived bounds stay consistent). */
+export const FAST: Partial<ReplicationConfig> = {
+  flushIntervalMs: 10,
+  flushMaxEntries: 8,
+  heartbeatTimeoutMs: 60,
+  ackTimeoutMs: 15,
+  maxRetransmits: 2,
+  requestTimeoutMs: 40,
+  callDeadlineMs: 4000,
+  forwardDelayMs: 1,
+};
+
+/** A small key-value service: put returns the previous value; incr counts applications. */
+export const kv = defineService({
+  name: 'kv',
+  request: z.discriminatedUnion('op', [
+    z.object({ op: z.literal('put'), key: z.string(), value: z.string() }),
+    z.object({ op: z.literal('get'), key: z.string() }),
+    z.object({ op: z.literal('incr'), key: z.string() }),
+    z.object({ op: z.literal('fail'), message: z.string() }),
+  ]),
+  reply: z.object({ value: z.string().nullable(), seq: z.number() }),
+  initialState: () => new Map<string, string>(),
+  apply(state, req, ctx) {
+    if (req.op === 'fail') throw new TypeError(req.message);
+    const prev = state.get(req.key) ?? null;
+    if (req.op === 'put') state.set(req.key, req.value);
+    if (req.op === 'incr') state.set(req.key, String(Number(prev ?? '0') + 1));
+    return { value: req.op === 'incr' ? state.get(req.key)! : prev, seq: ctx.seq };
+  },
+  snapshot: (state) => [...state],
+  restore: (snap) => new Map(snap as [string, string][]),
+});
+export type KvReq = z.infer<typeof kv.request>;
+export type KvRep = z.infer<typeof kv.reply>;
+export type KvState = Map<string, string>;
+
+let pairNo = 0;
+
+export interface Pair {
+  cluster: TestCluster;
+  a: Replica<KvState>;
+  b: Replica<KvState>;
+  nodeA: TestNode;
+  nodeB: TestNode;
+  events: { a: ReplicaEvent[]; b: ReplicaEvent[] };
+  addrA: string;
+  addrB: string;
+  client(node: string, extra?: Partial<ReplicationConfig>): Client<KvReq, KvRep> & ClientDiagnostics;
+  stop(): Promise<void>;
+}
+
+export async function startPair(config: Partial<ReplicationConfig> = {}, service = kv): Promise<Pair> {
+  const cluster = new TestCluster();
+  const n = ++pairNo;
+  const addrA = `loop://a${n}`;
+  const addrB = `loop://b${n}`;
+  cluster.nameAddress(addrA, 'A');
+  cluster.nameAddress(addrB, 'B');
+  const nodeA = cluster.node('A');
+  const nodeB = cluster.node('B');
+  const cfg = { ...FAST, ...config };
+  const a = createReplica({ service, env: nodeA.env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: cfg });
+  const b = createReplica({ service, env: nodeB.env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: cfg });
+  const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
+  a.on((e) => events.a.push(e));
+  b.on((e) => events.b.push(e));
+  await a.start();
+  await b.start();
+  await until(() => a.status().role === 'primary', 'A primary with backup');
+  const clients: Client<KvReq, KvRep>[] = [];
+  return {
+    cluster,
+    a,
+    b,
+    nodeA,
+    nodeB,
+    events,
+    addrA,
+    addrB,
+    client(node, extra = {}) {
+      const c = createClient({ service, env: cluster.node(node).env, servers: [addrA, addrB], config: { ...cfg, ...extra } });
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+      await Promise.all([a.stop(), b.stop()]);
+    },
+  };
+}

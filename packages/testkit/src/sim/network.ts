@@ -1,0 +1,496 @@
+/**
+ * The simulated network: an implementation of the @tandem/transport contract (`sim://name` addresses)
+ * whose every delivery is a scheduler event with a delay drawn from the run's PRNG. Connections are
+ * TCP-like by default (ordered, reliable while open); the fault knobs add what real networks and
+ * retransmitting peers produce — delay spikes, loss, duplication and reordering of messages, severed
+ * connections, partitions — all decided by the seed.
+ *
+ * Process crash: the host's kernel resets the process's connections (peers see "reset"), dials to its
+ * address are refused. Host crash: silence — peers see nothing, dials time out, and data sent to a rebooted
+ * host is answered by a reset.
+ */
+import {
+  AddressInUseError,
+  ConnectionClosedError,
+  ConnectionRefusedError,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  InvalidAddressError,
+  MessageTooLargeError,
+  TimeoutError,
+  type CloseInfo,
+  type Connection,
+  type DialOptions,
+  type Listener,
+  type ListenOptions,
+  type Transport,
+} from '@tandem/transport';
+import type { SimHost, SimNode } from './node.js';
+import type { SeededRandom } from './random.js';
+import type { Scheduler } from './scheduler.js';
+
+export interface NetworkFaults {
+  /** One-way delay of a message: uniform in [minDelayMs, maxDelayMs]. */
+  minDelayMs: number;
+  maxDelayMs: number;
+  /** Probability that a message is delayed by an extra spike in [0, spikeMs]. */
+  spikeRate: number;
+  spikeMs: number;
+  /** Probability that a message (other than the first in each direction) is silently lost. */
+  lossRate: number;
+  /** Probability that a message is delivered twice. */
+  duplicateRate: number;
+  /** Probability that a message ignores FIFO order (may overtake earlier ones). */
+  reorderRate: number;
+}
+
+export const DEFAULT_NETWORK_FAULTS: Readonly<NetworkFaults> = Object.freeze({
+  minDelayMs: 0.2,
+  maxDelayMs: 2,
+  spikeRate: 0,
+  spikeMs: 0,
+  lossRate: 0,
+  duplicateRate: 0,
+  reorderRate: 0,
+});
+
+export interface NetworkStats {
+  sent: number;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  severed: number;
+}
+
+const SCHEME = 'sim';
+
+function checkAddress(address: string): void {
+  if (!/^sim:\/\/[^\s/]+$/.test(address)) throw new InvalidAddressError(`"${address}" is not a sim address (sim://name)`, { address });
+}
+
+let connectionIds = 0;
+
+/** One direction's ordering state. */
+interface Direction {
+  lastAt: number;
+  sent: number;
+}
+
+class Pipe {
+  severed = false;
+  readonly a: SimConnection;
+  readonly b: SimConnection;
+  constructor(a: SimConnection, b: SimConnection) {
+    this.a = a;
+    this.b = b;
+  }
+}
+
+class SimConnection implements Connection {
+  readonly id: string;
+  readonly localAddress: string;
+  readonly remoteAddress: string;
+  readonly maxMessageSize: number;
+  readonly closed: Promise<CloseInfo>;
+  peer!: SimConnection;
+  pipe!: Pipe;
+  readonly node: SimNode;
+  readonly inc: number;
+  readonly out: Direction = { lastAt: 0, sent: 0 };
+  #resolveClosed!: (info: CloseInfo) => void;
+  #closeInfo: CloseInfo | undefined;
+  #inbox: Uint8Array[] = [];
+  #waiter: ((r: IteratorResult<Uint8Array>) => void) | undefined;
+  #iterating = false;
+  readonly #net: SimNetwork;
+
+  constructor(net: SimNetwork, node: SimNode, inc: number, local: string, remote: string, maxMessageSize: number) {
+    this.#net = net;
+    this.node = node;
+    this.inc = inc;
+    this.id = `sim-${++connectionIds}`;
+    this.localAddress = local;
+    this.remoteAddress = remote;
+    this.maxMessageSize = maxMessageSize;
+    this.closed = new Promise((r) => (this.#resolveClosed = r));
+  }
+
+  get isClosed(): boolean {
+    return this.#closeInfo !== undefined;
+  }
+
+  /** True while this end's process incarnation is the one that owns it. */
+  get alive(): boolean {
+    return this.node.incarnation === this.inc && this.node.state !== 'down';
+  }
+
+  send(message: Uint8Array): Promise<void> {
+    if (!this.alive) return new Promise(() => {}); // a dead process's call never returns
+    if (this.#closeInfo) return Promise.reject(new ConnectionClosedError(`connection ${this.id} is closed (${this.#closeInfo.reason})`));
+    if (message.length > this.maxMessageSize) return Promise.reject(new MessageTooLargeError(message.length, this.maxMessageSize));
+    this.#net.transmit(this, message.slice());
+    return Promise.resolve();
+  }
+
+  close(reason = 'closed'): Promise<void> {
+    if (!this.alive) return new Promise(() => {});
+    if (this.#closeInfo) return Promise.resolve();
+    this.#end({ by: 'local', reason }, false);
+    this.#net.transmitClose(this, 'fin');
+    return Promise.resolve();
+  }
+
+  abort(error?: Error): void {
+    if (!this.alive || this.#closeInfo) return;
+    this.#end(error ? { by: 'local', reason: error.message, error } : { by: 'local', reason: 'aborted' }, true);
+    this.#net.transmitClose(this, 'rst');
+  }
+
+  /** A message arrived (already gated on this node). */
+  receive(bytes: Uint8Array): void {
+    if (this.#closeInfo) return;
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w({ value: bytes, done: false });
+    } else this.#inbox.push(bytes);
+  }
+
+  /** The peer or the network ended the connection (already gated on this node). */
+  remoteEnd(kind: 'fin' | 'rst'): void {
+    if (this.#closeInfo) return;
+    this.#end(kind === 'fin' ? { by: 'remote', reason: 'closed by peer' } : { by: 'remote', reason: 'reset', error: new ConnectionClosedError('connection reset') }, kind === 'rst');
+  }
+
+  #end(info: CloseInfo, discard: boolean): void {
+    this.#closeInfo = info;
+    if (discard) this.#inbox = [];
+    if (this.#waiter && this.#inbox.length === 0) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w({ value: undefined, done: true });
+    }
+    this.#resolveClosed(info);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.#iterating) throw new Error(`connection ${this.id} already has an active iterator`);
+    this.#iterating = true;
+    return {
+      next: (): Promise<IteratorResult<Uint8Array>> => {
+        const m = this.#inbox.shift();
+        if (m !== undefined) return Promise.resolve({ value: m, done: false });
+        if (this.#closeInfo) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((r) => (this.#waiter = r));
+      },
+      return: (): Promise<IteratorResult<Uint8Array>> => {
+        this.#waiter = undefined;
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+class SimListener implements Listener {
+  readonly address: string;
+  readonly node: SimNode;
+  readonly inc: number;
+  readonly options: ListenOptions;
+  closedFlag = false;
+  #queue: Connection[] = [];
+  #waiter: ((r: IteratorResult<Connection>) => void) | undefined;
+  readonly #net: SimNetwork;
+
+  constructor(net: SimNetwork, node: SimNode, inc: number, address: string, options: ListenOptions) {
+    this.#net = net;
+    this.node = node;
+    this.inc = inc;
+    this.address = address;
+    this.options = options;
+  }
+
+  accept(conn: Connection): void {
+    if (this.closedFlag) {
+      conn.abort();
+      return;
+    }
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w({ value: conn, done: false });
+    } else this.#queue.push(conn);
+  }
+
+  close(): Promise<void> {
+    if (this.node.incarnation !== this.inc) return new Promise(() => {});
+    this.#shut();
+    this.#net.unlisten(this);
+    return Promise.resolve();
+  }
+
+  #shut(): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w({ value: undefined, done: true });
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Connection> {
+    return {
+      next: (): Promise<IteratorResult<Connection>> => {
+        const c = this.#queue.shift();
+        if (c !== undefined) return Promise.resolve({ value: c, done: false });
+        if (this.closedFlag) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((r) => (this.#waiter = r));
+      },
+      return: (): Promise<IteratorResult<Connection>> => {
+        this.#shut();
+        this.#net.unlisten(this);
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+export class SimNetwork {
+  readonly faults: NetworkFaults = { ...DEFAULT_NETWORK_FAULTS };
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, duplicated: 0, reordered: 0, severed: 0 };
+  /** Observes every message as it is handed to the network (after its delivery is scheduled); a fault
+   * driver may crash the sender right there ("after the reply, before anything else"). */
+  onTransmit: ((from: SimNode, to: SimNode, bytes: Uint8Array) => void) | undefined;
+  readonly #sched: Scheduler;
+  readonly #rng: SeededRandom;
+  readonly #listeners = new Map<string, SimListener>();
+  /** The host behind each address ever listened on (to tell "refused" from "silent"). */
+  readonly #addressHost = new Map<string, SimHost>();
+  readonly #pipes = new Set<Pipe>();
+  readonly #blocked = new Set<string>();
+  /** Messages between partitioned nodes, delivered in order when the partition heals (TCP retransmits). */
+  #held: { from: SimConnection; bytes: Uint8Array | 'fin' | 'rst' }[] = [];
+
+  constructor(sched: Scheduler, rng: SeededRandom) {
+    this.#sched = sched;
+    this.#rng = rng;
+  }
+
+  /** A Transport for one incarnation of a node (see SimNode.env()). */
+  transportFor(node: SimNode, inc: number): Transport {
+    return {
+      name: 'sim',
+      schemes: [SCHEME],
+      listen: (address, options) => this.#listen(node, inc, address, options ?? {}),
+      dial: (address, options) => this.#dial(node, inc, address, options ?? {}),
+    };
+  }
+
+  // ---- faults -------------------------------------------------------------------------------------
+
+  /** Reset (both ends see "reset") every open connection matching `filter` (default: all). */
+  sever(filter: (a: SimNode, b: SimNode) => boolean = () => true): number {
+    let n = 0;
+    for (const pipe of [...this.#pipes]) {
+      if (!filter(pipe.a.node, pipe.b.node)) continue;
+      pipe.severed = true;
+      this.#pipes.delete(pipe);
+      this.stats.severed++;
+      n++;
+      for (const end of [pipe.a, pipe.b]) {
+        const inc = end.inc;
+        this.#sched.after(this.#delay(), `sever ${end.node.name}`, () => end.node.gate(inc, 'sever', () => end.remoteEnd('rst')));
+      }
+    }
+    if (n > 0) this.#sched.note(`sever ${n}`);
+    return n;
+  }
+
+  /** Nodes on different sides cannot reach each other until heal(): messages wait, dials time out. */
+  partition(side1: readonly SimNode[], side2: readonly SimNode[]): void {
+    for (const a of side1) for (const b of side2) this.#blocked.add(pairKey(a, b));
+    this.#sched.note(`partition ${side1.map((n) => n.name).join(',')} | ${side2.map((n) => n.name).join(',')}`);
+  }
+
+  heal(): void {
+    this.#blocked.clear();
+    this.#sched.note('heal');
+    const held = this.#held;
+    this.#held = [];
+    for (const h of held) {
+      if (h.bytes === 'fin' || h.bytes === 'rst') this.transmitClose(h.from, h.bytes);
+      else this.transmit(h.from, h.bytes);
+    }
+  }
+
+  isBlocked(a: SimNode, b: SimNode): boolean {
+    return this.#blocked.size > 0 && this.#blocked.has(pairKey(a, b));
+  }
+
+  /** Called by SimNode.crash(). */
+  nodeCrashed(node: SimNode, hostCrash: boolean): void {
+    for (const [addr, l] of this.#listeners) if (l.node === node) this.#listeners.delete(addr);
+    for (const pipe of [...this.#pipes]) {
+      const mine = pipe.a.node === node ? pipe.a : pipe.b.node === node ? pipe.b : undefined;
+      if (!mine || mine.inc !== node.incarnation) continue;
+      this.#pipes.delete(pipe);
+      if (!hostCrash) this.transmitClose(mine, 'rst', true);
+    }
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------
+
+  #delay(): number {
+    const f = this.faults;
+    let d = this.#rng.between(f.minDelayMs, f.maxDelayMs);
+    if (f.spikeRate > 0 && this.#rng.chance(f.spikeRate)) d += this.#rng.between(0, f.spikeMs);
+    return d;
+  }
+
+  transmit(from: SimConnection, bytes: Uint8Array): void {
+    const to = from.peer;
+    const pipe = from.pipe;
+    if (pipe.severed) return;
+    if (this.isBlocked(from.node, to.node)) {
+      this.#held.push({ from, bytes });
+      return;
+    }
+    this.stats.sent++;
+    const f = this.faults;
+    const first = from.out.sent++ === 0;
+    if (!first && f.lossRate > 0 && this.#rng.chance(f.lossRate)) {
+      this.stats.lost++;
+      this.#sched.note(`lost ${from.node.name}->${to.node.name}`);
+      return;
+    }
+    const copies = f.duplicateRate > 0 && this.#rng.chance(f.duplicateRate) ? 2 : 1;
+    if (copies === 2) this.stats.duplicated++;
+    for (let i = 0; i < copies; i++) {
+      let at = this.#sched.now + this.#delay();
+      if (!first && f.reorderRate > 0 && this.#rng.chance(f.reorderRate)) this.stats.reordered++;
+      else at = Math.max(at, from.out.lastAt);
+      from.out.lastAt = Math.max(from.out.lastAt, at);
+      const label = `msg ${from.node.name}->${to.node.name} ${bytes.length}`;
+      this.#sched.at(at, label, () => {
+        if (pipe.severed) return;
+        this.#deliver(from, to, label, () => {
+          this.stats.delivered++;
+          to.receive(bytes);
+        });
+      });
+    }
+    this.onTransmit?.(from.node, to.node, bytes);
+  }
+
+  /** Send a FIN (graceful close, after the data) or RST (reset) to the peer of `from`. */
+  transmitClose(from: SimConnection, kind: 'fin' | 'rst', fromDeadProcess = false): void {
+    const to = from.peer;
+    const pipe = from.pipe;
+    if (pipe.severed) return;
+    if (this.isBlocked(from.node, to.node)) {
+      this.#held.push({ from, bytes: kind });
+      return;
+    }
+    this.#pipes.delete(pipe);
+    const at = Math.max(this.#sched.now + this.#delay(), from.out.lastAt);
+    from.out.lastAt = at;
+    const label = `${kind} ${from.node.name}->${to.node.name}`;
+    this.#sched.at(at, label, () => {
+      if (kind === 'rst') pipe.severed = true;
+      this.#deliver(from, to, label, () => to.remoteEnd(kind), fromDeadProcess);
+    });
+  }
+
+  #deliver(from: SimConnection, to: SimConnection, label: string, fn: () => void, quiet = false): void {
+    const delivered = to.node.gate(to.inc, label, fn);
+    // Data reaching a dead process on a live host (crashed, or rebooted since): the kernel answers with a reset.
+    if (!delivered && !quiet && to.node.host.up && from.alive && !from.isClosed) {
+      const inc = from.inc;
+      this.#sched.after(this.#delay(), `rst ${to.node.name}->${from.node.name}`, () => from.node.gate(inc, 'rst', () => from.remoteEnd('rst')));
+    }
+  }
+
+  #listen(node: SimNode, inc: number, address: string, options: ListenOptions): Promise<Listener> {
+    if (node.incarnation !== inc || node.state === 'down') return new Promise(() => {});
+    try {
+      checkAddress(address);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const existing = this.#listeners.get(address);
+    if (existing && !existing.closedFlag) return Promise.reject(new AddressInUseError(`${address} is in use`, { address }));
+    const l = new SimListener(this, node, inc, address, options);
+    this.#listeners.set(address, l);
+    this.#addressHost.set(address, node.host);
+    return Promise.resolve(l);
+  }
+
+  unlisten(l: SimListener): void {
+    if (this.#listeners.get(l.address) === l) this.#listeners.delete(l.address);
+  }
+
+  #dial(node: SimNode, inc: number, address: string, options: DialOptions): Promise<Connection> {
+    if (node.incarnation !== inc || node.state === 'down') return new Promise(() => {});
+    try {
+      checkAddress(address);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<Connection>((resolve, reject) => {
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        timer.cancel();
+        fn();
+      };
+      const timeoutMs = options.timeoutMs ?? 10_000;
+      const timer = this.#sched.after(timeoutMs, `dial-timeout ${node.name}`, () =>
+        node.gate(inc, 'dial-timeout', () => settle(() => reject(new TimeoutError(`dial ${address} timed out after ${timeoutMs} ms`, { address })))),
+      );
+      if (options.signal) {
+        const signal = options.signal;
+        if (signal.aborted) {
+          settle(() => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')));
+          return;
+        }
+        signal.addEventListener('abort', () => settle(() => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))), { once: true });
+      }
+      const local = `sim://${node.name}#${++connectionIds}`;
+      this.#sched.after(this.#delay(), `syn ${node.name}->${address}`, () => {
+        const l = this.#listeners.get(address);
+        const host = this.#addressHost.get(address);
+        if (l && this.isBlocked(node, l.node)) return; // lost in the partition: the dial times out
+        if (!l || l.closedFlag) {
+          if (host && !host.up) return; // a dead machine answers nothing
+          this.#sched.after(this.#delay(), `refused ${address}->${node.name}`, () =>
+            node.gate(inc, 'refused', () => settle(() => reject(new ConnectionRefusedError(`nothing listens at ${address}`, { address })))),
+          );
+          return;
+        }
+        const max = Math.min(options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE, l.options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
+        const client = new SimConnection(this, node, inc, local, address, max);
+        const server = new SimConnection(this, l.node, l.inc, address, local, max);
+        client.peer = server;
+        server.peer = client;
+        const pipe = new Pipe(client, server);
+        client.pipe = pipe;
+        server.pipe = pipe;
+        this.#pipes.add(pipe);
+        l.node.gate(l.inc, `accept ${address}`, () => l.accept(server));
+        client.out.lastAt = this.#sched.now;
+        server.out.lastAt = this.#sched.now;
+        this.#sched.after(this.#delay(), `synack ${address}->${node.name}`, () => {
+          node.gate(inc, 'synack', () => {
+            if (settled) client.abort(); // the dial timed out or was aborted meanwhile: nobody wants it
+            else settle(() => resolve(client));
+          });
+        });
+      });
+    });
+  }
+}
+
+function pairKey(a: SimNode, b: SimNode): string {
+  return a.name < b.name ? `${a.name}|${b.name}` : `${b.name}|${a.name}`;
+}

@@ -1,0 +1,537 @@
+import type { Socket } from 'node:net';
+import { EventCategory, RequestCategory, eventCategory, requestCategory } from './categories.js';
+import { XProtocolError } from './errors.js';
+import { RequestFramer } from './framing.js';
+import { IdMap } from './id-map.js';
+import { INTERNAL, RESPONDER, ServerLink, setSequence } from './server-link.js';
+import {
+  encodeClientSetup,
+  encodeSetupFailed,
+  parseClientSetup,
+  parseServerSetup,
+  serverSetupSize,
+  type ClientSetup,
+  type ServerSetup,
+} from './setup.js';
+import { SocketWriter } from './socket-writer.js';
+import { translateError, translateEvent, translateReply, translateRequest } from './translate.js';
+import type { FocusTrigger } from './trigger.js';
+import { read16, read32, write16, write32 } from './wire.js';
+
+const OP_INTERN_ATOM = 16;
+const OP_QUERY_EXTENSION = 98;
+const OP_GET_KEYBOARD_MAPPING = 101;
+const OP_LIST_EXTENSIONS = 99;
+const EV_KEY_PRESS = 2;
+const EV_BUTTON_PRESS = 4;
+
+/** Extensions the conference supports; QueryExtension answers "not present" for all others. */
+export const SUPPORTED_EXTENSIONS: ReadonlySet<string> = new Set(['BIG-REQUESTS']);
+
+/** How to reach one participant's X server. */
+export interface Upstream {
+  readonly name: string;
+  connect(): Socket;
+  /** X authorisation to present (e.g. MIT-MAGIC-COOKIE-1 from XAUTHORITY); none if absent. */
+  readonly auth?: { readonly name: string; readonly data: Buffer } | undefined;
+}
+
+export interface SessionOptions {
+  readonly id: number;
+  /** The application's connection. */
+  readonly app: Socket;
+  /** Participants' servers; index 0 is the master. */
+  readonly upstreams: readonly Upstream[];
+  readonly trigger: FocusTrigger;
+  /** Called once when the session ends, with the reason. */
+  readonly onClose?: (session: ApplicationSession, reason: string) => void;
+  /** Called when the master's server connection is lost (the conference must close). */
+  readonly onMasterLost?: (session: ApplicationSession) => void;
+  readonly onFocusChange?: (session: ApplicationSession, participant: string) => void;
+  readonly log?: (line: string) => void;
+  /** Milliseconds to wait for the servers' setup replies. */
+  readonly setupTimeoutMs?: number;
+}
+
+/** Counts kept for tests and diagnostics. */
+export interface SessionStats {
+  requests: number;
+  forwardedReplies: number;
+  forwardedEvents: number;
+  forwardedErrors: number;
+  droppedEvents: number;
+  droppedErrors: number;
+  droppedReplies: number;
+}
+
+/**
+ * One application connected to the conference: its requests are classified and sent to the master,
+ * the input focus or all servers; replies, errors and events come back filtered by category and role,
+ * with sequence numbers, resource ids and atoms translated per server.
+ */
+export class ApplicationSession {
+  readonly id: number;
+  readonly stats: SessionStats = {
+    requests: 0,
+    forwardedReplies: 0,
+    forwardedEvents: 0,
+    forwardedErrors: 0,
+    droppedEvents: 0,
+    droppedErrors: 0,
+    droppedReplies: 0,
+  };
+  private readonly app: Socket;
+  private readonly appWriter: SocketWriter;
+  private readonly opts: SessionOptions;
+  private le = true;
+  private setupBuf: Buffer | null = Buffer.alloc(0);
+  private clientSetup: ClientSetup | null = null;
+  private early: Buffer[] = [];
+  private framer: RequestFramer | null = null;
+  private links: ServerLink[] = [];
+  private live: ServerLink[] = [];
+  private focus: ServerLink | null = null;
+  private appSeq = 0;
+  private lastDelivered = 0;
+  private closed = false;
+  /** Names of InternAtom / QueryExtension requests awaiting replies from `remaining` servers. */
+  private readonly internAtomNames = new Map<number, { name: string; remaining: number }>();
+  private readonly extensionNames = new Map<number, { name: string; remaining: number }>();
+  private readonly appAtomByName = new Map<string, number>();
+  private readonly serverAtomByName: Array<Map<string, number>> = [];
+  private appBigRequestsOpcode = 0;
+  private readonly onRequest = (req: Buffer): void => this.handleRequest(req);
+
+  constructor(opts: SessionOptions) {
+    this.id = opts.id;
+    this.opts = opts;
+    this.app = opts.app;
+    this.appWriter = new SocketWriter(opts.app);
+    this.app.setNoDelay?.(true);
+    this.app.on('data', (chunk: Buffer) => this.onAppData(chunk));
+    this.app.on('error', () => this.close('application connection error'));
+    this.app.on('close', () => this.close('application disconnected'));
+  }
+
+  /** The participant that is currently the input focus of this application. */
+  get focusName(): string | null {
+    return this.focus?.name ?? null;
+  }
+
+  /** Names of the servers this application is still connected to (master first). */
+  get participants(): string[] {
+    return this.live.map((l) => l.name);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Makes the named participant the input focus (a control action). Returns false if unknown. */
+  setFocus(name: string): boolean {
+    const link = this.live.find((l) => l.name === name);
+    if (!link) return false;
+    this.changeFocus(link);
+    return true;
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.opts.log?.(`app ${this.id}: closed (${reason})`);
+    this.app.destroy();
+    for (const l of this.links) l.socket.destroy();
+    this.opts.onClose?.(this, reason);
+  }
+
+  // ---- connection setup ----------------------------------------------------------------------------
+
+  private onAppData(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      if (this.framer) {
+        this.framer.push(chunk, this.onRequest);
+        return;
+      }
+      if (this.clientSetup) {
+        this.early.push(chunk);
+        return;
+      }
+      this.setupBuf = Buffer.concat([this.setupBuf ?? Buffer.alloc(0), chunk]);
+      const setup = parseClientSetup(this.setupBuf);
+      if (!setup) {
+        if (this.setupBuf.length > 65536) throw new XProtocolError('malformed-setup', 'connection setup too long');
+        return;
+      }
+      if (setup.major !== 11) throw new XProtocolError('malformed-setup', `unsupported protocol version ${setup.major}`);
+      this.clientSetup = setup;
+      this.le = setup.byteOrder === 'LE';
+      const rest = this.setupBuf.subarray(setup.size);
+      if (rest.length) this.early.push(Buffer.from(rest));
+      this.setupBuf = null;
+      this.connectUpstreams();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private fail(err: unknown): void {
+    const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    this.opts.log?.(`app ${this.id}: ${msg}`);
+    this.close(msg);
+  }
+
+  private connectUpstreams(): void {
+    const n = this.opts.upstreams.length;
+    const results: Array<{ socket: Socket; setup: ServerSetup; raw: Buffer; rest: Buffer } | { error: string }> = new Array(n);
+    let pending = n;
+    const timer = setTimeout(() => this.fail(new XProtocolError('upstream-failed', 'timed out waiting for server setup')), this.opts.setupTimeoutMs ?? 10_000);
+    const done = (): void => {
+      if (--pending > 0) return;
+      clearTimeout(timer);
+      if (this.closed) {
+        for (const r of results) if (r && 'socket' in r) r.socket.destroy();
+        return;
+      }
+      this.startSession(results);
+    };
+    this.opts.upstreams.forEach((up, i) => {
+      let buf = Buffer.alloc(0);
+      let finished = false;
+      const sock = up.connect();
+      sock.setNoDelay?.(true);
+      const finish = (r: (typeof results)[number]): void => {
+        if (finished) return;
+        finished = true;
+        sock.removeListener('data', onData);
+        results[i] = r;
+        if ('error' in r) sock.destroy();
+        done();
+      };
+      const onData = (chunk: Buffer): void => {
+        buf = Buffer.concat([buf, chunk]);
+        const size = serverSetupSize(buf, this.le);
+        if (size === null || buf.length < size) return;
+        try {
+          const setup = parseServerSetup(buf, this.le);
+          if (setup.status !== 'success') {
+            finish({ error: `${up.name} refused the connection: ${setup.reason}` });
+            if (i === 0) this.masterRefusal = Buffer.from(buf.subarray(0, size));
+            return;
+          }
+          finish({ socket: sock, setup, raw: Buffer.from(buf.subarray(0, size)), rest: Buffer.from(buf.subarray(size)) });
+        } catch (err) {
+          finish({ error: `${up.name}: ${(err as Error).message}` });
+        }
+      };
+      sock.on('data', onData);
+      sock.once('error', (err) => finish({ error: `${up.name}: ${err.message}` }));
+      sock.once('close', () => finish({ error: `${up.name}: connection closed during setup` }));
+      sock.write(encodeClientSetup(this.clientSetup!.byteOrder, up.auth?.name ?? '', up.auth?.data));
+    });
+  }
+
+  private masterRefusal: Buffer | null = null;
+
+  private startSession(results: Array<{ socket: Socket; setup: ServerSetup; raw: Buffer; rest: Buffer } | { error: string }>): void {
+    const master = results[0]!;
+    if ('error' in master) {
+      this.app.write(this.masterRefusal ?? encodeSetupFailed(`tandem-xconf: ${master.error}`, this.le));
+      this.opts.log?.(`app ${this.id}: ${master.error}`);
+      this.app.end();
+      this.close(master.error);
+      return;
+    }
+    results.forEach((r, i) => {
+      const up = this.opts.upstreams[i]!;
+      if ('error' in r) {
+        this.opts.log?.(`app ${this.id}: participant ${up.name} left out: ${r.error}`);
+        return;
+      }
+      const link = new ServerLink(i, up.name, r.socket, r.setup, new IdMap(master.setup, r.setup), this.le);
+      this.links.push(link);
+      this.serverAtomByName[i] = new Map();
+    });
+    this.live = [...this.links];
+    this.focus = this.links[0]!;
+    this.framer = new RequestFramer(this.le);
+    for (const link of this.links) {
+      link.socket.on('data', (chunk: Buffer) => this.onServerData(link, chunk));
+      link.socket.on('error', () => this.onServerGone(link));
+      link.socket.on('close', () => this.onServerGone(link));
+      this.injectSetupRequests(link);
+    }
+    this.appWriter.write(master.raw);
+    for (const link of this.links) {
+      const r = results[link.index] as { rest: Buffer };
+      if (r.rest.length) this.onServerData(link, r.rest);
+    }
+    const early = this.early;
+    this.early = [];
+    for (const chunk of early) this.onAppData(chunk);
+  }
+
+  /** The proxy's own requests at connection start: the focus trigger's keycode on each server. */
+  private injectSetupRequests(link: ServerLink): void {
+    const t = this.opts.trigger;
+    if (t.kind !== 'key') return;
+    const first = link.setup.minKeycode;
+    const count = link.setup.maxKeycode - first + 1;
+    const req = Buffer.alloc(8);
+    req[0] = OP_GET_KEYBOARD_MAPPING;
+    write16(req, 2, 2, this.le);
+    req[4] = first;
+    req[5] = count;
+    link.sendInternal(req, this.appSeq, (reply) => {
+      const per = reply[1] ?? 0;
+      if (per === 0) return;
+      for (let k = 0; k < count; k++) {
+        for (let j = 0; j < per; j++) {
+          const off = 32 + 4 * (k * per + j);
+          if (off + 4 > reply.length) return;
+          if (read32(reply, off, this.le) === t.keysym) {
+            link.triggerKeycode = first + k;
+            return;
+          }
+        }
+      }
+    });
+  }
+
+  private onServerGone(link: ServerLink): void {
+    if (link.closed || this.closed) return;
+    link.closed = true;
+    this.live = this.live.filter((l) => l !== link);
+    if (link.isMaster) {
+      this.opts.log?.(`app ${this.id}: master ${link.name} left`);
+      this.close(`master ${link.name} left the conference`);
+      this.opts.onMasterLost?.(this);
+      return;
+    }
+    this.opts.log?.(`app ${this.id}: participant ${link.name} left`);
+    if (this.focus === link) this.changeFocus(this.links[0]!);
+  }
+
+  private changeFocus(link: ServerLink): void {
+    if (this.focus === link) return;
+    this.focus = link;
+    this.opts.log?.(`app ${this.id}: input focus is now ${link.name}`);
+    this.opts.onFocusChange?.(this, link.name);
+  }
+
+  // ---- requests: application → servers ------------------------------------------------------------
+
+  private handleRequest(req: Buffer): void {
+    const opcode = req[0]!;
+    const appSeq = ++this.appSeq;
+    this.stats.requests++;
+    const isBigReqEnable = opcode >= 128 && opcode === this.appBigRequestsOpcode;
+    const category = isBigReqEnable ? RequestCategory.InitResourceIds : requestCategory(opcode);
+    if (opcode === OP_INTERN_ATOM || opcode === OP_QUERY_EXTENSION) {
+      const pending = { name: req.toString('latin1', 8, 8 + read16(req, 4, this.le)), remaining: this.live.length };
+      (opcode === OP_INTERN_ATOM ? this.internAtomNames : this.extensionNames).set(appSeq, pending);
+    }
+    if (isBigReqEnable) this.framer!.bigRequests = true;
+    const master = this.links[0]!;
+    switch (category) {
+      case RequestCategory.DrawOrChange:
+      case RequestCategory.InitResourceIds: {
+        const live = this.live;
+        for (let i = 0; i < live.length; i++) {
+          const link = live[i]!;
+          let out = link === master ? req : translateRequest(req, link.ids, this.le);
+          if (isBigReqEnable && link.bigRequestsOpcode !== opcode) {
+            if (out === req) out = Buffer.from(req);
+            out[0] = link.bigRequestsOpcode;
+          }
+          link.send(out, opcode, appSeq, link === master ? RESPONDER : 0);
+        }
+        return;
+      }
+      case RequestCategory.QueryDisplay:
+      case RequestCategory.InputDevices: {
+        const focus = this.focus!;
+        focus.send(focus === master ? req : translateRequest(req, focus.ids, this.le), opcode, appSeq, RESPONDER);
+        return;
+      }
+      case RequestCategory.QueryServer:
+        master.send(req, opcode, appSeq, RESPONDER);
+        return;
+    }
+  }
+
+  // ---- replies, errors, events: servers → application ---------------------------------------------
+
+  private onServerData(link: ServerLink, chunk: Buffer): void {
+    if (this.closed || link.closed) return;
+    try {
+      link.framer.push(chunk, (msg) => this.handleServerMessage(link, msg));
+    } catch (err) {
+      // A server speaking garbage is treated as that participant leaving.
+      this.opts.log?.(`app ${this.id}: ${link.name}: ${(err as Error).message}`);
+      link.socket.destroy();
+      this.onServerGone(link);
+    }
+  }
+
+  private handleServerMessage(link: ServerLink, msg: Buffer): void {
+    const type = msg[0]!;
+    const le = this.le;
+    const seq = read16(msg, 2, le);
+    if (type === 1) {
+      const flags = link.flagsOf[seq]!;
+      if (flags & INTERNAL) {
+        link.takeInternal(seq)?.(msg);
+        return;
+      }
+      const opcode = link.opcodeOf[seq]!;
+      const appSeq = link.appSeqOf[seq]!;
+      if (opcode === OP_INTERN_ATOM) this.learnAtom(link, appSeq, read32(msg, 8, le));
+      else if (opcode === OP_QUERY_EXTENSION) this.learnExtension(link, appSeq, msg);
+      if (!(flags & RESPONDER)) {
+        this.stats.droppedReplies++;
+        return;
+      }
+      let out = link.isMaster ? msg : translateReply(msg, opcode, link.ids, le);
+      if (opcode === OP_LIST_EXTENSIONS) out = filterExtensionList(out, le);
+      this.deliver(out, appSeq);
+      this.stats.forwardedReplies++;
+      return;
+    }
+    if (type === 0) {
+      const flags = link.flagsOf[seq]!;
+      if (flags & INTERNAL) {
+        link.takeInternal(seq);
+        this.opts.log?.(`app ${this.id}: ${link.name}: error ${msg[1]} for the proxy's own request`);
+      }
+      if (!(flags & RESPONDER)) {
+        this.stats.droppedErrors++;
+        return;
+      }
+      const out = link.isMaster ? msg : translateError(msg, link.ids, le);
+      this.deliver(out, Math.max(link.appSeqOf[seq]!, this.lastDelivered));
+      this.stats.forwardedErrors++;
+      return;
+    }
+    this.handleEvent(link, msg, seq);
+  }
+
+  private handleEvent(link: ServerLink, msg: Buffer, seq: number): void {
+    const category = eventCategory(msg[0]!);
+    let pass: boolean;
+    switch (category) {
+      case EventCategory.UserInteraction:
+        if (link === this.focus) pass = true;
+        else if (this.isFocusTrigger(link, msg)) {
+          this.changeFocus(link);
+          // A button trigger is also input (the click lands); a key chord is reserved for switching.
+          pass = this.opts.trigger.kind === 'button';
+        } else pass = false;
+        break;
+      case EventCategory.Redraw:
+        pass = true;
+        break;
+      case EventCategory.FromOtherApplication:
+      case EventCategory.ServerStateChange:
+        pass = link.isMaster;
+        break;
+      case EventCategory.ResourceStateChange:
+        pass = link === this.focus;
+        break;
+    }
+    if (!pass) {
+      this.stats.droppedEvents++;
+      return;
+    }
+    const out = link.isMaster ? msg : translateEvent(msg, link.ids, this.le);
+    this.stats.forwardedEvents++;
+    if ((msg[0]! & 0x7f) === 11) {
+      // KeymapNotify carries no sequence number.
+      this.appWriter.write(out);
+      return;
+    }
+    // Events never move the application's sequence backwards; only the master's advance it.
+    const appSeq = link.isMaster ? Math.max(link.appSeqOf[seq]!, this.lastDelivered) : this.lastDelivered;
+    this.deliver(out, appSeq);
+  }
+
+  private isFocusTrigger(link: ServerLink, msg: Buffer): boolean {
+    const t = this.opts.trigger;
+    const code = msg[0]! & 0x7f;
+    if (t.kind === 'button') return code === EV_BUTTON_PRESS && (t.button === 0 || msg[1] === t.button);
+    if (t.kind === 'key') {
+      if (code !== EV_KEY_PRESS || link.triggerKeycode === 0 || msg[1] !== link.triggerKeycode) return false;
+      const state = read16(msg, 28, this.le);
+      return (state & 0xff & ~2 & ~16) === t.modifiers; // ignore Lock and NumLock (Mod2)
+    }
+    return false;
+  }
+
+  private deliver(msg: Buffer, appSeq: number): void {
+    if (appSeq > this.lastDelivered) this.lastDelivered = appSeq;
+    setSequence(msg, appSeq, this.le);
+    this.appWriter.write(msg);
+  }
+
+  private learnAtom(link: ServerLink, appSeq: number, atom: number): void {
+    const pending = this.internAtomNames.get(appSeq);
+    if (pending === undefined) return;
+    if (--pending.remaining <= 0) this.internAtomNames.delete(appSeq);
+    const name = pending.name;
+    const byName = this.serverAtomByName[link.index]!;
+    if (link.isMaster) {
+      if (atom === 0) return;
+      this.appAtomByName.set(name, atom);
+      for (const l of this.links) {
+        const s = this.serverAtomByName[l.index]!.get(name);
+        if (s !== undefined) l.ids.learnAtom(atom, s);
+      }
+    } else {
+      if (atom === 0) return;
+      byName.set(name, atom);
+      const a = this.appAtomByName.get(name);
+      if (a !== undefined) link.ids.learnAtom(a, atom);
+    }
+  }
+
+  private learnExtension(link: ServerLink, appSeq: number, reply: Buffer): void {
+    const pending = this.extensionNames.get(appSeq);
+    if (pending === undefined) return;
+    if (--pending.remaining <= 0) this.extensionNames.delete(appSeq);
+    const name = pending.name;
+    const present = reply[8] === 1;
+    if (name === 'BIG-REQUESTS' && present) link.bigRequestsOpcode = reply[9]!;
+    if (!link.isMaster) return;
+    if (SUPPORTED_EXTENSIONS.has(name) && present) {
+      if (name === 'BIG-REQUESTS') this.appBigRequestsOpcode = reply[9]!;
+      return;
+    }
+    // Not supported by the conference: answer "not present" so the client falls back to the core protocol.
+    reply[8] = 0;
+    reply[9] = 0;
+    reply[10] = 0;
+    reply[11] = 0;
+  }
+}
+
+
+/** Rewrites a ListExtensions reply to list only the extensions the conference supports. */
+export function filterExtensionList(reply: Buffer, le: boolean): Buffer {
+  const count = reply[1] ?? 0;
+  const names: Buffer[] = [];
+  let off = 32;
+  for (let i = 0; i < count && off < reply.length; i++) {
+    const len = reply[off]!;
+    const name = reply.toString('latin1', off + 1, off + 1 + len);
+    if (SUPPORTED_EXTENSIONS.has(name)) names.push(reply.subarray(off, off + 1 + len));
+    off += 1 + len;
+  }
+  const body = Buffer.concat(names);
+  const padded = (body.length + 3) & ~3;
+  const out = Buffer.alloc(32 + padded);
+  reply.copy(out, 0, 0, 32);
+  out[1] = names.length;
+  write32(out, 4, padded / 4, le);
+  body.copy(out, 32);
+  return out;
+}
