@@ -1,3 +1,6 @@
 import { projectConfig } from '../../vitest.shared.js';
 
-export default projectConfig(import.meta.dirname);
+export default projectConfig(import.meta.dirname, {
+  globalSetup: ['./test/global-setup.ts'],
+  testTimeout: 30_000,
+});

@@ -211,7 +211,12 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     }
     // The application has its answer (its continuation runs before any timer); now the state information.
     if (rep.seq === 0 || rep.replicated === true) return;
-    const entries: readonly Entry[] = rep.entries ?? [
+    const target: 0 | 1 = from === 0 ? 1 : 0;
+    if (rep.entries !== undefined) {
+      this.#forwards.enqueuePacked(target, rep.entryEpoch ?? rep.epoch, rep.seq, rep.entries);
+      return;
+    }
+    const entries: readonly Entry[] = [
       {
         seq: rep.seq,
         epoch: rep.entryEpoch ?? rep.epoch,
@@ -223,7 +228,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
         digest: rep.digest,
       },
     ];
-    this.#forwards.enqueue(from === 0 ? 1 : 0, entries);
+    this.#forwards.enqueue(target, entries);
   }
 
   #onNotPrimary(from: 0 | 1, m: NotPrimary): void {

@@ -13,7 +13,7 @@ export const replicationConfigSchema = z
   .object({
     piggyback: z.enum(['seq-digest', 'entries']).default('entries'),
     replyMode: z.enum(['async', 'sync']).default('async'),
-    flushMaxEntries: positiveInt.default(64),
+    flushMaxEntries: positiveInt.default(16),
     flushIntervalMs: ms.default(20),
     heartbeatTimeoutMs: ms.default(150),
     ackTimeoutMs: ms.default(50),

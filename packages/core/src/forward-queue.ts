@@ -29,6 +29,9 @@ export class ForwardQueue {
   readonly #cfg: ReplicationConfig;
   readonly #sink: ForwardSink;
   #batch = new Map<number, Entry>();
+  /** 'entries' mode: the newest packed entry list; a later reply's list supersedes an earlier one
+   * (it holds every entry the backup had not acknowledged, up to a higher seq). */
+  #batchPacked: { epoch: number; seq: number; bytes: Uint8Array } | undefined;
   #batchTarget: 0 | 1 = 1;
   #batchTimer: TimerHandle | undefined;
   readonly #inFlight = new Map<number, InFlight>();
@@ -49,8 +52,13 @@ export class ForwardQueue {
     this.#sink = sink;
   }
 
+  /** Forward items (entries, or packed entry lists) not yet acknowledged. */
   get pending(): number {
-    return this.#batch.size + this.#inFlightEntries;
+    return this.#batchSize() + this.#inFlightEntries;
+  }
+
+  #batchSize(): number {
+    return this.#batch.size + (this.#batchPacked === undefined ? 0 : 1);
   }
 
   get dropped(): number {
@@ -72,8 +80,31 @@ export class ForwardQueue {
   }
 
   /** Queue entries for server `target`; sent after forwardDelayMs or when the batch is full. */
+  /** Queue a reply's packed entry list ('entries' mode) for server `target`. */
+  enqueuePacked(target: 0 | 1, epoch: number, seq: number, bytes: Uint8Array): void {
+    if (this.#batchSize() > 0 && target !== this.#batchTarget) this.#sendBatch();
+    this.#batchTarget = target;
+    const upTo = this.#queuedUpTo[target];
+    if (epoch < upTo.epoch || (epoch === upTo.epoch && seq <= upTo.seq)) return; // subsumed by a newer list
+    upTo.epoch = epoch;
+    upTo.seq = seq;
+    this.#batchPacked = { epoch, seq, bytes };
+    this.#armBatch();
+  }
+
+  #armBatch(): void {
+    if (this.#batchSize() >= this.#cfg.flushMaxEntries) {
+      this.#sendBatch();
+    } else if (this.#batchTimer === undefined) {
+      this.#batchTimer = this.#env.setTimer(this.#cfg.forwardDelayMs, () => {
+        this.#batchTimer = undefined;
+        this.#sendBatch();
+      });
+    }
+  }
+
   enqueue(target: 0 | 1, entries: readonly Entry[]): void {
-    if (this.#batch.size > 0 && target !== this.#batchTarget) this.#sendBatch();
+    if (this.#batchSize() > 0 && target !== this.#batchTarget) this.#sendBatch();
     this.#batchTarget = target;
     const upTo = this.#queuedUpTo[target];
     for (const e of entries) {
@@ -85,14 +116,7 @@ export class ForwardQueue {
       }
     }
     if (this.#batch.size === 0) return;
-    if (this.#batch.size >= this.#cfg.flushMaxEntries) {
-      this.#sendBatch();
-    } else if (this.#batchTimer === undefined) {
-      this.#batchTimer = this.#env.setTimer(this.#cfg.forwardDelayMs, () => {
-        this.#batchTimer = undefined;
-        this.#sendBatch();
-      });
-    }
+    this.#armBatch();
   }
 
   onAck(fwdId: number): void {
@@ -108,6 +132,7 @@ export class ForwardQueue {
     this.#batchTimer?.cancel();
     this.#batchTimer = undefined;
     this.#batch.clear();
+    this.#batchPacked = undefined;
     for (const f of this.#inFlight.values()) f.timer.cancel();
     this.#inFlight.clear();
     this.#inFlightEntries = 0;
@@ -117,12 +142,15 @@ export class ForwardQueue {
   #sendBatch(): void {
     this.#batchTimer?.cancel();
     this.#batchTimer = undefined;
-    if (this.#batch.size === 0) return;
+    const count = this.#batchSize();
+    if (count === 0) return;
     const entries = [...this.#batch.values()];
     this.#batch = new Map();
+    const packed = this.#batchPacked;
+    this.#batchPacked = undefined;
     const fwdId = this.#nextFwdId++;
-    const bytes = codec.encode({ t: 'fwd', fwdId, entries });
-    const f: InFlight = { fwdId, target: this.#batchTarget, count: entries.length, bytes, attempts: 0, timer: undefined as unknown as TimerHandle };
+    const bytes = codec.encode(packed === undefined ? { t: 'fwd', fwdId, entries } : { t: 'fwd', fwdId, entries, packed: [{ upToSeq: packed.seq, bytes: packed.bytes }] });
+    const f: InFlight = { fwdId, target: this.#batchTarget, count, bytes, attempts: 0, timer: undefined as unknown as TimerHandle };
     this.#inFlight.set(fwdId, f);
     this.#inFlightEntries += f.count;
     this.#transmit(f);

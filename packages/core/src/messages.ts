@@ -56,14 +56,25 @@ export const repSchema = z.object({
   seed: z.number().int().min(0).max(0xffffffff),
   body: z.unknown().optional(),
   error: remoteErrorSchema.optional(),
-  /** 'entries' piggyback mode: every entry the backup has not acknowledged, up to this one. */
-  entries: z.array(entrySchema).optional(),
+  /** 'entries' piggyback mode: every entry the backup has not acknowledged, up to this one, as a
+   * msgpack-encoded Entry[] — opaque to the client, which relays it to the backup unparsed. */
+  entries: z.custom<Uint8Array>((v) => v instanceof Uint8Array).optional(),
   /** replyMode 'sync': the backup already holds the entry, nothing to forward. */
   replicated: z.literal(true).optional(),
 });
 
 export const notPrimarySchema = z.object({ t: z.literal('notPrimary'), requestId: z.number().int().min(0), epoch: epochNo, role: roleSchema });
-export const fwdSchema = z.object({ t: z.literal('fwd'), fwdId: z.number().int().min(0), entries: z.array(entrySchema) });
+export const fwdSchema = z.object({
+  t: z.literal('fwd'),
+  fwdId: z.number().int().min(0),
+  /** Entries the client built itself ('seq-digest' mode). */
+  entries: z.array(entrySchema),
+  /** Packed Entry[] relayed from replies ('entries' mode); the backup decodes and validates them. */
+  packed: z
+    .array(z.object({ upToSeq: z.number().int().min(1), bytes: z.custom<Uint8Array>((v) => v instanceof Uint8Array) }))
+    .max(1024)
+    .optional(),
+});
 export const fwdAckSchema = z.object({ t: z.literal('fwdAck'), fwdId: z.number().int().min(0), epoch: epochNo, role: roleSchema });
 export const flushSchema = z.object({ t: z.literal('flush'), epoch: epochNo, flushId: z.number().int().min(0), entries: z.array(entrySchema) });
 export const flushAckSchema = z.object({ t: z.literal('flushAck'), epoch: epochNo, flushId: z.number().int().min(0), upToSeq: seqNo, role: roleSchema });

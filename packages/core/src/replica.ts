@@ -14,6 +14,7 @@ import type { ReplicaEvent, ReplicaOptions, ReplicaStatus, ReplicationConfig, Ro
 import { BackupLog, type Divergence } from './backup-log.js';
 import { computeTimingBounds, resolveConfig, type DerivedTimingBounds } from './config.js';
 import type { Env, TimerHandle } from './env.js';
+import { decodeEntries } from './codec.js';
 import { ProtocolViolationError, StoppedError } from './errors.js';
 import { Link } from './link.js';
 import type { Entry, Flush, FlushAck, Fwd, Hello, Message, Rep, Req, StateSnap, StatusReply } from './messages.js';
@@ -413,7 +414,7 @@ class ReplicaNode implements Replica<unknown> {
       this.#flush();
       return;
     }
-    if (this.#cfg.piggyback === 'entries') rep.entries = this.#unacked.range(this.#ackedSeq);
+    if (this.#cfg.piggyback === 'entries') rep.entries = this.#unacked.packedRange(this.#ackedSeq);
     link.send(rep); // the reply goes out first; everything below is bookkeeping
     if (this.#unacked.size > this.#cfg.maxUnackedEntries) {
       this.#peerFaulty(`backup has not acknowledged ${this.#unacked.size} entries`);
@@ -428,7 +429,7 @@ class ReplicaNode implements Replica<unknown> {
     if (rec.error !== undefined) rep.error = rec.error;
     else rep.body = rec.body;
     if (this.#role === 'solo-primary' || rec.seq <= this.#ackedSeq) rep.replicated = true;
-    else if (this.#cfg.piggyback === 'entries') rep.entries = this.#unacked.range(this.#ackedSeq, rec.seq);
+    else if (this.#cfg.piggyback === 'entries') rep.entries = this.#unacked.packedRange(this.#ackedSeq, rec.seq);
     return rep;
   }
 
@@ -669,10 +670,19 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   #onForward(link: Link, fwd: Fwd): void {
+    let entries = fwd.entries;
+    if (fwd.packed !== undefined) {
+      entries = entries.slice();
+      for (const p of fwd.packed) {
+        // Skip lists the backup already applied (the primary's flush got here first): no decoding.
+        if (this.#role === 'backup' && p.upToSeq <= this.#runner.appliedSeq) continue;
+        for (const e of decodeEntries(p.bytes)) entries.push(e); // throws ProtocolViolationError
+      }
+    }
     if (this.#role === 'backup') {
-      this.#acceptEntries(fwd.entries);
+      this.#acceptEntries(entries);
     } else if (SERVING.has(this.#role)) {
-      this.#checkLateEntries(fwd.entries);
+      this.#checkLateEntries(entries);
     }
     link.send({ t: 'fwdAck', fwdId: fwd.fwdId, epoch: this.#epoch, role: this.#role });
   }

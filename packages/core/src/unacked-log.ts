@@ -2,10 +2,13 @@
  * The primary's log of entries the backup has not acknowledged yet, in seq order. Appending and
  * trimming from the front are O(1) amortised.
  */
+import { encodeValue, packEncoded } from './codec.js';
 import type { Entry } from './messages.js';
 
 export class UnackedLog {
   #items: Entry[] = [];
+  /** Each entry's msgpack encoding, made on demand once ('entries' piggyback mode). */
+  #packed: (Uint8Array | undefined)[] = [];
   #head = 0;
 
   get size(): number {
@@ -19,17 +22,39 @@ export class UnackedLog {
 
   push(entry: Entry): void {
     this.#items.push(entry);
+    this.#packed.push(undefined);
+  }
+
+  /** Entries with fromSeq < seq ≤ toSeq as one packed msgpack array (each entry encoded only once). */
+  packedRange(fromSeqExclusive: number, toSeqInclusive = Number.POSITIVE_INFINITY): Uint8Array {
+    const parts: Uint8Array[] = [];
+    const items = this.#items;
+    const packed = this.#packed;
+    for (let i = this.#head; i < items.length; i++) {
+      const e = items[i]!;
+      if (e.seq <= fromSeqExclusive) continue;
+      if (e.seq > toSeqInclusive) break;
+      let p = packed[i];
+      if (p === undefined) packed[i] = p = encodeValue(e);
+      parts.push(p);
+    }
+    return packEncoded(parts);
   }
 
   /** Drop every entry with seq ≤ upToSeq. */
   trimTo(upToSeq: number): void {
     const items = this.#items;
-    while (this.#head < items.length && items[this.#head]!.seq <= upToSeq) this.#head++;
+    while (this.#head < items.length && items[this.#head]!.seq <= upToSeq) {
+      this.#packed[this.#head] = undefined; // release the encoding
+      this.#head++;
+    }
     if (this.#head === items.length) {
       this.#items = [];
+      this.#packed = [];
       this.#head = 0;
     } else if (this.#head > 1024 && this.#head * 2 > items.length) {
       this.#items = items.slice(this.#head);
+      this.#packed = this.#packed.slice(this.#head);
       this.#head = 0;
     }
   }
@@ -49,6 +74,7 @@ export class UnackedLog {
 
   clear(): void {
     this.#items = [];
+    this.#packed = [];
     this.#head = 0;
   }
 }

@@ -47,16 +47,16 @@ describe('client', () => {
   it('rejects a reply from an epoch older than one it has seen (stale primary) and waits for a current one', async () => {
     const cluster = new TestCluster();
     let aCount = 0;
-    await fakeServer(cluster, 'loop://fa', (m, reply) => {
+    await fakeServer(cluster, 'mem://fa', (m, reply) => {
       if (m.t !== 'req') return;
       aCount++;
       // first call: epoch 2; second call: a deposed primary answering with epoch 1
       reply(rep(m.requestId, aCount === 1 ? 2 : 1, aCount, aCount === 1 ? 'first' : 'stale'));
     });
-    await fakeServer(cluster, 'loop://fb', (m, reply) => {
+    await fakeServer(cluster, 'mem://fb', (m, reply) => {
       if (m.t === 'req') reply(rep(m.requestId, 2, 2, 'current'));
     });
-    const c = createClient({ service: kv, env: cluster.node('C').env, servers: ['loop://fa', 'loop://fb'], config: FAST });
+    const c = createClient({ service: kv, env: cluster.node('C').env, servers: ['mem://fa', 'mem://fb'], config: FAST });
     expect((await c.call({ op: 'get', key: 'x' })).value).toBe('first');
     const r = await c.callWithInfo({ op: 'get', key: 'x' });
     expect(r.reply.value).toBe('current');
@@ -67,7 +67,7 @@ describe('client', () => {
 
   it('fails with ServiceUnavailableError after callDeadlineMs when nothing answers', async () => {
     const cluster = new TestCluster();
-    const c = createClient({ service: kv, env: cluster.node('C').env, servers: ['loop://none1', 'loop://none2'], config: { ...FAST, callDeadlineMs: 150 } });
+    const c = createClient({ service: kv, env: cluster.node('C').env, servers: ['mem://none1', 'mem://none2'], config: { ...FAST, callDeadlineMs: 150 } });
     await expect(c.call({ op: 'get', key: 'x' })).rejects.toMatchObject({ name: 'ServiceUnavailableError' });
     await c.close();
   });

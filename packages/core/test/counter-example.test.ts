@@ -8,11 +8,11 @@ import { FAST } from './helpers/setup.js';
 describe('examples/counter.ts', () => {
   it('counts across a primary failure', async () => {
     const cluster = new TestCluster();
-    const a = createReplica({ service: counter, env: cluster.node('a').env, listen: 'loop://ca', peer: 'loop://cb', roleHint: 'primary', config: FAST });
-    const b = createReplica({ service: counter, env: cluster.node('b').env, listen: 'loop://cb', peer: 'loop://ca', roleHint: 'backup', config: FAST });
+    const a = createReplica({ service: counter, env: cluster.node('a').env, listen: 'mem://ca', peer: 'mem://cb', roleHint: 'primary', config: FAST });
+    const b = createReplica({ service: counter, env: cluster.node('b').env, listen: 'mem://cb', peer: 'mem://ca', roleHint: 'backup', config: FAST });
     await a.start();
     await b.start();
-    const client = createClient({ service: counter, env: cluster.node('c').env, servers: ['loop://ca', 'loop://cb'], config: FAST });
+    const client = createClient({ service: counter, env: cluster.node('c').env, servers: ['mem://ca', 'mem://cb'], config: FAST });
     await client.call({ op: 'add', by: 5 });
     await client.call({ op: 'add', by: 2 });
     await expect(client.call({ op: 'add', by: -100 })).rejects.toMatchObject({ name: 'ApplicationError', remoteName: 'RangeError' });

@@ -49,7 +49,7 @@ describe('divergence detection', () => {
     pair = await startPair({}, dice as never);
     const c = pair.client('C');
     const values = new Set<string>();
-    for (let i = 0; i < 10; i++) values.add((await c.call({ op: 'roll', key: '' })).value!);
+    for (let i = 0; i < 10; i++) values.add((await c.call({ op: 'get', key: 'roll' })).value!);
     expect(values.size).toBe(10);
     await until(() => pair!.b.status().appliedSeq === 10, 'replicated');
     expect(pair.b.status().divergences).toBe(0);

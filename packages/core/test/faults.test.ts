@@ -1,9 +1,10 @@
 /**
  * Every fault case of the patent (and DESIGN.md's fault model) as a named test, in-process over a
- * loopback transport with fault injection (crash = SIGKILL-like, pause = SIGSTOP-like, drop, duplicate).
+ * in-memory transport (@tandem/transport) with fault injection (crash = SIGKILL-like, pause = SIGSTOP-like, drop, duplicate).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PiggybackMode } from '../src/api.js';
+import { decodeEntries } from '../src/codec.js';
 import { sleep, until } from './helpers/fault-net.js';
 import { startPair, type Pair } from './helpers/setup.js';
 
@@ -58,12 +59,12 @@ describe('flush', () => {
     await c.call({ op: 'incr', key: 'n' });
     expect(pair.a.status().unackedEntries).toBe(2);
     const last = pair.cluster.find((r) => r.from === 'A' && r.msg.t === 'rep').pop()!.msg;
-    expect(last.t === 'rep' && last.entries?.map((e) => e.seq)).toEqual([1, 2]);
+    expect(last.t === 'rep' && decodeEntries(last.entries!).map((e) => e.seq)).toEqual([1, 2]);
     pair.cluster.dropRule = undefined;
     await until(() => pair!.a.status().unackedEntries === 0, 'log trimmed after flushAck');
     await c.call({ op: 'incr', key: 'n' });
     const after = pair.cluster.find((r) => r.from === 'A' && r.msg.t === 'rep').pop()!.msg;
-    expect(after.t === 'rep' && after.entries?.map((e) => e.seq)).toEqual([3]);
+    expect(after.t === 'rep' && decodeEntries(after.entries!).map((e) => e.seq)).toEqual([3]);
   });
 });
 
@@ -150,8 +151,16 @@ describe('fault cases', () => {
     await c.call({ op: 'put', key: 'warm', value: 'connection' });
     await c.drain();
     const fwdsBefore = pair.cluster.find((r) => r.from === 'C' && r.msg.t === 'fwd').length;
+    const p = pair;
+    // The client dies once its request has reached the primary (at the moment the reply leaves A).
+    p.cluster.dropRule = ({ from, msg }) => {
+      if (from === 'A' && msg.t === 'rep' && msg.seq === 2) {
+        p.cluster.node('C').crash();
+        return true;
+      }
+      return false;
+    };
     void c.call({ op: 'put', key: 'k', value: 'from-dead-client' }).catch(() => undefined);
-    pair.cluster.node('C').crash(); // the req is on the wire; the client never forwards anything
     await until(() => pair!.b.status().appliedSeq === 2, 'flush delivered the entry');
     expect(pair.b.state.get('k')).toBe('from-dead-client');
     expect(pair.cluster.find((r) => r.from === 'C' && r.msg.t === 'fwd')).toHaveLength(fwdsBefore);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { until, type TraceRecord } from './helpers/fault-net.js';
 import { startPair, type Pair } from './helpers/setup.js';
 import type { PiggybackMode } from '../src/api.js';
+import { decodeEntries } from '../src/codec.js';
 
 let pair: Pair | undefined;
 afterEach(async () => {
@@ -39,7 +40,12 @@ describe.each<PiggybackMode>(['entries', 'seq-digest'])('normal path (%s)', (pig
       traceAtThen = cluster.trace.length;
     });
     await c.drain();
-    const fwd = cluster.trace.findIndex((r: TraceRecord) => r.from === 'C' && r.msg.t === 'fwd' && r.msg.entries.some((e) => e.seq === 2));
+    const fwd = cluster.trace.findIndex(
+      (r: TraceRecord) =>
+        r.from === 'C' &&
+        r.msg.t === 'fwd' &&
+        [...r.msg.entries, ...(r.msg.packed ?? []).flatMap((p) => decodeEntries(p.bytes))].some((e) => e.seq === 2),
+    );
     expect(fwd).toBeGreaterThanOrEqual(0);
     expect(traceAtThen).toBeGreaterThan(0);
     expect(traceAtThen).toBeLessThanOrEqual(fwd); // the app's then() ran before the fwd was sent
@@ -59,7 +65,7 @@ describe.each<PiggybackMode>(['entries', 'seq-digest'])('normal path (%s)', (pig
     if (last.t !== 'rep') throw new Error('not a rep');
     expect(last.digest).toMatch(/^[0-9a-f]{16}$/);
     if (piggyback === 'entries') {
-      expect(last.entries?.map((e) => e.seq)).toContain(2);
+      expect(decodeEntries(last.entries!).map((e) => e.seq)).toContain(2);
     } else {
       expect(last.entries).toBeUndefined();
     }

@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { encode } from 'msgpackr';
 import { codec } from '../src/codec.js';
+import type { Message } from '../src/messages.js';
 import { until } from './helpers/fault-net.js';
 import { startPair, type Pair } from './helpers/setup.js';
 
@@ -13,7 +14,7 @@ afterEach(async () => {
 
 describe('codec', () => {
   it('round-trips every message and rejects invalid bytes with ProtocolViolationError', () => {
-    const m = { t: 'flush', epoch: 3, flushId: 9, entries: [{ seq: 1, epoch: 3, clientId: 'c', requestId: 1, body: { x: [1, 2] }, time: 5, seed: 7, digest: 'ab' }] } as const;
+    const m = { t: 'flush', epoch: 3, flushId: 9, entries: [{ seq: 1, epoch: 3, clientId: 'c', requestId: 1, body: { x: [1, 2] }, time: 5, seed: 7, digest: 'ab' }] } satisfies Message;
     expect(codec.decode(codec.encode(m))).toEqual(m);
     expect(() => codec.decode(new Uint8Array([0xc1]))).toThrow(expect.objectContaining({ name: 'ProtocolViolationError' }));
     expect(() => codec.decode(encode({ t: 'flush', epoch: -1, flushId: 1, entries: [] }))).toThrow(expect.objectContaining({ name: 'ProtocolViolationError' }));

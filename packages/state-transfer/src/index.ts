@@ -1,1 +1,14 @@
-export {};
+export { StateTransferServer, type StateTransferServerOptions, type StateTransferServerEvent } from './server.js';
+export { StateTransferClient, type StateTransferClientOptions, type StateTransferClientEvent, type JoinResult } from './client.js';
+export { ServiceHost, type HostedService, type HostEntry, type ServiceHostOptions } from './host.js';
+export { SnapshotMap, type MapRecord, type SnapshotMapOptions } from './snapshot-map.js';
+export { mapSnapshotSupport, type MapSnapshotSupport } from './map-service.js';
+export { ReplicationBacklog, type BacklogOptions, type LogEntry } from './backlog.js';
+export type { TransferSource, TransferSink, CapturedState, CapturedStateBody, InstalledState, StateHead } from './source.js';
+export { serviceVersion, supportsChunks, type SnapshotCursor, type StateBuilder, type StateMigration, type TransferableService } from './transferable.js';
+export { migrationPath, migrateRecords, migrateSnapshot, type TransferFormat } from './migrations.js';
+export { ProgressMeter, formatProgress, progressBar, type TransferProgress, type TransferPhase, type ProgressOutput } from './progress.js';
+export { chunkChecksum, WholeStateChecksum } from './checksum.js';
+export { decodeMessage, encodeMessage, transferMessageSchema, type TransferMessage } from './messages.js';
+export type { TransferEnv } from './env.js';
+export * from './errors.js';

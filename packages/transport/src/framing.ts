@@ -19,10 +19,8 @@ export const MAX_FRAME_LENGTH = 0xffff_ffff;
 /** Version of the stream framing written in the preamble. */
 export const STREAM_FRAMING_VERSION = 1;
 
-/** The 8 bytes every framed stream starts with, in each direction. */
-export const STREAM_PREAMBLE: Uint8Array = Object.freeze(
-  Uint8Array.of(0x54, 0x4e, 0x44, 0x4d, STREAM_FRAMING_VERSION, 0, 0, 0),
-) as Uint8Array;
+/** The 8 bytes every framed stream starts with, in each direction ("TNDM", version, 0, 0, 0). Do not modify. */
+export const STREAM_PREAMBLE: Uint8Array = Uint8Array.of(0x54, 0x4e, 0x44, 0x4d, STREAM_FRAMING_VERSION, 0, 0, 0);
 
 /** The 4-byte header announcing a message of `length` bytes. */
 export function encodeFrameHeader(length: number): Uint8Array {

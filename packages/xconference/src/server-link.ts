@@ -27,6 +27,8 @@ export class ServerLink {
   /** Keycode of the focus trigger key on this server (0 = unknown). */
   triggerKeycode = 0;
   closed = false;
+  /** Handles one framed message from this server (set by the session). */
+  onMessage: (msg: Buffer) => void = () => {};
 
   constructor(
     readonly index: number,

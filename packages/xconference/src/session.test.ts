@@ -233,4 +233,60 @@ describe('ApplicationSession with three servers', () => {
     expect(c.replies()[0]!.readUInt16BE(2)).toBe(seq);
     expect(c.replies()[0]!.readUInt32BE(8)).toBe(300);
   });
+
+  it('keeps replies in sequence order when the focus (not the master) answers slowly', async () => {
+    const c = await app();
+    await sync(c);
+    conference.setFocus('p1');
+    p1.holdReplies = true;
+    const geo = c.words(14, 0, [0x400003]); // answered by p1, the focus — held back
+    const fonts = c.request(49, 0, Buffer.from([0, 0, 1, 0, 0x2a, 0, 0, 0])); // answered by the master at once
+    await c.until(() => master.ofOpcode(49).length === 1 && p1.ofOpcode(14).length === 1);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(c.replies()).toHaveLength(1); // only the sync reply so far: ListFonts waits for GetGeometry
+    p1.release();
+    await c.until(() => c.replies().length === 3);
+    expect(c.replies().slice(1).map((r) => r.readUInt16LE(2))).toEqual([geo, fonts]);
+  });
+
+  it('sends unanswered queries again to the master when the focus participant leaves', async () => {
+    const c = await app();
+    await sync(c);
+    conference.setFocus('p1');
+    p1.holdReplies = true;
+    const geo = c.words(14, 0, [0x400003]);
+    await c.until(() => p1.ofOpcode(14).length === 1);
+    p1.dropConnections();
+    await c.until(() => c.replies().some((r) => r.readUInt16LE(2) === geo));
+    expect(master.ofOpcode(14)).toHaveLength(1);
+    expect(conference.applications[0]!.focusName).toBe('master');
+  });
+
+  it('with a button trigger, a click on a participant moves the focus and the click reaches the application', async () => {
+    const conf2 = new Conference({
+      participants: [master, p1, p2].map((s) => ({ name: s.name, connect: () => connect(s.port, '127.0.0.1') })),
+      trigger: parseFocusTrigger('button1'),
+    });
+    const l2 = createServer((sock) => conf2.addApplication(sock));
+    await new Promise<void>((res) => l2.listen(0, '127.0.0.1', () => res()));
+    try {
+      const c = await RawXClient.open((l2.address() as { port: number }).port);
+      clients.push(c);
+      await sync(c);
+      p2.emit((ev) => {
+        ev[0] = 4; // ButtonPress, button 3: not the trigger
+        ev[1] = 3;
+      });
+      p2.emit((ev) => {
+        ev[0] = 4; // ButtonPress, button 1: the trigger
+        ev[1] = 1;
+      });
+      await c.until(() => conf2.applications[0]!.focusName === 'p2');
+      await c.until(() => c.events(4).length === 1);
+      expect(c.events(4)[0]![1]).toBe(1);
+    } finally {
+      conf2.close('test over');
+      await new Promise<void>((res) => l2.close(() => res()));
+    }
+  });
 });

@@ -2,6 +2,8 @@ import type { Socket } from 'node:net';
 import { EventCategory, RequestCategory, eventCategory, requestCategory } from './categories.js';
 import { XProtocolError } from './errors.js';
 import { RequestFramer } from './framing.js';
+import { REQUESTS } from './generated/xproto.js';
+import { ReplyOrder } from './reply-order.js';
 import { IdMap } from './id-map.js';
 import { INTERNAL, RESPONDER, ServerLink, setSequence } from './server-link.js';
 import {
@@ -22,6 +24,7 @@ const OP_INTERN_ATOM = 16;
 const OP_QUERY_EXTENSION = 98;
 const OP_GET_KEYBOARD_MAPPING = 101;
 const OP_LIST_EXTENSIONS = 99;
+const OP_LIST_FONTS_WITH_INFO = 50;
 const EV_KEY_PRESS = 2;
 const EV_BUTTON_PRESS = 4;
 
@@ -101,6 +104,12 @@ export class ApplicationSession {
   private readonly serverAtomByName: Array<Map<string, number>> = [];
   private appBigRequestsOpcode = 0;
   private readonly onRequest = (req: Buffer): void => this.handleRequest(req);
+  private readonly order = new ReplyOrder<ServerLink>(
+    (msg, seq) => this.deliver(msg, seq),
+    () => this.lastDelivered,
+  );
+  /** Copies of requests answered by a non-master server, to send again to the master if that server leaves. */
+  private readonly resend = new Map<number, Buffer>();
 
   constructor(opts: SessionOptions) {
     this.id = opts.id;
@@ -110,7 +119,11 @@ export class ApplicationSession {
     this.app.setNoDelay?.(true);
     this.app.on('data', (chunk: Buffer) => this.onAppData(chunk));
     this.app.on('error', () => this.close('application connection error'));
-    this.app.on('close', () => this.close('application disconnected'));
+    this.app.on('close', () => {
+      const pending = this.framer?.pending ?? 0;
+      if (pending > 0) this.fail(new XProtocolError('truncated', `application disconnected in the middle of a request (${pending} bytes)`));
+      else this.close('application disconnected');
+    });
   }
 
   /** The participant that is currently the input focus of this application. */
@@ -256,6 +269,7 @@ export class ApplicationSession {
     this.focus = this.links[0]!;
     this.framer = new RequestFramer(this.le);
     for (const link of this.links) {
+      link.onMessage = (msg) => this.handleServerMessage(link, msg);
       link.socket.on('data', (chunk: Buffer) => this.onServerData(link, chunk));
       link.socket.on('error', () => this.onServerGone(link));
       link.socket.on('close', () => this.onServerGone(link));
@@ -309,7 +323,15 @@ export class ApplicationSession {
       return;
     }
     this.opts.log?.(`app ${this.id}: participant ${link.name} left`);
-    if (this.focus === link) this.changeFocus(this.links[0]!);
+    const master = this.links[0]!;
+    if (this.focus === link) this.changeFocus(master);
+    // Requests it had not answered are sent again to the master, which answers them instead.
+    for (const appSeq of this.order.waitingOn(link)) {
+      const req = this.resend.get(appSeq);
+      this.resend.delete(appSeq);
+      if (req) master.send(req, req[0]!, appSeq, RESPONDER);
+    }
+    this.order.reassign(link, master);
   }
 
   private changeFocus(link: ServerLink): void {
@@ -333,6 +355,12 @@ export class ApplicationSession {
     }
     if (isBigReqEnable) this.framer!.bigRequests = true;
     const master = this.links[0]!;
+    const spec = REQUESTS[opcode];
+    if (isBigReqEnable || (spec !== undefined && spec.hasReply)) {
+      const responder = category === RequestCategory.QueryDisplay || category === RequestCategory.InputDevices ? this.focus! : master;
+      this.order.expect(appSeq, responder);
+      if (responder !== master) this.resend.set(appSeq, Buffer.from(req));
+    }
     switch (category) {
       case RequestCategory.DrawOrChange:
       case RequestCategory.InitResourceIds: {
@@ -365,7 +393,7 @@ export class ApplicationSession {
   private onServerData(link: ServerLink, chunk: Buffer): void {
     if (this.closed || link.closed) return;
     try {
-      link.framer.push(chunk, (msg) => this.handleServerMessage(link, msg));
+      link.framer.push(chunk, link.onMessage);
     } catch (err) {
       // A server speaking garbage is treated as that participant leaving.
       this.opts.log?.(`app ${this.id}: ${link.name}: ${(err as Error).message}`);
@@ -394,7 +422,10 @@ export class ApplicationSession {
       }
       let out = link.isMaster ? msg : translateReply(msg, opcode, link.ids, le);
       if (opcode === OP_LIST_EXTENSIONS) out = filterExtensionList(out, le);
-      this.deliver(out, appSeq);
+      // ListFontsWithInfo sends several replies; the last one has an empty name.
+      const final = opcode !== OP_LIST_FONTS_WITH_INFO || msg[1] === 0;
+      if (final && !link.isMaster) this.resend.delete(appSeq);
+      this.order.offer(out, appSeq, true, final);
       this.stats.forwardedReplies++;
       return;
     }
@@ -409,7 +440,9 @@ export class ApplicationSession {
         return;
       }
       const out = link.isMaster ? msg : translateError(msg, link.ids, le);
-      this.deliver(out, Math.max(link.appSeqOf[seq]!, this.lastDelivered));
+      const appSeq = link.appSeqOf[seq]!;
+      if (!link.isMaster) this.resend.delete(appSeq);
+      this.order.offer(out, appSeq, false, true);
       this.stats.forwardedErrors++;
       return;
     }
@@ -451,8 +484,7 @@ export class ApplicationSession {
       return;
     }
     // Events never move the application's sequence backwards; only the master's advance it.
-    const appSeq = link.isMaster ? Math.max(link.appSeqOf[seq]!, this.lastDelivered) : this.lastDelivered;
-    this.deliver(out, appSeq);
+    this.order.offer(out, link.isMaster ? link.appSeqOf[seq]! : this.lastDelivered, false, false);
   }
 
   private isFocusTrigger(link: ServerLink, msg: Buffer): boolean {

@@ -17,6 +17,9 @@ export class FakeXServer {
   private server: Server;
   private conns = new Set<{ sock: Socket; seq: number; le: boolean }>();
   port = 0;
+  /** While true, replies are kept back until release() (a slow server). */
+  holdReplies = false;
+  private heldReplies: Array<{ sock: Socket; bytes: Buffer }> = [];
 
   constructor(
     readonly name: string,
@@ -83,7 +86,19 @@ export class FakeXServer {
     write16(r, 2, conn.seq, conn.le);
     write32(r, 4, extra / 4, conn.le);
     fill(r);
-    conn.sock.write(r);
+    if (this.holdReplies) this.heldReplies.push({ sock: conn.sock, bytes: r });
+    else conn.sock.write(r);
+  }
+
+  /** Sends the replies kept back while holdReplies was set. */
+  release(): void {
+    this.holdReplies = false;
+    for (const h of this.heldReplies.splice(0)) h.sock.write(h.bytes);
+  }
+
+  /** Closes every connection without stopping the listener (the participant leaves). */
+  dropConnections(): void {
+    for (const c of this.conns) c.sock.destroy();
   }
 
   private handle(conn: { sock: Socket; seq: number; le: boolean }, framer: RequestFramer, req: Buffer): void {

@@ -11,7 +11,7 @@ import type { Env, TimerHandle } from '../../src/env.js';
 import type { Message } from '../../src/messages.js';
 import { silentLogger } from '../../src/env.js';
 import { stderrLogger } from '../../src/node-env.js';
-import { LoopbackTransport } from './loopback.js';
+import { createMemoryNetwork } from '@tandem/transport';
 
 export interface TraceRecord {
   no: number;
@@ -181,7 +181,7 @@ export class TestCluster {
   readonly #nodes = new Map<string, TestNode>();
   readonly #addressNames = new Map<string, string>();
 
-  constructor(transport: Transport = new LoopbackTransport()) {
+  constructor(transport: Transport = createMemoryNetwork()) {
     this.transport = transport;
   }
 

@@ -61,8 +61,8 @@ export interface Pair {
 export async function startPair(config: Partial<ReplicationConfig> = {}, service = kv): Promise<Pair> {
   const cluster = new TestCluster();
   const n = ++pairNo;
-  const addrA = `loop://a${n}`;
-  const addrB = `loop://b${n}`;
+  const addrA = `mem://a${n}`;
+  const addrB = `mem://b${n}`;
   cluster.nameAddress(addrA, 'A');
   cluster.nameAddress(addrB, 'B');
   const nodeA = cluster.node('A');

@@ -34,8 +34,9 @@ export function checkOperations<State, Input>(
   if (r.verdict === 'linearizable') return { verdict: r.verdict, steps: r.steps };
   const describeInput = model.describeInput ?? ((i: Input) => JSON.stringify(i));
   const describe = model.describe ?? ((s: State) => JSON.stringify(s));
+  const t = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(3));
   const fmt = (o: Operation<Input>) =>
-    `#${o.index} client ${o.client} ${describeInput(o.input)} [${o.call}, ${o.return === undefined ? 'unknown' : o.return}]`;
+    `#${o.index} client ${o.client} ${describeInput(o.input)} [${t(o.call)}, ${o.return === undefined ? 'unknown' : t(o.return)}]`;
   let s = model.init();
   const prefix = r.longestPrefix.map((o) => {
     s = model.step(s, o.input).state;

@@ -11,6 +11,7 @@
  *   4. liveness: after the last fault action, every operation completed within the computed bound.
  */
 import {
+  codec,
   computeTimingBounds,
   createClient,
   createReplica,
@@ -67,6 +68,8 @@ export interface KvSimulationResult {
   maxLatencyAfterFaultMs: number;
   livenessBoundMs: number;
   network: NetworkStats;
+  /** How often each replica event happened (coverage: did takeovers, step-downs, rejoins occur?). */
+  replicaEvents: Record<string, number>;
   /** The last log lines and every error line (for failure reports). */
   logs: LogLine[];
   errorLogs: LogLine[];
@@ -88,6 +91,14 @@ interface ClientSlot {
   remaining: number;
   finished: boolean;
   incarnation: number;
+}
+
+function isForward(bytes: Uint8Array): boolean {
+  try {
+    return codec.decode(bytes).t === 'fwd';
+  } catch {
+    return false;
+  }
 }
 
 export async function runKvSimulation(options: KvSimulationOptions): Promise<KvSimulationResult> {
@@ -265,6 +276,36 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
           noteFault(`crash-primary ${p.name} (no reply seen)`);
         }
         await sleep(rng.between(20, 2 * bounds.takeoverMs));
+        restartReplica(p);
+        return;
+      }
+      case 'crash-primary-slow-forward': {
+        if (!p || !b) return;
+        let victim: SimNode | undefined;
+        sim.network.onTransmit = (from, to) => {
+          if (from === p.node && clientNodes.has(to) && victim === undefined) {
+            victim = to;
+            sim.network.onTransmit = undefined;
+            p.node.crash();
+            noteFault(`crash-primary-slow-forward ${p.name} (right after a send to ${to.name}; its next ${cfg.maxRetransmits} forwards to ${b.name} lost, then one delayed)`);
+          }
+        };
+        let forwards = 0;
+        const slowMs = rng.between(0.5, 0.95) * cfg.ackTimeoutMs;
+        sim.network.interceptor = (from, to, bytes) => {
+          if (victim === undefined || from !== victim || to !== b.node || !isForward(bytes)) return undefined;
+          forwards++;
+          if (forwards <= cfg.maxRetransmits) return 'drop';
+          return forwards === cfg.maxRetransmits + 1 ? slowMs : undefined;
+        };
+        await waitUntil(() => victim !== undefined, 500);
+        sim.network.onTransmit = undefined;
+        if (victim === undefined) {
+          p.node.crash();
+          noteFault(`crash-primary ${p.name} (no reply seen)`);
+        }
+        await sleep(bounds.takeoverMs + cfg.ackTimeoutMs);
+        sim.network.interceptor = undefined;
         restartReplica(p);
         return;
       }
@@ -456,6 +497,11 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
     maxLatencyAfterFaultMs,
     livenessBoundMs,
     network: { ...sim.network.stats },
+    replicaEvents: replicaEvents.reduce<Record<string, number>>((acc, r) => {
+      const k = r.event.type === 'role' ? `role:${r.event.role}` : r.event.type;
+      acc[k] = (acc[k] ?? 0) + 1;
+      return acc;
+    }, {}),
     logs: sim.logs,
     errorLogs: sim.errorLogs,
   };

@@ -261,6 +261,9 @@ export class SimNetwork {
   /** Observes every message as it is handed to the network (after its delivery is scheduled); a fault
    * driver may crash the sender right there ("after the reply, before anything else"). */
   onTransmit: ((from: SimNode, to: SimNode, bytes: Uint8Array) => void) | undefined;
+  /** Targeted faults: decides per message to drop it or to add an extra delay (ms), before the random
+   * faults are drawn. Undefined = no opinion. */
+  interceptor: ((from: SimNode, to: SimNode, bytes: Uint8Array) => 'drop' | number | undefined) | undefined;
   readonly #sched: Scheduler;
   readonly #rng: SeededRandom;
   readonly #listeners = new Map<string, SimListener>();
@@ -358,6 +361,14 @@ export class SimNetwork {
     this.stats.sent++;
     const f = this.faults;
     const first = from.out.sent++ === 0;
+    const verdict = this.interceptor?.(from.node, to.node, bytes);
+    if (verdict === 'drop') {
+      this.stats.lost++;
+      this.#sched.note(`dropped ${from.node.name}->${to.node.name}`);
+      this.onTransmit?.(from.node, to.node, bytes);
+      return;
+    }
+    const extra = typeof verdict === 'number' ? verdict : 0;
     if (!first && f.lossRate > 0 && this.#rng.chance(f.lossRate)) {
       this.stats.lost++;
       this.#sched.note(`lost ${from.node.name}->${to.node.name}`);
@@ -366,7 +377,7 @@ export class SimNetwork {
     const copies = f.duplicateRate > 0 && this.#rng.chance(f.duplicateRate) ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
     for (let i = 0; i < copies; i++) {
-      let at = this.#sched.now + this.#delay();
+      let at = this.#sched.now + this.#delay() + extra;
       if (!first && f.reorderRate > 0 && this.#rng.chance(f.reorderRate)) this.stats.reordered++;
       else at = Math.max(at, from.out.lastAt);
       from.out.lastAt = Math.max(from.out.lastAt, at);

@@ -81,7 +81,8 @@ export class SimNode {
       setTimer: (ms: number, fn: () => void): TimerHandle => {
         if (inc !== this.#incarnation) return { cancel() {} };
         let cancelled = false;
-        const ev = sched.after(ms, label, () => {
+        // Like Node's setTimeout (what nodeEnv() uses): a delay below 1 ms counts as 1 ms.
+        const ev = sched.after(Math.max(1, ms), label, () => {
           this.gate(inc, label, () => {
             if (!cancelled) fn();
           });

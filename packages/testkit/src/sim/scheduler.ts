@@ -70,9 +70,13 @@ export class Scheduler {
     return this.#traceLog ?? [];
   }
 
-  /** Run `fn` at virtual time now + ms (ms < 0 counts as 0). */
+  /** Run `fn` at virtual time now + ms (ms < 0 counts as 0). A positive delay always advances the clock,
+   * even when it is below the resolution of a double at the current time (as a real clock would). */
   after(ms: number, label: string, fn: () => void): ScheduledEvent {
-    return this.at(this.#now + Math.max(0, Number.isFinite(ms) ? ms : 0), label, fn);
+    const d = Math.max(0, Number.isFinite(ms) ? ms : 0);
+    let time = this.#now + d;
+    if (d > 0 && time <= this.#now) time = this.#now + Math.max(Number.MIN_VALUE, Math.abs(this.#now) * Number.EPSILON);
+    return this.at(time, label, fn);
   }
 
   at(time: number, label: string, fn: () => void): ScheduledEvent {

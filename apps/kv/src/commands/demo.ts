@@ -1,0 +1,165 @@
+/**
+ * `tandem-kv demo`: a primary and a backup as child processes on loopback, concurrent clients with
+ * checkable writes, SIGKILL of the primary mid-load, the backup takes over, the old primary restarts
+ * and rejoins as backup, then verification: no acknowledged write lost, none applied twice, both
+ * replicas' state digests equal.
+ */
+import { writeFileSync } from 'node:fs';
+import type { ReplicationConfig } from '@tandem/core';
+import { ReplicaPair } from '../harness/cluster.js';
+import { percentile, Workload } from '../harness/workload.js';
+import { createTransportRegistry } from '../transports.js';
+
+export interface DemoOptions {
+  json: boolean;
+  clients: number;
+  durationS: number;
+  transport: string;
+  history?: string | undefined;
+  replication: Partial<ReplicationConfig>;
+}
+
+export interface DemoResult {
+  ok: boolean;
+  transport: string;
+  clients: number;
+  durationS: number;
+  operations: number;
+  acknowledged: number;
+  unknownOutcome: number;
+  lost: number;
+  duplicated: number;
+  unexpected: number;
+  staleReads: number;
+  failoverMs: { p50: number; max: number; clients: number };
+  rejoinMs: number;
+  epoch: number;
+  appliedSeq: number;
+  digests: { a: string; b: string; equal: boolean };
+  details: string[];
+  history?: string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const say = (s: string): void => {
+    clearProgress();
+    process.stderr.write(s + '\n');
+  };
+  let phase = 'starting';
+  say(`tandem-kv demo: primary + backup as child processes on ${opts.transport}, ${opts.clients} clients, ~${opts.durationS} s`);
+  const pair = await ReplicaPair.start({ transport: opts.transport, replication: opts.replication });
+  const workload = new Workload({ servers: pair.addresses, clients: opts.clients, network: createTransportRegistry(), config: opts.replication });
+  say(`  a (pid ${pair.a.pid}) primary at ${pair.addresses[0]}; b (pid ${pair.b.pid}) backup at ${pair.addresses[1]}`);
+  let lastCount = 0;
+  let lastAt = workload.now();
+  let rate = 0;
+  const progress = setInterval(() => {
+    const now = workload.now();
+    rate = ((workload.completed - lastCount) * 1000) / Math.max(1, now - lastAt);
+    lastCount = workload.completed;
+    lastAt = now;
+    writeProgress(`[${(now / 1000).toFixed(1)} s] ${phase.padEnd(9)} ${Math.round(rate).toString().padStart(6)} ops/s  ${workload.completed} replies  ${workload.failed} failed calls`);
+  }, 250);
+  try {
+    const d = opts.durationS * 1000;
+    phase = 'load';
+    workload.start();
+    await sleep(d * 0.35);
+
+    phase = 'failover';
+    const killedAt = workload.now();
+    await pair.a.kill();
+    say(`  ${(killedAt / 1000).toFixed(1)} s: SIGKILL primary a (pid ${pair.a.pid})`);
+    await pair.b.waitForRole(['solo-primary', 'primary'], 15_000);
+    const recoverDeadline = Date.now() + 15_000;
+    while (workload.recoveredClients(killedAt, 1) < opts.clients && Date.now() < recoverDeadline) await sleep(10);
+    const failovers = workload.failoverTimes(killedAt, 1);
+    say(`  b took over; first successful reply per client after ${Math.round(percentile(failovers, 50))} ms (p50), ${Math.round(Math.max(...failovers))} ms (max)`);
+
+    phase = 'rejoin';
+    await sleep(d * 0.15);
+    const restartAt = workload.now();
+    pair.spawn('a', 'auto');
+    say(`  restarted a (pid ${pair.a.pid}); it probes b, finds a primary, and joins as backup`);
+    await pair.a.waitForRole(['backup'], 15_000);
+    const rejoinMs = workload.now() - restartAt;
+    say(`  a rejoined as backup after ${Math.round(rejoinMs)} ms`);
+
+    phase = 'load';
+    await sleep(d * 0.35);
+    phase = 'verify';
+    await workload.stop();
+    const converged = await pair.convergedDigests(5000);
+    const serving = (await pair.serving()) ?? pair.b;
+    const { values, status } = await serving.read(workload.keysToRead());
+    const v = workload.verify(values);
+    clearInterval(progress);
+    clearProgress();
+    if (opts.history) writeFileSync(opts.history, JSON.stringify(workload.history));
+    const result: DemoResult = {
+      ok: v.lost === 0 && v.duplicated === 0 && v.unexpected === 0 && converged.equal,
+      transport: opts.transport,
+      clients: opts.clients,
+      durationS: opts.durationS,
+      operations: workload.completed + workload.failed,
+      acknowledged: v.acknowledged,
+      unknownOutcome: v.unknown,
+      lost: v.lost,
+      duplicated: v.duplicated,
+      unexpected: v.unexpected,
+      staleReads: v.staleReads,
+      failoverMs: { p50: round(percentile(failovers, 50)), max: round(Math.max(...failovers)), clients: failovers.length },
+      rejoinMs: round(rejoinMs),
+      epoch: status.epoch,
+      appliedSeq: status.appliedSeq,
+      digests: { a: converged.a?.stateDigest ?? '?', b: converged.b?.stateDigest ?? '?', equal: converged.equal },
+      details: v.details,
+      ...(opts.history ? { history: opts.history } : {}),
+    };
+    return result;
+  } finally {
+    clearInterval(progress);
+    clearProgress();
+    await pair.stop();
+  }
+}
+
+export function describeDemo(r: DemoResult): string {
+  const lines = [
+    '',
+    `tandem-kv demo ${r.ok ? 'PASSED' : 'FAILED'}`,
+    `  operations          ${r.operations} (${r.acknowledged} acknowledged writes, ${r.unknownOutcome} with unknown outcome)`,
+    `  lost                ${r.lost}   (acknowledged writes missing from the serving replica)`,
+    `  duplicated          ${r.duplicated}   (writes applied more than once)`,
+    `  failover            p50 ${r.failoverMs.p50} ms, max ${r.failoverMs.max} ms (SIGKILL → first reply from the new primary, ${r.failoverMs.clients} clients)`,
+    `  rejoin              ${r.rejoinMs} ms (restart → backup with a state copy)`,
+    `  final epoch / seq   ${r.epoch} / ${r.appliedSeq}`,
+    `  state digests       a ${r.digests.a}  b ${r.digests.b}  ${r.digests.equal ? 'equal' : 'DIFFERENT'}`,
+  ];
+  if (r.staleReads > 0) lines.push(`  stale reads         ${r.staleReads} (a client read its own log without a write it had seen acknowledged)`);
+  if (r.history) lines.push(`  history             ${r.history}`);
+  for (const d of r.details) lines.push(`  ! ${d}`);
+  return lines.join('\n');
+}
+
+function round(n: number): number {
+  return Number.isFinite(n) ? Math.round(n * 10) / 10 : -1;
+}
+
+let progressShown = false;
+let lastPlainAt = 0;
+function writeProgress(line: string): void {
+  if (process.stderr.isTTY) {
+    process.stderr.write(`\r\x1b[2K${line}`);
+    progressShown = true;
+  } else if (Date.now() - lastPlainAt >= 1000) {
+    lastPlainAt = Date.now();
+    process.stderr.write(line + '\n');
+  }
+}
+function clearProgress(): void {
+  if (progressShown && process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
+  progressShown = false;
+}

@@ -1,0 +1,101 @@
+/**
+ * `tandem-kv serve`: run one replica of the kv service. Prints the worst-case failover time computed
+ * from the configuration, then role changes and protocol events (human lines, or JSON lines with
+ * --json). When started with an IPC channel (the demo, tests and benchmark harness), it also answers
+ * {type:'status'} and {type:'read', keys} messages from its parent.
+ */
+import { computeTimingBounds, createReplica, nodeEnv, type ReplicaEvent, type ReplicationConfig, type Replica } from '@tandem/core';
+import { kvService, type KvState } from '../service.js';
+import { createTransportRegistry } from '../transports.js';
+
+export interface ServeOptions {
+  listen: string;
+  peer: string;
+  role: 'primary' | 'backup' | 'auto';
+  nodeId?: string | undefined;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  replication: ReplicationConfig;
+  json: boolean;
+}
+
+/** Messages a parent process may send over IPC, and the answers. */
+export type ServeIpcRequest = { type: 'status'; id: number } | { type: 'read'; id: number; keys: string[] };
+
+export async function serve(opts: ServeOptions): Promise<void> {
+  const nodeId = opts.nodeId ?? opts.listen;
+  const out = (event: string, fields: Record<string, unknown>, human: string): void => {
+    if (opts.json) process.stdout.write(JSON.stringify({ event, node: nodeId, ...fields }) + '\n');
+    else process.stdout.write(`[${nodeId}] ${human}\n`);
+  };
+  const env = nodeEnv({ network: createTransportRegistry(), logLevel: opts.logLevel, logFields: { node: nodeId } });
+  const bounds = computeTimingBounds(opts.replication);
+  out(
+    'timing',
+    { bounds, config: opts.replication },
+    `worst-case failover ${bounds.worstCaseFailoverMs} ms = heartbeat timeout ${opts.replication.heartbeatTimeoutMs} + forward window ${bounds.forwardWindowMs} + request retry ${opts.replication.requestTimeoutMs} (piggyback ${opts.replication.piggyback}, reply ${opts.replication.replyMode})`,
+  );
+  const replica: Replica<KvState> = createReplica({
+    service: kvService,
+    env,
+    listen: opts.listen,
+    peer: opts.peer,
+    roleHint: opts.role,
+    nodeId,
+    config: opts.replication,
+  });
+  replica.on((e) => reportEvent(e, out));
+  attachIpc(replica);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    out('stopping', { signal }, `stopping (${signal})`);
+    replica.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await replica.start();
+  const s = replica.status();
+  out('serving', { address: replica.address, role: s.role, epoch: s.epoch, appliedSeq: s.appliedSeq }, `listening on ${replica.address} as ${s.role} (epoch ${s.epoch}), peer ${opts.peer}`);
+}
+
+function reportEvent(e: ReplicaEvent, out: (event: string, fields: Record<string, unknown>, human: string) => void): void {
+  switch (e.type) {
+    case 'role':
+      return out('role', { role: e.role, epoch: e.epoch }, `role → ${e.role} (epoch ${e.epoch})`);
+    case 'takeover':
+      return out('takeover', { epoch: e.epoch, appliedSeq: e.appliedSeq, silenceMs: e.silenceMs }, `TAKEOVER: primary silent ${Math.round(e.silenceMs)} ms; serving at epoch ${e.epoch} from seq ${e.appliedSeq}`);
+    case 'step-down':
+      return out('step-down', { epoch: e.epoch, newerEpoch: e.newerEpoch }, `stepping down: epoch ${e.newerEpoch} is newer than ours (${e.epoch})`);
+    case 'divergence':
+      return out('divergence', { seq: e.seq, expected: e.expectedDigest, actual: e.actualDigest }, `DIVERGENCE at seq ${e.seq}: primary digest ${e.expectedDigest}, ours ${e.actualDigest}`);
+    case 'peer-faulty':
+      return out('peer-faulty', { reason: e.reason }, `backup declared faulty (${e.reason}); serving alone`);
+    case 'peer-joined':
+      return out('peer-joined', { seq: e.seq }, `backup joined at seq ${e.seq}`);
+    case 'protocol-error':
+      return out('protocol-error', { remote: e.remote, error: e.error.message }, `protocol error from ${e.remote}: ${e.error.message} (connection closed)`);
+    case 'lost-entries':
+      return out('lost-entries', { epoch: e.epoch, seqs: e.seqs }, `LOST ENTRIES beyond a gap at takeover: seqs ${e.seqs.join(', ')}`);
+  }
+}
+
+function attachIpc(replica: Replica<KvState>): void {
+  if (typeof process.send !== 'function') return;
+  process.on('message', (raw: unknown) => {
+    const m = raw as ServeIpcRequest;
+    if (typeof m !== 'object' || m === null || typeof m.id !== 'number') return;
+    if (m.type === 'status') {
+      process.send?.({ type: 'status', id: m.id, status: replica.status() });
+    } else if (m.type === 'read' && Array.isArray(m.keys)) {
+      const data = replica.state.data;
+      process.send?.({ type: 'read', id: m.id, status: replica.status(), values: m.keys.map((k) => data.get(String(k)) ?? null) });
+    }
+  });
+  // Do not let the IPC channel keep the process alive on its own, and exit if the parent goes away.
+  process.channel?.unref();
+  process.on('disconnect', () => process.exit(0));
+}

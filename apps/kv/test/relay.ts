@@ -1,0 +1,133 @@
+/**
+ * A frame-aware TCP relay for fault tests: it sits between a dialler and a tcp:// listener, forwards the
+ * 8-byte stream preamble and then whole frames (4-byte big-endian length + payload), and can
+ *  - drop frames at random (seeded; never the first frame of a direction, the hello),
+ *  - cut connections (destroy both sockets),
+ *  - freeze: from now on silently discard everything (the connection stays open: a black hole).
+ * Dropping whole frames keeps the framing valid, so what the endpoints see is real message loss.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+const PREAMBLE = 8;
+
+export interface RelayOptions {
+  /** tcp://host:port the relay forwards to. */
+  target: string;
+  /** Probability of dropping each frame (after the first) in each direction. */
+  dropRate?: number;
+  seed?: number;
+}
+
+export class Relay {
+  readonly options: RelayOptions;
+  address = '';
+  framesForwarded = 0;
+  framesDropped = 0;
+  bytesDiscarded = 0;
+  #server: Server;
+  #pairs = new Set<[Socket, Socket]>();
+  #frozen = false;
+  #rng: () => number;
+  dropRate: number;
+
+  private constructor(options: RelayOptions) {
+    this.options = options;
+    this.dropRate = options.dropRate ?? 0;
+    let s = (options.seed ?? 1) >>> 0;
+    this.#rng = () => {
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    this.#server = createServer((inbound) => this.#accept(inbound));
+  }
+
+  static async start(options: RelayOptions): Promise<Relay> {
+    const r = new Relay(options);
+    await new Promise<void>((resolve, reject) => {
+      r.#server.once('error', reject);
+      r.#server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const a = r.#server.address();
+    r.address = `tcp://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+    return r;
+  }
+
+  #accept(inbound: Socket): void {
+    const m = /^tcp:\/\/([^:]+):(\d+)$/.exec(this.options.target);
+    if (!m) throw new Error(`relay target must be tcp://host:port, got ${this.options.target}`);
+    const outbound = connect(Number(m[2]), m[1]!);
+    const pair: [Socket, Socket] = [inbound, outbound];
+    this.#pairs.add(pair);
+    const end = (): void => {
+      this.#pairs.delete(pair);
+      inbound.destroy();
+      outbound.destroy();
+    };
+    for (const s of pair) {
+      s.setNoDelay(true);
+      s.on('error', end);
+      s.on('close', end);
+    }
+    this.#pipe(inbound, outbound);
+    this.#pipe(outbound, inbound);
+  }
+
+  #pipe(from: Socket, to: Socket): void {
+    let buf: Buffer = Buffer.alloc(0);
+    let preambleLeft = PREAMBLE;
+    let frames = 0;
+    from.on('data', (chunk: Buffer) => {
+      if (this.#frozen) {
+        this.bytesDiscarded += chunk.length;
+        return;
+      }
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      if (preambleLeft > 0) {
+        const n = Math.min(preambleLeft, buf.length);
+        to.write(buf.subarray(0, n));
+        preambleLeft -= n;
+        buf = buf.subarray(n);
+      }
+      while (buf.length >= 4) {
+        const len = buf.readUInt32BE(0);
+        if (buf.length < 4 + len) break;
+        const frame = buf.subarray(0, 4 + len);
+        buf = buf.subarray(4 + len);
+        frames++;
+        if (frames > 1 && this.dropRate > 0 && this.#rng() < this.dropRate) {
+          this.framesDropped++;
+          continue;
+        }
+        this.framesForwarded++;
+        to.write(frame);
+      }
+    });
+  }
+
+  /** Discard all traffic from now on (connections stay open). */
+  freeze(): void {
+    this.#frozen = true;
+  }
+
+  /** Destroy every relayed connection (both sides see a reset/close). */
+  cutAll(): number {
+    const n = this.#pairs.size;
+    for (const [a, b] of [...this.#pairs]) {
+      a.destroy();
+      b.destroy();
+    }
+    return n;
+  }
+
+  get connections(): number {
+    return this.#pairs.size;
+  }
+
+  async close(): Promise<void> {
+    this.cutAll();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,14 @@
+import { createReplica, createClient, nodeEnv } from '/work/main/packages/core/src/index.ts';
+import { createMemoryNetwork } from '@tandem/transport';
+import { kv } from '/work/main/packages/core/test/helpers/setup.ts';
+const net = createMemoryNetwork();
+const env = nodeEnv({ network: net });
+const cfg = { piggyback: process.argv[2] ?? 'entries' } as any;
+const a = createReplica({ service: kv, env, listen: `mem://a`, peer: `mem://b`, roleHint: 'primary', config: cfg });
+await a.start();
+const b = createReplica({ service: kv, env, listen: `mem://b`, peer: `mem://a`, roleHint: 'backup', config: cfg }); await b.start();
+const c = createClient({ service: kv, env, servers: [`mem://a`, `mem://b`], config: cfg });
+const t0 = performance.now();
+for (let i = 0; i < 60000; i++) await c.call({ op: 'put', key: 'k' + (i % 100), value: 'value-' + i });
+console.log('per call µs', ((performance.now() - t0) / 60).toFixed(1));
+await c.close(); await b.stop(); await a.stop();

@@ -1,0 +1,148 @@
+/**
+ * ServiceHost: runs a deterministic service outside a @tandem/core replica — sequences requests,
+ * applies them with a recorded context, appends every entry to the catch-up backlog — and plays both
+ * sides of a transfer: `TransferSource` when serving, `TransferSink` when joining. Used by the tests,
+ * the benchmark, and anyone who wants streaming state transfer for their own state machine.
+ */
+import type { ApplyContext } from '@tandem/core';
+import { ReplicationBacklog, type BacklogOptions, type LogEntry } from './backlog.js';
+import { pack } from './codec.js';
+import { createHash } from 'node:crypto';
+import type { TransferEnv } from './env.js';
+import type { TransferFormat } from './migrations.js';
+import { mulberry32 } from './prng.js';
+import type { CapturedState, InstalledState, StateHead, TransferSink, TransferSource } from './source.js';
+import { serviceVersion, supportsChunks, type TransferableService } from './transferable.js';
+
+/** A service the host can run: a transferable service with initialState/apply (a core ServiceDefinition fits). */
+export interface HostedService<State, Req, Rep> extends TransferableService<State> {
+  initialState(): State;
+  apply(state: State, request: Req, ctx: ApplyContext): Rep;
+  digest?(state: State): string;
+}
+
+/** One sequenced request, as the backlog keeps it and the joiner replays it. */
+export interface HostEntry extends LogEntry {
+  seq: number;
+  epoch: number;
+  clientId: string;
+  requestId: number;
+  body: unknown;
+  time: number;
+  seed: number;
+}
+
+export interface ServiceHostOptions<State, Req, Rep> {
+  service: HostedService<State, Req, Rep>;
+  env: Pick<TransferEnv, 'now'> & { wallClock?(): number; random?(): number };
+  backlog?: BacklogOptions<LogEntry>;
+  epoch?: number;
+  /** Auxiliary replicated data to capture with each snapshot (e.g. an exactly-once window). */
+  aux?: { capture(): unknown; install(aux: unknown): void };
+}
+
+export class ServiceHost<State, Req = unknown, Rep = unknown> implements TransferSource, TransferSink<State> {
+  readonly service: HostedService<State, Req, Rep>;
+  readonly backlog: ReplicationBacklog<LogEntry>;
+  readonly #opts: ServiceHostOptions<State, Req, Rep>;
+  state: State;
+  seq = 0;
+  epoch: number;
+  #requestId = 0;
+
+  constructor(options: ServiceHostOptions<State, Req, Rep>) {
+    this.#opts = options;
+    this.service = options.service;
+    this.state = options.service.initialState();
+    this.backlog = new ReplicationBacklog<LogEntry>(options.backlog);
+    this.epoch = options.epoch ?? 1;
+  }
+
+  get serviceName(): string {
+    return this.service.name;
+  }
+
+  get version(): number {
+    return serviceVersion(this.service);
+  }
+
+  get canStreamRecords(): boolean {
+    return supportsChunks(this.service);
+  }
+
+  /** Sequence and apply one request (the primary's job). Returns the reply; a thrown error is rethrown. */
+  execute(request: Req, clientId = 'host'): Rep {
+    const env = this.#opts.env;
+    const entry: HostEntry = {
+      seq: this.seq + 1,
+      epoch: this.epoch,
+      clientId,
+      requestId: ++this.#requestId,
+      body: request,
+      time: env.wallClock ? env.wallClock() : env.now(),
+      seed: Math.floor((env.random ? env.random() : 0.5) * 0x100000000) >>> 0,
+    };
+    const out = this.#applyEntry(entry);
+    if (out.error) throw out.error;
+    return out.reply as Rep;
+  }
+
+  // -------------------------------------------------------------- TransferSource
+
+  capture(format: TransferFormat): CapturedState {
+    const aux = this.#opts.aux?.capture();
+    const body: CapturedState['body'] =
+      format === 'records' && this.service.snapshotChunks
+        ? { format: 'records', cursor: this.service.snapshotChunks(this.state) }
+        : { format: 'blob', bytes: pack(this.service.snapshot(this.state)) };
+    return { seq: this.seq, epoch: this.epoch, version: this.version, body, ...(aux === undefined ? {} : { aux }) };
+  }
+
+  head(): StateHead {
+    return { seq: this.seq, digest: this.digest() };
+  }
+
+  /** The service's digest, or a hash of its encoded snapshot (expensive for large states). */
+  digest(): string {
+    if (this.service.digest) return this.service.digest(this.state);
+    return createHash('sha256').update(pack(this.service.snapshot(this.state))).digest('hex').slice(0, 32);
+  }
+
+  // -------------------------------------------------------------- TransferSink
+
+  install(installed: InstalledState<State>): void {
+    this.state = installed.state;
+    this.seq = installed.seq;
+    this.epoch = installed.epoch;
+    this.backlog.reset(installed.seq);
+    if (installed.aux !== undefined) this.#opts.aux?.install(installed.aux);
+  }
+
+  apply(entries: readonly LogEntry[]): void {
+    for (const e of entries) this.#applyEntry(e as HostEntry);
+  }
+
+  #applyEntry(entry: HostEntry): { reply?: unknown; error?: Error } {
+    if (entry.seq !== this.seq + 1) throw new RangeError(`ServiceHost: entry ${entry.seq} does not follow ${this.seq}`);
+    const rng = mulberry32(entry.seed);
+    const ctx: ApplyContext = {
+      seq: entry.seq,
+      epoch: entry.epoch,
+      time: entry.time,
+      clientId: entry.clientId,
+      requestId: entry.requestId,
+      random: rng,
+    };
+    let reply: unknown;
+    let error: Error | undefined;
+    try {
+      reply = this.service.apply(this.state, entry.body as Req, ctx);
+    } catch (err) {
+      error = err instanceof Error ? err : new Error(String(err));
+    }
+    this.seq = entry.seq;
+    if (entry.epoch > this.epoch) this.epoch = entry.epoch;
+    this.backlog.append(entry);
+    return error ? { error } : { reply };
+  }
+}

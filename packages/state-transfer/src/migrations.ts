@@ -1,0 +1,70 @@
+/**
+ * Version migrations: the chain of steps that turns a state of version `from` into version `to`.
+ */
+import { MigrationError, VersionMismatchError } from './errors.js';
+import type { StateMigration, TransferableService } from './transferable.js';
+import { serviceVersion } from './transferable.js';
+
+export type TransferFormat = 'records' | 'blob';
+
+/** The steps from → to (exclusive of from), or a MigrationError naming the missing step. */
+export function migrationPath(service: TransferableService<unknown>, from: number, format: TransferFormat): StateMigration[] {
+  const to = serviceVersion(service);
+  if (from > to) throw new VersionMismatchError(`state version ${from} is newer than this replica's version ${to}; upgrade this replica first`);
+  const steps: StateMigration[] = [];
+  for (let v = from; v < to; v++) {
+    const step = service.migrations?.find((m) => m.from === v);
+    if (!step) throw new MigrationError(`service "${service.name}" has no migration from version ${v} to ${v + 1}`);
+    if (format === 'records' && !step.record) throw new MigrationError(`migration ${v}→${v + 1} of "${service.name}" has no record() step for a chunked transfer`);
+    if (format === 'blob' && !step.snapshot) throw new MigrationError(`migration ${v}→${v + 1} of "${service.name}" has no snapshot() step`);
+    steps.push(step);
+  }
+  return steps;
+}
+
+/** Which formats a replica of this service can receive from a server at `serverVersion`. */
+export function acceptableFormats(service: TransferableService<unknown>, serverVersion: number): TransferFormat[] {
+  const out: TransferFormat[] = [];
+  for (const f of ['records', 'blob'] as const) {
+    try {
+      migrationPath(service, serverVersion, f);
+      out.push(f);
+    } catch {
+      // not this format
+    }
+  }
+  return out;
+}
+
+export function migrateRecords(records: unknown[], steps: readonly StateMigration[]): unknown[] {
+  if (steps.length === 0) return records;
+  const out: unknown[] = [];
+  for (let r of records) {
+    let keep = true;
+    for (const s of steps) {
+      try {
+        r = s.record!(r);
+      } catch (err) {
+        throw new MigrationError(`record migration from version ${s.from} failed: ${(err as Error).message}`, { cause: err });
+      }
+      if (r === undefined) {
+        keep = false;
+        break;
+      }
+    }
+    if (keep) out.push(r);
+  }
+  return out;
+}
+
+export function migrateSnapshot(snapshot: unknown, steps: readonly StateMigration[]): unknown {
+  let s = snapshot;
+  for (const step of steps) {
+    try {
+      s = step.snapshot!(s);
+    } catch (err) {
+      throw new MigrationError(`snapshot migration from version ${step.from} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return s;
+}

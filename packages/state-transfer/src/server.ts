@@ -1,0 +1,504 @@
+/**
+ * The serving side of state transfer. For each joiner it fixes a snapshot at seq S (synchronously,
+ * O(1) with a chunked service), streams it in checksummed chunks under a window of unacknowledged
+ * chunks while the replica keeps serving, then streams the log after S from the catch-up backlog, then
+ * sends its state digest at an agreed seq for the joiner to verify. A dropped connection leaves the
+ * session in place for `resumeTimeoutMs`: the joiner reconnects and continues from its last
+ * acknowledged chunk (or log entry). A backlog overrun starts a fresh transfer.
+ */
+import type { Connection, Listener } from '@tandem/transport';
+import { ChunkProducer } from './chunk-producer.js';
+import { randomId, yieldToEventLoop, type TransferEnv } from './env.js';
+import { decodeMessage, encodeMessage, type ChunkMsg, type OpenMsg, type TransferMessage } from './messages.js';
+import type { TransferFormat } from './migrations.js';
+import { ProgressMeter, type TransferProgress } from './progress.js';
+import type { CapturedState, TransferSource } from './source.js';
+import { WakeSignal } from './wake.js';
+
+export interface StateTransferServerOptions {
+  env: TransferEnv;
+  source: TransferSource;
+  /** Target chunk size (default 512 KiB). */
+  chunkBytes?: number;
+  /** Encoding work between two yields to the event loop (default 64 KiB). */
+  sliceBytes?: number;
+  /** Cap on the joiner's window of unacknowledged chunks (default 16). */
+  maxWindow?: number;
+  /** Log entries per log message (default 2048) and most unacknowledged log entries (default 16 384). */
+  logBatch?: number;
+  logWindow?: number;
+  /** How long a session waits for its joiner to reconnect (default 30 000 ms). */
+  resumeTimeoutMs?: number;
+  /** A connection with no message from the joiner for this long while the server waits is dropped (default 15 000 ms). */
+  idleTimeoutMs?: number;
+  /** Fresh transfers per session after backlog overruns or failed verification (default 3). */
+  maxRestarts?: number;
+  /** After verification, keep shipping new log entries to the joiner (default true). */
+  follow?: boolean;
+  progressIntervalMs?: number;
+}
+
+export type StateTransferServerEvent =
+  | { type: 'session-open'; transferId: string; nodeId: string; seq: number; format: TransferFormat; version: number }
+  | { type: 'session-resumed'; transferId: string; nodeId: string; nextChunk: number; appliedSeq: number }
+  | { type: 'progress'; nodeId: string; progress: TransferProgress }
+  | { type: 'chunk-resent'; transferId: string; index: number; reason: string }
+  | { type: 'restart'; transferId: string; nodeId: string; reason: string }
+  | { type: 'verified'; transferId: string; nodeId: string; seq: number; digest: string }
+  | { type: 'digest-mismatch'; transferId: string; nodeId: string; seq: number; expected: string; actual: string }
+  | { type: 'session-closed'; transferId: string; nodeId: string; reason: string }
+  | { type: 'protocol-error'; remote: string; error: Error };
+
+type Phase = 'snapshot' | 'log' | 'verifying' | 'following' | 'done';
+
+interface Session {
+  transferId: string;
+  nodeId: string;
+  format: TransferFormat;
+  window: number;
+  captured: CapturedState;
+  producer: ChunkProducer;
+  /** Chunks produced but not yet acknowledged (index ≥ ackedNext). */
+  retained: Map<number, ChunkMsg>;
+  sentNext: number;
+  ackedNext: number;
+  phase: Phase;
+  logNext: number;
+  appliedSeq: number;
+  /** The digest sent with caughtUp. */
+  sentDigest: string;
+  restarts: number;
+  conn: Connection | undefined;
+  wake: WakeSignal;
+  expiry: { cancel(): void } | undefined;
+  meter: ProgressMeter;
+}
+
+const DEFAULTS = {
+  chunkBytes: 512 * 1024,
+  sliceBytes: 64 * 1024,
+  maxWindow: 16,
+  logBatch: 2048,
+  logWindow: 16_384,
+  resumeTimeoutMs: 30_000,
+  idleTimeoutMs: 15_000,
+  maxRestarts: 3,
+  follow: true,
+  progressIntervalMs: 250,
+};
+
+export class StateTransferServer {
+  readonly #env: TransferEnv;
+  readonly #source: TransferSource;
+  readonly #o: typeof DEFAULTS;
+  readonly #sessions = new Map<string, Session>();
+  /** The session each connection currently serves (a restart moves a connection to a new session). */
+  readonly #byConn = new Map<Connection, Session>();
+  readonly #listeners = new Set<(e: StateTransferServerEvent) => void>();
+  readonly #listenersOfListeners: Listener[] = [];
+  #closed = false;
+
+  constructor(options: StateTransferServerOptions) {
+    this.#env = options.env;
+    this.#source = options.source;
+    const o = { ...DEFAULTS };
+    for (const k of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
+      const v = options[k];
+      if (v !== undefined) (o as Record<string, unknown>)[k] = v;
+    }
+    this.#o = o;
+  }
+
+  on(listener: (e: StateTransferServerEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Sessions alive (attached or waiting for their joiner to reconnect). */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Listen on `address` with env.network and serve every joiner that connects. Returns the bound address. */
+  async listen(address: string): Promise<string> {
+    const listener = await this.#env.network.listen(address);
+    this.#listenersOfListeners.push(listener);
+    void (async () => {
+      for await (const conn of listener) void this.handle(conn);
+    })().catch(() => {});
+    return listener.address;
+  }
+
+  /** Serve one joiner connection (its first message must be `open`). Resolves when it closes. */
+  async handle(conn: Connection): Promise<void> {
+    if (this.#closed) {
+      conn.abort();
+      return;
+    }
+    const it = conn[Symbol.asyncIterator]();
+    let opened = false;
+    let idle = this.#env.setTimer(this.#o.idleTimeoutMs, () => conn.abort(new Error('state transfer: joiner idle')));
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) break;
+        idle.cancel();
+        idle = this.#env.setTimer(this.#o.idleTimeoutMs, () => conn.abort(new Error('state transfer: joiner idle')));
+        let msg: TransferMessage;
+        try {
+          msg = decodeMessage(r.value);
+        } catch (err) {
+          this.#emit({ type: 'protocol-error', remote: conn.remoteAddress, error: err as Error });
+          conn.abort(err as Error);
+          break;
+        }
+        if (!opened) {
+          if (msg.t !== 'open') {
+            this.#protocolError(conn, `expected open, got ${msg.t}`);
+            break;
+          }
+          opened = true;
+          const session = this.#open(conn, msg);
+          if (!session) break;
+          this.#byConn.set(conn, session);
+          void this.#pump(session, conn);
+          continue;
+        }
+        const session = this.#byConn.get(conn);
+        if (!session || !this.#onMessage(session, conn, msg)) break;
+      }
+    } finally {
+      idle.cancel();
+      const session = this.#byConn.get(conn);
+      this.#byConn.delete(conn);
+      if (session && session.conn === conn) this.#detach(session, 'connection closed');
+    }
+  }
+
+  /** Drop every session and stop listening. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const l of this.#listenersOfListeners) await l.close().catch(() => {});
+    for (const s of [...this.#sessions.values()]) this.#dispose(s, 'server closed');
+  }
+
+  // ------------------------------------------------------------------ opening
+
+  #open(conn: Connection, m: OpenMsg): Session | undefined {
+    const src = this.#source;
+    const fail = (code: string, message: string, retry: boolean): undefined => {
+      void conn.send(encodeMessage({ t: 'fail', code, message, retry })).catch(() => {}).finally(() => void conn.close());
+      return undefined;
+    };
+    if (m.service !== src.serviceName) return fail('ERR_SERVICE_MISMATCH', `this replica serves "${src.serviceName}", not "${m.service}"`, false);
+    if (m.version < src.version) return fail('ERR_VERSION_MISMATCH', `state version ${src.version} is newer than the joiner's ${m.version}; upgrade the joiner`, false);
+    const usable = m.formats.filter((f) => f.minVersion <= src.version);
+    if (usable.length === 0) return fail('ERR_VERSION_MISMATCH', `state version ${src.version} is older than the joiner can migrate from (${Math.min(...m.formats.map((f) => f.minVersion))})`, false);
+    const format = usable.map((f) => f.format).find((f) => f === 'blob' || src.canStreamRecords);
+    if (!format) return fail('ERR_FORMAT', `no common transfer format (joiner: ${m.formats.map((f) => f.format).join(',')})`, false);
+    const window = Math.min(m.window, this.#o.maxWindow);
+
+    const existing = m.resume ? this.#sessions.get(m.resume.transferId) : undefined;
+    if (existing && m.resume && existing.nodeId === m.nodeId && this.#canResume(existing, m.resume.nextChunk, m.resume.appliedSeq)) {
+      const old = existing.conn;
+      existing.conn = undefined;
+      old?.abort();
+      existing.expiry?.cancel();
+      existing.expiry = undefined;
+      existing.window = window;
+      this.#resumeAt(existing, m.resume.nextChunk, m.resume.appliedSeq);
+      existing.conn = conn;
+      existing.meter.resumes++;
+      void conn.send(this.#meta(existing, true)).catch(() => {});
+      this.#emit({ type: 'session-resumed', transferId: existing.transferId, nodeId: m.nodeId, nextChunk: m.resume.nextChunk, appliedSeq: m.resume.appliedSeq });
+      return existing;
+    }
+    if (existing) this.#dispose(existing, 'replaced by a fresh transfer');
+    const s = this.#newSession(m.nodeId, format, window, 0);
+    s.conn = conn;
+    void conn.send(this.#meta(s, false)).catch(() => {});
+    return s;
+  }
+
+  #canResume(s: Session, nextChunk: number, appliedSeq: number): boolean {
+    if (s.phase === 'done') return false;
+    if (appliedSeq >= s.captured.seq && appliedSeq > 0) {
+      // Installed: continue the log if the backlog still has it.
+      return nextChunk === s.producer.produced && s.producer.exhausted && this.#source.backlog.covers(appliedSeq + 1);
+    }
+    return nextChunk >= s.ackedNext && nextChunk <= s.producer.produced;
+  }
+
+  #resumeAt(s: Session, nextChunk: number, appliedSeq: number): void {
+    this.#ack(s, nextChunk, appliedSeq);
+    s.sentNext = nextChunk;
+    if (appliedSeq >= s.captured.seq && appliedSeq > 0) {
+      s.phase = s.phase === 'following' ? 'following' : 'log';
+      s.logNext = appliedSeq + 1;
+    } else {
+      s.phase = 'snapshot';
+    }
+  }
+
+  #newSession(nodeId: string, format: TransferFormat, window: number, restarts: number): Session {
+    const transferId = randomId(this.#env);
+    const captured = this.#source.capture(format);
+    const producer = new ChunkProducer(this.#env, transferId, captured, { chunkBytes: this.#o.chunkBytes, sliceBytes: this.#o.sliceBytes });
+    const meter = new ProgressMeter(() => this.#env.now(), this.#o.progressIntervalMs);
+    meter.restart(transferId, producer.totalRecords);
+    meter.restarts = restarts;
+    const s: Session = {
+      transferId,
+      nodeId,
+      format,
+      window,
+      captured,
+      producer,
+      retained: new Map(),
+      sentNext: 0,
+      ackedNext: 0,
+      phase: 'snapshot',
+      logNext: captured.seq + 1,
+      appliedSeq: 0,
+      sentDigest: '',
+      restarts,
+      conn: undefined,
+      wake: new WakeSignal(),
+      expiry: undefined,
+      meter,
+    };
+    this.#sessions.set(transferId, s);
+    this.#emit({ type: 'session-open', transferId, nodeId, seq: captured.seq, format, version: captured.version });
+    return s;
+  }
+
+  #meta(s: Session, resumed: boolean): Uint8Array {
+    return encodeMessage({
+      t: 'meta',
+      transferId: s.transferId,
+      resumed,
+      seq: s.captured.seq,
+      epoch: s.captured.epoch,
+      version: s.captured.version,
+      format: s.format,
+      ...(s.producer.totalRecords !== undefined ? { totalRecords: s.producer.totalRecords } : {}),
+      startChunk: s.sentNext,
+    });
+  }
+
+  // ------------------------------------------------------------------ messages from the joiner
+
+  /** Returns false when the connection must stop being read. */
+  #onMessage(s: Session, conn: Connection, m: TransferMessage): boolean {
+    if (s.conn !== conn) return false;
+    switch (m.t) {
+      case 'ack':
+        if (m.transferId !== s.transferId) return true; // from a transfer this session restarted
+        if (m.nextChunk > s.producer.produced) return this.#protocolError(conn, `ack for chunk ${m.nextChunk} never sent`);
+        this.#ack(s, m.nextChunk, m.appliedSeq);
+        s.wake.notify();
+        return true;
+      case 'nack':
+        if (m.transferId !== s.transferId) return true;
+        if (m.index < s.ackedNext || m.index >= s.producer.produced) return this.#protocolError(conn, `nack for chunk ${m.index} outside ${s.ackedNext}..${s.producer.produced - 1}`);
+        s.sentNext = Math.min(s.sentNext, m.index);
+        this.#emit({ type: 'chunk-resent', transferId: s.transferId, index: m.index, reason: m.reason });
+        s.wake.notify();
+        return true;
+      case 'verified':
+        if (m.transferId !== s.transferId || s.phase !== 'verifying') return true;
+        if (m.ok) {
+          this.#emit({ type: 'verified', transferId: s.transferId, nodeId: s.nodeId, seq: m.seq, digest: m.digest });
+          s.meter.phase = 'verified';
+          this.#progress(s, true);
+          if (this.#o.follow) {
+            s.phase = 'following';
+            s.meter.phase = 'following';
+          } else {
+            this.#dispose(s, 'verified');
+          }
+        } else {
+          this.#emit({ type: 'digest-mismatch', transferId: s.transferId, nodeId: s.nodeId, seq: m.seq, expected: s.sentDigest, actual: m.digest });
+          this.#dispose(s, 'digest mismatch');
+        }
+        s.wake.notify();
+        return true;
+      case 'fail':
+        this.#dispose(s, `joiner failed: ${m.code} ${m.message}`);
+        return false;
+      default:
+        return this.#protocolError(conn, `unexpected ${m.t} from the joiner`);
+    }
+  }
+
+  #ack(s: Session, nextChunk: number, appliedSeq: number): void {
+    if (nextChunk > s.ackedNext) {
+      for (let i = s.ackedNext; i < nextChunk; i++) s.retained.delete(i);
+      s.ackedNext = nextChunk;
+      if (s.sentNext < nextChunk) s.sentNext = nextChunk;
+    }
+    if (appliedSeq > s.appliedSeq) {
+      s.meter.entries += appliedSeq - Math.max(s.appliedSeq, s.captured.seq);
+      s.appliedSeq = appliedSeq;
+    }
+    s.meter.bytes = 0;
+    // bytes acknowledged = sum of produced bytes minus what is still retained
+    let pending = 0;
+    for (const c of s.retained.values()) pending += c.data.length;
+    s.meter.bytes = s.producer.bytes - pending;
+    s.meter.records = s.producer.records;
+    this.#progress(s, false);
+  }
+
+  #protocolError(conn: Connection, message: string): false {
+    const error = new Error(`state transfer: ${message}`);
+    error.name = 'TransferProtocolError';
+    this.#emit({ type: 'protocol-error', remote: conn.remoteAddress, error });
+    conn.abort(error);
+    return false;
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  async #pump(s: Session, conn: Connection): Promise<void> {
+    const unsubscribe = this.#source.backlog.onAppend(() => {
+      if (s.phase === 'following' || s.phase === 'log') s.wake.notify();
+    });
+    try {
+      while (s.conn === conn && !conn.isClosed && this.#sessions.get(s.transferId) === s) {
+        const progressed = await this.#step(s, conn);
+        if (!progressed) await Promise.race([s.wake.wait(), conn.closed]);
+      }
+    } catch {
+      if (s.conn === conn) conn.abort();
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  /** Do one unit of work; false when there is nothing to do until the joiner answers or the log grows. */
+  async #step(s: Session, conn: Connection): Promise<boolean> {
+    if (s.phase === 'snapshot') return this.#snapshotStep(s, conn);
+    if (s.phase === 'log' || s.phase === 'following') return this.#logStep(s, conn);
+    return false;
+  }
+
+  async #snapshotStep(s: Session, conn: Connection): Promise<boolean> {
+    const p = s.producer;
+    if (!this.#source.backlog.covers(s.captured.seq + 1)) return this.#restart(s, conn, `backlog overrun during the snapshot (needs seq ${s.captured.seq + 1}, starts at ${this.#source.backlog.firstSeq})`);
+    if (s.sentNext < p.produced) {
+      if (s.sentNext - s.ackedNext >= s.window) return false;
+      const chunk = s.retained.get(s.sentNext);
+      if (!chunk) return this.#restart(s, conn, `chunk ${s.sentNext} no longer held`);
+      s.sentNext++;
+      await conn.send(encodeMessage(chunk));
+      return true;
+    }
+    if (!p.exhausted) {
+      if (s.sentNext - s.ackedNext >= s.window) return false;
+      const chunk = await p.next();
+      if (chunk) s.retained.set(chunk.index, chunk);
+      if (s.conn !== conn || this.#sessions.get(s.transferId) !== s) return false;
+      if (chunk) {
+        if (s.sentNext === chunk.index) {
+          s.sentNext++;
+          await conn.send(encodeMessage(chunk));
+        }
+        await yieldToEventLoop(this.#env);
+      }
+      return true;
+    }
+    if (s.ackedNext < p.produced) return false;
+    await conn.send(
+      encodeMessage({ t: 'snapEnd', transferId: s.transferId, chunks: p.produced, records: p.records, bytes: p.bytes, checksum: p.checksum.digest() }),
+    );
+    s.meter.phase = 'catch-up';
+    this.#progress(s, true);
+    s.phase = 'log';
+    s.logNext = Math.max(s.logNext, s.captured.seq + 1);
+    // The snapshot is acknowledged in full: its view is no longer needed.
+    p.close();
+    return true;
+  }
+
+  async #logStep(s: Session, conn: Connection): Promise<boolean> {
+    const backlog = this.#source.backlog;
+    if (!backlog.covers(s.logNext)) {
+      return this.#restart(s, conn, `backlog overrun during catch-up (needs seq ${s.logNext}, starts at ${backlog.firstSeq})`);
+    }
+    if (s.logNext <= backlog.lastSeq) {
+      const applied = Math.max(s.appliedSeq, s.captured.seq);
+      if (s.logNext - 1 - applied >= this.#o.logWindow) return false;
+      const entries = backlog.read(s.logNext, this.#o.logBatch);
+      s.logNext += entries.length;
+      await conn.send(encodeMessage({ t: 'log', transferId: s.transferId, entries }));
+      return true;
+    }
+    if (s.phase === 'log') {
+      // Everything up to the head has been sent, in this same turn: the head's digest is the one the
+      // joiner will have after applying it.
+      const head = this.#source.head();
+      if (head.seq !== s.logNext - 1) {
+        return this.#restart(s, conn, `source head ${head.seq} is not the backlog's last seq ${s.logNext - 1} (every applied entry must be appended to the backlog)`);
+      }
+      s.phase = 'verifying';
+      s.sentDigest = head.digest;
+      await conn.send(encodeMessage({ t: 'caughtUp', transferId: s.transferId, seq: head.seq, digest: head.digest }));
+      return true;
+    }
+    return false;
+  }
+
+  async #restart(s: Session, conn: Connection, reason: string): Promise<boolean> {
+    this.#emit({ type: 'restart', transferId: s.transferId, nodeId: s.nodeId, reason });
+    this.#dispose(s, reason);
+    if (s.restarts + 1 > this.#o.maxRestarts) {
+      await conn.send(encodeMessage({ t: 'fail', code: 'ERR_BACKLOG_OVERRUN', message: `${reason}; gave up after ${s.restarts} fresh transfers`, retry: false })).catch(() => {});
+      void conn.close();
+      return false;
+    }
+    const next = this.#newSession(s.nodeId, s.format, s.window, s.restarts + 1);
+    next.conn = conn;
+    s.conn = undefined;
+    this.#byConn.set(conn, next);
+    await conn.send(this.#meta(next, false));
+    void this.#pump(next, conn);
+    return false;
+  }
+
+  // ------------------------------------------------------------------ session lifetime
+
+  #detach(s: Session, reason: string): void {
+    s.conn = undefined;
+    s.wake.notify();
+    if (s.phase === 'done' || this.#sessions.get(s.transferId) !== s) return;
+    s.expiry?.cancel();
+    s.expiry = this.#env.setTimer(this.#o.resumeTimeoutMs, () => this.#dispose(s, `joiner did not come back (${reason})`));
+  }
+
+  #dispose(s: Session, reason: string): void {
+    if (this.#sessions.get(s.transferId) !== s) return;
+    this.#sessions.delete(s.transferId);
+    s.phase = 'done';
+    s.expiry?.cancel();
+    s.producer.close();
+    s.retained.clear();
+    s.wake.notify();
+    this.#emit({ type: 'session-closed', transferId: s.transferId, nodeId: s.nodeId, reason });
+  }
+
+  #progress(s: Session, force: boolean): void {
+    if (this.#listeners.size === 0 || !s.meter.due(force)) return;
+    this.#emit({ type: 'progress', nodeId: s.nodeId, progress: s.meter.snapshot() });
+  }
+
+  #emit(e: StateTransferServerEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(e);
+      } catch {
+        // a listener's error is not the transfer's
+      }
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * What a service offers state transfer. Every Tandem service has the whole-state `snapshot()` /
+ * `restore()` pair (the fallback: one encoded blob, streamed in chunks). A service whose state is large
+ * adds the incremental pair `snapshotChunks()` / `restoreChunks()`: a cursor over a consistent view of
+ * the state taken in O(1) while the service keeps applying requests (e.g. `SnapshotMap`'s copy-on-write
+ * buckets), and a builder that rebuilds a state from the cursor's records.
+ *
+ * Versioning: `version` is the state format version; `migrations` convert an older version's state
+ * (per record for chunked transfers, whole snapshot for blob transfers) so a new-version replica can
+ * receive an old-version state (rolling upgrade).
+ */
+
+/** A consistent, forward-only view of a state at the moment it was opened. */
+export interface SnapshotCursor {
+  /** The next records (at most `maxRecords`, at least one), or undefined when the view is exhausted. */
+  next(maxRecords: number): unknown[] | undefined;
+  /** Number of records in the whole view when known (for progress percent). */
+  readonly totalRecords?: number;
+  /** Release the copy-on-write bookkeeping. Idempotent; a closed cursor yields nothing more. */
+  close(): void;
+}
+
+/** Rebuilds a state from records, in the order a cursor produced them. */
+export interface StateBuilder<State> {
+  add(records: readonly unknown[]): void;
+  finish(): State;
+}
+
+/** Converts state of version `from` to version `from + 1` (chain them for larger gaps). */
+export interface StateMigration {
+  from: number;
+  /** Per record of a chunked transfer; return undefined to drop the record. */
+  record?(record: unknown): unknown;
+  /** The whole `snapshot()` value of a blob transfer. */
+  snapshot?(snapshot: unknown): unknown;
+}
+
+/** The part of a service definition state transfer uses (a @tandem/core ServiceDefinition fits). */
+export interface TransferableService<State> {
+  name: string;
+  /** State format version, default 1. */
+  version?: number;
+  snapshot(state: State): unknown;
+  restore(snapshot: unknown): State;
+  /** Optional incremental snapshot: open a cursor over `state` as it is now, in O(1). */
+  snapshotChunks?(state: State): SnapshotCursor;
+  /** Optional incremental restore (required when snapshotChunks is present). */
+  restoreChunks?(): StateBuilder<State>;
+  /** Migrations from older versions, one per step (from → from + 1). */
+  migrations?: readonly StateMigration[];
+}
+
+export function serviceVersion(service: { version?: number }): number {
+  return service.version ?? 1;
+}
+
+/** True when the service can stream its state as records. */
+export function supportsChunks<S>(service: TransferableService<S>): boolean {
+  return typeof service.snapshotChunks === 'function' && typeof service.restoreChunks === 'function';
+}

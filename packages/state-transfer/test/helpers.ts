@@ -1,0 +1,118 @@
+/** Test helpers: a real-time Env over a network, a kv service on SnapshotMap, and connection wrappers for faults. */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Env } from '@tandem/core';
+import type { Connection, Transport } from '@tandem/transport';
+import { createMemoryNetwork } from '@tandem/transport';
+import { z } from 'zod';
+import { mapSnapshotSupport, SnapshotMap, type HostedService, type StateMigration } from '../src/index.js';
+
+export function testEnv(network: Transport = createMemoryNetwork()): Env {
+  return {
+    now: () => performance.now(),
+    wallClock: () => Date.now(),
+    setTimer(ms, fn) {
+      const t = setTimeout(fn, Math.max(0, ms));
+      return { cancel: () => clearTimeout(t) };
+    },
+    random: () => Math.random(),
+    randomBytes: (n) => new Uint8Array(randomBytes(n)),
+    network,
+    logger: { log() {} },
+  };
+}
+
+export const kvRequest = z.union([
+  z.object({ op: z.literal('set'), key: z.string(), value: z.string() }),
+  z.object({ op: z.literal('del'), key: z.string() }),
+  z.object({ op: z.literal('get'), key: z.string() }),
+]);
+export type KvRequest = z.infer<typeof kvRequest>;
+
+/** Version 1: values are strings. */
+export function kvServiceV1(): HostedService<SnapshotMap<string>, KvRequest, string | null> & { request: typeof kvRequest } {
+  return {
+    name: 'kv',
+    version: 1,
+    request: kvRequest,
+    initialState: () => new SnapshotMap<string>(),
+    apply(state, req) {
+      if (req.op === 'set') {
+        state.set(req.key, req.value);
+        return 'OK';
+      }
+      if (req.op === 'del') return state.delete(req.key) ? 'OK' : null;
+      return state.get(req.key) ?? null;
+    },
+    ...mapSnapshotSupport<string>(),
+  };
+}
+
+/** Version 2: values are { v, len } records; migrates v1 strings per record and per snapshot. */
+export interface V2Value {
+  v: string;
+  len: number;
+}
+export const v1ToV2: StateMigration = {
+  from: 1,
+  record: (r) => {
+    const [k, v] = r as [string, string];
+    return [k, { v, len: v.length }];
+  },
+  snapshot: (s) => (s as [string, string][]).map(([k, v]) => [k, { v, len: v.length }]),
+};
+export function kvServiceV2(migrations: StateMigration[] = [v1ToV2]): HostedService<SnapshotMap<V2Value>, KvRequest, string | null> {
+  return {
+    name: 'kv',
+    version: 2,
+    migrations,
+    initialState: () => new SnapshotMap<V2Value>(),
+    apply(state, req) {
+      if (req.op === 'set') {
+        state.set(req.key, { v: req.value, len: req.value.length });
+        return 'OK';
+      }
+      if (req.op === 'del') return state.delete(req.key) ? 'OK' : null;
+      return state.get(req.key)?.v ?? null;
+    },
+    ...mapSnapshotSupport<V2Value>(),
+  };
+}
+
+/** Fill a host-like object with n keys. */
+export function fill(execute: (r: KvRequest) => unknown, n: number, valueSize = 32): void {
+  const pad = 'x'.repeat(Math.max(0, valueSize - 8));
+  for (let i = 0; i < n; i++) execute({ op: 'set', key: `key:${i}`, value: pad + String(i).padStart(8, '0') });
+}
+
+/**
+ * A connection whose incoming messages pass through `transform` (return undefined to keep a message
+ * as is). Used to corrupt chunks on their way to the joiner.
+ */
+export function transformIncoming(conn: Connection, transform: (msg: Uint8Array, index: number) => Uint8Array | undefined): Connection {
+  let index = 0;
+  const proxy = Object.create(conn) as Connection;
+  Object.defineProperty(proxy, Symbol.asyncIterator, {
+    value: () => {
+      const it = conn[Symbol.asyncIterator]();
+      return {
+        async next(): Promise<IteratorResult<Uint8Array>> {
+          const r = await it.next();
+          if (r.done) return r;
+          const out = transform(r.value, index++);
+          return { done: false, value: out ?? r.value };
+        },
+        return: it.return?.bind(it),
+      };
+    },
+  });
+  for (const k of ['send', 'close', 'abort'] as const) Object.defineProperty(proxy, k, { value: (conn[k] as (...a: unknown[]) => unknown).bind(conn) });
+  for (const k of ['id', 'localAddress', 'remoteAddress', 'maxMessageSize', 'isClosed', 'closed'] as const) {
+    Object.defineProperty(proxy, k, { get: () => conn[k] });
+  }
+  return proxy;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { SnapshotMap } from '../src/index.js';
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+describe('SnapshotMap', () => {
+  it('a snapshot yields exactly the contents at snapshot time while writes continue', () => {
+    const rnd = lcg(7);
+    const m = new SnapshotMap<string>({ buckets: 64 });
+    for (let i = 0; i < 5000; i++) m.set(`k${i}`, `v${i}`);
+    const expected = new Map(m.entries());
+    const cursor = m.snapshot();
+    expect(cursor.totalRecords).toBe(5000);
+    const seen = new Map<string, string>();
+    for (;;) {
+      // Interleave writes, overwrites and deletes with reading the snapshot.
+      for (let j = 0; j < 50; j++) {
+        const k = `k${Math.floor(rnd() * 7000)}`;
+        const r = rnd();
+        if (r < 0.4) m.set(k, `new${j}`);
+        else if (r < 0.7) m.delete(k);
+        else m.set(`fresh${Math.floor(rnd() * 1e9)}`, 'f');
+      }
+      const recs = cursor.next(37);
+      if (!recs) break;
+      for (const r of recs) {
+        const [k, v] = r as [string, string];
+        expect(seen.has(k)).toBe(false);
+        seen.set(k, v);
+      }
+    }
+    expect(seen.size).toBe(expected.size);
+    for (const [k, v] of expected) expect(seen.get(k)).toBe(v);
+    expect(m.openSnapshots).toBe(0);
+  });
+
+  it('two snapshots open at once each see their own instant', () => {
+    const m = new SnapshotMap<number>({ buckets: 8 });
+    m.set('a', 1);
+    const s1 = m.snapshot();
+    m.set('a', 2);
+    m.set('b', 2);
+    const s2 = m.snapshot();
+    m.set('a', 3);
+    m.delete('b');
+    const all = (c: ReturnType<typeof m.snapshot>) => {
+      const out: unknown[] = [];
+      for (let r = c.next(1); r; r = c.next(1)) out.push(...r);
+      return Object.fromEntries(out as [string, number][]);
+    };
+    expect(all(s1)).toEqual({ a: 1 });
+    expect(all(s2)).toEqual({ a: 2, b: 2 });
+    expect(Object.fromEntries(m.entries())).toEqual({ a: 3 });
+  });
+
+  it('close() releases the copy-on-write bookkeeping', () => {
+    const m = new SnapshotMap<number>();
+    m.set('x', 1);
+    const c = m.snapshot();
+    expect(m.openSnapshots).toBe(1);
+    c.close();
+    expect(m.openSnapshots).toBe(0);
+    expect(c.next(10)).toBeUndefined();
+  });
+
+  it('the digest depends on contents only, not on write order', () => {
+    const a = new SnapshotMap<string>();
+    const b = new SnapshotMap<string>({ buckets: 16 });
+    for (let i = 0; i < 1000; i++) a.set(`k${i}`, `v${i}`);
+    for (let i = 999; i >= 0; i--) b.set(`k${i}`, 'tmp');
+    for (let i = 999; i >= 0; i--) b.set(`k${i}`, `v${i}`);
+    b.set('extra', 'e');
+    expect(b.digest()).not.toBe(a.digest());
+    b.delete('extra');
+    expect(b.digest()).toBe(a.digest());
+    b.set('k5', 'changed');
+    expect(b.digest()).not.toBe(a.digest());
+  });
+
+  it('the builder rejects malformed records', () => {
+    const b = SnapshotMap.builder<string>();
+    expect(() => b.add([['ok', 'v'], 42])).toThrow(TypeError);
+  });
+});

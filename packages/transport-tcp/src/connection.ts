@@ -1,0 +1,151 @@
+/**
+ * A Tandem connection over a node:net (or node:tls) socket: the stream framing of @tandem/transport
+ * (8-byte preamble, then 4-byte big-endian length + payload per message), TCP_NODELAY, and backpressure in
+ * both directions — a send settles when the socket took the bytes (write returned true, or after 'drain'),
+ * and reading pauses while the application leaves more than the receive high-water mark unread.
+ */
+import type { Socket } from 'node:net';
+import {
+  BaseConnection,
+  encodeFrameHeader,
+  FrameDecoder,
+  ProtocolError,
+  STREAM_PREAMBLE,
+  type BaseConnectionInit,
+} from '@tandem/transport';
+
+/** Messages up to this size are written as one buffer (header + payload copied); larger ones as two writes. */
+const COALESCE_BELOW = 16 * 1024;
+
+export interface TcpConnectionInit extends BaseConnectionInit {
+  /** After a graceful close, destroy the socket if the peer has not closed its side within this many ms. */
+  closeTimeoutMs: number;
+}
+
+export class TcpConnection extends BaseConnection {
+  readonly socket: Socket;
+  /** Settles when the peer's preamble arrived (rejects if the connection ends first). */
+  readonly ready: Promise<void>;
+  #decoder: FrameDecoder;
+  #closeTimeoutMs: number;
+  #socketError: Error | undefined;
+  #readyResolve!: () => void;
+  #readyReject!: (err: Error) => void;
+  #drainWaiters: (() => void)[] = [];
+
+  constructor(socket: Socket, init: TcpConnectionInit) {
+    super({ idPrefix: 'tcp', ...init });
+    this.socket = socket;
+    this.#closeTimeoutMs = init.closeTimeoutMs;
+    this.#decoder = new FrameDecoder({ maxMessageSize: this.maxMessageSize, expectPreamble: true });
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#readyResolve = resolve;
+      this.#readyReject = reject;
+    });
+    this.ready.catch(() => undefined);
+    void this.closed.then((info) => {
+      this.#readyReject(info.error ?? new ProtocolError(`connection closed before the peer's preamble (${info.reason})`));
+      this.#releaseDrainWaiters();
+    });
+
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', (err) => {
+      this.#socketError ??= err;
+    });
+    socket.on('close', () => this.#onClose());
+    socket.on('drain', () => this.#releaseDrainWaiters());
+    socket.write(STREAM_PREAMBLE);
+  }
+
+  protected writeMessage(message: Uint8Array): void | Promise<void> {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    const header = encodeFrameHeader(message.byteLength);
+    let flushed: boolean;
+    if (message.byteLength < COALESCE_BELOW) {
+      const frame = new Uint8Array(header.byteLength + message.byteLength);
+      frame.set(header, 0);
+      frame.set(message, header.byteLength);
+      flushed = socket.write(frame);
+    } else {
+      socket.cork();
+      socket.write(header);
+      flushed = socket.write(message);
+      process.nextTick(() => socket.uncork());
+    }
+    if (flushed) return;
+    return new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  protected endTransport(): Promise<void> {
+    const socket = this.socket;
+    return new Promise<void>((resolve) => {
+      if (socket.destroyed) return resolve();
+      const timer = setTimeout(() => socket.destroy(), this.#closeTimeoutMs);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+      socket.resume(); // keep reading so the peer's FIN (and anything before it) is consumed
+      socket.end(() => resolve());
+      socket.once('close', () => resolve());
+    });
+  }
+
+  protected destroyTransport(): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    try {
+      socket.resetAndDestroy(); // RST: the peer learns at once that this was not a graceful close
+    } catch {
+      socket.destroy();
+    }
+  }
+
+  protected override pauseSource(): void {
+    this.socket.pause();
+  }
+
+  protected override resumeSource(): void {
+    this.socket.resume();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.isClosed) return;
+    let messages: Uint8Array[];
+    try {
+      messages = this.#decoder.push(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    if (this.#decoder.preambleReceived) this.#readyResolve();
+    for (const m of messages) this.deliver(m);
+  }
+
+  #onEnd(): void {
+    if (this.isClosed) return;
+    try {
+      this.#decoder.finish();
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.terminate({ by: 'remote', reason: 'closed by peer' });
+  }
+
+  #onClose(): void {
+    if (this.isClosed) return;
+    const err = this.#socketError;
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    this.terminate({
+      by: 'remote',
+      reason: err ? (code === 'ECONNRESET' ? 'reset by peer' : `socket error: ${err.message}`) : 'closed by peer',
+      ...(err ? { error: err } : {}),
+    });
+  }
+
+  #releaseDrainWaiters(): void {
+    for (const f of this.#drainWaiters.splice(0)) f();
+  }
+}

@@ -1,0 +1,323 @@
+/**
+ * The bookkeeping every adapter needs, written once: an ordered send queue whose promises settle when the
+ * adapter has handed each message on, a bounded receive queue that pauses the source above its high-water
+ * mark, a single async iterator, and close handling (CloseInfo, pending sends failing with
+ * ConnectionClosedError). An adapter subclasses it and implements four small hooks; see docs/TRANSPORTS.md.
+ */
+import { ConnectionClosedError, MessageTooLargeError } from './errors.js';
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_RECEIVE_HIGH_WATER_MARK,
+  type CloseInfo,
+  type Connection,
+} from './types.js';
+
+/** Bytes charged per queued message on top of its length, so that floods of empty messages stay bounded. */
+export const RECEIVE_QUEUE_MESSAGE_OVERHEAD = 32;
+
+export interface BaseConnectionInit {
+  localAddress: string;
+  remoteAddress: string;
+  maxMessageSize?: number | undefined;
+  receiveHighWaterMark?: number | undefined;
+  /** Prefix of the generated id, e.g. "tcp" → "tcp-17". */
+  idPrefix?: string;
+}
+
+interface PendingSend {
+  message: Uint8Array;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  settled: boolean;
+}
+
+let nextConnectionNumber = 1;
+
+export abstract class BaseConnection implements Connection {
+  readonly id: string;
+  readonly localAddress: string;
+  readonly remoteAddress: string;
+  readonly maxMessageSize: number;
+  readonly receiveHighWaterMark: number;
+  readonly closed: Promise<CloseInfo>;
+
+  #resolveClosed!: (info: CloseInfo) => void;
+  #state: 'open' | 'closing' | 'closed' = 'open';
+  #closeInfo: CloseInfo | undefined;
+  #closing: Promise<void> | undefined;
+
+  #sendQueue: PendingSend[] = [];
+  #sendHead = 0;
+  #pumping = false;
+  #sendIdle: (() => void)[] = [];
+
+  #recvQueue: Uint8Array[] = [];
+  #recvHead = 0;
+  #recvBytes = 0;
+  #sourcePaused = false;
+  #wakeReader: (() => void) | undefined;
+  #iterating = false;
+
+  constructor(init: BaseConnectionInit) {
+    this.id = `${init.idPrefix ?? 'conn'}-${nextConnectionNumber++}`;
+    this.localAddress = init.localAddress;
+    this.remoteAddress = init.remoteAddress;
+    this.maxMessageSize = init.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.receiveHighWaterMark = init.receiveHighWaterMark ?? DEFAULT_RECEIVE_HIGH_WATER_MARK;
+    this.closed = new Promise<CloseInfo>((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+  }
+
+  // ---- hooks for the adapter ------------------------------------------------------------------------
+
+  /**
+   * Hand one message to the underlying channel. Called one at a time, in send order; the next call waits
+   * until the returned promise (if any) settles — return a promise when the channel is full (e.g. after
+   * `socket.write` returned false, until 'drain'). Throwing/rejecting fails that send and aborts the
+   * connection.
+   */
+  protected abstract writeMessage(message: Uint8Array): void | Promise<void>;
+
+  /**
+   * Graceful end: every earlier message has been handed on; flush and end the channel. When this settles
+   * the connection is reported closed (by 'local'). The adapter should make sure the channel is released
+   * eventually even if the peer never answers (e.g. destroy after a grace period).
+   */
+  protected abstract endTransport(reason: string): void | Promise<void>;
+
+  /** Immediate end: drop the channel now. Must not throw. */
+  protected abstract destroyTransport(error: Error | undefined): void;
+
+  /** Stop reading from the source (the receive queue is above the high-water mark). */
+  protected pauseSource(): void {}
+
+  /** Resume reading from the source (the receive queue drained below half the high-water mark). */
+  protected resumeSource(): void {}
+
+  // ---- calls for the adapter ------------------------------------------------------------------------
+
+  /** A whole message arrived from the peer. Ignored once closed. */
+  protected deliver(message: Uint8Array): void {
+    if (this.#state === 'closed') return;
+    this.#recvQueue.push(message);
+    this.#recvBytes += message.byteLength + RECEIVE_QUEUE_MESSAGE_OVERHEAD;
+    if (!this.#sourcePaused && this.#recvBytes > this.receiveHighWaterMark) {
+      this.#sourcePaused = true;
+      this.pauseSource();
+    }
+    this.#wake();
+  }
+
+  /**
+   * The channel has ended (peer closed, reset, network error) or the adapter decided so. Settles
+   * `closed`, fails pending sends, and ends iteration after the queued messages. Idempotent.
+   */
+  protected terminate(info: CloseInfo): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#closeInfo = info;
+    const err = new ConnectionClosedError(`connection ${this.id} closed: ${info.reason}`, {
+      address: this.remoteAddress,
+      ...(info.error ? { cause: info.error } : {}),
+    });
+    for (let i = this.#sendHead; i < this.#sendQueue.length; i++) this.#settle(this.#sendQueue[i]!, err);
+    this.#sendQueue = [];
+    this.#sendHead = 0;
+    for (const f of this.#sendIdle.splice(0)) f();
+    this.#wake();
+    this.#resolveClosed(info);
+  }
+
+  /**
+   * The peer broke the protocol (oversized frame, garbage): drop the channel and report the error.
+   * `by` is 'remote' because the peer caused it.
+   */
+  protected fail(error: Error, reason = error.message): void {
+    if (this.#state === 'closed') return;
+    this.destroyTransport(error);
+    this.terminate({ by: 'remote', reason, error });
+  }
+
+  // ---- Connection -----------------------------------------------------------------------------------
+
+  get isClosed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /** Why the connection closed, once it has. */
+  get closeInfo(): CloseInfo | undefined {
+    return this.#closeInfo;
+  }
+
+  /** Bytes received and not yet read by the application (with a small per-message overhead). */
+  get bufferedReceiveBytes(): number {
+    return this.#recvBytes;
+  }
+
+  /** Sends accepted but not yet handed on. */
+  get pendingSends(): number {
+    return this.#sendQueue.length - this.#sendHead;
+  }
+
+  send(message: Uint8Array): Promise<void> {
+    if (this.#state !== 'open') {
+      return Promise.reject(
+        new ConnectionClosedError(`connection ${this.id} is ${this.#state}`, {
+          address: this.remoteAddress,
+          ...(this.#closeInfo?.error ? { cause: this.#closeInfo.error } : {}),
+        }),
+      );
+    }
+    if (!(message instanceof Uint8Array)) return Promise.reject(new TypeError('send expects a Uint8Array'));
+    if (message.byteLength > this.maxMessageSize) {
+      return Promise.reject(new MessageTooLargeError(message.byteLength, this.maxMessageSize, { address: this.remoteAddress }));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#sendQueue.push({ message, resolve, reject, settled: false });
+      if (!this.#pumping) this.#pump();
+    });
+  }
+
+  close(reason = 'closed'): Promise<void> {
+    if (this.#state === 'closed') return Promise.resolve();
+    if (this.#closing) return this.#closing;
+    this.#state = 'closing';
+    this.#closing = (async () => {
+      await this.#whenSendsHandedOn();
+      if (this.#state === 'closed') return;
+      try {
+        await this.endTransport(reason);
+      } catch (err) {
+        this.destroyTransport(err as Error);
+      }
+      this.terminate({ by: 'local', reason });
+    })();
+    return this.#closing;
+  }
+
+  abort(error?: Error): void {
+    if (this.#state === 'closed') return;
+    this.destroyTransport(error);
+    this.terminate({ by: 'local', reason: error ? `aborted: ${error.message}` : 'aborted', ...(error ? { error } : {}) });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.#iterating) throw new Error(`connection ${this.id} already has an active iterator`);
+    this.#iterating = true;
+    const done = (): IteratorResult<Uint8Array> => {
+      this.#iterating = false;
+      return { done: true, value: undefined };
+    };
+    return {
+      next: async (): Promise<IteratorResult<Uint8Array>> => {
+        for (;;) {
+          if (!this.#iterating) return { done: true, value: undefined };
+          const message = this.#take();
+          if (message !== undefined) return { done: false, value: message };
+          if (this.#state === 'closed') return done();
+          await new Promise<void>((resolve) => {
+            this.#wakeReader = resolve;
+          });
+        }
+      },
+      return: async (): Promise<IteratorResult<Uint8Array>> => done(),
+    };
+  }
+
+  // ---- internals ------------------------------------------------------------------------------------
+
+  #take(): Uint8Array | undefined {
+    if (this.#recvHead >= this.#recvQueue.length) return undefined;
+    const message = this.#recvQueue[this.#recvHead]!;
+    this.#recvQueue[this.#recvHead] = undefined as unknown as Uint8Array;
+    this.#recvHead++;
+    if (this.#recvHead > 1024 && this.#recvHead * 2 > this.#recvQueue.length) {
+      this.#recvQueue = this.#recvQueue.slice(this.#recvHead);
+      this.#recvHead = 0;
+    } else if (this.#recvHead === this.#recvQueue.length) {
+      this.#recvQueue = [];
+      this.#recvHead = 0;
+    }
+    this.#recvBytes -= message.byteLength + RECEIVE_QUEUE_MESSAGE_OVERHEAD;
+    if (this.#sourcePaused && this.#recvBytes <= this.receiveHighWaterMark / 2 && this.#state !== 'closed') {
+      this.#sourcePaused = false;
+      this.resumeSource();
+    }
+    return message;
+  }
+
+  #wake(): void {
+    const wake = this.#wakeReader;
+    if (wake) {
+      this.#wakeReader = undefined;
+      wake();
+    }
+  }
+
+  #settle(item: PendingSend, err?: Error): void {
+    if (item.settled) return;
+    item.settled = true;
+    if (err) item.reject(err);
+    else item.resolve();
+  }
+
+  #whenSendsHandedOn(): Promise<void> {
+    if (!this.#pumping && this.pendingSends === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#sendIdle.push(resolve));
+  }
+
+  #pump(): void {
+    this.#pumping = true;
+    for (;;) {
+      if (this.#state === 'closed' || this.#sendHead >= this.#sendQueue.length) break;
+      const item = this.#sendQueue[this.#sendHead]!;
+      let result: void | Promise<void>;
+      try {
+        result = this.writeMessage(item.message);
+      } catch (err) {
+        this.#writeFailed(item, err);
+        break;
+      }
+      if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+        (result as Promise<void>).then(
+          () => {
+            this.#handedOn(item);
+            this.#pump();
+          },
+          (err: unknown) => this.#writeFailed(item, err),
+        );
+        return; // still pumping
+      }
+      this.#handedOn(item);
+    }
+    this.#pumping = false;
+    if (this.pendingSends === 0) for (const f of this.#sendIdle.splice(0)) f();
+  }
+
+  #handedOn(item: PendingSend): void {
+    if (this.#sendQueue[this.#sendHead] === item) {
+      this.#sendQueue[this.#sendHead] = undefined as unknown as PendingSend;
+      this.#sendHead++;
+      if (this.#sendHead === this.#sendQueue.length) {
+        this.#sendQueue = [];
+        this.#sendHead = 0;
+      } else if (this.#sendHead > 1024 && this.#sendHead * 2 > this.#sendQueue.length) {
+        this.#sendQueue = this.#sendQueue.slice(this.#sendHead);
+        this.#sendHead = 0;
+      }
+    }
+    this.#settle(item);
+  }
+
+  #writeFailed(item: PendingSend, err: unknown): void {
+    this.#pumping = false;
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (this.#state !== 'closed') {
+      this.destroyTransport(error);
+      this.terminate({ by: 'remote', reason: `write failed: ${error.message}`, error });
+    }
+    this.#settle(item, new ConnectionClosedError(`connection ${this.id} closed: ${error.message}`, { cause: error }));
+    for (const f of this.#sendIdle.splice(0)) f();
+  }
+}

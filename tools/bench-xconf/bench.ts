@@ -1,0 +1,162 @@
+// npm run bench:xconf [-- --json] [-- --time 2 --repeat 1 --rounds 2]
+//
+// x11perf round-trip (-pointer: QueryPointer) and throughput (-rect10) tests, run side by side in one go:
+// directly against an Xvfb, through tandem-xconf with 1 server, and through tandem-xconf with 3 servers.
+// Prints rates and the ratios through/direct. Reference: xtrace reaches 0.377 (QueryPointer) and 0.214 (rect10).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
+};
+const time = opt('--time', '2');
+const repeat = opt('--repeat', '1');
+const rounds = Number(opt('--rounds', '2'));
+const log = (s: string): void => {
+  if (!json) console.log(s);
+  else console.error(s);
+};
+
+const children: ChildProcess[] = [];
+const xvfbs: Array<{ n: number; child: ChildProcess }> = [];
+
+function freeDisplays(count: number, from = 140): number[] {
+  const out: number[] = [];
+  for (let n = from; out.length < count && n < from + 300; n++) {
+    if (!existsSync(`/tmp/.X11-unix/X${n}`) && !existsSync(`/tmp/.X${n}-lock`)) out.push(n);
+  }
+  return out;
+}
+
+function run(cmd: string, argv: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<string> {
+  return new Promise((res, rej) =>
+    execFile(cmd, argv, { env: { ...process.env, ...env }, timeout: timeoutMs }, (err, stdout, stderr) =>
+      err ? rej(new Error(`${cmd} ${argv.join(' ')} failed: ${err.message}\n${stderr}`)) : res(stdout),
+    ),
+  );
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await probe().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function startXvfb(n: number): Promise<void> {
+  const child = spawn('Xvfb', [`:${n}`, '-screen', '0', '1024x768x24', '-noreset', '-nolisten', 'tcp'], { stdio: 'ignore' });
+  xvfbs.push({ n, child });
+  await waitFor(`Xvfb :${n}`, async () => (await run('xdpyinfo', [], { DISPLAY: `:${n}` }, 3000), true));
+}
+
+async function startDaemon(display: number, servers: number[]): Promise<ChildProcess> {
+  const argv = ['--conditions=@tandem/source', '--import', 'tsx', resolve(root, 'apps/xconf/src/cli.ts'), '--display', `:${display}`, '--quiet'];
+  argv.push('--master', `:${servers[0]}`);
+  for (const s of servers.slice(1)) argv.push('--participant', `:${s}`);
+  const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  await new Promise<void>((res, rej) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && res());
+    child.once('exit', (code) => rej(new Error(`tandem-xconf exited with ${code}`)));
+  });
+  return child;
+}
+
+/** Runs one x11perf test and returns its best rate (operations per second). */
+async function x11perf(display: number, test: string): Promise<number> {
+  const out = await run('x11perf', ['-time', time, '-repeat', repeat, test], { DISPLAY: `:${display}` });
+  const rates = [...out.matchAll(/\(\s*([\d.]+)\/sec\)/g)].map((m) => Number(m[1]));
+  if (!rates.length) throw new Error(`no rate in x11perf output:\n${out}`);
+  return Math.max(...rates);
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  process.kill(child.pid, 'SIGKILL');
+  return exited;
+}
+
+async function cleanup(): Promise<void> {
+  for (const c of children) await stop(c);
+  for (const { n, child } of xvfbs) {
+    await stop(child);
+    const lock = `/tmp/.X${n}-lock`;
+    try {
+      if (Number(readFileSync(lock, 'latin1').trim()) === child.pid) {
+        rmSync(lock, { force: true });
+        rmSync(`/tmp/.X11-unix/X${n}`, { force: true });
+      }
+    } catch {
+      /* nothing left behind */
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  for (const bin of ['Xvfb', 'x11perf', 'xdpyinfo']) {
+    try {
+      await run('sh', ['-c', `command -v ${bin}`], {});
+    } catch {
+      console.error(`bench:xconf needs ${bin}: apt-get update && apt-get install -y xvfb x11-apps x11-utils`);
+      process.exit(2);
+    }
+  }
+  const [a, b, c, one, three] = freeDisplays(5);
+  await Promise.all([startXvfb(a!), startXvfb(b!), startXvfb(c!)]);
+  await startDaemon(one!, [a!]);
+  await startDaemon(three!, [a!, b!, c!]);
+  const tests = { roundTrip: '-pointer', throughput: '-rect10' } as const;
+  const result: Record<string, Record<string, number>> = { direct: {}, oneServer: {}, threeServers: {} };
+  // Interleave the three setups, several rounds, best rate kept: drift and load from other processes on a
+  // shared machine then hit all setups alike.
+  for (let round = 1; round <= rounds; round++) {
+    for (const [key, test] of Object.entries(tests)) {
+      for (const [setup, display] of [
+        ['direct', a!],
+        ['oneServer', one!],
+        ['threeServers', three!],
+      ] as const) {
+        const rate = await x11perf(display, test);
+        result[setup]![key] = Math.max(result[setup]![key] ?? 0, rate);
+        log(`round ${round} ${test.padEnd(9)} ${setup.padEnd(13)} ${rate.toFixed(1).padStart(12)}/s`);
+      }
+    }
+  }
+  const ratio = (setup: string, key: string): number => Number((result[setup]![key]! / result.direct![key]!).toFixed(3));
+  const ratios = {
+    roundTrip1: ratio('oneServer', 'roundTrip'),
+    throughput1: ratio('oneServer', 'throughput'),
+    roundTrip3: ratio('threeServers', 'roundTrip'),
+    throughput3: ratio('threeServers', 'throughput'),
+  };
+  const report = {
+    tests,
+    x11perf: { time: Number(time), repeat: Number(repeat), rounds },
+    loadAverage: (await import('node:os')).loadavg().map((l) => Number(l.toFixed(2))),
+    rates: result,
+    ratios,
+    targets: { roundTrip1: 0.5, throughput1: 0.5, roundTrip3: 0.3, throughput3: 0.3 },
+    xtrace: { roundTrip: 0.377, throughput: 0.214 },
+  };
+  if (json) console.log(JSON.stringify(report, null, 2));
+  else {
+    console.log('\nratios (through tandem-xconf / direct):');
+    console.log(`  round trip (QueryPointer): 1 server ${ratios.roundTrip1}, 3 servers ${ratios.roundTrip3}   (xtrace 0.377)`);
+    console.log(`  throughput (rect10):       1 server ${ratios.throughput1}, 3 servers ${ratios.throughput3}   (xtrace 0.214)`);
+  }
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error((err as Error).message);
+    process.exitCode = 1;
+  })
+  .finally(() => void cleanup());
