@@ -23,7 +23,7 @@ const log = (s: string): void => {
   else console.error(s);
 };
 
-const children: ChildProcess[] = [];
+const daemons: Array<{ n: number; child: ChildProcess }> = [];
 const xvfbs: Array<{ n: number; child: ChildProcess }> = [];
 
 function freeDisplays(count: number, from = 140): number[] {
@@ -61,7 +61,7 @@ async function startDaemon(display: number, servers: number[]): Promise<ChildPro
   argv.push('--master', `:${servers[0]}`);
   for (const s of servers.slice(1)) argv.push('--participant', `:${s}`);
   const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
+  daemons.push({ n: display, child });
   await new Promise<void>((res, rej) => {
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && res());
     child.once('exit', (code) => rej(new Error(`tandem-xconf exited with ${code}`)));
@@ -77,17 +77,18 @@ async function x11perf(display: number, test: string): Promise<number> {
   return Math.max(...rates);
 }
 
-function stop(child: ChildProcess): Promise<void> {
+/** Stops a child by pid: SIGTERM (the daemon then removes its socket and lock), SIGKILL after 2 s. */
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
-  process.kill(child.pid, 'SIGKILL');
-  return exited;
+  process.kill(child.pid, signal);
+  const timer = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 2000);
+  return exited.finally(() => clearTimeout(timer));
 }
 
 async function cleanup(): Promise<void> {
-  for (const c of children) await stop(c);
-  for (const { n, child } of xvfbs) {
-    await stop(child);
+  for (const { n, child } of [...daemons, ...xvfbs]) {
+    await stop(child, daemons.some((d) => d.child === child) ? 'SIGTERM' : 'SIGKILL');
     const lock = `/tmp/.X${n}-lock`;
     try {
       if (Number(readFileSync(lock, 'latin1').trim()) === child.pid) {

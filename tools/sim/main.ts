@@ -98,10 +98,13 @@ async function runSeeds(args: Args): Promise<number> {
   const end = args.from + args.seeds;
   const tty = process.stdout.isTTY === true;
   let lastProgress = 0;
+  let lastCount = -1;
   const progress = (force = false) => {
     const now = performance.now();
     if (!force && now - lastProgress < (tty ? 250 : 5000)) return;
+    if (force && lastCount === results.length) return;
     lastProgress = now;
+    lastCount = results.length;
     const line = `[sim] ${results.length}/${args.seeds} seeds, ${failed.length} failed, ${((now - started) / 1000).toFixed(1)} s`;
     if (tty) process.stdout.write(`\r${line}   `);
     else console.log(line);

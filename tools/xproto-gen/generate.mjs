@@ -29,12 +29,18 @@ if (!existsSync(xmlPath)) {
 function xcbProtoVersion() {
   const fromEnv = process.env.XCB_PROTO_VERSION;
   if (fromEnv) return fromEnv;
+  // xcb-proto installs xcb-proto.pc next to its XML (…/share/xcb/*.xml, …/share/pkgconfig/xcb-proto.pc).
+  const pc = resolve(dirname(xmlPath), '../pkgconfig/xcb-proto.pc');
+  if (existsSync(pc)) {
+    const m = /^Version:\s*(\S+)/m.exec(readFileSync(pc, 'utf8'));
+    if (m) return m[1];
+  }
   for (const [cmd, argv] of [
     ['pkg-config', ['--modversion', 'xcb-proto']],
     ['dpkg-query', ['-W', '-f=${Version}', 'xcb-proto']],
   ]) {
     try {
-      const v = execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      const v = execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().replace(/-[^-]*$/, '');
       if (v) return v;
     } catch {
       /* try the next source */

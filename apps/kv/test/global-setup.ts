@@ -3,7 +3,7 @@
  * builds first; when vitest is run directly, build here if dist is missing or older than the sources.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..', '..', '..');
@@ -21,10 +21,13 @@ function newest(dir: string): number {
 
 export default function setup(): void {
   const cli = join(root, 'apps/kv/dist/cli.js');
-  const built = existsSync(cli) ? statSync(cli).mtimeMs : 0;
+  // The stamp is written after a build from here; nx may restore dist from its cache with old mtimes.
+  const stamp = join(root, 'apps/kv/dist/.build-stamp');
+  const built = existsSync(cli) ? Math.max(statSync(cli).mtimeMs, existsSync(stamp) ? statSync(stamp).mtimeMs : 0) : 0;
   const src = Math.max(...SOURCES.map((d) => newest(join(root, d))));
   if (built >= src) return;
   process.stderr.write('[kv tests] building apps/kv and its dependencies (dist missing or stale)…\n');
-  const r = spawnSync('npx', ['nx', 'run', 'kv:build', '--skip-nx-cache'], { cwd: root, stdio: 'inherit', env: { ...process.env, NX_DAEMON: 'false' } });
+  const r = spawnSync('npx', ['nx', 'run', 'kv:build'], { cwd: root, stdio: 'inherit', env: { ...process.env, NX_DAEMON: 'false' } });
   if (r.status !== 0) throw new Error(`building kv failed (exit ${r.status}); run "npx nx run kv:build" to see why`);
+  writeFileSync(stamp, new Date().toISOString() + '\n');
 }

@@ -20,6 +20,8 @@ export interface XconfOptions {
   readonly trigger: FocusTrigger;
   /** Also listen on TCP port 6000+n on 127.0.0.1. */
   readonly tcp?: boolean;
+  /** Xauthority file with the servers' cookies (default: $XAUTHORITY). */
+  readonly xauthority?: string;
   readonly log?: (line: string) => void;
 }
 
@@ -35,7 +37,7 @@ export interface XconfDaemon {
 export async function startXconf(opts: XconfOptions): Promise<XconfDaemon> {
   const log = opts.log ?? (() => {});
   const display = parseDisplay(opts.display);
-  const upstreams: Upstream[] = [opts.master, ...opts.participants].map((d) => upstreamFor(d));
+  const upstreams: Upstream[] = [opts.master, ...opts.participants].map((d) => upstreamFor(d, opts.xauthority ?? process.env.XAUTHORITY));
   const socketPath = unixSocketPath(display.number);
   const lockPath = `/tmp/.X${display.number}-lock`;
   await claimDisplay(display.number, socketPath, lockPath);

@@ -1,6 +1,7 @@
 // End-to-end: real Xvfb servers, the daemon, and unmodified X clients (xlogo, xclock, xeyes, xdpyinfo, xterm).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFocusTrigger } from '@tandem/xconference';
@@ -51,7 +52,7 @@ describe.skipIf(tools.missing.length > 0)('tandem-xconf with three Xvfb servers 
     procs.push(direct1, direct2);
     onlyOnMaster = (await waitFor('direct xclock on the master', async () => (await findWindows(d.master, 'xclock'))[0])).id;
     onlyOnP1 = (await waitFor('direct xlogo on p1', async () => (await findWindows(d.p1, 'xlogo'))[0])).id;
-    daemon = await startXconf({ display: d.conf, master: d.master, participants: [d.p1, d.p2], trigger: parseFocusTrigger('ctrl+alt+f') });
+    daemon = await startXconf({ display: d.conf, master: d.master, participants: [d.p1, d.p2], trigger: parseFocusTrigger('ctrl+alt+f'), tcp: true });
     procs.push(
       start('xlogo', ['-geometry', '100x100+10+10'], env()),
       start('xclock', ['-geometry', '100x100+120+10'], env()),
@@ -77,6 +78,10 @@ describe.skipIf(tools.missing.length > 0)('tandem-xconf with three Xvfb servers 
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/maximum request size:\s+16777212 bytes/);
     expect(r.stdout).toMatch(/number of extensions:\s+1\s+BIG-REQUESTS/);
+    // and over TCP (port 6000+n on 127.0.0.1)
+    const tcp = await run('xdpyinfo', [], { DISPLAY: `127.0.0.1${d.conf}` });
+    expect(tcp.code).toBe(0);
+    expect(tcp.stdout).toMatch(/name of display:\s+127\.0\.0\.1:/);
   });
 
   it('each application window exists on every server (xwininfo), under that server’s own ids', async () => {
@@ -168,6 +173,15 @@ describe.skipIf(tools.missing.length > 0)('tandem-xconf with three Xvfb servers 
     expect(bad.stderr).toMatch(/BadWindow/);
   });
 
+  it('garbage on the display socket closes that connection only; the daemon keeps serving', async () => {
+    const { connect } = await import('node:net');
+    const sock = connect(`/tmp/.X11-unix/X${d.conf.slice(1)}`);
+    sock.on('error', () => {});
+    sock.write('GET / HTTP/1.1\r\n\r\n');
+    await new Promise<void>((res) => sock.once('close', () => res()));
+    expect((await run('xdpyinfo', [], env())).code).toBe(0);
+  });
+
   it('the master leaving closes the application’s connection and the conference', async () => {
     const app = start('xlogo', ['-geometry', '50x50+400+300'], env());
     procs.push(app);
@@ -176,5 +190,34 @@ describe.skipIf(tools.missing.length > 0)('tandem-xconf with three Xvfb servers 
     const code = await Promise.race([app.exited, new Promise<string>((r) => setTimeout(() => r('still running'), 10_000))]);
     expect(code).not.toBe('still running');
     expect(await daemon.closed).toMatch(/master/);
+  });
+});
+
+describe.skipIf(tools.missing.length > 0)('tandem-xconf with a server that requires an MIT-MAGIC-COOKIE-1', () => {
+  let xvfb: XvfbProc | undefined;
+  let daemon: XconfDaemon | undefined;
+  let dir: string;
+  afterAll(async () => {
+    await daemon?.close('test over').catch(() => {});
+    await stopXvfb(xvfb);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads the cookie from the Xauthority file and connects', async () => {
+    const [n, conf] = freeDisplays(2, 120);
+    dir = mkdtempSync(join(tmpdir(), 'xconf-auth-'));
+    const file = join(dir, 'Xauthority');
+    const cookie = randomBytes(16);
+    const field = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+    writeFileSync(
+      file,
+      Buffer.concat([Buffer.from([1, 0]), field(Buffer.from(hostname())), field(Buffer.from(String(n))), field(Buffer.from('MIT-MAGIC-COOKIE-1')), field(cookie)]),
+    );
+    xvfb = await startXvfb(n!, '320x240x24', ['-auth', file], { XAUTHORITY: file });
+    expect((await run('xdpyinfo', [], { DISPLAY: `:${n}`, XAUTHORITY: join(dir, 'none') })).code).not.toBe(0); // no cookie, no entry
+    daemon = await startXconf({ display: `:${conf}`, master: `:${n}`, participants: [], trigger: parseFocusTrigger('none'), xauthority: file });
+    const r = await run('xdpyinfo', [], { DISPLAY: `:${conf}` });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/320x240 pixels/);
   });
 });

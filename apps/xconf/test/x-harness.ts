@@ -109,11 +109,11 @@ export async function stopXvfb(p: XvfbProc | undefined): Promise<void> {
   }
 }
 
-export async function startXvfb(n: number, screen: string, extra: string[] = []): Promise<XvfbProc> {
+export async function startXvfb(n: number, screen: string, extra: string[] = [], probeEnv: Record<string, string> = {}): Promise<XvfbProc> {
   const p = start('Xvfb', [`:${n}`, '-screen', '0', screen, '-noreset', '-nolisten', 'tcp', ...extra]);
   await waitFor(`Xvfb :${n}`, async () => {
     if (p.child.exitCode !== null) throw new Error(`Xvfb :${n} exited: ${p.output()}`);
-    return (await run('xdpyinfo', [], { DISPLAY: `:${n}` }, 3000)).code === 0;
+    return (await run('xdpyinfo', [], { DISPLAY: `:${n}`, ...probeEnv }, 3000)).code === 0;
   });
   return { ...p, display: n };
 }

@@ -110,7 +110,14 @@ export interface ReplicaOptions<State, Req, Rep> {
   witness?: Witness;
   /** How a joining backup gets the primary's state. Default: the whole-state copy (`wholeStateSync`). */
   stateSync?: StateSync;
+  /** TEST ONLY: switch on a deliberately broken behaviour so a simulator can prove it detects it.
+   * 'no-forward-wait': take over at heartbeat timeout without the forward window;
+   * 'unordered-apply': the backup applies entries as they arrive, skipping gaps;
+   * 'skip-dedup': the primary applies a retransmitted request again. Never use in production. */
+  faultInjection?: { variant: BrokenVariant };
 }
+
+export type BrokenVariant = 'no-forward-wait' | 'unordered-apply' | 'skip-dedup';
 
 /** A third party that decides whether a replica may serve alone (e.g. a lock in a coordination service). */
 export interface Witness {

@@ -58,6 +58,8 @@ class ReplicaNode implements Replica<unknown> {
     onViolation: (link: Link, error: ProtocolViolationError) => this.#onViolation(link, error),
   };
 
+  /** TEST ONLY: a deliberately broken behaviour (ReplicaOptions.faultInjection). */
+  readonly #broken: string | undefined;
   #role: Role = 'starting';
   #epoch = 0;
   #listener: Listener | undefined;
@@ -106,6 +108,8 @@ class ReplicaNode implements Replica<unknown> {
     this.#stateSync = opts.stateSync ?? wholeStateSync;
     this.#nodeId = opts.nodeId ?? opts.listen;
     this.#address = opts.listen;
+    this.#broken = opts.faultInjection?.variant;
+    if (this.#broken !== undefined) this.#log('warn', 'FAULT-INJECTION', { variant: this.#broken, note: 'deliberately broken replica (test only)' });
   }
 
   // ---------------------------------------------------------------- public surface
@@ -377,7 +381,7 @@ class ReplicaNode implements Replica<unknown> {
   #serve(link: Link, req: Req): void {
     const runner = this.#runner;
     const dup = runner.dedup.get(req.clientId, req.requestId);
-    if (dup !== undefined) {
+    if (dup !== undefined && this.#broken !== 'skip-dedup') {
       link.send(this.#repFromRecord(req.requestId, dup));
       return;
     }
@@ -392,7 +396,7 @@ class ReplicaNode implements Replica<unknown> {
       clientId: req.clientId,
       requestId: req.requestId,
       body: req.body,
-      time: this.#env.wallClock(),
+      time: Math.max(this.#env.wallClock(), runner.lastTime),
       seed: Math.floor(this.#env.random() * 0x100000000) >>> 0,
       digest: '',
     };
@@ -688,6 +692,14 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   #acceptEntries(entries: readonly Entry[]): void {
+    if (this.#broken === 'unordered-apply') {
+      for (const e of entries) {
+        if (e.seq <= this.#runner.appliedSeq) continue;
+        const outcome = this.#runner.apply(e);
+        if (outcome.digest !== e.digest) this.#onDivergence({ seq: e.seq, expectedDigest: e.digest, actualDigest: outcome.digest, entry: e });
+      }
+      return;
+    }
     let stored = 0;
     for (const e of entries) {
       const r = this.#backupLog.offer(e, this.#runner.appliedSeq, this.#epoch);
@@ -734,6 +746,7 @@ class ReplicaNode implements Replica<unknown> {
     if (this.#role !== 'backup') return;
     const silence = this.#env.now() - this.#lastFlushAt;
     if (silence < this.#cfg.heartbeatTimeoutMs) return this.#armWatchdog();
+    if (this.#broken === 'no-forward-wait') return this.#onSuspectExpired();
     if (this.#suspectTimer === undefined) {
       this.#log('warn', 'primary-silent', { silenceMs: silence, forwardWindowMs: this.#bounds.forwardWindowMs });
       // Wait for in-flight client forwards before taking over (still accepting them meanwhile).

@@ -70,6 +70,9 @@ export class ServiceRunner<State, Req, Rep> {
   readonly dedup: DedupTable;
   state: State;
   appliedSeq = 0;
+  /** ctx.time of the last applied entry: the primary never hands out an earlier time (monotonic ctx.time
+   * across a failover even when the new primary's clock is behind). */
+  lastTime = 0;
 
   constructor(service: ServiceDefinition<State, Req, Rep>, dedupWindow: number) {
     this.service = service;
@@ -114,6 +117,7 @@ export class ServiceRunner<State, Req, Rep> {
   #finish(entry: EntryFields, body: unknown, error: RemoteError | undefined): Outcome {
     const digest = replyDigest(body, error);
     this.appliedSeq = entry.seq;
+    if (entry.time > this.lastTime) this.lastTime = entry.time;
     const rec: DedupRecord = { seq: entry.seq, epoch: entry.epoch, digest, time: entry.time, seed: entry.seed };
     if (error === undefined) rec.body = body;
     else rec.error = error;
@@ -126,6 +130,7 @@ export class ServiceRunner<State, Req, Rep> {
   }
 
   restore(snap: Snapshot): void {
+    this.#generation++;
     this.state = this.service.restore(snap.snapshot);
     this.appliedSeq = snap.seq;
     this.dedup.import(snap.dedup);
@@ -133,13 +138,27 @@ export class ServiceRunner<State, Req, Rep> {
 
   /** Start over from the initial state (a stepped-down primary before its state copy). */
   reset(): void {
+    this.#generation++;
     this.state = this.service.initialState();
     this.appliedSeq = 0;
+    this.lastTime = 0;
     this.dedup.import([]);
   }
 
   /** Digest of the state plus the dedup window: equal on primary and backup at equal appliedSeq. */
   stateDigest(): string {
+    const cached = this.#digestCache;
+    if (cached !== undefined && cached.seq === this.appliedSeq && cached.generation === this.#generation) return cached.digest;
+    const digest = this.#computeStateDigest();
+    this.#digestCache = { seq: this.appliedSeq, generation: this.#generation, digest };
+    return digest;
+  }
+
+  /** Bumped whenever the state is replaced (restore/reset), so cached digests are not reused. */
+  #generation = 0;
+  #digestCache: { seq: number; generation: number; digest: string } | undefined;
+
+  #computeStateDigest(): string {
     const own = this.service.digest ? this.service.digest(this.state) : fnv1a64(encodeValue(this.service.snapshot(this.state)));
     return fnv1a64(encodeValue([this.appliedSeq, own, this.dedup.export()]));
   }

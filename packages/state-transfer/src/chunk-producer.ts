@@ -102,10 +102,11 @@ export class ChunkProducer {
         break;
       }
       const packed = pack(recs);
+      const n = recs.length / (body.cursor.recordWidth ?? 1);
       parts.push(packed);
       size += packed.length;
-      records += recs.length;
-      this.#bytesPerRecord = Math.max(1, packed.length / recs.length);
+      records += n;
+      this.#bytesPerRecord = Math.max(1, packed.length / n);
     }
     if (parts.length === 0) return undefined;
     return this.#chunk('state', records, parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));

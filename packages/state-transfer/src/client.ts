@@ -396,7 +396,7 @@ export class StateTransferClient<State> {
         }
         for (const slice of slices) {
           if (!Array.isArray(slice)) throw new TransferProtocolError(`chunk ${m.index}: a slice is not an array of records`);
-          rx.builder.add(migrateRecords(slice, rx.steps));
+          rx.builder.add(migrateRecords(slice, rx.steps, rx.builder.recordWidth ?? 1));
         }
       } else {
         rx.blobParts.push(m.data);

@@ -13,15 +13,18 @@ export interface MapSnapshotSupport<V> {
   digest(state: SnapshotMap<V>): string;
 }
 
-/** snapshot/restore (whole state, as an array of records), snapshotChunks/restoreChunks and digest for a SnapshotMap state. */
+/** snapshot/restore (whole state, as an array of [key, value] records), snapshotChunks/restoreChunks and digest for a SnapshotMap state. */
 export function mapSnapshotSupport<V>(options?: SnapshotMapOptions): MapSnapshotSupport<V> {
   return {
     snapshot: (state) => Array.from(state.entries()),
     restore: (snapshot) => {
       if (!Array.isArray(snapshot)) throw new TypeError('map snapshot must be an array of [key, value] records');
-      const b = SnapshotMap.builder<V>(options);
-      b.add(snapshot as MapRecord<V>[]);
-      return b.finish();
+      const m = new SnapshotMap<V>(options);
+      for (const r of snapshot as unknown[]) {
+        if (!Array.isArray(r) || r.length !== 2 || typeof r[0] !== 'string') throw new TypeError('map snapshot record must be [string, value]');
+        m.set(r[0], r[1] as V);
+      }
+      return m;
     },
     snapshotChunks: (state) => state.snapshot(),
     restoreChunks: () => SnapshotMap.builder<V>(options),

@@ -36,10 +36,11 @@ export function acceptableFormats(service: TransferableService<unknown>, serverV
   return out;
 }
 
-export function migrateRecords(records: unknown[], steps: readonly StateMigration[]): unknown[] {
+export function migrateRecords(records: unknown[], steps: readonly StateMigration[], width = 1): unknown[] {
   if (steps.length === 0) return records;
   const out: unknown[] = [];
-  for (let r of records) {
+  for (let i = 0; i < records.length; i += width) {
+    let r: unknown = width === 1 ? records[i] : records.slice(i, i + width);
     let keep = true;
     for (const s of steps) {
       try {
@@ -52,7 +53,10 @@ export function migrateRecords(records: unknown[], steps: readonly StateMigratio
         break;
       }
     }
-    if (keep) out.push(r);
+    if (!keep) continue;
+    if (width === 1) out.push(r);
+    else if (Array.isArray(r) && r.length === width) out.push(...(r as unknown[]));
+    else throw new MigrationError(`record migration must return an array of ${width} items`);
   }
   return out;
 }

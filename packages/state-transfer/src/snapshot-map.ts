@@ -21,10 +21,32 @@ import type { SnapshotCursor, StateBuilder } from './transferable.js';
 export interface SnapshotMapOptions {
   /** Number of buckets, rounded up to a power of two (default 4096). More buckets = cheaper copies. */
   buckets?: number;
+  /**
+   * What of a value the digest covers (default: the value). Give a projection onto the logical
+   * content to keep the digest equal across state versions (a migrated transfer is verified by it).
+   */
+  digestValue?: (value: never) => unknown;
 }
 
-/** One [key, value] record of a SnapshotMap snapshot. */
+/** One [key, value] record of a SnapshotMap (a snapshot cursor yields them flat: k1, v1, k2, v2, …). */
 export type MapRecord<V> = [key: string, value: V];
+
+/** Output of the two-lane string hash (module-level to avoid allocating a pair per call). */
+let laneA = 0;
+let laneB = 0;
+
+/** FNV-1a of a string in two lanes at once (seeds SEED_A and SEED_B) → laneA, laneB. */
+function hashPair(s: string, seedA: number, seedB: number): void {
+  let a = seedA >>> 0;
+  let b = seedB >>> 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193);
+  }
+  laneA = a >>> 0;
+  laneB = b >>> 0;
+}
 
 const SEED_A = 0x811c9dc5;
 const SEED_B = 0x9747b28c;
@@ -42,8 +64,10 @@ export class SnapshotMap<V = unknown> {
   #open: OpenSnapshot<V>[] = [];
   #lane1 = 0;
   #lane2 = 0;
+  readonly #digestValue: ((value: V) => unknown) | undefined;
 
   constructor(options: SnapshotMapOptions = {}) {
+    this.#digestValue = options.digestValue as ((value: V) => unknown) | undefined;
     let n = 1;
     const want = Math.max(1, Math.min(1 << 20, options.buckets ?? 4096));
     while (n < want) n <<= 1;
@@ -80,23 +104,29 @@ export class SnapshotMap<V = unknown> {
   }
 
   set(key: string, value: V): this {
-    const b = hashString32(key) & this.#mask;
+    hashPair(key, SEED_A, SEED_B);
+    const k1 = laneA;
+    const k2 = laneB;
+    const b = k1 & this.#mask;
     const bucket = this.#buckets[b]!;
     if (this.#open.length > 0) this.#preserve(b, bucket);
-    const had = bucket.has(key);
-    if (had) this.#unaccount(key, bucket.get(key) as V);
+    const old = bucket.get(key);
+    if (old !== undefined || bucket.has(key)) this.#unaccount(k1, k2, old as V);
     else this.#size++;
     bucket.set(key, value);
-    this.#account(key, value);
+    this.#account(k1, k2, value);
     return this;
   }
 
   delete(key: string): boolean {
-    const b = hashString32(key) & this.#mask;
+    hashPair(key, SEED_A, SEED_B);
+    const k1 = laneA;
+    const k2 = laneB;
+    const b = k1 & this.#mask;
     const bucket = this.#buckets[b]!;
     if (!bucket.has(key)) return false;
     if (this.#open.length > 0) this.#preserve(b, bucket);
-    this.#unaccount(key, bucket.get(key) as V);
+    this.#unaccount(k1, k2, bucket.get(key) as V);
     bucket.delete(key);
     this.#size--;
     return true;
@@ -148,14 +178,18 @@ export class SnapshotMap<V = unknown> {
     };
     return {
       totalRecords: total,
+      recordWidth: 2,
       next: (maxRecords: number): unknown[] | undefined => {
         if (closed) return undefined;
-        const out: MapRecord<V>[] = [];
-        const max = Math.max(1, maxRecords);
+        const out: unknown[] = [];
+        const max = 2 * Math.max(1, maxRecords);
         while (out.length < max) {
           if (pos < current.length) {
-            const take = Math.min(current.length - pos, max - out.length);
-            for (let i = 0; i < take; i++) out.push(current[pos + i]!);
+            const take = Math.min(current.length - pos, (max - out.length) / 2);
+            for (let i = 0; i < take; i++) {
+              const r = current[pos + i]!;
+              out.push(r[0], r[1]);
+            }
             pos += take;
             continue;
           }
@@ -182,14 +216,17 @@ export class SnapshotMap<V = unknown> {
     };
   }
 
-  /** Records → map, for `restoreChunks()`. */
+  /** Flat records (k1, v1, k2, v2, …) → map, for `restoreChunks()`. */
   static builder<V>(options?: SnapshotMapOptions): StateBuilder<SnapshotMap<V>> {
     const m = new SnapshotMap<V>(options);
     return {
-      add(records) {
-        for (const r of records) {
-          if (!Array.isArray(r) || r.length !== 2 || typeof r[0] !== 'string') throw new TypeError('SnapshotMap record must be [string, value]');
-          m.set(r[0], r[1] as V);
+      recordWidth: 2,
+      add(items) {
+        if (items.length % 2 !== 0) throw new TypeError('SnapshotMap records come in key, value pairs');
+        for (let i = 0; i < items.length; i += 2) {
+          const k = items[i];
+          if (typeof k !== 'string') throw new TypeError('SnapshotMap record key must be a string');
+          m.set(k, items[i + 1] as V);
         }
       },
       finish: () => m,
@@ -202,31 +239,32 @@ export class SnapshotMap<V = unknown> {
     }
   }
 
-  #account(key: string, value: V): void {
-    const [h1, h2] = entryHash(key, value);
-    this.#lane1 = (this.#lane1 + h1) >>> 0;
-    this.#lane2 = (this.#lane2 + h2) >>> 0;
+  #account(k1: number, k2: number, value: V): void {
+    entryHash(k1, k2, this.#digestValue ? this.#digestValue(value) : value);
+    this.#lane1 = (this.#lane1 + laneA) >>> 0;
+    this.#lane2 = (this.#lane2 + laneB) >>> 0;
   }
 
-  #unaccount(key: string, value: V): void {
-    const [h1, h2] = entryHash(key, value);
-    this.#lane1 = (this.#lane1 - h1) >>> 0;
-    this.#lane2 = (this.#lane2 - h2) >>> 0;
+  #unaccount(k1: number, k2: number, value: V): void {
+    entryHash(k1, k2, this.#digestValue ? this.#digestValue(value) : value);
+    this.#lane1 = (this.#lane1 - laneA) >>> 0;
+    this.#lane2 = (this.#lane2 - laneB) >>> 0;
   }
 }
 
-function entryHash(key: string, value: unknown): [number, number] {
-  let v1: number;
-  let v2: number;
+/** Hash of one (key, value) pair in two lanes → laneA, laneB; k1/k2 are the key's two lane hashes. */
+function entryHash(k1: number, k2: number, value: unknown): void {
   if (typeof value === 'string') {
-    v1 = hashString32(value, SEED_A ^ 0x5bd1e995);
-    v2 = hashString32(value, SEED_B ^ 0x5bd1e995);
+    hashPair(value, SEED_A ^ 0x5bd1e995, SEED_B ^ 0x5bd1e995);
   } else {
     const bytes = pack(value);
-    v1 = hashBytes32(bytes, SEED_A ^ 0x27d4eb2f);
-    v2 = hashBytes32(bytes, SEED_B ^ 0x27d4eb2f);
+    const v1 = hashBytes32(bytes, SEED_A ^ 0x27d4eb2f);
+    const v2 = hashBytes32(bytes, SEED_B ^ 0x27d4eb2f);
+    laneA = v1;
+    laneB = v2;
   }
-  const k1 = hashString32(key, SEED_A);
-  const k2 = hashString32(key, SEED_B);
-  return [mix32(k1 ^ mix32(v1)), mix32(k2 ^ mix32(v2 + 0x9e3779b9))];
+  const a = mix32(k1 ^ mix32(laneA));
+  const b = mix32(k2 ^ mix32((laneB + 0x9e3779b9) >>> 0));
+  laneA = a;
+  laneB = b;
 }

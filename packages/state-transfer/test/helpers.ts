@@ -55,6 +55,7 @@ export interface V2Value {
 }
 export const v1ToV2: StateMigration = {
   from: 1,
+  // SnapshotMap records are (key, value) pairs: record() gets and returns [key, value].
   record: (r) => {
     const [k, v] = r as [string, string];
     return [k, { v, len: v.length }];
@@ -62,11 +63,13 @@ export const v1ToV2: StateMigration = {
   snapshot: (s) => (s as [string, string][]).map(([k, v]) => [k, { v, len: v.length }]),
 };
 export function kvServiceV2(migrations: StateMigration[] = [v1ToV2]): HostedService<SnapshotMap<V2Value>, KvRequest, string | null> {
+  // The digest covers the logical content (the string), so it equals version 1's for the same data.
+  const mapOptions = { digestValue: (x: V2Value) => x.v };
   return {
     name: 'kv',
     version: 2,
     migrations,
-    initialState: () => new SnapshotMap<V2Value>(),
+    initialState: () => new SnapshotMap<V2Value>(mapOptions),
     apply(state, req) {
       if (req.op === 'set') {
         state.set(req.key, { v: req.value, len: req.value.length });
@@ -75,7 +78,7 @@ export function kvServiceV2(migrations: StateMigration[] = [v1ToV2]): HostedServ
       if (req.op === 'del') return state.delete(req.key) ? 'OK' : null;
       return state.get(req.key)?.v ?? null;
     },
-    ...mapSnapshotSupport<V2Value>(),
+    ...mapSnapshotSupport<V2Value>(mapOptions),
   };
 }
 

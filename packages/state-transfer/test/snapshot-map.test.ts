@@ -29,10 +29,11 @@ describe('SnapshotMap', () => {
       }
       const recs = cursor.next(37);
       if (!recs) break;
-      for (const r of recs) {
-        const [k, v] = r as [string, string];
+      expect(recs.length % 2).toBe(0);
+      for (let i = 0; i < recs.length; i += 2) {
+        const k = recs[i] as string;
         expect(seen.has(k)).toBe(false);
-        seen.set(k, v);
+        seen.set(k, recs[i + 1] as string);
       }
     }
     expect(seen.size).toBe(expected.size);
@@ -51,7 +52,7 @@ describe('SnapshotMap', () => {
     m.delete('b');
     const all = (c: ReturnType<typeof m.snapshot>) => {
       const out: unknown[] = [];
-      for (let r = c.next(1); r; r = c.next(1)) out.push(...r);
+      for (let r = c.next(1); r; r = c.next(1)) out.push([r[0], r[1]]);
       return Object.fromEntries(out as [string, number][]);
     };
     expect(all(s1)).toEqual({ a: 1 });
@@ -85,6 +86,7 @@ describe('SnapshotMap', () => {
 
   it('the builder rejects malformed records', () => {
     const b = SnapshotMap.builder<string>();
-    expect(() => b.add([['ok', 'v'], 42])).toThrow(TypeError);
+    expect(() => b.add(['ok', 'v', 42, 'x'])).toThrow(TypeError);
+    expect(() => b.add(['odd'])).toThrow(TypeError);
   });
 });

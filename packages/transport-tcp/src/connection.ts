@@ -7,9 +7,9 @@
 import type { Socket } from 'node:net';
 import {
   BaseConnection,
+  ConnectionRefusedError,
   encodeFrameHeader,
   FrameDecoder,
-  ProtocolError,
   STREAM_PREAMBLE,
   type BaseConnectionInit,
 } from '@tandem/transport';
@@ -17,17 +17,14 @@ import {
 /** Messages up to this size are written as one buffer (header + payload copied); larger ones as two writes. */
 const COALESCE_BELOW = 16 * 1024;
 
-export interface TcpConnectionInit extends BaseConnectionInit {
-  /** After a graceful close, destroy the socket if the peer has not closed its side within this many ms. */
-  closeTimeoutMs: number;
-}
+/** `closeTimeoutMs` also bounds how long after a graceful close the socket waits for the peer's FIN. */
+export type TcpConnectionInit = BaseConnectionInit;
 
 export class TcpConnection extends BaseConnection {
   readonly socket: Socket;
   /** Settles when the peer's preamble arrived (rejects if the connection ends first). */
   readonly ready: Promise<void>;
   #decoder: FrameDecoder;
-  #closeTimeoutMs: number;
   #socketError: Error | undefined;
   #readyResolve!: () => void;
   #readyReject!: (err: Error) => void;
@@ -36,7 +33,6 @@ export class TcpConnection extends BaseConnection {
   constructor(socket: Socket, init: TcpConnectionInit) {
     super({ idPrefix: 'tcp', ...init });
     this.socket = socket;
-    this.#closeTimeoutMs = init.closeTimeoutMs;
     this.#decoder = new FrameDecoder({ maxMessageSize: this.maxMessageSize, expectPreamble: true });
     this.ready = new Promise<void>((resolve, reject) => {
       this.#readyResolve = resolve;
@@ -44,7 +40,12 @@ export class TcpConnection extends BaseConnection {
     });
     this.ready.catch(() => undefined);
     void this.closed.then((info) => {
-      this.#readyReject(info.error ?? new ProtocolError(`connection closed before the peer's preamble (${info.reason})`));
+      this.#readyReject(
+        info.error ??
+          new ConnectionRefusedError(`the peer closed the connection before the handshake completed (${info.reason})`, {
+            address: this.remoteAddress,
+          }),
+      );
       this.#releaseDrainWaiters();
     });
 
@@ -83,7 +84,7 @@ export class TcpConnection extends BaseConnection {
     const socket = this.socket;
     return new Promise<void>((resolve) => {
       if (socket.destroyed) return resolve();
-      const timer = setTimeout(() => socket.destroy(), this.#closeTimeoutMs);
+      const timer = setTimeout(() => socket.destroy(), this.closeTimeoutMs);
       timer.unref();
       socket.once('close', () => clearTimeout(timer));
       socket.resume(); // keep reading so the peer's FIN (and anything before it) is consumed

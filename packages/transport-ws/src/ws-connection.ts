@@ -40,6 +40,7 @@ export class WebSocketConnection extends BaseConnection {
   #receivePaused = false;
   #lastHeard = performance.now();
   #livenessTimer: NodeJS.Timeout | undefined;
+  #lastCheck = performance.now();
   #pausedProbeTimer: NodeJS.Timeout | undefined;
   #socketClosed: Promise<void>;
 
@@ -177,6 +178,11 @@ export class WebSocketConnection extends BaseConnection {
 
   #checkLiveness(): void {
     if (this.isClosed || this.#endingLocally) return;
+    const now = performance.now();
+    // A timer that fires far too late means this process was busy (or paused): the peer's messages may
+    // be waiting unread, so the silence is ours, not the peer's.
+    if (now - this.#lastCheck > 2 * this.#options.pingIntervalMs) this.#lastHeard = now;
+    this.#lastCheck = now;
     if (this.#receivePaused) {
       // Reading is paused: the peer's pings sit unread in the socket, so silence proves nothing.
       this.#lastHeard = performance.now();

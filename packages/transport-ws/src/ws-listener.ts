@@ -18,6 +18,8 @@ import { WebSocketConnection } from './ws-connection.js';
 
 /** Accepted-but-not-yet-taken connections beyond this are refused (HTTP 503) until the application catches up. */
 const MAX_UNTAKEN_CONNECTIONS = 1024;
+/** TCP accept backlog (the kernel caps it at net.core.somaxconn); node's default of 511 overflows under dial bursts. */
+const LISTEN_BACKLOG = 4096;
 
 /** An HTTP(S) server that upgrades requests for one path to WebSocket connections. */
 export class WebSocketListener implements Listener {
@@ -99,7 +101,7 @@ export class WebSocketListener implements Listener {
       };
       server.once('error', onError);
       server.once('listening', onListening);
-      server.listen({ host: addr.host, port: addr.port });
+      server.listen({ host: addr.host, port: addr.port, backlog: LISTEN_BACKLOG });
     });
     const listener = new WebSocketListener(server, addr, options, listenOptions);
     signal?.addEventListener('abort', () => void listener.close(), { once: true });

@@ -1,1 +1,7 @@
-export {};
+export { zeromq, ZeroMqTransport } from './zeromq-transport.js';
+export type { ZeroMqTransportOptions, ZmqCurveOptions } from './options.js';
+export { ZmqConnection } from './zmq-connection.js';
+export { ZmqListener } from './zmq-listener.js';
+export { ZMQ_SCHEME } from './address.js';
+/** Make a CURVE key pair (40-character Z85 strings) for `curve` options. */
+export { curveKeyPair } from 'zeromq';

@@ -4,7 +4,7 @@
  * mark, a single async iterator, and close handling (CloseInfo, pending sends failing with
  * ConnectionClosedError). An adapter subclasses it and implements four small hooks; see docs/TRANSPORTS.md.
  */
-import { ConnectionClosedError, MessageTooLargeError } from './errors.js';
+import { ConnectionClosedError, MessageTooLargeError, TimeoutError } from './errors.js';
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_RECEIVE_HIGH_WATER_MARK,
@@ -22,7 +22,15 @@ export interface BaseConnectionInit {
   receiveHighWaterMark?: number | undefined;
   /** Prefix of the generated id, e.g. "tcp" → "tcp-17". */
   idPrefix?: string;
+  /**
+   * How long `close()` waits for earlier sends to be handed on (a peer that never reads holds them back)
+   * before it gives up and aborts with a TimeoutError. Default DEFAULT_CLOSE_TIMEOUT_MS.
+   */
+  closeTimeoutMs?: number | undefined;
 }
+
+/** Default bound on the flush phase of a graceful close, in ms. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 
 interface PendingSend {
   message: Uint8Array;
@@ -39,6 +47,7 @@ export abstract class BaseConnection implements Connection {
   readonly remoteAddress: string;
   readonly maxMessageSize: number;
   readonly receiveHighWaterMark: number;
+  readonly closeTimeoutMs: number;
   readonly closed: Promise<CloseInfo>;
 
   #resolveClosed!: (info: CloseInfo) => void;
@@ -64,6 +73,7 @@ export abstract class BaseConnection implements Connection {
     this.remoteAddress = init.remoteAddress;
     this.maxMessageSize = init.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.receiveHighWaterMark = init.receiveHighWaterMark ?? DEFAULT_RECEIVE_HIGH_WATER_MARK;
+    this.closeTimeoutMs = init.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.closed = new Promise<CloseInfo>((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -94,6 +104,16 @@ export abstract class BaseConnection implements Connection {
 
   /** Resume reading from the source (the receive queue drained below half the high-water mark). */
   protected resumeSource(): void {}
+
+  /**
+   * Timer used for the close timeout. Default setTimeout (unref'd); an adapter on virtual time (the
+   * memory transport) overrides it with its scheduler.
+   */
+  protected startTimer(ms: number, fn: () => void): { cancel(): void } {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return { cancel: () => clearTimeout(t) };
+  }
 
   // ---- calls for the adapter ------------------------------------------------------------------------
 
@@ -184,7 +204,23 @@ export abstract class BaseConnection implements Connection {
     if (this.#closing) return this.#closing;
     this.#state = 'closing';
     this.#closing = (async () => {
-      await this.#whenSendsHandedOn();
+      if (this.#pumping || this.pendingSends > 0) {
+        let timedOut = false;
+        const timer = this.startTimer(this.closeTimeoutMs, () => {
+          timedOut = true;
+          for (const f of this.#sendIdle.splice(0)) f();
+        });
+        await this.#whenSendsHandedOn();
+        timer.cancel();
+        if (timedOut && this.#state !== 'closed') {
+          const error = new TimeoutError(`close: earlier sends were not handed on within ${this.closeTimeoutMs} ms`, {
+            address: this.remoteAddress,
+          });
+          this.destroyTransport(error);
+          this.terminate({ by: 'local', reason: `${reason} (flush timed out)`, error });
+          return;
+        }
+      }
       if (this.#state === 'closed') return;
       try {
         await this.endTransport(reason);

@@ -5,6 +5,7 @@ export type XProtocolErrorCode =
   | 'too-large'
   | 'truncated'
   | 'malformed-setup'
+  | 'malformed-request'
   | 'setup-refused'
   | 'upstream-failed';
 

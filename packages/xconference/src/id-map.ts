@@ -24,6 +24,13 @@ export class IdMap {
   private readonly atomToServer = new Map<number, number>();
   private readonly atomToApp = new Map<number, number>();
   private atomsIdentical = true;
+  /** Root depths of the application's view and of this server (CreateWindow/CreatePixmap depths are mapped). */
+  readonly appDepth: number;
+  readonly depth: number;
+  /** True when TrueColor pixel values must be converted (the root visuals' channel masks differ). */
+  readonly convertsPixels: boolean;
+  private readonly appMasks: readonly [number, number, number];
+  private readonly masks: readonly [number, number, number];
 
   constructor(app: ServerSetup, server: ServerSetup) {
     this.appBase = app.resourceIdBase >>> 0;
@@ -43,6 +50,14 @@ export class IdMap {
         if (!this.visualToApp.has(match)) this.visualToApp.set(match, v.id);
       }
     }
+    this.appDepth = a.rootDepth;
+    this.depth = s.rootDepth;
+    const av = a.visuals.find((v) => v.id === a.rootVisual);
+    const sv = s.visuals.find((v) => v.id === s.rootVisual);
+    this.appMasks = [av?.redMask ?? 0, av?.greenMask ?? 0, av?.blueMask ?? 0];
+    this.masks = [sv?.redMask ?? 0, sv?.greenMask ?? 0, sv?.blueMask ?? 0];
+    this.convertsPixels =
+      av !== undefined && sv !== undefined && av.klass === 4 && sv.klass === 4 && this.appMasks.some((m, i) => m !== this.masks[i]);
     let visualsIdentical = true;
     for (const [k, v] of this.visualToServer) if (k !== v) visualsIdentical = false;
     this.identity =
@@ -50,7 +65,22 @@ export class IdMap {
       this.appMask === this.mask &&
       this.appRoot === this.root &&
       this.appColormap === this.colormap &&
-      visualsIdentical;
+      visualsIdentical &&
+      this.appDepth === this.depth &&
+      !this.convertsPixels;
+  }
+
+  /** The application's root depth in this server's terms (other depths, e.g. 1 for bitmaps, are kept). */
+  depthToServer(depth: number): number {
+    return depth === this.appDepth ? this.depth : depth;
+  }
+
+  /** A TrueColor pixel value of the application's root visual as the same colour on this server. */
+  pixelToServer(pixel: number): number {
+    if (!this.convertsPixels) return pixel;
+    let out = 0;
+    for (let i = 0; i < 3; i++) out |= scaleChannel(pixel, this.appMasks[i]!, this.masks[i]!);
+    return out >>> 0;
   }
 
   /** True when no field of any message needs rewriting for this server (ids, visuals and atoms agree). */
@@ -85,6 +115,17 @@ export class IdMap {
     if (((id & ~this.mask) >>> 0) === this.base) return ((id & this.mask & this.appMask) | this.appBase) >>> 0;
     return id;
   }
+}
+
+/** Moves the channel selected by `from` into the bit positions of `to`, rescaling its width. */
+function scaleChannel(pixel: number, from: number, to: number): number {
+  if (from === 0 || to === 0) return 0;
+  const fromShift = 31 - Math.clz32(from & -from);
+  const fromMax = from >>> fromShift;
+  const toShift = 31 - Math.clz32(to & -to);
+  const toMax = to >>> toShift;
+  const v = ((pixel & from) >>> 0) >>> fromShift;
+  return (Math.round((v * toMax) / fromMax) << toShift) >>> 0;
 }
 
 /** The server visual that stands for the application's visual `v`: same id if equivalent, else same class/depth/masks. */

@@ -136,6 +136,9 @@ export class ApplicationSession {
     return this.live.map((l) => l.name);
   }
 
+  /** The protocol error that closed this application's connection, if any. */
+  lastError: XProtocolError | null = null;
+
   get isClosed(): boolean {
     return this.closed;
   }
@@ -189,7 +192,10 @@ export class ApplicationSession {
   }
 
   private fail(err: unknown): void {
-    const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const typed =
+      err instanceof XProtocolError ? err : new XProtocolError('malformed-request', `malformed request: ${err instanceof Error ? err.message : String(err)}`);
+    const msg = `${typed.name}(${typed.code}): ${typed.message}`;
+    this.lastError = typed;
     this.opts.log?.(`app ${this.id}: ${msg}`);
     this.close(msg);
   }

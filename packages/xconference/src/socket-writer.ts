@@ -1,25 +1,36 @@
 import type { Socket } from 'node:net';
 
 /**
- * Batches writes to one socket per event-loop tick: the first write in a tick corks the socket and a
- * microtask uncorks it, so a burst of small X messages leaves as one writev.
+ * Batches writes to one socket per event-loop tick: buffers written during one tick leave together at the
+ * end of it — a single buffer as a plain write, several corked into one writev.
  */
 export class SocketWriter {
-  private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
+  private pending: Buffer[] = [];
+  private scheduled = false;
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const bufs = this.pending;
+    if (this.socket.destroyed) {
+      bufs.length = 0;
+      return;
+    }
+    if (bufs.length === 1) {
+      this.socket.write(bufs[0]!);
+    } else {
+      this.socket.cork();
+      for (let i = 0; i < bufs.length; i++) this.socket.write(bufs[i]!);
+      this.socket.uncork();
+    }
+    bufs.length = 0;
   };
 
   constructor(readonly socket: Socket) {}
 
   write(buf: Buffer): void {
-    if (this.socket.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
+    this.pending.push(buf);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flush);
     }
-    this.socket.write(buf);
   }
 }

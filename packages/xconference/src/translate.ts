@@ -8,7 +8,11 @@ const OP_GET_PROPERTY = 20;
 const OP_SEND_EVENT = 25;
 const OP_POLY_TEXT8 = 74;
 const OP_POLY_TEXT16 = 75;
+const OP_CREATE_WINDOW = 1;
+const OP_CREATE_PIXMAP = 53;
 const XA_ATOM = 4;
+/** Value-list entries that hold pixel values (converted when the servers' TrueColor layouts differ). */
+const PIXEL_VALUES: ReadonlySet<string> = new Set(['background_pixel', 'border_pixel', 'foreground', 'background']);
 const XA_WINDOW = 33;
 
 type Direction = 'toServer' | 'toApp';
@@ -37,6 +41,33 @@ class Rewriter {
       this.copied = true;
     }
     write32(this.out, offset, t, le);
+  }
+
+  /** Converts a pixel value (value-list entry) for this server. */
+  pixel(offset: number): void {
+    if (offset + 4 > this.out.length) return;
+    const v = read32(this.out, offset, this.le);
+    const t = this.map.pixelToServer(v);
+    if (t === v) return;
+    this.ensureCopy();
+    write32(this.out, offset, t, this.le);
+  }
+
+  /** Maps a depth byte for this server. */
+  depth(offset: number): void {
+    const v = this.out[offset];
+    if (v === undefined) return;
+    const t = this.map.depthToServer(v);
+    if (t === v) return;
+    this.ensureCopy();
+    this.out[offset] = t;
+  }
+
+  private ensureCopy(): void {
+    if (!this.copied) {
+      this.out = Buffer.from(this.out);
+      this.copied = true;
+    }
   }
 
   fields(fields: readonly ResourceField[], base: number, shift: number): void {
@@ -77,9 +108,11 @@ export function translateRequest(req: Buffer, map: IdMap, le: boolean): Buffer {
     for (const b of vl.bits) {
       if ((mask & b.bit) === 0) continue;
       if (b.kind) w.id(off, b.kind);
+      else if (PIXEL_VALUES.has(b.name)) w.pixel(off);
       off += 4;
     }
   }
+  if (opcode === OP_CREATE_WINDOW || opcode === OP_CREATE_PIXMAP) w.depth(1);
   if (opcode === OP_CHANGE_PROPERTY) translatePropertyData(w, req, 8 + shift, 12 + shift, 16 + shift, 20 + shift, 24 + shift, le, map);
   else if (opcode === OP_POLY_TEXT8 || opcode === OP_POLY_TEXT16) translateTextItems(w, 16 + shift, opcode === OP_POLY_TEXT16);
   else if (opcode === OP_SEND_EVENT) {

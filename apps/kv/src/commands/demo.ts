@@ -81,7 +81,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     phase = 'rejoin';
     await sleep(d * 0.15);
     const restartAt = workload.now();
-    pair.spawn('a', 'auto');
+    pair.spawn('a', 'backup');
     say(`  restarted a (pid ${pair.a.pid}); it probes b, finds a primary, and joins as backup`);
     await pair.a.waitForRole(['backup'], 15_000);
     const rejoinMs = workload.now() - restartAt;

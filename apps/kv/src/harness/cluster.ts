@@ -86,6 +86,24 @@ export class ReplicaPair {
     return undefined;
   }
 
+  /** Poll until one replica is 'primary' (with a backup, not solo) and the other 'backup' in the same epoch. */
+  async healthy(timeoutMs = 5000): Promise<{ primary: ReplicaProcess; backup: ReplicaProcess }> {
+    const deadline = Date.now() + timeoutMs;
+    let seen = '';
+    while (Date.now() < deadline) {
+      try {
+        const [sa, sb] = await Promise.all([this.a.status(1000), this.b.status(1000)]);
+        seen = `a ${sa.role}@${sa.epoch}, b ${sb.role}@${sb.epoch}`;
+        if (sa.epoch === sb.epoch && sa.role === 'primary' && sb.role === 'backup') return { primary: this.a, backup: this.b };
+        if (sa.epoch === sb.epoch && sb.role === 'primary' && sa.role === 'backup') return { primary: this.b, backup: this.a };
+      } catch (err) {
+        seen = (err as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`replica pair not healthy (primary + backup) within ${timeoutMs} ms: ${seen}`);
+  }
+
   /** Poll both replicas until they report the same appliedSeq and state digest (or time runs out). */
   async convergedDigests(timeoutMs = 5000): Promise<{ equal: boolean; a?: ReplicaStatus; b?: ReplicaStatus }> {
     const deadline = Date.now() + timeoutMs;

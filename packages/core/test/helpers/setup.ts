@@ -1,6 +1,6 @@
 /** Builds a primary/backup pair and clients on a TestCluster. */
 import { z } from 'zod';
-import type { Client, ReplicationConfig, Replica, ReplicaEvent } from '../../src/api.js';
+import type { BrokenVariant, Client, ReplicationConfig, Replica, ReplicaEvent } from '../../src/api.js';
 import { createClient, type ClientDiagnostics } from '../../src/client.js';
 import { createReplica } from '../../src/replica.js';
 import { defineService } from '../../src/service.js';
@@ -58,7 +58,7 @@ export interface Pair {
   stop(): Promise<void>;
 }
 
-export async function startPair(config: Partial<ReplicationConfig> = {}, service = kv): Promise<Pair> {
+export async function startPair(config: Partial<ReplicationConfig> = {}, service = kv, broken?: BrokenVariant): Promise<Pair> {
   const cluster = new TestCluster();
   const n = ++pairNo;
   const addrA = `mem://a${n}`;
@@ -68,7 +68,7 @@ export async function startPair(config: Partial<ReplicationConfig> = {}, service
   const nodeA = cluster.node('A');
   const nodeB = cluster.node('B');
   const cfg = { ...FAST, ...config };
-  const a = createReplica({ service, env: nodeA.env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: cfg });
+  const a = createReplica({ service, env: nodeA.env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: cfg, ...(broken ? { faultInjection: { variant: broken } } : {}) });
   const b = createReplica({ service, env: nodeB.env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: cfg });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));

@@ -1,3 +1,5 @@
+import type { BrokenVariant } from '@tandem/core';
+
 /**
  * The fault vocabulary of the key-value simulation — the patent's fault model, one fault at a time —
  * and the named protocol variants (correct, or deliberately broken to prove the simulator finds bugs).
@@ -39,12 +41,10 @@ export const ALL_FAULT_KINDS: readonly FaultKind[] = [
   'sever-connections',
 ];
 
-/** Deliberately broken protocol behaviours, switched on inside @tandem/core through
- * `ReplicaOptions.faultInjection` (test-only). */
-export type BrokenVariant = 'no-forward-wait' | 'unordered-apply' | 'skip-dedup';
 
 export interface VariantSpec {
-  /** Passed to createReplica as `faultInjection` (broken variants only). */
+  /** Passed to createReplica as `faultInjection` (test-only, deliberately broken behaviour inside
+   * @tandem/core; broken variants only). */
   faultInjection?: { variant: BrokenVariant };
   /** Forces the piggyback mode (otherwise the seed picks one). */
   piggyback?: 'seq-digest' | 'entries';

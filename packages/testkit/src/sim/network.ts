@@ -68,8 +68,6 @@ function checkAddress(address: string): void {
   if (!/^sim:\/\/[^\s/]+$/.test(address)) throw new InvalidAddressError(`"${address}" is not a sim address (sim://name)`, { address });
 }
 
-let connectionIds = 0;
-
 /** One direction's ordering state. */
 interface Direction {
   lastAt: number;
@@ -104,11 +102,11 @@ class SimConnection implements Connection {
   #iterating = false;
   readonly #net: SimNetwork;
 
-  constructor(net: SimNetwork, node: SimNode, inc: number, local: string, remote: string, maxMessageSize: number) {
+  constructor(net: SimNetwork, id: string, node: SimNode, inc: number, local: string, remote: string, maxMessageSize: number) {
     this.#net = net;
     this.node = node;
     this.inc = inc;
-    this.id = `sim-${++connectionIds}`;
+    this.id = id;
     this.localAddress = local;
     this.remoteAddress = remote;
     this.maxMessageSize = maxMessageSize;
@@ -273,6 +271,8 @@ export class SimNetwork {
   readonly #blocked = new Set<string>();
   /** Messages between partitioned nodes, delivered in order when the partition heals (TCP retransmits). */
   #held: { from: SimConnection; bytes: Uint8Array | 'fin' | 'rst' }[] = [];
+  /** Per network, so that ids and addresses replay identically in one process. */
+  #connectionIds = 0;
 
   constructor(sched: Scheduler, rng: SeededRandom) {
     this.#sched = sched;
@@ -467,7 +467,8 @@ export class SimNetwork {
         }
         signal.addEventListener('abort', () => settle(() => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))), { once: true });
       }
-      const local = `sim://${node.name}#${++connectionIds}`;
+      const n = ++this.#connectionIds;
+      const local = `sim://${node.name}#${n}`;
       this.#sched.after(this.#delay(), `syn ${node.name}->${address}`, () => {
         const l = this.#listeners.get(address);
         const host = this.#addressHost.get(address);
@@ -480,8 +481,8 @@ export class SimNetwork {
           return;
         }
         const max = Math.min(options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE, l.options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
-        const client = new SimConnection(this, node, inc, local, address, max);
-        const server = new SimConnection(this, l.node, l.inc, address, local, max);
+        const client = new SimConnection(this, `sim-${n}c`, node, inc, local, address, max);
+        const server = new SimConnection(this, `sim-${n}s`, l.node, l.inc, address, local, max);
         client.peer = server;
         server.peer = client;
         const pipe = new Pipe(client, server);

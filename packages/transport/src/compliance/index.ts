@@ -17,6 +17,9 @@ import { spawnPeerProcess } from './spawn-peer.js';
 export type { ComplianceHarness, KillablePeer, RawPeer, SilentPeer } from './harness.js';
 export { spawnPeerProcess } from './spawn-peer.js';
 
+/** Bound on the heavy tests (1,000 connections, 200 MB, 10,000 messages) on a busy machine. */
+const HEAVY_TEST_TIMEOUT_MS = 90_000;
+
 /** The number of tests `describeTransportCompliance` registers (the same for every transport). */
 export const COMPLIANCE_TEST_COUNT = 20;
 
@@ -240,7 +243,7 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       const expected = Array.from({ length: N }, (_, i) => i);
       expect(atServer).toEqual(expected);
       expect(atClient).toEqual(expected);
-    });
+    }, HEAVY_TEST_TIMEOUT_MS);
 
     it('serves 1,000 concurrent connections', async () => {
       const t = await transports();
@@ -259,7 +262,7 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       );
       expect(results).toEqual(Array.from({ length: N }, (_, i) => `client ${i}`));
       await Promise.all(scope.conns.map((c) => c.close()));
-    });
+    }, HEAVY_TEST_TIMEOUT_MS);
 
     it('carries empty messages as messages', async () => {
       const { client, server } = await connectedPair();
@@ -284,7 +287,7 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       const [, got] = await Promise.all([client.send(big), sr.next('the maximum-size message', 20_000)]);
       expect(got.byteLength).toBe(client.maxMessageSize);
       expect(sameBytes(got, big)).toBe(true);
-    });
+    }, HEAVY_TEST_TIMEOUT_MS);
 
     it('rejects an oversized send with MessageTooLargeError and stays usable', async () => {
       const { client, server } = await connectedPair({ dial: { maxMessageSize: 4096 } });
@@ -497,9 +500,12 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       }
       await sender;
       expect(read).toBe(total);
+      if (process.env.TANDEM_COMPLIANCE_VERBOSE) {
+        console.log(`[${harness.name}] max unread ${(maxUnread / MB).toFixed(1)} MB, RSS growth ${((rssMax - rssBefore) / MB).toFixed(1)} MB`);
+      }
       expect(maxUnread, 'sent-but-unread bytes').toBeLessThan(64 * MB);
       expect(rssMax - rssBefore, 'process RSS growth').toBeLessThan(128 * MB);
-    });
+    }, HEAVY_TEST_TIMEOUT_MS);
 
     it('listener close: iteration ends, new dials are refused, accepted connections keep working', async () => {
       const { listener, acceptor, client, server } = await connectedPair();

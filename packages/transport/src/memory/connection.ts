@@ -21,6 +21,10 @@ export class MemoryConnection extends BaseConnection {
     return this.outgoing.transmit(message.slice()); // the caller may reuse its buffer after send
   }
 
+  protected override startTimer(ms: number, fn: () => void): { cancel(): void } {
+    return this.outgoing.startTimer(ms, fn);
+  }
+
   protected endTransport(): void {
     this.outgoing.transmitEnd();
   }

@@ -37,6 +37,11 @@ export class MemoryLink {
     this.#target = target;
   }
 
+  /** A timer on the network's scheduler. */
+  startTimer(ms: number, fn: () => void): { cancel(): void } {
+    return cancellable(this.#net.schedule, ms, fn);
+  }
+
   get isClosed(): boolean {
     return this.#closed;
   }
@@ -102,7 +107,10 @@ export class MemoryLink {
 
   setReceiverPaused(paused: boolean): void {
     this.#receiverPaused = paused;
-    if (!paused) this.#maybeRelease();
+    if (!paused) {
+      this.#flush();
+      this.#maybeRelease();
+    }
   }
 
   #enqueue(entry: InFlight): void {
@@ -117,7 +125,8 @@ export class MemoryLink {
   }
 
   #flush(): void {
-    while (!this.#closed && this.#queue.length > 0 && this.#queue[0]!.ready) {
+    // a paused receiver takes nothing more (like unread bytes staying in a kernel buffer), ends included
+    while (!this.#closed && !this.#receiverPaused && this.#queue.length > 0 && this.#queue[0]!.ready) {
       const entry = this.#queue.shift()!;
       if (entry.kind === 'end') {
         this.#releaseHeld();

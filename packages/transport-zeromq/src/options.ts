@@ -1,0 +1,60 @@
+/** CURVE security (libzmq's CurveZMQ): keys are 40-character Z85 strings, e.g. from `curveKeyPair()`. */
+export interface ZmqCurveOptions {
+  /** This end's key pair. Required on both ends. */
+  publicKey: string;
+  secretKey: string;
+  /** Dialler: the listener's public key (required to dial). */
+  serverKey?: string;
+}
+
+export interface ZeroMqTransportOptions {
+  /** Interval between Tandem pings sent by each end, in ms. 0 turns pings and the liveness check off. Default 2 000. */
+  pingIntervalMs?: number;
+  /** A connection that hears nothing from its peer for this long closes with TimeoutError. Default 3 × pingIntervalMs. */
+  livenessTimeoutMs?: number;
+  /** close() waits this long for the peer's acknowledgement before letting go. Default 5 000. */
+  closeTimeoutMs?: number;
+  /**
+   * ZMTP heartbeats (libzmq's own, below Tandem's pings): interval in ms, 0 = off. Default 2 000 (timeout and TTL 3 ×). They make
+   * libzmq drop a dead TCP connection, after which sends to that peer fail at once.
+   */
+  zmtpHeartbeatIntervalMs?: number;
+  /** ZMTP handshake deadline on the listener (libzmq `handshakeInterval`), ms; a dial's own timeoutMs governs the dialler. Default 10 000. */
+  zmtpHandshakeTimeoutMs?: number;
+  /** CURVE encryption and authentication of the listener (and of the dialler's key, if a ZAP handler checks it). */
+  curve?: ZmqCurveOptions;
+}
+
+export interface ResolvedZmqOptions {
+  readonly pingIntervalMs: number;
+  readonly livenessTimeoutMs: number;
+  readonly closeTimeoutMs: number;
+  readonly zmtpHeartbeatIntervalMs: number;
+  readonly zmtpHandshakeTimeoutMs: number;
+  readonly curve: ZmqCurveOptions | undefined;
+}
+
+export function resolveZmqOptions(options: ZeroMqTransportOptions = {}): ResolvedZmqOptions {
+  const pingIntervalMs = nonNegative(options.pingIntervalMs, 2_000, 'pingIntervalMs');
+  const curve = options.curve;
+  if (curve) {
+    for (const k of ['publicKey', 'secretKey'] as const) {
+      if (typeof curve[k] !== 'string' || curve[k].length !== 40) throw new RangeError(`curve.${k} must be a 40-character Z85 key`);
+    }
+    if (curve.serverKey !== undefined && curve.serverKey.length !== 40) throw new RangeError('curve.serverKey must be a 40-character Z85 key');
+  }
+  return {
+    pingIntervalMs,
+    livenessTimeoutMs: nonNegative(options.livenessTimeoutMs, pingIntervalMs * 3, 'livenessTimeoutMs'),
+    closeTimeoutMs: nonNegative(options.closeTimeoutMs, 5_000, 'closeTimeoutMs'),
+    zmtpHeartbeatIntervalMs: nonNegative(options.zmtpHeartbeatIntervalMs, 2_000, 'zmtpHeartbeatIntervalMs'),
+    zmtpHandshakeTimeoutMs: nonNegative(options.zmtpHandshakeTimeoutMs, 10_000, 'zmtpHandshakeTimeoutMs'),
+    curve,
+  };
+}
+
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a non-negative number, got ${value}`);
+  return value;
+}

@@ -1,0 +1,176 @@
+// ZeroMQ-specific behaviour; the shared contract is checked by compliance.test.ts. "Raw" peers here are
+// plain zeromq.js sockets speaking (or breaking) Tandem's frame protocol by hand.
+import { afterEach, describe, expect, it } from 'vitest';
+import * as zmq from 'zeromq';
+import { isTransportError, type Connection, type Listener } from '@tandem/transport';
+import { curveKeyPair, zeromq, type ZeroMqTransportOptions } from '../src/index.js';
+import { Kind, PROTOCOL_VERSION, encodeGreeting } from '../src/wire.js';
+
+const cleanups: Array<() => Promise<unknown> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function listen(options: ZeroMqTransportOptions = {}, listenOptions = {}): Promise<Listener> {
+  const l = await zeromq(options).listen('zmq+tcp://127.0.0.1:0', listenOptions);
+  cleanups.push(() => l.close());
+  return l;
+}
+
+async function nextConnection(it: AsyncIterator<Connection>): Promise<Connection> {
+  const r = await it.next();
+  if (r.done) throw new Error('listener ended');
+  cleanups.push(() => r.value.abort());
+  return r.value;
+}
+
+async function readOne(conn: Connection): Promise<Uint8Array> {
+  for await (const m of conn) return m;
+  throw new Error('connection ended without a message');
+}
+
+const endpoint = (address: string): string => address.replace('zmq+tcp://', 'tcp://');
+const hello = (): Buffer[] => [Buffer.from([Kind.Hello]), encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize: 1 << 20, window: 1 << 20 })];
+
+function rawDealer(address: string): zmq.Dealer {
+  const d = new zmq.Dealer({ linger: 0 });
+  d.connect(endpoint(address));
+  cleanups.push(() => d.close());
+  return d;
+}
+
+describe('zeromq transport specifics', () => {
+  it('ignores frames from a routing id that never said HELLO, and keeps serving', async () => {
+    const listener = await listen();
+    const it = listener[Symbol.asyncIterator]();
+    const stranger = rawDealer(listener.address);
+    await stranger.send([Buffer.from([Kind.Data]), Buffer.from('sneaky')]);
+    await stranger.send([Buffer.from('not even a kind byte')]);
+    const conn = await zeromq().dial(listener.address);
+    cleanups.push(() => conn.abort());
+    const accepted = await nextConnection(it);
+    await conn.send(new Uint8Array([1, 2]));
+    // the first (and only) accepted connection is the proper one, and it carries the proper message
+    expect([...(await readOne(accepted))]).toEqual([1, 2]);
+  });
+
+  it('closes with ProtocolError on an unknown frame kind after HELLO, and tells the peer', async () => {
+    const listener = await listen();
+    const it = listener[Symbol.asyncIterator]();
+    const raw = rawDealer(listener.address);
+    await raw.send(hello());
+    const [welcome] = await raw.receive();
+    expect(welcome![0]).toBe(Kind.Welcome);
+    const conn = await nextConnection(it);
+    await raw.send([Buffer.from([0x7e]), Buffer.from('garbage')]);
+    const info = await conn.closed;
+    expect(info.error?.name).toBe('ProtocolError');
+    expect(info.by).toBe('remote');
+    const [kind, payload] = await raw.receive();
+    expect(kind![0]).toBe(Kind.Close);
+    expect(payload![0]).toBe(1); // CloseCode.ProtocolError
+  });
+
+  it('closes with ProtocolError when a peer ignores flow control', async () => {
+    const window = 64 * 1024;
+    const listener = await listen({}, { receiveHighWaterMark: window, maxMessageSize: 16 * 1024 });
+    const it = listener[Symbol.asyncIterator]();
+    const raw = rawDealer(listener.address);
+    await raw.send(hello());
+    await raw.receive();
+    const conn = await nextConnection(it);
+    // nobody reads, so no credit comes back; the raw peer keeps sending anyway
+    const chunk = Buffer.alloc(16 * 1024);
+    for (let i = 0; i < 16; i++) await raw.send([Buffer.from([Kind.Data]), chunk]);
+    const info = await conn.closed;
+    expect(info.error?.name).toBe('ProtocolError');
+    expect(info.error?.message).toMatch(/flow control/);
+  });
+
+  it('closes with TimeoutError when the peer goes silent', async () => {
+    const listener = await listen({ pingIntervalMs: 50, livenessTimeoutMs: 300 });
+    const it = listener[Symbol.asyncIterator]();
+    const raw = rawDealer(listener.address); // never answers pings
+    await raw.send(hello());
+    const conn = await nextConnection(it);
+    const info = await conn.closed;
+    expect(info.error?.name).toBe('TimeoutError');
+    expect(info.reason).toBe('liveness timeout');
+  });
+
+  it('the dialler sees the connection reset when the listener socket goes away', async () => {
+    const router = new zmq.Router({ linger: 0 });
+    await router.bind('tcp://127.0.0.1:0');
+    let routerOpen = true;
+    cleanups.push(() => void (routerOpen && router.close()));
+    const address = router.lastEndpoint!.replace('tcp://', 'zmq+tcp://');
+    const dialing = zeromq().dial(address);
+    const [id] = await router.receive();
+    await router.send([id!, Buffer.from([Kind.Welcome]), encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize: 1 << 20, window: 1 << 20 })]);
+    const conn = await dialing;
+    cleanups.push(() => conn.abort());
+    router.close();
+    routerOpen = false;
+    const info = await conn.closed;
+    expect(info.by).toBe('remote');
+    expect(info.error?.name).toBe('ConnectionClosedError');
+    expect(isTransportError(await conn.send(new Uint8Array(1)).catch((e: unknown) => e), 'ConnectionClosedError')).toBe(true);
+  });
+
+  it('releases the port once a closed listener has no connections left', async () => {
+    const listener = await zeromq().listen('zmq+tcp://127.0.0.1:0');
+    const it = listener[Symbol.asyncIterator]();
+    const conn = await zeromq().dial(listener.address);
+    const accepted = await nextConnection(it);
+    await listener.close();
+    // still bound while a connection lives: a second listen fails
+    const again = await zeromq().listen(listener.address).catch((e: unknown) => e);
+    expect(isTransportError(again, 'AddressInUseError')).toBe(true);
+    await conn.close();
+    await accepted.closed;
+    let relisten: Listener | undefined;
+    for (let i = 0; i < 100 && !relisten; i++) {
+      relisten = await zeromq().listen(listener.address).catch(() => undefined);
+      if (!relisten) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(relisten).toBeDefined();
+    await relisten?.close();
+  });
+
+  describe('CURVE', () => {
+    const server = curveKeyPair();
+    const client = curveKeyPair();
+
+    it('carries messages between ends with matching keys', async () => {
+      const listener = await listen({ curve: { publicKey: server.publicKey, secretKey: server.secretKey } });
+      const it = listener[Symbol.asyncIterator]();
+      const conn = await zeromq({ curve: { ...client, serverKey: server.publicKey } }).dial(listener.address);
+      cleanups.push(() => conn.abort());
+      const accepted = await nextConnection(it);
+      await conn.send(new Uint8Array([42]));
+      expect([...(await readOne(accepted))]).toEqual([42]);
+      await accepted.send(new Uint8Array([43]));
+      expect([...(await readOne(conn))]).toEqual([43]);
+    });
+
+    it('fails a dial with the wrong server key, or without CURVE, with a typed error', async () => {
+      const listener = await listen({ curve: { publicKey: server.publicKey, secretKey: server.secretKey } });
+      const wrongKey = await zeromq({ curve: { ...client, serverKey: curveKeyPair().publicKey } })
+        .dial(listener.address, { timeoutMs: 3_000 })
+        .catch((e: unknown) => e);
+      expect(isTransportError(wrongKey), String(wrongKey)).toBe(true);
+      const plain = await zeromq().dial(listener.address, { timeoutMs: 3_000 }).catch((e: unknown) => e);
+      expect(isTransportError(plain), String(plain)).toBe(true);
+      // and a proper dial still works afterwards
+      const it = listener[Symbol.asyncIterator]();
+      const ok = await zeromq({ curve: { ...client, serverKey: server.publicKey } }).dial(listener.address);
+      cleanups.push(() => ok.abort());
+      await ok.send(new Uint8Array([1]));
+      expect([...(await readOne(await nextConnection(it)))]).toEqual([1]);
+    });
+
+    it('rejects malformed keys when the transport is created', () => {
+      expect(() => zeromq({ curve: { publicKey: 'short', secretKey: server.secretKey } })).toThrow(RangeError);
+    });
+  });
+});

@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+/**
+ * State-transfer benchmark.
+ *
+ *   npm run bench:state-transfer -- [--keys N] [--value-size B] [--rate R] [--baseline-ms MS]
+ *                                    [--chunk-bytes B] [--slice-bytes B] [--window W] [--json]
+ *
+ * Three processes on 127.0.0.1 (TCP): a serving replica holding N keys (child), a joining replica
+ * (child, started before any measurement and idle until told to join), and this process, which sends
+ * kv requests to the serving replica at a fixed rate (open loop) and measures each one's latency.
+ * Phase 1 measures the serving replica's latency without a transfer; phase 2 measures it while the
+ * joiner receives the whole state, catches up and verifies. Printed, side by side from the one run:
+ *   throughputMBps = snapshot bytes / time from the joiner's start to the snapshot being installed
+ *   p99Ratio       = p99 latency during the transfer / p99 latency without one
+ * Targets: throughputMBps ≥ 100, p99Ratio ≤ 2. At the end the joiner's digest must equal the primary's.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createRegistry, type Connection } from '@tandem/transport';
+import { tcp } from '@tandem/transport-tcp';
+import { Packr } from 'msgpackr';
+import type { ChildReport } from './kv.js';
+
+interface Args {
+  keys: number;
+  valueSize: number;
+  rate: number;
+  baselineMs: number;
+  chunkBytes: number;
+  sliceBytes: number;
+  window: number;
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, window: 8, json: false };
+  const num = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) {
+      console.error(`${flag} needs a positive number`);
+      process.exit(2);
+    }
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i]!;
+    if (f === '--json') a.json = true;
+    else if (f === '--keys') a.keys = num(f, argv[++i]);
+    else if (f === '--value-size') a.valueSize = num(f, argv[++i]);
+    else if (f === '--rate') a.rate = num(f, argv[++i]);
+    else if (f === '--baseline-ms') a.baselineMs = num(f, argv[++i]);
+    else if (f === '--chunk-bytes') a.chunkBytes = num(f, argv[++i]);
+    else if (f === '--slice-bytes') a.sliceBytes = num(f, argv[++i]);
+    else if (f === '--window') a.window = num(f, argv[++i]);
+    else {
+      console.error(`unknown argument ${f}`);
+      process.exit(2);
+    }
+  }
+  return a;
+}
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const execArgv = ['--conditions=@tandem/source', '--import', 'tsx'];
+
+function child(file: string, env: Record<string, string>): ChildProcess {
+  return fork(here + file, [], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeoutMs: number): Promise<Extract<ChildReport, { t: T }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${t} from child within ${timeoutMs} ms`)), timeoutMs);
+    const onMsg = (m: ChildReport): void => {
+      if (m.t === 'error') {
+        clearTimeout(timer);
+        proc.off('message', onMsg);
+        reject(new Error(`child failed: ${m.message}`));
+      } else if (m.t === t) {
+        clearTimeout(timer);
+        proc.off('message', onMsg);
+        resolve(m as Extract<ChildReport, { t: T }>);
+      }
+    };
+    proc.on('message', onMsg);
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Open-loop load: `rate` requests per second until stop(); latencies in ms. */
+function startLoad(conn: Connection, rate: number, keys: number): { stop(): Promise<number[]>; errors(): number } {
+  const packr = new Packr({ useRecords: false });
+  const sentAt = new Map<number, number>();
+  const latencies: number[] = [];
+  let errors = 0;
+  let nextId = 0;
+  let running = true;
+  const reader = (async () => {
+    for await (const msg of conn) {
+      const [id, reply] = packr.unpack(msg) as [number, unknown];
+      const t = sentAt.get(id);
+      if (t === undefined) continue;
+      sentAt.delete(id);
+      if (typeof reply === 'string' && reply.startsWith('error')) errors++;
+      latencies.push(performance.now() - t);
+      if (!running && sentAt.size === 0) break;
+    }
+  })();
+  const start = performance.now();
+  let sent = 0;
+  const tick = (): void => {
+    if (!running) return;
+    const due = Math.floor(((performance.now() - start) * rate) / 1000);
+    while (sent < due) {
+      const id = nextId++;
+      const k = `key:${(id * 2654435761) % keys}`;
+      const req = id % 2 === 0 ? { op: 'get', key: k } : { op: 'set', key: k, value: `u${id}` };
+      sentAt.set(id, performance.now());
+      void conn.send(packr.pack([id, req])).catch(() => errors++);
+      sent++;
+    }
+    setTimeout(tick, 1);
+  };
+  tick();
+  return {
+    async stop() {
+      running = false;
+      const deadline = performance.now() + 5000;
+      while (sentAt.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      errors += sentAt.size;
+      void reader;
+      return latencies;
+    },
+    errors: () => errors,
+  };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const log = (s: string): void => {
+    if (!args.json) console.log(s);
+  };
+  const procs: ChildProcess[] = [];
+  try {
+    log(`filling the serving replica with ${args.keys} keys of ${args.valueSize} B…`);
+    const primary = child('primary.ts', {
+      BENCH_KEYS: String(args.keys),
+      BENCH_VALUE_SIZE: String(args.valueSize),
+      BENCH_CHUNK_BYTES: String(args.chunkBytes),
+      BENCH_SLICE_BYTES: String(args.sliceBytes),
+    });
+    procs.push(primary);
+    const ready = await nextReport(primary, 'ready', 300_000);
+    log(`  filled in ${ready.fillMs.toFixed(0)} ms; kv at ${ready.kvAddress}, state transfer at ${ready.transferAddress}`);
+
+    // The joiner process is started now (its start-up cost is outside both measured phases); it waits
+    // for 'go' before dialling.
+    const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window), BENCH_WAIT_FOR_GO: '1' });
+    procs.push(joiner);
+    await nextReport(joiner, 'ready' as never, 60_000).catch(() => undefined);
+
+    const network = createRegistry([tcp()]);
+    const conn = await network.dial(ready.kvAddress);
+
+    // Warm-up, then phase 1: no transfer.
+    const warm = startLoad(conn, args.rate, args.keys);
+    await new Promise((r) => setTimeout(r, 500));
+    await warm.stop();
+    log(`phase 1: ${args.rate} req/s for ${args.baselineMs} ms without a transfer…`);
+    const base = startLoad(conn, args.rate, args.keys);
+    await new Promise((r) => setTimeout(r, args.baselineMs));
+    const baseLat = (await base.stop()).sort((a, b) => a - b);
+
+    // Phase 2: the same load while the joiner transfers, catches up and verifies.
+    log('phase 2: the same load during the state transfer…');
+    const during = startLoad(conn, args.rate, args.keys);
+    joiner.send({ t: 'go' });
+    const joined = await nextReport(joiner, 'joined', 600_000);
+    const duringLat = (await during.stop()).sort((a, b) => a - b);
+    const failed = base.errors() + during.errors();
+
+    // Convergence: the follower catches up with the (now idle) primary; digests must be equal.
+    let pd: Extract<ChildReport, { t: 'digest' }> | undefined;
+    let jd: Extract<ChildReport, { t: 'digest' }> | undefined;
+    for (let i = 0; i < 100; i++) {
+      primary.send({ t: 'digest' });
+      pd = await nextReport(primary, 'digest', 10_000);
+      joiner.send({ t: 'digest' });
+      jd = await nextReport(joiner, 'digest', 10_000);
+      if (jd.seq === pd.seq) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const converged = pd !== undefined && jd !== undefined && pd.seq === jd.seq && pd.digest === jd.digest;
+    await conn.close();
+
+    const p99Base = percentile(baseLat, 99);
+    const p99During = percentile(duringLat, 99);
+    const throughputMBps = joined.bytes / 1e6 / (joined.snapshotMs / 1000);
+    const result = {
+      throughputMBps: Number(throughputMBps.toFixed(1)),
+      p99Ratio: Number((p99During / p99Base).toFixed(2)),
+      p99BaselineMs: Number(p99Base.toFixed(3)),
+      p99DuringMs: Number(p99During.toFixed(3)),
+      p50BaselineMs: Number(percentile(baseLat, 50).toFixed(3)),
+      p50DuringMs: Number(percentile(duringLat, 50).toFixed(3)),
+      requestsBaseline: baseLat.length,
+      requestsDuring: duringLat.length,
+      failedRequests: failed,
+      keys: args.keys,
+      valueSize: args.valueSize,
+      snapshotBytes: joined.bytes,
+      snapshotRecords: joined.records,
+      snapshotMs: Number(joined.snapshotMs.toFixed(0)),
+      transferMs: Number(joined.transferMs.toFixed(0)),
+      catchUpEntries: joined.entries,
+      verifiedSeq: joined.seq,
+      converged,
+      chunkBytes: args.chunkBytes,
+      sliceBytes: args.sliceBytes,
+      window: args.window,
+      rate: args.rate,
+      targets: { throughputMBps: 100, p99Ratio: 2 },
+    };
+    if (args.json) {
+      console.log(JSON.stringify(result));
+    } else {
+      console.log('');
+      console.log(`snapshot: ${(joined.bytes / 1e6).toFixed(1)} MB, ${joined.records} records in ${result.snapshotMs} ms → ${result.throughputMBps} MB/s (target ≥ 100)`);
+      console.log(`catch-up: ${joined.entries} log entries; verified at seq ${joined.seq}; total ${result.transferMs} ms`);
+      console.log(`p99 latency: ${result.p99BaselineMs} ms without a transfer, ${result.p99DuringMs} ms during → ratio ${result.p99Ratio} (target ≤ 2)`);
+      console.log(`requests: ${result.requestsBaseline} + ${result.requestsDuring}, failed ${failed}; converged: ${converged}`);
+    }
+    if (!converged || failed > 0) process.exitCode = 1;
+  } finally {
+    for (const p of procs) if (p.pid !== undefined && p.exitCode === null) p.kill('SIGKILL');
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err.stack ?? err.message);
+  process.exit(1);
+});

@@ -1,0 +1,43 @@
+/** Benchmark child: the joining replica. Transfers the state, catches up, verifies, follows; reports. */
+import { nodeEnv } from '@tandem/core';
+import { createRegistry } from '@tandem/transport';
+import { tcp } from '@tandem/transport-tcp';
+import { ServiceHost, StateTransferClient } from '@tandem/state-transfer';
+import { benchKv, type ChildReport } from './kv.js';
+
+const address = process.env.BENCH_TRANSFER_ADDRESS!;
+const window = Number(process.env.BENCH_WINDOW ?? 8);
+const send = (m: ChildReport): void => void process.send?.(m);
+
+async function main(): Promise<void> {
+  if (process.env.BENCH_WAIT_FOR_GO) {
+    await new Promise<void>((resolve) => {
+      const onGo = (m: { t: string }): void => {
+        if (m.t !== 'go') return;
+        process.off('message', onGo);
+        resolve();
+      };
+      process.on('message', onGo);
+      send({ t: 'ready', kvAddress: '', transferAddress: address, keys: 0, fillMs: 0 });
+    });
+  }
+  const network = createRegistry([tcp()]);
+  const env = nodeEnv({ network });
+  const host = new ServiceHost({ service: benchKv(), env });
+  const client = new StateTransferClient({ env, service: benchKv(), sink: host, nodeId: 'bench-joiner', address, window, follow: true });
+  let snapshotMs = 0;
+  const t0 = performance.now();
+  client.on((e) => {
+    if (e.type === 'installed') snapshotMs = performance.now() - t0;
+  });
+  const r = await client.run();
+  send({ t: 'joined', bytes: r.bytes, records: r.records, entries: r.entries, transferMs: performance.now() - t0, snapshotMs, seq: r.seq, digest: r.digest, resumes: r.resumes });
+  process.on('message', (m: { t: string }) => {
+    if (m.t === 'digest') send({ t: 'digest', seq: host.seq, digest: host.digest() });
+  });
+}
+
+main().catch((err: Error) => {
+  send({ t: 'error', message: err.stack ?? err.message });
+  process.exit(1);
+});

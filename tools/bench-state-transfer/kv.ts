@@ -1,0 +1,32 @@
+/** The benchmark's key-value service (SnapshotMap state, streamed as records) and its wire requests. */
+import { mapSnapshotSupport, SnapshotMap, type HostedService } from '@tandem/state-transfer';
+
+export type BenchRequest = { op: 'set'; key: string; value: string } | { op: 'get'; key: string };
+
+export function benchKv(): HostedService<SnapshotMap<string>, BenchRequest, string | null> {
+  return {
+    name: 'bench-kv',
+    version: 1,
+    initialState: () => new SnapshotMap<string>(),
+    apply(state, req) {
+      if (req.op === 'set') {
+        state.set(req.key, req.value);
+        return 'OK';
+      }
+      return state.get(req.key) ?? null;
+    },
+    ...mapSnapshotSupport<string>(),
+  };
+}
+
+export function valueFor(i: number, size: number): string {
+  const s = String(i);
+  return 'v'.repeat(Math.max(0, size - s.length)) + s;
+}
+
+/** Messages between the orchestrator and its child processes (IPC). */
+export type ChildReport =
+  | { t: 'ready'; kvAddress: string; transferAddress: string; keys: number; fillMs: number }
+  | { t: 'joined'; bytes: number; records: number; entries: number; transferMs: number; snapshotMs: number; seq: number; digest: string; resumes: number }
+  | { t: 'digest'; seq: number; digest: string }
+  | { t: 'error'; message: string };

@@ -1,0 +1,54 @@
+/**
+ * Benchmark child: the serving replica. Holds `--keys` keys, answers kv requests on one TCP address
+ * (one msgpack request → one reply) and serves state transfer on another.
+ */
+import { nodeEnv } from '@tandem/core';
+import { createRegistry, type Connection } from '@tandem/transport';
+import { tcp } from '@tandem/transport-tcp';
+import { Packr } from 'msgpackr';
+import { ServiceHost, StateTransferServer } from '@tandem/state-transfer';
+import { benchKv, valueFor, type BenchRequest, type ChildReport } from './kv.js';
+
+const keys = Number(process.env.BENCH_KEYS ?? 1_000_000);
+const valueSize = Number(process.env.BENCH_VALUE_SIZE ?? 100);
+const chunkBytes = Number(process.env.BENCH_CHUNK_BYTES ?? 512 * 1024);
+const sliceBytes = Number(process.env.BENCH_SLICE_BYTES ?? 32 * 1024);
+const packr = new Packr({ useRecords: false });
+const send = (m: ChildReport): void => void process.send?.(m);
+
+async function serveKv(host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['initialState']>, BenchRequest, string | null>, conn: Connection): Promise<void> {
+  for await (const msg of conn) {
+    const [id, req] = packr.unpack(msg) as [number, BenchRequest];
+    let reply: string | null;
+    try {
+      reply = host.execute(req, 'bench');
+    } catch (err) {
+      reply = `error: ${(err as Error).message}`;
+    }
+    void conn.send(packr.pack([id, reply])).catch(() => {});
+  }
+}
+
+async function main(): Promise<void> {
+  const network = createRegistry([tcp()]);
+  const env = nodeEnv({ network });
+  const host = new ServiceHost({ service: benchKv(), env, backlog: { maxEntries: 2_000_000 } });
+  const t0 = performance.now();
+  for (let i = 0; i < keys; i++) host.execute({ op: 'set', key: `key:${i}`, value: valueFor(i, valueSize) });
+  const fillMs = performance.now() - t0;
+  const server = new StateTransferServer({ env, source: host, chunkBytes, sliceBytes });
+  const transferAddress = await server.listen('tcp://127.0.0.1:0');
+  const kvListener = await network.listen('tcp://127.0.0.1:0');
+  void (async () => {
+    for await (const conn of kvListener) void serveKv(host, conn);
+  })();
+  process.on('message', (m: { t: string }) => {
+    if (m.t === 'digest') send({ t: 'digest', seq: host.seq, digest: host.digest() });
+  });
+  send({ t: 'ready', kvAddress: kvListener.address, transferAddress, keys, fillMs });
+}
+
+main().catch((err: Error) => {
+  send({ t: 'error', message: err.stack ?? err.message });
+  process.exit(1);
+});
