@@ -55,11 +55,11 @@ interface Target {
 
 /** Small timeouts for the kill loop (the throughput runs use the defaults). */
 const FAILOVER_CONFIG: Partial<ReplicationConfig> = {
-  flushIntervalMs: 15,
-  heartbeatTimeoutMs: 60,
-  ackTimeoutMs: 15,
-  maxRetransmits: 1,
-  requestTimeoutMs: 30,
+  flushIntervalMs: 20,
+  heartbeatTimeoutMs: 150,
+  ackTimeoutMs: 50,
+  maxRetransmits: 2,
+  requestTimeoutMs: 50,
   forwardDelayMs: 1,
   callDeadlineMs: 10_000,
 };

@@ -1,12 +1,29 @@
 /**
  * The transports this CLI can speak, chosen by address scheme (tcp://…, ws://…, zmq+tcp://…).
- * Adding an adapter is two lines: its import and its entry in the list below.
+ * Adding an adapter is one entry in the list below. ws and zeromq are loaded on first use, so a
+ * machine without the zeromq native module still runs everything over tcp.
  */
-import { TransportRegistry } from '@tandem/transport';
+import { TransportRegistry, type Connection, type DialOptions, type Listener, type ListenOptions, type Transport } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
 
 export function createTransportRegistry(): TransportRegistry {
-  return new TransportRegistry([tcp()]);
+  return new TransportRegistry([
+    tcp(),
+    lazy('ws', ['ws', 'wss'], async () => (await import('@tandem/transport-ws')).websocket()),
+    lazy('zeromq', ['zmq+tcp'], async () => (await import('@tandem/transport-zeromq')).zeromq()),
+  ]);
+}
+
+/** A transport whose adapter module is imported when an address of its scheme is first used. */
+function lazy(name: string, schemes: readonly string[], load: () => Promise<Transport>): Transport {
+  let loaded: Promise<Transport> | undefined;
+  const get = (): Promise<Transport> => (loaded ??= load());
+  return {
+    name,
+    schemes,
+    listen: async (address: string, options?: ListenOptions): Promise<Listener> => (await get()).listen(address, options),
+    dial: async (address: string, options?: DialOptions): Promise<Connection> => (await get()).dial(address, options),
+  };
 }
 
 /** The address of `host:port` for a transport name as the CLI flags spell it (tcp | ws | zmq). */

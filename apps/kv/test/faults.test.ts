@@ -211,3 +211,24 @@ describe.each(MODES)('fault cases over %s piggyback', (mode) => {
     expect((await pair.convergedDigests(5000)).equal).toBe(true);
   });
 });
+
+describe.each(['tcp', 'ws', 'zmq'])('failover over %s (same harness, address scheme picks the transport)', (transport) => {
+  it('SIGKILL the primary under load, the backup takes over, the old primary rejoins; exactly once', async () => {
+    const config: Partial<ReplicationConfig> = { ...TEST_REPLICATION };
+    const pair = await ReplicaPair.start({ transport, replication: config });
+    cleanups.push(() => pair.stop());
+    expect(pair.addresses[0]).toMatch(transport === 'zmq' ? /^zmq\+tcp:\/\// : new RegExp(`^${transport}://`));
+    const c = marker(config, pair, 'k', 'c');
+    c.startLoop();
+    await until('replies', () => c.acked.size >= 20);
+    await pair.a.kill();
+    await until('a reply from the new primary', () => c.lastEpoch === 2);
+    pair.spawn('a', 'backup');
+    await pair.a.waitForRole(['backup'], 10_000);
+    const n = c.acked.size;
+    await until('replies after the rejoin', () => c.acked.size >= n + 20);
+    await c.stopLoop();
+    expectExactlyOnce(await checkMarkers(pair.b, ['k'], c.acked.keys(), c.issued));
+    expect((await pair.convergedDigests(5000)).equal).toBe(true);
+  });
+});

@@ -45,7 +45,8 @@ describe.skipIf(tools.missing.length > 0)('tandem-xconf with three Xvfb servers 
     servers.push(masterX);
     // p1 lacks GLX, so its root window id differs from the master's (0x42 vs 0x50d on Xorg 21).
     servers.push(await startXvfb(a!, '640x480x24', ['-extension', 'GLX']));
-    servers.push(await startXvfb(b!, '640x480x24'));
+    // p2 has depth 16 (5-6-5 TrueColor): depths and pixel values are translated; screenshots are compared decoded.
+    servers.push(await startXvfb(b!, '640x480x16'));
     // Clients connected directly give each server different resource-id bases, and windows that exist on one server only.
     const direct1 = start('xclock', ['-geometry', '40x40+590+430'], { DISPLAY: d.master });
     const direct2 = start('xlogo', ['-geometry', '40x40+590+430'], { DISPLAY: d.p1 });
@@ -68,9 +69,14 @@ describe.skipIf(tools.missing.length > 0)('tandem-xconf with three Xvfb servers 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the servers differ: another root window id on p1, other resource-id bases', async () => {
-    const root = async (disp: string) => /Window id: (0x[0-9a-f]+)/.exec((await run('xwininfo', ['-root'], { DISPLAY: disp })).stdout)?.[1];
-    expect(await root(d.p1)).not.toBe(await root(d.master));
+  it('the servers differ: another root window id on p1, depth 16 on p2', async () => {
+    const info = async (disp: string) => (await run('xwininfo', ['-root'], { DISPLAY: disp })).stdout;
+    const root = (text: string) => /Window id: (0x[0-9a-f]+)/.exec(text)?.[1];
+    const depth = (text: string) => /Depth: (\d+)/.exec(text)?.[1];
+    const [m, a, b] = await Promise.all(displays().map(info));
+    expect(root(a!)).not.toBe(root(m!));
+    expect(depth(m!)).toBe('24');
+    expect(depth(b!)).toBe('16');
   });
 
   it('xdpyinfo works through the daemon: BIG-REQUESTS enabled, unsupported extensions hidden', async () => {

@@ -20,17 +20,12 @@ import { Link } from './link.js';
 import type { Entry, Flush, FlushAck, Fwd, Hello, Message, Rep, Req, StateSnap, StatusReply } from './messages.js';
 import { ServiceRunner, type Snapshot } from './service.js';
 import { wholeStateSync } from './state-sync.js';
-import { UnackedLog } from './unacked-log.js';
+import { FlushTracker } from './flush-tracker.js';
 import type { DedupRecord } from './dedup.js';
 
 const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
 /** Requests held by a primary whose lease lapsed, answered when it is renewed (or notPrimary). */
 const MAX_HELD_REQUESTS = 1024;
-
-interface OutstandingFlush {
-  flushId: number;
-  sentAt: number;
-}
 
 interface SyncWaiter {
   seq: number;
@@ -68,17 +63,10 @@ class ReplicaNode implements Replica<unknown> {
   #startWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
   // primary
-  readonly #unacked = new UnackedLog();
-  #ackedSeq = 0;
-  #flushedSeq = 0;
+  readonly #tracker: FlushTracker;
   #peerLink: Link | undefined;
   #peerDialing = false;
   #flushTimer: TimerHandle | undefined;
-  #nextFlushId = 1;
-  #outstanding: OutstandingFlush[] = [];
-  #retransmits = 0;
-  #lastRetransmitAt = 0;
-  #leaseUntil = 0;
   #held: { link: Link; req: Req }[] = [];
   #syncWaiters: SyncWaiter[] = [];
   #probeTimer: TimerHandle | undefined;
@@ -104,6 +92,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#bounds = computeTimingBounds(this.#cfg);
     this.#env = opts.env;
     this.#runner = new ServiceRunner(opts.service, this.#cfg.dedupWindow);
+    this.#tracker = new FlushTracker(this.#cfg, this.#bounds.leaseMs);
     this.#backupLog = new BackupLog(this.#cfg.maxUnackedEntries + this.#cfg.flushMaxEntries);
     this.#stateSync = opts.stateSync ?? wholeStateSync;
     this.#nodeId = opts.nodeId ?? opts.listen;
@@ -142,7 +131,7 @@ class ReplicaNode implements Replica<unknown> {
       epoch: this.#epoch,
       appliedSeq: this.#runner.appliedSeq,
       stateDigest: this.#runner.stateDigest(),
-      unackedEntries: this.#unacked.size,
+      unackedEntries: this.#tracker.log.size,
       divergences: this.#divergences,
     };
   }
@@ -369,7 +358,7 @@ class ReplicaNode implements Replica<unknown> {
       link.send({ t: 'notPrimary', requestId: req.requestId, epoch: this.#epoch, role });
       return;
     }
-    if (role === 'primary' && this.#env.now() >= this.#leaseUntil) {
+    if (role === 'primary' && !this.#tracker.leaseValid(this.#env.now())) {
       // Lease lapsed: we may have been paused while the backup took over. Hold until it is renewed.
       if (this.#held.length < MAX_HELD_REQUESTS) this.#held.push({ link, req });
       this.#ensureFlushSoon();
@@ -411,18 +400,18 @@ class ReplicaNode implements Replica<unknown> {
       link.send(rep);
       return;
     }
-    this.#unacked.push(entry);
+    this.#tracker.append(entry);
     if (this.#cfg.replyMode === 'sync') {
       rep.replicated = true;
       this.#syncWaiters.push({ seq: entry.seq, link, rep });
       this.#flush();
       return;
     }
-    if (this.#cfg.piggyback === 'entries') rep.entries = this.#unacked.packedRange(this.#ackedSeq);
+    if (this.#cfg.piggyback === 'entries') rep.entries = this.#tracker.log.packedRange(this.#tracker.ackedSeq);
     link.send(rep); // the reply goes out first; everything below is bookkeeping
-    if (this.#unacked.size > this.#cfg.maxUnackedEntries) {
-      this.#peerFaulty(`backup has not acknowledged ${this.#unacked.size} entries`);
-    } else if (entry.seq - this.#flushedSeq >= this.#cfg.flushMaxEntries) {
+    if (this.#tracker.overflowing) {
+      this.#peerFaulty(`backup has not acknowledged ${this.#tracker.log.size} entries`);
+    } else if (this.#tracker.countFlushDue) {
       this.#flush();
     }
   }
@@ -432,8 +421,8 @@ class ReplicaNode implements Replica<unknown> {
     if (rec.epoch !== this.#epoch) rep.entryEpoch = rec.epoch;
     if (rec.error !== undefined) rep.error = rec.error;
     else rep.body = rec.body;
-    if (this.#role === 'solo-primary' || rec.seq <= this.#ackedSeq) rep.replicated = true;
-    else if (this.#cfg.piggyback === 'entries') rep.entries = this.#unacked.packedRange(this.#ackedSeq, rec.seq);
+    if (this.#role === 'solo-primary' || rec.seq <= this.#tracker.ackedSeq) rep.replicated = true;
+    else if (this.#cfg.piggyback === 'entries') rep.entries = this.#tracker.log.packedRange(this.#tracker.ackedSeq, rec.seq);
     return rep;
   }
 
@@ -463,32 +452,18 @@ class ReplicaNode implements Replica<unknown> {
     const now = this.#env.now();
     this.#flushTimer?.cancel();
     this.#flushTimer = this.#env.setTimer(this.#cfg.flushIntervalMs, () => this.#onFlushTimer());
-    const oldest = this.#outstanding[0];
-    let from = this.#flushedSeq;
-    if (oldest !== undefined && now - oldest.sentAt >= this.#cfg.ackTimeoutMs && now - this.#lastRetransmitAt >= this.#cfg.ackTimeoutMs) {
-      this.#retransmits++;
-      this.#lastRetransmitAt = now;
-      if (this.#retransmits > this.#cfg.maxRetransmits) {
-        this.#peerFaulty(`no flushAck after ${this.#cfg.maxRetransmits} retransmissions`);
-        return;
-      }
-      this.#log('debug', 'flush-retransmit', { attempt: this.#retransmits, fromSeq: this.#ackedSeq });
-      from = this.#ackedSeq;
-    }
     const link = this.#peerLink;
+    const plan = this.#tracker.plan(now);
+    if (plan.kind === 'faulty') {
+      this.#peerFaulty(`no flushAck after ${this.#cfg.maxRetransmits} retransmissions`);
+      return;
+    }
+    if (plan.retransmit) this.#log('debug', 'flush-retransmit', { attempt: this.#tracker.retransmits, fromSeq: this.#tracker.ackedSeq });
     if (link === undefined || link.isClosed) {
       this.#redialPeer();
       return;
     }
-    const entries = this.#unacked.range(from);
-    const flushId = this.#nextFlushId++;
-    const flush: Flush = { t: 'flush', epoch: this.#epoch, flushId, entries };
-    if (this.#outstanding.length < 4 * (this.#cfg.maxRetransmits + 2) * Math.ceil(this.#cfg.ackTimeoutMs / this.#cfg.flushIntervalMs + 1)) {
-      this.#outstanding.push({ flushId, sentAt: now });
-    }
-    link.send(flush);
-    const last = this.#unacked.lastSeq;
-    if (last !== undefined) this.#flushedSeq = last;
+    if (link.send({ t: 'flush', epoch: this.#epoch, flushId: plan.flushId, entries: plan.entries })) this.#tracker.sent(plan.flushId, now);
   }
 
   #onFlushAck(link: Link, ack: FlushAck): void {
@@ -498,26 +473,15 @@ class ReplicaNode implements Replica<unknown> {
     }
     if (this.#role !== 'primary' || ack.epoch < this.#epoch || ack.role !== 'backup') return;
     if (link !== this.#peerLink) return;
-    let sentAt: number | undefined;
-    while (this.#outstanding.length > 0 && this.#outstanding[0]!.flushId <= ack.flushId) {
-      const o = this.#outstanding.shift()!;
-      if (o.flushId === ack.flushId) sentAt = o.sentAt;
-    }
-    if (ack.upToSeq > this.#ackedSeq) {
-      this.#ackedSeq = ack.upToSeq;
-      this.#unacked.trimTo(ack.upToSeq);
-      if (this.#flushedSeq < this.#ackedSeq) this.#flushedSeq = this.#ackedSeq;
-    }
-    this.#retransmits = 0;
-    if (sentAt !== undefined) this.#leaseUntil = Math.max(this.#leaseUntil, sentAt + this.#bounds.leaseMs);
+    this.#tracker.acked(ack);
     if (this.#syncWaiters.length > 0) this.#releaseSyncWaiters();
-    if (this.#held.length > 0 && this.#env.now() < this.#leaseUntil) this.#releaseHeld();
+    if (this.#held.length > 0 && this.#tracker.leaseValid(this.#env.now())) this.#releaseHeld();
   }
 
   #releaseSyncWaiters(): void {
     let i = 0;
     const w = this.#syncWaiters;
-    while (i < w.length && w[i]!.seq <= this.#ackedSeq) {
+    while (i < w.length && w[i]!.seq <= this.#tracker.ackedSeq) {
       w[i]!.link.send(w[i]!.rep);
       i++;
     }
@@ -551,7 +515,7 @@ class ReplicaNode implements Replica<unknown> {
         return;
       }
       this.#peerLink = link;
-      this.#flushedSeq = this.#ackedSeq; // a new connection: resend everything unacknowledged
+      this.#tracker.resendAll(); // a new connection: resend everything unacknowledged
       this.#flush();
     });
   }
@@ -562,15 +526,13 @@ class ReplicaNode implements Replica<unknown> {
     const witness = this.#opts.witness;
     const proceed = (): void => {
       if (this.#role !== 'primary') return;
-      this.#log('warn', 'peer-faulty', { reason, unacked: this.#unacked.size });
+      this.#log('warn', 'peer-faulty', { reason, unacked: this.#tracker.log.size });
       this.#emit({ type: 'peer-faulty', reason });
       this.#cancelPrimaryTimers();
       const link = this.#peerLink;
       this.#peerLink = undefined;
       link?.abort();
-      this.#unacked.clear();
-      this.#outstanding = [];
-      this.#retransmits = 0;
+      this.#tracker.clear();
       this.#setRole('solo-primary');
       // Answer what waited: sync replies (their entries are ours alone now) and held requests.
       const waiters = this.#syncWaiters;
@@ -632,12 +594,7 @@ class ReplicaNode implements Replica<unknown> {
     const old = this.#peerLink;
     this.#peerLink = link;
     if (old && old !== link) old.abort();
-    this.#unacked.clear();
-    this.#ackedSeq = snap.seq;
-    this.#flushedSeq = snap.seq;
-    this.#outstanding = [];
-    this.#retransmits = 0;
-    this.#leaseUntil = this.#env.now() + this.#bounds.leaseMs;
+    this.#tracker.reset(snap.seq, this.#env.now());
     this.#probeTimer?.cancel();
     this.#probeTimer = undefined;
     if (this.#probeLink && this.#probeLink !== link) this.#probeLink.abort();
@@ -818,8 +775,7 @@ class ReplicaNode implements Replica<unknown> {
     const peer = this.#peerLink;
     this.#peerLink = undefined;
     peer?.abort();
-    this.#unacked.clear();
-    this.#outstanding = [];
+    this.#tracker.clear();
     this.#backupLog.clear();
     this.#joinAttempt = 0;
     this.#scheduleProbe(0);

@@ -25,12 +25,18 @@ describe('tools/sim runner', () => {
     expect(r.code).toBe(0);
   });
 
-  it('prints a failing seed with the command that replays it, and exits 1', () => {
-    const r = run('main.ts', ['--seeds', '1', '--from', '7', '--variant', 'seq-digest-host-crash']);
-    expect(r.out).toContain('✗ seed 7 FAILED');
-    expect(r.out).toContain('replay: npm run sim -- --seeds 1 --from 7 --variant seq-digest-host-crash');
-    expect(r.out).toMatch(/NOT|not-linearizable|lost entries/);
+  it('prints each failing seed with the command that replays it, and exits 1; the replay fails the same way', () => {
+    const r = run('main.ts', ['--seeds', '40', '--from', '1', '--variant', 'seq-digest-host-crash']);
     expect(r.code).toBe(1);
+    const m = /✗ seed (\d+) FAILED[^\n]*trace ([0-9a-f]+:\d+)\)/.exec(r.out);
+    expect(m, r.out).not.toBeNull();
+    const [, seed, trace] = m!;
+    expect(r.out).toContain(`replay: npm run sim -- --seeds 1 --from ${seed} --variant seq-digest-host-crash`);
+    expect(r.out).toMatch(/\[sim\] FAIL: \d+ of 40 seeds failed/);
+    const replay = run('main.ts', ['--seeds', '1', '--from', seed!, '--variant', 'seq-digest-host-crash']);
+    expect(replay.code).toBe(1);
+    expect(replay.out).toContain(`✗ seed ${seed} FAILED`);
+    expect(replay.out).toContain(`trace ${trace})`);
   });
 
   it('rejects bad usage with exit code 2', () => {

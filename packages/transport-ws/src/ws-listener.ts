@@ -20,6 +20,7 @@ import { WebSocketConnection } from './ws-connection.js';
 const MAX_UNTAKEN_CONNECTIONS = 1024;
 /** TCP accept backlog (the kernel caps it at net.core.somaxconn); node's default of 511 overflows under dial bursts. */
 const LISTEN_BACKLOG = 4096;
+const HEADERS_TIMEOUT_MS = 10_000;
 
 /** An HTTP(S) server that upgrades requests for one path to WebSocket connections. */
 export class WebSocketListener implements Listener {
@@ -48,6 +49,9 @@ export class WebSocketListener implements Listener {
       maxPayload: listenOptions.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
       clientTracking: false,
     });
+    // A client that trickles its HTTP headers (slow loris) is dropped after this long.
+    server.headersTimeout = HEADERS_TIMEOUT_MS;
+    server.requestTimeout = HEADERS_TIMEOUT_MS;
     server.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket as Socket, head));
     server.on('request', (_req, res) => {
       res.shouldKeepAlive = false;

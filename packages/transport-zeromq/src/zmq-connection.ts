@@ -99,7 +99,7 @@ export class ZmqConnection extends BaseConnection {
         if (this.#endingLocally) return;
         const data = payload ?? EMPTY;
         if (data.byteLength > this.maxMessageSize) {
-          return this.#failWith(new MessageTooLargeError(data.byteLength, this.maxMessageSize, { address: this.remoteAddress }), CloseCode.MessageTooLarge);
+          return this.#failWith(new MessageTooLargeError(data.byteLength, this.maxMessageSize, { address: this.remoteAddress }));
         }
         this.#ungranted += data.byteLength + MESSAGE_OVERHEAD;
         if (this.#ungranted > this.window + this.maxMessageSize + WINDOW_SLACK) {
@@ -123,7 +123,7 @@ export class ZmqConnection extends BaseConnection {
       case Kind.TooLarge: {
         const size = decodeNumber(payload);
         if (size === undefined) return this.#protocolError('malformed too-large frame');
-        return this.#failWith(new MessageTooLargeError(size, this.maxMessageSize, { address: this.remoteAddress }), CloseCode.MessageTooLarge);
+        return this.#failWith(new MessageTooLargeError(size, this.maxMessageSize, { address: this.remoteAddress }));
       }
       case Kind.Close: {
         this.#sendControl(Kind.CloseAck);
@@ -249,11 +249,11 @@ export class ZmqConnection extends BaseConnection {
   }
 
   #protocolError(message: string): void {
-    this.#failWith(new ProtocolError(message, { address: this.remoteAddress }), CloseCode.ProtocolError);
+    this.#failWith(new ProtocolError(message, { address: this.remoteAddress }));
   }
 
-  #failWith(error: Error, _code: CloseCode): void {
-    // destroyTransport (via fail) sends the matching CLOSE code to the peer
+  /** Ends the connection for a fault of the peer's; destroyTransport sends the matching CLOSE code. */
+  #failWith(error: Error): void {
     this.fail(error, error.name === 'TimeoutError' ? 'liveness timeout' : error.name === 'MessageTooLargeError' ? 'message too large' : 'protocol error');
   }
 
@@ -265,7 +265,7 @@ export class ZmqConnection extends BaseConnection {
     if (now - this.#lastCheck > 2 * this.#options.pingIntervalMs) this.#lastHeard = now;
     this.#lastCheck = now;
     if (performance.now() - this.#lastHeard >= this.#options.livenessTimeoutMs) {
-      this.#failWith(new TimeoutError(`peer silent for ${this.#options.livenessTimeoutMs} ms`, { address: this.remoteAddress }), CloseCode.Timeout);
+      this.#failWith(new TimeoutError(`peer silent for ${this.#options.livenessTimeoutMs} ms`, { address: this.remoteAddress }));
       return;
     }
     this.#sendControl(Kind.Ping);

@@ -1,5 +1,6 @@
 // ZeroMQ-specific behaviour; the shared contract is checked by compliance.test.ts. "Raw" peers here are
 // plain zeromq.js sockets speaking (or breaking) Tandem's frame protocol by hand.
+import { connect as netConnect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { isTransportError, type Connection, type Listener } from '@tandem/transport';
@@ -52,6 +53,28 @@ describe('zeromq transport specifics', () => {
     await conn.send(new Uint8Array([1, 2]));
     // the first (and only) accepted connection is the proper one, and it carries the proper message
     expect([...(await readOne(accepted))]).toEqual([1, 2]);
+  });
+
+  it('drops raw garbage (and a truncated greeting, at the handshake deadline) while an open connection keeps working', async () => {
+    const listener = await listen({ zmtpHandshakeTimeoutMs: 500 });
+    const it = listener[Symbol.asyncIterator]();
+    const conn = await zeromq().dial(listener.address);
+    cleanups.push(() => conn.abort());
+    const accepted = await nextConnection(it);
+    const port = Number(new URL(listener.address).port);
+    const garbage = [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.alloc(64, 0xff), Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0])];
+    for (const bytes of garbage) {
+      await new Promise<void>((resolve, reject) => {
+        const s = netConnect(port, '127.0.0.1', () => s.write(bytes));
+        s.on('error', () => {});
+        s.resume();
+        s.on('close', () => resolve());
+        setTimeout(() => reject(new Error('the ROUTER kept a garbage stream open')), 10_000).unref();
+      });
+    }
+    await conn.send(new Uint8Array([3]));
+    expect([...(await readOne(accepted))]).toEqual([3]);
+    expect(accepted.isClosed).toBe(false);
   });
 
   it('closes with ProtocolError on an unknown frame kind after HELLO, and tells the peer', async () => {

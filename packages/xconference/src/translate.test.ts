@@ -110,3 +110,58 @@ describe('translating replies and events to the application', () => {
     expect([out.readUInt32LE(8), out.readUInt32LE(12)]).toEqual([0x50d, 0x400003]);
   });
 });
+
+describe('depth and pixel translation (24-bit master, 16-bit 5-6-5 server)', () => {
+  const depth16 = parseServerSetup(
+    encodeServerSetup({
+      le: true,
+      base: 0x200000,
+      mask: 0x1fffff,
+      screen: { root: 0x3ff, colormap: 0x20, rootVisual: 0x21, depth: 16, visuals: [{ id: 0x21, depth: 16, klass: 4, red: 0xf800, green: 0x7e0, blue: 0x1f }] },
+    }),
+    true,
+  );
+  const map = new IdMap(app, depth16);
+
+  it('converts TrueColor pixels channel by channel', () => {
+    expect(map.convertsPixels).toBe(true);
+    expect(map.pixelToServer(0xffffff)).toBe(0xffff);
+    expect(map.pixelToServer(0)).toBe(0);
+    expect(map.pixelToServer(0xff0000)).toBe(0xf800);
+    expect(map.pixelToServer(0x00ff00)).toBe(0x07e0);
+    expect(map.pixelToServer(0x808080)).toBe((16 << 11) | (32 << 5) | 16);
+  });
+
+  it('maps the root depth in CreateWindow and the pixels of ChangeGC', () => {
+    const cw = Buffer.alloc(32 + 4);
+    cw[0] = 1;
+    cw[1] = 24;
+    cw.writeUInt16LE(9, 2);
+    cw.writeUInt32LE(0x400005, 4);
+    cw.writeUInt32LE(0x50d, 8);
+    cw.writeUInt32LE(0x2, 28); // BackPixel
+    cw.writeUInt32LE(0xffffff, 32);
+    const out = translateRequest(cw, map, true);
+    expect(out[1]).toBe(16);
+    expect(out.readUInt32LE(32)).toBe(0xffff);
+    const gc = Buffer.alloc(20);
+    gc[0] = 56;
+    gc.writeUInt16LE(5, 2);
+    gc.writeUInt32LE(0x400006, 4);
+    gc.writeUInt32LE(0x4 | 0x8, 8); // Foreground | Background
+    gc.writeUInt32LE(0xff0000, 12);
+    gc.writeUInt32LE(0x0000ff, 16);
+    const g = translateRequest(gc, map, true);
+    expect([g.readUInt32LE(12), g.readUInt32LE(16)]).toEqual([0xf800, 0x1f]);
+  });
+
+  it('keeps depth 1 (bitmaps) as it is', () => {
+    const cp = Buffer.alloc(16);
+    cp[0] = 53;
+    cp[1] = 1;
+    cp.writeUInt16LE(4, 2);
+    cp.writeUInt32LE(0x400007, 4);
+    cp.writeUInt32LE(0x50d, 8);
+    expect(translateRequest(cp, map, true)[1]).toBe(1);
+  });
+});

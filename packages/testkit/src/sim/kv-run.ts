@@ -35,7 +35,9 @@ export interface KvSimulationOptions {
   seed: number;
   /** A key of VARIANTS (default 'correct'). */
   variant?: string;
+  /** Client processes (≥ 2: c0 lives on the first replica's host, c1 on the second's). Default: the seed picks 2–4. */
   clients?: number;
+  /** Operations per client (default 20). */
   opsPerClient?: number;
   keys?: number;
   /** Faults per run: the seed picks 1..maxFaults (default 3). */
@@ -112,7 +114,9 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
   const rng = sim.random;
   const sched = sim.scheduler;
   const piggyback = options.config?.piggyback ?? variant.piggyback ?? (rng.chance(0.5) ? 'entries' : 'seq-digest');
-  const config: Partial<ReplicationConfig> = { ...options.config, piggyback };
+  // The seed also varies the flush batch size (flush on every entry … the default) unless configured.
+  const flushMaxEntries = options.config?.flushMaxEntries ?? rng.pick([1, 4, resolveConfig({}).flushMaxEntries]);
+  const config: Partial<ReplicationConfig> = { ...options.config, piggyback, flushMaxEntries };
   const bounds = computeTimingBounds(config);
   const cfg = resolveConfig(config);
   // worstCaseFailoverMs counts no transit time; the config assumes a round trip fits in ackTimeoutMs.
@@ -157,7 +161,7 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
     { name: 'rb', node: sim.node('rb', hostB), address: 'sim://rb', peer: 'sim://ra', replica: undefined },
   ];
   const servers = [replicas[0]!.address, replicas[1]!.address] as const;
-  const nClients = options.clients ?? 3;
+  const nClients = options.clients ?? rng.int(2, 4);
   const opsPerClient = options.opsPerClient ?? 20;
   const nKeys = options.keys ?? 3;
   const clientHosts: (SimHost | string)[] = [hostA, hostB];

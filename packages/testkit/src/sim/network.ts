@@ -35,7 +35,8 @@ export interface NetworkFaults {
   /** Probability that a message is delayed by an extra spike in [0, spikeMs]. */
   spikeRate: number;
   spikeMs: number;
-  /** Probability that a message (other than the first in each direction) is silently lost. */
+  /** Probability that a message is silently lost. (The first message of each direction — the hello — is
+   * never lost, duplicated or overtaken: no retransmitting peer would do that.) */
   lossRate: number;
   /** Probability that a message is delivered twice. */
   duplicateRate: number;
@@ -72,6 +73,8 @@ function checkAddress(address: string): void {
 interface Direction {
   lastAt: number;
   sent: number;
+  /** Delivery time of the first message (the hello): nothing overtakes it. */
+  firstAt: number;
 }
 
 class Pipe {
@@ -94,7 +97,7 @@ class SimConnection implements Connection {
   pipe!: Pipe;
   readonly node: SimNode;
   readonly inc: number;
-  readonly out: Direction = { lastAt: 0, sent: 0 };
+  readonly out: Direction = { lastAt: 0, sent: 0, firstAt: 0 };
   #resolveClosed!: (info: CloseInfo) => void;
   #closeInfo: CloseInfo | undefined;
   #inbox: Uint8Array[] = [];
@@ -374,12 +377,15 @@ export class SimNetwork {
       this.#sched.note(`lost ${from.node.name}->${to.node.name}`);
       return;
     }
-    const copies = f.duplicateRate > 0 && this.#rng.chance(f.duplicateRate) ? 2 : 1;
+    const copies = !first && f.duplicateRate > 0 && this.#rng.chance(f.duplicateRate) ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
     for (let i = 0; i < copies; i++) {
       let at = this.#sched.now + this.#delay() + extra;
-      if (!first && f.reorderRate > 0 && this.#rng.chance(f.reorderRate)) this.stats.reordered++;
-      else at = Math.max(at, from.out.lastAt);
+      if (!first && f.reorderRate > 0 && this.#rng.chance(f.reorderRate)) {
+        this.stats.reordered++;
+        at = Math.max(at, from.out.firstAt);
+      } else at = Math.max(at, from.out.lastAt);
+      if (first) from.out.firstAt = at;
       from.out.lastAt = Math.max(from.out.lastAt, at);
       const label = `msg ${from.node.name}->${to.node.name} ${bytes.length}`;
       this.#sched.at(at, label, () => {

@@ -252,10 +252,11 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       const N = 1000;
       const results = await Promise.all(
         Array.from({ length: N }, async (_, i) => {
-          const c = scope.conn(await t.client.dial(listener.address, { timeoutMs: 20_000 }));
+          // generous bounds: 1,000 simultaneous handshakes (TLS!) on two busy cores take a while
+          const c = scope.conn(await t.client.dial(listener.address, { timeoutMs: 60_000 }));
           await c.send(text(`client ${i}`));
           const r = new Reader(c);
-          const reply = str(await r.next('the echo', 20_000));
+          const reply = str(await r.next('the echo', 60_000));
           r.release();
           return reply;
         }),

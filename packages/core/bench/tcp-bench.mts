@@ -1,3 +1,6 @@
+// Ad-hoc, side-by-side latency + CPU-per-call comparison over loopback TCP with real processes (P, B as
+// children; the client here). Run: node --conditions=@tandem/source --import tsx bench/tcp-bench.mts [rounds]
+// The official benchmark is the apps/kv one in tools/; this is for tuning the core.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRegistry } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
@@ -37,7 +40,8 @@ const modes: [string, object, boolean][] = [
   ['unreplicated', {}, true],
   ['async entries', { piggyback: 'entries' }, false],
   ['async seq-digest', { piggyback: 'seq-digest' }, false],
-  ['sd fd5 fm64', { piggyback: 'seq-digest', forwardDelayMs: 5, flushMaxEntries: 64 }, false],
+  ['sync', { replyMode: 'sync' }, false],
+  ['seq-digest fd5', { piggyback: 'seq-digest', forwardDelayMs: 5 }, false],
   ['entries fd5', { piggyback: 'entries', forwardDelayMs: 5 }, false],
 ];
 const res: Record<string, number[]> = {};

@@ -1,0 +1,126 @@
+/**
+ * The primary's side of the flush protocol, without I/O: the log of entries the backup has not
+ * acknowledged, which entries the next flush carries, re-sends after ackTimeoutMs, the peer-faulty
+ * decision after maxRetransmits re-sends, trimming on flushAck, and the lease the acks renew.
+ */
+import type { ReplicationConfig } from './api.js';
+import type { Entry, FlushAck } from './messages.js';
+import { UnackedLog } from './unacked-log.js';
+
+export type FlushPlan =
+  | { kind: 'flush'; flushId: number; entries: Entry[]; retransmit: boolean }
+  /** maxRetransmits re-sends went unacknowledged: the backup is faulty. */
+  | { kind: 'faulty' };
+
+interface Outstanding {
+  flushId: number;
+  sentAt: number;
+}
+
+export class FlushTracker {
+  readonly log = new UnackedLog();
+  /** Highest seq the backup acknowledged (applied). */
+  ackedSeq = 0;
+  /** Highest seq sent in a flush. */
+  flushedSeq = 0;
+  /** The primary may answer while now < leaseUntil (role 'primary' only). */
+  leaseUntil = 0;
+  #outstanding: Outstanding[] = [];
+  #nextFlushId = 1;
+  #retransmits = 0;
+  #lastRetransmitAt = 0;
+  readonly #cfg: ReplicationConfig;
+  readonly #leaseMs: number;
+  readonly #maxOutstanding: number;
+
+  constructor(cfg: ReplicationConfig, leaseMs: number) {
+    this.#cfg = cfg;
+    this.#leaseMs = leaseMs;
+    // flushes that can be unacknowledged at once before the peer is faulty, with room for count flushes
+    this.#maxOutstanding = 4 * (cfg.maxRetransmits + 2) * Math.ceil(cfg.ackTimeoutMs / cfg.flushIntervalMs + 1);
+  }
+
+  get retransmits(): number {
+    return this.#retransmits;
+  }
+
+  /** A backup joined from a snapshot at `seq`: keep every entry after it; the join grants a lease. */
+  reset(seq: number, now: number): void {
+    this.clear();
+    this.ackedSeq = seq;
+    this.flushedSeq = seq;
+    this.leaseUntil = now + this.#leaseMs;
+  }
+
+  clear(): void {
+    this.log.clear();
+    this.#outstanding = [];
+    this.#retransmits = 0;
+  }
+
+  append(entry: Entry): void {
+    this.log.push(entry);
+  }
+
+  /** True when `flushMaxEntries` entries are unflushed (claims 5/10). */
+  get countFlushDue(): boolean {
+    const last = this.log.lastSeq;
+    return last !== undefined && last - this.flushedSeq >= this.#cfg.flushMaxEntries;
+  }
+
+  get overflowing(): boolean {
+    return this.log.size > this.#cfg.maxUnackedEntries;
+  }
+
+  leaseValid(now: number): boolean {
+    return now < this.leaseUntil;
+  }
+
+  /** A new connection to the backup: the next flush re-sends everything unacknowledged. */
+  resendAll(): void {
+    this.flushedSeq = this.ackedSeq;
+  }
+
+  /**
+   * What the next flush carries: the unflushed entries (none = heartbeat), or — when the oldest flush
+   * has waited ackTimeoutMs for its ack — every unacknowledged entry, counted as a re-send.
+   */
+  plan(now: number): FlushPlan {
+    const oldest = this.#outstanding[0];
+    let from = this.flushedSeq;
+    let retransmit = false;
+    if (oldest !== undefined && now - oldest.sentAt >= this.#cfg.ackTimeoutMs && now - this.#lastRetransmitAt >= this.#cfg.ackTimeoutMs) {
+      // Counting re-sends actually made (not elapsed time) keeps a primary that was paused from
+      // declaring its backup faulty merely because it was stopped.
+      this.#retransmits++;
+      this.#lastRetransmitAt = now;
+      if (this.#retransmits > this.#cfg.maxRetransmits) return { kind: 'faulty' };
+      from = this.ackedSeq;
+      retransmit = true;
+    }
+    return { kind: 'flush', flushId: this.#nextFlushId++, entries: this.log.range(from), retransmit };
+  }
+
+  /** The planned flush was handed to the connection. */
+  sent(flushId: number, now: number): void {
+    if (this.#outstanding.length < this.#maxOutstanding) this.#outstanding.push({ flushId, sentAt: now });
+    const last = this.log.lastSeq;
+    if (last !== undefined && last > this.flushedSeq) this.flushedSeq = last;
+  }
+
+  /** The backup acknowledged: trim, renew the lease from the acknowledged flush's send time. */
+  acked(ack: FlushAck): void {
+    let sentAt: number | undefined;
+    while (this.#outstanding.length > 0 && this.#outstanding[0]!.flushId <= ack.flushId) {
+      const o = this.#outstanding.shift()!;
+      if (o.flushId === ack.flushId) sentAt = o.sentAt;
+    }
+    if (ack.upToSeq > this.ackedSeq) {
+      this.ackedSeq = ack.upToSeq;
+      this.log.trimTo(ack.upToSeq);
+      if (this.flushedSeq < this.ackedSeq) this.flushedSeq = this.ackedSeq;
+    }
+    this.#retransmits = 0;
+    if (sentAt !== undefined) this.leaseUntil = Math.max(this.leaseUntil, sentAt + this.#leaseMs);
+  }
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config.js';
+import { FlushTracker } from '../src/flush-tracker.js';
+import type { Entry } from '../src/messages.js';
+
+const cfg = resolveConfig({ flushMaxEntries: 3, ackTimeoutMs: 10, maxRetransmits: 2, flushIntervalMs: 5, heartbeatTimeoutMs: 40 });
+const entry = (seq: number): Entry => ({ seq, epoch: 1, clientId: 'c', requestId: seq, body: null, time: 0, seed: 0, digest: 'd' });
+
+describe('FlushTracker', () => {
+  it('flushes unflushed entries, re-sends all unacknowledged after ackTimeoutMs, trims on ack, renews the lease', () => {
+    const t = new FlushTracker(cfg, 36);
+    t.reset(0, 0);
+    expect(t.leaseValid(35)).toBe(true);
+    expect(t.leaseValid(36)).toBe(false);
+    t.append(entry(1));
+    t.append(entry(2));
+    expect(t.countFlushDue).toBe(false);
+    t.append(entry(3));
+    expect(t.countFlushDue).toBe(true);
+    const p1 = t.plan(1);
+    expect(p1).toMatchObject({ kind: 'flush', retransmit: false });
+    if (p1.kind !== 'flush') throw new Error();
+    expect(p1.entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+    t.sent(p1.flushId, 1);
+    t.append(entry(4));
+    const p2 = t.plan(5); // not yet timed out: only the new entry
+    if (p2.kind !== 'flush') throw new Error();
+    expect(p2.entries.map((e) => e.seq)).toEqual([4]);
+    t.sent(p2.flushId, 5);
+    const p3 = t.plan(11); // the first flush waited ackTimeoutMs: re-send everything unacknowledged
+    expect(p3).toMatchObject({ kind: 'flush', retransmit: true });
+    if (p3.kind !== 'flush') throw new Error();
+    expect(p3.entries.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    t.sent(p3.flushId, 11);
+    t.acked({ t: 'flushAck', epoch: 1, flushId: p2.flushId, upToSeq: 4, role: 'backup' });
+    expect(t.log.size).toBe(0);
+    expect(t.leaseValid(5 + 35)).toBe(true); // lease from the acknowledged flush's send time
+    expect(t.leaseValid(5 + 36)).toBe(false);
+    expect(t.retransmits).toBe(0);
+  });
+
+  it('declares the peer faulty after maxRetransmits re-sends, counting re-sends made (not elapsed time)', () => {
+    const t = new FlushTracker(cfg, 36);
+    t.reset(0, 0);
+    t.append(entry(1));
+    const p = t.plan(0);
+    if (p.kind !== 'flush') throw new Error();
+    t.sent(p.flushId, 0);
+    // a long pause: one re-send, not "faulty" at once
+    expect(t.plan(1000)).toMatchObject({ kind: 'flush', retransmit: true });
+    expect(t.plan(1005)).toMatchObject({ kind: 'flush', retransmit: false }); // within ackTimeoutMs of the re-send
+    expect(t.plan(1010)).toMatchObject({ kind: 'flush', retransmit: true });
+    expect(t.plan(1020)).toEqual({ kind: 'faulty' });
+  });
+});
