@@ -109,20 +109,42 @@ function summarise(s: Samples): { p50: number; p99: number; throughput: number; 
 }
 const r3 = (n: number): number => Math.round(n * 1000) / 1000;
 
-async function failoverRun(): Promise<{ p50: number; max: number; samples: number[]; computedWorstCaseMs: number; config: Partial<ReplicationConfig>; check: { acknowledged: number; lost: number; duplicated: number } }> {
-  const pair = await ReplicaPair.start({ transport, replication: FAILOVER_CONFIG, logLevel: process.env.BENCH_DEBUG ? 'info' : 'error', onStderr: (n, l) => { if (process.env.BENCH_DEBUG) log(`${n} ${l.slice(0, 240)}`); } });
+interface FailoverResult {
+  p50: number;
+  max: number;
+  samples: number[];
+  /** Kills after which no new primary answered within 10 s (the pair is then restarted), with why. */
+  stuck: { kill: number; status: string }[];
+  computedWorstCaseMs: number;
+  config: Partial<ReplicationConfig>;
+  /** Every acknowledged increment checked against the serving replica after each pair's last kill. */
+  check: { acknowledged: number; lost: number; duplicated: number; unverifiable: number };
+}
+
+async function failoverRun(): Promise<FailoverResult> {
+  const debug = process.env.BENCH_DEBUG !== undefined;
+  const startPair = (): Promise<ReplicaPair> =>
+    ReplicaPair.start({ transport, replication: FAILOVER_CONFIG, logLevel: debug ? 'info' : 'error', onStderr: (n, l) => debug && log(`${n} ${l.slice(0, 240)}`) });
+  let pair = await startPair();
   const network = createTransportRegistry();
-  // A fresh client per kill: a long-lived client's dial backoff towards the replica that was dead
-  // (core ServerConnection, up to 2 s) would otherwise be measured too — reported separately.
-  let client: Client<KvRequest, KvReply> & ClientDiagnostics = createClient({ service: kvService, env: nodeEnv({ network }), servers: pair.addresses, config: FAILOVER_CONFIG });
   const successes: [number, number][] = [];
-  const ackedIncrs = new Array<number>(16).fill(0);
-  const unknownIncrs = new Array<number>(16).fill(0);
-  let running = true;
+  let acked = new Array<number>(16).fill(0);
+  let unknown = new Array<number>(16).fill(0);
+  const samples: number[] = [];
+  const stuck: FailoverResult['stuck'] = [];
+  const check = { acknowledged: 0, lost: 0, duplicated: 0, unverifiable: 0 };
+  let running = false;
   let loop: Promise<void> = Promise.resolve();
-  const startLoop = (): void => {
+  let client: (Client<KvRequest, KvReply> & ClientDiagnostics) | undefined;
+
+  // A fresh client per kill: a long-lived client's dial backoff towards the replica that was dead
+  // (core ServerConnection, up to 2 s) would otherwise be measured too — see the report.
+  const startClient = (): void => {
+    const c = createClient({ service: kvService, env: nodeEnv({ network }), servers: pair.addresses, config: FAILOVER_CONFIG });
+    client = c;
     running = true;
-    const c = client;
+    const a = acked;
+    const u = unknown;
     loop = (async () => {
       let i = 0;
       while (running) {
@@ -130,69 +152,82 @@ async function failoverRun(): Promise<{ p50: number; max: number; samples: numbe
         try {
           const r = await c.callWithInfo({ op: 'incr', key: `n${key}` });
           successes.push([performance.now(), r.epoch]);
-          ackedIncrs[key]!++;
+          a[key]!++;
         } catch {
-          unknownIncrs[key]!++;
+          u[key]!++;
         }
       }
     })();
   };
-  const samples: number[] = [];
-  const check = { acknowledged: 0, lost: 0, duplicated: 0 };
+  const stopClient = async (): Promise<void> => {
+    running = false;
+    await loop;
+    await client?.close();
+    client = undefined;
+  };
+  /** Compare the tallies with the serving replica's counters, then start new tallies. */
+  const verify = async (): Promise<void> => {
+    const serving = await pair.serving();
+    const total = acked.reduce((x, y) => x + y, 0);
+    if (!serving) check.unverifiable += total;
+    else {
+      const { values } = await serving.read(acked.map((_, k) => `n${k}`));
+      values.forEach((v, k) => {
+        const n = Number(v ?? '0');
+        check.lost += Math.max(0, acked[k]! - n);
+        check.duplicated += Math.max(0, n - acked[k]! - unknown[k]!);
+      });
+      check.acknowledged += total;
+    }
+    acked = new Array<number>(16).fill(0);
+    unknown = new Array<number>(16).fill(0);
+  };
+
   try {
     for (let k = 0; k < kills; k++) {
-      // both replicas up, one primary with its backup (a joiner the primary declared faulty is not healthy)
-      const { primary: victim, backup: survivor } = await pair.healthy(10_000);
-      if (k > 0) {
-        running = false;
-        await loop;
-        await client.close();
-        client = createClient({ service: kvService, env: nodeEnv({ network }), servers: pair.addresses, config: FAILOVER_CONFIG });
-      }
-      startLoop();
-      // the new client has found the primary and forwarded to the backup (links to both are up)
+      // both replicas up, one primary with its backup
+      const { primary: victim } = await pair.healthy(10_000);
+      startClient();
       const before = successes.length;
       while (successes.length < before + 20) await new Promise((r) => setTimeout(r, 2));
-      await client.drain();
-      const epochBefore = client.epoch;
+      await client!.drain();
+      const epochBefore = client!.epoch;
       const t0 = performance.now();
       victim.signal('SIGKILL');
-      while (!successes.some(([t, e]) => t >= t0 && e > epochBefore)) {
-        if (performance.now() - t0 > 10_000) throw new Error(`kill ${k + 1}: no reply from a new primary within 10 s`);
-        await new Promise((r) => setTimeout(r, 2));
+      let done = false;
+      while (!(done = successes.some(([t, e]) => t >= t0 && e > epochBefore)) && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 2));
+      await victim.exited;
+      if (!done) {
+        const other = victim === pair.a ? pair.b : pair.a;
+        const st = await other.status(1000).then((s) => `${s.role}@${s.epoch} seq ${s.appliedSeq}`, (e: Error) => e.message);
+        stuck.push({ kill: k + 1, status: `survivor ${other.options.nodeId}: ${st}` });
+        log(`\n  kill ${k + 1}: no reply from a new primary within 10 s (survivor ${st}); restarting the pair`);
+        await stopClient();
+        await verify();
+        await pair.stop();
+        pair = await startPair();
+        continue;
       }
       samples.push(successes.find(([t, e]) => t >= t0 && e > epochBefore)![0] - t0);
-      await victim.exited;
+      await stopClient();
       const restarted = pair.spawn(victim === pair.a ? 'a' : 'b', 'backup');
       await restarted.waitForRole(['backup'], 15_000);
-      void survivor;
-      if (!flags.json || process.stderr.isTTY) process.stderr.write(`\r  kill ${k + 1}/${kills}: ${samples[k]!.toFixed(1)} ms   `);
+      if (!flags.json || process.stderr.isTTY) process.stderr.write(`\r  kill ${k + 1}/${kills}: ${samples[samples.length - 1]!.toFixed(1)} ms   `);
     }
     process.stderr.write('\n');
-    running = false;
-    await loop;
-    // every acknowledged increment is in the serving replica's state, none applied twice
-    const { primary } = await pair.healthy(10_000);
-    const { values } = await primary.read(ackedIncrs.map((_, k) => `n${k}`));
-    values.forEach((v, k) => {
-      const n = Number(v ?? '0');
-      check.lost += Math.max(0, ackedIncrs[k]! - n);
-      check.duplicated += Math.max(0, n - ackedIncrs[k]! - unknownIncrs[k]!);
-      check.acknowledged += ackedIncrs[k]!;
-    });
+    await verify();
   } finally {
-    running = false;
-    await loop;
-    await client.close();
+    await stopClient();
     await pair.stop();
   }
   return {
-    check,
     p50: r3(percentile(samples, 50)),
     max: r3(Math.max(...samples)),
     samples: samples.map(r3),
+    stuck,
     computedWorstCaseMs: computeTimingBounds(FAILOVER_CONFIG).worstCaseFailoverMs,
     config: FAILOVER_CONFIG,
+    check,
   };
 }
 
@@ -258,7 +293,7 @@ async function main(): Promise<void> {
   for (const k of KINDS) log(row(k));
   log(`\n  ratios (concurrency 1): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50} (target ≤ 1.10), replicated/sync p50 ${ratios.replicatedVsSyncP50} (target < 1)`);
   log(`  ratios (concurrency 64): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50At64}, replicated/sync p50 ${ratios.replicatedVsSyncP50At64}; throughput replicated/unreplicated ${ratios.replicatedVsUnreplicatedThroughputAt64}, replicated/sync ${ratios.replicatedVsSyncThroughputAt64}`);
-  log(`  failover (SIGKILL → first reply from the new primary, ${failover.samples.length} kills): p50 ${failover.p50} ms, max ${failover.max} ms (computed worst case ${failover.computedWorstCaseMs} ms); ${failover.check.acknowledged} acknowledged increments across the kills: ${failover.check.lost} lost, ${failover.check.duplicated} duplicated`);
+  log(`  failover (SIGKILL → first reply from the new primary, ${failover.samples.length} kills): p50 ${failover.p50} ms, max ${failover.max} ms (computed worst case ${failover.computedWorstCaseMs} ms); ${failover.check.acknowledged} acknowledged increments across the kills: ${failover.check.lost} lost, ${failover.check.duplicated} duplicated${failover.stuck.length ? `; ${failover.stuck.length} kills without a new primary within 10 s` : ''}`);
   log(`  baseline: ${out.baseline}`);
 }
 

@@ -10,6 +10,7 @@ export const SYSTEM_PACKAGES = {
   xdotool: '/usr/bin/xdotool',
   'xcb-proto': '/usr/share/xcb/xproto.xml',
   xterm: '/usr/bin/xterm',
+  openssl: '/usr/bin/openssl', // TLS test fixtures are generated at test time
 };
 
 export function missingSystemPackages() {

@@ -153,14 +153,13 @@ async function runSeeds(args: Args): Promise<number> {
   const secs = (performance.now() - started) / 1000;
   const wall = results.map((r) => r.wallMs).sort((a, b) => a - b);
   const events = results.reduce((s, r) => s + r.events, 0);
-  const maxLat = Math.max(0, ...results.map((r) => r.maxLatencyAfterFaultMs));
-  const bound = results[0]?.livenessBoundMs ?? 0;
+  const worst = results.reduce<SeedResult | undefined>((w, r) => (w === undefined || r.maxLatencyAfterFaultMs / r.livenessBoundMs > w.maxLatencyAfterFaultMs / w.livenessBoundMs ? r : w), undefined);
   const coverage: Record<string, number> = {};
   for (const r of results) for (const [k, v] of Object.entries(r.replicaEvents)) if (v > 0) coverage[k] = (coverage[k] ?? 0) + 1;
   console.log(
     `[sim] ${results.length} seeds in ${secs.toFixed(1)} s (${(results.length / secs).toFixed(1)} seeds/s; per seed median ${wall[Math.floor(wall.length / 2)]?.toFixed(0)} ms, max ${wall[wall.length - 1]?.toFixed(0)} ms wall, ${(events / Math.max(1, results.length)).toFixed(0)} events)`,
   );
-  console.log(`[sim] worst latency after the last fault: ${maxLat.toFixed(1)} ms (bound ${bound} ms)`);
+  if (worst) console.log(`[sim] worst latency after a disruption: ${worst.maxLatencyAfterFaultMs.toFixed(1)} ms (seed ${worst.seed}; its bound ${worst.livenessBoundMs} ms)`);
   console.log(`[sim] runs with: ${Object.entries(coverage).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (failed.length === 0) console.log(`[sim] PASS: all ${results.length} seeds passed`);
   else {

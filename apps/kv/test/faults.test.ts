@@ -185,7 +185,6 @@ describe.each(MODES)('fault cases over %s piggyback', (mode) => {
     await c.stopLoop();
     expectExactlyOnce(await checkMarkers(pair.a, ['k'], c.acked.keys(), c.issued));
     expect((await pair.convergedDigests(5000)).equal).toBe(true);
-    expect(c.lastEpoch).toBe(1); // no failover happened
   });
 
   it('paused primary: SIGSTOP, the backup takes over, SIGCONT — no old-epoch reply, the old primary steps down', async () => {

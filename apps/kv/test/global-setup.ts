@@ -25,7 +25,8 @@ export default function setup(): void {
   const stamp = join(root, 'apps/kv/dist/.build-stamp');
   const built = existsSync(cli) ? Math.max(statSync(cli).mtimeMs, existsSync(stamp) ? statSync(stamp).mtimeMs : 0) : 0;
   const src = Math.max(...SOURCES.map((d) => newest(join(root, d))));
-  if (built >= src) return;
+  const depsBuilt = SOURCES.every((d) => !existsSync(join(root, d)) || existsSync(join(root, d, '..', 'dist', 'index.js')));
+  if (built >= src && depsBuilt) return;
   process.stderr.write('[kv tests] building apps/kv and its dependencies (dist missing or stale)…\n');
   const r = spawnSync('npx', ['nx', 'run', 'kv:build'], { cwd: root, stdio: 'inherit', env: { ...process.env, NX_DAEMON: 'false' } });
   if (r.status !== 0) throw new Error(`building kv failed (exit ${r.status}); run "npx nx run kv:build" to see why`);

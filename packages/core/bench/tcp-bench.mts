@@ -38,11 +38,10 @@ async function run(label: string, cfg: object, solo: boolean, n: number): Promis
 }
 const modes: [string, object, boolean][] = [
   ['unreplicated', {}, true],
-  ['async entries', { piggyback: 'entries' }, false],
-  ['async seq-digest', { piggyback: 'seq-digest' }, false],
+  ['entries (default)', {}, false],
+  ['seq-digest', { piggyback: 'seq-digest' }, false],
   ['sync', { replyMode: 'sync' }, false],
-  ['seq-digest fd5', { piggyback: 'seq-digest', forwardDelayMs: 5 }, false],
-  ['entries fd5', { piggyback: 'entries', forwardDelayMs: 5 }, false],
+  ['entries fwd 1ms', { forwardDelayMs: 1 }, false],
 ];
 const res: Record<string, number[]> = {};
 const rounds = Number(process.argv[2] ?? 3);

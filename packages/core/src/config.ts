@@ -20,7 +20,7 @@ export const replicationConfigSchema = z
     maxRetransmits: z.number().int().min(0).max(100).default(2),
     requestTimeoutMs: ms.default(100),
     callDeadlineMs: ms.default(10_000),
-    forwardDelayMs: z.number().finite().min(0).default(1),
+    forwardDelayMs: z.number().finite().min(0).default(5),
     maxPendingForwards: positiveInt.default(1024),
     maxUnackedEntries: positiveInt.default(10_000),
     dedupWindow: positiveInt.default(100_000),

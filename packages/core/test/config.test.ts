@@ -36,10 +36,10 @@ describe('config', () => {
 describe('timing bounds', () => {
   it('derives the forward window, takeover, worst-case failover and lease from the config', () => {
     const b = computeTimingBounds();
-    // defaults: forwardDelay 1, ackTimeout 50, maxRetransmits 2, heartbeatTimeout 150, requestTimeout 100
-    expect(b.forwardWindowMs).toBe(1 + 3 * 50);
-    expect(b.takeoverMs).toBe(150 + 151);
-    expect(b.worstCaseFailoverMs).toBe(301 + 100);
+    // defaults: forwardDelay 5, ackTimeout 50, maxRetransmits 2, heartbeatTimeout 150, requestTimeout 100
+    expect(b.forwardWindowMs).toBe(5 + 3 * 50);
+    expect(b.takeoverMs).toBe(150 + 155);
+    expect(b.worstCaseFailoverMs).toBe(305 + 100);
     expect(b.leaseMs).toBe(135);
     expect(b.leaseMs).toBeLessThan(b.takeoverMs);
     const c = computeTimingBounds({ ackTimeoutMs: 10, maxRetransmits: 4, forwardDelayMs: 0, heartbeatTimeoutMs: 80, flushIntervalMs: 10 });

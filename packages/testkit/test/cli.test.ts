@@ -21,7 +21,7 @@ describe('tools/sim runner', () => {
   it('passes a few seeds of the correct protocol with exit code 0', () => {
     const r = run('main.ts', ['--seeds', '4', '--from', '11', '--workers', '2']);
     expect(r.out).toContain('[sim] PASS: all 4 seeds passed');
-    expect(r.out).toMatch(/worst latency after the last fault: [\d.]+ ms \(bound \d+ ms\)/);
+    expect(r.out).toMatch(/worst latency after a disruption: [\d.]+ ms \(seed \d+; its bound \d+ ms\)/);
     expect(r.code).toBe(0);
   });
 

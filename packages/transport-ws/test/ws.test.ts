@@ -141,10 +141,10 @@ describe('ws transport specifics', () => {
   it('keeps a connection whose reader is paused alive, and delivers everything after it resumes', async () => {
     const transport = websocket({ pingIntervalMs: 50, livenessTimeoutMs: 400 });
     const [a, b] = await pair(transport, { receiveHighWaterMark: 64 * 1024 });
-    const chunk = new Uint8Array(64 * 1024);
     let settled = 0;
     const sending = (async () => {
       for (let i = 0; i < 400; i++) {
+        const chunk = new Uint8Array(64 * 1024); // a fresh buffer: a sent buffer must not be modified
         chunk[0] = i & 0xff;
         await a.send(chunk);
         settled++;

@@ -1,7 +1,5 @@
 export { zeromq, ZeroMqTransport } from './zeromq-transport.js';
 export type { ZeroMqTransportOptions, ZmqCurveOptions } from './options.js';
-export { ZmqConnection } from './zmq-connection.js';
-export { ZmqListener } from './zmq-listener.js';
 export { ZMQ_SCHEME } from './address.js';
-/** Make a CURVE key pair (40-character Z85 strings) for `curve` options. */
+/** Make a CURVE key pair (40-character Z85 strings) for the `curve` options. */
 export { curveKeyPair } from 'zeromq';

@@ -10,6 +10,8 @@ export interface ConferenceOptions {
   /** Called once when the conference closes (the master left, or close() was called). */
   readonly onClose?: (reason: string) => void;
   readonly onFocusChange?: (applicationId: number, participant: string) => void;
+  /** Milliseconds to wait for each server's setup reply before leaving it out (default 10 s). */
+  readonly setupTimeoutMs?: number;
 }
 
 /**
@@ -60,6 +62,7 @@ export class Conference {
       upstreams: this.opts.participants,
       trigger: this.opts.trigger,
       log: this.opts.log,
+      setupTimeoutMs: this.opts.setupTimeoutMs,
       onClose: (s) => {
         this.sessions.delete(s);
         for (const k of Object.keys(this.finished) as Array<keyof SessionStats>) this.finished[k] += s.stats[k];

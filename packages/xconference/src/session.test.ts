@@ -310,4 +310,29 @@ describe('ApplicationSession with three servers', () => {
     const ev = c.events(11)[0]!;
     expect([...ev.subarray(1, 8)]).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
+
+  it('leaves out a participant that never answers the connection setup', async () => {
+    const silent = createServer(() => {}); // accepts, never replies
+    await new Promise<void>((res) => silent.listen(0, '127.0.0.1', () => res()));
+    const conf3 = new Conference({
+      participants: [
+        { name: 'master', connect: () => connect(master.port, '127.0.0.1') },
+        { name: 'silent', connect: () => connect((silent.address() as { port: number }).port, '127.0.0.1') },
+      ],
+      trigger: parseFocusTrigger('none'),
+      setupTimeoutMs: 200,
+    });
+    const l3 = createServer((sock) => conf3.addApplication(sock));
+    await new Promise<void>((res) => l3.listen(0, '127.0.0.1', () => res()));
+    try {
+      const c = await RawXClient.open((l3.address() as { port: number }).port);
+      clients.push(c);
+      await sync(c);
+      expect(conf3.applications[0]!.participants).toEqual(['master']);
+    } finally {
+      conf3.close('test over');
+      await new Promise<void>((res) => l3.close(() => res()));
+      silent.close();
+    }
+  });
 });

@@ -204,7 +204,11 @@ export class ApplicationSession {
     const n = this.opts.upstreams.length;
     const results: Array<{ socket: Socket; setup: ServerSetup; raw: Buffer; rest: Buffer } | { error: string }> = new Array(n);
     let pending = n;
-    const timer = setTimeout(() => this.fail(new XProtocolError('upstream-failed', 'timed out waiting for server setup')), this.opts.setupTimeoutMs ?? 10_000);
+    const finishers: Array<(r: { error: string }) => void> = [];
+    // A server that does not answer setup in time is left out (the master's absence fails the session).
+    const timer = setTimeout(() => {
+      for (const f of finishers) f({ error: 'timed out waiting for the server setup reply' });
+    }, this.opts.setupTimeoutMs ?? 10_000);
     const done = (): void => {
       if (--pending > 0) return;
       clearTimeout(timer);
@@ -243,6 +247,7 @@ export class ApplicationSession {
           finish({ error: `${up.name}: ${(err as Error).message}` });
         }
       };
+      finishers.push(finish);
       sock.on('data', onData);
       sock.once('error', (err) => finish({ error: `${up.name}: ${err.message}` }));
       sock.once('close', () => finish({ error: `${up.name}: connection closed during setup` }));
@@ -374,9 +379,12 @@ export class ApplicationSession {
         for (let i = 0; i < live.length; i++) {
           const link = live[i]!;
           let out = link === master ? req : translateRequest(req, link.ids, this.le);
-          if (isBigReqEnable && link.bigRequestsOpcode !== opcode) {
+          // Each server's own opcode for BIG-REQUESTS (if its QueryExtension reply is not in yet, the
+          // master's: servers of one build number their extensions alike).
+          const bigOp = link.bigRequestsOpcode || opcode;
+          if (isBigReqEnable && bigOp !== opcode) {
             if (out === req) out = Buffer.from(req);
-            out[0] = link.bigRequestsOpcode;
+            out[0] = bigOp;
           }
           link.send(out, opcode, appSeq, link === master ? RESPONDER : 0);
         }

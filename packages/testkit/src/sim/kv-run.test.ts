@@ -51,6 +51,12 @@ describe('runKvSimulation — the real protocol under one fault at a time', () =
     expect(other.traceHash).not.toBe(first.traceHash);
   });
 
+  it('flags liveness when calls give up during a failover (callDeadlineMs shorter than the takeover)', async () => {
+    const r = await runKvSimulation({ seed: 3, faultKinds: ['crash-primary'], config: { callDeadlineMs: 120 } });
+    expect(r.ok).toBe(false);
+    expect(r.failures.join('\n')).toMatch(/liveness: .* failed with ServiceUnavailableError/);
+  });
+
   it('rejects an unknown variant name', async () => {
     await expect(runKvSimulation({ seed: 1, variant: 'nope' })).rejects.toThrow(/unknown variant "nope"/);
   });
