@@ -69,6 +69,17 @@ async function startDaemon(display: number, servers: number[]): Promise<ChildPro
   return child;
 }
 
+async function startPipeProxy(display: number, target: number): Promise<void> {
+  const child = spawn(process.execPath, [resolve(root, 'tools/bench-xconf/pipe-proxy.mjs'), String(display), String(target)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  daemons.push({ n: display, child });
+  await new Promise<void>((res, rej) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && res());
+    child.once('exit', (code) => rej(new Error(`pipe proxy exited with ${code}`)));
+  });
+}
+
 /** Runs one x11perf test and returns its best rate (operations per second). */
 async function x11perf(display: number, test: string): Promise<number> {
   const out = await run('x11perf', ['-time', time, '-repeat', repeat, test], { DISPLAY: `:${display}` });
@@ -110,12 +121,13 @@ async function main(): Promise<void> {
       process.exit(2);
     }
   }
-  const [a, b, c, one, three] = freeDisplays(5);
+  const [a, b, c, one, three, pipe] = freeDisplays(6);
   await Promise.all([startXvfb(a!), startXvfb(b!), startXvfb(c!)]);
   await startDaemon(one!, [a!]);
   await startDaemon(three!, [a!, b!, c!]);
+  await startPipeProxy(pipe!, a!);
   const tests = { roundTrip: '-pointer', throughput: '-rect10' } as const;
-  const result: Record<string, Record<string, number>> = { direct: {}, oneServer: {}, threeServers: {} };
+  const result: Record<string, Record<string, number>> = { direct: {}, oneServer: {}, threeServers: {}, nodePipe: {} };
   // Interleave the three setups, several rounds, best rate kept: drift and load from other processes on a
   // shared machine then hit all setups alike.
   for (let round = 1; round <= rounds; round++) {
@@ -124,6 +136,7 @@ async function main(): Promise<void> {
         ['direct', a!],
         ['oneServer', one!],
         ['threeServers', three!],
+        ['nodePipe', pipe!],
       ] as const) {
         const rate = await x11perf(display, test);
         result[setup]![key] = Math.max(result[setup]![key] ?? 0, rate);
@@ -146,12 +159,15 @@ async function main(): Promise<void> {
     ratios,
     targets: { roundTrip1: 0.5, throughput1: 0.5, roundTrip3: 0.3, throughput3: 0.3 },
     xtrace: { roundTrip: 0.377, throughput: 0.214 },
+    /** The thinnest Node relay (socket.pipe, no parsing) on the same machine: the ceiling for a Node proxy. */
+    nodePipeRatios: { roundTrip: ratio('nodePipe', 'roundTrip'), throughput: ratio('nodePipe', 'throughput') },
   };
   if (json) console.log(JSON.stringify(report, null, 2));
   else {
     console.log('\nratios (through tandem-xconf / direct):');
     console.log(`  round trip (QueryPointer): 1 server ${ratios.roundTrip1}, 3 servers ${ratios.roundTrip3}   (xtrace 0.377)`);
     console.log(`  throughput (rect10):       1 server ${ratios.throughput1}, 3 servers ${ratios.throughput3}   (xtrace 0.214)`);
+    console.log(`  reference, bare Node socket.pipe relay: round trip ${report.nodePipeRatios.roundTrip}, throughput ${report.nodePipeRatios.throughput}`);
   }
 }
 

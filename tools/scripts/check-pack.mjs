@@ -54,7 +54,38 @@ import { tcp } from '@tandem/transport-tcp';
 await roundTrip(createRegistry([tcp()]), 'tcp://127.0.0.1:0');
 `,
   },
+  {
+    dir: 'packages/transport-ws',
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'README.md'],
+    forbid: ['zeromq'],
+    smoke: `${ROUND_TRIP}
+import { createRegistry } from '@tandem/transport';
+import { websocket } from '@tandem/transport-ws';
+await roundTrip(createRegistry([websocket()]), 'ws://127.0.0.1:0/tandem');
+`,
+  },
+  {
+    dir: 'packages/transport-zeromq',
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'README.md'],
+    forbid: ['ws'],
+    smoke: `${ROUND_TRIP}
+import { createRegistry } from '@tandem/transport';
+import { zeromq } from '@tandem/transport-zeromq';
+await roundTrip(createRegistry([zeromq()]), 'zmq+tcp://127.0.0.1:0');
+process.exit(0);
+`,
+  },
 ];
+
+/** The package and every @tandem package it depends on, transitively (from the workspace package.json files). */
+function tandemClosure(name, seen = new Set()) {
+  if (seen.has(name)) return [...seen];
+  seen.add(name);
+  const pkg = PACKAGES.find((p) => p.name === name);
+  const manifest = JSON.parse(readFileSync(join(root, pkg.dir, 'package.json'), 'utf8'));
+  for (const dep of Object.keys(manifest.dependencies ?? {})) if (dep.startsWith('@tandem/')) tandemClosure(dep, seen);
+  return [...seen];
+}
 
 function run(cmd, args, cwd, options = {}) {
   return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options });
@@ -71,6 +102,7 @@ async function main() {
     for (const pkg of PACKAGES) {
       const dir = join(root, pkg.dir);
       const { name } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+      pkg.name = name;
       step(`build ${name}`);
       rmSync(join(dir, 'dist'), { recursive: true, force: true });
       run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], dir);
@@ -84,14 +116,25 @@ async function main() {
       console.log(`  ${info.filename}: ${files.length} files, ${info.size} bytes`);
     }
 
-    const app = join(work, 'app');
-    mkdirSync(app);
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'pack-check-app', private: true, type: 'module' }, null, 2));
-    step(`npm install ${tarballs.length} tarballs into an empty folder`);
-    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...tarballs], app);
-
+    // Each package is installed ALONE (with only the @tandem tarballs it depends on) into its own empty
+    // folder, so a missing dependency or an unwanted one (e.g. ws under @tandem/core) shows.
+    const tarballOf = new Map(PACKAGES.map((p, i) => [p.name, tarballs[i]]));
     for (const pkg of PACKAGES) {
-      const file = join(app, `smoke-${pkg.dir.replaceAll('/', '-')}.mjs`);
+      const app = join(work, `app-${pkg.dir.replaceAll('/', '-')}`);
+      mkdirSync(app);
+      writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'pack-check-app', private: true, type: 'module' }, null, 2));
+      const needed = tandemClosure(pkg.name).map((n) => {
+        const t = tarballOf.get(n);
+        if (!t) throw new Error(`${pkg.name} depends on ${n}, which is not in the PACKAGES list`);
+        return t;
+      });
+      step(`npm install ${pkg.name} alone (${needed.length} tarball(s)) into an empty folder`);
+      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...needed], app);
+      for (const forbidden of pkg.forbid ?? []) {
+        if (existsSync(join(app, 'node_modules', forbidden))) throw new Error(`${pkg.name} installed alone pulled in ${forbidden}`);
+        console.log(`  ${pkg.name} alone does not pull in ${forbidden}`);
+      }
+      const file = join(app, 'smoke.mjs');
       writeFileSync(file, pkg.smoke);
       step(`smoke ${pkg.dir}`);
       const out = run(process.execPath, [file], app, { timeout: 60_000 });

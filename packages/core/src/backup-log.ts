@@ -8,6 +8,19 @@ import type { ServiceRunner } from './service.js';
 
 export type OfferResult = 'stored' | 'duplicate' | 'stale-epoch' | 'full';
 
+/** The primary's flush disagrees with what a client forwarded for the same seq. */
+export interface SourceMismatch {
+  seq: number;
+  forwarded: Pick<Entry, 'clientId' | 'requestId' | 'digest'>;
+  flushed: Pick<Entry, 'clientId' | 'requestId' | 'digest'>;
+  /** True when the forwarded version had already been applied (the state may be wrong). */
+  applied: boolean;
+}
+
+function sameEntry(a: Pick<Entry, 'clientId' | 'requestId' | 'digest'>, b: Pick<Entry, 'clientId' | 'requestId' | 'digest'>): boolean {
+  return a.digest === b.digest && a.clientId === b.clientId && a.requestId === b.requestId;
+}
+
 export interface Divergence {
   seq: number;
   expectedDigest: string;
@@ -17,7 +30,12 @@ export interface Divergence {
 
 export class BackupLog {
   readonly #pending = new Map<number, Entry>();
+  /** Seqs that came only from client forwards so far: the primary's flush must confirm them. */
+  readonly #fromClients = new Set<number>();
+  /** Entries applied from a client forward, awaiting the primary's flush for a cross-check (bounded). */
+  readonly #unconfirmed = new Map<number, Pick<Entry, 'clientId' | 'requestId' | 'digest'>>();
   readonly #capacity: number;
+  onMismatch: (m: SourceMismatch) => void = () => {};
 
   constructor(capacity: number) {
     this.#capacity = capacity;
@@ -28,12 +46,43 @@ export class BackupLog {
   }
 
   /** Store an entry for in-order application. `epoch` is the epoch of the primary being followed. */
-  offer(entry: Entry, appliedSeq: number, epoch: number): OfferResult {
-    if (entry.seq <= appliedSeq || this.#pending.has(entry.seq)) return 'duplicate';
+  offer(entry: Entry, appliedSeq: number, epoch: number, fromPrimary: boolean): OfferResult {
+    if (entry.seq <= appliedSeq) {
+      if (fromPrimary) this.#confirm(entry);
+      return 'duplicate';
+    }
+    const pending = this.#pending.get(entry.seq);
+    if (pending !== undefined) {
+      if (fromPrimary && this.#fromClients.delete(entry.seq) && !sameEntry(pending, entry)) {
+        // The primary's own copy wins over a client's.
+        this.onMismatch({ seq: entry.seq, forwarded: pending, flushed: entry, applied: false });
+        this.#pending.set(entry.seq, entry);
+      }
+      return 'duplicate';
+    }
     if (entry.epoch !== epoch) return 'stale-epoch';
     if (this.#pending.size >= this.#capacity) return 'full';
     this.#pending.set(entry.seq, entry);
+    if (!fromPrimary) this.#fromClients.add(entry.seq);
     return 'stored';
+  }
+
+  /** After a flush: the primary will never send seqs below its first entry (they were acknowledged
+   * before it flushed them), so stop waiting to cross-check those. */
+  flushed(entries: readonly Entry[]): void {
+    if (this.#unconfirmed.size === 0) return;
+    const bound = entries.length > 0 ? entries[0]!.seq : Number.POSITIVE_INFINITY;
+    for (const seq of this.#unconfirmed.keys()) {
+      if (seq >= bound) break;
+      this.#unconfirmed.delete(seq);
+    }
+  }
+
+  #confirm(entry: Entry): void {
+    const applied = this.#unconfirmed.get(entry.seq);
+    if (applied === undefined) return;
+    this.#unconfirmed.delete(entry.seq);
+    if (!sameEntry(applied, entry)) this.onMismatch({ seq: entry.seq, forwarded: applied, flushed: entry, applied: true });
   }
 
   /** Apply every contiguous entry after runner.appliedSeq; report digest mismatches. */
@@ -44,6 +93,9 @@ export class BackupLog {
       const entry = this.#pending.get(next);
       if (entry === undefined) return applied;
       this.#pending.delete(next);
+      if (this.#fromClients.delete(next) && this.#unconfirmed.size < this.#capacity) {
+        this.#unconfirmed.set(next, { clientId: entry.clientId, requestId: entry.requestId, digest: entry.digest });
+      }
       const outcome = runner.apply(entry);
       applied++;
       if (outcome.digest !== entry.digest) onDivergence({ seq: entry.seq, expectedDigest: entry.digest, actualDigest: outcome.digest, entry });
@@ -57,5 +109,7 @@ export class BackupLog {
 
   clear(): void {
     this.#pending.clear();
+    this.#fromClients.clear();
+    this.#unconfirmed.clear();
   }
 }

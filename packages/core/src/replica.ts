@@ -94,6 +94,12 @@ class ReplicaNode implements Replica<unknown> {
     this.#runner = new ServiceRunner(opts.service, this.#cfg.dedupWindow);
     this.#tracker = new FlushTracker(this.#cfg, this.#bounds.leaseMs);
     this.#backupLog = new BackupLog(this.#cfg.maxUnackedEntries + this.#cfg.flushMaxEntries);
+    this.#backupLog.onMismatch = (m) => {
+      // A client forwarded something the primary did not sequence (forged or corrupted): never silent.
+      this.#divergences++;
+      this.#log('error', 'FORWARD-MISMATCH', { ...m, hint: m.applied ? 'a client-forwarded entry was applied and differs from the primary\'s flush' : 'the primary\'s copy replaced a client\'s' });
+      this.#emit({ type: 'divergence', seq: m.seq, expectedDigest: m.flushed.digest, actualDigest: m.forwarded.digest });
+    };
     this.#stateSync = opts.stateSync ?? wholeStateSync;
     this.#nodeId = opts.nodeId ?? opts.listen;
     this.#address = opts.listen;
@@ -626,7 +632,8 @@ class ReplicaNode implements Replica<unknown> {
       this.#suspectTimer = undefined;
       this.#log('info', 'primary-alive-again', {});
     }
-    this.#acceptEntries(flush.entries);
+    this.#acceptEntries(flush.entries, true);
+    this.#backupLog.flushed(flush.entries);
     link.send({ t: 'flushAck', epoch: this.#epoch, flushId: flush.flushId, upToSeq: this.#runner.appliedSeq, role: 'backup' });
   }
 
@@ -641,14 +648,14 @@ class ReplicaNode implements Replica<unknown> {
       }
     }
     if (this.#role === 'backup') {
-      this.#acceptEntries(entries);
+      this.#acceptEntries(entries, false);
     } else if (SERVING.has(this.#role)) {
       this.#checkLateEntries(entries);
     }
     link.send({ t: 'fwdAck', fwdId: fwd.fwdId, epoch: this.#epoch, role: this.#role });
   }
 
-  #acceptEntries(entries: readonly Entry[]): void {
+  #acceptEntries(entries: readonly Entry[], fromPrimary: boolean): void {
     if (this.#broken === 'unordered-apply') {
       for (const e of entries) {
         if (e.seq <= this.#runner.appliedSeq) continue;
@@ -659,7 +666,7 @@ class ReplicaNode implements Replica<unknown> {
     }
     let stored = 0;
     for (const e of entries) {
-      const r = this.#backupLog.offer(e, this.#runner.appliedSeq, this.#epoch);
+      const r = this.#backupLog.offer(e, this.#runner.appliedSeq, this.#epoch, fromPrimary);
       if (r === 'stored') stored++;
       else if (r === 'stale-epoch') this.#log('warn', 'stale-entry', { seq: e.seq, entryEpoch: e.epoch });
       else if (r === 'full') this.#log('warn', 'backup-log-full', { seq: e.seq });

@@ -56,3 +56,28 @@ describe('divergence detection', () => {
     expect(pair.b.status().stateDigest).toBe(pair.a.status().stateDigest);
   });
 });
+
+describe('forward cross-check', () => {
+  it("a forwarded entry that disagrees with the primary's flush is reported, and the primary's copy wins", async () => {
+    pair = await startPair({ piggyback: 'seq-digest', flushIntervalMs: 30, heartbeatTimeoutMs: 300 });
+    const c = pair.client('C');
+    await c.call({ op: 'put', key: 'a', value: '1' });
+    await until(() => pair!.b.status().appliedSeq === 1, 'seq 1 at B');
+    // a rogue client forwards a forged seq 3 (B cannot apply it yet: seq 2 is missing)
+    const { codec } = await import('../src/codec.js');
+    const conn = await pair.cluster.node('rogue').env.network.dial(pair.addrB);
+    void (async () => {
+      for await (const _ of conn) void _;
+    })();
+    await conn.send(codec.encode({ t: 'hello', kind: 'client', service: 'kv', nodeId: 'rogue', epoch: 0 }));
+    await conn.send(codec.encode({ t: 'fwd', fwdId: 1, entries: [{ seq: 3, epoch: 1, clientId: 'rogue', requestId: 9, body: { op: 'put', key: 'evil', value: 'x' }, time: 0, seed: 0, digest: 'ffffffffffffffff' }] }));
+    await c.call({ op: 'put', key: 'b', value: '2' });
+    await c.call({ op: 'put', key: 'c', value: '3' });
+    await until(() => pair!.b.status().appliedSeq === 3, 'B applied 3');
+    expect(pair.b.state.get('c')).toBe('3');
+    expect(pair.b.state.has('evil')).toBe(false);
+    expect(pair.events.b.some((e) => e.type === 'divergence' && e.seq === 3)).toBe(true);
+    expect(pair.b.status().stateDigest).toBe(pair.a.status().stateDigest);
+    await conn.close();
+  });
+});
