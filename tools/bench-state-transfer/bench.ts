@@ -90,52 +90,71 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** Open-loop load: `rate` requests per second until stop(); latencies in ms. */
-function startLoad(conn: Connection, rate: number, keys: number): { stop(): Promise<number[]>; errors(): number } {
-  const packr = new Packr({ useRecords: false });
-  const sentAt = new Map<number, number>();
-  const latencies: number[] = [];
-  let errors = 0;
-  let nextId = 0;
-  let running = true;
-  const reader = (async () => {
-    for await (const msg of conn) {
-      const [id, reply] = packr.unpack(msg) as [number, unknown];
-      const t = sentAt.get(id);
-      if (t === undefined) continue;
-      sentAt.delete(id);
-      if (typeof reply === 'string' && reply.startsWith('error')) errors++;
-      latencies.push(performance.now() - t);
-      if (!running && sentAt.size === 0) break;
-    }
-  })();
-  const start = performance.now();
-  let sent = 0;
-  const tick = (): void => {
-    if (!running) return;
-    const due = Math.floor(((performance.now() - start) * rate) / 1000);
-    while (sent < due) {
-      const id = nextId++;
-      const k = `key:${(id * 2654435761) % keys}`;
-      const req = id % 2 === 0 ? { op: 'get', key: k } : { op: 'set', key: k, value: `u${id}` };
-      sentAt.set(id, performance.now());
-      void conn.send(packr.pack([id, req])).catch(() => errors++);
-      sent++;
-    }
-    setTimeout(tick, 1);
-  };
-  tick();
-  return {
-    async stop() {
-      running = false;
-      const deadline = performance.now() + 5000;
-      while (sentAt.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      errors += sentAt.size;
-      void reader;
-      return latencies;
-    },
-    errors: () => errors,
-  };
+/**
+ * Open-loop load over one connection (a connection has a single reader): `run(ms)`/`start()` send
+ * `rate` requests per second; every reply's latency is recorded in the phase that sent the request.
+ */
+class LoadClient {
+  readonly #conn: Connection;
+  readonly #rate: number;
+  readonly #keys: number;
+  readonly #packr = new Packr({ useRecords: false });
+  readonly #pending = new Map<number, { at: number; into: number[] }>();
+  #nextId = 0;
+  errors = 0;
+
+  constructor(conn: Connection, rate: number, keys: number) {
+    this.#conn = conn;
+    this.#rate = rate;
+    this.#keys = keys;
+    void (async () => {
+      for await (const msg of conn) {
+        const [id, reply] = this.#packr.unpack(msg) as [number, unknown];
+        const p = this.#pending.get(id);
+        if (!p) continue;
+        this.#pending.delete(id);
+        if (typeof reply === 'string' && reply.startsWith('error')) this.errors++;
+        p.into.push(performance.now() - p.at);
+      }
+    })().catch(() => {});
+  }
+
+  /** Start a phase; stop() waits for its outstanding replies and returns its latencies (ms). */
+  start(): { stop(): Promise<number[]> } {
+    const latencies: number[] = [];
+    const start = performance.now();
+    let sent = 0;
+    let running = true;
+    let timer: NodeJS.Timeout | undefined;
+    const tick = (): void => {
+      if (!running) return;
+      const due = Math.floor(((performance.now() - start) * this.#rate) / 1000);
+      while (sent < due) {
+        const id = this.#nextId++;
+        const k = `key:${(id * 2654435761) % this.#keys}`;
+        const req = id % 2 === 0 ? { op: 'get', key: k } : { op: 'set', key: k, value: `u${id}` };
+        this.#pending.set(id, { at: performance.now(), into: latencies });
+        void this.#conn.send(this.#packr.pack([id, req])).catch(() => this.errors++);
+        sent++;
+      }
+      timer = setTimeout(tick, 1);
+    };
+    tick();
+    return {
+      stop: async () => {
+        running = false;
+        clearTimeout(timer);
+        const deadline = performance.now() + 10_000;
+        while (performance.now() < deadline && [...this.#pending.values()].some((p) => p.into === latencies)) await new Promise((r) => setTimeout(r, 5));
+        for (const [id, p] of this.#pending) {
+          if (p.into !== latencies) continue;
+          this.#pending.delete(id);
+          this.errors++;
+        }
+        return latencies;
+      },
+    };
+  }
 }
 
 async function main(): Promise<void> {
@@ -164,23 +183,24 @@ async function main(): Promise<void> {
 
     const network = createRegistry([tcp()]);
     const conn = await network.dial(ready.kvAddress);
+    const load = new LoadClient(conn, args.rate, args.keys);
 
     // Warm-up, then phase 1: no transfer.
-    const warm = startLoad(conn, args.rate, args.keys);
+    const warm = load.start();
     await new Promise((r) => setTimeout(r, 500));
     await warm.stop();
     log(`phase 1: ${args.rate} req/s for ${args.baselineMs} ms without a transfer…`);
-    const base = startLoad(conn, args.rate, args.keys);
+    const base = load.start();
     await new Promise((r) => setTimeout(r, args.baselineMs));
     const baseLat = (await base.stop()).sort((a, b) => a - b);
 
     // Phase 2: the same load while the joiner transfers, catches up and verifies.
     log('phase 2: the same load during the state transfer…');
-    const during = startLoad(conn, args.rate, args.keys);
+    const during = load.start();
     joiner.send({ t: 'go' });
     const joined = await nextReport(joiner, 'joined', 600_000);
     const duringLat = (await during.stop()).sort((a, b) => a - b);
-    const failed = base.errors() + during.errors();
+    const failed = load.errors;
 
     // Convergence: the follower catches up with the (now idle) primary; digests must be equal.
     let pd: Extract<ChildReport, { t: 'digest' }> | undefined;

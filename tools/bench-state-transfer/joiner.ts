@@ -1,13 +1,15 @@
 /** Benchmark child: the joining replica. Transfers the state, catches up, verifies, follows; reports. */
-import { nodeEnv } from '@tandem/core';
+
 import { createRegistry } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
-import { ServiceHost, StateTransferClient } from '@tandem/state-transfer';
+import { nodeTransferEnv, ServiceHost, StateTransferClient } from '@tandem/state-transfer';
 import { benchKv, type ChildReport } from './kv.js';
 
 const address = process.env.BENCH_TRANSFER_ADDRESS!;
 const window = Number(process.env.BENCH_WINDOW ?? 8);
 const send = (m: ChildReport): void => void process.send?.(m);
+// Exit with the orchestrator (its IPC channel closes when it dies).
+process.on('disconnect', () => process.exit(0));
 
 async function main(): Promise<void> {
   if (process.env.BENCH_WAIT_FOR_GO) {
@@ -21,8 +23,16 @@ async function main(): Promise<void> {
       send({ t: 'ready', kvAddress: '', transferAddress: address, keys: 0, fillMs: 0 });
     });
   }
+  if (process.env.BENCH_DEBUG) {
+    let cpu = process.cpuUsage();
+    setInterval(() => {
+      const c = process.cpuUsage(cpu);
+      cpu = process.cpuUsage();
+      console.error(`[joiner] cpu ${((c.user + c.system) / 5000).toFixed(0)}%`);
+    }, 500).unref();
+  }
   const network = createRegistry([tcp()]);
-  const env = nodeEnv({ network });
+  const env = nodeTransferEnv({ network });
   const host = new ServiceHost({ service: benchKv(), env });
   const client = new StateTransferClient({ env, service: benchKv(), sink: host, nodeId: 'bench-joiner', address, window, follow: true });
   let snapshotMs = 0;

@@ -2,11 +2,11 @@
  * Benchmark child: the serving replica. Holds `--keys` keys, answers kv requests on one TCP address
  * (one msgpack request → one reply) and serves state transfer on another.
  */
-import { nodeEnv } from '@tandem/core';
+
 import { createRegistry, type Connection } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
 import { Packr } from 'msgpackr';
-import { ServiceHost, StateTransferServer } from '@tandem/state-transfer';
+import { nodeTransferEnv, ServiceHost, StateTransferServer } from '@tandem/state-transfer';
 import { benchKv, valueFor, type BenchRequest, type ChildReport } from './kv.js';
 
 const keys = Number(process.env.BENCH_KEYS ?? 1_000_000);
@@ -15,6 +15,8 @@ const chunkBytes = Number(process.env.BENCH_CHUNK_BYTES ?? 512 * 1024);
 const sliceBytes = Number(process.env.BENCH_SLICE_BYTES ?? 32 * 1024);
 const packr = new Packr({ useRecords: false });
 const send = (m: ChildReport): void => void process.send?.(m);
+// Exit with the orchestrator (its IPC channel closes when it dies).
+process.on('disconnect', () => process.exit(0));
 
 async function serveKv(host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['initialState']>, BenchRequest, string | null>, conn: Connection): Promise<void> {
   for await (const msg of conn) {
@@ -31,7 +33,7 @@ async function serveKv(host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['
 
 async function main(): Promise<void> {
   const network = createRegistry([tcp()]);
-  const env = nodeEnv({ network });
+  const env = nodeTransferEnv({ network });
   const host = new ServiceHost({ service: benchKv(), env, backlog: { maxEntries: 2_000_000 } });
   const t0 = performance.now();
   for (let i = 0; i < keys; i++) host.execute({ op: 'set', key: `key:${i}`, value: valueFor(i, valueSize) });
@@ -45,6 +47,18 @@ async function main(): Promise<void> {
   process.on('message', (m: { t: string }) => {
     if (m.t === 'digest') send({ t: 'digest', seq: host.seq, digest: host.digest() });
   });
+  if (process.env.BENCH_DEBUG) {
+    const { monitorEventLoopDelay } = await import('node:perf_hooks');
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    let cpu = process.cpuUsage();
+    setInterval(() => {
+      const c = process.cpuUsage(cpu);
+      cpu = process.cpuUsage();
+      console.error(`[primary] loop delay p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms max ${(h.max / 1e6).toFixed(1)} ms; cpu ${((c.user + c.system) / 5000).toFixed(0)}%; open snapshots ${host.state.openSnapshots}`);
+      h.reset();
+    }, 500).unref();
+  }
   send({ t: 'ready', kvAddress: kvListener.address, transferAddress, keys, fillMs });
 }
 

@@ -41,6 +41,7 @@ demo                       primary + backup as child processes, SIGKILL the prim
   --duration S             seconds of load (default 6)
   --transport T            tcp (default) | ws | zmq, when installed
   --history FILE           write the operation history (JSON) for a linearizability check
+  --replica-log FILE       append the replicas' protocol log (JSON lines) to FILE
   --json                   one JSON object on stdout instead of the summary
 
 Exit codes: 0 ok · 1 failed (application error / demo found lost or duplicated writes) · 2 usage · 3 unavailable
@@ -150,6 +151,7 @@ async function main(argv: string[]): Promise<number> {
         duration: { type: 'string' },
         transport: { type: 'string' },
         history: { type: 'string' },
+        'replica-log': { type: 'string' },
         piggyback: { type: 'string' },
         'reply-mode': { type: 'string' },
         replication: { type: 'string' },
@@ -162,6 +164,7 @@ async function main(argv: string[]): Promise<number> {
         durationS: positiveNumber('duration', values.duration, 6),
         transport: values.transport ?? 'tcp',
         history: values.history,
+        replicaLog: values['replica-log'],
         replication,
       });
       if (values.json) process.stdout.write(JSON.stringify(result) + '\n');

@@ -13,8 +13,6 @@ export interface SourceMismatch {
   seq: number;
   forwarded: Pick<Entry, 'clientId' | 'requestId' | 'digest'>;
   flushed: Pick<Entry, 'clientId' | 'requestId' | 'digest'>;
-  /** True when the forwarded version had already been applied (the state may be wrong). */
-  applied: boolean;
 }
 
 function sameEntry(a: Pick<Entry, 'clientId' | 'requestId' | 'digest'>, b: Pick<Entry, 'clientId' | 'requestId' | 'digest'>): boolean {
@@ -32,8 +30,6 @@ export class BackupLog {
   readonly #pending = new Map<number, Entry>();
   /** Seqs that came only from client forwards so far: the primary's flush must confirm them. */
   readonly #fromClients = new Set<number>();
-  /** Entries applied from a client forward, awaiting the primary's flush for a cross-check (bounded). */
-  readonly #unconfirmed = new Map<number, Pick<Entry, 'clientId' | 'requestId' | 'digest'>>();
   readonly #capacity: number;
   onMismatch: (m: SourceMismatch) => void = () => {};
 
@@ -47,15 +43,12 @@ export class BackupLog {
 
   /** Store an entry for in-order application. `epoch` is the epoch of the primary being followed. */
   offer(entry: Entry, appliedSeq: number, epoch: number, fromPrimary: boolean): OfferResult {
-    if (entry.seq <= appliedSeq) {
-      if (fromPrimary) this.#confirm(entry);
-      return 'duplicate';
-    }
+    if (entry.seq <= appliedSeq) return 'duplicate';
     const pending = this.#pending.get(entry.seq);
     if (pending !== undefined) {
       if (fromPrimary && this.#fromClients.delete(entry.seq) && !sameEntry(pending, entry)) {
         // The primary's own copy wins over a client's.
-        this.onMismatch({ seq: entry.seq, forwarded: pending, flushed: entry, applied: false });
+        this.onMismatch({ seq: entry.seq, forwarded: pending, flushed: entry });
         this.#pending.set(entry.seq, entry);
       }
       return 'duplicate';
@@ -67,35 +60,20 @@ export class BackupLog {
     return 'stored';
   }
 
-  /** After a flush: the primary will never send seqs below its first entry (they were acknowledged
-   * before it flushed them), so stop waiting to cross-check those. */
-  flushed(entries: readonly Entry[]): void {
-    if (this.#unconfirmed.size === 0) return;
-    const bound = entries.length > 0 ? entries[0]!.seq : Number.POSITIVE_INFINITY;
-    for (const seq of this.#unconfirmed.keys()) {
-      if (seq >= bound) break;
-      this.#unconfirmed.delete(seq);
-    }
-  }
-
-  #confirm(entry: Entry): void {
-    const applied = this.#unconfirmed.get(entry.seq);
-    if (applied === undefined) return;
-    this.#unconfirmed.delete(entry.seq);
-    if (!sameEntry(applied, entry)) this.onMismatch({ seq: entry.seq, forwarded: applied, flushed: entry, applied: true });
-  }
-
-  /** Apply every contiguous entry after runner.appliedSeq; report digest mismatches. */
-  applyReady(runner: ServiceRunner<unknown, unknown, unknown>, onDivergence: (d: Divergence) => void): number {
+  /**
+   * Apply every contiguous entry after runner.appliedSeq; report digest mismatches. While the primary
+   * is alive, entries only a client has vouched for wait for the primary's flush (which confirms or
+   * replaces them); at takeover (`includeClientOnly`) they are applied too — that is what they are for.
+   */
+  applyReady(runner: ServiceRunner<unknown, unknown, unknown>, onDivergence: (d: Divergence) => void, includeClientOnly = false): number {
     let applied = 0;
     for (;;) {
       const next = runner.appliedSeq + 1;
       const entry = this.#pending.get(next);
       if (entry === undefined) return applied;
+      if (!includeClientOnly && this.#fromClients.has(next)) return applied;
       this.#pending.delete(next);
-      if (this.#fromClients.delete(next) && this.#unconfirmed.size < this.#capacity) {
-        this.#unconfirmed.set(next, { clientId: entry.clientId, requestId: entry.requestId, digest: entry.digest });
-      }
+      this.#fromClients.delete(next);
       const outcome = runner.apply(entry);
       applied++;
       if (outcome.digest !== entry.digest) onDivergence({ seq: entry.seq, expectedDigest: entry.digest, actualDigest: outcome.digest, entry });
@@ -110,6 +88,5 @@ export class BackupLog {
   clear(): void {
     this.#pending.clear();
     this.#fromClients.clear();
-    this.#unconfirmed.clear();
   }
 }

@@ -15,6 +15,8 @@ export type FlushPlan =
 interface Outstanding {
   flushId: number;
   sentAt: number;
+  /** Highest seq the backup holds once this flush and every earlier one arrived. */
+  upToSeq: number;
 }
 
 export class FlushTracker {
@@ -103,23 +105,30 @@ export class FlushTracker {
 
   /** The planned flush was handed to the connection. */
   sent(flushId: number, now: number): void {
-    if (this.#outstanding.length < this.#maxOutstanding) this.#outstanding.push({ flushId, sentAt: now });
     const last = this.log.lastSeq;
     if (last !== undefined && last > this.flushedSeq) this.flushedSeq = last;
+    if (this.#outstanding.length < this.#maxOutstanding) this.#outstanding.push({ flushId, sentAt: now, upToSeq: this.flushedSeq });
   }
 
   /** The backup acknowledged: trim, renew the lease from the acknowledged flush's send time. */
   acked(ack: FlushAck): void {
     let sentAt: number | undefined;
+    let expected: number | undefined;
     while (this.#outstanding.length > 0 && this.#outstanding[0]!.flushId <= ack.flushId) {
       const o = this.#outstanding.shift()!;
-      if (o.flushId === ack.flushId) sentAt = o.sentAt;
+      if (o.flushId === ack.flushId) {
+        sentAt = o.sentAt;
+        expected = o.upToSeq;
+      }
     }
     if (ack.upToSeq > this.ackedSeq) {
       this.ackedSeq = ack.upToSeq;
       this.log.trimTo(ack.upToSeq);
       if (this.flushedSeq < this.ackedSeq) this.flushedSeq = this.ackedSeq;
     }
+    // The backup acknowledged this flush but is behind what it carried: an earlier flush was lost.
+    // Re-send everything unacknowledged with the next flush.
+    if (expected !== undefined && ack.upToSeq < expected) this.flushedSeq = this.ackedSeq;
     this.#retransmits = 0;
     if (sentAt !== undefined) this.leaseUntil = Math.max(this.leaseUntil, sentAt + this.#leaseMs);
   }

@@ -97,7 +97,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#backupLog.onMismatch = (m) => {
       // A client forwarded something the primary did not sequence (forged or corrupted): never silent.
       this.#divergences++;
-      this.#log('error', 'FORWARD-MISMATCH', { ...m, hint: m.applied ? 'a client-forwarded entry was applied and differs from the primary\'s flush' : 'the primary\'s copy replaced a client\'s' });
+      this.#log('error', 'FORWARD-MISMATCH', { ...m, hint: "a client forwarded an entry the primary did not sequence; the primary's copy replaced it" });
       this.#emit({ type: 'divergence', seq: m.seq, expectedDigest: m.flushed.digest, actualDigest: m.forwarded.digest });
     };
     this.#stateSync = opts.stateSync ?? wholeStateSync;
@@ -633,7 +633,6 @@ class ReplicaNode implements Replica<unknown> {
       this.#log('info', 'primary-alive-again', {});
     }
     this.#acceptEntries(flush.entries, true);
-    this.#backupLog.flushed(flush.entries);
     link.send({ t: 'flushAck', epoch: this.#epoch, flushId: flush.flushId, upToSeq: this.#runner.appliedSeq, role: 'backup' });
   }
 
@@ -671,7 +670,7 @@ class ReplicaNode implements Replica<unknown> {
       else if (r === 'stale-epoch') this.#log('warn', 'stale-entry', { seq: e.seq, entryEpoch: e.epoch });
       else if (r === 'full') this.#log('warn', 'backup-log-full', { seq: e.seq });
     }
-    if (stored > 0) this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d));
+    if (stored > 0 || fromPrimary) this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d));
   }
 
   #onDivergence(d: Divergence): void {
@@ -742,6 +741,8 @@ class ReplicaNode implements Replica<unknown> {
 
   #takeover(silenceMs: number): void {
     this.#cancelBackupTimers();
+    // Everything the clients forwarded that can be ordered is applied now (the P-crash-after-reply case).
+    this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d), true);
     const gap = this.#backupLog.beyondGap();
     this.#backupLog.clear();
     this.#epoch += 1;

@@ -149,9 +149,9 @@ describe('fault cases', () => {
       await c.call({ op: 'put', key: 'k', value: 'v' });
       await c.drain(); // the forward was acknowledged by B
       pair.nodeA.crash();
-      expect(pair.b.state.get('k')).toBe('v');
       const r = await c.callWithInfo({ op: 'get', key: 'k' });
       expect(r.reply.value).toBe('v');
+      expect(pair.b.state.get('k')).toBe('v');
       expect(r.epoch).toBe(2);
       expect(pair.events.b.some((e) => e.type === 'lost-entries')).toBe(false);
     });

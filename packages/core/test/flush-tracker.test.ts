@@ -53,3 +53,25 @@ describe('FlushTracker', () => {
     expect(t.plan(1020)).toEqual({ kind: 'faulty' });
   });
 });
+
+describe('FlushTracker gap recovery', () => {
+  it('re-sends from the acknowledged seq when an ack shows an earlier flush was lost', () => {
+    const t = new FlushTracker(cfg, 36);
+    t.reset(0, 0);
+    t.append(entry(1));
+    t.append(entry(2));
+    const lost = t.plan(0);
+    if (lost.kind !== 'flush') throw new Error();
+    t.sent(lost.flushId, 0); // carries 1, 2 — and never arrives
+    t.append(entry(3));
+    const second = t.plan(1);
+    if (second.kind !== 'flush') throw new Error();
+    expect(second.entries.map((e) => e.seq)).toEqual([3]);
+    t.sent(second.flushId, 1);
+    // the backup got only seq 3, cannot apply it, acknowledges upToSeq 0
+    t.acked({ t: 'flushAck', epoch: 1, flushId: second.flushId, upToSeq: 0, role: 'backup' });
+    const again = t.plan(2);
+    if (again.kind !== 'flush') throw new Error();
+    expect(again.entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+  });
+});

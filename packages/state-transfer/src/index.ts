@@ -12,3 +12,5 @@ export { chunkChecksum, WholeStateChecksum } from './checksum.js';
 export { decodeMessage, encodeMessage, transferMessageSchema, type TransferMessage } from './messages.js';
 export type { TransferEnv } from './env.js';
 export * from './errors.js';
+export { nodeTransferEnv, withImmediateYield } from './node-env.js';
+export { yieldToEventLoop } from './env.js';

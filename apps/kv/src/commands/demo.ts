@@ -4,7 +4,7 @@
  * and rejoins as backup, then verification: no acknowledged write lost, none applied twice, both
  * replicas' state digests equal.
  */
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import type { ReplicationConfig } from '@tandem/core';
 import { ReplicaPair } from '../harness/cluster.js';
 import { percentile, Workload } from '../harness/workload.js';
@@ -16,6 +16,8 @@ export interface DemoOptions {
   durationS: number;
   transport: string;
   history?: string | undefined;
+  /** Append the replicas' protocol log (JSON lines, level info) to this file. */
+  replicaLog?: string | undefined;
   replication: Partial<ReplicationConfig>;
 }
 
@@ -49,7 +51,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   };
   let phase = 'starting';
   say(`tandem-kv demo: primary + backup as child processes on ${opts.transport}, ${opts.clients} clients, ~${opts.durationS} s`);
-  const pair = await ReplicaPair.start({ transport: opts.transport, replication: opts.replication });
+  const replicaLog = opts.replicaLog;
+  const pair = await ReplicaPair.start({
+    transport: opts.transport,
+    replication: opts.replication,
+    ...(replicaLog ? { logLevel: 'info' as const, onStderr: (node: string, line: string) => appendFileSync(replicaLog, `${node} ${line}\n`) } : {}),
+  });
   const workload = new Workload({ servers: pair.addresses, clients: opts.clients, network: createTransportRegistry(), config: opts.replication });
   say(`  a (pid ${pair.a.pid}) primary at ${pair.addresses[0]}; b (pid ${pair.b.pid}) backup at ${pair.addresses[1]}`);
   let lastCount = 0;
