@@ -14,3 +14,4 @@ export type { TransferEnv } from './env.js';
 export * from './errors.js';
 export { nodeTransferEnv, withImmediateYield } from './node-env.js';
 export { yieldToEventLoop } from './env.js';
+export { versionedStateSync } from './replica-sync.js';

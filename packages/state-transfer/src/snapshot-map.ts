@@ -15,7 +15,7 @@
  * have equal digests whatever the order of the writes that built them.
  */
 import { pack } from './codec.js';
-import { hashBytes32, hashString32, hex32, mix32 } from './checksum.js';
+import { hashBytes32, hex32, mix32 } from './checksum.js';
 import type { SnapshotCursor, StateBuilder } from './transferable.js';
 
 export interface SnapshotMapOptions {
@@ -35,33 +35,44 @@ export type MapRecord<V> = [key: string, value: V];
 let laneA = 0;
 let laneB = 0;
 
-/** FNV-1a of a string in two lanes at once (seeds SEED_A and SEED_B) → laneA, laneB. */
+/**
+ * A string hash in two independent 32-bit lanes at once (FNV-style multiply, two UTF-16 code units per
+ * step, murmur3 finaliser) → laneA, laneB.
+ */
 function hashPair(s: string, seedA: number, seedB: number): void {
-  let a = seedA >>> 0;
-  let b = seedB >>> 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x01000193);
+  let a = seedA | 0;
+  let b = seedB | 0;
+  const n = s.length;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const w = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
+    a = Math.imul(a ^ w, 0x01000193);
+    b = Math.imul(b ^ w, 0x5bd1e995);
   }
-  laneA = a >>> 0;
-  laneB = b >>> 0;
+  if (i < n) {
+    const w = s.charCodeAt(i);
+    a = Math.imul(a ^ w, 0x01000193);
+    b = Math.imul(b ^ w, 0x5bd1e995);
+  }
+  laneA = mix32(a ^ n);
+  laneB = mix32(b ^ n);
 }
 
 const SEED_A = 0x811c9dc5;
 const SEED_B = 0x9747b28c;
 
-interface OpenSnapshot<V> {
+interface OpenSnapshot {
   /** 1 = the cursor has not reached this bucket yet. */
   pending: Uint8Array;
-  preserved: Map<number, MapRecord<V>[]>;
+  /** Bucket index → its contents when the snapshot was opened, flat (k1, v1, k2, v2, …). */
+  preserved: Map<number, unknown[]>;
 }
 
 export class SnapshotMap<V = unknown> {
   readonly #buckets: Map<string, V>[];
   readonly #mask: number;
   #size = 0;
-  #open: OpenSnapshot<V>[] = [];
+  #open: OpenSnapshot[] = [];
   #lane1 = 0;
   #lane2 = 0;
   readonly #digestValue: ((value: V) => unknown) | undefined;
@@ -96,11 +107,13 @@ export class SnapshotMap<V = unknown> {
   }
 
   get(key: string): V | undefined {
-    return this.#buckets[hashString32(key) & this.#mask]!.get(key);
+    hashPair(key, SEED_A, SEED_B);
+    return this.#buckets[laneA & this.#mask]!.get(key);
   }
 
   has(key: string): boolean {
-    return this.#buckets[hashString32(key) & this.#mask]!.has(key);
+    hashPair(key, SEED_A, SEED_B);
+    return this.#buckets[laneA & this.#mask]!.has(key);
   }
 
   set(key: string, value: V): this {
@@ -111,7 +124,8 @@ export class SnapshotMap<V = unknown> {
     const bucket = this.#buckets[b]!;
     if (this.#open.length > 0) this.#preserve(b, bucket);
     const old = bucket.get(key);
-    if (old !== undefined || bucket.has(key)) this.#unaccount(k1, k2, old as V);
+    if (old !== undefined) this.#unaccount(k1, k2, old);
+    else if (bucket.has(key)) this.#unaccount(k1, k2, old as V);
     else this.#size++;
     bucket.set(key, value);
     this.#account(k1, k2, value);
@@ -163,12 +177,10 @@ export class SnapshotMap<V = unknown> {
 
   /** Open a consistent snapshot cursor in O(buckets / 8) (no copy of the data). */
   snapshot(): SnapshotCursor {
-    const snap: OpenSnapshot<V> = { pending: new Uint8Array(this.#buckets.length).fill(1), preserved: new Map() };
+    const snap: OpenSnapshot = { pending: new Uint8Array(this.#buckets.length).fill(1), preserved: new Map() };
     this.#open.push(snap);
     const total = this.#size;
     let bucketIndex = 0;
-    let current: MapRecord<V>[] = [];
-    let pos = 0;
     let closed = false;
     const close = (): void => {
       if (closed) return;
@@ -179,32 +191,23 @@ export class SnapshotMap<V = unknown> {
     return {
       totalRecords: total,
       recordWidth: 2,
+      // Whole buckets at a time (a call may exceed maxRecords by less than one bucket): a live bucket
+      // is read within this synchronous call, before any write can change it.
       next: (maxRecords: number): unknown[] | undefined => {
         if (closed) return undefined;
         const out: unknown[] = [];
         const max = 2 * Math.max(1, maxRecords);
-        while (out.length < max) {
-          if (pos < current.length) {
-            const take = Math.min(current.length - pos, (max - out.length) / 2);
-            for (let i = 0; i < take; i++) {
-              const r = current[pos + i]!;
-              out.push(r[0], r[1]);
-            }
-            pos += take;
-            continue;
-          }
-          if (bucketIndex >= this.#buckets.length) break;
+        const push = (v: unknown, k: string): void => void out.push(k, v);
+        while (out.length < max && bucketIndex < this.#buckets.length) {
           const b = bucketIndex++;
           const kept = snap.preserved.get(b);
           if (kept) {
-            current = kept;
+            for (let i = 0; i < kept.length; i++) out.push(kept[i]);
             snap.preserved.delete(b);
           } else {
-            const live = this.#buckets[b]!;
-            current = live.size === 0 ? [] : Array.from(live);
+            this.#buckets[b]!.forEach(push);
           }
           snap.pending[b] = 0;
-          pos = 0;
         }
         if (out.length === 0) {
           close();
@@ -235,7 +238,11 @@ export class SnapshotMap<V = unknown> {
 
   #preserve(b: number, bucket: Map<string, V>): void {
     for (const snap of this.#open) {
-      if (snap.pending[b] === 1 && !snap.preserved.has(b)) snap.preserved.set(b, Array.from(bucket));
+      if (snap.pending[b] === 1 && !snap.preserved.has(b)) {
+        const flat: unknown[] = [];
+        bucket.forEach((v, k) => void flat.push(k, v));
+        snap.preserved.set(b, flat);
+      }
     }
   }
 
