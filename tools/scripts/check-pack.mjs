@@ -75,6 +75,31 @@ await roundTrip(createRegistry([zeromq()]), 'zmq+tcp://127.0.0.1:0');
 process.exit(0);
 `,
   },
+  {
+    dir: 'packages/core',
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'README.md'],
+    forbid: ['ws', 'zeromq'],
+    smoke: `
+import assert from 'node:assert/strict';
+import { z } from 'zod';
+import { createMemoryNetwork } from '@tandem/transport';
+import { createClient, createReplica, defineService, nodeEnv } from '@tandem/core';
+const counter = defineService({
+  name: 'counter', request: z.object({ by: z.number() }), reply: z.number(),
+  initialState: () => ({ n: 0 }), apply: (s, r) => (s.n += r.by),
+  snapshot: (s) => s.n, restore: (n) => ({ n }),
+});
+const env = nodeEnv({ network: createMemoryNetwork() });
+const a = createReplica({ service: counter, env, listen: 'mem://a', peer: 'mem://b', roleHint: 'primary' });
+const b = createReplica({ service: counter, env, listen: 'mem://b', peer: 'mem://a', roleHint: 'backup' });
+await a.start(); await b.start();
+const client = createClient({ service: counter, env, servers: ['mem://a', 'mem://b'] });
+assert.equal(await client.call({ by: 2 }), 2);
+assert.equal(await client.call({ by: 3 }), 5);
+console.log('  replicated counter OK: ' + a.status().role + ' + ' + b.status().role);
+process.exit(0);
+`,
+  },
 ];
 
 /** The package and every @tandem package it depends on, transitively (from the workspace package.json files). */

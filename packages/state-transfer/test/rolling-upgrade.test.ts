@@ -34,12 +34,22 @@ afterEach(async () => {
   for (const r of replicas.splice(0)) await r.stop().catch(() => {});
 });
 
-async function waitRole(r: Replica<unknown>, roles: Role[], ms = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!roles.includes(r.status().role)) {
-    if (Date.now() - start > ms) throw new Error(`role ${r.status().role}, expected ${roles.join('|')}`);
-    await sleep(5);
-  }
+/** Wait for a role by its event (status() computes a digest: polling it would load the replica). */
+function waitRole(r: Replica<unknown>, roles: Role[], ms = 15_000): Promise<void> {
+  if (roles.includes(r.status().role)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`role ${r.status().role}, expected ${roles.join('|')}`));
+    }, ms);
+    const off = r.on((e) => {
+      if (e.type === 'role' && roles.includes(e.role)) {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
+  });
 }
 
 describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
@@ -50,6 +60,7 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
     const start = (service: ServiceDefinition<never, KvRequest, string | null>, listen: string, peer: string, roleHint: 'primary' | 'backup' | 'auto', nodeId: string) => {
       const r = createReplica({ service, env: testEnv(network), listen, peer, roleHint, nodeId, config: CONFIG, stateSync: versionedStateSync(service) });
       replicas.push(r as Replica<unknown>);
+      r.on((e) => process.env.DBG && console.log(`${nodeId} ${JSON.stringify(e)}`));
       return r as Replica<unknown>;
     };
     const a1 = start(v1 as never, A, B, 'primary', 'a-v1');
@@ -59,6 +70,9 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
     await waitRole(b1, ['backup']);
 
     // Load: 4 clients, each writing its own keys in sequence, until told to stop.
+    const t0 = Date.now();
+    const mark = (what: string) => process.env.DBG && console.log(`${Date.now() - t0} ms: ${what}`);
+    for (const r of [a1, b1]) r.on((e) => e.type !== 'protocol-error' && mark(`${r.status().nodeId} ${JSON.stringify(e)}`));
     let stop = false;
     let ok = 0;
     const failures: string[] = [];
@@ -75,12 +89,14 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
           ok++;
         } catch (err) {
           failures.push(`${key}: ${(err as Error).name}: ${(err as Error).message}`);
+          mark(`failure ${key}`);
         }
       }
     });
     await sleep(200);
 
     // 1. Upgrade the backup: it joins the version-1 primary and migrates the state it receives.
+    mark('stop b1');
     await b1.stop();
     const b2 = start(v2 as never, B, A, 'backup', 'b-v2');
     await b2.start();
@@ -89,11 +105,13 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
     await sleep(200);
 
     // 2. Planned failover: stop the old primary; the new version takes over; clients retry there.
+    mark('stop a1');
     await a1.stop();
     await waitRole(b2, ['solo-primary', 'primary']);
     await sleep(200);
 
     // 3. Upgrade the other replica: it joins the new primary (same version, no migration).
+    mark('start a2');
     const a2 = start(v2 as never, A, B, 'auto', 'a-v2');
     await a2.start();
     await waitRole(a2, ['backup']);
@@ -109,7 +127,7 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
     for (const [k, v] of acknowledged) expect(state.get(k)?.v).toBe(v);
     // Both replicas converge (equal seq → equal digests; the digest covers the logical content).
     const until = Date.now() + 5000;
-    while (a2.status().appliedSeq !== b2.status().appliedSeq && Date.now() < until) await sleep(10);
+    while (a2.status().appliedSeq !== b2.status().appliedSeq && Date.now() < until) await sleep(100);
     expect(a2.status().appliedSeq).toBe(b2.status().appliedSeq);
     expect(a2.status().stateDigest).toBe(b2.status().stateDigest);
     expect(a2.status().divergences + b2.status().divergences).toBe(0);
