@@ -27,6 +27,7 @@ const CONFIG: Partial<ReplicationConfig> = {
   forwardDelayMs: 1,
 };
 
+let T0 = 0;
 const replicas: Replica<unknown>[] = [];
 const clients: Client<KvRequest, string | null>[] = [];
 afterEach(async () => {
@@ -55,12 +56,13 @@ function waitRole(r: Replica<unknown>, roles: Role[], ms = 15_000): Promise<void
 describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
   it('upgrades both replicas under load with zero failed client requests', async () => {
     const network = createMemoryNetwork();
+    T0 = Date.now();
     const A = 'mem://upgrade-a';
     const B = 'mem://upgrade-b';
     const start = (service: ServiceDefinition<never, KvRequest, string | null>, listen: string, peer: string, roleHint: 'primary' | 'backup' | 'auto', nodeId: string) => {
       const r = createReplica({ service, env: testEnv(network), listen, peer, roleHint, nodeId, config: CONFIG, stateSync: versionedStateSync(service) });
       replicas.push(r as Replica<unknown>);
-      r.on((e) => process.env.DBG && console.log(`${nodeId} ${JSON.stringify(e)}`));
+      r.on((e) => process.env.DBG && console.log(`${Date.now() - T0} ms ${nodeId} ${JSON.stringify(e)}`));
       return r as Replica<unknown>;
     };
     const a1 = start(v1 as never, A, B, 'primary', 'a-v1');
@@ -107,7 +109,9 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
     // 2. Planned failover: stop the old primary; the new version takes over; clients retry there.
     mark('stop a1');
     await a1.stop();
+    mark('a1 stopped');
     await waitRole(b2, ['solo-primary', 'primary']);
+    mark('b2 serving');
     await sleep(200);
 
     // 3. Upgrade the other replica: it joins the new primary (same version, no migration).
