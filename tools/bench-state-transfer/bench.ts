@@ -3,7 +3,7 @@
  * State-transfer benchmark.
  *
  *   npm run bench:state-transfer -- [--keys N] [--value-size B] [--rate R] [--baseline-ms MS]
- *                                    [--chunk-bytes B] [--slice-bytes B] [--window W] [--json]
+ *                                    [--chunk-bytes B] [--slice-bytes B] [--window W] [--max-mbps M] [--json]
  *
  * Three processes on 127.0.0.1 (TCP): a serving replica holding N keys (child), a joining replica
  * (child, started before any measurement and idle until told to join), and this process, which sends
@@ -29,11 +29,12 @@ interface Args {
   chunkBytes: number;
   sliceBytes: number;
   window: number;
+  maxMBps: number;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, window: 8, json: false };
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, window: 8, maxMBps: 0, json: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -52,6 +53,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--chunk-bytes') a.chunkBytes = num(f, argv[++i]);
     else if (f === '--slice-bytes') a.sliceBytes = num(f, argv[++i]);
     else if (f === '--window') a.window = num(f, argv[++i]);
+    else if (f === '--max-mbps') a.maxMBps = num(f, argv[++i]);
     else {
       console.error(`unknown argument ${f}`);
       process.exit(2);
@@ -170,6 +172,7 @@ async function main(): Promise<void> {
       BENCH_VALUE_SIZE: String(args.valueSize),
       BENCH_CHUNK_BYTES: String(args.chunkBytes),
       BENCH_SLICE_BYTES: String(args.sliceBytes),
+      BENCH_MAX_BPS: String(args.maxMBps * 1e6),
     });
     procs.push(primary);
     const ready = await nextReport(primary, 'ready', 300_000);
@@ -241,6 +244,7 @@ async function main(): Promise<void> {
       chunkBytes: args.chunkBytes,
       sliceBytes: args.sliceBytes,
       window: args.window,
+      maxMBps: args.maxMBps || null,
       rate: args.rate,
       targets: { throughputMBps: 100, p99Ratio: 2 },
     };

@@ -38,7 +38,8 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   for (let i = 0; i < keys; i++) host.execute({ op: 'set', key: `key:${i}`, value: valueFor(i, valueSize) });
   const fillMs = performance.now() - t0;
-  const server = new StateTransferServer({ env, source: host, chunkBytes, sliceBytes });
+  const maxBytesPerSecond = Number(process.env.BENCH_MAX_BPS ?? 0);
+  const server = new StateTransferServer({ env, source: host, chunkBytes, sliceBytes, maxBytesPerSecond });
   const transferAddress = await server.listen('tcp://127.0.0.1:0');
   const kvListener = await network.listen('tcp://127.0.0.1:0');
   void (async () => {

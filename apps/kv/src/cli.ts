@@ -18,6 +18,7 @@ Usage:
   tandem-kv serve --listen ADDR --peer ADDR [--role primary|backup|auto] [--config FILE] [options]
   tandem-kv call  --servers ADDR,ADDR COMMAND [ARGS…]
   tandem-kv demo  [--json] [--clients N] [--duration S] [--transport tcp] [--history FILE]
+  tandem-kv load  --servers ADDR,ADDR --key K [--count N] [--die-after-send I] [--hold]   (scripted client)
 
 serve                      run one replica; the other runs with --listen/--peer swapped
   --listen ADDR            address for clients and the peer, e.g. tcp://127.0.0.1:7001
@@ -123,7 +124,7 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keep running until signalled
     }
     case 'call': {
-      const { values, positionals } = parse(rest, { servers: { type: 'string' }, timeout: { type: 'string' }, json: { type: 'boolean' } }, true);
+      const { values, positionals } = parse(rest, { servers: { type: 'string' }, timeout: { type: 'string' } }, true);
       const servers = parseServers(values.servers);
       const request = requestFromWords(positionals);
       const timeout = positiveInt('timeout', values.timeout, 5000);

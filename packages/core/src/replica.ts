@@ -707,8 +707,11 @@ class ReplicaNode implements Replica<unknown> {
   #onWatchdog(): void {
     this.#watchdog = undefined;
     if (this.#role !== 'backup') return;
-    const silence = this.#env.now() - this.#lastFlushAt;
-    if (silence < this.#cfg.heartbeatTimeoutMs) return this.#armWatchdog();
+    const now = this.#env.now();
+    const silence = now - this.#lastFlushAt;
+    // Compare against the same deadline #armWatchdog computed (not `silence < timeout`): floating-point
+    // rounding could otherwise make the two disagree and re-arm a 0 ms timer at the same instant.
+    if (now < this.#lastFlushAt + this.#cfg.heartbeatTimeoutMs) return this.#armWatchdog();
     if (this.#broken === 'no-forward-wait') return this.#onSuspectExpired();
     if (this.#suspectTimer === undefined) {
       this.#log('warn', 'primary-silent', { silenceMs: silence, forwardWindowMs: this.#bounds.forwardWindowMs });
@@ -726,8 +729,9 @@ class ReplicaNode implements Replica<unknown> {
   #onSuspectExpired(): void {
     this.#suspectTimer = undefined;
     if (this.#role !== 'backup') return;
-    const silence = this.#env.now() - this.#lastFlushAt;
-    if (silence < this.#cfg.heartbeatTimeoutMs) return;
+    const now = this.#env.now();
+    const silence = now - this.#lastFlushAt;
+    if (now < this.#lastFlushAt + this.#cfg.heartbeatTimeoutMs) return;
     const witness = this.#opts.witness;
     if (!witness) return this.#takeover(silence);
     void Promise.resolve(witness.mayServeAlone({ nodeId: this.#nodeId, epoch: this.#epoch + 1, reason: 'takeover' })).then(

@@ -35,6 +35,9 @@ export interface StateTransferServerOptions {
   maxRestarts?: number;
   /** After verification, keep shipping new log entries to the joiner (default true). */
   follow?: boolean;
+  /** Pace the snapshot to at most this many bytes per second per session (default: unlimited). Trades
+   * transfer time for the serving replica's latency on a busy machine. */
+  maxBytesPerSecond?: number;
   progressIntervalMs?: number;
 }
 
@@ -72,6 +75,9 @@ interface Session {
   wake: WakeSignal;
   expiry: { cancel(): void } | undefined;
   meter: ProgressMeter;
+  /** env.now() when the snapshot started being sent (for pacing). */
+  sendStartedAt: number;
+  sentBytes: number;
 }
 
 const DEFAULTS = {
@@ -85,6 +91,7 @@ const DEFAULTS = {
   maxRestarts: 3,
   follow: true,
   progressIntervalMs: 250,
+  maxBytesPerSecond: 0,
 };
 
 export class StateTransferServer {
@@ -266,6 +273,8 @@ export class StateTransferServer {
       wake: new WakeSignal(),
       expiry: undefined,
       meter,
+      sendStartedAt: this.#env.now(),
+      sentBytes: 0,
     };
     this.#sessions.set(transferId, s);
     this.#emit({ type: 'session-open', transferId, nodeId, seq: captured.seq, format, version: captured.version });
@@ -404,7 +413,11 @@ export class StateTransferServer {
           s.sentNext++;
           await conn.send(encodeMessage(chunk));
         }
-        await yieldToEventLoop(this.#env);
+        s.sentBytes += chunk.data.length;
+        const rate = this.#o.maxBytesPerSecond;
+        const ahead = rate > 0 ? s.sendStartedAt + (s.sentBytes * 1000) / rate - this.#env.now() : 0;
+        if (ahead > 0) await new Promise<void>((resolve) => this.#env.setTimer(ahead, resolve));
+        else await yieldToEventLoop(this.#env);
       }
       return true;
     }

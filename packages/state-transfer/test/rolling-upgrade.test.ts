@@ -93,9 +93,11 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
           failures.push(`${key}: ${(err as Error).name}: ${(err as Error).message}`);
           mark(`failure ${key}`);
         }
+        // The in-memory network delivers in microtasks: let timers run between calls.
+        await new Promise((r) => setImmediate(r));
       }
     });
-    await sleep(200);
+    await sleep(400);
 
     // 1. Upgrade the backup: it joins the version-1 primary and migrates the state it receives.
     mark('stop b1');
@@ -104,7 +106,7 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
     await b2.start();
     await waitRole(b2, ['backup']);
     expect((b2.state as SnapshotMap<unknown>).get('w0:0')).toMatchObject({ len: expect.any(Number) });
-    await sleep(200);
+    await sleep(400);
 
     // 2. Planned failover: stop the old primary; the new version takes over; clients retry there.
     mark('stop a1');
@@ -112,14 +114,14 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
     mark('a1 stopped');
     await waitRole(b2, ['solo-primary', 'primary']);
     mark('b2 serving');
-    await sleep(200);
+    await sleep(400);
 
     // 3. Upgrade the other replica: it joins the new primary (same version, no migration).
     mark('start a2');
     const a2 = start(v2 as never, A, B, 'auto', 'a-v2');
     await a2.start();
     await waitRole(a2, ['backup']);
-    await sleep(200);
+    await sleep(400);
 
     stop = true;
     await Promise.all(workers);

@@ -68,8 +68,14 @@ describe('state transfer over a connection', () => {
     const client = new StateTransferClient({ env, service: kvServiceV1(), sink: joiner, nodeId: 'joiner', address, follow: true });
     const progress: StateTransferClientEvent[] = [];
     client.on((e) => e.type === 'progress' && progress.push(e));
+    const t0 = performance.now();
     const result = await client.run();
+    const ms = performance.now() - t0;
     const writes = await load.stop();
+    console.log(
+      `[state-transfer] ${KEYS} keys: ${result.records} records, ${(result.bytes / 1e6).toFixed(1)} MB, ` +
+        `${result.entries} catch-up entries, verified at seq ${result.seq} in ${ms.toFixed(0)} ms (${writes} writes during the transfer)`,
+    );
     expect(writes).toBeGreaterThan(0);
     // Verified at an agreed seq with equal digests, after catching up from the backlog.
     expect(result.seq).toBeGreaterThan(KEYS);
