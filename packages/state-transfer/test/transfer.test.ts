@@ -217,6 +217,22 @@ describe('state transfer over a connection', () => {
     await server.close();
   });
 
+  it('a paced transfer (maxBytesPerSecond) completes with equal digests', async () => {
+    const network = createMemoryNetwork();
+    const env = testEnv(network);
+    const primary = new ServiceHost({ service: kvServiceV1(), env });
+    const joiner = new ServiceHost({ service: kvServiceV1(), env });
+    fill((r) => primary.execute(r), 5000);
+    const server = new StateTransferServer({ env, source: primary, chunkBytes: 16 * 1024, maxBytesPerSecond: 2_000_000 });
+    const address = await server.listen('mem://paced');
+    const client = new StateTransferClient({ env, service: kvServiceV1(), sink: joiner, nodeId: 'j', address });
+    const result = await client.run();
+    expect(result.records).toBe(5000);
+    expect(joiner.digest()).toBe(primary.digest());
+    await client.close();
+    await server.close();
+  });
+
   it('carries auxiliary replicated data (e.g. an exactly-once window) fixed at the snapshot seq', async () => {
     const network = createMemoryNetwork();
     const env = testEnv(network);
