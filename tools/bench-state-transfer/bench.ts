@@ -66,7 +66,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const execArgv = ['--conditions=@tandem/source', '--import', 'tsx'];
 
 function child(file: string, env: Record<string, string>): ChildProcess {
-  return fork(here + file, [], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  return fork(here + file, [], { execArgv: [...execArgv, ...prof], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeoutMs: number): Promise<Extract<ChildReport, { t: T }>> {
@@ -217,6 +218,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const converged = pd !== undefined && jd !== undefined && pd.seq === jd.seq && pd.digest === jd.digest;
+    if (!converged) console.error(`not converged: primary ${JSON.stringify(pd)} joiner ${JSON.stringify(jd)}`);
     await conn.close();
 
     const p99Base = percentile(baseLat, 99);
@@ -259,7 +261,8 @@ async function main(): Promise<void> {
     }
     if (!converged || failed > 0) process.exitCode = 1;
   } finally {
-    for (const p of procs) if (p.pid !== undefined && p.exitCode === null) p.kill('SIGKILL');
+    for (const p of procs) if (p.pid !== undefined && p.exitCode === null) p.kill(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
+    if (process.env.BENCH_CPU_PROF) await new Promise((r) => setTimeout(r, 2000));
   }
 }
 

@@ -10,6 +10,7 @@ const window = Number(process.env.BENCH_WINDOW ?? 8);
 const send = (m: ChildReport): void => void process.send?.(m);
 // Exit with the orchestrator (its IPC channel closes when it dies).
 process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
 
 async function main(): Promise<void> {
   if (process.env.BENCH_WAIT_FOR_GO) {

@@ -17,6 +17,7 @@ const packr = new Packr({ useRecords: false });
 const send = (m: ChildReport): void => void process.send?.(m);
 // Exit with the orchestrator (its IPC channel closes when it dies).
 process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
 
 async function serveKv(host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['initialState']>, BenchRequest, string | null>, conn: Connection): Promise<void> {
   for await (const msg of conn) {

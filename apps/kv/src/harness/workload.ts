@@ -122,8 +122,9 @@ export class Workload {
     } catch (err) {
       this.#failed++;
       if ((err as Error).name === 'ApplicationError') {
-        // A deterministic refusal still has a known outcome.
-        if (h) h.return = this.now();
+        // A deterministic refusal: the operation was not applied, so it leaves the history (recording it
+        // as a completed put/append would make the checker expect its effect).
+        if (h) this.history.splice(this.history.lastIndexOf(h), 1);
         return undefined;
       }
       return undefined; // unknown outcome: the history op keeps no `return`
