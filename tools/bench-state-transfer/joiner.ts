@@ -12,18 +12,19 @@ const send = (m: ChildReport): void => void process.send?.(m);
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));
 
+/** The next 'go' from the orchestrator: start a transfer (follow = keep applying afterwards). */
+function nextGo(): Promise<{ follow: boolean }> {
+  return new Promise((resolve) => {
+    const onGo = (m: { t: string; follow?: boolean }): void => {
+      if (m.t !== 'go') return;
+      process.off('message', onGo);
+      resolve({ follow: m.follow === true });
+    };
+    process.on('message', onGo);
+  });
+}
+
 async function main(): Promise<void> {
-  if (process.env.BENCH_WAIT_FOR_GO) {
-    await new Promise<void>((resolve) => {
-      const onGo = (m: { t: string }): void => {
-        if (m.t !== 'go') return;
-        process.off('message', onGo);
-        resolve();
-      };
-      process.on('message', onGo);
-      send({ t: 'ready', kvAddress: '', transferAddress: address, keys: 0, fillMs: 0 });
-    });
-  }
   if (process.env.BENCH_DEBUG) {
     let cpu = process.cpuUsage();
     setInterval(() => {
@@ -34,18 +35,25 @@ async function main(): Promise<void> {
   }
   const network = createRegistry([tcp()]);
   const env = nodeTransferEnv({ network });
-  const host = new ServiceHost({ service: benchKv(), env });
-  const client = new StateTransferClient({ env, service: benchKv(), sink: host, nodeId: 'bench-joiner', address, window, follow: true });
-  let snapshotMs = 0;
-  const t0 = performance.now();
-  client.on((e) => {
-    if (e.type === 'installed') snapshotMs = performance.now() - t0;
-  });
-  const r = await client.run();
-  send({ t: 'joined', bytes: r.bytes, records: r.records, entries: r.entries, transferMs: performance.now() - t0, snapshotMs, seq: r.seq, digest: r.digest, resumes: r.resumes });
+  let host = new ServiceHost({ service: benchKv(), env });
   process.on('message', (m: { t: string }) => {
     if (m.t === 'digest') send({ t: 'digest', seq: host.seq, digest: host.digest() });
   });
+  send({ t: 'ready', kvAddress: '', transferAddress: address, keys: 0, fillMs: 0 });
+  // Each round: a fresh replica state receives the whole state, catches up and is verified.
+  for (;;) {
+    const { follow } = await nextGo();
+    host = new ServiceHost({ service: benchKv(), env });
+    const client = new StateTransferClient({ env, service: benchKv(), sink: host, nodeId: `bench-joiner-${Date.now()}`, address, window, follow });
+    let snapshotMs = 0;
+    const t0 = performance.now();
+    client.on((e) => {
+      if (e.type === 'installed') snapshotMs = performance.now() - t0;
+    });
+    const r = await client.run();
+    send({ t: 'joined', bytes: r.bytes, records: r.records, entries: r.entries, transferMs: performance.now() - t0, snapshotMs, seq: r.seq, digest: r.digest, resumes: r.resumes });
+    if (!follow) await client.close();
+  }
 }
 
 main().catch((err: Error) => {

@@ -65,6 +65,10 @@ export interface DerivedTimingBounds extends TimingBounds {
   leaseMs: number;
   /** Time without any acknowledgement after which a peer is declared faulty. */
   peerFaultyMs: number;
+  /** How long the backup waits for its primary's statusReply before taking over (a live primary answers). */
+  takeoverProbeMs: number;
+  /** How long a primary waits for a joiner's first ack (sent once it installed the state copy). */
+  joinTimeoutMs: number;
 }
 
 /**
@@ -72,23 +76,30 @@ export interface DerivedTimingBounds extends TimingBounds {
  * - forwardWindowMs = forwardDelayMs + (maxRetransmits + 1) × ackTimeoutMs — a client that received a
  *   reply sends its forward within forwardDelayMs and re-sends it up to maxRetransmits times, each after
  *   ackTimeoutMs; the last copy arrives within one more ackTimeoutMs.
- * - takeoverMs = heartbeatTimeoutMs + forwardWindowMs — silence detection, then the forward window.
+ * - takeoverMs = heartbeatTimeoutMs + forwardWindowMs + takeoverProbeMs — silence detection, the forward
+ *   window, then a status probe of the primary (takeoverProbeMs = ackTimeoutMs): a primary that answers
+ *   is alive and the backup re-joins instead; a crashed one refuses at once, a paused one stays silent.
  * - worstCaseFailoverMs = takeoverMs + requestTimeoutMs — a waiting client re-sends to both servers
  *   every requestTimeoutMs, so its next attempt after the takeover reaches the new primary.
  * - leaseMs = 0.9 × heartbeatTimeoutMs — a primary answers only within leaseMs of sending a flush the
  *   backup acknowledged; the backup cannot take over before heartbeatTimeoutMs + forwardWindowMs after
  *   receiving that flush, so a paused primary's lease has expired before a takeover (10% slack for
  *   clock-rate differences).
+ * - joinTimeoutMs = max(10 × takeoverMs, 2000) — a joiner's ack clock starts when it has installed the
+ *   state copy (its first ack); this bounds the wait for that first ack.
  */
 export function computeTimingBounds(config: Partial<ReplicationConfig> = {}): DerivedTimingBounds {
   const c = resolveConfig(config);
   const forwardWindowMs = c.forwardDelayMs + (c.maxRetransmits + 1) * c.ackTimeoutMs;
-  const takeoverMs = c.heartbeatTimeoutMs + forwardWindowMs;
+  const takeoverProbeMs = c.ackTimeoutMs;
+  const takeoverMs = c.heartbeatTimeoutMs + forwardWindowMs + takeoverProbeMs;
   return {
     forwardWindowMs,
     takeoverMs,
     worstCaseFailoverMs: takeoverMs + c.requestTimeoutMs,
     leaseMs: 0.9 * c.heartbeatTimeoutMs,
     peerFaultyMs: (c.maxRetransmits + 1) * c.ackTimeoutMs,
+    takeoverProbeMs,
+    joinTimeoutMs: Math.max(10 * takeoverMs, 2000),
   };
 }

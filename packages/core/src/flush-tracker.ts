@@ -10,7 +10,9 @@ import { UnackedLog } from './unacked-log.js';
 export type FlushPlan =
   | { kind: 'flush'; flushId: number; entries: Entry[]; retransmit: boolean }
   /** maxRetransmits re-sends went unacknowledged: the backup is faulty. */
-  | { kind: 'faulty' };
+  | { kind: 'faulty' }
+  /** A joiner sent no first ack (it installs the state copy first) within the join timeout. */
+  | { kind: 'join-timeout' };
 
 interface Outstanding {
   flushId: number;
@@ -27,6 +29,12 @@ export class FlushTracker {
   flushedSeq = 0;
   /** The primary may answer while now < leaseUntil (role 'primary' only). */
   leaseUntil = 0;
+  /** When the last acknowledged flush was sent (or the state copy, for a joiner): the drop deadline counts from it. */
+  lastAckedSentAt = 0;
+  /** A joiner installs the state copy before it can ack anything: its ack clock has not started yet. */
+  #awaitingJoinAck = false;
+  #joinStartedAt = 0;
+  readonly #joinTimeoutMs: number;
   #outstanding: Outstanding[] = [];
   #nextFlushId = 1;
   #retransmits = 0;
@@ -35,9 +43,10 @@ export class FlushTracker {
   readonly #leaseMs: number;
   readonly #maxOutstanding: number;
 
-  constructor(cfg: ReplicationConfig, leaseMs: number) {
+  constructor(cfg: ReplicationConfig, leaseMs: number, joinTimeoutMs = Number.POSITIVE_INFINITY) {
     this.#cfg = cfg;
     this.#leaseMs = leaseMs;
+    this.#joinTimeoutMs = joinTimeoutMs;
     // flushes that can be unacknowledged at once before the peer is faulty, with room for count flushes
     this.#maxOutstanding = 4 * (cfg.maxRetransmits + 2) * Math.ceil(cfg.ackTimeoutMs / cfg.flushIntervalMs + 1);
   }
@@ -46,18 +55,32 @@ export class FlushTracker {
     return this.#retransmits;
   }
 
-  /** A backup joined from a snapshot at `seq`: keep every entry after it; the join grants a lease. */
-  reset(seq: number, now: number): void {
+  /**
+   * A backup joins from a snapshot at `seq` sent now: keep every entry after it; the snapshot grants a
+   * lease (the joiner's takeover clock starts no earlier than its arrival). With `joining`, the ack clock
+   * starts only at the joiner's first ack (sent once it installed the copy): re-sends before it do not
+   * count towards "faulty"; `joinTimeoutMs` without that ack gives a 'join-timeout' plan instead.
+   */
+  reset(seq: number, now: number, joining = false): void {
     this.clear();
     this.ackedSeq = seq;
     this.flushedSeq = seq;
     this.leaseUntil = now + this.#leaseMs;
+    this.lastAckedSentAt = now;
+    this.#awaitingJoinAck = joining;
+    this.#joinStartedAt = now;
+  }
+
+  /** True while a joiner has not acknowledged anything yet (it is still installing the state copy). */
+  get awaitingJoinAck(): boolean {
+    return this.#awaitingJoinAck;
   }
 
   clear(): void {
     this.log.clear();
     this.#outstanding = [];
     this.#retransmits = 0;
+    this.#awaitingJoinAck = false;
   }
 
   append(entry: Entry): void {
@@ -88,6 +111,11 @@ export class FlushTracker {
    * has waited ackTimeoutMs for its ack — every unacknowledged entry, counted as a re-send.
    */
   plan(now: number): FlushPlan {
+    if (this.#awaitingJoinAck) {
+      if (now - this.#joinStartedAt >= this.#joinTimeoutMs) return { kind: 'join-timeout' };
+      // Keep flushing (the joiner reads them once installed) but count nothing against it yet.
+      return { kind: 'flush', flushId: this.#nextFlushId++, entries: this.log.range(this.flushedSeq), retransmit: false };
+    }
     const oldest = this.#outstanding[0];
     let from = this.flushedSeq;
     let retransmit = false;
@@ -112,6 +140,19 @@ export class FlushTracker {
 
   /** The backup acknowledged: trim, renew the lease from the acknowledged flush's send time. */
   acked(ack: FlushAck): void {
+    if (this.#awaitingJoinAck) {
+      // The joiner's first ack: it installed the copy. Its ack clock starts now; flushes it may have
+      // discarded while installing are forgotten and everything unacknowledged goes out again.
+      this.#awaitingJoinAck = false;
+      this.#outstanding = [];
+      this.#retransmits = 0;
+      if (ack.upToSeq > this.ackedSeq) {
+        this.ackedSeq = ack.upToSeq;
+        this.log.trimTo(ack.upToSeq);
+      }
+      this.flushedSeq = this.ackedSeq;
+      return;
+    }
     let sentAt: number | undefined;
     let expected: number | undefined;
     while (this.#outstanding.length > 0 && this.#outstanding[0]!.flushId <= ack.flushId) {
@@ -130,6 +171,9 @@ export class FlushTracker {
     // Re-send everything unacknowledged with the next flush.
     if (expected !== undefined && ack.upToSeq < expected) this.flushedSeq = this.ackedSeq;
     this.#retransmits = 0;
-    if (sentAt !== undefined) this.leaseUntil = Math.max(this.leaseUntil, sentAt + this.#leaseMs);
+    if (sentAt !== undefined) {
+      this.leaseUntil = Math.max(this.leaseUntil, sentAt + this.#leaseMs);
+      this.lastAckedSentAt = Math.max(this.lastAckedSentAt, sentAt);
+    }
   }
 }

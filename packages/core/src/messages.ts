@@ -87,6 +87,9 @@ export const statusReplySchema = z.object({
   nodeId: id,
   roleHint: z.enum(['primary', 'backup', 'auto']).optional(),
 });
+/** P → B: "you are no longer my backup" (P declared it faulty). B acknowledges, then re-joins. */
+export const dropSchema = z.object({ t: z.literal('drop'), epoch: epochNo, reason: z.string().max(1024) });
+export const dropAckSchema = z.object({ t: z.literal('dropAck'), epoch: epochNo });
 export const stateReqSchema = z.object({ t: z.literal('stateReq'), nodeId: id });
 export const dedupRecordSchema = z.tuple([
   z.string(), // key: clientId + '\u0000' + requestId
@@ -114,6 +117,8 @@ export const messageSchema = z.discriminatedUnion('t', [
   statusReplySchema,
   stateReqSchema,
   stateSnapSchema,
+  dropSchema,
+  dropAckSchema,
 ]);
 
 export type Message = z.infer<typeof messageSchema>;
@@ -127,5 +132,7 @@ export type Flush = z.infer<typeof flushSchema>;
 export type FlushAck = z.infer<typeof flushAckSchema>;
 export type StatusReply = z.infer<typeof statusReplySchema>;
 export type StateSnap = z.infer<typeof stateSnapSchema>;
+export type Drop = z.infer<typeof dropSchema>;
+export type DropAck = z.infer<typeof dropAckSchema>;
 export type DedupRecordWire = z.infer<typeof dedupRecordSchema>;
 export type MessageType = Message['t'];

@@ -17,7 +17,7 @@ import type { Env, TimerHandle } from './env.js';
 import { decodeEntries } from './codec.js';
 import { ProtocolViolationError, StoppedError } from './errors.js';
 import { Link } from './link.js';
-import type { Entry, Flush, FlushAck, Fwd, Hello, Message, Rep, Req, StateSnap, StatusReply } from './messages.js';
+import type { Drop, DropAck, Entry, Flush, FlushAck, Fwd, Hello, Message, Rep, Req, StateSnap, StatusReply } from './messages.js';
 import { ServiceRunner, type Snapshot } from './service.js';
 import { wholeStateSync } from './state-sync.js';
 import { FlushTracker } from './flush-tracker.js';
@@ -26,6 +26,13 @@ import type { DedupRecord } from './dedup.js';
 const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
 /** Requests held by a primary whose lease lapsed, answered when it is renewed (or notPrimary). */
 const MAX_HELD_REQUESTS = 1024;
+
+/** A primary telling its faulty backup it is dropped (see #beginDrop). */
+interface DropPhase {
+  link: Link | undefined;
+  timer: TimerHandle | undefined;
+  dialing: boolean;
+}
 
 interface SyncWaiter {
   seq: number;
@@ -73,12 +80,20 @@ class ReplicaNode implements Replica<unknown> {
   #probeLink: Link | undefined;
   /** appliedSeq when this replica became primary by takeover (late forwards beyond it were lost). */
   #takeoverSeq = 0;
+  /**
+   * The backup was declared faulty and told so (`drop`); until it acknowledges (or is proven dead, or
+   * takeoverMs passed since its last acknowledged flush) requests are held, so a backup that did not
+   * hear about it cannot take over while this replica answers alone.
+   */
+  #dropping: DropPhase | undefined;
 
   // backup
   readonly #backupLog: BackupLog;
   #lastFlushAt = 0;
   #watchdog: TimerHandle | undefined;
   #suspectTimer: TimerHandle | undefined;
+  /** The backup is asking its primary whether it is alive before taking over. */
+  #probingPrimary = false;
 
   // starting / joining
   #joinTimer: TimerHandle | undefined;
@@ -92,7 +107,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#bounds = computeTimingBounds(this.#cfg);
     this.#env = opts.env;
     this.#runner = new ServiceRunner(opts.service, this.#cfg.dedupWindow);
-    this.#tracker = new FlushTracker(this.#cfg, this.#bounds.leaseMs);
+    this.#tracker = new FlushTracker(this.#cfg, this.#bounds.leaseMs, this.#bounds.joinTimeoutMs);
     this.#backupLog = new BackupLog(this.#cfg.maxUnackedEntries + this.#cfg.flushMaxEntries);
     this.#backupLog.onMismatch = (m) => {
       // A client forwarded something the primary did not sequence (forged or corrupted): never silent.
@@ -218,25 +233,51 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   /** Dial the peer and send our hello; resolves undefined when the dial fails. */
-  async #dialPeer(): Promise<Link | undefined> {
+  async #dialPeer(timeoutMs = Math.max(this.#bounds.peerFaultyMs, 100)): Promise<Link | undefined> {
+    const r = await this.#dialPeerResult(timeoutMs);
+    return r.link;
+  }
+
+  /** Dial the peer; `refused` says nothing listens there (the peer process is gone). */
+  async #dialPeerResult(timeoutMs: number): Promise<{ link: Link | undefined; refused: boolean }> {
     try {
       const conn = await this.#env.network.dial(this.#opts.peer, {
         maxMessageSize: this.#cfg.maxMessageSize,
-        timeoutMs: Math.max(this.#bounds.peerFaultyMs, 100),
+        timeoutMs,
       });
       if (this.#role === 'stopped') {
         conn.abort();
-        return undefined;
+        return { link: undefined, refused: false };
       }
       const link = new Link(conn, 'out', this.#handlers, this.#env.logger);
       this.#links.add(link);
       link.start();
       link.send(this.#hello());
-      return link;
+      return { link, refused: false };
     } catch (err) {
-      this.#log('debug', 'peer-dial-failed', { error: (err as Error).message, refused: isTransportError(err, 'ConnectionRefusedError') });
-      return undefined;
+      const refused = isTransportError(err, 'ConnectionRefusedError');
+      this.#log('debug', 'peer-dial-failed', { error: (err as Error).message, refused });
+      return { link: undefined, refused };
     }
+  }
+
+  /** Send `status` on a link and wait up to `timeoutMs` for the statusReply (undefined: none). */
+  #awaitStatus(link: Link, timeoutMs: number): Promise<StatusReply | undefined> {
+    return new Promise<StatusReply | undefined>((resolve) => {
+      let done = false;
+      const finish = (r: StatusReply | undefined): void => {
+        if (done) return;
+        done = true;
+        timer.cancel();
+        if (this.#statusWaiters.get(link) === waiter) this.#statusWaiters.delete(link);
+        resolve(r);
+      };
+      const waiter = (r: StatusReply): void => finish(r);
+      const timer = this.#env.setTimer(timeoutMs, () => finish(undefined));
+      this.#statusWaiters.set(link, waiter);
+      void link.conn.closed.then(() => finish(undefined));
+      if (!link.send({ t: 'status' })) finish(undefined);
+    });
   }
 
   #onLinkClosed(link: Link, info: CloseInfo): void {
@@ -246,10 +287,15 @@ class ReplicaNode implements Replica<unknown> {
     if (link === this.#joinLink) this.#joinLink = undefined;
     if (link === this.#peerLink) {
       this.#peerLink = undefined;
-      if (this.#role === 'primary') {
+      if (this.#role === 'primary' && this.#dropping === undefined) {
         this.#log('warn', 'peer-link-closed', { reason: info.reason });
         this.#redialPeer();
       }
+    }
+    const d = this.#dropping;
+    if (d !== undefined && link === d.link) {
+      d.link = undefined;
+      this.#sendDrop();
     }
   }
 
@@ -311,6 +357,10 @@ class ReplicaNode implements Replica<unknown> {
         return this.#onStateReq(link);
       case 'stateSnap':
         return this.#onStateSnap(link, m);
+      case 'drop':
+        return this.#onDrop(link, m);
+      case 'dropAck':
+        return this.#onDropAck(link, m);
       default:
         return this.#violation(`unexpected ${m.t} at a replica`);
     }
@@ -364,10 +414,11 @@ class ReplicaNode implements Replica<unknown> {
       link.send({ t: 'notPrimary', requestId: req.requestId, epoch: this.#epoch, role });
       return;
     }
-    if (role === 'primary' && !this.#tracker.leaseValid(this.#env.now())) {
+    if (role === 'primary' && (this.#dropping !== undefined || !this.#tracker.leaseValid(this.#env.now()))) {
       // Lease lapsed: we may have been paused while the backup took over. Hold until it is renewed.
+      // Dropping the backup: hold until it acknowledged the drop (or is proven gone).
       if (this.#held.length < MAX_HELD_REQUESTS) this.#held.push({ link, req });
-      this.#ensureFlushSoon();
+      if (this.#dropping === undefined) this.#ensureFlushSoon();
       return;
     }
     this.#serve(link, req);
@@ -454,7 +505,7 @@ class ReplicaNode implements Replica<unknown> {
    * ackTimeoutMs, resend everything unacknowledged; after maxRetransmits such resends, the peer is faulty.
    */
   #flush(): void {
-    if (this.#role !== 'primary') return;
+    if (this.#role !== 'primary' || this.#dropping !== undefined) return;
     const now = this.#env.now();
     this.#flushTimer?.cancel();
     this.#flushTimer = this.#env.setTimer(this.#cfg.flushIntervalMs, () => this.#onFlushTimer());
@@ -462,6 +513,10 @@ class ReplicaNode implements Replica<unknown> {
     const plan = this.#tracker.plan(now);
     if (plan.kind === 'faulty') {
       this.#peerFaulty(`no flushAck after ${this.#cfg.maxRetransmits} retransmissions`);
+      return;
+    }
+    if (plan.kind === 'join-timeout') {
+      this.#peerFaulty(`the joiner installed no state copy within ${this.#bounds.joinTimeoutMs} ms`);
       return;
     }
     if (plan.retransmit) this.#log('debug', 'flush-retransmit', { attempt: this.#tracker.retransmits, fromSeq: this.#tracker.ackedSeq });
@@ -508,11 +563,11 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   #redialPeer(): void {
-    if (this.#peerDialing || this.#role !== 'primary') return;
+    if (this.#peerDialing || this.#role !== 'primary' || this.#dropping !== undefined) return;
     this.#peerDialing = true;
     void this.#dialPeer().then((link) => {
       this.#peerDialing = false;
-      if (this.#role !== 'primary') {
+      if (this.#role !== 'primary' || this.#dropping !== undefined) {
         link?.abort();
         return;
       }
@@ -526,26 +581,19 @@ class ReplicaNode implements Replica<unknown> {
     });
   }
 
-  /** The backup is gone (or too slow): serve alone, keep nothing for it, wait for a rejoin. */
+  /**
+   * The backup is gone (or too slow): keep nothing for it, tell it (`drop`), and serve alone once it
+   * acknowledged the drop, or is proven gone (dial refused), or takeoverMs passed since its last
+   * acknowledged flush — until then requests are held, like a lapsed lease.
+   */
   #peerFaulty(reason: string): void {
-    if (this.#role !== 'primary') return;
+    if (this.#role !== 'primary' || this.#dropping !== undefined) return;
     const witness = this.#opts.witness;
     const proceed = (): void => {
-      if (this.#role !== 'primary') return;
+      if (this.#role !== 'primary' || this.#dropping !== undefined) return;
       this.#log('warn', 'peer-faulty', { reason, unacked: this.#tracker.log.size });
       this.#emit({ type: 'peer-faulty', reason });
-      this.#cancelPrimaryTimers();
-      const link = this.#peerLink;
-      this.#peerLink = undefined;
-      link?.abort();
-      this.#tracker.clear();
-      this.#setRole('solo-primary');
-      // Answer what waited: sync replies (their entries are ours alone now) and held requests.
-      const waiters = this.#syncWaiters;
-      this.#syncWaiters = [];
-      for (const w of waiters) w.link.send(w.rep);
-      this.#releaseHeld();
-      this.#startSoloProbe();
+      this.#beginDrop(reason);
     };
     if (!witness) return proceed();
     this.#cancelPrimaryTimers();
@@ -555,9 +603,97 @@ class ReplicaNode implements Replica<unknown> {
     );
   }
 
+  #beginDrop(reason: string): void {
+    this.#flushTimer?.cancel();
+    this.#flushTimer = undefined;
+    const link = this.#peerLink;
+    this.#peerLink = undefined;
+    const wait = this.#tracker.lastAckedSentAt + this.#bounds.takeoverMs - this.#env.now();
+    this.#tracker.clear();
+    this.#tracker.leaseUntil = 0;
+    const d: DropPhase = { link: link && !link.isClosed ? link : undefined, timer: undefined, dialing: false };
+    this.#dropping = d;
+    this.#log('info', 'dropping-backup', { reason, maxWaitMs: Math.max(0, wait) });
+    if (wait <= 0) {
+      // The backup has been silent for a whole takeover period: were it alive and still a backup, it
+      // would have asked us (takeover probe) before taking over. Tell it anyway; serve now.
+      this.#sendDrop();
+      this.#goSolo('backup silent for takeoverMs');
+      return;
+    }
+    d.timer = this.#env.setTimer(wait, () => this.#goSolo('drop not acknowledged within takeoverMs of the last ack'));
+    this.#sendDrop();
+  }
+
+  /** Send the drop on the current link, or dial the peer for it; a refused dial proves it gone. */
+  #sendDrop(): void {
+    const d = this.#dropping;
+    const drop: Drop = { t: 'drop', epoch: this.#epoch, reason: 'declared faulty' };
+    if (d === undefined) {
+      // Already serving alone (the drop deadline passed): a best-effort notice on a fresh connection.
+      return;
+    }
+    if (d.link && !d.link.isClosed) {
+      d.link.send(drop);
+      return;
+    }
+    if (d.dialing) return;
+    d.dialing = true;
+    void this.#dialPeerResult(Math.max(this.#bounds.peerFaultyMs, 100)).then(({ link, refused }) => {
+      d.dialing = false;
+      if (this.#dropping !== d) {
+        link?.abort();
+        return;
+      }
+      if (link) {
+        d.link = link;
+        link.send(drop);
+      } else if (refused) {
+        this.#goSolo('backup unreachable (dial refused)');
+      } else {
+        // Unreachable for another reason: try again shortly (the deadline timer bounds the wait).
+        this.#env.setTimer(this.#cfg.ackTimeoutMs, () => this.#dropping === d && this.#sendDrop());
+      }
+    });
+  }
+
+  #onDropAck(link: Link, ack: DropAck): void {
+    if (ack.epoch > this.#epoch) {
+      this.#stepDown(ack.epoch);
+      return;
+    }
+    if (this.#dropping !== undefined) this.#goSolo('backup acknowledged the drop');
+    void link.conn.close('drop acknowledged').catch(() => undefined);
+  }
+
+  /** End the drop phase (if any) and serve alone; the drop link stays open so a slow backup still reads the drop. */
+  #goSolo(why: string): void {
+    const d = this.#dropping;
+    if (d === undefined || this.#role !== 'primary') return;
+    this.#dropping = undefined;
+    d.timer?.cancel();
+    this.#log('warn', 'solo', { why });
+    this.#setRole('solo-primary');
+    // Answer what waited: sync replies (their entries are ours alone now) and held requests.
+    const waiters = this.#syncWaiters;
+    this.#syncWaiters = [];
+    for (const w of waiters) w.link.send(w.rep);
+    this.#releaseHeld();
+    this.#startSoloProbe();
+  }
+
+  /** Leave the drop phase without serving (step-down, or the dropped backup asks to re-join). */
+  #cancelDrop(): void {
+    const d = this.#dropping;
+    if (d === undefined) return;
+    this.#dropping = undefined;
+    d.timer?.cancel();
+  }
+
   #cancelPrimaryTimers(): void {
     this.#flushTimer?.cancel();
     this.#flushTimer = undefined;
+    this.#cancelDrop();
   }
 
   /** A solo primary keeps looking for its peer: a paused backup learns it was dropped; a newer primary deposes us. */
@@ -593,6 +729,8 @@ class ReplicaNode implements Replica<unknown> {
       link.send(this.#statusReply());
       return;
     }
+    // A dropped backup asking for a fresh copy has left the backup role: the drop is complete.
+    this.#cancelDrop();
     const snap = this.#stateSync.capture(this.#runner.takeSnapshot() as unknown as StateSnapshot);
     const msg: StateSnap = { t: 'stateSnap', epoch: this.#epoch, seq: snap.seq, version: snap.version, snapshot: snap.snapshot, dedup: snap.dedup as StateSnap['dedup'] };
     if (!link.send(msg)) return;
@@ -600,7 +738,7 @@ class ReplicaNode implements Replica<unknown> {
     const old = this.#peerLink;
     this.#peerLink = link;
     if (old && old !== link) old.abort();
-    this.#tracker.reset(snap.seq, this.#env.now());
+    this.#tracker.reset(snap.seq, this.#env.now(), true);
     this.#probeTimer?.cancel();
     this.#probeTimer = undefined;
     if (this.#probeLink && this.#probeLink !== link) this.#probeLink.abort();
@@ -609,6 +747,32 @@ class ReplicaNode implements Replica<unknown> {
     this.#setRole('primary');
     this.#emit({ type: 'peer-joined', seq: snap.seq });
     this.#startPrimaryDuties();
+    if (this.#held.length > 0 && this.#tracker.leaseValid(this.#env.now())) this.#releaseHeld();
+  }
+
+  // ---------------------------------------------------------------- backup: dropped by the primary
+
+  #onDrop(link: Link, drop: Drop): void {
+    if (drop.epoch < this.#epoch) {
+      // A deposed primary: our ack carries the newer epoch, so it steps down.
+      link.send({ t: 'dropAck', epoch: this.#epoch });
+      return;
+    }
+    if (SERVING.has(this.#role)) {
+      this.#observeEpoch(drop.epoch, 'primary', link);
+      if (SERVING.has(this.#role)) return;
+    }
+    link.send({ t: 'dropAck', epoch: drop.epoch });
+    void link.conn.close('dropped').catch(() => undefined);
+    if (this.#role === 'backup' || this.#role === 'joining' || this.#role === 'starting') {
+      this.#log('warn', 'dropped-by-primary', { primaryEpoch: drop.epoch, reason: drop.reason });
+      if (this.#role === 'starting') {
+        this.#epoch = Math.max(this.#epoch, drop.epoch);
+        this.#scheduleProbe(0);
+      } else {
+        this.#becomeJoining(drop.epoch);
+      }
+    }
   }
 
   // ---------------------------------------------------------------- backup
@@ -713,7 +877,7 @@ class ReplicaNode implements Replica<unknown> {
     // rounding could otherwise make the two disagree and re-arm a 0 ms timer at the same instant.
     if (now < this.#lastFlushAt + this.#cfg.heartbeatTimeoutMs) return this.#armWatchdog();
     if (this.#broken === 'no-forward-wait') return this.#onSuspectExpired();
-    if (this.#suspectTimer === undefined) {
+    if (this.#suspectTimer === undefined && !this.#probingPrimary) {
       this.#log('warn', 'primary-silent', { silenceMs: silence, forwardWindowMs: this.#bounds.forwardWindowMs });
       // Wait for in-flight client forwards before taking over (still accepting them meanwhile).
       this.#suspectTimer = this.#env.setTimer(this.#bounds.forwardWindowMs, () => this.#onSuspectExpired());
@@ -728,12 +892,40 @@ class ReplicaNode implements Replica<unknown> {
 
   #onSuspectExpired(): void {
     this.#suspectTimer = undefined;
-    if (this.#role !== 'backup') return;
+    if (this.#role !== 'backup' || this.#probingPrimary) return;
     const now = this.#env.now();
-    const silence = now - this.#lastFlushAt;
     if (now < this.#lastFlushAt + this.#cfg.heartbeatTimeoutMs) return;
+    // Before taking over, ask the primary itself: one that answers is alive (it may have dropped us
+    // without our hearing it) — then re-join instead. A crashed primary refuses the dial at once; a
+    // paused one stays silent for takeoverProbeMs.
+    this.#probingPrimary = true;
+    void this.#probePeerStatus(this.#bounds.takeoverProbeMs).then((reply) => {
+      this.#probingPrimary = false;
+      if (this.#role !== 'backup') return;
+      if (this.#env.now() < this.#lastFlushAt + this.#cfg.heartbeatTimeoutMs) return; // a flush came: the watchdog runs
+      if (reply !== undefined && SERVING.has(reply.role) && reply.epoch >= this.#epoch) {
+        this.#log('warn', 'takeover-aborted', { why: 'the primary answered', primaryRole: reply.role, primaryEpoch: reply.epoch });
+        this.#becomeJoining(reply.epoch);
+        return;
+      }
+      this.#takeoverIfAllowed();
+    });
+  }
+
+  /** Dial the peer on a fresh connection and ask its status; undefined when no answer within `budgetMs`. */
+  async #probePeerStatus(budgetMs: number): Promise<StatusReply | undefined> {
+    const startedAt = this.#env.now();
+    const { link } = await this.#dialPeerResult(Math.max(1, budgetMs));
+    if (link === undefined) return undefined;
+    const left = Math.max(1, startedAt + budgetMs - this.#env.now());
+    const reply = await this.#awaitStatus(link, left);
+    void link.conn.close('status probe done').catch(() => undefined);
+    return reply;
+  }
+
+  #takeoverIfAllowed(): void {
     const witness = this.#opts.witness;
-    if (!witness) return this.#takeover(silence);
+    if (!witness) return this.#takeover(this.#env.now() - this.#lastFlushAt);
     void Promise.resolve(witness.mayServeAlone({ nodeId: this.#nodeId, epoch: this.#epoch + 1, reason: 'takeover' })).then(
       (ok) => {
         if (ok && this.#role === 'backup') this.#takeover(this.#env.now() - this.#lastFlushAt);
@@ -904,6 +1096,8 @@ class ReplicaNode implements Replica<unknown> {
     this.#lastFlushAt = this.#env.now();
     this.#log('info', 'joined', { seq: snap.seq, from: link.remote });
     this.#setRole('backup');
+    // Start the primary's ack clock for us: we hold everything up to the snapshot now.
+    link.send({ t: 'flushAck', epoch: this.#epoch, flushId: 0, upToSeq: this.#runner.appliedSeq, role: 'backup' });
     this.#armWatchdog();
   }
 }

@@ -219,11 +219,16 @@ export class StateTransferClient<State> {
       )
       .catch(() => {});
     const idleMs = this.#o.idleTimeoutMs ?? 15_000;
-    let idle = this.#env.setTimer(idleMs, () => conn.abort(new Error('state transfer: server idle')));
+    // A silent server is dropped and resumed — except once verified and following (no writes = no messages).
+    const onIdle = (): void => {
+      if (this.#rx?.verified) idle = this.#env.setTimer(idleMs, onIdle);
+      else conn.abort(new Error('state transfer: server idle'));
+    };
+    let idle = this.#env.setTimer(idleMs, onIdle);
     try {
       for await (const bytes of conn) {
         idle.cancel();
-        idle = this.#env.setTimer(idleMs, () => conn.abort(new Error('state transfer: server idle')));
+        idle = this.#env.setTimer(idleMs, onIdle);
         let msg: TransferMessage;
         try {
           msg = decodeMessage(bytes);

@@ -144,13 +144,19 @@ export class StateTransferServer {
     }
     const it = conn[Symbol.asyncIterator]();
     let opened = false;
-    let idle = this.#env.setTimer(this.#o.idleTimeoutMs, () => conn.abort(new Error('state transfer: joiner idle')));
+    // A joiner that sends nothing while the server waits for it is dropped (it may resume); a verified
+    // follower is silent when there is nothing to apply, which is fine.
+    const onIdle = (): void => {
+      if (this.#byConn.get(conn)?.phase === 'following') idle = this.#env.setTimer(this.#o.idleTimeoutMs, onIdle);
+      else conn.abort(new Error('state transfer: joiner idle'));
+    };
+    let idle = this.#env.setTimer(this.#o.idleTimeoutMs, onIdle);
     try {
       for (;;) {
         const r = await it.next();
         if (r.done) break;
         idle.cancel();
-        idle = this.#env.setTimer(this.#o.idleTimeoutMs, () => conn.abort(new Error('state transfer: joiner idle')));
+        idle = this.#env.setTimer(this.#o.idleTimeoutMs, onIdle);
         let msg: TransferMessage;
         try {
           msg = decodeMessage(r.value);
