@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { describeTransportCompliance } from '@tandem/transport/compliance';
 import { websocket } from '../src/index.js';
-import { freePort, openRawTcp, silentTcpPeer } from './net-helpers.js';
+import { freePort, openRawTcp, silentTcpPeer } from '@tandem/transport/compliance';
 
 describeTransportCompliance({
   name: 'ws',

@@ -16,6 +16,7 @@ import { spawnPeerProcess } from './spawn-peer.js';
 
 export type { ComplianceHarness, KillablePeer, RawPeer, SilentPeer } from './harness.js';
 export { spawnPeerProcess } from './spawn-peer.js';
+export { freePort, openRawTcp, silentTcpPeer } from './tcp-helpers.js';
 
 /** Bound on the heavy tests (1,000 connections, 200 MB, 10,000 messages) on a busy machine. */
 const HEAVY_TEST_TIMEOUT_MS = 90_000;

@@ -1,8 +1,9 @@
-// Plain-TCP helpers for the compliance harness: a port where nothing listens, a peer that accepts and
-// never answers, and a raw byte stream to a listener.
+// Plain-TCP helpers for compliance harnesses of adapters that run over TCP (tcp, tls, ws, zmq+tcp…): a
+// port where nothing listens, a peer that accepts and never answers, and a raw byte stream to a listener.
 import { connect, createServer, type Socket } from 'node:net';
-import type { RawPeer, SilentPeer } from '@tandem/transport/compliance';
+import type { RawPeer, SilentPeer } from './harness.js';
 
+/** A port that was free a moment ago (bound, then released). */
 export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -11,6 +12,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Accepts TCP connections and never says a word; `toAddress` builds the adapter's address from the port. */
 export async function silentTcpPeer(toAddress: (port: number) => string): Promise<SilentPeer> {
   const sockets = new Set<Socket>();
   const server = createServer((s) => {
@@ -29,6 +31,7 @@ export async function silentTcpPeer(toAddress: (port: number) => string): Promis
   };
 }
 
+/** A raw TCP byte stream to the host:port of an adapter address (for the garbage-bytes test). */
 export async function openRawTcp(address: string): Promise<RawPeer> {
   const url = new URL(address);
   const socket = connect(Number(url.port), url.hostname);
