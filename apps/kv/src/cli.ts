@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 /**
  * tandem-kv: a replicated key-value store and lock/lease arbiter (client-assisted primary/backup
- * replication, @tandem/core). Commands: serve, call, demo, load. Exit codes: 0 ok, 1 failed
+ * replication, @tandem/core). Commands: serve, rejoin, upgrade, call, demo, load. Exit codes: 0 ok, 1 failed
  * (application error, demo verification failed), 2 usage error, 3 service unavailable.
  */
 import { parseArgs } from 'node:util';
 import { callOnce, CALL_COMMANDS, parseServers, requestFromWords } from './commands/call.js';
 import { describeDemo, runDemo } from './commands/demo.js';
 import { runLoad } from './commands/load.js';
+import { rejoin } from './commands/rejoin.js';
 import { serve } from './commands/serve.js';
+import { defaultUpgradeLogDir, parsePids, runUpgradeCli, splitCommand } from './commands/upgrade.js';
 import { parseJsonObjectFlag, readServeConfig, replicationSettings } from './config-file.js';
 import { UsageError } from './transports.js';
 
@@ -16,6 +18,8 @@ const HELP = `tandem-kv — a replicated key-value store and lock/lease arbiter
 
 Usage:
   tandem-kv serve --listen ADDR --peer ADDR [--role primary|backup|auto] [--config FILE] [options]
+  tandem-kv rejoin --listen ADDR --peer ADDR [--service-version N] [--timeout MS] [serve options]
+  tandem-kv upgrade --servers A,B --pids PA,PB (--exec "CMD" | --service-version N) [--replication JSON]
   tandem-kv call  --servers ADDR,ADDR COMMAND [ARGS…]
   tandem-kv demo  [--json] [--clients N] [--duration S] [--transport tcp] [--history FILE]
   tandem-kv load  --servers ADDR,ADDR --key K [--count N] [--die-after-send I] [--hold]   (scripted client)
@@ -29,7 +33,27 @@ serve                      run one replica; the other runs with --listen/--peer 
   --piggyback MODE         entries | seq-digest      --reply-mode async|sync
   --replication JSON       replication settings, e.g. '{"flushIntervalMs":20}'
   --log-level L            debug | info | warn | error | silent (protocol log on stderr; default warn)
+  --service-version N      state version of the kv service: 1 (default) or 2 (values with write
+                           metadata); a joining replica migrates an older state (versionedStateSync)
   --json                   events as JSON lines on stdout
+
+rejoin                     start a replica that joins the running primary as backup (the state is
+                           migrated when older); prints phases, "VERIFIED" when it is a backup whose
+                           replies match the primary's, then keeps serving as backup (exit 1 on timeout)
+  --timeout MS             give up when not verified within MS (default 60000)
+
+upgrade                    rolling upgrade of a running pair, no failed request: stop the backup, start
+                           the new version in its place as backup, stop the old primary (the new backup
+                           takes over; clients retry), start the new version at the other address
+  --servers A,B            the two replicas
+  --pids PA,PB             their process ids, same order (stopped with SIGTERM, SIGKILL after --grace)
+  --exec "CMD"             how to start the new version's serve, e.g. "node new/dist/cli.js serve
+                           --service-version 2"; --listen/--peer/--role backup/--replication are appended
+  --service-version N      instead of --exec: this tandem-kv's serve with --service-version N
+  --replication JSON       replication settings for the new replicas (same as the old ones')
+  --log-dir DIR            where the new replicas' output goes (default: the temp directory)
+  --grace MS               SIGTERM grace period before SIGKILL (default 5000)
+  --json                   phases as JSON lines
 
 call                       one request to the logical server; prints the reply as JSON
   --servers A,B            the two replicas
@@ -65,6 +89,12 @@ function positiveNumber(name: string, v: string | undefined, dflt: number): numb
   return n;
 }
 
+function serviceVersionFlag(v: string | undefined): number {
+  if (v === undefined) return 1;
+  if (v !== '1' && v !== '2') throw new UsageError(`--service-version must be 1 or 2, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
 function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(args: string[], options: T, positionals = false) {
   try {
     return parseArgs({ args, options, allowPositionals: positionals, strict: true });
@@ -90,7 +120,8 @@ async function main(argv: string[]): Promise<number> {
     case '-h':
       process.stdout.write(HELP);
       return command === undefined ? 2 : 0;
-    case 'serve': {
+    case 'serve':
+    case 'rejoin': {
       const { values } = parse(rest, {
         listen: { type: 'string' },
         peer: { type: 'string' },
@@ -101,27 +132,81 @@ async function main(argv: string[]): Promise<number> {
         'reply-mode': { type: 'string' },
         replication: { type: 'string' },
         'log-level': { type: 'string' },
+        'service-version': { type: 'string' },
         json: { type: 'boolean' },
+        ...(command === 'rejoin' ? { timeout: { type: 'string' as const } } : {}),
       });
       const file = values.config ? readServeConfig(values.config) : {};
       const listen = values.listen ?? file.listen;
       const peer = values.peer ?? file.peer;
       if (!listen) throw new UsageError('serve needs --listen ADDR (e.g. tcp://127.0.0.1:7001)');
       if (!peer) throw new UsageError('serve needs --peer ADDR (the other replica, e.g. tcp://127.0.0.1:7002)');
-      const role = values.role ?? file.role ?? 'auto';
+      const role = command === 'rejoin' ? 'backup' : (values.role ?? file.role ?? 'auto');
+      if (command === 'rejoin' && values.role !== undefined && values.role !== 'backup') throw new UsageError('rejoin always joins as backup (drop --role)');
       if (role !== 'primary' && role !== 'backup' && role !== 'auto') throw new UsageError(`--role must be primary, backup or auto, got "${role}"`);
       const logLevel = values['log-level'] ?? file.logLevel ?? 'warn';
       if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new UsageError(`--log-level must be debug, info, warn, error or silent`);
-      await serve({
+      const serviceVersion = serviceVersionFlag(values['service-version']);
+      const common = {
         listen,
         peer,
-        role,
         nodeId: values['node-id'] ?? file.nodeId,
         logLevel: logLevel as 'warn',
         replication: replicationSettings(replicationFrom(values, file.replication)),
         json: values.json === true,
-      });
+        serviceVersion,
+      };
+      if (command === 'rejoin') {
+        const timeout = (values as { timeout?: string }).timeout;
+        try {
+          await rejoin({ ...common, timeoutMs: positiveInt('timeout', timeout, 60_000) });
+        } catch (err) {
+          process.stderr.write(`tandem-kv: ${(err as Error).message}\n`);
+          return 1;
+        }
+        return -1; // verified; keep serving as backup until signalled
+      }
+      await serve({ ...common, role });
       return -1; // keep running until signalled
+    }
+    case 'upgrade': {
+      const { values } = parse(rest, {
+        servers: { type: 'string' },
+        pids: { type: 'string' },
+        exec: { type: 'string' },
+        'service-version': { type: 'string' },
+        replication: { type: 'string' },
+        'log-dir': { type: 'string' },
+        grace: { type: 'string' },
+        json: { type: 'boolean' },
+      });
+      const servers = parseServers(values.servers);
+      const pids = parsePids(values.pids);
+      if ((values.exec === undefined) === (values['service-version'] === undefined)) {
+        throw new UsageError('upgrade needs exactly one of --exec "CMD" or --service-version N');
+      }
+      const exec =
+        values.exec !== undefined
+          ? splitCommand(values.exec)
+          : [process.execPath, process.argv[1]!, 'serve', '--service-version', String(serviceVersionFlag(values['service-version']))];
+      if (exec.length === 0) throw new UsageError('--exec is empty');
+      const replication = values.replication ? parseJsonObjectFlag('replication', values.replication) : {};
+      replicationSettings(replication); // validate
+      try {
+        await runUpgradeCli({
+          servers: [servers[0], servers[1]],
+          pids,
+          exec,
+          replication,
+          logDir: values['log-dir'] ?? defaultUpgradeLogDir(),
+          json: values.json === true,
+          stopGraceMs: positiveInt('grace', values.grace, 5000),
+        });
+        return 0;
+      } catch (err) {
+        process.stderr.write(`tandem-kv: upgrade failed: ${(err as Error).message}\n`);
+        return 1;
+      }
     }
     case 'call': {
       const { values, positionals } = parse(rest, { servers: { type: 'string' }, timeout: { type: 'string' } }, true);

@@ -4,6 +4,7 @@
  * lease expiry replays identically on the backup.
  */
 import { defineService, type ApplyContext, type ServiceDefinition } from '@tandem/core';
+import type { StateMigration } from '@tandem/state-transfer';
 import { DEFAULT_SCAN_LIMIT, kvReplySchema, kvRequestSchema, type Fence, type KvReply, type KvRequest } from './schema.js';
 
 export const KV_SERVICE_NAME = 'tandem-kv';
@@ -15,11 +16,38 @@ export interface Lease {
   expiresAt: number;
 }
 
-export interface KvState {
-  data: Map<string, string>;
+/** The lock part of the state, common to every state version. */
+export interface LockState {
   locks: Map<string, Lease>;
   /** The last fencing token handed out (tokens are global, so they also order grants across locks). */
   lastToken: number;
+}
+
+/** State version 1: values stored as plain strings. */
+export interface KvState extends LockState {
+  data: Map<string, string>;
+}
+
+/** How `apply` reads and writes the values of one state version (replies never depend on it). */
+interface ValueStore<D> {
+  get(data: D, key: string): string | undefined;
+  set(data: D, key: string, value: string, time: number): void;
+  delete(data: D, key: string): boolean;
+  keys(data: D): Iterable<string>;
+}
+
+const plainStore: ValueStore<Map<string, string>> = {
+  get: (d, k) => d.get(k),
+  set: (d, k, v) => void d.set(k, v),
+  delete: (d, k) => d.delete(k),
+  keys: (d) => d.keys(),
+};
+
+/** A service definition with the state migrations `versionedStateSync` uses on a joining replica. */
+export type KvServiceDefinition<State> = ServiceDefinition<State, KvRequest, KvReply> & { migrations: StateMigration[] };
+
+function withMigrations<S>(migrations: StateMigration[], definition: ServiceDefinition<S, KvRequest, KvReply>): KvServiceDefinition<S> {
+  return Object.assign(defineService(definition), { migrations });
 }
 
 interface KvSnapshot {
@@ -44,7 +72,7 @@ export class NotAnIntegerError extends Error {
 /** Expired leases removed per lock operation (bounds the work of one apply). */
 const SWEEP_PER_OP = 16;
 
-function liveLease(state: KvState, name: string, now: number): Lease | undefined {
+function liveLease(state: LockState, name: string, now: number): Lease | undefined {
   const lease = state.locks.get(name);
   if (lease === undefined) return undefined;
   if (lease.expiresAt <= now) {
@@ -54,7 +82,7 @@ function liveLease(state: KvState, name: string, now: number): Lease | undefined
   return lease;
 }
 
-function sweepExpired(state: KvState, now: number): void {
+function sweepExpired(state: LockState, now: number): void {
   let seen = 0;
   for (const [name, lease] of state.locks) {
     if (seen++ >= SWEEP_PER_OP) break;
@@ -62,7 +90,7 @@ function sweepExpired(state: KvState, now: number): void {
   }
 }
 
-function checkFence(state: KvState, fence: Fence | undefined, now: number): void {
+function checkFence(state: LockState, fence: Fence | undefined, now: number): void {
   if (fence === undefined) return;
   const lease = liveLease(state, fence.lock, now);
   if (lease === undefined || lease.token !== fence.token) {
@@ -72,50 +100,55 @@ function checkFence(state: KvState, fence: Fence | undefined, now: number): void
 
 /** Apply one request to the state (exported for direct unit tests; the replicas call it through the service). */
 export function applyKv(state: KvState, req: KvRequest, ctx: Pick<ApplyContext, 'time' | 'clientId'>): KvReply {
+  return applyWith(state, plainStore, req, ctx);
+}
+
+function applyWith<D>(state: LockState & { data: D }, store: ValueStore<D>, req: KvRequest, ctx: Pick<ApplyContext, 'time' | 'clientId'>): KvReply {
   const now = ctx.time;
+  const data = state.data;
   switch (req.op) {
     case 'get':
-      return { kind: 'value', key: req.key, value: state.data.get(req.key) ?? null };
+      return { kind: 'value', key: req.key, value: store.get(data, req.key) ?? null };
     case 'set':
       checkFence(state, req.fence, now);
-      state.data.set(req.key, req.value);
+      store.set(data, req.key, req.value, now);
       return { kind: 'value', key: req.key, value: req.value };
     case 'append': {
       checkFence(state, req.fence, now);
-      const v = (state.data.get(req.key) ?? '') + req.value;
-      state.data.set(req.key, v);
+      const v = (store.get(data, req.key) ?? '') + req.value;
+      store.set(data, req.key, v, now);
       return { kind: 'value', key: req.key, value: v };
     }
     case 'delete': {
       checkFence(state, req.fence, now);
-      return { kind: 'deleted', key: req.key, existed: state.data.delete(req.key) };
+      return { kind: 'deleted', key: req.key, existed: store.delete(data, req.key) };
     }
     case 'cas': {
       checkFence(state, req.fence, now);
-      const current = state.data.get(req.key) ?? null;
+      const current = store.get(data, req.key) ?? null;
       if (current !== req.expected) return { kind: 'cas', key: req.key, ok: false, value: current };
-      state.data.set(req.key, req.value);
+      store.set(data, req.key, req.value, now);
       return { kind: 'cas', key: req.key, ok: true, value: req.value };
     }
     case 'incr': {
-      const current = state.data.get(req.key);
+      const current = store.get(data, req.key);
       const n = current === undefined ? 0 : Number(current);
       if (!Number.isSafeInteger(n) || (current !== undefined && !/^-?\d+$/.test(current))) {
         throw new NotAnIntegerError(`value of "${req.key}" is not an integer`);
       }
       const next = String(n + (req.by ?? 1));
-      state.data.set(req.key, next);
+      store.set(data, req.key, next, now);
       return { kind: 'value', key: req.key, value: next };
     }
     case 'scan': {
       const limit = req.limit ?? DEFAULT_SCAN_LIMIT;
       const keys: string[] = [];
-      for (const k of state.data.keys()) {
+      for (const k of store.keys(data)) {
         if (k.startsWith(req.prefix) && (req.after === undefined || k > req.after)) keys.push(k);
       }
       keys.sort();
       const page = keys.slice(0, limit);
-      return { kind: 'scan', entries: page.map((k) => [k, state.data.get(k)!] as [string, string]), more: keys.length > limit };
+      return { kind: 'scan', entries: page.map((k) => [k, store.get(data, k)!] as [string, string]), more: keys.length > limit };
     }
     case 'acquire': {
       sweepExpired(state, now);
@@ -151,7 +184,7 @@ export function initialKvState(): KvState {
 }
 
 /** The kv service definition (pass it to createReplica / createClient). */
-export const kvService: ServiceDefinition<KvState, KvRequest, KvReply> = defineService<KvState, KvRequest, KvReply>({
+export const kvService: KvServiceDefinition<KvState> = withMigrations([], {
   name: KV_SERVICE_NAME,
   version: 1,
   request: kvRequestSchema,
@@ -171,3 +204,94 @@ export const kvService: ServiceDefinition<KvState, KvRequest, KvReply> = defineS
     return { data: new Map(s.data), locks: new Map(s.locks.map(([n, l]) => [n, { ...l }])), lastToken: s.lastToken };
   },
 });
+
+// ------------------------------------------------------------------ state version 2
+
+/** A stored value in state version 2: the value and the `ctx.time` of its last write. */
+export interface StoredValue {
+  v: string;
+  /** ctx.time of the write that stored it (0 for values migrated from version 1). */
+  t: number;
+}
+
+/** State version 2: values wrapped with write metadata. Requests and replies are the same as v1. */
+export interface KvStateV2 extends LockState {
+  data: Map<string, StoredValue>;
+}
+
+interface KvSnapshotV2 {
+  data: [string, StoredValue][];
+  locks: [string, Lease][];
+  lastToken: number;
+}
+
+const wrappedStore: ValueStore<Map<string, StoredValue>> = {
+  get: (d, k) => d.get(k)?.v,
+  set: (d, k, v, time) => void d.set(k, { v, t: time }),
+  delete: (d, k) => d.delete(k),
+  keys: (d) => d.keys(),
+};
+
+export function applyKvV2(state: KvStateV2, req: KvRequest, ctx: Pick<ApplyContext, 'time' | 'clientId'>): KvReply {
+  return applyWith(state, wrappedStore, req, ctx);
+}
+
+function isStoredValue(x: unknown): x is StoredValue {
+  return typeof x === 'object' && x !== null && typeof (x as StoredValue).v === 'string' && typeof (x as StoredValue).t === 'number';
+}
+
+/** v1 → v2: wrap every string value as {v, t: 0}. Throws on anything that is not a v1 snapshot. */
+export const kvMigrationV1toV2: StateMigration = {
+  from: 1,
+  snapshot(snapshot: unknown): KvSnapshotV2 {
+    const s = snapshot as KvSnapshot;
+    if (typeof s !== 'object' || s === null || !Array.isArray(s.data) || !Array.isArray(s.locks) || typeof s.lastToken !== 'number') {
+      throw new TypeError('not a tandem-kv version 1 snapshot');
+    }
+    const data: [string, StoredValue][] = s.data.map((e) => {
+      if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') throw new TypeError('not a tandem-kv version 1 record');
+      return [e[0], { v: e[1], t: 0 }];
+    });
+    return { data, locks: s.locks, lastToken: s.lastToken };
+  },
+};
+
+/** The kv service, state version 2 (same name, requests and replies as version 1). */
+export const kvServiceV2: KvServiceDefinition<KvStateV2> = withMigrations([kvMigrationV1toV2], {
+  name: KV_SERVICE_NAME,
+  version: 2,
+  request: kvRequestSchema,
+  reply: kvReplySchema,
+  initialState: (): KvStateV2 => ({ data: new Map(), locks: new Map(), lastToken: 0 }),
+  apply: applyKvV2,
+  snapshot: (state): KvSnapshotV2 => ({
+    data: [...state.data].map(([k, sv]) => [k, { v: sv.v, t: sv.t }] as [string, StoredValue]),
+    locks: [...state.locks].map(([n, l]) => [n, { ...l }] as [string, Lease]),
+    lastToken: state.lastToken,
+  }),
+  restore(snapshot) {
+    const s = snapshot as KvSnapshotV2;
+    if (typeof s !== 'object' || s === null || !Array.isArray(s.data) || !Array.isArray(s.locks) || typeof s.lastToken !== 'number') {
+      throw new TypeError('not a tandem-kv version 2 snapshot');
+    }
+    for (const e of s.data) if (!Array.isArray(e) || typeof e[0] !== 'string' || !isStoredValue(e[1])) throw new TypeError('not a tandem-kv version 2 record');
+    return { data: new Map(s.data.map(([k, sv]) => [k, { v: sv.v, t: sv.t }])), locks: new Map(s.locks.map(([n, l]) => [n, { ...l }])), lastToken: s.lastToken };
+  },
+});
+
+/** One selectable version of the kv service, with how to read a value out of its state. */
+export interface KvServiceVariant {
+  version: number;
+  service: KvServiceDefinition<unknown>;
+  /** The string value of `key` in a state of this version (undefined: absent). */
+  readValue(state: unknown, key: string): string | undefined;
+}
+
+export const KV_SERVICE_VERSIONS: readonly number[] = [1, 2];
+
+/** The kv service at state version `version` (1 or 2); a RangeError for any other. */
+export function kvServiceVersion(version: number): KvServiceVariant {
+  if (version === 1) return { version, service: kvService as KvServiceDefinition<unknown>, readValue: (s, k) => (s as KvState).data.get(k) };
+  if (version === 2) return { version, service: kvServiceV2 as unknown as KvServiceDefinition<unknown>, readValue: (s, k) => (s as KvStateV2).data.get(k)?.v };
+  throw new RangeError(`tandem-kv has no service version ${version} (known: ${KV_SERVICE_VERSIONS.join(', ')})`);
+}

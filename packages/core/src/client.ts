@@ -61,6 +61,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
   #epoch = 0;
   #staleReplies = 0;
   #closed = false;
+  #resync = false;
 
   constructor(options: ClientOptions<Req, Rep>) {
     this.#opts = options;
@@ -79,10 +80,17 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     const hello = (): Hello => ({ t: 'hello', kind: 'client', service: options.service.name, nodeId: this.clientId, epoch: this.#epoch });
     const backoff = Math.max(1, this.#cfg.requestTimeoutMs / 4);
     this.#servers = [
-      new ServerConnection(0, options.servers[0], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff),
-      new ServerConnection(1, options.servers[1], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff),
+      new ServerConnection(0, options.servers[0], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff, this.#cfg.requestTimeoutMs),
+      new ServerConnection(1, options.servers[1], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff, this.#cfg.requestTimeoutMs),
     ];
-    this.#forwards = new ForwardQueue(this.#env, this.#cfg, { send: (i, bytes) => this.#servers[i].send(bytes) });
+    this.#forwards = new ForwardQueue(this.#env, this.#cfg, {
+      send: (i, bytes) => this.#servers[i].send(bytes),
+      // Entries ride each reply only once per connection: after giving up a forward, ask the primary to
+      // send every unacknowledged entry again with the next reply, so this client still carries them all.
+      dropped: () => {
+        this.#resync = true;
+      },
+    });
   }
 
   get epoch(): number {
@@ -140,7 +148,9 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
 
   #start(body: unknown, withInfo: boolean, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
     const requestId = this.#nextRequestId++;
-    const bytes = codec.encode({ t: 'req', clientId: this.clientId, requestId, body });
+    const resync = this.#resync;
+    this.#resync = false;
+    const bytes = codec.encode(resync ? { t: 'req', clientId: this.clientId, requestId, body, resync } : { t: 'req', clientId: this.clientId, requestId, body });
     const call: PendingCall = { requestId, body, bytes, startedAt: this.#env.now(), timer: undefined, redirected: false, withInfo, resolve, reject };
     this.#calls.set(requestId, call);
     this.#servers[this.#primary].send(bytes);
@@ -213,7 +223,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     if (rep.seq === 0 || rep.replicated === true) return;
     const target: 0 | 1 = from === 0 ? 1 : 0;
     if (rep.entries !== undefined) {
-      this.#forwards.enqueuePacked(target, rep.entryEpoch ?? rep.epoch, rep.seq, rep.entries);
+      this.#forwards.enqueuePacked(target, rep.seq, rep.entries);
       return;
     }
     const entries: readonly Entry[] = [

@@ -29,6 +29,8 @@ export class FlushTracker {
   flushedSeq = 0;
   /** The primary may answer while now < leaseUntil (role 'primary' only). */
   leaseUntil = 0;
+  /** Bumped whenever the log restarts (a join, a drop): per-connection piggyback marks older than it are void. */
+  generation = 0;
   /** When the last acknowledged flush was sent (or the state copy, for a joiner): the drop deadline counts from it. */
   lastAckedSentAt = 0;
   /** A joiner installs the state copy before it can ack anything: its ack clock has not started yet. */
@@ -77,6 +79,7 @@ export class FlushTracker {
   }
 
   clear(): void {
+    this.generation++;
     this.log.clear();
     this.#outstanding = [];
     this.#retransmits = 0;

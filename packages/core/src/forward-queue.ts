@@ -13,6 +13,8 @@ import type { Entry } from './messages.js';
 export interface ForwardSink {
   /** Send bytes to server `index`; false when they could not be handed on. */
   send(index: 0 | 1, bytes: Uint8Array): boolean;
+  /** A forward was given up (no fwdAck after maxRetransmits re-sends). */
+  dropped?(target: 0 | 1, entries: number): void;
 }
 
 interface InFlight {
@@ -29,9 +31,9 @@ export class ForwardQueue {
   readonly #cfg: ReplicationConfig;
   readonly #sink: ForwardSink;
   #batch = new Map<number, Entry>();
-  /** 'entries' mode: the newest packed entry list; a later reply's list supersedes an earlier one
-   * (it holds every entry the backup had not acknowledged, up to a higher seq). */
-  #batchPacked: { epoch: number; seq: number; bytes: Uint8Array } | undefined;
+  /** 'entries' mode: the packed entry lists of the replies since the last fwd. Each reply carries only
+   * the entries not yet sent on its connection, so every list is kept (the backup skips applied ones). */
+  #batchPacked: { upToSeq: number; bytes: Uint8Array }[] = [];
   #batchTarget: 0 | 1 = 1;
   #batchTimer: TimerHandle | undefined;
   readonly #inFlight = new Map<number, InFlight>();
@@ -58,7 +60,7 @@ export class ForwardQueue {
   }
 
   #batchSize(): number {
-    return this.#batch.size + (this.#batchPacked === undefined ? 0 : 1);
+    return this.#batch.size + this.#batchPacked.length;
   }
 
   get dropped(): number {
@@ -81,14 +83,11 @@ export class ForwardQueue {
 
   /** Queue entries for server `target`; sent after forwardDelayMs or when the batch is full. */
   /** Queue a reply's packed entry list ('entries' mode) for server `target`. */
-  enqueuePacked(target: 0 | 1, epoch: number, seq: number, bytes: Uint8Array): void {
+  enqueuePacked(target: 0 | 1, seq: number, bytes: Uint8Array): void {
+    if (bytes.length <= 1) return; // an empty list (0x90): everything was sent with earlier replies
     if (this.#batchSize() > 0 && target !== this.#batchTarget) this.#sendBatch();
     this.#batchTarget = target;
-    const upTo = this.#queuedUpTo[target];
-    if (epoch < upTo.epoch || (epoch === upTo.epoch && seq <= upTo.seq)) return; // subsumed by a newer list
-    upTo.epoch = epoch;
-    upTo.seq = seq;
-    this.#batchPacked = { epoch, seq, bytes };
+    this.#batchPacked.push({ upToSeq: seq, bytes });
     this.#armBatch();
   }
 
@@ -132,7 +131,7 @@ export class ForwardQueue {
     this.#batchTimer?.cancel();
     this.#batchTimer = undefined;
     this.#batch.clear();
-    this.#batchPacked = undefined;
+    this.#batchPacked = [];
     for (const f of this.#inFlight.values()) f.timer.cancel();
     this.#inFlight.clear();
     this.#inFlightEntries = 0;
@@ -147,9 +146,9 @@ export class ForwardQueue {
     const entries = [...this.#batch.values()];
     this.#batch = new Map();
     const packed = this.#batchPacked;
-    this.#batchPacked = undefined;
+    if (packed.length > 0) this.#batchPacked = [];
     const fwdId = this.#nextFwdId++;
-    const bytes = codec.encode(packed === undefined ? { t: 'fwd', fwdId, entries } : { t: 'fwd', fwdId, entries, packed: [{ upToSeq: packed.seq, bytes: packed.bytes }] });
+    const bytes = codec.encode(packed.length === 0 ? { t: 'fwd', fwdId, entries } : { t: 'fwd', fwdId, entries, packed });
     const f: InFlight = { fwdId, target: this.#batchTarget, count, bytes, attempts: 0, timer: undefined as unknown as TimerHandle };
     this.#inFlight.set(fwdId, f);
     this.#inFlightEntries += f.count;
@@ -170,6 +169,7 @@ export class ForwardQueue {
       this.#inFlightEntries -= f.count;
       this.#dropped += f.count;
       this.#env.logger.log('warn', 'forward-dropped', { fwdId: f.fwdId, entries: f.count, target: f.target });
+      this.#sink.dropped?.(f.target, f.count);
       this.#notify();
       return;
     }

@@ -40,7 +40,14 @@ export const helloSchema = z.object({
   role: roleSchema.optional(),
 });
 
-export const reqSchema = z.object({ t: z.literal('req'), clientId: id, requestId: z.number().int().min(0), body: z.unknown() });
+export const reqSchema = z.object({
+  t: z.literal('req'),
+  clientId: id,
+  requestId: z.number().int().min(0),
+  body: z.unknown(),
+  /** 'entries' mode: the client gave up a forward; this reply must carry every unacknowledged entry again. */
+  resync: z.literal(true).optional(),
+});
 
 export const repSchema = z.object({
   t: z.literal('rep'),

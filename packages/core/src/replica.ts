@@ -100,6 +100,8 @@ class ReplicaNode implements Replica<unknown> {
   #joinLink: Link | undefined;
   #joinAttempt = 0;
   #statusWaiters = new Map<Link, (r: StatusReply) => void>();
+  /** Startup: since when the peer accepted connections (or timed out) without answering `status`. */
+  #unansweredSince: number | undefined;
 
   constructor(opts: ReplicaOptions<unknown, unknown, unknown>) {
     this.#opts = opts;
@@ -284,7 +286,11 @@ class ReplicaNode implements Replica<unknown> {
     this.#links.delete(link);
     this.#statusWaiters.delete(link);
     if (link === this.#probeLink) this.#probeLink = undefined;
-    if (link === this.#joinLink) this.#joinLink = undefined;
+    if (link === this.#joinLink) {
+      this.#joinLink = undefined;
+      // A join in progress lost its connection (the primary went away or dropped it): probe again now.
+      if ((this.#role === 'joining' || this.#role === 'starting') && this.#joinTimer !== undefined) this.#scheduleProbe(0);
+    }
     if (link === this.#peerLink) {
       this.#peerLink = undefined;
       if (this.#role === 'primary' && this.#dropping === undefined) {
@@ -464,7 +470,16 @@ class ReplicaNode implements Replica<unknown> {
       this.#flush();
       return;
     }
-    if (this.#cfg.piggyback === 'entries') rep.entries = this.#tracker.log.packedRange(this.#tracker.ackedSeq);
+    if (this.#cfg.piggyback === 'entries') {
+      // Each entry goes out once per client connection: from the connection's mark, or — on its first
+      // reply, after a log restart, or when the client asks (resync) — from the backup's acknowledged seq.
+      const t = this.#tracker;
+      let from = t.ackedSeq;
+      if (link.piggybackGeneration === t.generation && req.resync !== true && link.piggybackedUpTo > from) from = link.piggybackedUpTo;
+      rep.entries = t.log.packedRange(from);
+      link.piggybackGeneration = t.generation;
+      link.piggybackedUpTo = entry.seq;
+    }
     link.send(rep); // the reply goes out first; everything below is bookkeeping
     if (this.#tracker.overflowing) {
       this.#peerFaulty(`backup has not acknowledged ${this.#tracker.log.size} entries`);
@@ -534,6 +549,11 @@ class ReplicaNode implements Replica<unknown> {
     }
     if (this.#role !== 'primary' || ack.epoch < this.#epoch || ack.role !== 'backup') return;
     if (link !== this.#peerLink) return;
+    if (this.#tracker.awaitingJoinAck && ack.upToSeq < this.#tracker.ackedSeq) {
+      // It installed an older copy than the one we keep entries for: the gap cannot be filled.
+      this.#peerFaulty(`the joiner installed seq ${ack.upToSeq}, older than the copy at ${this.#tracker.ackedSeq}`);
+      return;
+    }
     this.#tracker.acked(ack);
     if (this.#syncWaiters.length > 0) this.#releaseSyncWaiters();
     if (this.#held.length > 0 && this.#tracker.leaseValid(this.#env.now())) this.#releaseHeld();
@@ -565,7 +585,7 @@ class ReplicaNode implements Replica<unknown> {
   #redialPeer(): void {
     if (this.#peerDialing || this.#role !== 'primary' || this.#dropping !== undefined) return;
     this.#peerDialing = true;
-    void this.#dialPeer().then((link) => {
+    void this.#dialPeerResult(Math.max(this.#bounds.peerFaultyMs, 100)).then(({ link }) => {
       this.#peerDialing = false;
       if (this.#role !== 'primary' || this.#dropping !== undefined) {
         link?.abort();
@@ -729,6 +749,9 @@ class ReplicaNode implements Replica<unknown> {
       link.send(this.#statusReply());
       return;
     }
+    // The same joiner asking again while its copy is in flight (it cannot have installed it: it would
+    // have acknowledged): keep the join in progress rather than send a second copy.
+    if (link === this.#peerLink && this.#role === 'primary' && this.#tracker.awaitingJoinAck) return;
     // A dropped backup asking for a fresh copy has left the backup role: the drop is complete.
     this.#cancelDrop();
     const snap = this.#stateSync.capture(this.#runner.takeSnapshot() as unknown as StateSnapshot);
@@ -1002,38 +1025,26 @@ class ReplicaNode implements Replica<unknown> {
     const retryMs = Math.max(this.#cfg.flushIntervalMs, this.#cfg.heartbeatTimeoutMs / 3);
     void (async () => {
       let link = this.#joinLink && !this.#joinLink.isClosed ? this.#joinLink : undefined;
+      let refused = false;
       if (!link) {
-        link = await this.#dialPeer();
+        const r = await this.#dialPeerResult(Math.max(this.#bounds.peerFaultyMs, 100));
+        link = r.link;
+        refused = r.refused;
         if (link) this.#joinLink = link;
       }
       if (attempt !== this.#joinAttempt || (this.#role !== 'starting' && this.#role !== 'joining')) return;
-      let reply: StatusReply | undefined;
-      if (link) {
-        const l = link;
-        reply = await new Promise<StatusReply | undefined>((resolve) => {
-          const timer = this.#env.setTimer(this.#bounds.peerFaultyMs, () => {
-            this.#statusWaiters.delete(l);
-            resolve(undefined);
-          });
-          this.#statusWaiters.set(l, (r) => {
-            timer.cancel();
-            resolve(r);
-          });
-          l.conn.closed.then(() => {
-            timer.cancel();
-            resolve(undefined);
-          });
-          l.send({ t: 'status' });
-        });
-      }
+      const reply = link ? await this.#awaitStatus(link, this.#bounds.peerFaultyMs) : undefined;
       if (attempt !== this.#joinAttempt || (this.#role !== 'starting' && this.#role !== 'joining')) return;
+      if (reply !== undefined) this.#unansweredSince = undefined;
       if (reply && SERVING.has(reply.role) && link && !link.isClosed) {
         this.#epoch = Math.max(this.#epoch, reply.epoch);
         link.send({ t: 'stateReq', nodeId: this.#nodeId });
-        this.#scheduleProbe(Math.max(this.#bounds.peerFaultyMs * 4, 1000)); // if no snapshot arrives, try again
+        // The primary answers with the copy, or tells us (drop) when its join timeout passes; a closed
+        // connection re-probes at once (#onLinkClosed). This only covers a primary that went silent.
+        this.#scheduleProbe(this.#bounds.joinTimeoutMs + this.#bounds.peerFaultyMs);
         return;
       }
-      if (this.#role === 'starting' && this.#shouldLead(reply)) {
+      if (this.#role === 'starting' && this.#shouldLead(reply, refused)) {
         void this.#becomeFirstPrimary();
         return;
       }
@@ -1045,10 +1056,18 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   /** At startup, with no active primary found: should this replica be the first primary? */
-  #shouldLead(peer: StatusReply | undefined): boolean {
+  #shouldLead(peer: StatusReply | undefined, refused: boolean): boolean {
     const hint = this.#opts.roleHint ?? 'auto';
     if (hint === 'backup') return false;
-    if (peer === undefined) return true; // peer unreachable: nobody else is serving
+    if (peer === undefined) {
+      // Nothing listens there: nobody else is serving.
+      if (refused) return true;
+      // Something may listen but did not answer (busy, paused, slow network): a serving peer must not
+      // be mistaken for an absent one. Lead only after a whole takeover period without any answer.
+      const now = this.#env.now();
+      this.#unansweredSince ??= now;
+      return now - this.#unansweredSince >= this.#bounds.takeoverMs;
+    }
     if (peer.role !== 'starting') return false; // a backup (its primary is us, restarted) or a joiner: wait
     const peerHint = peer.roleHint ?? 'auto';
     if (hint === 'primary' && peerHint !== 'primary') return true;

@@ -7,7 +7,6 @@ import { Link, type LinkHandlers } from './link.js';
 import type { Hello } from './messages.js';
 
 const MAX_QUEUED = 4096;
-const MAX_BACKOFF_MS = 2000;
 
 export class ServerConnection {
   readonly address: string;
@@ -23,8 +22,14 @@ export class ServerConnection {
   readonly #hello: () => Hello;
   readonly #maxMessageSize: number;
   readonly #baseBackoffMs: number;
+  readonly #maxBackoffMs: number;
 
-  constructor(index: 0 | 1, address: string, env: Env, handlers: LinkHandlers, hello: () => Hello, maxMessageSize: number, baseBackoffMs: number) {
+  /**
+   * `maxBackoffMs` caps the re-dial backoff. The client passes requestTimeoutMs: a refused dial (nothing
+   * listens yet) is cheap, and a longer backoff would let a long-lived client miss the new primary for
+   * longer than worstCaseFailoverMs after a takeover (its re-sends every requestTimeoutMs would be dropped).
+   */
+  constructor(index: 0 | 1, address: string, env: Env, handlers: LinkHandlers, hello: () => Hello, maxMessageSize: number, baseBackoffMs: number, maxBackoffMs = baseBackoffMs * 4) {
     this.index = index;
     this.address = address;
     this.#env = env;
@@ -32,6 +37,12 @@ export class ServerConnection {
     this.#hello = hello;
     this.#maxMessageSize = maxMessageSize;
     this.#baseBackoffMs = baseBackoffMs;
+    this.#maxBackoffMs = Math.max(baseBackoffMs, maxBackoffMs);
+  }
+
+  /** When the next dial may be attempted after a failure (env clock); 0 when not backing off. */
+  get retryAt(): number {
+    return this.#retryAt;
   }
 
   get link(): Link | undefined {
@@ -87,7 +98,7 @@ export class ServerConnection {
         this.#dialing = false;
         this.#queue = [];
         this.#failures++;
-        const backoff = Math.min(MAX_BACKOFF_MS, this.#baseBackoffMs * 2 ** Math.min(this.#failures - 1, 10));
+        const backoff = Math.min(this.#maxBackoffMs, this.#baseBackoffMs * 2 ** Math.min(this.#failures - 1, 10));
         this.#retryAt = this.#env.now() + backoff;
         this.#env.logger.log('debug', 'client-dial-failed', { address: this.address, error: (err as Error).message, backoffMs: backoff });
       },

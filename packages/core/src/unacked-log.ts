@@ -30,7 +30,7 @@ export class UnackedLog {
     const parts: Uint8Array[] = [];
     const items = this.#items;
     const packed = this.#packed;
-    for (let i = this.#head; i < items.length; i++) {
+    for (let i = this.#startIndex(fromSeqExclusive); i < items.length; i++) {
       const e = items[i]!;
       if (e.seq <= fromSeqExclusive) continue;
       if (e.seq > toSeqInclusive) break;
@@ -39,6 +39,17 @@ export class UnackedLog {
       parts.push(p);
     }
     return packEncoded(parts);
+  }
+
+  /** Index of the first entry that may have seq > fromSeq (seqs are consecutive; the scan re-checks). */
+  #startIndex(fromSeqExclusive: number): number {
+    const items = this.#items;
+    if (this.#head >= items.length) return items.length;
+    const first = items[this.#head]!.seq;
+    const i = this.#head + Math.max(0, fromSeqExclusive - first + 1);
+    // Consecutive seqs make this exact; if they ever were not, scan from the head.
+    if (i > this.#head && (i - 1 >= items.length || items[i - 1]!.seq !== fromSeqExclusive)) return this.#head;
+    return i;
   }
 
   /** Drop every entry with seq ≤ upToSeq. */

@@ -38,13 +38,16 @@ describe('timing bounds', () => {
     const b = computeTimingBounds();
     // defaults: forwardDelay 5, ackTimeout 50, maxRetransmits 2, heartbeatTimeout 150, requestTimeout 100
     expect(b.forwardWindowMs).toBe(5 + 3 * 50);
-    expect(b.takeoverMs).toBe(150 + 155);
-    expect(b.worstCaseFailoverMs).toBe(305 + 100);
+    // heartbeat timeout + forward window + the takeover probe of the primary (ackTimeoutMs)
+    expect(b.takeoverMs).toBe(150 + 155 + 50);
+    expect(b.takeoverProbeMs).toBe(50);
+    expect(b.worstCaseFailoverMs).toBe(355 + 100);
+    expect(b.joinTimeoutMs).toBe(3550);
     expect(b.leaseMs).toBe(135);
     expect(b.leaseMs).toBeLessThan(b.takeoverMs);
     const c = computeTimingBounds({ ackTimeoutMs: 10, maxRetransmits: 4, forwardDelayMs: 0, heartbeatTimeoutMs: 80, flushIntervalMs: 10 });
     expect(c.forwardWindowMs).toBe(50);
-    expect(c.takeoverMs).toBe(130);
+    expect(c.takeoverMs).toBe(140);
     expect(c.peerFaultyMs).toBe(50);
   });
 });

@@ -59,12 +59,37 @@ describe('flush', () => {
     await c.call({ op: 'incr', key: 'n' });
     expect(pair.a.status().unackedEntries).toBe(2);
     const last = pair.cluster.find((r) => r.from === 'A' && r.msg.t === 'rep').pop()!.msg;
-    expect(last.t === 'rep' && decodeEntries(last.entries!).map((e) => e.seq)).toEqual([1, 2]);
+    // each entry rides once per connection: the second reply carries only what the first did not
+    expect(last.t === 'rep' && decodeEntries(last.entries!).map((e) => e.seq)).toEqual([2]);
+    // a client connecting later gets every unacknowledged entry with its first reply
+    const late = pair.client('L');
+    await late.call({ op: 'get', key: 'n' });
+    const first = pair.cluster.find((r) => r.from === 'A' && r.msg.t === 'rep').pop()!.msg;
+    expect(first.t === 'rep' && decodeEntries(first.entries!).map((e) => e.seq)).toEqual([1, 2, 3]);
     pair.cluster.dropRule = undefined;
     await until(() => pair!.a.status().unackedEntries === 0, 'log trimmed after flushAck');
     await c.call({ op: 'incr', key: 'n' });
     const after = pair.cluster.find((r) => r.from === 'A' && r.msg.t === 'rep').pop()!.msg;
-    expect(after.t === 'rep' && decodeEntries(after.entries!).map((e) => e.seq)).toEqual([3]);
+    expect(after.t === 'rep' && decodeEntries(after.entries!).map((e) => e.seq)).toEqual([4]);
+  });
+});
+
+describe("'entries' piggyback: each entry once per connection", () => {
+  it('after giving up a forward, the client asks for a resync and its next reply carries every unacknowledged entry', async () => {
+    pair = await startPair({ flushIntervalMs: 300, heartbeatTimeoutMs: 1000, flushMaxEntries: 100, maxUnackedEntries: 1000 });
+    const c = pair.client('C');
+    // Forwards are lost (the client gives them up); acks too, so the entries stay unacknowledged at P.
+    let fwdLost = true;
+    pair.cluster.dropRule = ({ msg }) => (fwdLost && msg.t === 'fwd') || msg.t === 'flushAck';
+    await c.call({ op: 'incr', key: 'n' });
+    await c.call({ op: 'incr', key: 'n' });
+    await until(() => c.pendingForwards === 0, 'forwards given up');
+    fwdLost = false;
+    await c.call({ op: 'incr', key: 'n' });
+    const reqs = pair.cluster.find((r) => r.from === 'C' && r.msg.t === 'req');
+    expect(reqs.map((r) => r.msg.t === 'req' && r.msg.resync === true)).toEqual([false, false, true]);
+    const last = pair.cluster.find((r) => r.from === 'A' && r.msg.t === 'rep').pop()!.msg;
+    expect(last.t === 'rep' && decodeEntries(last.entries!).map((e) => e.seq)).toEqual([1, 2, 3]);
   });
 });
 

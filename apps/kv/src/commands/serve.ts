@@ -4,8 +4,9 @@
  * --json). When started with an IPC channel (the demo, tests and benchmark harness), it also answers
  * {type:'status'} and {type:'read', keys} messages from its parent.
  */
-import { computeTimingBounds, createReplica, nodeEnv, type ReplicaEvent, type ReplicationConfig, type Replica } from '@tandem/core';
-import { kvService, type KvState } from '../service.js';
+import { computeTimingBounds, createReplica, nodeEnv, type ReplicaEvent, type ReplicationConfig, type Replica, type StateSnapshot } from '@tandem/core';
+import { versionedStateSync } from '@tandem/state-transfer';
+import { kvServiceVersion, type KvServiceVariant } from '../service.js';
 import { createTransportRegistry } from '../transports.js';
 
 export interface ServeOptions {
@@ -16,14 +17,24 @@ export interface ServeOptions {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   replication: ReplicationConfig;
   json: boolean;
+  /** State version of the kv service to run (default 1); an older state a joining replica receives is migrated. */
+  serviceVersion?: number;
+  /** Called after the replica has started, with it and the line printer (rejoin adds its phase lines). */
+  onStarted?: (replica: Replica<unknown>, out: ServeOutput) => void;
+  /** Called when a joining replica installs the primary's state (with the version it arrived in). */
+  onStateInstalled?: (installed: { seq: number; fromVersion: number; toVersion: number }, out: ServeOutput) => void;
 }
+
+/** Prints one event: a JSON line with --json, else a human line. */
+export type ServeOutput = (event: string, fields: Record<string, unknown>, human: string) => void;
 
 /** Messages a parent process may send over IPC, and the answers. */
 export type ServeIpcRequest = { type: 'status'; id: number } | { type: 'read'; id: number; keys: string[] };
 
-export async function serve(opts: ServeOptions): Promise<void> {
+export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
   const nodeId = opts.nodeId ?? opts.listen;
-  const out = (event: string, fields: Record<string, unknown>, human: string): void => {
+  const variant = kvServiceVersion(opts.serviceVersion ?? 1);
+  const out: ServeOutput = (event, fields, human) => {
     if (opts.json) process.stdout.write(JSON.stringify({ event, node: nodeId, ...fields }) + '\n');
     else process.stdout.write(`[${nodeId}] ${human}\n`);
   };
@@ -34,8 +45,17 @@ export async function serve(opts: ServeOptions): Promise<void> {
     { bounds, config: opts.replication },
     `worst-case failover ${bounds.worstCaseFailoverMs} ms = heartbeat timeout ${opts.replication.heartbeatTimeoutMs} + forward window ${bounds.forwardWindowMs} + request retry ${opts.replication.requestTimeoutMs} (piggyback ${opts.replication.piggyback}, reply ${opts.replication.replyMode})`,
   );
-  const replica: Replica<KvState> = createReplica({
-    service: kvService,
+  const sync = versionedStateSync(variant.service);
+  const replica: Replica<unknown> = createReplica({
+    service: variant.service,
+    stateSync: {
+      capture: (snap: StateSnapshot) => sync.capture(snap),
+      install(snap: StateSnapshot): StateSnapshot {
+        const installed = sync.install(snap); // migrates an older version; throws on a newer one
+        opts.onStateInstalled?.({ seq: snap.seq, fromVersion: snap.version, toVersion: installed.version }, out);
+        return installed;
+      },
+    },
     env,
     listen: opts.listen,
     peer: opts.peer,
@@ -44,7 +64,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     config: opts.replication,
   });
   replica.on((e) => reportEvent(e, out));
-  attachIpc(replica);
+  attachIpc(replica, variant);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -59,10 +79,16 @@ export async function serve(opts: ServeOptions): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   await replica.start();
   const s = replica.status();
-  out('serving', { address: replica.address, role: s.role, epoch: s.epoch, appliedSeq: s.appliedSeq }, `listening on ${replica.address} as ${s.role} (epoch ${s.epoch}), peer ${opts.peer}`);
+  out(
+    'serving',
+    { address: replica.address, role: s.role, epoch: s.epoch, appliedSeq: s.appliedSeq, serviceVersion: variant.version, pid: process.pid },
+    `listening on ${replica.address} as ${s.role} (epoch ${s.epoch}), peer ${opts.peer}, service version ${variant.version}, pid ${process.pid}`,
+  );
+  opts.onStarted?.(replica, out);
+  return replica;
 }
 
-function reportEvent(e: ReplicaEvent, out: (event: string, fields: Record<string, unknown>, human: string) => void): void {
+function reportEvent(e: ReplicaEvent, out: ServeOutput): void {
   switch (e.type) {
     case 'role':
       return out('role', { role: e.role, epoch: e.epoch }, `role → ${e.role} (epoch ${e.epoch})`);
@@ -83,16 +109,16 @@ function reportEvent(e: ReplicaEvent, out: (event: string, fields: Record<string
   }
 }
 
-function attachIpc(replica: Replica<KvState>): void {
+function attachIpc(replica: Replica<unknown>, variant: KvServiceVariant): void {
   if (typeof process.send !== 'function') return;
   process.on('message', (raw: unknown) => {
     const m = raw as ServeIpcRequest;
     if (typeof m !== 'object' || m === null || typeof m.id !== 'number') return;
     if (m.type === 'status') {
-      process.send?.({ type: 'status', id: m.id, status: replica.status() });
+      process.send?.({ type: 'status', id: m.id, status: replica.status(), serviceVersion: variant.version });
     } else if (m.type === 'read' && Array.isArray(m.keys)) {
-      const data = replica.state.data;
-      process.send?.({ type: 'read', id: m.id, status: replica.status(), values: m.keys.map((k) => data.get(String(k)) ?? null) });
+      const state = replica.state;
+      process.send?.({ type: 'read', id: m.id, status: replica.status(), serviceVersion: variant.version, values: m.keys.map((k) => variant.readValue(state, String(k)) ?? null) });
     }
   });
   // Do not let the IPC channel keep the process alive on its own, and exit if the parent goes away.
