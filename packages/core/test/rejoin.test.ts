@@ -182,9 +182,9 @@ describe('a join always completes or retries', () => {
     const r = await rig({ ackTimeoutMs: 15, maxRetransmits: 1 });
     const w = writer(r.client());
     await sleep(30);
-    let stalls = 0;
+    // Every state copy takes B 150 ms to install (10 × the ack timeout).
     r.cluster.dropRule = ({ from, msg }) => {
-      if (from === 'A' && msg.t === 'stateSnap' && stalls++ < 2) {
+      if (from === 'A' && msg.t === 'stateSnap') {
         r.nodeB.pause();
         setTimeout(() => r.nodeB.resume(), 150);
       }
