@@ -3,7 +3,7 @@
  * State-transfer benchmark.
  *
  *   npm run bench:state-transfer -- [--keys N] [--value-size B] [--rate R] [--baseline-ms MS]
- *                                    [--chunk-bytes B] [--slice-bytes B] [--window W] [--max-mbps M] [--rounds R] [--json]
+ *                                    [--chunk-bytes B] [--slice-bytes B] [--slice-ms MS] [--window W] [--max-mbps M] [--rounds R] [--json]
  *
  * Three processes on 127.0.0.1 (TCP): a serving replica holding N keys (child), a joining replica
  * (child, started before any measurement and idle until told to join), and this process, which sends
@@ -31,6 +31,7 @@ interface Args {
   baselineMs: number;
   chunkBytes: number;
   sliceBytes: number;
+  sliceMs: number;
   window: number;
   maxMBps: number;
   rounds: number;
@@ -38,7 +39,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, window: 8, maxMBps: 0, rounds: 3, json: false };
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, json: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -56,6 +57,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--baseline-ms') a.baselineMs = num(f, argv[++i]);
     else if (f === '--chunk-bytes') a.chunkBytes = num(f, argv[++i]);
     else if (f === '--slice-bytes') a.sliceBytes = num(f, argv[++i]);
+    else if (f === '--slice-ms') a.sliceMs = Number(argv[++i]);
     else if (f === '--window') a.window = num(f, argv[++i]);
     else if (f === '--max-mbps') a.maxMBps = num(f, argv[++i]);
     else if (f === '--rounds') a.rounds = num(f, argv[++i]);
@@ -178,6 +180,7 @@ async function main(): Promise<void> {
       BENCH_VALUE_SIZE: String(args.valueSize),
       BENCH_CHUNK_BYTES: String(args.chunkBytes),
       BENCH_SLICE_BYTES: String(args.sliceBytes),
+      BENCH_SLICE_MS: String(args.sliceMs),
       BENCH_MAX_BPS: String(args.maxMBps * 1e6),
     });
     procs.push(primary);
@@ -267,6 +270,8 @@ async function main(): Promise<void> {
       converged,
       chunkBytes: args.chunkBytes,
       sliceBytes: args.sliceBytes,
+      sliceMs: args.sliceMs,
+      loadAverage: (await import('node:os')).loadavg().map((x) => Number(x.toFixed(2))),
       window: args.window,
       maxMBps: args.maxMBps || null,
       rate: args.rate,

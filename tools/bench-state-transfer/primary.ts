@@ -13,6 +13,7 @@ const keys = Number(process.env.BENCH_KEYS ?? 1_000_000);
 const valueSize = Number(process.env.BENCH_VALUE_SIZE ?? 100);
 const chunkBytes = Number(process.env.BENCH_CHUNK_BYTES ?? 512 * 1024);
 const sliceBytes = Number(process.env.BENCH_SLICE_BYTES ?? 32 * 1024);
+const sliceMs = Number(process.env.BENCH_SLICE_MS ?? 0.5);
 const packr = new Packr({ useRecords: false });
 const send = (m: ChildReport): void => void process.send?.(m);
 // Exit with the orchestrator (its IPC channel closes when it dies).
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < keys; i++) host.execute({ op: 'set', key: `key:${i}`, value: valueFor(i, valueSize) });
   const fillMs = performance.now() - t0;
   const maxBytesPerSecond = Number(process.env.BENCH_MAX_BPS ?? 0);
-  const server = new StateTransferServer({ env, source: host, chunkBytes, sliceBytes, maxBytesPerSecond });
+  const server = new StateTransferServer({ env, source: host, chunkBytes, sliceBytes, sliceMs, maxBytesPerSecond });
   const transferAddress = await server.listen('tcp://127.0.0.1:0');
   const kvListener = await network.listen('tcp://127.0.0.1:0');
   void (async () => {

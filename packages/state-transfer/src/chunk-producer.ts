@@ -5,6 +5,7 @@
  * producer yields to the event loop between slices, so the serving replica keeps answering requests.
  */
 import { Buffer } from 'node:buffer';
+import { crc32 } from 'node:zlib';
 import { chunkChecksum, WholeStateChecksum } from './checksum.js';
 import { pack } from './codec.js';
 import { yieldToEventLoop, type TransferEnv } from './env.js';
@@ -14,8 +15,11 @@ import type { CapturedState } from './source.js';
 export interface ChunkSizing {
   /** Target chunk size in bytes (default 512 KiB). */
   chunkBytes: number;
-  /** Target size of one unit of encoding work between yields (default 64 KiB). */
+  /** Upper bound of one unit of encoding work between yields (default 64 KiB). */
   sliceBytes: number;
+  /** Target duration of one unit of work in ms, measured with env.now() (default 0.5): slices shrink
+   * when the machine is slow so the serving replica never stalls longer than about this. 0 = bytes only. */
+  sliceMs?: number;
 }
 
 export class ChunkProducer {
@@ -29,6 +33,8 @@ export class ChunkProducer {
   #blobOffset = 0;
   #stateDone = false;
   #bytesPerRecord = 64;
+  /** Records one slice may take to stay within sliceMs (adapted from measured slices). */
+  #recordsPerSlice = 64;
   /** Next chunk index to produce. */
   produced = 0;
   bytes = 0;
@@ -60,17 +66,21 @@ export class ChunkProducer {
 
   async #produce(): Promise<ChunkMsg | undefined> {
     if (this.exhausted) return undefined;
-    let chunk: ChunkMsg | undefined;
+    let chunk: (ChunkMsg & { checksummed?: boolean }) | undefined;
     if (!this.#stateDone) chunk = await this.#nextStateChunk();
     if (!chunk) chunk = this.#nextAuxChunk();
     if (!chunk) {
       this.exhausted = true;
       return undefined;
     }
-    this.checksum.update(chunk.data);
+    if (!chunk.checksummed) this.checksum.update(chunk.data);
     this.bytes += chunk.data.length;
     this.records += chunk.records;
     this.produced++;
+    if (chunk.checksummed) {
+      const { checksummed: _, ...msg } = chunk;
+      return msg;
+    }
     return chunk;
   }
 
@@ -79,7 +89,7 @@ export class ChunkProducer {
     if (b.format === 'records') b.cursor.close();
   }
 
-  async #nextStateChunk(): Promise<ChunkMsg | undefined> {
+  async #nextStateChunk(): Promise<(ChunkMsg & { checksummed?: boolean }) | undefined> {
     const body = this.#captured.body;
     if (body.format === 'blob') {
       if (this.#blobOffset >= body.bytes.length) {
@@ -90,26 +100,41 @@ export class ChunkProducer {
       this.#blobOffset += data.length;
       return this.#chunk('state', 0, data);
     }
+    // Each slice: read records, encode them, and fold them into the chunk's CRC and the whole-state
+    // checksum — then yield, so a request waits at most one slice (about sliceMs) for the transfer.
     const parts: Uint8Array[] = [];
     let size = 0;
     let records = 0;
+    let crc = 0;
+    const sliceMs = this.#sizing.sliceMs ?? 0.5;
     while (size < this.#sizing.chunkBytes) {
       if (parts.length > 0) await yieldToEventLoop(this.#env);
-      const want = Math.max(1, Math.floor(Math.min(this.#sizing.sliceBytes, this.#sizing.chunkBytes - size) / this.#bytesPerRecord));
+      const byBytes = Math.max(1, Math.floor(Math.min(this.#sizing.sliceBytes, this.#sizing.chunkBytes - size) / this.#bytesPerRecord));
+      const want = sliceMs > 0 ? Math.min(byBytes, this.#recordsPerSlice) : byBytes;
+      const t0 = this.#env.now();
       const recs = body.cursor.next(want);
       if (!recs || recs.length === 0) {
         this.#stateDone = true;
         break;
       }
       const packed = pack(recs);
+      crc = crc32(packed, crc);
+      this.checksum.update(packed);
       const n = recs.length / (body.cursor.recordWidth ?? 1);
       parts.push(packed);
       size += packed.length;
       records += n;
       this.#bytesPerRecord = Math.max(1, packed.length / n);
+      if (sliceMs > 0) {
+        const ms = this.#env.now() - t0;
+        // Aim at sliceMs; move gradually (a timer tick or GC pause in one slice must not collapse it).
+        const target = ms > 0 ? (n * sliceMs) / ms : this.#recordsPerSlice * 2;
+        this.#recordsPerSlice = Math.max(8, Math.min(1 << 20, Math.round(this.#recordsPerSlice * 0.5 + target * 0.5)));
+      }
     }
     if (parts.length === 0) return undefined;
-    return this.#chunk('state', records, parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+    return { ...this.#chunk('state', records, data, crc >>> 0), checksummed: true };
   }
 
   #nextAuxChunk(): ChunkMsg | undefined {
@@ -120,7 +145,7 @@ export class ChunkProducer {
     return this.#chunk('aux', 0, data);
   }
 
-  #chunk(section: 'state' | 'aux', records: number, data: Uint8Array): ChunkMsg {
-    return { t: 'chunk', transferId: this.#transferId, index: this.produced, section, records, crc: chunkChecksum(data), data };
+  #chunk(section: 'state' | 'aux', records: number, data: Uint8Array, crc = chunkChecksum(data)): ChunkMsg & { checksummed?: boolean } {
+    return { t: 'chunk', transferId: this.#transferId, index: this.produced, section, records, crc, data };
   }
 }

@@ -20,8 +20,10 @@ export interface StateTransferServerOptions {
   source: TransferSource;
   /** Target chunk size (default 512 KiB). */
   chunkBytes?: number;
-  /** Encoding work between two yields to the event loop (default 64 KiB). */
+  /** Upper bound of the encoding work between two yields to the event loop (default 64 KiB). */
   sliceBytes?: number;
+  /** Target time of one slice of work, measured with env.now() (default 0.5 ms; 0 = bounded by bytes only). */
+  sliceMs?: number;
   /** Cap on the joiner's window of unacknowledged chunks (default 16). */
   maxWindow?: number;
   /** Log entries per log message (default 2048) and most unacknowledged log entries (default 16 384). */
@@ -83,6 +85,7 @@ interface Session {
 const DEFAULTS = {
   chunkBytes: 512 * 1024,
   sliceBytes: 64 * 1024,
+  sliceMs: 0.5,
   maxWindow: 16,
   logBatch: 2048,
   logWindow: 16_384,
@@ -256,7 +259,7 @@ export class StateTransferServer {
   #newSession(nodeId: string, format: TransferFormat, window: number, restarts: number): Session {
     const transferId = randomId(this.#env);
     const captured = this.#source.capture(format);
-    const producer = new ChunkProducer(this.#env, transferId, captured, { chunkBytes: this.#o.chunkBytes, sliceBytes: this.#o.sliceBytes });
+    const producer = new ChunkProducer(this.#env, transferId, captured, { chunkBytes: this.#o.chunkBytes, sliceBytes: this.#o.sliceBytes, sliceMs: this.#o.sliceMs });
     const meter = new ProgressMeter(() => this.#env.now(), this.#o.progressIntervalMs);
     meter.restart(transferId, producer.totalRecords);
     meter.restarts = restarts;

@@ -226,14 +226,43 @@ export class SnapshotMap<V = unknown> {
       recordWidth: 2,
       add(items) {
         if (items.length % 2 !== 0) throw new TypeError('SnapshotMap records come in key, value pairs');
-        for (let i = 0; i < items.length; i += 2) {
-          const k = items[i];
-          if (typeof k !== 'string') throw new TypeError('SnapshotMap record key must be a string');
-          m.set(k, items[i + 1] as V);
-        }
+        m.#addFresh(items);
       },
       finish: () => m,
     };
+  }
+
+  /**
+   * Bulk insert of snapshot records (k1, v1, k2, v2, …) into a map being built (no open snapshot; each
+   * key once): one hash of the key, one Map.set, the digest sums kept in locals. A repeated key is a
+   * corrupt snapshot (TypeError).
+   */
+  #addFresh(items: readonly unknown[]): void {
+    const buckets = this.#buckets;
+    const mask = this.#mask;
+    const project = this.#digestValue;
+    let l1 = this.#lane1;
+    let l2 = this.#lane2;
+    let size = this.#size;
+    for (let i = 0; i < items.length; i += 2) {
+      const key = items[i];
+      if (typeof key !== 'string') throw new TypeError('SnapshotMap record key must be a string');
+      const value = items[i + 1] as V;
+      hashPair(key, SEED_A, SEED_B);
+      const k1 = laneA;
+      const k2 = laneB;
+      const bucket = buckets[k1 & mask]!;
+      const before = bucket.size;
+      bucket.set(key, value);
+      if (bucket.size === before) throw new TypeError(`SnapshotMap records repeat the key ${JSON.stringify(key.slice(0, 100))}`);
+      size++;
+      entryHash(k1, k2, project ? project(value) : value);
+      l1 = (l1 + laneA) >>> 0;
+      l2 = (l2 + laneB) >>> 0;
+    }
+    this.#lane1 = l1;
+    this.#lane2 = l2;
+    this.#size = size;
   }
 
   #preserve(b: number, bucket: Map<string, V>): void {

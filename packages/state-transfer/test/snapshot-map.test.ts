@@ -89,4 +89,26 @@ describe('SnapshotMap', () => {
     expect(() => b.add(['ok', 'v', 42, 'x'])).toThrow(TypeError);
     expect(() => b.add(['odd'])).toThrow(TypeError);
   });
+
+  it('the builder (bulk insert) gives the same contents and digest as set(), and rejects a repeated key', () => {
+    const rnd = lcg(7);
+    const direct = new SnapshotMap<string | { n: number }>();
+    const flat: unknown[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const v = rnd() < 0.2 ? { n: i } : `value-${Math.floor(rnd() * 1e9)}`;
+      direct.set(`k${i}`, v);
+      flat.push(`k${i}`, v);
+    }
+    const b = SnapshotMap.builder<string | { n: number }>();
+    b.add(flat.slice(0, 3000));
+    b.add(flat.slice(3000));
+    const built = b.finish();
+    expect(built.size).toBe(direct.size);
+    expect(built.digest()).toBe(direct.digest());
+    expect(built.get('k4999')).toEqual(direct.get('k4999'));
+    built.set('k1', 'changed');
+    expect(built.digest()).not.toBe(direct.digest());
+    const dup = SnapshotMap.builder<string>();
+    expect(() => dup.add(['a', '1', 'b', '2', 'a', '3'])).toThrow(/repeat the key "a"/);
+  });
 });

@@ -19,8 +19,8 @@ export interface ServeOptions {
   json: boolean;
   /** State version of the kv service to run (default 1); an older state a joining replica receives is migrated. */
   serviceVersion?: number;
-  /** Called after the replica has started, with it and the line printer (rejoin adds its phase lines). */
-  onStarted?: (replica: Replica<unknown>, out: ServeOutput) => void;
+  /** Called with the replica before it starts, and the line printer (rejoin adds its phase lines). */
+  onCreated?: (replica: Replica<unknown>, out: ServeOutput) => void;
   /** Called when a joining replica installs the primary's state (with the version it arrived in). */
   onStateInstalled?: (installed: { seq: number; fromVersion: number; toVersion: number }, out: ServeOutput) => void;
 }
@@ -77,6 +77,7 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  opts.onCreated?.(replica, out);
   await replica.start();
   const s = replica.status();
   out(
@@ -84,7 +85,6 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     { address: replica.address, role: s.role, epoch: s.epoch, appliedSeq: s.appliedSeq, serviceVersion: variant.version, pid: process.pid },
     `listening on ${replica.address} as ${s.role} (epoch ${s.epoch}), peer ${opts.peer}, service version ${variant.version}, pid ${process.pid}`,
   );
-  opts.onStarted?.(replica, out);
   return replica;
 }
 

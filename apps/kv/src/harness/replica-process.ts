@@ -28,6 +28,8 @@ export interface ReplicaProcessOptions {
   /** Called with every stderr line (default: kept in `stderrTail`). */
   onStderr?: (line: string) => void;
   cliPath?: string;
+  /** `serve --service-version N` (default: the CLI's default, 1). */
+  serviceVersion?: number;
 }
 
 export interface ServeEvent {
@@ -64,6 +66,7 @@ export class ReplicaProcess {
       options.logLevel ?? 'warn',
       '--replication',
       JSON.stringify(options.replication ?? {}),
+      ...(options.serviceVersion !== undefined ? ['--service-version', String(options.serviceVersion)] : []),
     ];
     this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.exited = new Promise((resolve) =>
