@@ -10,7 +10,7 @@ import { pack } from './codec.js';
 import { createHash } from 'node:crypto';
 import type { TransferEnv } from './env.js';
 import type { TransferFormat } from './migrations.js';
-import { mulberry32 } from './prng.js';
+import { mulberry32 } from '@tandem/core';
 import type { CapturedState, InstalledState, StateHead, TransferSink, TransferSource } from './source.js';
 import { serviceVersion, supportsChunks, type TransferableService } from './transferable.js';
 

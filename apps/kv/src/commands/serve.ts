@@ -43,7 +43,7 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
   out(
     'timing',
     { bounds, config: opts.replication },
-    `worst-case failover ${bounds.worstCaseFailoverMs} ms = heartbeat timeout ${opts.replication.heartbeatTimeoutMs} + forward window ${bounds.forwardWindowMs} + request retry ${opts.replication.requestTimeoutMs} (piggyback ${opts.replication.piggyback}, reply ${opts.replication.replyMode})`,
+    `worst-case failover ${bounds.worstCaseFailoverMs} ms = heartbeat timeout ${opts.replication.heartbeatTimeoutMs} + forward window ${bounds.forwardWindowMs} + takeover probe ${bounds.takeoverProbeMs} + request retry ${opts.replication.requestTimeoutMs} (piggyback ${opts.replication.piggyback}, reply ${opts.replication.replyMode})`,
   );
   const sync = versionedStateSync(variant.service);
   const replica: Replica<unknown> = createReplica({
