@@ -77,6 +77,10 @@ export interface ReplicationConfig {
   maxUnackedEntries: number;
   /** Bounded exactly-once window: remembered (clientId, requestId) → reply records. */
   dedupWindow: number;
+  /** Bound on the bytes of reply bodies the dedup window keeps; beyond it the oldest records keep only
+   * (seq, digest): a retransmission of such a request is answered with a ReplyExpiredError — never
+   * applied twice. Keeps memory and the state copy bounded when replies are large. */
+  dedupMaxBytes: number;
   /** Maximum message size on every connection. */
   maxMessageSize: number;
 }

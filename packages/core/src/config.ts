@@ -24,6 +24,7 @@ export const replicationConfigSchema = z
     maxPendingForwards: positiveInt.default(1024),
     maxUnackedEntries: positiveInt.default(10_000),
     dedupWindow: positiveInt.default(100_000),
+    dedupMaxBytes: positiveInt.default(4 * 1024 * 1024),
     maxMessageSize: positiveInt.default(16 * 1024 * 1024),
   })
   .strict();

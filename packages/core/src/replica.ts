@@ -21,7 +21,7 @@ import type { Drop, DropAck, Entry, Flush, FlushAck, Fwd, Hello, Message, Rep, R
 import { ServiceRunner, type Snapshot } from './service.js';
 import { wholeStateSync } from './state-sync.js';
 import { FlushTracker } from './flush-tracker.js';
-import type { DedupRecord } from './dedup.js';
+import { isExpired, type DedupRecord } from './dedup.js';
 
 const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
 /** Requests held by a primary whose lease lapsed, answered when it is renewed (or notPrimary). */
@@ -108,7 +108,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#cfg = resolveConfig(opts.config);
     this.#bounds = computeTimingBounds(this.#cfg);
     this.#env = opts.env;
-    this.#runner = new ServiceRunner(opts.service, this.#cfg.dedupWindow);
+    this.#runner = new ServiceRunner(opts.service, this.#cfg.dedupWindow, this.#cfg.dedupMaxBytes);
     this.#tracker = new FlushTracker(this.#cfg, this.#bounds.leaseMs, this.#bounds.joinTimeoutMs);
     this.#backupLog = new BackupLog(this.#cfg.maxUnackedEntries + this.#cfg.flushMaxEntries);
     this.#backupLog.onMismatch = (m) => {
@@ -492,7 +492,9 @@ class ReplicaNode implements Replica<unknown> {
     const rep: Rep = { t: 'rep', requestId, epoch: this.#epoch, seq: rec.seq, digest: rec.digest, time: rec.time, seed: rec.seed };
     if (rec.epoch !== this.#epoch) rep.entryEpoch = rec.epoch;
     if (rec.error !== undefined) rep.error = rec.error;
-    else rep.body = rec.body;
+    else if (isExpired(rec)) {
+      rep.error = { name: 'ReplyExpiredError', message: `request ${requestId} was already applied (seq ${rec.seq}); its reply is no longer kept (dedupMaxBytes)` };
+    } else rep.body = rec.body;
     if (this.#role === 'solo-primary' || rec.seq <= this.#tracker.ackedSeq) rep.replicated = true;
     else if (this.#cfg.piggyback === 'entries') rep.entries = this.#tracker.log.packedRange(this.#tracker.ackedSeq, rec.seq);
     return rep;

@@ -74,9 +74,9 @@ export class ServiceRunner<State, Req, Rep> {
    * across a failover even when the new primary's clock is behind). */
   lastTime = 0;
 
-  constructor(service: ServiceDefinition<State, Req, Rep>, dedupWindow: number) {
+  constructor(service: ServiceDefinition<State, Req, Rep>, dedupWindow: number, dedupMaxBytes?: number) {
     this.service = service;
-    this.dedup = new DedupTable(dedupWindow);
+    this.dedup = new DedupTable(dedupWindow, dedupMaxBytes);
     this.state = service.initialState();
   }
 

@@ -121,7 +121,7 @@ export class Workload {
       return r.reply;
     } catch (err) {
       this.#failed++;
-      if ((err as Error).name === 'ApplicationError') {
+      if ((err as Error).name === 'ApplicationError' && (err as { remoteName?: string }).remoteName !== 'ReplyExpiredError') {
         // A deterministic refusal: the operation was not applied, so it leaves the history (recording it
         // as a completed put/append would make the checker expect its effect).
         if (h) this.history.splice(this.history.lastIndexOf(h), 1);
