@@ -13,9 +13,9 @@ export interface ApplyContext {
   readonly seq: number;
   /** Epoch in which the primary sequenced it. */
   readonly epoch: number;
-  /** Wall-clock ms chosen by the primary (env.wallClock()) — use instead of Date.now(). */
+  /** Wall-clock ms chosen by the primary (env.wallClock()) — use it instead of reading the system clock. */
   readonly time: number;
-  /** Deterministic PRNG seeded from a value the primary drew and recorded — use instead of Math.random(). */
+  /** Deterministic PRNG seeded from a value the primary drew and recorded — use it instead of a global random source. */
   random(): number;
   /** Who sent it (for services that need it, e.g. lock owners). */
   readonly clientId: string;
