@@ -112,16 +112,7 @@ export class TcpConnection extends BaseConnection {
   }
 
   #onData(chunk: Buffer): void {
-    if (this.isClosed) return;
-    let messages: Uint8Array[];
-    try {
-      messages = this.#decoder.push(chunk);
-    } catch (err) {
-      this.fail(err as Error);
-      return;
-    }
-    if (this.#decoder.preambleReceived) this.#readyResolve();
-    for (const m of messages) this.deliver(m);
+    if (this.deliverFrames(this.#decoder, chunk) && this.#decoder.preambleReceived) this.#readyResolve();
   }
 
   #onEnd(): void {

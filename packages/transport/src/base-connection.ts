@@ -5,6 +5,7 @@
  * ConnectionClosedError). An adapter subclasses it and implements four small hooks; see docs/TRANSPORTS.md.
  */
 import { ConnectionClosedError, MessageTooLargeError, TimeoutError } from './errors.js';
+import type { FrameDecoder } from './framing.js';
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_RECEIVE_HIGH_WATER_MARK,
@@ -127,6 +128,23 @@ export abstract class BaseConnection implements Connection {
       this.pauseSource();
     }
     this.#wake();
+  }
+
+  /**
+   * Stream adapters: feed received bytes through the connection's frame decoder and deliver every whole
+   * message; a framing error (garbage, oversized frame) fails the connection. False when it failed.
+   */
+  protected deliverFrames(decoder: FrameDecoder, bytes: Uint8Array): boolean {
+    if (this.#state === 'closed') return false;
+    let messages: Uint8Array[];
+    try {
+      messages = decoder.push(bytes);
+    } catch (err) {
+      this.fail(err as Error);
+      return false;
+    }
+    for (const m of messages) this.deliver(m);
+    return true;
   }
 
   /**

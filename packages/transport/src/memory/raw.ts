@@ -70,15 +70,7 @@ export class MemoryStreamConnection extends BaseConnection {
   }
 
   receiveBytes(bytes: Uint8Array): void {
-    if (this.isClosed) return;
-    let messages: Uint8Array[];
-    try {
-      messages = this.#decoder.push(bytes);
-    } catch (err) {
-      this.fail(err as Error);
-      return;
-    }
-    for (const m of messages) this.deliver(m);
+    this.deliverFrames(this.#decoder, bytes);
   }
 
   receiveEnd(): void {
