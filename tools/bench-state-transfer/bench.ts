@@ -3,7 +3,8 @@
  * State-transfer benchmark.
  *
  *   npm run bench:state-transfer -- [--keys N] [--value-size B] [--rate R] [--baseline-ms MS]
- *                                    [--chunk-bytes B] [--slice-bytes B] [--slice-ms MS] [--window W] [--max-mbps M] [--rounds R] [--json]
+ *                                    [--chunk-bytes B] [--slice-bytes B] [--slice-ms MS] [--window W] [--max-mbps M] [--rounds R]
+ *                                    [--semi-space-mb MB] [--json]
  *
  * Three processes on 127.0.0.1 (TCP): a serving replica holding N keys (child), a joining replica
  * (child, started before any measurement and idle until told to join), and this process, which sends
@@ -35,11 +36,12 @@ interface Args {
   window: number;
   maxMBps: number;
   rounds: number;
+  semiSpaceMB: number;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, json: false };
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 64, json: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -61,6 +63,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--window') a.window = num(f, argv[++i]);
     else if (f === '--max-mbps') a.maxMBps = num(f, argv[++i]);
     else if (f === '--rounds') a.rounds = num(f, argv[++i]);
+    else if (f === '--semi-space-mb') a.semiSpaceMB = Number(argv[++i]);
     else {
       console.error(`unknown argument ${f}`);
       process.exit(2);
@@ -72,9 +75,12 @@ function parseArgs(argv: string[]): Args {
 const here = fileURLToPath(new URL('.', import.meta.url));
 const execArgv = ['--conditions=@tandem/source', '--import', 'tsx'];
 
-function child(file: string, env: Record<string, string>): ChildProcess {
+function child(file: string, env: Record<string, string>, semiSpaceMB: number): ChildProcess {
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  return fork(here + file, [], { execArgv: [...execArgv, ...prof], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // A larger young generation: the joiner allocates millions of long-lived strings and map entries
+  // (fewer, cheaper scavenges); 0 = V8's default.
+  const gc = semiSpaceMB > 0 ? [`--max-semi-space-size=${semiSpaceMB}`] : [];
+  return fork(here + file, [], { execArgv: [...execArgv, ...gc, ...prof], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeoutMs: number): Promise<Extract<ChildReport, { t: T }>> {
@@ -182,14 +188,14 @@ async function main(): Promise<void> {
       BENCH_SLICE_BYTES: String(args.sliceBytes),
       BENCH_SLICE_MS: String(args.sliceMs),
       BENCH_MAX_BPS: String(args.maxMBps * 1e6),
-    });
+    }, args.semiSpaceMB);
     procs.push(primary);
     const ready = await nextReport(primary, 'ready', 300_000);
     log(`  filled in ${ready.fillMs.toFixed(0)} ms; kv at ${ready.kvAddress}, state transfer at ${ready.transferAddress}`);
 
     // The joiner process is started now (its start-up cost is outside both measured phases); it waits
     // for 'go' before dialling.
-    const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window) });
+    const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window) }, args.semiSpaceMB);
     procs.push(joiner);
     await nextReport(joiner, 'ready', 60_000);
 
@@ -203,17 +209,21 @@ async function main(): Promise<void> {
     await warm.stop();
     const baseAll: number[] = [];
     const duringAll: number[] = [];
-    const rounds: { throughputMBps: number; p99BaselineMs: number; p99DuringMs: number; snapshotMs: number; entries: number }[] = [];
+    const rounds: { throughputMBps: number; p99BaselineMs: number; p99DuringMs: number; snapshotMs: number; joinerCpuUsPerRecord: number; primaryCpuUsPerRecord: number; entries: number }[] = [];
     let joined: Extract<ChildReport, { t: 'joined' }> | undefined;
     for (let round = 1; round <= args.rounds; round++) {
       log(`round ${round}: ${args.rate} req/s for ${args.baselineMs} ms without a transfer, then during one…`);
       const base = load.start();
       await new Promise((r) => setTimeout(r, args.baselineMs));
       const baseLat = (await base.stop()).sort((a, b) => a - b);
+      primary.send({ t: 'cpu' });
+      const cpuBefore = (await nextReport(primary, 'cpu', 10_000)).cpuMs;
       const during = load.start();
       joiner.send({ t: 'go', follow: round === args.rounds });
       joined = await nextReport(joiner, 'joined', 600_000);
       const duringLat = (await during.stop()).sort((a, b) => a - b);
+      primary.send({ t: 'cpu' });
+      const primaryCpuMs = (await nextReport(primary, 'cpu', 10_000)).cpuMs - cpuBefore;
       baseAll.push(...baseLat);
       duringAll.push(...duringLat);
       rounds.push({
@@ -221,6 +231,10 @@ async function main(): Promise<void> {
         p99BaselineMs: Number(percentile(baseLat, 99).toFixed(3)),
         p99DuringMs: Number(percentile(duringLat, 99).toFixed(3)),
         snapshotMs: Number(joined.snapshotMs.toFixed(0)),
+        // CPU time per snapshot record, in µs: the joiner's up to the install, the serving replica's
+        // over the whole transfer phase (requests included). Less sensitive to a busy machine than times.
+        joinerCpuUsPerRecord: Number(((joined.snapshotCpuMs * 1000) / Math.max(1, joined.records)).toFixed(3)),
+        primaryCpuUsPerRecord: Number(((primaryCpuMs * 1000) / Math.max(1, joined.records)).toFixed(3)),
         entries: joined.entries,
       });
       log(`  ${rounds.at(-1)!.throughputMBps} MB/s; p99 ${rounds.at(-1)!.p99BaselineMs} ms → ${rounds.at(-1)!.p99DuringMs} ms`);
@@ -273,6 +287,7 @@ async function main(): Promise<void> {
       sliceMs: args.sliceMs,
       loadAverage: (await import('node:os')).loadavg().map((x) => Number(x.toFixed(2))),
       window: args.window,
+      semiSpaceMB: args.semiSpaceMB,
       maxMBps: args.maxMBps || null,
       rate: args.rate,
       rounds,

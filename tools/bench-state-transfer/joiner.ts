@@ -46,12 +46,18 @@ async function main(): Promise<void> {
     host = new ServiceHost({ service: benchKv(), env });
     const client = new StateTransferClient({ env, service: benchKv(), sink: host, nodeId: `bench-joiner-${Date.now()}`, address, window, follow });
     let snapshotMs = 0;
+    let snapshotCpuMs = 0;
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     client.on((e) => {
-      if (e.type === 'installed') snapshotMs = performance.now() - t0;
+      if (e.type === 'installed') {
+        snapshotMs = performance.now() - t0;
+        const c = process.cpuUsage(cpu0);
+        snapshotCpuMs = (c.user + c.system) / 1000;
+      }
     });
     const r = await client.run();
-    send({ t: 'joined', bytes: r.bytes, records: r.records, entries: r.entries, transferMs: performance.now() - t0, snapshotMs, seq: r.seq, digest: r.digest, resumes: r.resumes });
+    send({ t: 'joined', bytes: r.bytes, records: r.records, entries: r.entries, transferMs: performance.now() - t0, snapshotMs, snapshotCpuMs, seq: r.seq, digest: r.digest, resumes: r.resumes });
     if (!follow) await client.close();
   }
 }

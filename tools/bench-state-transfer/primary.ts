@@ -38,7 +38,9 @@ async function main(): Promise<void> {
   const env = nodeTransferEnv({ network });
   const host = new ServiceHost({ service: benchKv(), env, backlog: { maxEntries: 2_000_000 } });
   const t0 = performance.now();
-  for (let i = 0; i < keys; i++) host.execute({ op: 'set', key: `key:${i}`, value: valueFor(i, valueSize) });
+  // Fill through the request path (decoded like a request from the network), so keys and values are
+  // the flat strings a replica holds, not ropes left by building them here.
+  for (let i = 0; i < keys; i++) host.execute(packr.unpack(packr.pack({ op: 'set', key: `key:${i}`, value: valueFor(i, valueSize) })) as BenchRequest);
   const fillMs = performance.now() - t0;
   const maxBytesPerSecond = Number(process.env.BENCH_MAX_BPS ?? 0);
   const server = new StateTransferServer({ env, source: host, chunkBytes, sliceBytes, sliceMs, maxBytesPerSecond });
@@ -49,6 +51,10 @@ async function main(): Promise<void> {
   })();
   process.on('message', (m: { t: string }) => {
     if (m.t === 'digest') send({ t: 'digest', seq: host.seq, digest: host.digest() });
+    if (m.t === 'cpu') {
+      const c = process.cpuUsage();
+      send({ t: 'cpu', cpuMs: (c.user + c.system) / 1000 });
+    }
   });
   if (process.env.BENCH_DEBUG) {
     const { monitorEventLoopDelay } = await import('node:perf_hooks');

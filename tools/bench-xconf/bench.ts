@@ -1,4 +1,4 @@
-// npm run bench:xconf [-- --json] [-- --time 2 --repeat 1 --rounds 2]
+// npm run bench:xconf [-- --json] [-- --time 2 --repeat 1 --rounds 2 --cpu-round-trips 20000]
 //
 // x11perf round-trip (-pointer: QueryPointer) and throughput (-rect10) tests, run side by side in one go:
 // directly against an Xvfb, through tandem-xconf with 1 server, and through tandem-xconf with 3 servers.
@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { roundTrips } from './round-trips.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -18,6 +19,7 @@ const opt = (name: string, dflt: string): string => {
 const time = opt('--time', '2');
 const repeat = opt('--repeat', '1');
 const rounds = Number(opt('--rounds', '2'));
+const cpuRoundTrips = Number(opt('--cpu-round-trips', '20000'));
 const log = (s: string): void => {
   if (!json) console.log(s);
   else console.error(s);
@@ -26,9 +28,9 @@ const log = (s: string): void => {
 const daemons: Array<{ n: number; child: ChildProcess }> = [];
 const xvfbs: Array<{ n: number; child: ChildProcess }> = [];
 
-function freeDisplays(count: number, from = 140): number[] {
+function freeDisplays(count: number, from = 210): number[] {
   const out: number[] = [];
-  for (let n = from; out.length < count && n < from + 300; n++) {
+  for (let n = from; out.length < count && n < from + 30; n++) {
     if (!existsSync(`/tmp/.X11-unix/X${n}`) && !existsSync(`/tmp/.X${n}-lock`)) out.push(n);
   }
   return out;
@@ -69,7 +71,7 @@ async function startDaemon(display: number, servers: number[]): Promise<ChildPro
   return child;
 }
 
-async function startPipeProxy(display: number, target: number): Promise<void> {
+async function startPipeProxy(display: number, target: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [resolve(root, 'tools/bench-xconf/pipe-proxy.mjs'), String(display), String(target)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -78,6 +80,7 @@ async function startPipeProxy(display: number, target: number): Promise<void> {
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && res());
     child.once('exit', (code) => rej(new Error(`pipe proxy exited with ${code}`)));
   });
+  return child;
 }
 
 /** Runs one x11perf test and returns its best rate (operations per second). */
@@ -123,9 +126,11 @@ async function main(): Promise<void> {
   }
   const [a, b, c, one, three, pipe] = freeDisplays(6);
   await Promise.all([startXvfb(a!), startXvfb(b!), startXvfb(c!)]);
-  await startDaemon(one!, [a!]);
-  await startDaemon(three!, [a!, b!, c!]);
-  await startPipeProxy(pipe!, a!);
+  const relays = {
+    oneServer: await startDaemon(one!, [a!]),
+    threeServers: await startDaemon(three!, [a!, b!, c!]),
+    nodePipe: await startPipeProxy(pipe!, a!),
+  };
   const tests = { roundTrip: '-pointer', throughput: '-rect10' } as const;
   const result: Record<string, Record<string, number>> = { direct: {}, oneServer: {}, threeServers: {}, nodePipe: {} };
   // Interleave the three setups, several rounds, best rate kept: drift and load from other processes on a
@@ -142,6 +147,21 @@ async function main(): Promise<void> {
         result[setup]![key] = Math.max(result[setup]![key] ?? 0, rate);
         log(`round ${round} ${test.padEnd(9)} ${setup.padEnd(13)} ${rate.toFixed(1).padStart(12)}/s`);
       }
+    }
+  }
+  // Each relay's own CPU time per QueryPointer round trip (user and system µs, from /proc): what the relay
+  // costs, largely independent of how busy the machine is. Best (lowest) of the rounds.
+  const cpu: Record<string, { userUs: number; systemUs: number; totalUs: number }> = {};
+  for (let round = 1; round <= rounds; round++) {
+    for (const [setup, display] of [
+      ['oneServer', one!],
+      ['threeServers', three!],
+      ['nodePipe', pipe!],
+    ] as const) {
+      const r = await roundTrips(display, cpuRoundTrips, relays[setup].pid);
+      const total = r.userUs + r.systemUs;
+      if (!cpu[setup] || total < cpu[setup]!.totalUs) cpu[setup] = { userUs: Number(r.userUs.toFixed(1)), systemUs: Number(r.systemUs.toFixed(1)), totalUs: Number(total.toFixed(1)) };
+      log(`round ${round} cpu/rt    ${setup.padEnd(13)} user ${r.userUs.toFixed(1)} µs, system ${r.systemUs.toFixed(1)} µs per round trip (${r.rate.toFixed(0)}/s)`);
     }
   }
   const ratio = (setup: string, key: string): number => Number((result[setup]![key]! / result.direct![key]!).toFixed(3));
@@ -161,6 +181,8 @@ async function main(): Promise<void> {
     xtrace: { roundTrip: 0.377, throughput: 0.214 },
     /** The thinnest Node relay (socket.pipe, no parsing) on the same machine: the ceiling for a Node proxy. */
     nodePipeRatios: { roundTrip: ratio('nodePipe', 'roundTrip'), throughput: ratio('nodePipe', 'throughput') },
+    /** Relay CPU time per QueryPointer round trip (µs), best of the rounds, `--cpu-round-trips` each. */
+    relayCpuPerRoundTrip: cpu,
   };
   if (json) console.log(JSON.stringify(report, null, 2));
   else {
@@ -168,6 +190,8 @@ async function main(): Promise<void> {
     console.log(`  round trip (QueryPointer): 1 server ${ratios.roundTrip1}, 3 servers ${ratios.roundTrip3}   (xtrace 0.377)`);
     console.log(`  throughput (rect10):       1 server ${ratios.throughput1}, 3 servers ${ratios.throughput3}   (xtrace 0.214)`);
     console.log(`  reference, bare Node socket.pipe relay: round trip ${report.nodePipeRatios.roundTrip}, throughput ${report.nodePipeRatios.throughput}`);
+    console.log('relay CPU per round trip (user + system µs):');
+    for (const [setup, c] of Object.entries(cpu)) console.log(`  ${setup.padEnd(13)} ${c.userUs} + ${c.systemUs} = ${c.totalUs}`);
   }
 }
 

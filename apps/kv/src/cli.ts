@@ -35,11 +35,16 @@ serve                      run one replica; the other runs with --listen/--peer 
   --log-level L            debug | info | warn | error | silent (protocol log on stderr; default warn)
   --service-version N      state version of the kv service: 1 (default) or 2 (values with write
                            metadata); a joining replica migrates an older state (versionedStateSync)
+  --state-transfer M       how this replica gets the primary's state when it joins: copy (default: the
+                           whole state in one message) | stream (streamed while the primary serves,
+                           verified, then joined from there). Every replica serves streams as primary
   --json                   events as JSON lines on stdout
 
-rejoin                     start a replica that joins the running primary as backup (the state is
-                           migrated when older); prints phases, "VERIFIED" when it is a backup whose
-                           replies match the primary's, then keeps serving as backup (exit 1 on timeout)
+rejoin                     start a replica that joins the running primary as backup THROUGH the streaming
+                           state transfer: snapshot at seq S while the primary serves, catch-up from its
+                           backlog, digests verified equal, then backup (an older state is migrated);
+                           progress bar on a terminal, phase lines otherwise; "VERIFIED" when it is a
+                           backup whose replies match the primary's, then keeps serving (exit 1 on timeout)
   --timeout MS             give up when not verified within MS (default 60000)
 
 upgrade                    rolling upgrade of a running pair, no failed request: stop the backup, start
@@ -49,7 +54,8 @@ upgrade                    rolling upgrade of a running pair, no failed request:
   --pids PA,PB             their process ids, same order (stopped with SIGTERM, SIGKILL after --grace)
   --exec "CMD"             how to start the new version's serve, e.g. "node new/dist/cli.js serve
                            --service-version 2"; --listen/--peer/--role backup/--replication are appended
-  --service-version N      instead of --exec: this tandem-kv's serve with --service-version N
+  --service-version N      instead of --exec: this tandem-kv's serve with --service-version N (and
+                           --state-transfer stream: each new replica streams and migrates the state)
   --replication JSON       replication settings for the new replicas (same as the old ones')
   --log-dir DIR            where the new replicas' output goes (default: the temp directory)
   --grace MS               SIGTERM grace period before SIGKILL (default 5000)
@@ -134,7 +140,7 @@ async function main(argv: string[]): Promise<number> {
         'log-level': { type: 'string' },
         'service-version': { type: 'string' },
         json: { type: 'boolean' },
-        ...(command === 'rejoin' ? { timeout: { type: 'string' as const } } : {}),
+        ...(command === 'rejoin' ? { timeout: { type: 'string' as const } } : { 'state-transfer': { type: 'string' as const } }),
       });
       const file = values.config ? readServeConfig(values.config) : {};
       const listen = values.listen ?? file.listen;
@@ -166,7 +172,9 @@ async function main(argv: string[]): Promise<number> {
         }
         return -1; // verified; keep serving as backup until signalled
       }
-      await serve({ ...common, role });
+      const stateTransfer = (values as { 'state-transfer'?: string })['state-transfer'] ?? 'copy';
+      if (stateTransfer !== 'stream' && stateTransfer !== 'copy') throw new UsageError(`--state-transfer must be stream or copy, got "${stateTransfer}"`);
+      await serve({ ...common, role, stateTransfer });
       return -1; // keep running until signalled
     }
     case 'upgrade': {
@@ -188,7 +196,7 @@ async function main(argv: string[]): Promise<number> {
       const exec =
         values.exec !== undefined
           ? splitCommand(values.exec)
-          : [process.execPath, process.argv[1]!, 'serve', '--service-version', String(serviceVersionFlag(values['service-version']))];
+          : [process.execPath, process.argv[1]!, 'serve', '--state-transfer', 'stream', '--service-version', String(serviceVersionFlag(values['service-version']))];
       if (exec.length === 0) throw new UsageError('--exec is empty');
       const replication = values.replication ? parseJsonObjectFlag('replication', values.replication) : {};
       replicationSettings(replication); // validate

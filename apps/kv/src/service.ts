@@ -3,7 +3,7 @@
  * the public API of @tandem/core. Time comes from ctx.time (fixed by the primary and recorded), so
  * lease expiry replays identically on the backup.
  */
-import { defineService, type ApplyContext, type ServiceDefinition } from '@tandem/core';
+import { defineService, encodeValue, fnv1a64, type ApplyContext, type ServiceDefinition } from '@tandem/core';
 import type { StateMigration } from '@tandem/state-transfer';
 import { DEFAULT_SCAN_LIMIT, kvReplySchema, kvRequestSchema, type Fence, type KvReply, type KvRequest } from './schema.js';
 
@@ -179,6 +179,19 @@ function applyWith<D>(state: LockState & { data: D }, store: ValueStore<D>, req:
   }
 }
 
+/**
+ * The state digest of every version: the logical content (each key's string value, in the map's order,
+ * the leases and the token counter), not the stored format — so a version-2 replica that migrated a
+ * version-1 state verifies equal to the version-1 primary it streamed it from.
+ */
+function logicalDigest<V>(state: LockState & { data: Map<string, V> }, text: (v: V) => string): string {
+  const data: string[] = [];
+  for (const [k, v] of state.data) data.push(k, text(v));
+  const locks: (string | number)[] = [];
+  for (const [n, l] of state.locks) locks.push(n, l.owner, l.token, l.expiresAt);
+  return fnv1a64(encodeValue([data, locks, state.lastToken]));
+}
+
 export function initialKvState(): KvState {
   return { data: new Map(), locks: new Map(), lastToken: 0 };
 }
@@ -191,6 +204,7 @@ export const kvService: KvServiceDefinition<KvState> = withMigrations([], {
   reply: kvReplySchema,
   initialState: initialKvState,
   apply: applyKv,
+  digest: (state) => logicalDigest(state, (v) => v),
   snapshot: (state): KvSnapshot => ({
     data: [...state.data],
     locks: [...state.locks].map(([n, l]) => [n, { ...l }] as [string, Lease]),
@@ -264,6 +278,7 @@ export const kvServiceV2: KvServiceDefinition<KvStateV2> = withMigrations([kvMig
   reply: kvReplySchema,
   initialState: (): KvStateV2 => ({ data: new Map(), locks: new Map(), lastToken: 0 }),
   apply: applyKvV2,
+  digest: (state) => logicalDigest(state, (sv) => sv.v),
   snapshot: (state): KvSnapshotV2 => ({
     data: [...state.data].map(([k, sv]) => [k, { v: sv.v, t: sv.t }] as [string, StoredValue]),
     locks: [...state.locks].map(([n, l]) => [n, { ...l }] as [string, Lease]),

@@ -1,14 +1,332 @@
-import { existsSync, mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import {
-  Conference,
-  encodeClientSetup,
-  parseServerSetup,
-  serverSetupSize,
-  type FocusTrigger,
-  type Upstream,
-} from '@tandem/xconference';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parseFocusTrigger, type Conference, type FocusTrigger } from '@tandem/xconference';
+import { AccessPolicy } from './access.js';
+import { configFromFlags, localDisplayNumber, type ConferenceConfig, type ParticipantConfig, type XconfConfig } from './config.js';
+import { CtlError, type ConferenceInfo, type CtlRequest } from './ctl-protocol.js';
+import { defaultCtlSocket, prepareCtlDirectory, startCtlServer, type CtlServer } from './ctl-server.js';
 import { parseDisplay, unixSocketPath, upstreamFor } from './display.js';
+import { HostedConference, type HostedParticipant } from './hosted-conference.js';
+
+export interface DaemonOptions {
+  readonly log?: (line: string) => void;
+  /** The ctl socket path; overrides the configuration. `null`: no ctl socket. */
+  readonly ctlSocket?: string | null;
+  /** A ctl socket that cannot be opened is logged and skipped instead of failing the start. */
+  readonly ctlOptional?: boolean;
+  /** A declared conference that cannot start is logged (and can be started later with ctl) instead of failing the start. */
+  readonly keepGoing?: boolean;
+  /** Called when a conference closes (its master left, or it was stopped). */
+  readonly onConferenceClosed?: (name: string, reason: string) => void;
+}
+
+interface Launched {
+  readonly pid: number;
+  readonly argv: readonly string[];
+  readonly by: string;
+}
+
+/**
+ * tandem-xconf's daemon: several conferences, each on its own X display with its own participants and
+ * focus trigger; access checked against the configuration's allow-list and tokens; a ctl socket.
+ */
+export class XconfServer {
+  readonly conferences = new Map<string, HostedConference>();
+  readonly policy: AccessPolicy;
+  /** The ctl socket's path, or null when there is none. */
+  ctlPath: string | null = null;
+  private ctl: CtlServer | null = null;
+  private readonly launched = new Map<string, Set<Launched>>();
+  private readonly log: (line: string) => void;
+  /** Where the conferences' Xauthority files live (the ctl socket's 0700 directory). */
+  private readonly stateDir: string;
+  private closing = false;
+  /** Conference names and display numbers of starts in progress (two concurrent starts must not collide). */
+  private readonly starting = new Set<string>();
+  private readonly startingDisplays = new Set<number>();
+
+  private constructor(
+    readonly config: XconfConfig,
+    private readonly opts: DaemonOptions,
+  ) {
+    this.policy = new AccessPolicy(config);
+    this.log = opts.log ?? (() => {});
+    const socket = opts.ctlSocket === undefined ? (config.control.socket ?? defaultCtlSocket()) : (opts.ctlSocket ?? config.control.socket ?? defaultCtlSocket());
+    this.stateDir = dirname(socket);
+    this.ctlPath = opts.ctlSocket === null || !config.control.enabled ? null : socket;
+  }
+
+  /** Starts the ctl socket and every conference declared with `autostart`. */
+  static async start(config: XconfConfig, opts: DaemonOptions = {}): Promise<XconfServer> {
+    const d = new XconfServer(config, opts);
+    if (d.ctlPath) {
+      try {
+        d.ctl = await startCtlServer(d.ctlPath, (req) => d.handle(req), d.log);
+        d.log(`tandem-xconf: control socket ${d.ctlPath}`);
+      } catch (err) {
+        if (!opts.ctlOptional) throw err;
+        d.log(`tandem-xconf: no control socket: ${(err as Error).message}`);
+        d.ctlPath = null;
+      }
+    }
+    for (const c of config.conferences) {
+      if (!c.autostart) continue;
+      try {
+        await d.startDeclared(c);
+      } catch (err) {
+        if (opts.keepGoing) {
+          d.log(`tandem-xconf: ${(err as Error).message} (start it later with \`tandem-xconf ctl start ${c.name} --master ${c.master}\`)`);
+          continue;
+        }
+        await d.close('start failed');
+        throw err;
+      }
+    }
+    return d;
+  }
+
+  /** Handles one control request (also usable in-process). Throws CtlError. */
+  async handle(req: CtlRequest): Promise<unknown> {
+    switch (req.cmd) {
+      case 'list':
+        return { conferences: [...this.conferences.values()].map((h) => this.describe(h)) };
+      case 'start':
+        return this.startRequested(req);
+      case 'join':
+        return this.join(req);
+      case 'leave':
+        return this.leave(req);
+      case 'focus':
+        return this.focus(req);
+      case 'launch':
+        return this.launch(req);
+      case 'drop':
+        return this.drop(req);
+      case 'stop': {
+        const h = this.running(req.conference);
+        this.policy.requireControl(this.policy.participant(h.master.name), undefined, req.token, `stop conference "${h.name}"`);
+        const reason = await h.close(`stopped by ctl`);
+        return { stopped: h.name, reason };
+      }
+    }
+  }
+
+  describe(h: HostedConference): ConferenceInfo & { launched: ReadonlyArray<{ pid: number; argv: readonly string[]; by: string }> } {
+    return {
+      name: h.name,
+      display: h.display,
+      master: h.master.name,
+      participants: h.participants.map((p) => ({ name: p.name, display: p.display })),
+      focusTrigger: h.trigger.label,
+      requireCookie: h.xauthorityPath !== null,
+      xauthority: h.xauthorityPath,
+      applications: h.conference.applications.map((a) => ({ id: a.id, focus: a.focusName, participants: a.participants })),
+      launched: [...(this.launched.get(h.name) ?? [])],
+    };
+  }
+
+  /** Stops every conference and the ctl socket. */
+  async close(reason = 'daemon stopped'): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.conferences.values()].map((h) => h.close(reason)));
+    await this.ctl?.close();
+    this.ctl = null;
+  }
+
+  // ---- requests ------------------------------------------------------------------------------------
+
+  private running(name: string): HostedConference {
+    const h = this.conferences.get(name);
+    if (!h || h.isClosed) throw new CtlError('not-found', `no conference "${name}" is running`);
+    return h;
+  }
+
+  private async startRequested(req: Extract<CtlRequest, { cmd: 'start' }>): Promise<unknown> {
+    if (this.conferences.has(req.conference)) throw new CtlError('conflict', `conference "${req.conference}" is already running`);
+    const declared = this.config.conferences.find((c) => c.name === req.conference);
+    const master = this.policy.participant(req.master);
+    this.policy.require(master, 'start', req.token);
+    if (declared) {
+      if (declared.master !== master.name) throw new CtlError('unauthorised', `conference "${declared.name}" is declared with master "${declared.master}", not "${master.name}"`);
+      if (req.display && parseDisplay(req.display).number !== parseDisplay(declared.display).number) {
+        throw new CtlError('conflict', `conference "${declared.name}" is declared on display ${declared.display}`);
+      }
+      const h = await this.startDeclared(declared);
+      return this.describe(h);
+    }
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(req.conference)) throw new CtlError('bad-request', `bad conference name "${req.conference}"`);
+    const range = this.config.runtimeDisplays;
+    if (!range) throw new CtlError('unauthorised', `conference "${req.conference}" is not declared and the configuration allows no runtime conferences (runtimeDisplays)`);
+    let display: number;
+    if (req.display) {
+      let d;
+      try {
+        d = parseDisplay(req.display);
+      } catch (err) {
+        throw new CtlError('bad-request', (err as Error).message);
+      }
+      if (d.host !== null || d.number < range.from || d.number > range.to) throw new CtlError('unauthorised', `display ${req.display} is outside runtimeDisplays :${range.from}..:${range.to}`);
+      display = d.number;
+    } else {
+      const used = new Set([...[...this.conferences.values()].map((h) => h.displayNumber), ...this.startingDisplays]);
+      const free = [];
+      for (let n = range.from; n <= range.to; n++) if (!used.has(n) && !existsSync(unixSocketPath(n)) && !existsSync(`/tmp/.X${n}-lock`)) free.push(n);
+      if (free.length === 0) throw new CtlError('conflict', `no free display in runtimeDisplays :${range.from}..:${range.to}`);
+      display = free[0]!;
+    }
+    let trigger: FocusTrigger;
+    try {
+      trigger = parseFocusTrigger(req.focusTrigger ?? this.config.runtime.focusTrigger);
+    } catch (err) {
+      throw new CtlError('bad-request', (err as Error).message);
+    }
+    const h = await this.host(
+      { name: req.conference, display: `:${display}`, master: master.name, participants: [], focusTrigger: trigger.label, tcp: this.config.runtime.tcp, requireCookie: this.config.runtime.requireCookie, autostart: false },
+      trigger,
+    );
+    return this.describe(h);
+  }
+
+  private async startDeclared(c: ConferenceConfig): Promise<HostedConference> {
+    if (this.conferences.has(c.name)) throw new CtlError('conflict', `conference "${c.name}" is already running`);
+    return this.host(c, parseFocusTrigger(c.focusTrigger));
+  }
+
+  private async host(c: ConferenceConfig, trigger: FocusTrigger): Promise<HostedConference> {
+    const n = parseDisplay(c.display).number;
+    if (this.conferences.has(c.name) || this.starting.has(c.name)) throw new CtlError('conflict', `conference "${c.name}" is already running`);
+    if (this.startingDisplays.has(n) || [...this.conferences.values()].some((h) => h.displayNumber === n)) throw new CtlError('conflict', `display :${n} is already served by this daemon`);
+    for (const name of [c.master, ...c.participants]) this.refuseLoop(this.policy.participant(name), n);
+    if (c.requireCookie) prepareCtlDirectory(this.stateDir);
+    this.starting.add(c.name);
+    this.startingDisplays.add(n);
+    let h: HostedConference;
+    try {
+      h = await HostedConference.start({
+        name: c.name,
+        display: c.display,
+        master: this.hosted(this.policy.participant(c.master)),
+        participants: c.participants.map((p) => this.hosted(this.policy.participant(p))),
+        trigger,
+        tcp: c.tcp,
+        xauthorityPath: c.requireCookie ? join(this.stateDir, `${c.name}.xauth`) : undefined,
+        allow: c.allow,
+        log: this.log,
+      });
+    } catch (err) {
+      if (err instanceof CtlError) throw err;
+      throw new CtlError('failed', `conference "${c.name}" could not start: ${(err as Error).message}`);
+    } finally {
+      this.starting.delete(c.name);
+      this.startingDisplays.delete(n);
+    }
+    this.conferences.set(c.name, h);
+    void h.closed.then((reason) => {
+      if (this.conferences.get(c.name) === h) this.conferences.delete(c.name);
+      this.launched.delete(c.name);
+      this.log(`[${c.name}] closed: ${reason}`);
+      if (!this.closing) this.opts.onConferenceClosed?.(c.name, reason);
+    });
+    return h;
+  }
+
+  /** A participant on one of the daemon's own displays would make it connect to itself, endlessly. */
+  private refuseLoop(p: ParticipantConfig, alsoDisplay?: number): void {
+    const n = localDisplayNumber(p.display);
+    if (n === null) return;
+    const own = new Set([...[...this.conferences.values()].map((h) => h.displayNumber), ...this.startingDisplays]);
+    if (alsoDisplay !== undefined) own.add(alsoDisplay);
+    if (own.has(n)) throw new CtlError('conflict', `participant "${p.name}" is on :${n}, a display this daemon serves (it would connect to itself)`);
+  }
+
+  private hosted(p: ParticipantConfig): HostedParticipant {
+    const up = upstreamFor(p.display, p.xauthority ?? process.env.XAUTHORITY);
+    return { name: p.name, display: p.display, upstream: { ...up, name: p.name } };
+  }
+
+  private async join(req: Extract<CtlRequest, { cmd: 'join' }>): Promise<unknown> {
+    const h = this.running(req.conference);
+    const p = this.policy.participant(req.participant);
+    this.policy.requireJoin(p, h.allow, h.name, req.token);
+    if (h.has(p.name)) throw new CtlError('conflict', `participant "${p.name}" is already in conference "${h.name}"`);
+    this.refuseLoop(p);
+    try {
+      await h.join(this.hosted(p));
+    } catch (err) {
+      throw new CtlError('failed', `participant "${p.name}" could not join: ${(err as Error).message}`);
+    }
+    return this.describe(h);
+  }
+
+  private async leave(req: Extract<CtlRequest, { cmd: 'leave' }>): Promise<unknown> {
+    const h = this.running(req.conference);
+    const p = this.policy.participant(req.participant);
+    this.policy.requireControl(this.policy.participant(h.master.name), p, req.token, `remove "${p.name}" from conference "${h.name}"`);
+    if (!h.has(p.name)) throw new CtlError('not-found', `participant "${p.name}" is not in conference "${h.name}"`);
+    const isMaster = p.name === h.master.name;
+    h.leave(p.name);
+    this.log(`[${h.name}] ${p.name} left${isMaster ? ' (the master: the conference closes)' : ''}`);
+    if (isMaster) return { left: p.name, conferenceClosed: await h.closed };
+    return this.describe(h);
+  }
+
+  private async focus(req: Extract<CtlRequest, { cmd: 'focus' }>): Promise<unknown> {
+    const h = this.running(req.conference);
+    const p = this.policy.participant(req.participant);
+    this.policy.requireControl(this.policy.participant(h.master.name), p, req.token, `give the input focus to "${p.name}"`);
+    if (!h.has(p.name)) throw new CtlError('not-found', `participant "${p.name}" is not in conference "${h.name}"`);
+    if (req.app !== undefined && !h.conference.applications.some((a) => a.id === req.app)) {
+      throw new CtlError('not-found', `no application ${req.app} in conference "${h.name}"`);
+    }
+    const changed = h.conference.setFocus(p.name, req.app);
+    return { focus: p.name, applications: changed };
+  }
+
+  /** Drops one application from the conference: its connection is closed, on every participant's display. */
+  private async drop(req: Extract<CtlRequest, { cmd: 'drop' }>): Promise<unknown> {
+    const h = this.running(req.conference);
+    const by = this.policy.byToken(req.token);
+    // The master, or a participant of the conference who may launch applications into it.
+    const launcher = by && by.may.includes('launch') && h.has(by.name) ? by : undefined;
+    this.policy.requireControl(this.policy.participant(h.master.name), launcher, req.token, `drop an application from conference "${h.name}"`);
+    const app = h.conference.applications.find((a) => a.id === req.app);
+    if (!app) throw new CtlError('not-found', `no application ${req.app} in conference "${h.name}"`);
+    app.close(`dropped from the conference by ctl`);
+    this.log(`[${h.name}] application ${req.app} dropped`);
+    return this.describe(h);
+  }
+
+  private async launch(req: Extract<CtlRequest, { cmd: 'launch' }>): Promise<unknown> {
+    const h = this.running(req.conference);
+    let actor: ParticipantConfig | undefined;
+    if (req.as !== undefined) actor = this.policy.participant(req.as);
+    else if (req.token !== undefined) {
+      actor = this.policy.byToken(req.token);
+      if (!actor) throw new CtlError('unauthorised', 'wrong token: it belongs to no participant');
+    } else actor = this.policy.participant(h.master.name);
+    this.policy.require(actor, 'launch', req.token);
+    if (!h.has(actor.name)) throw new CtlError('unauthorised', `participant "${actor.name}" is not in conference "${h.name}"`);
+    const env: NodeJS.ProcessEnv = { ...process.env, DISPLAY: h.display };
+    if (h.xauthorityPath) env.XAUTHORITY = h.xauthorityPath;
+    const [cmd, ...args] = req.argv;
+    const child = spawn(cmd!, args, { env, stdio: 'ignore', detached: true });
+    const pid = await new Promise<number>((res, rej) => {
+      child.once('spawn', () => res(child.pid!));
+      child.once('error', (err) => rej(new CtlError('failed', `cannot launch ${cmd}: ${err.message}`)));
+    });
+    child.unref();
+    const entry: Launched = { pid, argv: req.argv, by: actor.name };
+    let set = this.launched.get(h.name);
+    if (!set) this.launched.set(h.name, (set = new Set()));
+    set.add(entry);
+    child.once('exit', () => this.launched.get(h.name)?.delete(entry));
+    this.log(`[${h.name}] ${actor.name} launched ${req.argv.join(' ')} (pid ${pid})`);
+    return { pid, display: h.display, xauthority: h.xauthorityPath };
+  }
+}
+
+// ---- the single conference of the command line ----------------------------------------------------
 
 export interface XconfOptions {
   /** The display the daemon serves, e.g. ":95". */
@@ -22,140 +340,48 @@ export interface XconfOptions {
   readonly tcp?: boolean;
   /** Xauthority file with the servers' cookies (default: $XAUTHORITY). */
   readonly xauthority?: string;
+  /** Applications must present the conference's cookie (default false for the command-line conference). */
+  readonly requireCookie?: boolean;
+  /** A ctl socket for this daemon (default: none). */
+  readonly ctlSocket?: string;
   readonly log?: (line: string) => void;
 }
 
 export interface XconfDaemon {
   readonly conference: Conference;
   readonly socketPath: string;
+  /** The whole daemon (ctl, access policy). */
+  readonly server: XconfServer;
   /** Resolves when the conference closes (the master left, or close() was called). */
   readonly closed: Promise<string>;
   close(reason?: string): Promise<void>;
 }
 
-/** Starts tandem-xconf: listens as an X display and connects each application to all participants. */
+/** Starts tandem-xconf with one conference: listens as an X display and connects each application to all participants. */
 export async function startXconf(opts: XconfOptions): Promise<XconfDaemon> {
-  const log = opts.log ?? (() => {});
-  const display = parseDisplay(opts.display);
-  const upstreams: Upstream[] = [opts.master, ...opts.participants].map((d) => upstreamFor(d, opts.xauthority ?? process.env.XAUTHORITY));
-  const socketPath = unixSocketPath(display.number);
-  const lockPath = `/tmp/.X${display.number}-lock`;
-  await claimDisplay(display.number, socketPath, lockPath);
-
-  let resolveClosed!: (reason: string) => void;
-  const closed = new Promise<string>((r) => (resolveClosed = r));
-  const servers: Server[] = [];
-  let monitor: Socket | null = null;
-
-  const conference = new Conference({
-    participants: upstreams,
-    trigger: opts.trigger,
-    log,
-    onClose: (reason) => {
-      monitor?.destroy();
-      for (const s of servers) s.close();
-      cleanup();
-      resolveClosed(reason);
-    },
+  const config = configFromFlags({
+    display: opts.display,
+    master: opts.master,
+    participants: opts.participants,
+    trigger: opts.trigger.label,
+    tcp: opts.tcp,
+    requireCookie: opts.requireCookie,
+    xauthority: opts.xauthority,
   });
-  const cleanup = (): void => {
-    rmSync(socketPath, { force: true });
-    try {
-      if (readFileSync(lockPath, 'latin1').trim() === String(process.pid)) rmSync(lockPath, { force: true });
-    } catch {
-      /* already gone */
-    }
-  };
-
-  // The master's presence is watched by a connection of the daemon's own: if it closes, so does the conference.
-  monitor = await openMonitor(upstreams[0]!);
-  monitor.on('close', () => conference.close(`master ${opts.master} left the conference`));
-  monitor.on('error', () => conference.close(`master ${opts.master} left the conference`));
-
-  const onConnection = (sock: Socket): void => {
-    conference.addApplication(sock);
-  };
-  const unixServer = createServer(onConnection);
-  servers.push(unixServer);
-  await listen(unixServer, socketPath);
-  if (opts.tcp) {
-    const tcpServer = createServer(onConnection);
-    servers.push(tcpServer);
-    await new Promise<void>((res, rej) => {
-      tcpServer.once('error', rej);
-      tcpServer.listen(6000 + display.number, '127.0.0.1', () => res());
-    });
-  }
-  log(`tandem-xconf: display :${display.number} → master ${opts.master}, participants ${opts.participants.join(' ') || '(none)'}; focus trigger ${opts.trigger.label}`);
-
+  const server = await XconfServer.start(config, { log: opts.log, ctlSocket: opts.ctlSocket ?? null });
+  const hosted = server.conferences.get('default')!;
+  const closed = hosted.closed.then(async (reason) => {
+    await server.close(reason);
+    return reason;
+  });
   return {
-    conference,
-    socketPath,
+    conference: hosted.conference,
+    socketPath: hosted.socketPath,
+    server,
     closed,
     async close(reason = 'daemon stopped') {
-      conference.close(reason);
+      await hosted.close(reason);
       await closed;
     },
   };
-}
-
-async function claimDisplay(n: number, socketPath: string, lockPath: string): Promise<void> {
-  mkdirSync('/tmp/.X11-unix', { recursive: true, mode: 0o1777 });
-  if (existsSync(lockPath)) {
-    const pid = Number(readFileSync(lockPath, 'latin1').trim());
-    let alive = false;
-    try {
-      process.kill(pid, 0);
-      alive = true;
-    } catch {
-      alive = false;
-    }
-    if (alive && pid !== process.pid) throw new Error(`display :${n} is in use (lock ${lockPath}, pid ${pid})`);
-    rmSync(lockPath, { force: true });
-  }
-  if (existsSync(socketPath)) {
-    const inUse = await new Promise<boolean>((res) => {
-      const s = connect(socketPath);
-      s.once('connect', () => {
-        s.destroy();
-        res(true);
-      });
-      s.once('error', () => res(false));
-    });
-    if (inUse) throw new Error(`display :${n} is in use (${socketPath} accepts connections)`);
-    rmSync(socketPath, { force: true });
-  }
-  writeFileSync(lockPath, `${String(process.pid).padStart(10)}\n`);
-}
-
-function listen(server: Server, path: string): Promise<void> {
-  return new Promise((res, rej) => {
-    server.once('error', rej);
-    server.listen(path, () => res());
-  });
-}
-
-/** Connects to the master and completes setup; the returned socket stays open as a presence monitor. */
-function openMonitor(up: Upstream): Promise<Socket> {
-  return new Promise((res, rej) => {
-    const sock = up.connect();
-    let buf = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      buf = Buffer.concat([buf, chunk]);
-      const size = serverSetupSize(buf, true);
-      if (size === null || buf.length < size) return;
-      sock.removeListener('data', onData);
-      const setup = parseServerSetup(buf, true);
-      if (setup.status !== 'success') {
-        sock.destroy();
-        rej(new Error(`master ${up.name} refused the connection: ${setup.reason}`));
-        return;
-      }
-      sock.on('data', () => {}); // events for the monitor are ignored
-      res(sock);
-    };
-    sock.on('data', onData);
-    sock.once('error', (err) => rej(new Error(`cannot connect to master ${up.name}: ${err.message}`)));
-    sock.write(encodeClientSetup('LE', up.auth?.name ?? '', up.auth?.data));
-  });
 }

@@ -3,8 +3,10 @@
  * replica.ts (primary + backup), config.ts. This file is the agreement between the core, the apps
  * (apps/kv), the simulator (@tandem/testkit) and state transfer (@tandem/state-transfer).
  */
+import type { Connection } from '@tandem/transport';
 import type { z } from 'zod';
 import type { Env } from './env.js';
+import type { Entry } from './messages.js';
 
 /** Deterministic context handed to `apply`; fixed by the primary when it sequences the request and
  * recorded in the log entry, so the backup replays identically. */
@@ -146,6 +148,94 @@ export interface StateSync {
   capture(snapshot: StateSnapshot): StateSnapshot;
   /** Joining backup: check or convert what arrived before it is restored (e.g. version migration). */
   install(snapshot: StateSnapshot): StateSnapshot;
+  /**
+   * Serving replica (optional): called each time this replica starts serving (solo primary or primary)
+   * with a live view of its state; the attachment lives until `detach()` (step-down, stop). Lets a
+   * strategy stream a consistent state to joiners while this replica goes on serving
+   * (`streamingStateSync` in @tandem/state-transfer).
+   */
+  attachPrimary?(view: PrimaryStateView): PrimaryAttachment;
+  /**
+   * Joining replica (optional): bring `ctx.target` to a state verified equal to the primary's at some
+   * seq N before asking to join. Resolves with N and the state digest there (the joiner then sends
+   * `stateReq {haveSeq: N, haveDigest}`), or undefined / a rejection to fall back to the whole-state copy.
+   */
+  fetch?(ctx: StateFetchContext): Promise<StateFetchResult | undefined>;
+}
+
+/** A serving replica's state as a StateSync strategy sees it. Properties are live: read them when needed. */
+export interface PrimaryStateView {
+  readonly nodeId: string;
+  readonly serviceName: string;
+  /** The service's state format version. */
+  readonly version: number;
+  /** The live state (read only: never mutate it). */
+  readonly state: unknown;
+  /** Highest seq applied. */
+  readonly appliedSeq: number;
+  readonly epoch: number;
+  /** The injected environment of the replica (clock, timers, network). */
+  readonly env: Env;
+  /** The dedup window now (copies of its records, oldest first): the exactly-once data fixed with a snapshot. */
+  exportDedup(): [string, unknown][];
+  /** The replica's state digest at appliedSeq (service state + seq + dedup window); a joiner's equals it at
+   * the same seq exactly when their states are equal. */
+  digest(): string;
+  /** Every entry this replica applies from now on, in seq order, synchronously after applying it (feeds a
+   * catch-up backlog). Returns an unsubscribe function. */
+  onApplied(listener: (entry: Entry) => void): () => void;
+}
+
+/** What a strategy gives a serving replica (see StateSync.attachPrimary). */
+export interface PrimaryAttachment {
+  /** A connection whose first message was `hello {kind: 'transfer'}`, handed over by the replica's accept
+   * loop with its remaining messages (without one, such connections are closed). */
+  acceptTransfer?(conn: Connection, hello: { nodeId: string }): void;
+  /** A joiner asks to join holding a state at `haveSeq` with digest `haveDigest`: true when this strategy
+   * verified that joiner equal to this replica at exactly that seq and digest (may wait briefly for the
+   * verification to be reported). */
+  verifiedAt?(request: { nodeId: string; haveSeq: number; haveDigest: string }): boolean | Promise<boolean>;
+  /** The entries after `seq` up to appliedSeq, in order (from the strategy's backlog), or undefined when
+   * they are no longer all held. Synchronous: read in the same turn as the join. */
+  entriesAfter?(seq: number): readonly Entry[] | undefined;
+  /** This replica stopped serving: end transfers, forget verifications, stop listening to onApplied. */
+  detach(): void;
+}
+
+/** What a joining replica's StateSync.fetch works with. */
+export interface StateFetchContext {
+  /** The primary's address (the replica's peer). */
+  readonly peer: string;
+  readonly nodeId: string;
+  readonly serviceName: string;
+  readonly env: Env;
+  /** The joiner's own state, to install a snapshot into and apply the log to. */
+  readonly target: JoinTarget;
+  /** Open a state-transfer connection to the peer: its listen address, first message `hello {kind:
+   * 'transfer'}`; the peer's replica hands it to its strategy's `acceptTransfer`. */
+  dialTransfer(): Promise<Connection>;
+  /** Called when the fetch must stop (the replica stops or leaves the join). */
+  onCancel(listener: () => void): void;
+}
+
+/** The joining replica's state machine, as StateSync.fetch drives it. */
+export interface JoinTarget {
+  readonly appliedSeq: number;
+  /** Replace the state: `state` (already restored by the service), every entry ≤ seq applied, and the
+   * dedup window fixed at seq (validated; throws on malformed records). */
+  install(installed: { seq: number; state: unknown; dedup: readonly unknown[] }): void;
+  /** Apply the next log entry (validated; seq must be appliedSeq + 1). Throws on a reply-digest mismatch
+   * (reported as a `divergence` event) or a malformed entry. */
+  apply(entry: unknown): void;
+  /** State digest at appliedSeq (comparable with PrimaryStateView.digest). */
+  digest(): string;
+}
+
+export interface StateFetchResult {
+  /** The seq the joiner's state was verified at. */
+  seq: number;
+  /** Its state digest there. */
+  digest: string;
 }
 
 export interface ReplicaStatus {
@@ -166,7 +256,9 @@ export type ReplicaEvent =
   | { type: 'step-down'; epoch: number; newerEpoch: number }
   | { type: 'divergence'; seq: number; expectedDigest: string; actualDigest: string }
   | { type: 'peer-faulty'; reason: string }
-  | { type: 'peer-joined'; seq: number }
+  /** `mode`: 'copy' = the whole state was sent in one stateSnap; 'delta' = the joiner streamed a verified
+   * state first and received only the entries after `seq`. */
+  | { type: 'peer-joined'; seq: number; mode?: 'copy' | 'delta' }
   | { type: 'protocol-error'; remote: string; error: Error }
   /** Entries a backup held beyond a gap at takeover (or forwarded too late): replies clients may have
    * received that the new primary cannot reflect — the seq-digest primary-host-crash gap. */

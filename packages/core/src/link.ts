@@ -98,9 +98,23 @@ export class Link {
     this.conn.abort(error);
   }
 
+  /**
+   * Stop reading this connection as the replication protocol once the current message is handled, and
+   * give it — with every message after that one — to `to` (a state-transfer connection after its hello).
+   */
+  handOff(to: (conn: Connection) => void): void {
+    this.#handOffTo = to;
+  }
+
+  #handOffTo: ((conn: Connection) => void) | undefined;
+
   async #readLoop(): Promise<void> {
+    const it = this.conn[Symbol.asyncIterator]();
     try {
-      for await (const bytes of this.conn) {
+      for (;;) {
+        const next = await it.next();
+        if (next.done) return;
+        const bytes = next.value;
         let message: Message;
         try {
           message = codec.decode(bytes);
@@ -120,6 +134,12 @@ export class Link {
           this.conn.abort(err instanceof Error ? err : new Error(String(err)));
           return;
         }
+        const to = this.#handOffTo;
+        if (to !== undefined) {
+          this.#handOffTo = undefined;
+          to(remainderOf(this.conn, it));
+          return;
+        }
       }
     } catch (err) {
       this.#logger.log('debug', 'read-ended', { link: this.conn.id, error: err instanceof Error ? err.message : String(err) });
@@ -130,4 +150,32 @@ export class Link {
     this.conn.abort(error);
     this.#handlers.onViolation(this, error);
   }
+}
+
+/** The same connection, whose iteration continues from an iterator already in use. */
+function remainderOf(conn: Connection, it: AsyncIterator<Uint8Array>): Connection {
+  return {
+    get id() {
+      return conn.id;
+    },
+    get localAddress() {
+      return conn.localAddress;
+    },
+    get remoteAddress() {
+      return conn.remoteAddress;
+    },
+    get maxMessageSize() {
+      return conn.maxMessageSize;
+    },
+    get isClosed() {
+      return conn.isClosed;
+    },
+    get closed() {
+      return conn.closed;
+    },
+    send: (message) => conn.send(message),
+    close: (reason) => conn.close(reason),
+    abort: (error) => conn.abort(error),
+    [Symbol.asyncIterator]: () => it,
+  };
 }

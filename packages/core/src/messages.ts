@@ -32,7 +32,8 @@ export type RemoteError = z.infer<typeof remoteErrorSchema>;
 
 export const helloSchema = z.object({
   t: z.literal('hello'),
-  kind: z.enum(['client', 'peer']),
+  /** 'transfer': a joiner's state-transfer connection; the replica hands it to its StateSync strategy. */
+  kind: z.enum(['client', 'peer', 'transfer']),
   service: z.string().max(256),
   nodeId: id,
   epoch: epochNo,
@@ -97,7 +98,14 @@ export const statusReplySchema = z.object({
 /** P → B: "you are no longer my backup" (P declared it faulty). B acknowledges, then re-joins. */
 export const dropSchema = z.object({ t: z.literal('drop'), epoch: epochNo, reason: z.string().max(1024) });
 export const dropAckSchema = z.object({ t: z.literal('dropAck'), epoch: epochNo });
-export const stateReqSchema = z.object({ t: z.literal('stateReq'), nodeId: id });
+export const stateReqSchema = z.object({
+  t: z.literal('stateReq'),
+  nodeId: id,
+  /** The joiner already holds a state verified equal to the primary's at this seq (streamed through the
+   * StateSync strategy); with `haveDigest`, its state digest there. The primary may answer with a delta. */
+  haveSeq: seqNo.optional(),
+  haveDigest: z.string().max(256).optional(),
+});
 export const dedupRecordSchema = z.tuple([
   z.string(), // key: clientId + '\u0000' + requestId
   z.object({ seq: z.number().int().min(1), epoch: epochNo, digest: z.string(), time: z.number(), seed: z.number(), body: z.unknown().optional(), error: remoteErrorSchema.optional() }),
@@ -109,6 +117,9 @@ export const stateSnapSchema = z.object({
   version: z.number().int().min(0),
   snapshot: z.unknown(),
   dedup: z.array(dedupRecordSchema),
+  /** Answer to a stateReq with haveSeq: no state (the joiner keeps the one it holds at `seq` = haveSeq);
+   * the entries after it come with the primary's flushes. */
+  delta: z.literal(true).optional(),
 });
 
 export const messageSchema = z.discriminatedUnion('t', [
@@ -139,6 +150,7 @@ export type Flush = z.infer<typeof flushSchema>;
 export type FlushAck = z.infer<typeof flushAckSchema>;
 export type StatusReply = z.infer<typeof statusReplySchema>;
 export type StateSnap = z.infer<typeof stateSnapSchema>;
+export type StateReq = z.infer<typeof stateReqSchema>;
 export type Drop = z.infer<typeof dropSchema>;
 export type DropAck = z.infer<typeof dropAckSchema>;
 export type DedupRecordWire = z.infer<typeof dedupRecordSchema>;

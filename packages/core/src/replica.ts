@@ -10,20 +10,36 @@
  */
 import type { CloseInfo, Listener } from '@tandem/transport';
 import { isTransportError } from '@tandem/transport';
-import type { ReplicaEvent, ReplicaOptions, ReplicaStatus, ReplicationConfig, Role, StateSnapshot, StateSync, Replica } from './api.js';
+import type {
+  JoinTarget,
+  PrimaryAttachment,
+  PrimaryStateView,
+  ReplicaEvent,
+  ReplicaOptions,
+  ReplicaStatus,
+  ReplicationConfig,
+  Role,
+  StateFetchResult,
+  StateSnapshot,
+  StateSync,
+  Replica,
+} from './api.js';
+import type { Connection } from '@tandem/transport';
+import { z } from 'zod';
 import { BackupLog, type Divergence } from './backup-log.js';
 import { computeTimingBounds, resolveConfig, type DerivedTimingBounds } from './config.js';
 import type { Env, TimerHandle } from './env.js';
-import { decodeEntries } from './codec.js';
+import { codec, decodeEntries } from './codec.js';
 import { ProtocolViolationError, StoppedError } from './errors.js';
 import { Link } from './link.js';
-import type { Drop, DropAck, Entry, Flush, FlushAck, Fwd, Hello, Message, Rep, Req, StateSnap, StatusReply } from './messages.js';
+import { dedupRecordSchema, entrySchema, type Drop, type DropAck, type Entry, type Flush, type FlushAck, type Fwd, type Hello, type Message, type Rep, type Req, type StateReq, type StateSnap, type StatusReply } from './messages.js';
 import { ServiceRunner, type Snapshot } from './service.js';
 import { wholeStateSync } from './state-sync.js';
 import { FlushTracker } from './flush-tracker.js';
 import { isExpired, type DedupRecord } from './dedup.js';
 
 const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
+const dedupRecordsSchema = z.array(dedupRecordSchema);
 /** Requests held by a primary whose lease lapsed, answered when it is renewed (or notPrimary). */
 const MAX_HELD_REQUESTS = 1024;
 
@@ -103,6 +119,16 @@ class ReplicaNode implements Replica<unknown> {
   /** Startup: since when the peer accepted connections (or timed out) without answering `status`. */
   #unansweredSince: number | undefined;
 
+  // state-sync strategy hooks (StateSync.attachPrimary / fetch)
+  #attachment: PrimaryAttachment | undefined;
+  readonly #appliedListeners = new Set<(entry: Entry) => void>();
+  /** A StateSync.fetch in progress: its cancel function. */
+  #fetchCancel: (() => void) | undefined;
+  /** The state the last fetch verified (unchanged since while runner.appliedSeq === seq). */
+  #fetched: StateFetchResult | undefined;
+  /** Joiner links whose delta join waits for the strategy's verification. */
+  readonly #deltaPending = new WeakSet<Link>();
+
   constructor(opts: ReplicaOptions<unknown, unknown, unknown>) {
     this.#opts = opts;
     this.#cfg = resolveConfig(opts.config);
@@ -179,6 +205,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#cancelBackupTimers();
     this.#joinTimer?.cancel();
     this.#probeTimer?.cancel();
+    this.#cancelFetch();
     this.#startWaiter?.reject(new StoppedError('replica stopped before it started serving'));
     this.#startWaiter = undefined;
     const listener = this.#listener;
@@ -205,6 +232,8 @@ class ReplicaNode implements Replica<unknown> {
   #setRole(role: Role): void {
     if (this.#role === role) return;
     this.#role = role;
+    if (SERVING.has(role)) this.#attachStateSync();
+    else this.#detachStateSync();
     this.#log('info', 'role', {});
     this.#emit({ type: 'role', role, epoch: this.#epoch });
     if ((role === 'primary' || role === 'solo-primary' || role === 'backup') && this.#startWaiter) {
@@ -323,6 +352,7 @@ class ReplicaNode implements Replica<unknown> {
       if (m.service !== this.#opts.service.name) this.#violation(`wrong service "${m.service}" (this is "${this.#opts.service.name}")`);
       link.hello = m;
       if (m.kind === 'peer') this.#onPeerHello(link, m);
+      else if (m.kind === 'transfer') this.#onTransferHello(link, m);
       return;
     }
     const fromClient = link.direction === 'in' && link.hello?.kind === 'client';
@@ -360,7 +390,7 @@ class ReplicaNode implements Replica<unknown> {
         return;
       }
       case 'stateReq':
-        return this.#onStateReq(link);
+        return this.#onStateReq(link, m);
       case 'stateSnap':
         return this.#onStateSnap(link, m);
       case 'drop':
@@ -412,6 +442,195 @@ class ReplicaNode implements Replica<unknown> {
     }
   }
 
+  // ---------------------------------------------------------------- state-sync strategy hooks
+
+  /** A serving replica shows its strategy a live view (StateSync.attachPrimary). */
+  #attachStateSync(): void {
+    if (this.#attachment !== undefined || this.#stateSync.attachPrimary === undefined) return;
+    const runner = this.#runner;
+    const listeners = this.#appliedListeners;
+    const self = this;
+    const view: PrimaryStateView = {
+      nodeId: this.#nodeId,
+      serviceName: this.#opts.service.name,
+      version: runner.version,
+      get state() {
+        return runner.state;
+      },
+      get appliedSeq() {
+        return runner.appliedSeq;
+      },
+      get epoch() {
+        return self.#epoch;
+      },
+      env: this.#env,
+      exportDedup: () => runner.dedup.export().map(([k, r]) => [k, { ...r }] as [string, unknown]),
+      digest: () => runner.stateDigest(),
+      onApplied(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    };
+    try {
+      this.#attachment = this.#stateSync.attachPrimary(view);
+    } catch (err) {
+      this.#log('error', 'state-sync-attach-failed', { error: (err as Error).message });
+    }
+  }
+
+  #detachStateSync(): void {
+    const a = this.#attachment;
+    if (a === undefined) return;
+    this.#attachment = undefined;
+    this.#appliedListeners.clear();
+    try {
+      a.detach();
+    } catch (err) {
+      this.#log('error', 'state-sync-detach-failed', { error: (err as Error).message });
+    }
+  }
+
+  #notifyApplied(entry: Entry): void {
+    for (const l of this.#appliedListeners) {
+      try {
+        l(entry);
+      } catch (err) {
+        this.#log('error', 'applied-listener-failed', { seq: entry.seq, error: (err as Error).message });
+      }
+    }
+  }
+
+  /** `hello {kind: 'transfer'}`: hand the connection to the strategy, or close it (not serving / no strategy). */
+  #onTransferHello(link: Link, hello: Hello): void {
+    const accept = this.#attachment?.acceptTransfer;
+    if (accept === undefined || !SERVING.has(this.#role)) {
+      this.#log('info', 'transfer-refused', { from: hello.nodeId, why: SERVING.has(this.#role) ? 'no streaming state sync' : `role ${this.#role}` });
+      void link.conn.close('no state transfer here').catch(() => undefined);
+      return;
+    }
+    const attachment = this.#attachment!;
+    link.handOff((conn) => {
+      if (this.#attachment !== attachment) return conn.abort();
+      this.#log('info', 'transfer-connection', { from: hello.nodeId });
+      try {
+        accept.call(attachment, conn, { nodeId: hello.nodeId });
+      } catch (err) {
+        this.#log('error', 'transfer-accept-failed', { error: (err as Error).message });
+        conn.abort();
+      }
+    });
+  }
+
+  /** The joining side's view of this replica's state machine (StateSync.fetch drives it). */
+  #joinTarget(live: () => boolean): JoinTarget {
+    const runner = this.#runner;
+    const check = (): void => {
+      if (!live() || (this.#role !== 'joining' && this.#role !== 'starting')) throw new StoppedError('the state fetch was cancelled');
+    };
+    return {
+      get appliedSeq() {
+        return runner.appliedSeq;
+      },
+      install: ({ seq, state, dedup }) => {
+        check();
+        const records = dedupRecordsSchema.safeParse(dedup);
+        if (!records.success) throw new ProtocolViolationError(`state transfer: invalid dedup window: ${records.error.issues[0]?.message ?? 'schema mismatch'}`);
+        this.#fetched = undefined;
+        runner.installState(state, seq, records.data as unknown as [string, DedupRecord][]);
+        this.#log('info', 'state-installed', { seq, records: records.data.length });
+      },
+      apply: (raw) => {
+        check();
+        const parsed = entrySchema.safeParse(raw);
+        if (!parsed.success) throw new ProtocolViolationError(`state transfer: invalid log entry: ${parsed.error.issues[0]?.message ?? 'schema mismatch'}`);
+        const e = parsed.data;
+        if (e.seq !== runner.appliedSeq + 1) throw new ProtocolViolationError(`state transfer: entry ${e.seq} does not follow ${runner.appliedSeq}`);
+        const outcome = runner.apply(e);
+        if (outcome.digest !== e.digest) {
+          this.#onDivergence({ seq: e.seq, expectedDigest: e.digest, actualDigest: outcome.digest, entry: e });
+          const err = new Error(`reply digest mismatch at seq ${e.seq} while catching up (primary ${e.digest}, joiner ${outcome.digest})`);
+          err.name = 'DivergenceError';
+          throw err;
+        }
+      },
+      digest: () => runner.stateDigest(),
+    };
+  }
+
+  #cancelFetch(): void {
+    const c = this.#fetchCancel;
+    this.#fetchCancel = undefined;
+    c?.();
+  }
+
+  /**
+   * Joining with a fetching strategy: stream a verified state from the primary, then ask to join from it
+   * (`stateReq {haveSeq, haveDigest}`); on failure, ask for the whole-state copy.
+   */
+  #fetchThenJoin(link: Link): void {
+    const fetch = this.#stateSync.fetch!;
+    const cancelListeners: (() => void)[] = [];
+    let cancelled = false;
+    this.#fetchCancel = () => {
+      cancelled = true;
+      for (const l of cancelListeners.splice(0)) l();
+    };
+    const nodeId = this.#nodeId;
+    const ctx = {
+      peer: this.#opts.peer,
+      nodeId,
+      serviceName: this.#opts.service.name,
+      env: this.#env,
+      target: this.#joinTarget(() => !cancelled),
+      dialTransfer: async (): Promise<Connection> => {
+        const conn = await this.#env.network.dial(this.#opts.peer, { maxMessageSize: this.#cfg.maxMessageSize, timeoutMs: Math.max(this.#bounds.peerFaultyMs, 1000) });
+        const hello: Hello = { t: 'hello', kind: 'transfer', service: this.#opts.service.name, nodeId, epoch: this.#epoch };
+        void conn.send(codec.encode(hello)).catch(() => undefined);
+        return conn;
+      },
+      onCancel(listener: () => void): void {
+        if (cancelled) listener();
+        else cancelListeners.push(listener);
+      },
+    };
+    this.#log('info', 'state-fetch-start', { peer: this.#opts.peer });
+    const startedAt = this.#env.now();
+    void (async () => {
+      let result: StateFetchResult | undefined;
+      try {
+        result = await fetch.call(this.#stateSync, ctx);
+      } catch (err) {
+        if (!cancelled) this.#log('warn', 'state-fetch-failed', { error: (err as Error).message, fallback: 'whole-state copy' });
+      }
+      if (cancelled) return;
+      this.#fetchCancel = undefined;
+      if (this.#role !== 'starting' && this.#role !== 'joining') return;
+      const verified = result !== undefined && result.seq === this.#runner.appliedSeq && result.digest === this.#runner.stateDigest();
+      this.#fetched = verified ? result : undefined;
+      if (verified) this.#log('info', 'state-fetched', { seq: result!.seq, ms: Math.round(this.#env.now() - startedAt) });
+      if (link.isClosed) {
+        // The status connection went away meanwhile: probe again (a verified state is kept for the delta join).
+        this.#scheduleProbe(0);
+        return;
+      }
+      this.#sendStateReq(link);
+    })();
+  }
+
+  /** Ask the primary to join: from the fetched state when it is still the one we hold, else a whole copy. */
+  #sendStateReq(link: Link): void {
+    const f = this.#fetched;
+    const req: StateReq = { t: 'stateReq', nodeId: this.#nodeId };
+    if (f !== undefined && f.seq === this.#runner.appliedSeq) {
+      req.haveSeq = f.seq;
+      req.haveDigest = f.digest;
+    }
+    link.send(req);
+    // The primary answers with the copy, or tells us (drop) when its join timeout passes; a closed
+    // connection re-probes at once (#onLinkClosed). This only covers a primary that went silent.
+    this.#scheduleProbe(this.#bounds.joinTimeoutMs + this.#bounds.peerFaultyMs);
+  }
+
   // ---------------------------------------------------------------- primary: requests
 
   #onRequest(link: Link, req: Req): void {
@@ -454,6 +673,7 @@ class ReplicaNode implements Replica<unknown> {
     };
     const outcome = runner.applyParsed(entry, parsed.request);
     entry.digest = outcome.digest;
+    if (this.#appliedListeners.size > 0) this.#notifyApplied(entry);
     const rep: Rep = { t: 'rep', requestId: req.requestId, epoch: this.#epoch, seq: entry.seq, digest: entry.digest, time: entry.time, seed: entry.seed };
     if (outcome.error === undefined) rep.body = outcome.body;
     else rep.error = outcome.error;
@@ -746,7 +966,7 @@ class ReplicaNode implements Replica<unknown> {
 
   // ---------------------------------------------------------------- primary: a backup joins
 
-  #onStateReq(link: Link): void {
+  #onStateReq(link: Link, req: StateReq): void {
     if (!SERVING.has(this.#role)) {
       link.send(this.#statusReply());
       return;
@@ -754,23 +974,82 @@ class ReplicaNode implements Replica<unknown> {
     // The same joiner asking again while its copy is in flight (it cannot have installed it: it would
     // have acknowledged): keep the join in progress rather than send a second copy.
     if (link === this.#peerLink && this.#role === 'primary' && this.#tracker.awaitingJoinAck) return;
+    const attachment = this.#attachment;
+    if (req.haveSeq !== undefined && req.haveDigest !== undefined && attachment?.verifiedAt !== undefined && attachment.entriesAfter !== undefined) {
+      // The joiner streamed a state: join it from there if our strategy verified it (it may still be
+      // reporting the verification: wait for it), else send the whole copy.
+      if (this.#deltaPending.has(link)) return;
+      this.#deltaPending.add(link);
+      const ask = { nodeId: req.nodeId, haveSeq: req.haveSeq, haveDigest: req.haveDigest };
+      void Promise.resolve()
+        .then(() => attachment.verifiedAt!(ask))
+        .catch(() => false)
+        .then((ok) => {
+          this.#deltaPending.delete(link);
+          if (!SERVING.has(this.#role) || link.isClosed || this.#attachment !== attachment) return;
+          if (link === this.#peerLink && this.#role === 'primary' && this.#tracker.awaitingJoinAck) return;
+          const delta = ok ? this.#deltaFrom(attachment, ask.haveSeq) : undefined;
+          if (ok && delta === undefined) {
+            // Verified, but the entries since are no longer all held (or too many): it streams again
+            // (a whole copy is what streaming avoids). `drop` makes a joiner forget its fetched state.
+            this.#log('info', 'delta-unavailable', { joiner: ask.nodeId, haveSeq: ask.haveSeq, appliedSeq: this.#runner.appliedSeq });
+            link.send({ t: 'drop', epoch: this.#epoch, reason: 'delta join unavailable: stream again' });
+            return;
+          }
+          this.#admitJoiner(link, delta, ask.nodeId);
+        });
+      return;
+    }
+    this.#admitJoiner(link, undefined, req.nodeId);
+  }
+
+  /** The entries after `seq` up to appliedSeq from the strategy, when complete and few enough for the log bound. */
+  #deltaFrom(attachment: PrimaryAttachment, seq: number): readonly Entry[] | undefined {
+    const head = this.#runner.appliedSeq;
+    if (seq > head) return undefined;
+    if (head - seq > this.#cfg.maxUnackedEntries / 2) return undefined;
+    let entries: readonly Entry[] | undefined;
+    try {
+      entries = attachment.entriesAfter!(seq);
+    } catch (err) {
+      this.#log('warn', 'delta-entries-failed', { error: (err as Error).message });
+      return undefined;
+    }
+    if (entries === undefined || entries.length !== head - seq) return undefined;
+    for (let i = 0; i < entries.length; i++) if (entries[i]!.seq !== seq + 1 + i || entries[i]!.epoch !== this.#epoch) return undefined;
+    return entries;
+  }
+
+  /** Make `link`'s replica our backup: from a whole-state copy (delta undefined), or from the state it
+   * holds at haveSeq with `delta` = the entries after it, which go into the unacknowledged log. */
+  #admitJoiner(link: Link, delta: readonly Entry[] | undefined, joinerId: string): void {
     // A dropped backup asking for a fresh copy has left the backup role: the drop is complete.
     this.#cancelDrop();
-    const snap = this.#stateSync.capture(this.#runner.takeSnapshot() as unknown as StateSnapshot);
-    const msg: StateSnap = { t: 'stateSnap', epoch: this.#epoch, seq: snap.seq, version: snap.version, snapshot: snap.snapshot, dedup: snap.dedup as StateSnap['dedup'] };
+    let msg: StateSnap;
+    if (delta !== undefined) {
+      const seq = this.#runner.appliedSeq - delta.length;
+      msg = { t: 'stateSnap', epoch: this.#epoch, seq, version: this.#runner.version, snapshot: null, dedup: [], delta: true };
+    } else {
+      if (this.#stateSync.fetch !== undefined || this.#attachment?.verifiedAt !== undefined) this.#log('info', 'whole-state-copy', { joiner: joinerId });
+      const snap = this.#stateSync.capture(this.#runner.takeSnapshot() as unknown as StateSnapshot);
+      msg = { t: 'stateSnap', epoch: this.#epoch, seq: snap.seq, version: snap.version, snapshot: snap.snapshot, dedup: snap.dedup as StateSnap['dedup'] };
+    }
+    const snap = msg;
     if (!link.send(msg)) return;
     // From now on, keep every entry after snap.seq for this backup.
     const old = this.#peerLink;
     this.#peerLink = link;
     if (old && old !== link) old.abort();
     this.#tracker.reset(snap.seq, this.#env.now(), true);
+    if (delta !== undefined) for (const e of delta) this.#tracker.append(e);
     this.#probeTimer?.cancel();
     this.#probeTimer = undefined;
     if (this.#probeLink && this.#probeLink !== link) this.#probeLink.abort();
     this.#probeLink = undefined;
-    this.#log('info', 'peer-joined', { seq: snap.seq, peer: link.remote });
+    const mode = delta !== undefined ? 'delta' : 'copy';
+    this.#log('info', 'peer-joined', { seq: snap.seq, peer: link.remote, mode, entries: delta?.length ?? 0 });
     this.#setRole('primary');
-    this.#emit({ type: 'peer-joined', seq: snap.seq });
+    this.#emit({ type: 'peer-joined', seq: snap.seq, mode });
     this.#startPrimaryDuties();
     if (this.#held.length > 0 && this.#tracker.leaseValid(this.#env.now())) this.#releaseHeld();
   }
@@ -789,6 +1068,7 @@ class ReplicaNode implements Replica<unknown> {
     }
     link.send({ t: 'dropAck', epoch: drop.epoch });
     void link.conn.close('dropped').catch(() => undefined);
+    this.#fetched = undefined; // a joiner told to stream again (or a dropped backup) fetches a fresh state
     if (this.#role === 'backup' || this.#role === 'joining' || this.#role === 'starting') {
       this.#log('warn', 'dropped-by-primary', { primaryEpoch: drop.epoch, reason: drop.reason });
       if (this.#role === 'starting') {
@@ -1023,6 +1303,7 @@ class ReplicaNode implements Replica<unknown> {
   /** Look for an active primary; join it, or decide to be primary (startup), or try again later. */
   #probe(): void {
     if (this.#role !== 'starting' && this.#role !== 'joining') return;
+    if (this.#fetchCancel !== undefined) return; // a state fetch is in progress; it asks to join when done
     const attempt = ++this.#joinAttempt;
     const retryMs = Math.max(this.#cfg.flushIntervalMs, this.#cfg.heartbeatTimeoutMs / 3);
     void (async () => {
@@ -1040,10 +1321,9 @@ class ReplicaNode implements Replica<unknown> {
       if (reply !== undefined) this.#unansweredSince = undefined;
       if (reply && SERVING.has(reply.role) && link && !link.isClosed) {
         this.#epoch = Math.max(this.#epoch, reply.epoch);
-        link.send({ t: 'stateReq', nodeId: this.#nodeId });
-        // The primary answers with the copy, or tells us (drop) when its join timeout passes; a closed
-        // connection re-probes at once (#onLinkClosed). This only covers a primary that went silent.
-        this.#scheduleProbe(this.#bounds.joinTimeoutMs + this.#bounds.peerFaultyMs);
+        const haveVerified = this.#fetched !== undefined && this.#fetched.seq === this.#runner.appliedSeq;
+        if (this.#stateSync.fetch !== undefined && !haveVerified) return this.#fetchThenJoin(link);
+        this.#sendStateReq(link);
         return;
       }
       if (this.#role === 'starting' && this.#shouldLead(reply, refused)) {
@@ -1098,15 +1378,27 @@ class ReplicaNode implements Replica<unknown> {
       this.#log('warn', 'stale-snapshot', { snapEpoch: snap.epoch });
       return;
     }
-    let installed: StateSnapshot;
-    try {
-      installed = this.#stateSync.install({ seq: snap.seq, version: snap.version, snapshot: snap.snapshot, dedup: snap.dedup });
-      this.#runner.restore(installed as unknown as Snapshot);
-    } catch (err) {
-      this.#log('error', 'state-restore-failed', { error: (err as Error).message });
-      this.#runner.reset();
-      this.#scheduleProbe(this.#cfg.heartbeatTimeoutMs);
-      return;
+    this.#cancelFetch(); // a copy arrived: a fetch still running (a stale one) must not touch the state now
+    const fetched = this.#fetched;
+    this.#fetched = undefined;
+    if (snap.delta === true) {
+      // A join from the state we streamed: nothing to install, but it must be exactly the one we offered.
+      if (fetched === undefined || fetched.seq !== snap.seq || this.#runner.appliedSeq !== snap.seq) {
+        this.#log('warn', 'unexpected-delta-join', { seq: snap.seq, appliedSeq: this.#runner.appliedSeq, offered: fetched?.seq });
+        this.#runner.reset();
+        this.#scheduleProbe(this.#cfg.heartbeatTimeoutMs);
+        return;
+      }
+    } else {
+      try {
+        const installed = this.#stateSync.install({ seq: snap.seq, version: snap.version, snapshot: snap.snapshot, dedup: snap.dedup });
+        this.#runner.restore(installed as unknown as Snapshot);
+      } catch (err) {
+        this.#log('error', 'state-restore-failed', { error: (err as Error).message });
+        this.#runner.reset();
+        this.#scheduleProbe(this.#cfg.heartbeatTimeoutMs);
+        return;
+      }
     }
     this.#joinTimer?.cancel();
     this.#joinTimer = undefined;
@@ -1115,7 +1407,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#epoch = snap.epoch;
     this.#backupLog.clear();
     this.#lastFlushAt = this.#env.now();
-    this.#log('info', 'joined', { seq: snap.seq, from: link.remote });
+    this.#log('info', 'joined', { seq: snap.seq, from: link.remote, mode: snap.delta === true ? 'delta' : 'copy' });
     this.#setRole('backup');
     // Start the primary's ack clock for us: we hold everything up to the snapshot now.
     link.send({ t: 'flushAck', epoch: this.#epoch, flushId: 0, upToSeq: this.#runner.appliedSeq, role: 'backup' });

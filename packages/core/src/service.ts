@@ -136,6 +136,18 @@ export class ServiceRunner<State, Req, Rep> {
     this.dedup.import(snap.dedup);
   }
 
+  /** Install a state already restored by the service (a streamed transfer), with every entry ≤ seq
+   * applied and the dedup window fixed at seq. */
+  installState(state: State, seq: number, dedup: readonly (readonly [string, DedupRecord])[]): void {
+    this.#generation++;
+    this.state = state;
+    this.appliedSeq = seq;
+    this.dedup.import(dedup);
+    let last = 0;
+    for (const [, rec] of dedup) if (rec.time > last) last = rec.time;
+    this.lastTime = last;
+  }
+
   /** Start over from the initial state (a stepped-down primary before its state copy). */
   reset(): void {
     this.#generation++;

@@ -8,8 +8,9 @@ import { Buffer } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 import { chunkChecksum, WholeStateChecksum } from './checksum.js';
 import { pack } from './codec.js';
+import { encodeRecordSlice, encodeRecordSliceInto } from './record-codec.js';
 import { yieldToEventLoop, type TransferEnv } from './env.js';
-import type { ChunkMsg } from './messages.js';
+import { encodeMessage, type ChunkMsg } from './messages.js';
 import type { CapturedState } from './source.js';
 
 export interface ChunkSizing {
@@ -20,7 +21,13 @@ export interface ChunkSizing {
   /** Target duration of one unit of work in ms, measured with env.now() (default 0.5): slices shrink
    * when the machine is slow so the serving replica never stalls longer than about this. 0 = bytes only. */
   sliceMs?: number;
+  /** Write record slices framed, with the text fast path (the joiner announced 'text-slices'). */
+  framedSlices?: boolean;
 }
+
+/** Free bytes in front of a pooled chunk's data, for its message header. */
+const HEADROOM = 256;
+const EMPTY = new Uint8Array(0);
 
 export class ChunkProducer {
   readonly #env: TransferEnv;
@@ -66,21 +73,17 @@ export class ChunkProducer {
 
   async #produce(): Promise<ChunkMsg | undefined> {
     if (this.exhausted) return undefined;
-    let chunk: (ChunkMsg & { checksummed?: boolean }) | undefined;
+    let chunk: ChunkMsg | undefined;
     if (!this.#stateDone) chunk = await this.#nextStateChunk();
     if (!chunk) chunk = this.#nextAuxChunk();
     if (!chunk) {
       this.exhausted = true;
       return undefined;
     }
-    if (!chunk.checksummed) this.checksum.update(chunk.data);
+    this.checksum.add(chunk.crc, chunk.data.length);
     this.bytes += chunk.data.length;
     this.records += chunk.records;
     this.produced++;
-    if (chunk.checksummed) {
-      const { checksummed: _, ...msg } = chunk;
-      return msg;
-    }
     return chunk;
   }
 
@@ -89,7 +92,7 @@ export class ChunkProducer {
     if (b.format === 'records') b.cursor.close();
   }
 
-  async #nextStateChunk(): Promise<(ChunkMsg & { checksummed?: boolean }) | undefined> {
+  async #nextStateChunk(): Promise<ChunkMsg | undefined> {
     const body = this.#captured.body;
     if (body.format === 'blob') {
       if (this.#blobOffset >= body.bytes.length) {
@@ -100,15 +103,18 @@ export class ChunkProducer {
       this.#blobOffset += data.length;
       return this.#chunk('state', 0, data);
     }
-    // Each slice: read records, encode them, and fold them into the chunk's CRC and the whole-state
-    // checksum — then yield, so a request waits at most one slice (about sliceMs) for the transfer.
+    // Each slice: read records, encode them into the chunk buffer, fold them into the chunk's CRC —
+    // then yield, so a request waits at most one slice (about sliceMs) for the transfer.
+    const framed = this.#sizing.framedSlices === true;
     const parts: Uint8Array[] = [];
+    let buf = framed ? this.#takeBuffer() : undefined;
     let size = 0;
     let records = 0;
     let crc = 0;
+    let slices = 0;
     const sliceMs = this.#sizing.sliceMs ?? 0.5;
     while (size < this.#sizing.chunkBytes) {
-      if (parts.length > 0) await yieldToEventLoop(this.#env);
+      if (slices > 0) await yieldToEventLoop(this.#env);
       const byBytes = Math.max(1, Math.floor(Math.min(this.#sizing.sliceBytes, this.#sizing.chunkBytes - size) / this.#bytesPerRecord));
       const want = sliceMs > 0 ? Math.min(byBytes, this.#recordsPerSlice) : byBytes;
       const t0 = this.#env.now();
@@ -117,14 +123,32 @@ export class ChunkProducer {
         this.#stateDone = true;
         break;
       }
-      const packed = pack(recs);
-      crc = crc32(packed, crc);
-      this.checksum.update(packed);
+      let written: number;
+      if (buf) {
+        let end = encodeRecordSliceInto(recs, buf, size);
+        if (end < 0) {
+          // Larger than estimated: move to a bigger buffer (not pooled).
+          const one = encodeRecordSlice(recs);
+          const bigger = this.#takeBuffer(size + one.length + this.#sizing.sliceBytes);
+          buf.copy(bigger, 0, 0, size);
+          this.#recycle(buf);
+          bigger.set(one, size);
+          buf = bigger;
+          end = size + one.length;
+        }
+        crc = crc32(buf.subarray(size, end), crc);
+        written = end - size;
+      } else {
+        const packed = encodeRecordSlice(recs, false);
+        crc = crc32(packed, crc);
+        parts.push(packed);
+        written = packed.length;
+      }
       const n = recs.length / (body.cursor.recordWidth ?? 1);
-      parts.push(packed);
-      size += packed.length;
+      size += written;
       records += n;
-      this.#bytesPerRecord = Math.max(1, packed.length / n);
+      slices++;
+      this.#bytesPerRecord = Math.max(1, written / n);
       if (sliceMs > 0) {
         const ms = this.#env.now() - t0;
         // Aim at sliceMs; move gradually (a timer tick or GC pause in one slice must not collapse it).
@@ -132,9 +156,63 @@ export class ChunkProducer {
         this.#recordsPerSlice = Math.max(8, Math.min(1 << 20, Math.round(this.#recordsPerSlice * 0.5 + target * 0.5)));
       }
     }
-    if (parts.length === 0) return undefined;
-    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
-    return { ...this.#chunk('state', records, data, crc >>> 0), checksummed: true };
+    if (slices === 0) {
+      if (buf) this.#recycle(buf);
+      return undefined;
+    }
+    const data = buf ? buf.subarray(0, size) : parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+    return this.#chunk('state', records, data, crc >>> 0);
+  }
+
+  /**
+   * Chunk buffers of `chunkBytes` plus room for a slice, each with HEADROOM free bytes in front (for
+   * the chunk message's header, see `encode`), reused once their chunk is acknowledged: producing a
+   * chunk allocates nothing on the serving replica's heap or outside it.
+   */
+  readonly #pool: Buffer[] = [];
+  readonly #owned = new WeakSet<ArrayBufferLike>();
+
+  #takeBuffer(minBytes = 0): Buffer {
+    const b = minBytes === 0 ? this.#pool.pop() : undefined;
+    if (b) return b;
+    const fresh = Buffer.allocUnsafeSlow(HEADROOM + Math.max(minBytes, this.#sizing.chunkBytes + 2 * this.#sizing.sliceBytes + 1024));
+    this.#owned.add(fresh.buffer);
+    return fresh.subarray(HEADROOM);
+  }
+
+  #recycle(b: Buffer): void {
+    if (this.#owned.has(b.buffer) && this.#pool.length < 64) this.#pool.push(Buffer.from(b.buffer, HEADROOM, b.buffer.byteLength - HEADROOM));
+  }
+
+  /**
+   * The server no longer needs this chunk (acknowledged: the joiner has its bytes): its buffer may be
+   * reused for a later chunk. The chunk must not be read or sent afterwards.
+   */
+  release(chunk: ChunkMsg): void {
+    if (chunk.section === 'state' && chunk.data.byteOffset === HEADROOM) this.#recycle(chunk.data as Buffer);
+  }
+
+  /**
+   * The chunk as a transfer message (what `encodeMessage` gives). For a chunk in a pooled buffer the
+   * message header is written into the free bytes in front of the data and the message is a view of
+   * header + data: no copy of the data.
+   */
+  encode(chunk: ChunkMsg): Uint8Array {
+    const d = chunk.data;
+    if (d.byteOffset >= HEADROOM && this.#owned.has(d.buffer)) {
+      // Same map, same key order as encodeMessage; `data` last, as an empty bin8 (c4 00) to be widened.
+      const head = pack({ t: 'chunk', transferId: chunk.transferId, index: chunk.index, section: chunk.section, records: chunk.records, crc: chunk.crc, data: EMPTY });
+      const n = head.length;
+      if (n + 3 <= HEADROOM && head[n - 2] === 0xc4 && head[n - 1] === 0) {
+        const headerBytes = n - 2 + 5;
+        const out = Buffer.from(d.buffer, d.byteOffset - headerBytes, headerBytes + d.length);
+        out.set(head.subarray(0, n - 2), 0);
+        out[n - 2] = 0xc6; // bin32
+        out.writeUInt32BE(d.length, n - 1);
+        return out;
+      }
+    }
+    return encodeMessage(chunk);
   }
 
   #nextAuxChunk(): ChunkMsg | undefined {
@@ -145,7 +223,7 @@ export class ChunkProducer {
     return this.#chunk('aux', 0, data);
   }
 
-  #chunk(section: 'state' | 'aux', records: number, data: Uint8Array, crc = chunkChecksum(data)): ChunkMsg & { checksummed?: boolean } {
+  #chunk(section: 'state' | 'aux', records: number, data: Uint8Array, crc = chunkChecksum(data)): ChunkMsg {
     return { t: 'chunk', transferId: this.#transferId, index: this.produced, section, records, crc, data };
   }
 }

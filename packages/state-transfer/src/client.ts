@@ -10,7 +10,8 @@ import { Buffer } from 'node:buffer';
 import type { Connection } from '@tandem/transport';
 import type { LogEntry } from './backlog.js';
 import { chunkChecksum, WholeStateChecksum } from './checksum.js';
-import { unpack, unpackAll } from './codec.js';
+import { unpack } from './codec.js';
+import { decodeRecordSlices, isTextSlice, sliceItems, TEXT_SLICES, type RecordSlice } from './record-codec.js';
 import type { TransferEnv } from './env.js';
 import {
   ChecksumMismatchError,
@@ -214,6 +215,7 @@ export class StateTransferClient<State> {
           version,
           formats,
           window: Math.max(1, Math.min(1024, this.#o.window ?? 8)),
+          encodings: [TEXT_SLICES],
           ...(resumable ? { resume: { transferId: resumable.meta.transferId, nextChunk: resumable.nextChunk, appliedSeq: resumable.appliedSeq } } : {}),
         }),
       )
@@ -393,15 +395,16 @@ export class StateTransferClient<State> {
     }
     if (m.section === 'state') {
       if (rx.builder) {
-        let slices: unknown[];
+        let slices: RecordSlice[];
         try {
-          slices = unpackAll(m.data);
+          slices = decodeRecordSlices(m.data);
         } catch (err) {
           throw new TransferProtocolError(`chunk ${m.index}: undecodable records: ${(err as Error).message}`, { cause: err });
         }
+        const b = rx.builder;
         for (const slice of slices) {
-          if (!Array.isArray(slice)) throw new TransferProtocolError(`chunk ${m.index}: a slice is not an array of records`);
-          rx.builder.add(migrateRecords(slice, rx.steps, rx.builder.recordWidth ?? 1));
+          if (b.addText && rx.steps.length === 0 && isTextSlice(slice)) b.addText(slice);
+          else b.add(migrateRecords(sliceItems(slice), rx.steps, b.recordWidth ?? 1));
         }
       } else {
         rx.blobParts.push(m.data);
@@ -409,7 +412,7 @@ export class StateTransferClient<State> {
     } else {
       rx.auxParts.push(m.data);
     }
-    rx.checksum.update(m.data);
+    rx.checksum.add(crc, m.data.length);
     rx.nextChunk++;
     rx.nackedFor = undefined;
     this.#meter.bytes += m.data.length;

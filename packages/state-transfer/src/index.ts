@@ -15,3 +15,4 @@ export * from './errors.js';
 export { nodeTransferEnv, withImmediateYield } from './node-env.js';
 export { yieldToEventLoop } from './env.js';
 export { versionedStateSync } from './replica-sync.js';
+export { streamingStateSync, type StreamingStateSync, type StreamingStateSyncOptions, type StreamingStateSyncEvent, type StreamingServerSettings, type StreamingClientSettings } from './streaming-state-sync.js';

@@ -22,6 +22,8 @@ export const openSchema = z.object({
   formats: z.array(z.object({ format, minVersion: nat })).min(1).max(2),
   /** Most unacknowledged chunks in flight. */
   window: z.number().int().min(1).max(1024),
+  /** Chunk encodings the joiner understands beyond the original one (e.g. 'text-slices'). */
+  encodings: z.array(z.string().max(64)).max(16).optional(),
   resume: z
     .object({
       transferId: id,
@@ -70,7 +72,7 @@ export const snapEndSchema = z.object({
   chunks: nat,
   records: nat,
   bytes: nat,
-  /** SHA-256 (truncated) over every chunk's data in index order. */
+  /** SHA-256 (truncated) over every chunk's (index, length, CRC-32) in index order (checksum.ts). */
   checksum: z.string().max(128),
 });
 

@@ -12,6 +12,7 @@ import { randomId, yieldToEventLoop, type TransferEnv } from './env.js';
 import { decodeMessage, encodeMessage, type ChunkMsg, type OpenMsg, type TransferMessage } from './messages.js';
 import type { TransferFormat } from './migrations.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
+import { TEXT_SLICES } from './record-codec.js';
 import type { CapturedState, TransferSource } from './source.js';
 import { WakeSignal } from './wake.js';
 
@@ -62,6 +63,8 @@ interface Session {
   format: TransferFormat;
   window: number;
   captured: CapturedState;
+  /** The joiner takes framed (text) record slices. */
+  framedSlices: boolean;
   producer: ChunkProducer;
   /** Chunks produced but not yet acknowledged (index ≥ ackedNext). */
   retained: Map<number, ChunkMsg>;
@@ -230,7 +233,7 @@ export class StateTransferServer {
       return existing;
     }
     if (existing) this.#dispose(existing, 'replaced by a fresh transfer');
-    const s = this.#newSession(m.nodeId, format, window, 0);
+    const s = this.#newSession(m.nodeId, format, window, 0, m.encodings?.includes(TEXT_SLICES) === true);
     s.conn = conn;
     void conn.send(this.#meta(s, false)).catch(() => {});
     return s;
@@ -256,10 +259,10 @@ export class StateTransferServer {
     }
   }
 
-  #newSession(nodeId: string, format: TransferFormat, window: number, restarts: number): Session {
+  #newSession(nodeId: string, format: TransferFormat, window: number, restarts: number, framedSlices: boolean): Session {
     const transferId = randomId(this.#env);
     const captured = this.#source.capture(format);
-    const producer = new ChunkProducer(this.#env, transferId, captured, { chunkBytes: this.#o.chunkBytes, sliceBytes: this.#o.sliceBytes, sliceMs: this.#o.sliceMs });
+    const producer = new ChunkProducer(this.#env, transferId, captured, { chunkBytes: this.#o.chunkBytes, sliceBytes: this.#o.sliceBytes, sliceMs: this.#o.sliceMs, framedSlices });
     const meter = new ProgressMeter(() => this.#env.now(), this.#o.progressIntervalMs);
     meter.restart(transferId, producer.totalRecords);
     meter.restarts = restarts;
@@ -269,6 +272,7 @@ export class StateTransferServer {
       format,
       window,
       captured,
+      framedSlices,
       producer,
       retained: new Map(),
       sentNext: 0,
@@ -351,7 +355,12 @@ export class StateTransferServer {
 
   #ack(s: Session, nextChunk: number, appliedSeq: number): void {
     if (nextChunk > s.ackedNext) {
-      for (let i = s.ackedNext; i < nextChunk; i++) s.retained.delete(i);
+      for (let i = s.ackedNext; i < nextChunk; i++) {
+        const c = s.retained.get(i);
+        if (!c) continue;
+        s.retained.delete(i);
+        s.producer.release(c);
+      }
       s.ackedNext = nextChunk;
       if (s.sentNext < nextChunk) s.sentNext = nextChunk;
     }
@@ -409,7 +418,7 @@ export class StateTransferServer {
       const chunk = s.retained.get(s.sentNext);
       if (!chunk) return this.#restart(s, conn, `chunk ${s.sentNext} no longer held`);
       s.sentNext++;
-      await conn.send(encodeMessage(chunk));
+      await conn.send(s.producer.encode(chunk));
       return true;
     }
     if (!p.exhausted) {
@@ -420,7 +429,7 @@ export class StateTransferServer {
       if (chunk) {
         if (s.sentNext === chunk.index) {
           s.sentNext++;
-          await conn.send(encodeMessage(chunk));
+          await conn.send(s.producer.encode(chunk));
         }
         s.sentBytes += chunk.data.length;
         const rate = this.#o.maxBytesPerSecond;
@@ -479,7 +488,7 @@ export class StateTransferServer {
       void conn.close();
       return false;
     }
-    const next = this.#newSession(s.nodeId, s.format, s.window, s.restarts + 1);
+    const next = this.#newSession(s.nodeId, s.format, s.window, s.restarts + 1, s.framedSlices);
     next.conn = conn;
     s.conn = undefined;
     this.#byConn.set(conn, next);

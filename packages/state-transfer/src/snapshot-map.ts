@@ -15,7 +15,8 @@
  * have equal digests whatever the order of the writes that built them.
  */
 import { pack } from './codec.js';
-import { hashBytes32, hex32, mix32 } from './checksum.js';
+import { hex32, mix32 } from './checksum.js';
+import type { TextSlice } from './record-codec.js';
 import type { SnapshotCursor, StateBuilder } from './transferable.js';
 
 export interface SnapshotMapOptions {
@@ -31,29 +32,67 @@ export interface SnapshotMapOptions {
 /** One [key, value] record of a SnapshotMap (a snapshot cursor yields them flat: k1, v1, k2, v2, …). */
 export type MapRecord<V> = [key: string, value: V];
 
-/** Output of the two-lane string hash (module-level to avoid allocating a pair per call). */
+/** Output of the two-lane hashes (module-level to avoid allocating a pair per call). */
 let laneA = 0;
 let laneB = 0;
 
+const utf8 = new TextEncoder();
+
 /**
- * A string hash in two independent 32-bit lanes at once (FNV-style multiply, two UTF-16 code units per
- * step, murmur3 finaliser) → laneA, laneB.
+ * The two-lane hash of a string's UTF-8 bytes (see hashBytes) → laneA, laneB. ASCII strings (the
+ * common case) are hashed from their characters directly, four per step; any other string is encoded
+ * first, so a string and its UTF-8 bytes in a received chunk hash alike.
  */
-function hashPair(s: string, seedA: number, seedB: number): void {
+function hashString(s: string, seedA: number, seedB: number): void {
   let a = seedA | 0;
   let b = seedB | 0;
   const n = s.length;
+  let high = 0;
   let i = 0;
-  for (; i + 1 < n; i += 2) {
-    const w = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
+  for (; i + 3 < n; i += 4) {
+    const c0 = s.charCodeAt(i);
+    const c1 = s.charCodeAt(i + 1);
+    const c2 = s.charCodeAt(i + 2);
+    const c3 = s.charCodeAt(i + 3);
+    high |= c0 | c1 | c2 | c3;
+    const w = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24);
     a = Math.imul(a ^ w, 0x01000193);
     b = Math.imul(b ^ w, 0x5bd1e995);
   }
-  if (i < n) {
-    const w = s.charCodeAt(i);
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    high |= c;
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  if (high > 0x7f) {
+    const bytes = utf8.encode(s);
+    hashBytes(bytes, 0, bytes.length, seedA, seedB);
+    return;
+  }
+  laneA = mix32(a ^ n);
+  laneB = mix32(b ^ n);
+}
+
+/**
+ * A hash of bytes[from, to) in two independent 32-bit lanes at once (FNV-style multiply, four bytes
+ * per step little-endian, the tail byte by byte, murmur3 finaliser) → laneA, laneB.
+ */
+function hashBytes(u: Uint8Array, from: number, to: number, seedA: number, seedB: number): void {
+  let a = seedA | 0;
+  let b = seedB | 0;
+  let i = from;
+  for (; i + 3 < to; i += 4) {
+    const w = u[i]! | (u[i + 1]! << 8) | (u[i + 2]! << 16) | (u[i + 3]! << 24);
     a = Math.imul(a ^ w, 0x01000193);
     b = Math.imul(b ^ w, 0x5bd1e995);
   }
+  for (; i < to; i++) {
+    const c = u[i]!;
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  const n = to - from;
   laneA = mix32(a ^ n);
   laneB = mix32(b ^ n);
 }
@@ -107,17 +146,17 @@ export class SnapshotMap<V = unknown> {
   }
 
   get(key: string): V | undefined {
-    hashPair(key, SEED_A, SEED_B);
+    hashString(key, SEED_A, SEED_B);
     return this.#buckets[laneA & this.#mask]!.get(key);
   }
 
   has(key: string): boolean {
-    hashPair(key, SEED_A, SEED_B);
+    hashString(key, SEED_A, SEED_B);
     return this.#buckets[laneA & this.#mask]!.has(key);
   }
 
   set(key: string, value: V): this {
-    hashPair(key, SEED_A, SEED_B);
+    hashString(key, SEED_A, SEED_B);
     const k1 = laneA;
     const k2 = laneB;
     const b = k1 & this.#mask;
@@ -133,7 +172,7 @@ export class SnapshotMap<V = unknown> {
   }
 
   delete(key: string): boolean {
-    hashPair(key, SEED_A, SEED_B);
+    hashString(key, SEED_A, SEED_B);
     const k1 = laneA;
     const k2 = laneB;
     const b = k1 & this.#mask;
@@ -228,6 +267,9 @@ export class SnapshotMap<V = unknown> {
         if (items.length % 2 !== 0) throw new TypeError('SnapshotMap records come in key, value pairs');
         m.#addFresh(items);
       },
+      // Straight from a received text slice: hash the bytes the chunk carries, keep the strings as
+      // substrings of the slice's text (no copy for values of 13 characters or more).
+      ...(options?.digestValue ? {} : { addText: (slice: TextSlice) => m.#addText(slice) }),
       finish: () => m,
     };
   }
@@ -248,7 +290,7 @@ export class SnapshotMap<V = unknown> {
       const key = items[i];
       if (typeof key !== 'string') throw new TypeError('SnapshotMap record key must be a string');
       const value = items[i + 1] as V;
-      hashPair(key, SEED_A, SEED_B);
+      hashString(key, SEED_A, SEED_B);
       const k1 = laneA;
       const k2 = laneB;
       const bucket = buckets[k1 & mask]!;
@@ -263,6 +305,64 @@ export class SnapshotMap<V = unknown> {
     this.#lane1 = l1;
     this.#lane2 = l2;
     this.#size = size;
+  }
+
+  #addText(slice: TextSlice): void {
+    if (slice.count % 2 !== 0) throw new TypeError('SnapshotMap records come in key, value pairs');
+    const u = slice.bytes;
+    const text = slice.text;
+    const buckets = this.#buckets;
+    const mask = this.#mask;
+    let l1 = this.#lane1;
+    let l2 = this.#lane2;
+    let at = slice.payloadAt;
+    let c = slice.textAt;
+    let q = slice.lengthsAt;
+    const end = q + 4 * slice.count;
+    // hashBytes and combine written out (the hot loop of a joiner: one pass over each record's bytes).
+    for (; q < end; q += 8) {
+      const kl = (u[q]! | (u[q + 1]! << 8) | (u[q + 2]! << 16)) + u[q + 3]! * 0x1000000;
+      const vl = (u[q + 4]! | (u[q + 5]! << 8) | (u[q + 6]! << 16)) + u[q + 7]! * 0x1000000;
+      const key = text.substring(c, c + kl);
+      let a = SEED_A | 0;
+      let b = SEED_B | 0;
+      let i = at;
+      const keyEnd = at + kl;
+      for (; i + 3 < keyEnd; i += 4) {
+        const w = u[i]! | (u[i + 1]! << 8) | (u[i + 2]! << 16) | (u[i + 3]! << 24);
+        a = Math.imul(a ^ w, 0x01000193);
+        b = Math.imul(b ^ w, 0x5bd1e995);
+      }
+      for (; i < keyEnd; i++) {
+        a = Math.imul(a ^ u[i]!, 0x01000193);
+        b = Math.imul(b ^ u[i]!, 0x5bd1e995);
+      }
+      const k1 = mix32(a ^ kl);
+      const k2 = mix32(b ^ kl);
+      const bucket = buckets[k1 & mask]!;
+      const before = bucket.size;
+      bucket.set(key, text.substring(c + kl, c + kl + vl) as V);
+      if (bucket.size === before) throw new TypeError(`SnapshotMap records repeat the key ${JSON.stringify(key.slice(0, 100))}`);
+      a = VALUE_SEED_A | 0;
+      b = VALUE_SEED_B | 0;
+      const valueEnd = keyEnd + vl;
+      for (; i + 3 < valueEnd; i += 4) {
+        const w = u[i]! | (u[i + 1]! << 8) | (u[i + 2]! << 16) | (u[i + 3]! << 24);
+        a = Math.imul(a ^ w, 0x01000193);
+        b = Math.imul(b ^ w, 0x5bd1e995);
+      }
+      for (; i < valueEnd; i++) {
+        a = Math.imul(a ^ u[i]!, 0x01000193);
+        b = Math.imul(b ^ u[i]!, 0x5bd1e995);
+      }
+      l1 = (l1 + mix32(k1 ^ mix32(mix32(a ^ vl)))) >>> 0;
+      l2 = (l2 + mix32(k2 ^ mix32((mix32(b ^ vl) + 0x9e3779b9) >>> 0))) >>> 0;
+      at = valueEnd;
+      c += kl + vl;
+    }
+    this.#lane1 = l1;
+    this.#lane2 = l2;
+    this.#size += slice.count / 2;
   }
 
   #preserve(b: number, bucket: Map<string, V>): void {
@@ -288,17 +388,24 @@ export class SnapshotMap<V = unknown> {
   }
 }
 
+const VALUE_SEED_A = SEED_A ^ 0x5bd1e995;
+const VALUE_SEED_B = SEED_B ^ 0x5bd1e995;
+const PACKED_SEED_A = SEED_A ^ 0x27d4eb2f;
+const PACKED_SEED_B = SEED_B ^ 0x27d4eb2f;
+
 /** Hash of one (key, value) pair in two lanes → laneA, laneB; k1/k2 are the key's two lane hashes. */
 function entryHash(k1: number, k2: number, value: unknown): void {
   if (typeof value === 'string') {
-    hashPair(value, SEED_A ^ 0x5bd1e995, SEED_B ^ 0x5bd1e995);
+    hashString(value, VALUE_SEED_A, VALUE_SEED_B);
   } else {
     const bytes = pack(value);
-    const v1 = hashBytes32(bytes, SEED_A ^ 0x27d4eb2f);
-    const v2 = hashBytes32(bytes, SEED_B ^ 0x27d4eb2f);
-    laneA = v1;
-    laneB = v2;
+    hashBytes(bytes, 0, bytes.length, PACKED_SEED_A, PACKED_SEED_B);
   }
+  combine(k1, k2);
+}
+
+/** Fold the key's lanes into the value's (laneA, laneB) → laneA, laneB. */
+function combine(k1: number, k2: number): void {
   const a = mix32(k1 ^ mix32(laneA));
   const b = mix32(k2 ^ mix32((laneB + 0x9e3779b9) >>> 0));
   laneA = a;

@@ -9,6 +9,7 @@
  * (per record for chunked transfers, whole snapshot for blob transfers) so a new-version replica can
  * receive an old-version state (rolling upgrade).
  */
+import type { TextSlice } from './record-codec.js';
 
 /** A consistent, forward-only view of a state at the moment it was opened. */
 export interface SnapshotCursor {
@@ -31,6 +32,11 @@ export interface StateBuilder<State> {
   /** Items per record `add` expects (must equal the sending cursor's recordWidth; default 1). */
   readonly recordWidth?: number;
   add(records: readonly unknown[]): void;
+  /**
+   * Optional fast path: the same records as one text slice straight from a received chunk (every item
+   * an ASCII string; see record-codec.ts). Used instead of `add` when present and no migration runs.
+   */
+  addText?(slice: TextSlice): void;
   finish(): State;
 }
 

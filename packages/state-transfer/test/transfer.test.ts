@@ -4,11 +4,14 @@ import {
   ServiceHost,
   StateTransferClient,
   StateTransferServer,
+  decodeMessage,
+  encodeMessage,
   isStateTransferError,
   type StateTransferClientEvent,
   type StateTransferServerEvent,
   type SnapshotMap,
 } from '../src/index.js';
+import { unpackAll } from '../src/codec.js';
 import { fill, kvServiceV1, sleep, testEnv, transformIncoming, type KvRequest } from './helpers.js';
 
 const KEYS = Number(process.env.TANDEM_ST_KEYS ?? 200_000);
@@ -285,6 +288,26 @@ describe('state transfer over a connection', () => {
     await client.run();
     expect(joiner.digest()).toBe(primary.digest());
     await client.close();
+    await server.close();
+  });
+
+  it('a joiner that does not announce text slices gets the original chunk layout (msgpack arrays)', async () => {
+    const { network, primary, server } = setup();
+    fill((r) => primary.execute(r), 500);
+    const address = await server.listen('mem://legacy');
+    const conn = await network.dial(address);
+    await conn.send(encodeMessage({ t: 'open', service: 'kv', nodeId: 'old-joiner', version: 1, formats: [{ format: 'records', minVersion: 1 }], window: 4 }));
+    let items = 0;
+    for await (const bytes of conn) {
+      const m = decodeMessage(bytes);
+      if (m.t !== 'chunk') continue;
+      expect(m.data[0]).not.toBe(0xc1);
+      for (const slice of unpackAll(m.data)) items += (slice as unknown[]).length;
+      break;
+    }
+    expect(items).toBeGreaterThan(0);
+    expect(items % 2).toBe(0);
+    conn.abort();
     await server.close();
   });
 

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { connectServer } from './server-connect.js';
 import { ApplicationSession, type SessionStats, type Upstream } from './session.js';
 import type { FocusTrigger } from './trigger.js';
 
@@ -12,15 +13,20 @@ export interface ConferenceOptions {
   readonly onFocusChange?: (applicationId: number, participant: string) => void;
   /** Milliseconds to wait for each server's setup reply before leaving it out (default 10 s). */
   readonly setupTimeoutMs?: number;
+  /** Milliseconds a late join may wait for the servers' answers before it fails (default 30 s). */
+  readonly joinTimeoutMs?: number;
 }
 
 /**
- * A conference: a fixed set of participants' X servers, the first being the master. Each application
- * that connects gets an ApplicationSession with its own input focus (initially the master). If the
- * master leaves, the conference closes and every application's connection is closed.
+ * A conference: participants' X servers, the first being the master (irrevocable). Each application that
+ * connects gets an ApplicationSession with its own input focus (initially the master). Participants join
+ * (late joiners get every running application recreated) and leave at any time; if the master leaves, the
+ * conference closes and every application's connection is closed.
  */
 export class Conference {
   private readonly sessions = new Set<ApplicationSession>();
+  /** Current participants, master first; applications that connect are connected to all of them. */
+  private readonly participants: Upstream[];
   private nextId = 1;
   private closedReason: string | null = null;
   /** Counts summed over every application that has connected (open and closed). */
@@ -36,6 +42,57 @@ export class Conference {
 
   constructor(private readonly opts: ConferenceOptions) {
     if (opts.participants.length === 0) throw new Error('a conference needs at least a master');
+    this.participants = [...opts.participants];
+  }
+
+  /** Names of the current participants, master first. */
+  get participantNames(): string[] {
+    return this.participants.map((p) => p.name);
+  }
+
+  /**
+   * A participant joins: every open application is recreated on its server (see LateJoin) and applications
+   * that connect later include it. Rejects if the name is already a participant, the conference is closed or
+   * the server cannot be reached; then nothing else is disturbed.
+   */
+  async addParticipant(up: Upstream): Promise<void> {
+    if (this.closedReason !== null) throw new Error(`the conference is closed (${this.closedReason})`);
+    if (this.participants.some((p) => p.name === up.name)) throw new Error(`${up.name} is already a participant`);
+    const sessions = [...this.sessions].filter((s) => !s.isClosed);
+    // With no application to join, check that the server can be reached at all.
+    if (sessions.length === 0) (await connectServer(up, 'LE', this.opts.setupTimeoutMs ?? 10_000)).socket.destroy();
+    if (this.closedReason !== null) throw new Error(`the conference is closed (${this.closedReason})`);
+    if (this.participants.some((p) => p.name === up.name)) throw new Error(`${up.name} is already a participant`);
+    this.participants.push(up);
+    this.opts.log?.(`participant ${up.name} joins (${sessions.length} running applications)`);
+    const results = await Promise.allSettled(sessions.map((s) => s.addParticipant(up)));
+    const failure = results.find((r, i): r is PromiseRejectedResult => r.status === 'rejected' && !sessions[i]!.isClosed);
+    if (failure || this.closedReason !== null) {
+      this.participants.splice(this.participants.indexOf(up), 1);
+      for (const s of this.sessions) s.removeParticipant(up.name);
+      const why = failure ? (failure.reason instanceof Error ? failure.reason.message : String(failure.reason)) : `the conference closed (${this.closedReason})`;
+      this.opts.log?.(`participant ${up.name} could not join: ${why}`);
+      throw new Error(`${up.name} could not join: ${why}`);
+    }
+    this.opts.log?.(`participant ${up.name} joined`);
+  }
+
+  /**
+   * A participant leaves: its connections close and the input focus falls back to the master where it held
+   * it; the others are undisturbed. Removing the master closes the conference. False if `name` is unknown.
+   */
+  removeParticipant(name: string): boolean {
+    if (this.closedReason !== null) return false;
+    if (name === this.master) {
+      this.close(`the master ${name} left the conference`);
+      return true;
+    }
+    const i = this.participants.findIndex((p) => p.name === name);
+    if (i < 0) return false;
+    this.participants.splice(i, 1);
+    for (const s of this.sessions) s.removeParticipant(name);
+    this.opts.log?.(`participant ${name} left`);
+    return true;
   }
 
   get master(): string {
@@ -59,10 +116,11 @@ export class Conference {
     const session = new ApplicationSession({
       id: this.nextId++,
       app,
-      upstreams: this.opts.participants,
+      upstreams: [...this.participants],
       trigger: this.opts.trigger,
       log: this.opts.log,
       setupTimeoutMs: this.opts.setupTimeoutMs,
+      joinTimeoutMs: this.opts.joinTimeoutMs,
       onClose: (s) => {
         this.sessions.delete(s);
         for (const k of Object.keys(this.finished) as Array<keyof SessionStats>) this.finished[k] += s.stats[k];
@@ -81,10 +139,13 @@ export class Conference {
     return t;
   }
 
-  /** Makes `participant` the input focus of every open application (a control action). */
-  setFocus(participant: string): number {
+  /** Makes `participant` the input focus of one application, or of every open one (a control action). Returns how many changed. */
+  setFocus(participant: string, applicationId?: number): number {
     let n = 0;
-    for (const s of this.sessions) if (s.setFocus(participant)) n++;
+    for (const s of this.sessions) {
+      if (applicationId !== undefined && s.id !== applicationId) continue;
+      if (s.focusName !== participant && s.setFocus(participant)) n++;
+    }
     return n;
   }
 

@@ -11,11 +11,17 @@ export {
   type ServerSetup,
   type ScreenInfo,
   type VisualInfo,
+  type PixmapFormat,
 } from './setup.js';
 export { IdMap, LAST_PREDEFINED_ATOM } from './id-map.js';
 export { translateRequest, translateReply, translateEvent, translateError } from './translate.js';
 export { ApplicationSession, SUPPORTED_EXTENSIONS, type Upstream, type SessionOptions, type SessionStats } from './session.js';
 export { Conference, type ConferenceOptions } from './conference.js';
+export { ResourceTracker, TRACKED_OPCODES, type TrackerStats, type TrackerLimits } from './resource-tracker.js';
+export { planReplay, type ReplayPlan, type PixmapImage } from './replay-plan.js';
+export { LateJoin, type JoinStats } from './late-join.js';
+export { connectServer, type ConnectedServer } from './server-connect.js';
+export { convertZPixmap, rowBytes, type ImageFormat } from './image-convert.js';
 export { parseFocusTrigger, type FocusTrigger } from './trigger.js';
 export { readXauthority, findCookie, type XauthEntry } from './xauth.js';
 export { REQUESTS, EVENTS, ERRORS, XCB_PROTO_VERSION } from './generated/xproto.js';

@@ -1,6 +1,9 @@
 import type { Socket } from 'node:net';
 import { EventCategory, RequestCategory, eventCategory, requestCategory } from './categories.js';
 import { XProtocolError } from './errors.js';
+import { LateJoin } from './late-join.js';
+import { ResourceTracker, TRACKED_OPCODES } from './resource-tracker.js';
+import { connectServer } from './server-connect.js';
 import { RequestFramer } from './framing.js';
 import { REQUESTS } from './generated/xproto.js';
 import { ReplyOrder } from './reply-order.js';
@@ -16,6 +19,7 @@ import {
   type ServerSetup,
 } from './setup.js';
 import { SocketWriter } from './socket-writer.js';
+import { readSocket } from './socket-reader.js';
 import { translateError, translateEvent, translateReply, translateRequest } from './translate.js';
 import type { FocusTrigger } from './trigger.js';
 import { read16, read32, write16, write32 } from './wire.js';
@@ -54,6 +58,8 @@ export interface SessionOptions {
   readonly log?: (line: string) => void;
   /** Milliseconds to wait for the servers' setup replies. */
   readonly setupTimeoutMs?: number;
+  /** Milliseconds a late join may wait for the master's and the newcomer's answers (default 30 s). */
+  readonly joinTimeoutMs?: number;
 }
 
 /** Counts kept for tests and diagnostics. */
@@ -110,14 +116,21 @@ export class ApplicationSession {
   );
   /** Copies of requests answered by a non-master server, to send again to the master if that server leaves. */
   private readonly resend = new Map<number, Buffer>();
+  /** The application's live resources, replayed on a participant that joins later (null before setup). */
+  tracker: ResourceTracker | null = null;
+  /** Participants joining while the application runs (their requests are queued until the replay is written). */
+  private joins: LateJoin[] = [];
+  private nextLinkIndex: number;
+  private startWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
 
   constructor(opts: SessionOptions) {
     this.id = opts.id;
     this.opts = opts;
     this.app = opts.app;
+    this.nextLinkIndex = opts.upstreams.length;
     this.appWriter = new SocketWriter(opts.app);
     this.app.setNoDelay?.(true);
-    this.app.on('data', (chunk: Buffer) => this.onAppData(chunk));
+    readSocket(this.app, (chunk) => this.onAppData(chunk));
     this.app.on('error', () => this.close('application connection error'));
     this.app.on('close', () => {
       const pending = this.framer?.pending ?? 0;
@@ -151,10 +164,116 @@ export class ApplicationSession {
     return true;
   }
 
+  /**
+   * A participant joins while the application runs: its server gets the application's live resources
+   * (replayed from the tracker, pixmap contents copied from the master), then every later request. Rejects if
+   * the name is already connected, the server cannot be reached, or the application closes meanwhile.
+   */
+  async addParticipant(up: Upstream): Promise<void> {
+    if (this.closed) throw new Error(`application ${this.id} is closed`);
+    if (!this.framer) await new Promise<void>((resolve, reject) => this.startWaiters.push({ resolve, reject }));
+    if (this.live.some((l) => l.name === up.name) || this.joins.some((j) => j.name === up.name)) {
+      throw new Error(`${up.name} is already a participant of application ${this.id}`);
+    }
+    const conn = await connectServer(up, this.le ? 'LE' : 'BE', this.opts.setupTimeoutMs ?? 10_000);
+    if (this.closed) {
+      conn.socket.destroy();
+      throw new Error(`application ${this.id} closed while ${up.name} was joining`);
+    }
+    const master = this.links[0]!;
+    const index = this.nextLinkIndex++;
+    const link = new ServerLink(index, up.name, conn.socket, conn.setup, new IdMap(master.setup, conn.setup), this.le);
+    this.serverAtomByName[index] = new Map();
+    const join = new LateJoin(link, {
+      le: this.le,
+      master,
+      tracker: this.tracker!,
+      appSeq: () => this.appSeq,
+      appAtoms: () => this.appAtomByName,
+      learnAtom: (name, atom) => {
+        this.serverAtomByName[index]!.set(name, atom);
+        const a = this.appAtomByName.get(name);
+        if (a !== undefined) link.ids.learnAtom(a, atom);
+      },
+      bigRequestsOpcode: () => this.appBigRequestsOpcode,
+      log: (line) => this.opts.log?.(`app ${this.id}: ${line}`),
+    });
+    this.links.push(link);
+    this.joins.push(join);
+    const gone = (): void => {
+      join.fail('connection lost while joining');
+      this.onServerGone(link);
+    };
+    link.onMessage = (msg) => this.handleServerMessage(link, msg);
+    readSocket(link.socket, (chunk) => this.onServerData(link, chunk));
+    link.socket.on('error', gone);
+    link.socket.on('close', gone);
+    this.opts.log?.(`app ${this.id}: ${up.name} is joining`);
+    try {
+      const ready = join.prepare(this.opts.joinTimeoutMs);
+      this.injectSetupRequests(link);
+      if (conn.rest.length) this.onServerData(link, conn.rest);
+      await ready;
+    } catch (err) {
+      this.joins = this.joins.filter((j) => j !== join);
+      this.links = this.links.filter((l) => l !== link);
+      link.closed = true;
+      link.socket.destroy();
+      throw err;
+    }
+    this.joins = this.joins.filter((j) => j !== join);
+    if (this.closed || link.closed) throw new Error(`${up.name}: left while joining`);
+    join.complete();
+    this.lastJoin = join.stats;
+    this.live.push(link);
+    this.opts.log?.(`app ${this.id}: ${up.name} joined`);
+  }
+
+  /** Counts of the last completed late join (null if none). */
+  lastJoin: LateJoin['stats'] | null = null;
+
+  /**
+   * A participant leaves: its connection for this application closes; if it held the input focus, the
+   * master takes it. The master leaving closes the application. Returns false if `name` is not connected.
+   */
+  removeParticipant(name: string): boolean {
+    const join = this.joins.find((j) => j.name === name);
+    if (join) {
+      join.fail('left while joining');
+      return true;
+    }
+    if (!this.framer && !this.closed && this.opts.upstreams.some((u) => u.name === name)) {
+      // Still connecting: leave as soon as the session has started.
+      this.startWaiters.push({ resolve: () => queueMicrotask(() => this.removeParticipant(name)), reject: () => {} });
+      return true;
+    }
+    const link = this.live.find((l) => l.name === name);
+    if (!link) return false;
+    if (link.isMaster) {
+      this.close(`master ${name} left the conference`);
+      this.opts.onMasterLost?.(this);
+      return true;
+    }
+    this.onServerGone(link);
+    link.socket.destroy();
+    return true;
+  }
+
+  /** Off the hot path: a request that changes tracked resources, or any request while someone joins. */
+  private observe(req: Buffer, opcode: number, appSeq: number, category: RequestCategory): void {
+    if (TRACKED_OPCODES[opcode] !== 0) this.tracker!.observe(req);
+    if (this.joins.length === 0 || (category !== RequestCategory.DrawOrChange && category !== RequestCategory.InitResourceIds)) return;
+    const pending = opcode === OP_INTERN_ATOM ? this.internAtomNames.get(appSeq) : opcode === OP_QUERY_EXTENSION ? this.extensionNames.get(appSeq) : undefined;
+    if (pending) pending.remaining += this.joins.length;
+    for (const j of this.joins) j.enqueue(req, opcode, appSeq);
+  }
+
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
     this.opts.log?.(`app ${this.id}: closed (${reason})`);
+    for (const j of this.joins) j.fail(`application closed (${reason})`);
+    for (const w of this.startWaiters.splice(0)) w.reject(new Error(`application ${this.id} closed (${reason})`));
     this.app.destroy();
     for (const l of this.links) l.socket.destroy();
     this.opts.onClose?.(this, reason);
@@ -279,9 +398,12 @@ export class ApplicationSession {
     this.live = [...this.links];
     this.focus = this.links[0]!;
     this.framer = new RequestFramer(this.le);
+    const ms = master.setup;
+    this.tracker = new ResourceTracker(this.le, ms.screens[0]?.root ?? 0, ms.resourceIdBase >>> 0, ms.resourceIdMask >>> 0, (line) => this.opts.log?.(`app ${this.id}: ${line}`));
+    for (const w of this.startWaiters.splice(0)) w.resolve();
     for (const link of this.links) {
       link.onMessage = (msg) => this.handleServerMessage(link, msg);
-      link.socket.on('data', (chunk: Buffer) => this.onServerData(link, chunk));
+      readSocket(link.socket, (chunk) => this.onServerData(link, chunk));
       link.socket.on('error', () => this.onServerGone(link));
       link.socket.on('close', () => this.onServerGone(link));
       this.injectSetupRequests(link);
@@ -365,6 +487,7 @@ export class ApplicationSession {
       (opcode === OP_INTERN_ATOM ? this.internAtomNames : this.extensionNames).set(appSeq, pending);
     }
     if (isBigReqEnable) this.framer!.bigRequests = true;
+    if (TRACKED_OPCODES[opcode] !== 0 || this.joins.length !== 0) this.observe(req, opcode, appSeq, category);
     const master = this.links[0]!;
     const spec = REQUESTS[opcode];
     if (isBigReqEnable || (spec !== undefined && spec.hasReply)) {

@@ -79,6 +79,12 @@ export interface ScreenInfo {
   readonly visuals: readonly VisualInfo[];
 }
 
+export interface PixmapFormat {
+  readonly depth: number;
+  readonly bitsPerPixel: number;
+  readonly scanlinePad: number;
+}
+
 /** The parts of a successful server setup reply the proxy needs. */
 export interface ServerSetup {
   readonly status: 'success' | 'failed' | 'authenticate';
@@ -90,6 +96,10 @@ export interface ServerSetup {
   readonly maxKeycode: number;
   readonly vendor: string;
   readonly screens: readonly ScreenInfo[];
+  /** Byte order of image data (ZPixmap pixels) on this server. */
+  readonly imageByteOrder: 'LE' | 'BE';
+  /** How images of each depth are laid out: bits per pixel and scanline padding in bits. */
+  readonly pixmapFormats: readonly PixmapFormat[];
   /** Total size of the reply in bytes. */
   readonly size: number;
 }
@@ -117,6 +127,8 @@ export function parseServerSetup(buf: Buffer, le: boolean): ServerSetup {
       maxKeycode: 0,
       vendor: '',
       screens: [],
+      imageByteOrder: 'LE',
+      pixmapFormats: [],
       size,
     };
   }
@@ -124,6 +136,10 @@ export function parseServerSetup(buf: Buffer, le: boolean): ServerSetup {
     const vendorLen = read16(buf, 24, le);
     const screenCount = buf[28] ?? 0;
     const formatCount = buf[29] ?? 0;
+    const pixmapFormats: PixmapFormat[] = [];
+    for (let f = 0, at = 40 + vendorLen + pad4(vendorLen); f < formatCount && at + 8 <= size; f++, at += 8) {
+      pixmapFormats.push({ depth: buf[at]!, bitsPerPixel: buf[at + 1]!, scanlinePad: buf[at + 2]! });
+    }
     let off = 40 + vendorLen + pad4(vendorLen) + 8 * formatCount;
     const screens: ScreenInfo[] = [];
     for (let s = 0; s < screenCount; s++) {
@@ -171,6 +187,8 @@ export function parseServerSetup(buf: Buffer, le: boolean): ServerSetup {
       maxKeycode: buf[35] ?? 0,
       vendor: buf.toString('latin1', 40, 40 + vendorLen),
       screens,
+      imageByteOrder: buf[30] === 1 ? 'BE' : 'LE',
+      pixmapFormats,
       size,
     };
   } catch (err) {

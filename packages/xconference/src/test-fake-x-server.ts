@@ -124,13 +124,36 @@ export class FakeXServer {
         this.reply(conn, (r) => write32(r, 8, atom, le));
         return;
       }
-      case 14: // GetGeometry: root
+      case 14: // GetGeometry: root, 77x55 at (1,2), border 3
+        this.reply(conn, (r) => {
+          write32(r, 8, this.opts.root, le);
+          write16(r, 12, 1, le);
+          write16(r, 14, 2, le);
+          write16(r, 16, 77, le);
+          write16(r, 18, 55, le);
+          write16(r, 20, 3, le);
+        });
+        return;
       case 38: // QueryPointer: root
         this.reply(conn, (r) => write32(r, 8, this.opts.root, le));
         return;
       case 43: // GetInputFocus
         this.reply(conn, (r) => write32(r, 8, this.opts.root, le));
         return;
+      case 73: {
+        // GetImage (ZPixmap): depth 24, 4 bytes per pixel, each pixel's value its index (x + y * width)
+        const w = read16(req, 12, le);
+        const h = read16(req, 14, le);
+        this.reply(
+          conn,
+          (r) => {
+            r[1] = 24;
+            for (let i = 0; i < w * h; i++) write32(r, 32 + 4 * i, i, le);
+          },
+          4 * w * h,
+        );
+        return;
+      }
       case 49: // ListFonts: no names
         this.reply(conn, () => {});
         return;

@@ -1,12 +1,14 @@
 /**
  * `tandem-kv demo`: a primary and a backup as child processes on loopback, concurrent clients with
  * checkable writes, SIGKILL of the primary mid-load, the backup takes over, the old primary restarts
- * and rejoins as backup, then verification: no acknowledged write lost, none applied twice, both
- * replicas' state digests equal.
+ * with `tandem-kv rejoin` — it streams the new primary's state while that one serves (snapshot at S,
+ * catch-up from the backlog, digests verified) and joins as backup — then verification: no acknowledged
+ * write lost, none applied twice, both replicas' state digests equal.
  */
 import { appendFileSync, writeFileSync } from 'node:fs';
 import type { ReplicationConfig } from '@tandem/core';
 import { ReplicaPair } from '../harness/cluster.js';
+import type { ReplicaProcess } from '../harness/replica-process.js';
 import { percentile, Workload } from '../harness/workload.js';
 import { createTransportRegistry } from '../transports.js';
 
@@ -35,6 +37,9 @@ export interface DemoResult {
   staleReads: number;
   failoverMs: { p50: number; max: number; clients: number };
   rejoinMs: number;
+  /** How the restarted replica got the state: streamed (snapshot seq, verified seq, bytes, entries caught
+   * up) and how the primary admitted it ('delta': only entries after the verified seq; 'copy': whole state). */
+  rejoin: RejoinSummary;
   epoch: number;
   appliedSeq: number;
   digests: { a: string; b: string; equal: boolean };
@@ -42,7 +47,33 @@ export interface DemoResult {
   history?: string;
 }
 
+export interface RejoinSummary {
+  via: 'stream' | 'copy' | 'unknown';
+  snapshotSeq?: number;
+  verifiedSeq?: number;
+  bytes?: number;
+  entries?: number;
+  joinMode?: string;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** What the rejoined replica (and the primary that admitted it) reported about the transfer. */
+function rejoinSummary(joiner: ReplicaProcess, primary: ReplicaProcess): RejoinSummary {
+  const find = (p: ReplicaProcess, event: string): Record<string, unknown> | undefined => [...p.events].reverse().find((e) => e.event === event);
+  const state = find(joiner, 'rejoin-state');
+  const start = find(joiner, 'transfer-start');
+  const verified = find(joiner, 'transfer-verified');
+  const progress = [...joiner.events].reverse().find((e) => e.event === 'rejoin-progress' && e.phase === 'verified');
+  const joined = find(primary, 'peer-joined');
+  const s: RejoinSummary = { via: state?.via === 'stream' || state?.via === 'copy' ? state.via : 'unknown' };
+  if (typeof start?.seq === 'number') s.snapshotSeq = start.seq;
+  if (typeof verified?.seq === 'number') s.verifiedSeq = verified.seq;
+  if (typeof progress?.bytes === 'number') s.bytes = progress.bytes;
+  if (typeof progress?.entries === 'number') s.entries = progress.entries;
+  if (typeof joined?.mode === 'string') s.joinMode = joined.mode;
+  return s;
+}
 
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const say = (s: string): void => {
@@ -88,11 +119,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     phase = 'rejoin';
     await sleep(d * 0.15);
     const restartAt = workload.now();
-    pair.spawn('a', 'backup');
-    say(`  restarted a (pid ${pair.a.pid}); it probes b, finds a primary, and joins as backup`);
-    await pair.a.waitForRole(['backup'], 15_000);
+    pair.spawn('a', 'backup', { command: 'rejoin' });
+    say(`  restarted a (pid ${pair.a.pid}) with "tandem-kv rejoin": it finds b serving and streams b's state while b serves`);
+    await pair.a.waitForRole(['backup'], 45_000); // process start + stream + catch-up on a loaded host
     const rejoinMs = workload.now() - restartAt;
-    say(`  a rejoined as backup after ${Math.round(rejoinMs)} ms`);
+    const rejoined = rejoinSummary(pair.a, pair.b);
+    say(
+      rejoined.via === 'stream'
+        ? `  a streamed b's snapshot at seq ${rejoined.snapshotSeq ?? '?'} (${rejoined.bytes ?? '?'} bytes), caught up ${rejoined.entries ?? '?'} entries from b's backlog, verified equal digests at seq ${rejoined.verifiedSeq ?? '?'}, and joined as backup (${rejoined.joinMode ?? '?'}) after ${Math.round(rejoinMs)} ms`
+        : `  a rejoined as backup after ${Math.round(rejoinMs)} ms (${rejoined.via === 'copy' ? 'whole-state copy: the stream was not available' : 'transfer details not reported'})`,
+    );
 
     phase = 'load';
     await sleep(d * 0.35);
@@ -119,6 +155,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       staleReads: v.staleReads,
       failoverMs: { p50: round(percentile(failovers, 50)), max: round(Math.max(...failovers)), clients: failovers.length },
       rejoinMs: round(rejoinMs),
+      rejoin: rejoined,
       epoch: status.epoch,
       appliedSeq: status.appliedSeq,
       digests: { a: converged.a?.stateDigest ?? '?', b: converged.b?.stateDigest ?? '?', equal: converged.equal },
@@ -141,7 +178,7 @@ export function describeDemo(r: DemoResult): string {
     `  lost                ${r.lost}   (acknowledged writes missing from the serving replica)`,
     `  duplicated          ${r.duplicated}   (writes applied more than once)`,
     `  failover            p50 ${r.failoverMs.p50} ms, max ${r.failoverMs.max} ms (SIGKILL → first reply from the new primary, ${r.failoverMs.clients} clients)`,
-    `  rejoin              ${r.rejoinMs} ms (restart → backup with a state copy)`,
+    `  rejoin              ${r.rejoinMs} ms (restart → backup; ${r.rejoin.via === 'stream' ? `state streamed: snapshot at seq ${r.rejoin.snapshotSeq}, verified at ${r.rejoin.verifiedSeq}, joined by ${r.rejoin.joinMode}` : `state via ${r.rejoin.via}`})`,
     `  final epoch / seq   ${r.epoch} / ${r.appliedSeq}`,
     `  state digests       a ${r.digests.a}  b ${r.digests.b}  ${r.digests.equal ? 'equal' : 'DIFFERENT'}`,
   ];

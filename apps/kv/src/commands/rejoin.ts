@@ -1,63 +1,125 @@
 /**
- * `tandem-kv rejoin`: start a replica that joins the running primary as its backup. The state it
- * receives goes through `versionedStateSync`, so a state of an older service version is migrated.
- * Prints phase lines (joining → state installed → backup → verified) and then keeps serving as backup,
- * like `serve`. "Verified" means: it is backup, it has applied the primary's flushes for a few flush
- * intervals past the installed seq, and every entry's reply digest matched the primary's (no divergence).
+ * `tandem-kv rejoin`: start a replica that joins the running primary as its backup THROUGH the streaming
+ * state transfer (@tandem/state-transfer's `streamingStateSync`): the primary streams a snapshot fixed
+ * at a seq S while it goes on serving, then the log after S from its catch-up backlog; this replica
+ * verifies its state digest equal to the primary's at an agreed seq N, and the primary adds it as backup
+ * from N (only the entries after N follow). An older service version's state is migrated on the way.
+ *
+ * Progress: a progress bar on stderr when it is a terminal, a line per transfer phase otherwise; phase
+ * lines (joining → streaming → state installed → transfer verified → backup → VERIFIED) on stdout, JSON
+ * lines with --json. "VERIFIED" = the transfer's digests were equal at N, the replica is backup, and for
+ * a few flush intervals every entry's reply digest matched the primary's (no divergence). Then it keeps
+ * serving as backup, like `serve`. Exit 1 when not verified in time.
  */
 import type { Replica } from '@tandem/core';
+import { progressBar, type TransferPhase } from '@tandem/state-transfer';
 import { serve, type ServeOptions, type ServeOutput } from './serve.js';
 
-export interface RejoinOptions extends Omit<ServeOptions, 'role' | 'onCreated' | 'onStateInstalled'> {
+export interface RejoinOptions extends Omit<ServeOptions, 'role' | 'onCreated' | 'onStateInstalled' | 'stateTransfer' | 'onTransferProgress' | 'onTransferEvent'> {
   /** Give up (exit 1) when not verified within this many ms (default 60 000). */
   timeoutMs: number;
+  /** Where the progress bar goes (default process.stderr). */
+  progressOutput?: { write(text: string): unknown; isTTY?: boolean };
+}
+
+export interface RejoinResult {
+  seq: number;
+  digest: string;
+  /** 'stream' when the state came through the streaming transfer (the normal case), 'copy' after a fallback. */
+  via: 'stream' | 'copy';
+  /** The seq at which the streamed state was verified equal to the primary's. */
+  transferVerifiedSeq?: number;
 }
 
 /** Resolves when verified (the replica keeps serving); rejects when not verified in time. */
-export async function rejoin(opts: RejoinOptions): Promise<{ seq: number; digest: string }> {
+export async function rejoin(opts: RejoinOptions): Promise<RejoinResult> {
   let installedSeq: number | undefined;
+  let via: 'stream' | 'copy' | undefined;
+  let transferVerified: { seq: number; digest: string } | undefined;
   let replica: Replica<unknown> | undefined;
   let out: ServeOutput | undefined;
+  const bar = progressBar(opts.progressOutput ?? process.stderr);
+  let lastPhase: TransferPhase | undefined;
   const started = Date.now();
   await serve({
     ...opts,
     role: 'backup',
+    stateTransfer: 'stream',
+    onTransferProgress: (p, o) => {
+      bar.update(p);
+      if (p.phase !== lastPhase) {
+        lastPhase = p.phase;
+        if (opts.json) o('rejoin-progress', { ...p }, '');
+      }
+      if (p.phase === 'verified') bar.done();
+    },
     onStateInstalled: (i, o) => {
       installedSeq = i.seq;
+      via = i.streamed ? 'stream' : 'copy';
       const migrated = i.fromVersion === i.toVersion ? `version ${i.toVersion}` : `migrated version ${i.fromVersion} → ${i.toVersion}`;
-      o('rejoin-state', { phase: 'installed', seq: i.seq, fromVersion: i.fromVersion, toVersion: i.toVersion }, `rejoin: state received at seq ${i.seq} (${migrated})`);
+      bar.done();
+      o(
+        'rejoin-state',
+        { phase: 'installed', seq: i.seq, fromVersion: i.fromVersion, toVersion: i.toVersion, via },
+        i.streamed
+          ? `rejoin: snapshot at seq ${i.seq} received and installed (${migrated}); catching up from the primary's backlog…`
+          : `rejoin: whole-state copy at seq ${i.seq} installed (${migrated}) — the streaming transfer was not available`,
+      );
     },
     onCreated: (r, o) => {
       replica = r;
       out = o;
-      o('rejoin-phase', { phase: 'joining', peer: opts.peer }, `rejoin: joining the primary at ${opts.peer}…`);
+      r.on((e) => {
+        if (e.type === 'role' && e.role === 'backup') bar.done();
+      });
+      o('rejoin-phase', { phase: 'joining', peer: opts.peer }, `rejoin: joining the primary at ${opts.peer}; streaming its state while it serves…`);
+    },
+    onTransferEvent: (e) => {
+      if (e.side === 'joiner' && e.type === 'verified') transferVerified = { seq: e.seq, digest: e.digest };
     },
   });
   const r = replica!;
   const say = out!;
   const interval = Math.max(10, opts.replication.flushIntervalMs);
-  let backupSince: number | undefined;
-  let backupSeq = 0;
-  for (;;) {
-    const s = r.status();
-    if (s.divergences > 0) throw new Error(`rejoin: divergence after joining (seq ${s.appliedSeq}); the states differ`);
-    if (s.role === 'backup') {
-      if (backupSince === undefined) {
-        backupSince = Date.now();
-        backupSeq = s.appliedSeq;
-        say('rejoin-phase', { phase: 'backup', seq: s.appliedSeq, epoch: s.epoch }, `rejoin: backup at seq ${s.appliedSeq} (epoch ${s.epoch}); checking the primary's flushes…`);
-      } else if (Date.now() - backupSince >= 3 * interval) {
-        say(
-          'rejoin-verified',
-          { phase: 'verified', seq: s.appliedSeq, installedSeq, digest: s.stateDigest, epoch: s.epoch },
-          `rejoin: VERIFIED — backup at seq ${s.appliedSeq} (joined at ${installedSeq ?? backupSeq}), every reply digest matched the primary's; state digest ${s.stateDigest}. Serving as backup.`,
-        );
-        return { seq: s.appliedSeq, digest: s.stateDigest };
-      }
-    } else {
-      backupSince = undefined;
+  // Watch events, not status(): status() computes the state digest (the whole state and dedup window),
+  // and polling it under load would starve the backup's acks to the primary.
+  let divergence: string | undefined;
+  let roleNow = 'backup' as string;
+  let roleChanged = (): void => undefined;
+  const off = r.on((e) => {
+    if (e.type === 'divergence') divergence = `divergence at seq ${e.seq} after joining; the states differ`;
+    if (e.type === 'role') {
+      roleNow = e.role;
+      roleChanged();
     }
-    if (Date.now() - started > opts.timeoutMs) throw new Error(`rejoin: not a verified backup within ${opts.timeoutMs} ms (role ${s.role})`);
-    await new Promise((res) => setTimeout(res, interval));
+  });
+  try {
+    for (;;) {
+      if (Date.now() - started > opts.timeoutMs) throw new Error(`rejoin: not a verified backup within ${opts.timeoutMs} ms (role ${roleNow})`);
+      if (roleNow !== 'backup') {
+        await new Promise<void>((res) => {
+          roleChanged = res;
+          setTimeout(res, interval * 5);
+        });
+        continue;
+      }
+      const from = transferVerified?.seq ?? installedSeq;
+      say('rejoin-phase', { phase: 'backup', seq: from, via: via ?? 'stream' }, `rejoin: backup from seq ${from ?? '?'}; checking the primary's flushes…`);
+      await new Promise((res) => setTimeout(res, 3 * interval));
+      if (divergence !== undefined) throw new Error(`rejoin: ${divergence}`);
+      if (roleNow !== 'backup') continue; // dropped meanwhile: it joins again
+      const s = r.status();
+      if (s.divergences > 0) throw new Error(`rejoin: divergence after joining (seq ${s.appliedSeq}); the states differ`);
+      const result: RejoinResult = { seq: s.appliedSeq, digest: s.stateDigest, via: via ?? 'stream' };
+      if (transferVerified) result.transferVerifiedSeq = transferVerified.seq;
+      say(
+        'rejoin-verified',
+        { phase: 'verified', seq: s.appliedSeq, installedSeq, digest: s.stateDigest, epoch: s.epoch, via: result.via, transferVerifiedSeq: result.transferVerifiedSeq },
+        `rejoin: VERIFIED — backup at seq ${s.appliedSeq} (state ${result.via === 'stream' ? `streamed at ${installedSeq}, digests equal at ${transferVerified?.seq}` : `copied at ${installedSeq}`}), every reply digest matched the primary's since; state digest ${s.stateDigest}. Serving as backup.`,
+      );
+      return result;
+    }
+  } finally {
+    off();
   }
 }

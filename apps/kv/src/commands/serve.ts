@@ -4,8 +4,8 @@
  * --json). When started with an IPC channel (the demo, tests and benchmark harness), it also answers
  * {type:'status'} and {type:'read', keys} messages from its parent.
  */
-import { computeTimingBounds, createReplica, nodeEnv, type ReplicaEvent, type ReplicationConfig, type Replica, type StateSnapshot } from '@tandem/core';
-import { versionedStateSync } from '@tandem/state-transfer';
+import { computeTimingBounds, createReplica, nodeEnv, type ReplicaEvent, type ReplicationConfig, type Replica, type StateSnapshot, type StateSync } from '@tandem/core';
+import { streamingStateSync, withImmediateYield, type StreamingStateSyncEvent, type TransferProgress } from '@tandem/state-transfer';
 import { kvServiceVersion, type KvServiceVariant } from '../service.js';
 import { createTransportRegistry } from '../transports.js';
 
@@ -22,7 +22,17 @@ export interface ServeOptions {
   /** Called with the replica before it starts, and the line printer (rejoin adds its phase lines). */
   onCreated?: (replica: Replica<unknown>, out: ServeOutput) => void;
   /** Called when a joining replica installs the primary's state (with the version it arrived in). */
-  onStateInstalled?: (installed: { seq: number; fromVersion: number; toVersion: number }, out: ServeOutput) => void;
+  onStateInstalled?: (installed: { seq: number; fromVersion: number; toVersion: number; streamed: boolean }, out: ServeOutput) => void;
+  /**
+   * How this replica gets the primary's state when it joins: 'stream' = through @tandem/state-transfer
+   * (snapshot at S while the primary serves, catch-up from its backlog, digest verified, then a delta
+   * join); 'copy' (default) = the whole state in one message. Every replica serves streams as primary.
+   */
+  stateTransfer?: 'stream' | 'copy';
+  /** Progress of a streamed join (bytes, records, entries, percent, rate). */
+  onTransferProgress?: (progress: TransferProgress, out: ServeOutput) => void;
+  /** Every state-transfer event, as joiner or as serving replica. */
+  onTransferEvent?: (event: StreamingStateSyncEvent, out: ServeOutput) => void;
 }
 
 /** Prints one event: a JSON line with --json, else a human line. */
@@ -38,24 +48,38 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     if (opts.json) process.stdout.write(JSON.stringify({ event, node: nodeId, ...fields }) + '\n');
     else process.stdout.write(`[${nodeId}] ${human}\n`);
   };
-  const env = nodeEnv({ network: createTransportRegistry(), logLevel: opts.logLevel, logFields: { node: nodeId } });
+  // yieldNow (setImmediate): a primary streaming its state yields to pending requests between slices.
+  const env = withImmediateYield(nodeEnv({ network: createTransportRegistry(), logLevel: opts.logLevel, logFields: { node: nodeId } }));
   const bounds = computeTimingBounds(opts.replication);
   out(
     'timing',
     { bounds, config: opts.replication },
     `worst-case failover ${bounds.worstCaseFailoverMs} ms = heartbeat timeout ${opts.replication.heartbeatTimeoutMs} + forward window ${bounds.forwardWindowMs} + takeover probe ${bounds.takeoverProbeMs} + request retry ${opts.replication.requestTimeoutMs} (piggyback ${opts.replication.piggyback}, reply ${opts.replication.replyMode})`,
   );
-  const sync = versionedStateSync(variant.service);
+  const streaming = streamingStateSync({
+    service: variant.service,
+    onProgress: (p) => opts.onTransferProgress?.(p, out),
+    onEvent: (e) => {
+      if (e.side === 'joiner' && e.type === 'installed') {
+        opts.onStateInstalled?.({ seq: e.seq, fromVersion: e.sourceVersion, toVersion: e.version, streamed: true }, out);
+      }
+      reportTransferEvent(e, out);
+      opts.onTransferEvent?.(e, out);
+    },
+  });
+  const stateSync: StateSync = {
+    capture: (snap: StateSnapshot) => streaming.capture(snap),
+    install(snap: StateSnapshot): StateSnapshot {
+      const installed = streaming.install(snap); // migrates an older version; throws on a newer one
+      opts.onStateInstalled?.({ seq: snap.seq, fromVersion: snap.version, toVersion: installed.version, streamed: false }, out);
+      return installed;
+    },
+    attachPrimary: (view) => streaming.attachPrimary!(view),
+    ...(opts.stateTransfer === 'stream' ? { fetch: (ctx: Parameters<NonNullable<StateSync['fetch']>>[0]) => streaming.fetch!(ctx) } : {}),
+  };
   const replica: Replica<unknown> = createReplica({
     service: variant.service,
-    stateSync: {
-      capture: (snap: StateSnapshot) => sync.capture(snap),
-      install(snap: StateSnapshot): StateSnapshot {
-        const installed = sync.install(snap); // migrates an older version; throws on a newer one
-        opts.onStateInstalled?.({ seq: snap.seq, fromVersion: snap.version, toVersion: installed.version }, out);
-        return installed;
-      },
-    },
+    stateSync,
     env,
     listen: opts.listen,
     peer: opts.peer,
@@ -101,11 +125,50 @@ function reportEvent(e: ReplicaEvent, out: ServeOutput): void {
     case 'peer-faulty':
       return out('peer-faulty', { reason: e.reason }, `backup declared faulty (${e.reason}); serving alone`);
     case 'peer-joined':
-      return out('peer-joined', { seq: e.seq }, `backup joined at seq ${e.seq}`);
+      return out(
+        'peer-joined',
+        { seq: e.seq, mode: e.mode ?? 'copy' },
+        e.mode === 'delta' ? `backup joined at seq ${e.seq} with the state it streamed and verified (only the entries after it follow)` : `backup joined at seq ${e.seq} (whole-state copy)`,
+      );
     case 'protocol-error':
       return out('protocol-error', { remote: e.remote, error: e.error.message }, `protocol error from ${e.remote}: ${e.error.message} (connection closed)`);
     case 'lost-entries':
       return out('lost-entries', { epoch: e.epoch, seqs: e.seqs }, `LOST ENTRIES beyond a gap at takeover: seqs ${e.seqs.join(', ')}`);
+  }
+}
+
+/** The state-transfer events worth a line: sessions served, and a joiner's transfer milestones. */
+function reportTransferEvent(e: StreamingStateSyncEvent, out: ServeOutput): void {
+  if (e.side === 'server') {
+    switch (e.type) {
+      case 'session-open':
+        return out('transfer-serving', { joiner: e.nodeId, seq: e.seq, format: e.format, version: e.version }, `streaming the state at seq ${e.seq} to ${e.nodeId} (${e.format}, version ${e.version}) while serving`);
+      case 'verified':
+        return out('transfer-served', { joiner: e.nodeId, seq: e.seq, digest: e.digest }, `${e.nodeId} verified the streamed state at seq ${e.seq} (digest ${e.digest})`);
+      case 'restart':
+        return out('transfer-restart', { joiner: e.nodeId, reason: e.reason }, `state transfer to ${e.nodeId} restarts: ${e.reason}`);
+      case 'digest-mismatch':
+        return out('transfer-digest-mismatch', { joiner: e.nodeId, seq: e.seq, expected: e.expected, actual: e.actual }, `DIGEST MISMATCH: ${e.nodeId} at seq ${e.seq} has ${e.actual}, ours ${e.expected}`);
+      case 'protocol-error':
+        return out('transfer-protocol-error', { remote: e.remote, error: e.error.message }, `state transfer protocol error from ${e.remote}: ${e.error.message}`);
+      default:
+        return;
+    }
+  }
+  switch (e.type) {
+    case 'meta':
+      if (e.resumed) return out('transfer-resumed', { transferId: e.transferId, startChunk: e.startChunk }, `state transfer resumed at chunk ${e.startChunk}`);
+      return out('transfer-start', { transferId: e.transferId, seq: e.seq, version: e.version, format: e.format }, `streaming the primary's state at seq ${e.seq} (${e.format}, version ${e.version})`);
+    case 'verified':
+      return out('transfer-verified', { seq: e.seq, digest: e.digest }, `state verified equal to the primary's at seq ${e.seq} (digest ${e.digest})`);
+    case 'restart':
+      return out('transfer-restart', { reason: e.reason }, `state transfer restarts: ${e.reason}`);
+    case 'connection-lost':
+      return out('transfer-connection-lost', { nextChunk: e.nextChunk, appliedSeq: e.appliedSeq, reason: e.reason }, `state transfer connection lost (${e.reason}); resuming at chunk ${e.nextChunk}`);
+    case 'error':
+      return out('transfer-error', { error: e.error.message }, `state transfer: ${e.error.name}: ${e.error.message}`);
+    default:
+      return;
   }
 }
 

@@ -54,7 +54,7 @@ export class ReplicaPair {
   }
 
   /** Spawn (or re-spawn, after a kill) replica `which` on its fixed address. */
-  spawn(which: 'a' | 'b', role: 'primary' | 'backup' | 'auto'): ReplicaProcess {
+  spawn(which: 'a' | 'b', role: 'primary' | 'backup' | 'auto', extra: Pick<ReplicaProcessOptions, 'command' | 'stateTransfer'> = {}): ReplicaProcess {
     const i = which === 'a' ? 0 : 1;
     const peer = this.options.peerOverride?.[which] ?? this.addresses[1 - i]!;
     const onStderr = this.options.onStderr;
@@ -65,6 +65,7 @@ export class ReplicaPair {
       nodeId: which,
       replication: this.options.replication,
       logLevel: this.options.logLevel ?? 'warn',
+      ...extra,
       ...(onStderr ? { onStderr: (line: string) => onStderr(which, line) } : {}),
     });
     if (which === 'a') this.a = p;

@@ -30,6 +30,11 @@ export interface ReplicaProcessOptions {
   cliPath?: string;
   /** `serve --service-version N` (default: the CLI's default, 1). */
   serviceVersion?: number;
+  /** 'rejoin': start with `tandem-kv rejoin` (joins as backup through the streaming state transfer);
+   * default 'serve'. */
+  command?: 'serve' | 'rejoin';
+  /** `serve --state-transfer` (ignored by rejoin, which always streams). */
+  stateTransfer?: 'stream' | 'copy';
 }
 
 export interface ServeEvent {
@@ -50,15 +55,18 @@ export class ReplicaProcess {
 
   private constructor(options: ReplicaProcessOptions) {
     this.options = options;
+    const rejoining = options.command === 'rejoin';
+    if (rejoining && options.role !== 'backup') throw new TypeError('rejoin always joins as backup');
     const args = [
       options.cliPath ?? builtCliPath(),
-      'serve',
+      rejoining ? 'rejoin' : 'serve',
       '--listen',
       options.listen,
       '--peer',
       options.peer,
       '--role',
       options.role,
+      ...(!rejoining && options.stateTransfer !== undefined ? ['--state-transfer', options.stateTransfer] : []),
       '--node-id',
       options.nodeId,
       '--json',

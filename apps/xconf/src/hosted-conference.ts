@@ -1,0 +1,218 @@
+// One conference served on one X display: the display socket (and TCP port), its lock file, the launch
+// cookie gate, and a monitor connection that notices when the master's server goes away.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { Conference, encodeClientSetup, parseServerSetup, serverSetupSize, type FocusTrigger, type Upstream } from '@tandem/xconference';
+import { parseDisplay, unixSocketPath } from './display.js';
+import { gateApplication, newCookie, writeXauthority } from './launch-auth.js';
+
+export interface HostedParticipant {
+  readonly name: string;
+  readonly display: string;
+  readonly upstream: Upstream;
+}
+
+export interface HostOptions {
+  readonly name: string;
+  /** The display the conference serves, `:N`. */
+  readonly display: string;
+  readonly master: HostedParticipant;
+  readonly participants: readonly HostedParticipant[];
+  readonly trigger: FocusTrigger;
+  readonly tcp?: boolean;
+  /** Where to write the conference's Xauthority file; no cookie is required when absent. */
+  readonly xauthorityPath?: string;
+  /** Who may join later (by name); undefined = anyone allowed to join. */
+  readonly allow?: readonly string[] | undefined;
+  readonly log?: (line: string) => void;
+}
+
+export class HostedConference {
+  readonly name: string;
+  readonly display: string;
+  readonly displayNumber: number;
+  readonly socketPath: string;
+  readonly conference: Conference;
+  readonly trigger: FocusTrigger;
+  readonly allow: readonly string[] | undefined;
+  /** The file with the conference's cookie for launched applications, or null when no cookie is required. */
+  readonly xauthorityPath: string | null;
+  /** Resolves with the reason when the conference closes. */
+  readonly closed: Promise<string>;
+  private readonly members = new Map<string, HostedParticipant>();
+  private readonly masterName: string;
+  private readonly servers: Server[] = [];
+  private readonly lockPath: string;
+  private monitor: Socket | null = null;
+  /** Set once the display's socket path and lock are this conference's to remove. */
+  private ownsDisplay = false;
+  private resolveClosed!: (reason: string) => void;
+
+  private constructor(opts: HostOptions) {
+    const d = parseDisplay(opts.display);
+    this.name = opts.name;
+    this.display = `:${d.number}`;
+    this.displayNumber = d.number;
+    this.socketPath = unixSocketPath(d.number);
+    this.lockPath = `/tmp/.X${d.number}-lock`;
+    this.trigger = opts.trigger;
+    this.allow = opts.allow;
+    this.xauthorityPath = opts.xauthorityPath ?? null;
+    this.masterName = opts.master.name;
+    for (const p of [opts.master, ...opts.participants]) this.members.set(p.name, p);
+    this.closed = new Promise<string>((r) => (this.resolveClosed = r));
+    const log = opts.log ?? (() => {});
+    this.conference = new Conference({
+      participants: [opts.master.upstream, ...opts.participants.map((p) => p.upstream)],
+      trigger: opts.trigger,
+      log: (line) => log(`[${this.name}] ${line}`),
+      onClose: (reason) => this.cleanup(reason),
+    });
+  }
+
+  /** Claims the display, connects the master's monitor and starts listening. */
+  static async start(opts: HostOptions): Promise<HostedConference> {
+    const host = new HostedConference(opts);
+    try {
+      await claimDisplay(host.displayNumber, host.socketPath, host.lockPath);
+      host.ownsDisplay = true;
+      host.monitor = await openMonitor(opts.master.upstream);
+      const masterLeft = (): void => host.conference.close(`master ${opts.master.name} (${opts.master.display}) left the conference`);
+      host.monitor.on('close', masterLeft);
+      host.monitor.on('error', masterLeft);
+      let onConnection = (sock: Socket): void => void host.conference.addApplication(sock);
+      if (opts.xauthorityPath) {
+        const cookie = newCookie();
+        writeXauthority(opts.xauthorityPath, host.displayNumber, cookie);
+        const admit = onConnection;
+        onConnection = (sock) => gateApplication(sock, cookie, admit, { log: opts.log, label: `[${host.name}]` });
+      }
+      const unixServer = createServer(onConnection);
+      host.servers.push(unixServer);
+      await listen(unixServer, (s, cb) => s.listen(host.socketPath, cb));
+      if (opts.tcp) {
+        const tcpServer = createServer(onConnection);
+        host.servers.push(tcpServer);
+        await listen(tcpServer, (s, cb) => s.listen(6000 + host.displayNumber, '127.0.0.1', cb));
+      }
+    } catch (err) {
+      host.conference.close(`could not start: ${(err as Error).message}`);
+      throw err;
+    }
+    const others = opts.participants.map((p) => `${p.name} (${p.display})`).join(', ') || '(none)';
+    opts.log?.(`[${host.name}] display ${host.display} → master ${opts.master.name} (${opts.master.display}), participants ${others}; focus trigger ${opts.trigger.label}${host.xauthorityPath ? '; applications need the conference cookie' : ''}`);
+    return host;
+  }
+
+  get isClosed(): boolean {
+    return this.conference.isClosed;
+  }
+
+  get master(): HostedParticipant {
+    return this.members.get(this.masterName)!;
+  }
+
+  /** Participants in the conference, master first. */
+  get participants(): HostedParticipant[] {
+    return this.conference.participantNames.map((n) => this.members.get(n)).filter((p): p is HostedParticipant => p !== undefined);
+  }
+
+  has(name: string): boolean {
+    return this.conference.participantNames.includes(name);
+  }
+
+  /** A participant joins: it is shown every open application (late join) and every later one. */
+  async join(p: HostedParticipant): Promise<void> {
+    this.members.set(p.name, p);
+    await this.conference.addParticipant(p.upstream);
+  }
+
+  /** A participant leaves; the master leaving closes the conference. */
+  leave(name: string): boolean {
+    return this.conference.removeParticipant(name);
+  }
+
+  close(reason: string): Promise<string> {
+    this.conference.close(reason);
+    return this.closed;
+  }
+
+  private cleanup(reason: string): void {
+    this.monitor?.destroy();
+    for (const s of this.servers) s.close();
+    if (this.xauthorityPath) rmSync(this.xauthorityPath, { force: true });
+    if (this.ownsDisplay) rmSync(this.socketPath, { force: true });
+    try {
+      if (readFileSync(this.lockPath, 'latin1').trim() === String(process.pid)) rmSync(this.lockPath, { force: true });
+    } catch {
+      /* already gone */
+    }
+    this.resolveClosed(reason);
+  }
+}
+
+async function claimDisplay(n: number, socketPath: string, lockPath: string): Promise<void> {
+  mkdirSync('/tmp/.X11-unix', { recursive: true, mode: 0o1777 });
+  if (existsSync(lockPath)) {
+    const pid = Number(readFileSync(lockPath, 'latin1').trim());
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = true;
+    } catch {
+      alive = false;
+    }
+    if (alive && pid !== process.pid) throw new Error(`display :${n} is in use (lock ${lockPath}, pid ${pid})`);
+    if (alive && pid === process.pid) throw new Error(`display :${n} is already served by this daemon`);
+    rmSync(lockPath, { force: true });
+  }
+  if (existsSync(socketPath)) {
+    const inUse = await new Promise<boolean>((res) => {
+      const s = connect(socketPath);
+      s.once('connect', () => {
+        s.destroy();
+        res(true);
+      });
+      s.once('error', () => res(false));
+    });
+    if (inUse) throw new Error(`display :${n} is in use (${socketPath} accepts connections)`);
+    rmSync(socketPath, { force: true });
+  }
+  writeFileSync(lockPath, `${String(process.pid).padStart(10)}\n`);
+}
+
+function listen(server: Server, start: (s: Server, cb: () => void) => void): Promise<void> {
+  return new Promise((res, rej) => {
+    server.once('error', rej);
+    start(server, () => {
+      server.removeListener('error', rej);
+      server.on('error', () => {});
+      res();
+    });
+  });
+}
+
+/** Connects to the master and completes setup; the returned socket stays open as a presence monitor. */
+function openMonitor(up: Upstream): Promise<Socket> {
+  return new Promise((res, rej) => {
+    const sock = up.connect();
+    let buf = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      buf = Buffer.concat([buf, chunk]);
+      const size = serverSetupSize(buf, true);
+      if (size === null || buf.length < size) return;
+      sock.removeListener('data', onData);
+      const setup = parseServerSetup(buf, true);
+      if (setup.status !== 'success') {
+        sock.destroy();
+        rej(new Error(`master ${up.name} refused the connection: ${setup.reason}`));
+        return;
+      }
+      sock.on('data', () => {}); // events for the monitor are ignored
+      res(sock);
+    };
+    sock.on('data', onData);
+    sock.once('error', (err) => rej(new Error(`cannot connect to master ${up.name}: ${err.message}`)));
+    sock.write(encodeClientSetup('LE', up.auth?.name ?? '', up.auth?.data));
+  });
+}

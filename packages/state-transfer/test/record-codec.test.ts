@@ -1,0 +1,138 @@
+import { Buffer } from 'node:buffer';
+import { describe, expect, it } from 'vitest';
+import { pack } from '../src/codec.js';
+import { decodeRecordSlices, encodeRecordSlice, encodeRecordSliceInto, isTextSlice, sliceItems } from '../src/record-codec.js';
+import { SnapshotMap } from '../src/snapshot-map.js';
+
+const concat = (parts: Uint8Array[]): Buffer => Buffer.concat(parts);
+
+describe('record slices (chunk encoding)', () => {
+  it('an all-ASCII-string slice travels as a text slice and decodes to the same items', () => {
+    const items = ['k1', 'short', 'key:2', 'v'.repeat(100), '', 'x'];
+    const bytes = encodeRecordSlice(items);
+    expect(bytes[0]).toBe(0xc1);
+    const [slice] = decodeRecordSlices(bytes);
+    expect(isTextSlice(slice!)).toBe(true);
+    expect(sliceItems(slice!)).toEqual(items);
+  });
+
+  it('non-strings and non-ASCII text fall back to a framed msgpack slice; mixed slices in one chunk decode in order', () => {
+    const a = ['k', { n: 1 }, 'k2', [1, 2]];
+    const b = ['clé', 'värde', 'k', '日本'];
+    const c = ['plain', 'ascii'];
+    const chunk = concat([encodeRecordSlice(a), encodeRecordSlice(b), encodeRecordSlice(c)]);
+    const slices = decodeRecordSlices(chunk);
+    expect(slices.map((s) => isTextSlice(s))).toEqual([false, false, true]);
+    expect(slices.map(sliceItems)).toEqual([a, b, c]);
+  });
+
+  it('decodes the legacy layout (msgpack arrays back to back) for a joiner talking to an older server', () => {
+    const legacy = concat([pack(['a', '1', 'b', '2']), pack(['c', { v: 3 }])]);
+    expect(decodeRecordSlices(legacy).map(sliceItems)).toEqual([['a', '1', 'b', '2'], ['c', { v: 3 }]]);
+    expect(encodeRecordSlice(['a', '1'], false)).toEqual(pack(['a', '1']));
+  });
+
+  it('encodeRecordSliceInto writes the same bytes in place and reports when a slice does not fit', () => {
+    const items = ['key:1', 'value-1', 'key:2', 'value-2'];
+    const one = encodeRecordSlice(items);
+    const target = Buffer.alloc(one.length * 2 + 2); // room for one slice at 3, not a second
+    const end1 = encodeRecordSliceInto(items, target, 3);
+    expect(end1).toBe(3 + one.length);
+    expect(target.subarray(3, end1)).toEqual(Buffer.from(one));
+    expect(encodeRecordSliceInto(items, target, end1)).toBe(-1);
+    const objects = [{ a: 1 }, 'x'];
+    const small = Buffer.alloc(64);
+    const end2 = encodeRecordSliceInto(objects, small, 0);
+    expect(decodeRecordSlices(small.subarray(0, end2)).map(sliceItems)).toEqual([objects]);
+  });
+
+  it('malformed chunks are RangeErrors, never a crash or a silent wrong result', () => {
+    const good = Buffer.from(encodeRecordSlice(['abc', 'def']));
+    expect(() => decodeRecordSlices(good.subarray(0, good.length - 1))).toThrow(RangeError);
+    const badKind = Buffer.from(good);
+    badKind[1] = 9;
+    expect(() => decodeRecordSlices(badKind)).toThrow(/unknown slice kind/);
+    const badLength = Buffer.from(good);
+    badLength.writeUInt32LE(1000, 6 + 4); // first item's length
+    expect(() => decodeRecordSlices(badLength)).toThrow(RangeError);
+    const notAscii = Buffer.from(good);
+    notAscii[notAscii.length - 1] = 0xe9;
+    expect(() => decodeRecordSlices(notAscii)).toThrow(/not ASCII/);
+    expect(() => decodeRecordSlices(Buffer.concat([good, Buffer.from([0x92])]))).toThrow(RangeError);
+  });
+});
+
+describe('SnapshotMap built from text slices', () => {
+  it('has the same contents and digest as the same records written with set(), ASCII or not', () => {
+    const direct = new SnapshotMap<string>();
+    const slices: Uint8Array[] = [];
+    let flat: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const k = `key:${i}`;
+      const v = i % 97 === 0 ? `é-${i}` : `${'v'.repeat(i % 150)}${i}`;
+      direct.set(k, v);
+      flat.push(k, v);
+      if (flat.length >= 200) {
+        slices.push(encodeRecordSlice(flat));
+        flat = [];
+      }
+    }
+    slices.push(encodeRecordSlice(flat));
+    const builder = SnapshotMap.builder<string>();
+    let text = 0;
+    for (const s of decodeRecordSlices(Buffer.concat(slices))) {
+      if (isTextSlice(s)) {
+        text++;
+        builder.addText!(s);
+      } else builder.add(s);
+    }
+    const built = builder.finish();
+    expect(text).toBeGreaterThan(0);
+    expect(built.size).toBe(direct.size);
+    expect(built.digest()).toBe(direct.digest());
+    expect(built.get('key:1234')).toBe(direct.get('key:1234'));
+    expect(built.get('key:97')).toBe('é-97');
+    // The digest keeps tracking writes made after the bulk build.
+    built.set('key:5', 'changed');
+    direct.set('key:5', 'changed');
+    built.delete('key:6');
+    direct.delete('key:6');
+    expect(built.digest()).toBe(direct.digest());
+  });
+
+  it('rejects a repeated key and an odd item count in a text slice', () => {
+    const dup = decodeRecordSlices(encodeRecordSlice(['a', '1', 'b', '2', 'a', '3']))[0]!;
+    expect(() => SnapshotMap.builder<string>().addText!(dup as never)).toThrow(/repeat the key "a"/);
+    const odd = decodeRecordSlices(encodeRecordSlice(['a', '1', 'b']))[0]!;
+    expect(() => SnapshotMap.builder<string>().addText!(odd as never)).toThrow(TypeError);
+  });
+});
+
+describe('ChunkProducer', () => {
+  it('pooled chunks encode in place to the message encodeMessage gives, and released buffers are reused', async () => {
+    const { ChunkProducer } = await import('../src/chunk-producer.js');
+    const { decodeMessage, encodeMessage } = await import('../src/messages.js');
+    const map = new SnapshotMap<string>();
+    for (let i = 0; i < 5000; i++) map.set(`key:${i}`, `value-${'x'.repeat(i % 40)}-${i}`);
+    const env = { now: () => 0, setTimer: () => ({ cancel() {} }), yieldNow: () => Promise.resolve() } as never;
+    const captured = { seq: 1, epoch: 1, version: 1, body: { format: 'records' as const, cursor: map.snapshot() } };
+    const producer = new ChunkProducer(env, 'tid', captured, { chunkBytes: 16 * 1024, sliceBytes: 4 * 1024, sliceMs: 0, framedSlices: true });
+    const rebuilt = SnapshotMap.builder<string>();
+    const buffers = new Set<ArrayBufferLike>();
+    let chunks = 0;
+    for (let c = await producer.next(); c; c = await producer.next()) {
+      const inPlace = producer.encode(c);
+      expect(inPlace.buffer).toBe(c.data.buffer); // no copy of the data
+      const m = decodeMessage(inPlace);
+      expect(m).toEqual(decodeMessage(encodeMessage(c)));
+      if (m.t !== 'chunk') throw new Error('not a chunk');
+      for (const s of decodeRecordSlices(m.data)) rebuilt.add(sliceItems(s));
+      buffers.add(c.data.buffer);
+      producer.release(c);
+      chunks++;
+    }
+    expect(chunks).toBeGreaterThan(5);
+    expect(buffers.size).toBe(1); // each chunk reused the buffer the previous one released
+    expect(rebuilt.finish().digest()).toBe(map.digest());
+  });
+});
