@@ -6,6 +6,9 @@
  * acknowledged write is in the rejoined replica's state exactly once.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { rollingUpgrade } from '../src/commands/upgrade.js';
+import { probeReplica } from '../src/role-probe.js';
+import { createTransportRegistry } from '../src/transports.js';
 import { ReplicaPair } from '../src/harness/cluster.js';
 import { freePort } from '../src/harness/free-port.js';
 import { ReplicaProcess, type ServeEvent } from '../src/harness/replica-process.js';
@@ -103,5 +106,50 @@ describe('tandem-kv rejoin streams the state (real processes)', () => {
     // The backup may trail the primary by the entries in flight: every marker it holds is unique and issued.
     expect({ duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({ duplicated: [], unexpected: [] });
     expect(check.found.size).toBeGreaterThanOrEqual(30);
+  });
+
+  it('a rolling upgrade v1 → v2 whose new replicas join by streaming (serve --state-transfer stream): no failed request, nothing lost', async () => {
+    const addresses = [`tcp://127.0.0.1:${await freePort()}`, `tcp://127.0.0.1:${await freePort()}`] as const;
+    const byAddress = new Map<string, ReplicaProcess>();
+    const start = (listen: string, peer: string, role: 'primary' | 'backup', nodeId: string, serviceVersion: number): ReplicaProcess => {
+      const p = ReplicaProcess.spawn({ listen, peer, role, nodeId, replication: TEST_REPLICATION, serviceVersion, stateTransfer: 'stream' });
+      procs.push(p);
+      byAddress.set(listen, p);
+      return p;
+    };
+    await start(addresses[0], addresses[1], 'primary', 'a1', 1).waitForRole(['primary', 'solo-primary'], 10_000);
+    await start(addresses[1], addresses[0], 'backup', 'b1', 1).waitForRole(['backup'], 10_000);
+    const config = { ...TEST_REPLICATION, callDeadlineMs: 15_000 };
+    const c = new MarkerClient(addresses, 'roll', 'r', config);
+    clients.push(c);
+    await c.appendMany(20);
+    c.startLoop();
+    const network = createTransportRegistry();
+    let n = 2;
+    const result = await rollingUpgrade(
+      addresses,
+      {
+        role: async (address) => (await probeReplica(network, address, 1000))?.role,
+        stop: async (address) => {
+          await sleep(150);
+          await byAddress.get(address)!.stop();
+        },
+        start: async (address, peer) => `pid ${start(address, peer, 'backup', `v2-${n++}`, 2).pid}`,
+      },
+      { phaseTimeoutMs: 20_000 },
+    );
+    await sleep(200);
+    await c.stopLoop();
+    const primary = byAddress.get(result.primary)!;
+    const backup = byAddress.get(result.backup)!;
+    // Both new replicas streamed their state (the first one migrated v1 → v2) and were admitted by delta.
+    for (const p of [primary, backup]) expect(events(p.events, 'transfer-verified').length).toBeGreaterThan(0);
+    expect(events(primary.events, 'transfer-start')[0]).toMatchObject({ version: 1 });
+    expect(events(backup.events, 'transfer-start').at(-1)).toMatchObject({ version: 2 });
+    expect(events(primary.events, 'peer-joined').at(-1)).toMatchObject({ mode: 'delta' });
+    const failed = [...c.issued].filter((m) => !c.acked.has(m));
+    expect(failed).toEqual([]);
+    const check = await checkMarkers(primary, [c.key], [...c.acked.keys()], [...c.issued]);
+    expect({ lost: check.lost, duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({ lost: [], duplicated: [], unexpected: [] });
   });
 });

@@ -516,8 +516,7 @@ export class ResourceTracker {
  */
 function appendInPlace(old: Buffer, more: Buffer): Buffer {
   const length = old.length + more.length;
-  const spare = old.buffer.byteLength - old.byteOffset;
-  if (old.byteOffset === 0 && old.buffer.byteLength >= length && spare >= length && (old as Buffer & { [GROWABLE]?: true })[GROWABLE]) {
+  if ((old as Buffer & { [GROWABLE]?: true })[GROWABLE] && old.byteOffset === 0 && old.buffer.byteLength >= length) {
     const grown = Buffer.from(old.buffer, 0, length) as Buffer & { [GROWABLE]?: true };
     more.copy(grown, old.length);
     grown[GROWABLE] = true;
