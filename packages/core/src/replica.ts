@@ -522,10 +522,11 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   /** The joining side's view of this replica's state machine (StateSync.fetch drives it). */
-  #joinTarget(live: () => boolean): JoinTarget {
+  #joinTarget(live: () => boolean, touched: () => void): JoinTarget {
     const runner = this.#runner;
     const check = (): void => {
       if (!live() || (this.#role !== 'joining' && this.#role !== 'starting')) throw new StoppedError('the state fetch was cancelled');
+      touched();
     };
     return {
       get appliedSeq() {
@@ -571,6 +572,7 @@ class ReplicaNode implements Replica<unknown> {
     const fetch = this.#stateSync.fetch!;
     const cancelListeners: (() => void)[] = [];
     let cancelled = false;
+    let touched = false;
     this.#fetchCancel = () => {
       cancelled = true;
       for (const l of cancelListeners.splice(0)) l();
@@ -581,7 +583,12 @@ class ReplicaNode implements Replica<unknown> {
       nodeId,
       serviceName: this.#opts.service.name,
       env: this.#env,
-      target: this.#joinTarget(() => !cancelled),
+      target: this.#joinTarget(
+        () => !cancelled,
+        () => {
+          touched = true;
+        },
+      ),
       dialTransfer: async (): Promise<Connection> => {
         const conn = await this.#env.network.dial(this.#opts.peer, { maxMessageSize: this.#cfg.maxMessageSize, timeoutMs: Math.max(this.#bounds.peerFaultyMs, 1000) });
         const hello: Hello = { t: 'hello', kind: 'transfer', service: this.#opts.service.name, nodeId, epoch: this.#epoch };
@@ -607,6 +614,9 @@ class ReplicaNode implements Replica<unknown> {
       if (this.#role !== 'starting' && this.#role !== 'joining') return;
       const verified = result !== undefined && result.seq === this.#runner.appliedSeq && result.digest === this.#runner.stateDigest();
       this.#fetched = verified ? result : undefined;
+      // An unfinished fetch leaves no half-copied state behind (a starting replica that ends up leading
+      // must start from the initial state, as without streaming).
+      if (!verified && touched) this.#runner.reset();
       if (verified) this.#log('info', 'state-fetched', { seq: result!.seq, ms: Math.round(this.#env.now() - startedAt) });
       if (link.isClosed) {
         // The status connection went away meanwhile: probe again (a verified state is kept for the delta join).

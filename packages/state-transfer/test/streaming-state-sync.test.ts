@@ -23,8 +23,9 @@ import {
   type StateSync,
 } from '@tandem/core';
 import { createMemoryNetwork, type Connection, type Transport } from '@tandem/transport';
-import { streamingStateSync, type StreamingStateSync, type TransferProgress } from '../src/index.js';
-import { sleep, testEnv } from './helpers.js';
+import { streamingStateSync, type SnapshotMap, type StreamingStateSync, type TransferProgress } from '../src/index.js';
+import { kvServiceV1, sleep, testEnv, type KvRequest } from './helpers.js';
+import type { ServiceDefinition } from '@tandem/core';
 
 const CONFIG: Partial<ReplicationConfig> = {
   flushIntervalMs: 10,
@@ -266,5 +267,51 @@ describe('streamingStateSync: a core replica rejoins through the streaming engin
     await waitRole(r.b, ['backup']);
     expect(r.events.a.filter((e) => e.type === 'peer-joined').map((e) => (e as { mode?: string }).mode)).toEqual(['copy']);
     await until('B has the data', () => r.b.state.get('k99') === 'v');
+  });
+
+  it('streams a copy-on-write SnapshotMap state as records — snapshot() is never called on the primary — while a client writes', async () => {
+    const base = { ...kvServiceV1(), reply: z.union([z.string(), z.null()]) } as ServiceDefinition<SnapshotMap<string>, KvRequest, string | null>;
+    let snapshotCalls = 0;
+    const svcA = { ...base, snapshot: (st: SnapshotMap<string>) => (snapshotCalls++, base.snapshot(st)) };
+    const formats: string[] = [];
+    const network = createMemoryNetwork();
+    const env = testEnv(network);
+    const n = ++rigNo;
+    const [addrA, addrB] = [`mem://rec-a${n}`, `mem://rec-b${n}`];
+    const a = createReplica({ service: svcA, env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: CONFIG, stateSync: streamingStateSync({ service: svcA, server: { chunkBytes: 16 * 1024 } }) });
+    const syncB = streamingStateSync({ service: base, onEvent: (e) => e.side === 'joiner' && e.type === 'meta' && formats.push(e.format) });
+    const b = createReplica({ service: base, env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: CONFIG, stateSync: syncB });
+    const joins: ReplicaEvent[] = [];
+    a.on((e) => e.type === 'peer-joined' && joins.push(e));
+    stoppers.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    await a.start();
+    const c = createClient({ service: base, env, servers: [addrA, addrB], config: CONFIG });
+    stoppers.push(() => c.close());
+    for (let i = 0; i < 4000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, k) => c.call({ op: 'set', key: `k${i + k}`, value: 'v'.repeat(40) })));
+    let running = true;
+    let written = 0;
+    const loop = (async () => {
+      for (let i = 0; running; i++) {
+        await c.call({ op: 'set', key: `live${i}`, value: 'x' });
+        written = i + 1;
+      }
+    })();
+    await b.start();
+    await waitRole(b, ['backup']);
+    const atJoin = written;
+    await until('writes after the join', () => written > atJoin + 50);
+    running = false;
+    await loop;
+    await c.drain();
+    await until('equal digests', () => a.status().appliedSeq === b.status().appliedSeq && a.status().stateDigest === b.status().stateDigest);
+    expect(formats).toEqual(['records']);
+    expect(joins.map((e) => (e as { mode?: string }).mode)).toEqual(['delta']);
+    expect(snapshotCalls).toBe(0);
+    expect((syncB as StreamingStateSync).stats.fetched).toBe(1);
+    expect(b.state.get('k3999')).toBe('v'.repeat(40));
+    expect(b.state.get(`live${written - 1}`)).toBe('x');
   });
 });
