@@ -38,6 +38,8 @@ export class Conference {
     droppedEvents: 0,
     droppedErrors: 0,
     droppedReplies: 0,
+    serverBacklogs: 0,
+    appBacklogs: 0,
   };
 
   constructor(private readonly opts: ConferenceOptions) {
@@ -68,7 +70,8 @@ export class Conference {
     const results = await Promise.allSettled(sessions.map((s) => s.addParticipant(up)));
     const failure = results.find((r, i): r is PromiseRejectedResult => r.status === 'rejected' && !sessions[i]!.isClosed);
     if (failure || this.closedReason !== null) {
-      this.participants.splice(this.participants.indexOf(up), 1);
+      const at = this.participants.indexOf(up);
+      if (at >= 0) this.participants.splice(at, 1); // (already gone if its server dropped during the join)
       for (const s of this.sessions) s.removeParticipant(up.name);
       const why = failure ? (failure.reason instanceof Error ? failure.reason.message : String(failure.reason)) : `the conference closed (${this.closedReason})`;
       this.opts.log?.(`participant ${up.name} could not join: ${why}`);
@@ -127,6 +130,8 @@ export class Conference {
       },
       onFocusChange: (s, name) => this.opts.onFocusChange?.(s.id, name),
       onMasterLost: () => this.close('the master left the conference'),
+      // A participant's server that is gone for one application is gone for the conference.
+      onParticipantLost: (_s, name) => this.removeParticipant(name),
     });
     this.sessions.add(session);
     return session;

@@ -269,6 +269,8 @@ describe('ApplicationSession with three servers', () => {
     await c.until(() => c.replies().some((r) => r.readUInt16LE(2) === geo));
     expect(master.ofOpcode(14)).toHaveLength(1);
     expect(conference.applications[0]!.focusName).toBe('master');
+    // A server that went away on its own is no longer a participant of the conference.
+    expect(conference.participantNames).toEqual(['master', 'p2']);
   });
 
   it('with a button trigger, a click on a participant moves the focus and the click reaches the application', async () => {

@@ -55,6 +55,8 @@ export interface SessionOptions {
   /** Called when the master's server connection is lost (the conference must close). */
   readonly onMasterLost?: (session: ApplicationSession) => void;
   readonly onFocusChange?: (session: ApplicationSession, participant: string) => void;
+  /** Called when a non-master participant's server is found gone (it closed, failed, or refused setup). */
+  readonly onParticipantLost?: (session: ApplicationSession, participant: string) => void;
   readonly log?: (line: string) => void;
   /** Milliseconds to wait for the servers' setup replies. */
   readonly setupTimeoutMs?: number;
@@ -71,6 +73,10 @@ export interface SessionStats {
   droppedEvents: number;
   droppedErrors: number;
   droppedReplies: number;
+  /** Times a server's connection held more than the limit unsent (the application was paused meanwhile). */
+  serverBacklogs: number;
+  /** Times the application's connection held more than the limit unsent (the servers were paused meanwhile). */
+  appBacklogs: number;
 }
 
 /**
@@ -88,6 +94,8 @@ export class ApplicationSession {
     droppedEvents: 0,
     droppedErrors: 0,
     droppedReplies: 0,
+    serverBacklogs: 0,
+    appBacklogs: 0,
   };
   private readonly app: Socket;
   private readonly appWriter: SocketWriter;
@@ -103,6 +111,8 @@ export class ApplicationSession {
   private appSeq = 0;
   private lastDelivered = 0;
   private closed = false;
+  /** Servers whose connections hold more than their writer's limit unsent (the application is paused while > 0). */
+  private backloggedServers = 0;
   /** Names of InternAtom / QueryExtension requests awaiting replies from `remaining` servers. */
   private readonly internAtomNames = new Map<number, { name: string; remaining: number }>();
   private readonly extensionNames = new Map<number, { name: string; remaining: number }>();
@@ -129,6 +139,14 @@ export class ApplicationSession {
     this.app = opts.app;
     this.nextLinkIndex = opts.upstreams.length;
     this.appWriter = new SocketWriter(opts.app);
+    // The application reads slower than the servers send: stop reading the servers until it catches up.
+    this.appWriter.onBacklog = (backlogged) => {
+      if (backlogged) this.stats.appBacklogs++;
+      for (const l of this.live) {
+        if (backlogged) l.socket.pause();
+        else l.socket.resume();
+      }
+    };
     this.app.setNoDelay?.(true);
     readSocket(this.app, (chunk) => this.onAppData(chunk));
     this.app.on('error', () => this.close('application connection error'));
@@ -205,6 +223,7 @@ export class ApplicationSession {
       this.onServerGone(link);
     };
     link.onMessage = (msg) => this.handleServerMessage(link, msg);
+    this.watchBacklog(link);
     readSocket(link.socket, (chunk) => this.onServerData(link, chunk));
     link.socket.on('error', gone);
     link.socket.on('close', gone);
@@ -389,6 +408,7 @@ export class ApplicationSession {
       const up = this.opts.upstreams[i]!;
       if ('error' in r) {
         this.opts.log?.(`app ${this.id}: participant ${up.name} left out: ${r.error}`);
+        this.opts.onParticipantLost?.(this, up.name);
         return;
       }
       const link = new ServerLink(i, up.name, r.socket, r.setup, new IdMap(master.setup, r.setup), this.le);
@@ -403,6 +423,7 @@ export class ApplicationSession {
     for (const w of this.startWaiters.splice(0)) w.resolve();
     for (const link of this.links) {
       link.onMessage = (msg) => this.handleServerMessage(link, msg);
+      this.watchBacklog(link);
       readSocket(link.socket, (chunk) => this.onServerData(link, chunk));
       link.socket.on('error', () => this.onServerGone(link));
       link.socket.on('close', () => this.onServerGone(link));
@@ -445,9 +466,24 @@ export class ApplicationSession {
     });
   }
 
+  /**
+   * Flow control towards one server: while any server holds more than its writer's limit unsent (a slow
+   * participant), the application's connection is not read, so the daemon's memory stays bounded and the
+   * conference goes at the pace of its slowest member (all see the same application).
+   */
+  private watchBacklog(link: ServerLink): void {
+    link.writer.onBacklog = (backlogged) => {
+      if (backlogged) {
+        this.stats.serverBacklogs++;
+        if (++this.backloggedServers === 1) this.app.pause();
+      } else if (--this.backloggedServers === 0 && !this.closed) this.app.resume();
+    };
+  }
+
   private onServerGone(link: ServerLink): void {
     if (link.closed || this.closed) return;
     link.closed = true;
+    if (link.writer.release() && --this.backloggedServers === 0) this.app.resume();
     this.live = this.live.filter((l) => l !== link);
     if (link.isMaster) {
       this.opts.log?.(`app ${this.id}: master ${link.name} left`);
@@ -456,6 +492,7 @@ export class ApplicationSession {
       return;
     }
     this.opts.log?.(`app ${this.id}: participant ${link.name} left`);
+    this.opts.onParticipantLost?.(this, link.name);
     const master = this.links[0]!;
     if (this.focus === link) this.changeFocus(master);
     // Requests it had not answered are sent again to the master, which answers them instead.

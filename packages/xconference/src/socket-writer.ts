@@ -1,12 +1,27 @@
 import type { Socket } from 'node:net';
 
+/** Bytes a socket may hold unsent before its writer reports a backlog (the reader feeding it should pause). */
+export const DEFAULT_BACKLOG_BYTES = 8 * 1024 * 1024;
+
 /**
  * Batches writes to one socket per event-loop tick: buffers written during one tick leave together at the
  * end of it — a single buffer as a plain write, several corked into one writev.
+ *
+ * Flow control: when the socket holds more than `backlogLimit` unsent bytes (its peer reads slower than we
+ * write), `onBacklog(true)` is called once, and `onBacklog(false)` when the socket has drained. Whoever feeds
+ * this writer pauses its own source in between, so memory stays bounded by the limit plus one read.
  */
 export class SocketWriter {
   private pending: Buffer[] = [];
   private scheduled = false;
+  /** Called with true when the socket's unsent bytes pass the limit, with false once they have drained. */
+  onBacklog: ((backlogged: boolean) => void) | null = null;
+  private backlog = false;
+  private readonly onDrain = (): void => {
+    if (!this.backlog) return;
+    this.backlog = false;
+    this.onBacklog?.(false);
+  };
   private readonly flush = (): void => {
     this.scheduled = false;
     const bufs = this.pending;
@@ -22,9 +37,30 @@ export class SocketWriter {
       this.socket.uncork();
     }
     bufs.length = 0;
+    if (!this.backlog && this.onBacklog !== null && this.socket.writableLength > this.backlogLimit) {
+      this.backlog = true;
+      this.socket.once('drain', this.onDrain);
+      this.onBacklog(true);
+    }
   };
 
-  constructor(readonly socket: Socket) {}
+  constructor(
+    readonly socket: Socket,
+    readonly backlogLimit = DEFAULT_BACKLOG_BYTES,
+  ) {}
+
+  /** True while the socket holds more than the limit unsent (between onBacklog(true) and onBacklog(false)). */
+  get backlogged(): boolean {
+    return this.backlog;
+  }
+
+  /** Forgets a backlog without waiting for 'drain' (the socket is going away); true if there was one. */
+  release(): boolean {
+    if (!this.backlog) return false;
+    this.backlog = false;
+    this.socket.removeListener('drain', this.onDrain);
+    return true;
+  }
 
   write(buf: Buffer): void {
     this.pending.push(buf);

@@ -96,6 +96,15 @@ export class FakeXServer {
     for (const h of this.heldReplies.splice(0)) h.sock.write(h.bytes);
   }
 
+  /** Stops reading every connection (a participant slower than the application); resumeReading() undoes it. */
+  pauseReading(): void {
+    for (const c of this.conns) c.sock.pause();
+  }
+
+  resumeReading(): void {
+    for (const c of this.conns) c.sock.resume();
+  }
+
   /** Closes every connection without stopping the listener (the participant leaves). */
   dropConnections(): void {
     for (const c of this.conns) c.sock.destroy();
