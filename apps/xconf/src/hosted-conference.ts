@@ -84,7 +84,7 @@ export class HostedConference {
       if (opts.xauthorityPath) {
         const cookie = newCookie();
         writeXauthority(opts.xauthorityPath, host.displayNumber, cookie);
-        const admit = onConnection;
+        const admit = (sock: Socket, setup: Buffer): void => void host.conference.addApplication(sock, setup);
         onConnection = (sock) => gateApplication(sock, cookie, admit, { log: opts.log, label: `[${host.name}]` });
       }
       const unixServer = createServer(onConnection);

@@ -5,7 +5,6 @@ import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Socket } from 'node:net';
 import { encodeSetupFailed, parseClientSetup } from '@tandem/xconference';
-import { withPrelude } from './prelude-socket.js';
 
 export const COOKIE_NAME = 'MIT-MAGIC-COOKIE-1';
 const FAMILY_LOCAL = 256;
@@ -40,14 +39,14 @@ export function writeXauthority(path: string, n: number, cookie: Buffer): void {
 const MAX_SETUP = 12 + 2 * 65540;
 
 /**
- * Reads an application's connection setup, and hands the connection (with the setup bytes in front, see
- * withPrelude) to `accept` only if it presents `cookie`; otherwise answers with an X setup "failed" reply
- * and closes it.
+ * Reads an application's connection setup, and hands the connection with the bytes read so far to `accept`
+ * (for `Conference.addApplication(sock, prelude)`) only if it presents `cookie`; otherwise answers with an
+ * X setup "failed" reply and closes it.
  */
 export function gateApplication(
   sock: Socket,
   cookie: Buffer,
-  accept: (sock: Socket) => void,
+  accept: (sock: Socket, prelude: Buffer) => void,
   opts: { readonly timeoutMs?: number; readonly log?: (line: string) => void; readonly label?: string } = {},
 ): void {
   let buf = Buffer.alloc(0);
@@ -58,7 +57,7 @@ export function gateApplication(
     sock.removeListener('error', onError);
     sock.removeListener('close', onClose);
     if (refusal === null) {
-      accept(withPrelude(sock, buf));
+      accept(sock, buf);
       return;
     }
     opts.log?.(`${opts.label ?? '[conference]'} application refused: ${refusal}`);

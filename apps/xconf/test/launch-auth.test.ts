@@ -23,9 +23,11 @@ describe('launch gate', () => {
       gateApplication(
         sock,
         cookie,
-        (app) => {
+        (app, prelude) => {
           accepted.push(app);
-          app.on('data', (chunk: Buffer) => app.write(Buffer.concat([Buffer.from('echo:'), chunk])));
+          const echo = (chunk: Buffer): boolean => app.write(Buffer.concat([Buffer.from('echo:'), chunk]));
+          echo(prelude);
+          app.on('data', echo);
           app.on('error', () => {});
         },
         { log: (l) => logs.push(l), timeoutMs: 2000 },

@@ -110,8 +110,11 @@ export class Conference {
     return [...this.sessions];
   }
 
-  /** Adopts an application's connection (a socket accepted on the conference's display). */
-  addApplication(app: Socket): ApplicationSession | null {
+  /**
+   * Adopts an application's connection (a socket accepted on the conference's display). `prelude`: bytes
+   * already read from it (e.g. its connection setup, read to check a cookie); they are handled first.
+   */
+  addApplication(app: Socket, prelude?: Buffer): ApplicationSession | null {
     if (this.closedReason !== null) {
       app.destroy();
       return null;
@@ -119,6 +122,7 @@ export class Conference {
     const session = new ApplicationSession({
       id: this.nextId++,
       app,
+      prelude,
       upstreams: [...this.participants],
       trigger: this.opts.trigger,
       log: this.opts.log,

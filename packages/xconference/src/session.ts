@@ -47,6 +47,8 @@ export interface SessionOptions {
   readonly id: number;
   /** The application's connection. */
   readonly app: Socket;
+  /** Bytes already read from `app` by whoever accepted it (e.g. a setup checked for a cookie); handled first. */
+  readonly prelude?: Buffer;
   /** Participants' servers; index 0 is the master. */
   readonly upstreams: readonly Upstream[];
   readonly trigger: FocusTrigger;
@@ -155,6 +157,7 @@ export class ApplicationSession {
       if (pending > 0) this.fail(new XProtocolError('truncated', `application disconnected in the middle of a request (${pending} bytes)`));
       else this.close('application disconnected');
     });
+    if (opts.prelude !== undefined && opts.prelude.length > 0) this.onAppData(opts.prelude);
   }
 
   /** The participant that is currently the input focus of this application. */
