@@ -1,7 +1,7 @@
 // Several conferences in one daemon, driven through `tandem-xconf ctl` over the real unix socket, with real
 // Xvfb servers and unmodified clients: access control, launch cookies, focus by ctl, join and leave.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import { ctlRequest } from '../src/ctl-client.js';
 import { CtlError, type ConferenceInfo, type CtlRequest } from '../src/ctl-protocol.js';
 import { XconfServer } from '../src/daemon.js';
 import { encodeXauthority } from '../src/launch-auth.js';
-import { findWindows, freeDisplays, missingTools, run, startXvfb, stopXvfb, waitFor, type XvfbProc } from './x-harness.js';
+import { findWindows, freeDisplays, missingTools, run, startXvfb, stopXvfb, textOf, typeInto, waitFor, type XvfbProc } from './x-harness.js';
 
 const tools = missingTools();
 if (tools.missing.length > 0) {
@@ -142,19 +142,8 @@ describe.skipIf(tools.missing.length > 0)('tandem-xconf: two conferences in one 
     const w = await xterm(disp);
     return !!w && /Map State: IsViewable/.test((await run('xwininfo', ['-id', String(w.id)], { DISPLAY: disp })).stdout);
   };
-  async function typeOn(disp: string, text: string): Promise<void> {
-    const w = (await xterm(disp))!;
-    await run('xdotool', ['mousemove', String(w.x + 20), String(w.y + 20)], { DISPLAY: disp });
-    await run('xdotool', ['type', '--delay', '15', text], { DISPLAY: disp });
-    await run('xdotool', ['key', 'Return'], { DISPLAY: disp });
-  }
-  const file = () => {
-    try {
-      return readFileSync(typed, 'latin1');
-    } catch {
-      return '';
-    }
-  };
+  const typeOn = async (disp: string, text: string): Promise<void> => typeInto(disp, (await xterm(disp))!, text);
+  const file = (): string => textOf(typed);
 
   it('ctl focus moves the input focus: keys then reach the application only from the new focus', async () => {
     await launch('helpdesk', TOKENS.alice, ['xterm', '-geometry', '30x5+10+120', '-e', 'sh', '-c', `cat > ${typed}`]);

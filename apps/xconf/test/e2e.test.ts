@@ -1,12 +1,12 @@
 // End-to-end: real Xvfb servers, the daemon, and unmodified X clients (xlogo, xclock, xeyes, xdpyinfo, xterm).
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFocusTrigger } from '@tandem/xconference';
 import { startXconf, type XconfDaemon } from '../src/daemon.js';
-import { diffRegion, findWindows, freeDisplays, kill, missingTools, run, screenshot, start, startXvfb, stopXvfb, waitFor, type Proc, type XvfbProc } from './x-harness.js';
+import { diffRegion, findWindows, freeDisplays, kill, missingTools, run, screenshot, start, startXvfb, stopXvfb, textOf, typeInto, waitFor, type Proc, type XvfbProc } from './x-harness.js';
 
 const tools = missingTools();
 const inCi = process.env.CI === 'true';
@@ -130,19 +130,8 @@ describe.skipIf(tools.missing.length > 0)('tandem-xconf with three Xvfb servers 
   });
 
   const xterm = async (disp: string) => (await findWindows(disp, 'xterm')).find((w) => w.x < 500)!;
-  async function typeOn(disp: string, text: string): Promise<void> {
-    const w = await xterm(disp);
-    await run('xdotool', ['mousemove', String(w.x + 20), String(w.y + 20)], { DISPLAY: disp });
-    await run('xdotool', ['type', '--delay', '15', text], { DISPLAY: disp });
-    await run('xdotool', ['key', 'Return'], { DISPLAY: disp });
-  }
-  const file = () => {
-    try {
-      return readFileSync(typed, 'latin1');
-    } catch {
-      return '';
-    }
-  };
+  const typeOn = async (disp: string, text: string): Promise<void> => typeInto(disp, (await xterm(disp)), text);
+  const file = (): string => textOf(typed);
 
   it('keys on a non-focus display do not reach the application; on the focus display they do', async () => {
     await typeOn(d.p1, 'nope');

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFocusTrigger } from '@tandem/xconference';
 import { startXconf, type XconfDaemon } from '../src/daemon.js';
 import { upstreamFor } from '../src/display.js';
-import { diffRegion, findWindows, freeDisplays, kill, missingTools, run, screenshot, start, startXvfb, stopXvfb, waitFor, type Proc, type WindowInfo, type XvfbProc } from './x-harness.js';
+import { diffRegion, findWindows, freeDisplays, kill, missingTools, run, screenshot, start, startXvfb, stopXvfb, typeInto, waitFor, type Proc, type WindowInfo, type XvfbProc } from './x-harness.js';
 
 const tools = missingTools();
 const inCi = process.env.CI === 'true';
@@ -47,14 +47,6 @@ describe.skipIf(tools.missing.length > 0)('participants joining and leaving runn
   /** The xterm at `x` (no window manager: every display shows it where the application put it). */
   const xtermAt = (display: string, x: number): Promise<WindowInfo> =>
     waitFor(`xterm at x=${x} on ${display}`, async () => (await findWindows(display, 'xterm')).find((w) => w.x === x));
-  /** Types into a window on one display: pointer over it and that display's keyboard focus set to it. */
-  async function typeInto(display: string, w: WindowInfo, text: string): Promise<void> {
-    const env = { DISPLAY: display };
-    await run('xdotool', ['mousemove', String(w.x + 20), String(w.y + 20)], env);
-    await run('xdotool', ['windowfocus', String(w.id)], env);
-    await run('xdotool', ['type', '--delay', '15', text], env);
-    await run('xdotool', ['key', 'Return'], env);
-  }
   const typeOn = async (display: string, x: number, text: string): Promise<void> => typeInto(display, await xtermAt(display, x), text);
   /** Waits (bounded) until the window's pixels on `other` equal the master's; returns the last difference. */
   async function sameAsMaster(other: string, x: number): Promise<string> {

@@ -206,3 +206,21 @@ export function diffRegion(a: Rgb, b: Rgb, r: { x: number; y: number; width: num
   }
   return { differing, first };
 }
+
+/** Types `text` and Return into window `w` on one display: pointer over it and that display's keyboard focus set to it. */
+export async function typeInto(display: string, w: WindowInfo, text: string): Promise<void> {
+  const env = { DISPLAY: display };
+  await run('xdotool', ['mousemove', String(w.x + 20), String(w.y + 20)], env);
+  await run('xdotool', ['windowfocus', String(w.id)], env);
+  await run('xdotool', ['type', '--delay', '15', text], env);
+  await run('xdotool', ['key', 'Return'], env);
+}
+
+/** A file's text, or '' while it does not exist yet (e.g. what an application under test wrote so far). */
+export function textOf(path: string): string {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch {
+    return '';
+  }
+}
