@@ -100,6 +100,52 @@ console.log('  replicated counter OK: ' + a.status().role + ' + ' + b.status().r
 process.exit(0);
 `,
   },
+  {
+    dir: 'packages/state-transfer',
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'README.md'],
+    forbid: ['ws', 'zeromq'],
+    smoke: `
+import assert from 'node:assert/strict';
+import { createMemoryNetwork } from '@tandem/transport';
+import { mapSnapshotSupport, nodeTransferEnv, ServiceHost, SnapshotMap, StateTransferClient, StateTransferServer } from '@tandem/state-transfer';
+const kv = {
+  name: 'kv', version: 1,
+  initialState: () => new SnapshotMap(),
+  apply: (state, req) => (state.set(req.key, req.value), 'OK'),
+  ...mapSnapshotSupport(),
+};
+const env = nodeTransferEnv({ network: createMemoryNetwork() });
+const primary = new ServiceHost({ service: kv, env });
+for (let i = 0; i < 5000; i++) primary.execute({ key: 'k' + i, value: 'v' + i });
+const server = new StateTransferServer({ env, source: primary });
+const address = await server.listen('mem://st');
+const joiner = new ServiceHost({ service: kv, env });
+const client = new StateTransferClient({ env, service: kv, sink: joiner, nodeId: 'b', address });
+const result = await client.run();
+assert.equal(result.records, 5000);
+assert.equal(joiner.head().digest, primary.head().digest);
+await client.close(); await server.close();
+console.log('  streamed ' + result.records + ' records, digests equal at seq ' + result.seq);
+process.exit(0);
+`,
+  },
+  {
+    dir: 'packages/xconference',
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'README.md'],
+    forbid: [],
+    smoke: `
+import assert from 'node:assert/strict';
+import { Conference, RequestCategory, XCB_PROTO_VERSION, parseFocusTrigger, requestCategory } from '@tandem/xconference';
+assert.equal(requestCategory(67), RequestCategory.DrawOrChange); // PolyRectangle goes to every participant
+assert.equal(typeof XCB_PROTO_VERSION, 'string');
+const conference = new Conference({ participants: [{ name: ':1', connect: () => { throw new Error('not used'); } }], trigger: parseFocusTrigger('ctrl+alt+f') });
+assert.deepEqual(conference.participantNames, [':1']);
+conference.close('smoke over');
+assert.equal(conference.isClosed, true);
+console.log('  conference OK (xcb-proto ' + XCB_PROTO_VERSION + ' tables)');
+process.exit(0);
+`,
+  },
 ];
 
 /** The package and every @tandem package it depends on, transitively (from the workspace package.json files). */

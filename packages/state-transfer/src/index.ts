@@ -13,6 +13,7 @@ export { decodeMessage, encodeMessage, transferMessageSchema, type TransferMessa
 export type { TransferEnv } from './env.js';
 export * from './errors.js';
 export { nodeTransferEnv, withImmediateYield } from './node-env.js';
+export { lowerJoinerPriority, JOINER_NICE_DELTA } from './node-priority.js';
 export { yieldToEventLoop } from './env.js';
 export { versionedStateSync } from './replica-sync.js';
 export { streamingStateSync, type StreamingStateSync, type StreamingStateSyncOptions, type StreamingStateSyncEvent, type StreamingServerSettings, type StreamingClientSettings } from './streaming-state-sync.js';
