@@ -4,7 +4,7 @@
  *
  *   npm run bench:state-transfer -- [--keys N] [--value-size B] [--rate R] [--baseline-ms MS]
  *                                    [--chunk-bytes B] [--slice-bytes B] [--slice-ms MS] [--window W] [--max-mbps M] [--rounds R]
- *                                    [--semi-space-mb MB] [--json]
+ *                                    [--semi-space-mb MB] [--joiner-nice N] [--json]
  *
  * Three processes on 127.0.0.1 (TCP): a serving replica holding N keys (child), a joining replica
  * (child, started before any measurement and idle until told to join), and this process, which sends
@@ -37,11 +37,12 @@ interface Args {
   maxMBps: number;
   rounds: number;
   semiSpaceMB: number;
+  joinerNice: number;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 64, json: false };
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 64, joinerNice: 10, json: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -64,6 +65,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--max-mbps') a.maxMBps = num(f, argv[++i]);
     else if (f === '--rounds') a.rounds = num(f, argv[++i]);
     else if (f === '--semi-space-mb') a.semiSpaceMB = Number(argv[++i]);
+    else if (f === '--joiner-nice') a.joinerNice = Number(argv[++i]);
     else {
       console.error(`unknown argument ${f}`);
       process.exit(2);
@@ -195,7 +197,7 @@ async function main(): Promise<void> {
 
     // The joiner process is started now (its start-up cost is outside both measured phases); it waits
     // for 'go' before dialling.
-    const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window) }, args.semiSpaceMB);
+    const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window), BENCH_JOINER_NICE: String(args.joinerNice) }, args.semiSpaceMB);
     procs.push(joiner);
     await nextReport(joiner, 'ready', 60_000);
 
@@ -288,6 +290,7 @@ async function main(): Promise<void> {
       loadAverage: (await import('node:os')).loadavg().map((x) => Number(x.toFixed(2))),
       window: args.window,
       semiSpaceMB: args.semiSpaceMB,
+      joinerNice: args.joinerNice,
       maxMBps: args.maxMBps || null,
       rate: args.rate,
       rounds,

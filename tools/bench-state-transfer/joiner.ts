@@ -2,11 +2,13 @@
 
 import { createRegistry } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
-import { nodeTransferEnv, ServiceHost, StateTransferClient } from '@tandem/state-transfer';
+import { lowerJoinerPriority, nodeTransferEnv, ServiceHost, StateTransferClient } from '@tandem/state-transfer';
 import { benchKv, type ChildReport } from './kv.js';
 
 const address = process.env.BENCH_TRANSFER_ADDRESS!;
 const window = Number(process.env.BENCH_WINDOW ?? 8);
+// A joiner is background work: it runs at a lower priority during the transfer (as `tandem-kv rejoin` does).
+const nice = Number(process.env.BENCH_JOINER_NICE ?? 10);
 const send = (m: ChildReport): void => void process.send?.(m);
 // Exit with the orchestrator (its IPC channel closes when it dies).
 process.on('disconnect', () => process.exit(0));
@@ -45,6 +47,7 @@ async function main(): Promise<void> {
     const { follow } = await nextGo();
     host = new ServiceHost({ service: benchKv(), env });
     const client = new StateTransferClient({ env, service: benchKv(), sink: host, nodeId: `bench-joiner-${Date.now()}`, address, window, follow });
+    const restorePriority = lowerJoinerPriority(nice);
     let snapshotMs = 0;
     let snapshotCpuMs = 0;
     const t0 = performance.now();
@@ -56,7 +59,7 @@ async function main(): Promise<void> {
         snapshotCpuMs = (c.user + c.system) / 1000;
       }
     });
-    const r = await client.run();
+    const r = await client.run().finally(restorePriority);
     send({ t: 'joined', bytes: r.bytes, records: r.records, entries: r.entries, transferMs: performance.now() - t0, snapshotMs, snapshotCpuMs, seq: r.seq, digest: r.digest, resumes: r.resumes });
     if (!follow) await client.close();
   }
