@@ -4,7 +4,7 @@
  *
  *   npm run bench:state-transfer -- [--keys N] [--value-size B] [--rate R] [--baseline-ms MS]
  *                                    [--chunk-bytes B] [--slice-bytes B] [--slice-ms MS] [--window W] [--max-mbps M] [--rounds R]
- *                                    [--semi-space-mb MB] [--joiner-nice N] [--json]
+ *                                    [--semi-space-mb MB] [--primary-semi-space-mb MB] [--joiner-nice N] [--json]
  *
  * Three processes on 127.0.0.1 (TCP): a serving replica holding N keys (child), a joining replica
  * (child, started before any measurement and idle until told to join), and this process, which sends
@@ -16,6 +16,8 @@
  *   throughputMBps = median over rounds of snapshot bytes / time from the joiner's start to the
  *                    snapshot being installed
  *   p99Ratio       = p99 of every latency during transfers / p99 of every latency without one
+ * --joiner-nice N: the joiner runs N nice levels lower during each transfer (default 0; `tandem-kv rejoin`
+ * has the same opt-in, RejoinOptions.joinerNice).
  * Targets: throughputMBps ≥ 100, p99Ratio ≤ 2. At the end the joiner's digest must equal the primary's.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -37,12 +39,13 @@ interface Args {
   maxMBps: number;
   rounds: number;
   semiSpaceMB: number;
+  primarySemiSpaceMB: number;
   joinerNice: number;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 64, joinerNice: 10, json: false };
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 64, primarySemiSpaceMB: 0, joinerNice: 0, json: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -65,6 +68,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--max-mbps') a.maxMBps = num(f, argv[++i]);
     else if (f === '--rounds') a.rounds = num(f, argv[++i]);
     else if (f === '--semi-space-mb') a.semiSpaceMB = Number(argv[++i]);
+    else if (f === '--primary-semi-space-mb') a.primarySemiSpaceMB = Number(argv[++i]);
     else if (f === '--joiner-nice') a.joinerNice = Number(argv[++i]);
     else {
       console.error(`unknown argument ${f}`);
@@ -79,10 +83,14 @@ const execArgv = ['--conditions=@tandem/source', '--import', 'tsx'];
 
 function child(file: string, env: Record<string, string>, semiSpaceMB: number): ChildProcess {
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  // A larger young generation: the joiner allocates millions of long-lived strings and map entries
-  // (fewer, cheaper scavenges); 0 = V8's default.
+  // The joiner gets a larger young generation (--semi-space-mb, default 64): it allocates millions of
+  // long-lived strings and map entries (fewer scavenges). The serving replica keeps V8's default
+  // (--primary-semi-space-mb 0): each of its scavenges pauses its requests, and with 64 MB they took
+  // 12–41 ms (--trace-gc), the p99 during a transfer; 0 = V8's default.
   const gc = semiSpaceMB > 0 ? [`--max-semi-space-size=${semiSpaceMB}`] : [];
-  return fork(here + file, [], { execArgv: [...execArgv, ...gc, ...prof], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // BENCH_NODE_FLAGS: extra node/V8 flags for both children (diagnostics, e.g. --trace-gc).
+  const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  return fork(here + file, [], { execArgv: [...execArgv, ...gc, ...extra, ...prof], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeoutMs: number): Promise<Extract<ChildReport, { t: T }>> {
@@ -190,7 +198,7 @@ async function main(): Promise<void> {
       BENCH_SLICE_BYTES: String(args.sliceBytes),
       BENCH_SLICE_MS: String(args.sliceMs),
       BENCH_MAX_BPS: String(args.maxMBps * 1e6),
-    }, args.semiSpaceMB);
+    }, args.primarySemiSpaceMB);
     procs.push(primary);
     const ready = await nextReport(primary, 'ready', 300_000);
     log(`  filled in ${ready.fillMs.toFixed(0)} ms; kv at ${ready.kvAddress}, state transfer at ${ready.transferAddress}`);
@@ -290,6 +298,7 @@ async function main(): Promise<void> {
       loadAverage: (await import('node:os')).loadavg().map((x) => Number(x.toFixed(2))),
       window: args.window,
       semiSpaceMB: args.semiSpaceMB,
+      primarySemiSpaceMB: args.primarySemiSpaceMB,
       joinerNice: args.joinerNice,
       maxMBps: args.maxMBps || null,
       rate: args.rate,

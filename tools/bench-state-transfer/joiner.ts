@@ -7,8 +7,8 @@ import { benchKv, type ChildReport } from './kv.js';
 
 const address = process.env.BENCH_TRANSFER_ADDRESS!;
 const window = Number(process.env.BENCH_WINDOW ?? 8);
-// A joiner is background work: it runs at a lower priority during the transfer (as `tandem-kv rejoin` does).
-const nice = Number(process.env.BENCH_JOINER_NICE ?? 10);
+// --joiner-nice: a joiner is background work; optionally lower its priority during the transfer.
+const nice = Number(process.env.BENCH_JOINER_NICE ?? 0);
 const send = (m: ChildReport): void => void process.send?.(m);
 // Exit with the orchestrator (its IPC channel closes when it dies).
 process.on('disconnect', () => process.exit(0));
