@@ -7,6 +7,7 @@
  * Dropping whole frames keeps the framing valid, so what the endpoints see is real message loss.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { mulberry32 } from '@tandem/core';
 
 const PREAMBLE = 8;
 
@@ -33,14 +34,7 @@ export class Relay {
   private constructor(options: RelayOptions) {
     this.options = options;
     this.dropRate = options.dropRate ?? 0;
-    let s = (options.seed ?? 1) >>> 0;
-    this.#rng = () => {
-      s = (s + 0x6d2b79f5) >>> 0;
-      let t = s;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    this.#rng = mulberry32(options.seed ?? 1);
     this.#server = createServer((inbound) => this.#accept(inbound));
   }
 

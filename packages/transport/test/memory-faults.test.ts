@@ -7,6 +7,7 @@ import {
   type MemoryNetwork,
   type ScheduledTask,
 } from '@tandem/transport';
+import { mulberry32 } from './prng.js';
 
 /** Virtual time: callbacks run in (time, insertion) order when the test advances the clock. */
 class ManualScheduler {
@@ -39,16 +40,6 @@ const flush = async (): Promise<void> => {
   for (let i = 0; i < 20; i++) await Promise.resolve();
 };
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

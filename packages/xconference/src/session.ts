@@ -113,8 +113,6 @@ export class ApplicationSession {
   private appSeq = 0;
   private lastDelivered = 0;
   private closed = false;
-  /** Servers whose connections hold more than their writer's limit unsent (the application is paused while > 0). */
-  private backloggedServers = 0;
   /** Names of InternAtom / QueryExtension requests awaiting replies from `remaining` servers. */
   private readonly internAtomNames = new Map<number, { name: string; remaining: number }>();
   private readonly extensionNames = new Map<number, { name: string; remaining: number }>();
@@ -476,17 +474,22 @@ export class ApplicationSession {
    */
   private watchBacklog(link: ServerLink): void {
     link.writer.onBacklog = (backlogged) => {
-      if (backlogged) {
-        this.stats.serverBacklogs++;
-        if (++this.backloggedServers === 1) this.app.pause();
-      } else if (--this.backloggedServers === 0 && !this.closed) this.app.resume();
+      if (backlogged) this.stats.serverBacklogs++;
+      this.updateAppReading();
     };
+  }
+
+  /** Reads the application only while none of its open server connections is backlogged. */
+  private updateAppReading(): void {
+    if (this.closed) return;
+    if (this.links.some((l) => !l.closed && l.writer.backlogged)) this.app.pause();
+    else this.app.resume();
   }
 
   private onServerGone(link: ServerLink): void {
     if (link.closed || this.closed) return;
     link.closed = true;
-    if (link.writer.release() && --this.backloggedServers === 0) this.app.resume();
+    if (link.writer.backlogged) this.updateAppReading(); // a gone server no longer holds the application back
     this.live = this.live.filter((l) => l !== link);
     if (link.isMaster) {
       this.opts.log?.(`app ${this.id}: master ${link.name} left`);

@@ -54,14 +54,6 @@ export class SocketWriter {
     return this.backlog;
   }
 
-  /** Forgets a backlog without waiting for 'drain' (the socket is going away); true if there was one. */
-  release(): boolean {
-    if (!this.backlog) return false;
-    this.backlog = false;
-    this.socket.removeListener('drain', this.onDrain);
-    return true;
-  }
-
   write(buf: Buffer): void {
     this.pending.push(buf);
     if (!this.scheduled) {

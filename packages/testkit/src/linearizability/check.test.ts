@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkKvHistory } from './check.js';
 import { HistoryFormatError, kvRegisterModel, parseKvHistory, type KvHistoryOp } from './kv-history.js';
+import { mulberry32 } from '@tandem/core';
 
 const op = (client: string, o: KvHistoryOp['op'], value: string | null, call: number, ret?: number, key = 'k'): KvHistoryOp => ({
   client,
@@ -133,16 +134,7 @@ describe('checkKvHistory agrees with brute force on random small histories', () 
     return go(null, 0, []);
   }
 
-  function rng(seed: number) {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  const rng = mulberry32;
 
   it('on 400 random histories of up to 6 operations', () => {
     let good = 0;

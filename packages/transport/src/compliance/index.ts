@@ -15,7 +15,8 @@ import type { ComplianceHarness } from './harness.js';
 import { spawnPeerProcess } from './spawn-peer.js';
 
 export type { ComplianceHarness, KillablePeer, RawPeer, SilentPeer } from './harness.js';
-export { spawnPeerProcess } from './spawn-peer.js';
+export { spawnListenerProcess, spawnPeerProcess } from './spawn-peer.js';
+export { expectKilledListenerNoticed } from './killed-listener.js';
 export { freePort, openRawTcp, silentTcpPeer } from './tcp-helpers.js';
 
 /** Bound on the heavy tests (1,000 connections, 200 MB, 10,000 messages) on a busy machine. */

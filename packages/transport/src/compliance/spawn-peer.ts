@@ -15,17 +15,36 @@ function runnerPath(): string {
   throw new Error('compliance peer-process runner not found next to spawn-peer');
 }
 
-export function spawnPeerProcess(peerModule: string, address: string): KillablePeer & { pid: number | undefined; exited: Promise<number | null> } {
+type PeerProcess = KillablePeer & { pid: number | undefined; exited: Promise<number | null> };
+
+/** A peer process that dials `address`, says hello and stays connected until killed. */
+export function spawnPeerProcess(peerModule: string, address: string): PeerProcess {
+  const { peer, child } = startRunner(peerModule, [address]);
+  child.stdout.resume();
+  return peer;
+}
+
+/** A peer process that listens on `listenAddress` and echoes until killed; resolves with the address it listens on. */
+export async function spawnListenerProcess(peerModule: string, listenAddress: string): Promise<PeerProcess & { address: string }> {
+  const { peer, child } = startRunner(peerModule, ['listen', listenAddress]);
+  const address = await new Promise<string>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').once('data', (s: string) => resolve(s.trim()));
+    void peer.exited.then(() => reject(new Error('listener process exited before printing its address')));
+  });
+  child.stdout.resume();
+  return { ...peer, address };
+}
+
+function startRunner(peerModule: string, runnerArgs: string[]): { peer: PeerProcess; child: ReturnType<typeof spawn> & { stdout: NodeJS.ReadableStream } } {
   const runner = runnerPath();
   const modulePath = peerModule.startsWith('file:') ? fileURLToPath(peerModule) : peerModule;
   const needsTsx = runner.endsWith('.ts') || /\.[mc]?ts$/.test(modulePath);
-  const args = [...(needsTsx ? ['--conditions=@tandem/source', '--import', 'tsx'] : []), runner, modulePath, address];
+  const args = [...(needsTsx ? ['--conditions=@tandem/source', '--import', 'tsx'] : []), runner, modulePath, ...runnerArgs];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => {
     if (stderr.length < 10_000) stderr += s;
   });
-  child.stdout.resume();
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       if (code !== null && code !== 0 && stderr) process.stderr.write(`[compliance peer ${child.pid}] ${stderr}`);
@@ -36,7 +55,7 @@ export function spawnPeerProcess(peerModule: string, address: string): KillableP
   const kill = (): void => {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) child.kill('SIGKILL');
   };
-  return {
+  const peer: PeerProcess = {
     pid: child.pid,
     exited,
     kill,
@@ -45,4 +64,5 @@ export function spawnPeerProcess(peerModule: string, address: string): KillableP
       await exited;
     },
   };
+  return { peer, child };
 }
