@@ -39,7 +39,6 @@ export class WebSocketConnection extends BaseConnection {
   #endingLocally = false;
   #receivePaused = false;
   #lastHeard = performance.now();
-  #livenessTimer: NodeJS.Timeout | undefined;
   #lastCheck = performance.now();
   #pausedProbeTimer: NodeJS.Timeout | undefined;
   #socketClosed: Promise<void>;
@@ -66,14 +65,8 @@ export class WebSocketConnection extends BaseConnection {
     ws.on('pong', () => this.#heard());
     ws.on('error', (err) => this.#onError(err));
     ws.on('close', (code, reason) => this.#onClose(code, reason.toString('utf8')));
-    if (options.pingIntervalMs > 0) {
-      this.#livenessTimer = setInterval(() => this.#checkLiveness(), options.pingIntervalMs);
-      this.#livenessTimer.unref();
-    }
-    void this.closed.then(() => {
-      clearInterval(this.#livenessTimer);
-      clearInterval(this.#pausedProbeTimer);
-    });
+    this.repeatWhileOpen(options.pingIntervalMs, () => this.#checkLiveness());
+    void this.closed.then(() => clearInterval(this.#pausedProbeTimer));
   }
 
   protected writeMessage(message: Uint8Array): void | Promise<void> {

@@ -47,7 +47,6 @@ export class ZmqConnection extends BaseConnection {
   /** Bytes the application has read since the last grant. */
   #readSinceGrant = 0;
   #lastHeard = performance.now();
-  #livenessTimer: NodeJS.Timeout | undefined;
   #lastCheck = performance.now();
   #closeAcked: (() => void) | undefined;
   #released = false;
@@ -70,12 +69,8 @@ export class ZmqConnection extends BaseConnection {
     this.#link = link;
     this.#options = options;
     this.#peer = peer;
-    if (options.pingIntervalMs > 0) {
-      this.#livenessTimer = setInterval(() => this.#checkLiveness(), options.pingIntervalMs);
-      this.#livenessTimer.unref();
-    }
+    this.repeatWhileOpen(options.pingIntervalMs, () => this.#checkLiveness());
     void this.closed.then(() => {
-      clearInterval(this.#livenessTimer);
       this.#creditWaiter?.();
       this.#release();
     });

@@ -118,6 +118,17 @@ export abstract class BaseConnection implements Connection {
 
   // ---- calls for the adapter ------------------------------------------------------------------------
 
+  /**
+   * Calls `tick` every `intervalMs` (unref'd) until the connection closes, e.g. an adapter's liveness
+   * check; `intervalMs` 0 means never.
+   */
+  protected repeatWhileOpen(intervalMs: number, tick: () => void): void {
+    if (intervalMs <= 0) return;
+    const t = setInterval(tick, intervalMs);
+    t.unref?.();
+    void this.closed.then(() => clearInterval(t));
+  }
+
   /** A whole message arrived from the peer. Ignored once closed. */
   protected deliver(message: Uint8Array): void {
     if (this.#state === 'closed') return;
