@@ -1,11 +1,10 @@
 // A participant that reads slower than the application writes: the daemon stops reading the application
 // instead of queueing without bound, and everything arrives, in order, once the participant catches up.
 // Likewise an application that does not read: the daemon stops reading the servers.
-import { createServer, connect, type Server } from 'node:net';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { Conference } from './conference.js';
 import { DEFAULT_BACKLOG_BYTES } from './socket-writer.js';
-import { FakeXServer } from './test-fake-x-server.js';
+import { FakeXServer, listenForApplications, upstreamOf, type AppListener } from './test-fake-x-server.js';
 import { RawXClient } from './test-x-client.js';
 import { parseFocusTrigger } from './trigger.js';
 
@@ -14,7 +13,7 @@ const REQUEST_BYTES = 64 * 1024;
 
 let servers: FakeXServer[];
 let conference: Conference;
-let listener: Server;
+let listener: AppListener;
 let client: RawXClient | null = null;
 
 beforeEach(async () => {
@@ -24,23 +23,22 @@ beforeEach(async () => {
   ];
   await Promise.all(servers.map((s) => s.start()));
   conference = new Conference({
-    participants: servers.map((s) => ({ name: s.name, connect: () => connect(s.port, '127.0.0.1') })),
+    participants: servers.map(upstreamOf),
     trigger: parseFocusTrigger('none'),
   });
-  listener = createServer((sock) => conference.addApplication(sock));
-  await new Promise<void>((res) => listener.listen(0, '127.0.0.1', () => res()));
+  listener = await listenForApplications(conference);
 });
 
 afterEach(async () => {
   client?.close();
   conference.close('test over');
-  await new Promise<void>((res) => listener.close(() => res()));
+  await listener.close();
   await Promise.all(servers.map((s) => s.stop()));
 });
 
 it('a slow participant pauses the application instead of growing the daemon\'s buffers; all arrives afterwards', async () => {
   const [master, slow] = servers as [FakeXServer, FakeXServer];
-  client = await RawXClient.open((listener.address() as { port: number }).port);
+  client = await RawXClient.open(listener.port);
   const c = client;
   // BIG-REQUESTS is not needed: a 64 KiB request fits the core length field (16383 words = 65532 bytes).
   const body = Buffer.alloc(REQUEST_BYTES - 8);
@@ -70,7 +68,7 @@ it('a slow participant pauses the application instead of growing the daemon\'s b
 
 it('an application that does not read pauses the servers instead of growing the daemon\'s buffers', async () => {
   const [master] = servers as [FakeXServer, FakeXServer];
-  client = await RawXClient.open((listener.address() as { port: number }).port);
+  client = await RawXClient.open(listener.port);
   const c = client;
   await c.until(() => conference.applications.length === 1 && conference.applications[0]!.participants.length === 2);
   const session = conference.applications[0]!;

@@ -1,8 +1,7 @@
-import { createServer, connect, type Server } from 'node:net';
+import { createServer, connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Conference } from './conference.js';
-import type { Upstream } from './session.js';
-import { FakeXServer } from './test-fake-x-server.js';
+import { FakeXServer, listenForApplications, upstreamOf, type AppListener } from './test-fake-x-server.js';
 import { RawXClient } from './test-x-client.js';
 import { parseFocusTrigger } from './trigger.js';
 
@@ -12,13 +11,13 @@ let master: FakeXServer;
 let p1: FakeXServer;
 let p3: FakeXServer;
 let conference: Conference;
-let listener: Server;
+let listener: AppListener;
 let port: number;
 let closedReason: string | null;
 let clients: RawXClient[];
 let logs: string[];
 
-const up = (s: FakeXServer): Upstream => ({ name: s.name, connect: () => connect(s.port, '127.0.0.1') });
+const up = upstreamOf;
 
 beforeEach(async () => {
   master = new FakeXServer('master', { base: 0x400000, root: 0x50d, atomBase: 300, bigReqOpcode: 133 });
@@ -34,15 +33,14 @@ beforeEach(async () => {
     onClose: (r) => (closedReason = r),
     log: (l) => logs.push(l),
   });
-  listener = createServer((sock) => conference.addApplication(sock));
-  await new Promise<void>((res) => listener.listen(0, '127.0.0.1', () => res()));
-  port = (listener.address() as { port: number }).port;
+  listener = await listenForApplications(conference);
+  port = listener.port;
 });
 
 afterEach(async () => {
   for (const c of clients) c.close();
   conference.close('test over');
-  await new Promise<void>((res) => listener.close(() => res()));
+  await listener.close();
   await Promise.all([master.stop(), p1.stop(), p3.stop()]);
 });
 
@@ -193,7 +191,7 @@ describe('a participant joining a running application', () => {
     const dead = createServer();
     await new Promise<void>((res) => dead.listen(0, '127.0.0.1', () => res()));
     const deadPort = (dead.address() as { port: number }).port;
-    await new Promise<void>((res) => dead.close(() => res()));
+    await dead.close();
     await expect(conference.addParticipant({ name: 'nobody', connect: () => connect(deadPort, '127.0.0.1') })).rejects.toThrow(/nobody/);
     expect(conference.participantNames).toEqual(['master', 'p1']);
     expect(conference.applications[0]!.participants).toEqual(['master', 'p1']);
@@ -235,10 +233,9 @@ describe('a participant joining a running application', () => {
 
   it('fails a join whose servers do not answer in time; the application goes on', async () => {
     const quick = new Conference({ participants: [up(master)], trigger: parseFocusTrigger('none'), joinTimeoutMs: 300 });
-    const own = createServer((sock) => quick.addApplication(sock));
-    await new Promise<void>((res) => own.listen(0, '127.0.0.1', () => res()));
+    const own = await listenForApplications(quick);
     try {
-      const c = await RawXClient.open((own.address() as { port: number }).port);
+      const c = await RawXClient.open(own.port);
       clients.push(c);
       await sync(c);
       master.holdReplies = true; // the master does not answer GetImage/GetInputFocus

@@ -1,15 +1,14 @@
 // With three servers, replies that the master (or the focus) gives never wait for participants that do not
 // answer: a participant holding every reply back does not delay the application.
-import { createServer, connect, type Server } from 'node:net';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { Conference } from './conference.js';
-import { FakeXServer } from './test-fake-x-server.js';
+import { FakeXServer, listenForApplications, upstreamOf, type AppListener } from './test-fake-x-server.js';
 import { RawXClient } from './test-x-client.js';
 import { parseFocusTrigger } from './trigger.js';
 
 let servers: FakeXServer[];
 let conference: Conference;
-let listener: Server;
+let listener: AppListener;
 let client: RawXClient | null = null;
 
 beforeEach(async () => {
@@ -20,23 +19,22 @@ beforeEach(async () => {
   ];
   await Promise.all(servers.map((s) => s.start()));
   conference = new Conference({
-    participants: servers.map((s) => ({ name: s.name, connect: () => connect(s.port, '127.0.0.1') })),
+    participants: servers.map(upstreamOf),
     trigger: parseFocusTrigger('none'),
   });
-  listener = createServer((sock) => conference.addApplication(sock));
-  await new Promise<void>((res) => listener.listen(0, '127.0.0.1', () => res()));
+  listener = await listenForApplications(conference);
 });
 
 afterEach(async () => {
   client?.close();
   conference.close('test over');
-  await new Promise<void>((res) => listener.close(() => res()));
+  await listener.close();
   await Promise.all(servers.map((s) => s.stop()));
 });
 
 it('answers from the master are not held back by participants that never answer', async () => {
   const [master, p1, p2] = servers as [FakeXServer, FakeXServer, FakeXServer];
-  client = await RawXClient.open((listener.address() as { port: number }).port);
+  client = await RawXClient.open(listener.port);
   const c = client;
   p1.holdReplies = true;
   p2.holdReplies = true;

@@ -1,7 +1,7 @@
-import { createServer, connect, type Server } from 'node:net';
+import { createServer, connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Conference } from './conference.js';
-import { FakeXServer } from './test-fake-x-server.js';
+import { FakeXServer, listenForApplications, upstreamOf, type AppListener } from './test-fake-x-server.js';
 import { RawXClient } from './test-x-client.js';
 import { parseFocusTrigger } from './trigger.js';
 
@@ -11,7 +11,7 @@ let master: FakeXServer;
 let p1: FakeXServer;
 let p2: FakeXServer;
 let conference: Conference;
-let listener: Server;
+let listener: AppListener;
 let port: number;
 let closedReason: string | null;
 let clients: RawXClient[];
@@ -24,19 +24,18 @@ beforeEach(async () => {
   closedReason = null;
   clients = [];
   conference = new Conference({
-    participants: [master, p1, p2].map((s) => ({ name: s.name, connect: () => connect(s.port, '127.0.0.1') })),
+    participants: [master, p1, p2].map(upstreamOf),
     trigger: parseFocusTrigger('ctrl+alt+f'),
     onClose: (r) => (closedReason = r),
   });
-  listener = createServer((sock) => conference.addApplication(sock));
-  await new Promise<void>((res) => listener.listen(0, '127.0.0.1', () => res()));
-  port = (listener.address() as { port: number }).port;
+  listener = await listenForApplications(conference);
+  port = listener.port;
 });
 
 afterEach(async () => {
   for (const c of clients) c.close();
   conference.close('test over');
-  await new Promise<void>((res) => listener.close(() => res()));
+  await listener.close();
   await Promise.all([master.stop(), p1.stop(), p2.stop()]);
 });
 
@@ -275,13 +274,12 @@ describe('ApplicationSession with three servers', () => {
 
   it('with a button trigger, a click on a participant moves the focus and the click reaches the application', async () => {
     const conf2 = new Conference({
-      participants: [master, p1, p2].map((s) => ({ name: s.name, connect: () => connect(s.port, '127.0.0.1') })),
+      participants: [master, p1, p2].map(upstreamOf),
       trigger: parseFocusTrigger('button1'),
     });
-    const l2 = createServer((sock) => conf2.addApplication(sock));
-    await new Promise<void>((res) => l2.listen(0, '127.0.0.1', () => res()));
+    const l2 = await listenForApplications(conf2);
     try {
-      const c = await RawXClient.open((l2.address() as { port: number }).port);
+      const c = await RawXClient.open(l2.port);
       clients.push(c);
       await sync(c);
       p2.emit((ev) => {
@@ -297,7 +295,7 @@ describe('ApplicationSession with three servers', () => {
       expect(c.events(4)[0]![1]).toBe(1);
     } finally {
       conf2.close('test over');
-      await new Promise<void>((res) => l2.close(() => res()));
+      await l2.close();
     }
   });
 
@@ -318,22 +316,21 @@ describe('ApplicationSession with three servers', () => {
     await new Promise<void>((res) => silent.listen(0, '127.0.0.1', () => res()));
     const conf3 = new Conference({
       participants: [
-        { name: 'master', connect: () => connect(master.port, '127.0.0.1') },
+        upstreamOf(master),
         { name: 'silent', connect: () => connect((silent.address() as { port: number }).port, '127.0.0.1') },
       ],
       trigger: parseFocusTrigger('none'),
       setupTimeoutMs: 200,
     });
-    const l3 = createServer((sock) => conf3.addApplication(sock));
-    await new Promise<void>((res) => l3.listen(0, '127.0.0.1', () => res()));
+    const l3 = await listenForApplications(conf3);
     try {
-      const c = await RawXClient.open((l3.address() as { port: number }).port);
+      const c = await RawXClient.open(l3.port);
       clients.push(c);
       await sync(c);
       expect(conf3.applications[0]!.participants).toEqual(['master']);
     } finally {
       conf3.close('test over');
-      await new Promise<void>((res) => l3.close(() => res()));
+      await l3.close();
       silent.close();
     }
   });

@@ -1,6 +1,8 @@
 // Test helper (not built): a tiny X server on 127.0.0.1 that answers a handful of requests, records what
 // it receives, and can emit events and errors — enough to check routing, filtering and translation.
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Conference } from './conference.js';
+import type { Upstream } from './session.js';
 import { RequestFramer } from './framing.js';
 import { parseClientSetup } from './setup.js';
 import { encodeServerSetup, screen } from './test-setup-builder.js';
@@ -202,4 +204,24 @@ export class FakeXServer {
     if (i < 0) i = this.names.push(name) - 1;
     return i;
   }
+}
+
+/** How a conference reaches a fake server (a participant). */
+export function upstreamOf(s: FakeXServer): Upstream {
+  return { name: s.name, connect: () => connect(s.port, '127.0.0.1') };
+}
+
+/** A listener on 127.0.0.1 that hands every connection to `conference` as an application. */
+export interface AppListener {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function listenForApplications(conference: Conference): Promise<AppListener> {
+  const server = createServer((sock) => conference.addApplication(sock));
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => new Promise<void>((res) => server.close(() => res())),
+  };
 }
