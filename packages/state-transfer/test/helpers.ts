@@ -1,7 +1,7 @@
 /** Test helpers: a real-time Env over a network, a kv service on SnapshotMap, and connection wrappers for faults. */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Env } from '@tandem/core';
+import type { Env, Replica, Role } from '@tandem/core';
 import type { Connection, Transport } from '@tandem/transport';
 import { createMemoryNetwork } from '@tandem/transport';
 import { z } from 'zod';
@@ -118,4 +118,22 @@ export function transformIncoming(conn: Connection, transform: (msg: Uint8Array,
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits for a replica to reach one of `roles`, by its event (status() computes a digest: polling it would load the replica). */
+export function waitRole(r: Replica<unknown>, roles: Role[], ms = 15_000): Promise<void> {
+  if (roles.includes(r.status().role)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`role ${r.status().role}, expected ${roles.join('|')}`));
+    }, ms);
+    const off = r.on((e) => {
+      if (e.type === 'role' && roles.includes(e.role)) {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
+  });
 }

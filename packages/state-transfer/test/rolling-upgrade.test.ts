@@ -7,10 +7,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createClient, createReplica, type Client, type Replica, type ReplicationConfig, type Role, type ServiceDefinition } from '@tandem/core';
+import { createClient, createReplica, type Client, type Replica, type ReplicationConfig, type ServiceDefinition } from '@tandem/core';
 import { createMemoryNetwork } from '@tandem/transport';
 import { versionedStateSync, type SnapshotMap } from '../src/index.js';
-import { kvRequest, kvServiceV1, kvServiceV2, sleep, testEnv, type KvRequest } from './helpers.js';
+import { kvRequest, kvServiceV1, kvServiceV2, sleep, testEnv, waitRole, type KvRequest } from './helpers.js';
 
 const reply = z.union([z.string(), z.null()]);
 const v1: ServiceDefinition<SnapshotMap<string>, KvRequest, string | null> = { ...kvServiceV1(), reply };
@@ -35,23 +35,6 @@ afterEach(async () => {
   for (const r of replicas.splice(0)) await r.stop().catch(() => {});
 });
 
-/** Wait for a role by its event (status() computes a digest: polling it would load the replica). */
-function waitRole(r: Replica<unknown>, roles: Role[], ms = 15_000): Promise<void> {
-  if (roles.includes(r.status().role)) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`role ${r.status().role}, expected ${roles.join('|')}`));
-    }, ms);
-    const off = r.on((e) => {
-      if (e.type === 'role' && roles.includes(e.role)) {
-        clearTimeout(timer);
-        off();
-        resolve();
-      }
-    });
-  });
-}
 
 describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
   it('upgrades both replicas under load with zero failed client requests', async () => {

@@ -19,12 +19,11 @@ import {
   type Replica,
   type ReplicaEvent,
   type ReplicationConfig,
-  type Role,
   type StateSync,
 } from '@tandem/core';
 import { createMemoryNetwork, type Connection, type Transport } from '@tandem/transport';
 import { streamingStateSync, type SnapshotMap, type StreamingStateSync, type TransferProgress } from '../src/index.js';
-import { kvServiceV1, sleep, testEnv, type KvRequest } from './helpers.js';
+import { kvServiceV1, sleep, testEnv, waitRole, type KvRequest } from './helpers.js';
 import type { ServiceDefinition } from '@tandem/core';
 
 const CONFIG: Partial<ReplicationConfig> = {
@@ -93,22 +92,6 @@ afterEach(async () => {
   for (const s of stoppers.splice(0).reverse()) await s().catch(() => undefined);
 });
 
-function waitRole(r: Replica<unknown>, roles: Role[], ms = 15_000): Promise<void> {
-  if (roles.includes(r.status().role)) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`role ${r.status().role}, expected ${roles.join('|')}`));
-    }, ms);
-    const off = r.on((e) => {
-      if (e.type === 'role' && roles.includes(e.role)) {
-        clearTimeout(timer);
-        off();
-        resolve();
-      }
-    });
-  });
-}
 
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
