@@ -8,7 +8,7 @@ import type { Replica, ReplicaEvent, ReplicationConfig } from '../src/api.js';
 import { createClient } from '../src/client.js';
 import { createReplica } from '../src/replica.js';
 import { TestCluster, sleep, until, type TestNode } from './helpers/fault-net.js';
-import { FAST, kv, type KvState } from './helpers/setup.js';
+import { FAST, kv, writer, type KvState } from './helpers/setup.js';
 
 const stoppers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -54,31 +54,6 @@ async function rig(config: Partial<ReplicationConfig> = {}, hintB: 'backup' | 'a
       const c = createClient({ service: kv, env: cluster.node('C').env, servers: [addrA, addrB], config: cfg });
       stoppers.push(() => c.close());
       return c;
-    },
-  };
-}
-
-/** Writes unique keys until stopped; returns the keys whose put was acknowledged. */
-function writer(c: ReturnType<Rig['client']>): { stop(): Promise<string[]> } {
-  const acked: string[] = [];
-  let running = true;
-  const loop = (async () => {
-    for (let i = 0; running && i < 20_000; i++) {
-      if (i % 4 === 0) await sleep(1);
-      const key = `k${i}`;
-      try {
-        await c.call({ op: 'put', key, value: 'v' });
-        acked.push(key);
-      } catch {
-        /* unavailable: not acknowledged */
-      }
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return acked;
     },
   };
 }

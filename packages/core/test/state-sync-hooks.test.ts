@@ -12,7 +12,7 @@ import type { Entry } from '../src/messages.js';
 import { createReplica } from '../src/replica.js';
 import { wholeStateSync } from '../src/state-sync.js';
 import { TestCluster, sleep, until } from './helpers/fault-net.js';
-import { FAST, kv, type KvState } from './helpers/setup.js';
+import { FAST, kv, writer, type KvState } from './helpers/setup.js';
 
 const stoppers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -110,29 +110,6 @@ async function rig(syncA: StateSync, syncB: StateSync) {
   return { cluster, a, b, events, c, addrA };
 }
 
-function writer(c: ReturnType<typeof createClient<Parameters<typeof kv.apply>[1], ReturnType<typeof kv.apply>>>): { stop(): Promise<string[]> } {
-  const acked: string[] = [];
-  let running = true;
-  const loop = (async () => {
-    for (let i = 0; running && i < 20_000; i++) {
-      if (i % 4 === 0) await sleep(1);
-      try {
-        await c.call({ op: 'put', key: `w${i}`, value: 'v' });
-        acked.push(`w${i}`);
-      } catch {
-        /* not acknowledged */
-      }
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return acked;
-    },
-  };
-}
-
 const modes = (events: ReplicaEvent[]): (string | undefined)[] => events.filter((e) => e.type === 'peer-joined').map((e) => (e as { mode?: string }).mode);
 
 describe('StateSync hooks: fetch, then a delta join', () => {
@@ -141,7 +118,7 @@ describe('StateSync hooks: fetch, then a delta join', () => {
     const sync = sharedMemorySync(shared);
     const r = await rig(sync, sync);
     for (let i = 0; i < 100; i++) await r.c.call({ op: 'put', key: `pre${i}`, value: 'x' });
-    const w = writer(r.c);
+    const w = writer(r.c, 'w');
     await sleep(30);
     await r.b.start();
     await until(() => r.a.status().role === 'primary' && r.b.status().role === 'backup', 'B joined');

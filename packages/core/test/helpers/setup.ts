@@ -4,7 +4,7 @@ import type { BrokenVariant, Client, ReplicationConfig, Replica, ReplicaEvent } 
 import { createClient, type ClientDiagnostics } from '../../src/client.js';
 import { createReplica } from '../../src/replica.js';
 import { defineService } from '../../src/service.js';
-import { TestCluster, until, type TestNode } from './fault-net.js';
+import { TestCluster, sleep, until, type TestNode } from './fault-net.js';
 
 /** Fast timings for in-process tests (all derived bounds stay consistent). */
 export const FAST: Partial<ReplicationConfig> = {
@@ -94,6 +94,31 @@ export async function startPair(config: Partial<ReplicationConfig> = {}, service
     async stop() {
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
       await Promise.all([a.stop(), b.stop()]);
+    },
+  };
+}
+
+/** Writes unique keys (`${prefix}${i}`) until stopped; returns the keys whose put was acknowledged. */
+export function writer(c: Client<KvReq, KvRep>, prefix = 'k'): { stop(): Promise<string[]> } {
+  const acked: string[] = [];
+  let running = true;
+  const loop = (async () => {
+    for (let i = 0; running && i < 20_000; i++) {
+      if (i % 4 === 0) await sleep(1);
+      const key = `${prefix}${i}`;
+      try {
+        await c.call({ op: 'put', key, value: 'v' });
+        acked.push(key);
+      } catch {
+        /* unavailable: not acknowledged */
+      }
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return acked;
     },
   };
 }
