@@ -6,33 +6,9 @@ import {
   RECEIVE_QUEUE_MESSAGE_OVERHEAD,
   type BaseConnection,
   type Connection,
-  type ScheduledTask,
 } from '@tandem/transport';
+import { ManualScheduler } from './manual-scheduler.js';
 
-class ManualScheduler {
-  now = 0;
-  #queue: { time: number; order: number; fn: () => void; cancelled: boolean }[] = [];
-  #order = 0;
-  readonly schedule = (delayMs: number, fn: () => void): ScheduledTask => {
-    const task = { time: this.now + Math.max(0, delayMs), order: this.#order++, fn, cancelled: false };
-    this.#queue.push(task);
-    return { cancel: () => void (task.cancelled = true) };
-  };
-  async advance(ms: number): Promise<void> {
-    const until = this.now + ms;
-    for (;;) {
-      for (let i = 0; i < 20; i++) await Promise.resolve();
-      this.#queue.sort((a, b) => a.time - b.time || a.order - b.order);
-      const next = this.#queue[0];
-      if (!next || next.time > until) break;
-      this.#queue.shift();
-      this.now = next.time;
-      if (!next.cancelled) next.fn();
-    }
-    this.now = until;
-    for (let i = 0; i < 20; i++) await Promise.resolve();
-  }
-}
 
 async function pair(listenOptions = {}): Promise<{ clock: ManualScheduler; client: Connection; server: Connection }> {
   const clock = new ManualScheduler();

@@ -5,41 +5,9 @@ import {
   isTransportError,
   type Connection,
   type MemoryNetwork,
-  type ScheduledTask,
 } from '@tandem/transport';
+import { flush, ManualScheduler } from './manual-scheduler.js';
 import { mulberry32 } from './prng.js';
-
-/** Virtual time: callbacks run in (time, insertion) order when the test advances the clock. */
-class ManualScheduler {
-  now = 0;
-  #order = 0;
-  #queue: { time: number; order: number; fn: () => void; cancelled: boolean }[] = [];
-  readonly schedule = (delayMs: number, fn: () => void): ScheduledTask => {
-    const task = { time: this.now + Math.max(0, delayMs), order: this.#order++, fn, cancelled: false };
-    this.#queue.push(task);
-    return { cancel: () => void (task.cancelled = true) };
-  };
-  /** Run every task due up to now + ms (and the promise continuations they cause). */
-  async advance(ms: number): Promise<void> {
-    const until = this.now + ms;
-    for (;;) {
-      await flush();
-      this.#queue.sort((a, b) => a.time - b.time || a.order - b.order);
-      const next = this.#queue[0];
-      if (!next || next.time > until) break;
-      this.#queue.shift();
-      this.now = next.time;
-      if (!next.cancelled) next.fn();
-    }
-    this.now = until;
-    await flush();
-  }
-}
-
-const flush = async (): Promise<void> => {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-};
-
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
