@@ -1,8 +1,9 @@
 // The control socket: a unix socket (mode 0600, in a 0700 directory) speaking line-delimited JSON.
 import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { CtlError, MAX_LINE_BYTES, parseCtlRequest, type CtlReply, type CtlRequest } from './ctl-protocol.js';
+import { socketAcceptsConnections } from './unix-socket.js';
 
 /** Default ctl socket: $XDG_RUNTIME_DIR/tandem-xconf/ctl.sock, else /tmp/tandem-xconf-$UID/ctl.sock. */
 export function defaultCtlSocket(env: NodeJS.ProcessEnv = process.env): string {
@@ -38,14 +39,7 @@ export interface CtlServer {
 export async function startCtlServer(path: string, handle: CtlHandler, log: (line: string) => void = () => {}): Promise<CtlServer> {
   prepareCtlDirectory(dirname(path));
   if (existsSync(path)) {
-    const live = await new Promise<boolean>((res) => {
-      const s = connect(path);
-      s.once('connect', () => {
-        s.destroy();
-        res(true);
-      });
-      s.once('error', () => res(false));
-    });
+    const live = await socketAcceptsConnections(path);
     if (live) throw new Error(`a tandem-xconf daemon already listens on ${path}`);
     rmSync(path, { force: true });
   }

@@ -1,10 +1,11 @@
 // One conference served on one X display: the display socket (and TCP port), its lock file, the launch
 // cookie gate, and a monitor connection that notices when the master's server goes away.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { Conference, encodeClientSetup, parseServerSetup, serverSetupSize, type FocusTrigger, type Upstream } from '@tandem/xconference';
 import { parseDisplay, unixSocketPath } from './display.js';
 import { gateApplication, newCookie, writeXauthority } from './launch-auth.js';
+import { socketAcceptsConnections } from './unix-socket.js';
 
 export interface HostedParticipant {
   readonly name: string;
@@ -167,14 +168,7 @@ async function claimDisplay(n: number, socketPath: string, lockPath: string): Pr
     rmSync(lockPath, { force: true });
   }
   if (existsSync(socketPath)) {
-    const inUse = await new Promise<boolean>((res) => {
-      const s = connect(socketPath);
-      s.once('connect', () => {
-        s.destroy();
-        res(true);
-      });
-      s.once('error', () => res(false));
-    });
+    const inUse = await socketAcceptsConnections(socketPath);
     if (inUse) throw new Error(`display :${n} is in use (${socketPath} accepts connections)`);
     rmSync(socketPath, { force: true });
   }

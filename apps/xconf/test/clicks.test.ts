@@ -8,21 +8,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFocusTrigger } from '@tandem/xconference';
 import { startXconf, type XconfDaemon } from '../src/daemon.js';
-import { findWindows, freeDisplays, kill, missingTools, run, start, startXvfb, stopXvfb, waitFor, type Proc, type XvfbProc } from './x-harness.js';
+import { findWindows, freeDisplays, kill, requireXTools, run, start, startXvfb, stopXvfb, waitFor, type Proc, type XvfbProc } from './x-harness.js';
 
-const tools = missingTools();
-if (tools.missing.length > 0) {
-  const msg = `xconf clicks e2e: missing ${tools.missing.join(', ')}. Install with: ${tools.install}`;
-  if (process.env.CI === 'true') {
-    describe('xconf clicks end-to-end prerequisites', () => {
-      it('has Xvfb, xterm and xdotool installed', () => {
-        throw new Error(msg);
-      });
-    });
-  } else {
-    console.warn(`\n*** SKIPPING the xconf clicks end-to-end suite — ${msg}\n`);
-  }
-}
+const haveX = requireXTools('clicks end-to-end');
 
 /** What the application received, in order: `b1`..`b3` for a reported button press, other bytes as text. */
 function received(raw: string): string[] {
@@ -37,7 +25,7 @@ function received(raw: string): string[] {
   return out;
 }
 
-describe.skipIf(tools.missing.length > 0)('tandem-xconf: clicks and the button focus trigger, three Xvfb servers, xterm', () => {
+describe.skipIf(!haveX)('tandem-xconf: clicks and the button focus trigger, three Xvfb servers, xterm', () => {
   const procs: Proc[] = [];
   const servers: XvfbProc[] = [];
   const daemons: XconfDaemon[] = [];

@@ -10,25 +10,13 @@ import { ctlRequest } from '../src/ctl-client.js';
 import { CtlError, type ConferenceInfo, type CtlRequest } from '../src/ctl-protocol.js';
 import { XconfServer } from '../src/daemon.js';
 import { encodeXauthority } from '../src/launch-auth.js';
-import { findWindows, freeDisplays, missingTools, run, startXvfb, stopXvfb, textOf, typeInto, waitFor, type XvfbProc } from './x-harness.js';
+import { findWindows, freeDisplays, requireXTools, run, startXvfb, stopXvfb, textOf, typeInto, waitFor, type XvfbProc } from './x-harness.js';
 
-const tools = missingTools();
-if (tools.missing.length > 0) {
-  const msg = `xconf ctl: missing ${tools.missing.join(', ')}. Install with: ${tools.install}`;
-  if (process.env.CI === 'true') {
-    describe('xconf ctl prerequisites', () => {
-      it('has Xvfb and the X clients installed', () => {
-        throw new Error(msg);
-      });
-    });
-  } else {
-    console.warn(`\n*** SKIPPING the xconf ctl suite — ${msg}\n`);
-  }
-}
+const haveX = requireXTools('ctl');
 
 const TOKENS = { alice: 'alice-token', bob: 'bob-token-1', carol: 'carol-token', dave: 'dave-token' };
 
-describe.skipIf(tools.missing.length > 0)('tandem-xconf: two conferences in one daemon, controlled with ctl', () => {
+describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled with ctl', () => {
   const servers: XvfbProc[] = [];
   const pids: number[] = [];
   let daemon: XconfServer;

@@ -6,24 +6,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFocusTrigger } from '@tandem/xconference';
 import { startXconf, type XconfDaemon } from '../src/daemon.js';
-import { diffRegion, findWindows, freeDisplays, kill, missingTools, run, screenshot, start, startXvfb, stopXvfb, textOf, typeInto, waitFor, type Proc, type XvfbProc } from './x-harness.js';
+import { diffRegion, findWindows, freeDisplays, kill, requireXTools, run, screenshot, start, startXvfb, stopXvfb, textOf, typeInto, waitFor, type Proc, type XvfbProc } from './x-harness.js';
 
-const tools = missingTools();
-const inCi = process.env.CI === 'true';
-if (tools.missing.length > 0) {
-  const msg = `xconf e2e: missing ${tools.missing.join(', ')}. Install with: ${tools.install}`;
-  if (inCi) {
-    describe('xconf end-to-end prerequisites', () => {
-      it('has Xvfb and the X clients installed', () => {
-        throw new Error(msg);
-      });
-    });
-  } else {
-    console.warn(`\n*** SKIPPING the xconf end-to-end suite — ${msg}\n`);
-  }
-}
+const haveX = requireXTools('end-to-end');
 
-describe.skipIf(tools.missing.length > 0)('tandem-xconf with three Xvfb servers and unmodified clients', () => {
+describe.skipIf(!haveX)('tandem-xconf with three Xvfb servers and unmodified clients', () => {
   const procs: Proc[] = [];
   const servers: XvfbProc[] = [];
   let masterX: XvfbProc;
@@ -188,7 +175,7 @@ describe.skipIf(tools.missing.length > 0)('tandem-xconf with three Xvfb servers 
   });
 });
 
-describe.skipIf(tools.missing.length > 0)('tandem-xconf with a server that requires an MIT-MAGIC-COOKIE-1', () => {
+describe.skipIf(!haveX)('tandem-xconf with a server that requires an MIT-MAGIC-COOKIE-1', () => {
   let xvfb: XvfbProc | undefined;
   let daemon: XconfDaemon | undefined;
   let dir: string;

@@ -7,24 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFocusTrigger } from '@tandem/xconference';
 import { startXconf, type XconfDaemon } from '../src/daemon.js';
 import { upstreamFor } from '../src/display.js';
-import { diffRegion, findWindows, freeDisplays, kill, missingTools, run, screenshot, start, startXvfb, stopXvfb, typeInto, waitFor, type Proc, type WindowInfo, type XvfbProc } from './x-harness.js';
+import { diffRegion, findWindows, freeDisplays, kill, requireXTools, run, screenshot, start, startXvfb, stopXvfb, typeInto, waitFor, type Proc, type WindowInfo, type XvfbProc } from './x-harness.js';
 
-const tools = missingTools();
-const inCi = process.env.CI === 'true';
-if (tools.missing.length > 0) {
-  const msg = `xconf late-join e2e: missing ${tools.missing.join(', ')}. Install with: ${tools.install}`;
-  if (inCi) {
-    describe('xconf late-join prerequisites', () => {
-      it('has Xvfb and the X clients installed', () => {
-        throw new Error(msg);
-      });
-    });
-  } else {
-    console.warn(`\n*** SKIPPING the xconf late-join suite — ${msg}\n`);
-  }
-}
+const haveX = requireXTools('late-join');
 
-describe.skipIf(tools.missing.length > 0)('participants joining and leaving running applications (Xvfb, xterm)', () => {
+describe.skipIf(!haveX)('participants joining and leaving running applications (Xvfb, xterm)', () => {
   const procs: Proc[] = [];
   const servers: XvfbProc[] = [];
   let daemon: XconfDaemon;

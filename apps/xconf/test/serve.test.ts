@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ctlRequest } from '../src/ctl-client.js';
 import { CtlError, type ConferenceInfo } from '../src/ctl-protocol.js';
 import { newCookie, writeXauthority } from '../src/launch-auth.js';
-import { freeDisplays, kill, missingTools, run, start, startXvfb, stopXvfb, waitFor, type Proc, type XvfbProc } from './x-harness.js';
+import { freeDisplays, kill, requireXTools, run, start, startXvfb, stopXvfb, waitFor, type Proc, type XvfbProc } from './x-harness.js';
 
-const tools = missingTools();
+const haveX = requireXTools('serve');
 const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const nodeArgs = ['--conditions=@tandem/source', '--import', 'tsx', cli];
 
@@ -28,7 +28,7 @@ describe('tandem-xconf serve: configuration errors', () => {
   });
 });
 
-describe.skipIf(tools.missing.length > 0)('tandem-xconf serve --config with a real Xvfb', () => {
+describe.skipIf(!haveX)('tandem-xconf serve --config with a real Xvfb', () => {
   let xvfb: XvfbProc | undefined;
   let guarded: XvfbProc | undefined;
   let daemon: Proc | undefined;

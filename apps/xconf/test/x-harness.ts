@@ -2,6 +2,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, rmSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { describe, it } from 'vitest';
 
 /** Binaries the e2e suite needs, and the Debian packages that provide them. */
 export const X_TOOLS: Record<string, string> = {
@@ -43,6 +44,27 @@ export function freeDisplays(count: number, from = 91): number[] {
   }
   if (out.length < count) throw new Error('no free X display numbers');
   return out;
+}
+
+/**
+ * True if the X tools are installed. If not: under CI=true it registers a failing test
+ * ("xconf <suite> prerequisites"); otherwise it prints a loud SKIPPING line with the install command.
+ * Suites then use `describe.skipIf(!haveX)`.
+ */
+export function requireXTools(suite: string): boolean {
+  const tools = missingTools();
+  if (tools.missing.length === 0) return true;
+  const msg = `xconf ${suite}: missing ${tools.missing.join(', ')}. Install with: ${tools.install}`;
+  if (process.env.CI === 'true') {
+    describe(`xconf ${suite} prerequisites`, () => {
+      it('has Xvfb and the X clients installed', () => {
+        throw new Error(msg);
+      });
+    });
+  } else {
+    console.warn(`\n*** SKIPPING the xconf ${suite} suite — ${msg}\n`);
+  }
+  return false;
 }
 
 export interface Proc {

@@ -9,7 +9,6 @@ import {
 } from '@tandem/transport';
 import { ManualScheduler } from './manual-scheduler.js';
 
-
 async function pair(listenOptions = {}): Promise<{ clock: ManualScheduler; client: Connection; server: Connection }> {
   const clock = new ManualScheduler();
   const net = createMemoryNetwork({ schedule: clock.schedule });
