@@ -81,7 +81,7 @@ function parseArgs(argv: string[]): Args {
 const here = fileURLToPath(new URL('.', import.meta.url));
 const execArgv = ['--conditions=@tandem/source', '--import', 'tsx'];
 
-function child(file: string, env: Record<string, string>, semiSpaceMB: number): ChildProcess {
+function child(file: string, env: Record<string, string>, semiSpaceMB: number, flags: string[] = []): ChildProcess {
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   // The joiner gets a larger young generation (--semi-space-mb, default 64): it allocates millions of
   // long-lived strings and map entries (fewer scavenges). The serving replica keeps V8's default
@@ -90,7 +90,7 @@ function child(file: string, env: Record<string, string>, semiSpaceMB: number): 
   const gc = semiSpaceMB > 0 ? [`--max-semi-space-size=${semiSpaceMB}`] : [];
   // BENCH_NODE_FLAGS: extra node/V8 flags for both children (diagnostics, e.g. --trace-gc).
   const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
-  return fork(here + file, [], { execArgv: [...execArgv, ...gc, ...extra, ...prof], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return fork(here + file, [], { execArgv: [...execArgv, ...gc, ...flags, ...extra, ...prof], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeoutMs: number): Promise<Extract<ChildReport, { t: T }>> {
@@ -198,14 +198,14 @@ async function main(): Promise<void> {
       BENCH_SLICE_BYTES: String(args.sliceBytes),
       BENCH_SLICE_MS: String(args.sliceMs),
       BENCH_MAX_BPS: String(args.maxMBps * 1e6),
-    }, args.primarySemiSpaceMB);
+    }, args.primarySemiSpaceMB, (process.env.BENCH_PRIMARY_FLAGS ?? '').split(/\s+/).filter(Boolean));
     procs.push(primary);
     const ready = await nextReport(primary, 'ready', 300_000);
     log(`  filled in ${ready.fillMs.toFixed(0)} ms; kv at ${ready.kvAddress}, state transfer at ${ready.transferAddress}`);
 
     // The joiner process is started now (its start-up cost is outside both measured phases); it waits
     // for 'go' before dialling.
-    const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window), BENCH_JOINER_NICE: String(args.joinerNice) }, args.semiSpaceMB);
+    const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window), BENCH_JOINER_NICE: String(args.joinerNice) }, args.semiSpaceMB, (process.env.BENCH_JOINER_FLAGS ?? '').split(/\s+/).filter(Boolean));
     procs.push(joiner);
     await nextReport(joiner, 'ready', 60_000);
 

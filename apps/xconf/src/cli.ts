@@ -9,8 +9,8 @@ import { XconfServer } from './daemon.js';
 
 const USAGE = `usage:
   tandem-xconf --display :N --master DISPLAY [--participant DISPLAY]... [--focus-trigger SPEC] [--tcp]
-               [--require-cookie] [--socket PATH] [--quiet]
-  tandem-xconf serve --config FILE [--socket PATH] [--quiet]
+               [--require-cookie] [--socket PATH] [--busy-poll-us N] [--quiet]
+  tandem-xconf serve --config FILE [--socket PATH] [--busy-poll-us N] [--quiet]
   tandem-xconf ctl [--socket PATH] [--json] COMMAND …     (tandem-xconf ctl --help)
 
 The first form runs one conference: it listens as X display :N (unix socket /tmp/.X11-unix/XN, and TCP
@@ -24,7 +24,9 @@ running when a conference closes. See docs/XCONFERENCE.md ("Running several conf
 
 SPEC (focus-switch trigger): a key chord such as ctrl+alt+f (consumed), button or button1..button5 (a
 click from a non-focus participant, forwarded), or none (only \`tandem-xconf ctl focus\`).
-Control socket (default ${defaultCtlSocket()}): mode 0600 in a 0700 directory.`;
+Control socket (default ${defaultCtlSocket()}): mode 0600 in a 0700 directory.
+--busy-poll-us N: after each write the daemon polls its sockets without sleeping for N µs (default 50),
+saving the process wake-ups a relay adds to each round trip; 0 turns it off (see docs/XCONFERENCE.md).`;
 
 interface Flags {
   display: string;
@@ -36,10 +38,11 @@ interface Flags {
   requireCookie: boolean;
   socket: string | undefined;
   config: string | undefined;
+  busyPollMicros: number | undefined;
 }
 
 function parseArgs(argv: string[], serve: boolean): Flags {
-  const out: Flags = { display: '', master: '', participants: [], trigger: 'ctrl+alt+f', tcp: false, quiet: false, requireCookie: false, socket: undefined, config: undefined };
+  const out: Flags = { display: '', master: '', participants: [], trigger: 'ctrl+alt+f', tcp: false, quiet: false, requireCookie: false, socket: undefined, config: undefined, busyPollMicros: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -52,6 +55,12 @@ function parseArgs(argv: string[], serve: boolean): Flags {
       process.exit(0);
     } else if (a === '--quiet') out.quiet = true;
     else if (a === '--socket') out.socket = value();
+    else if (a === '--busy-poll-us') {
+      const v = value();
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || n > 1_000_000) throw new Error(`--busy-poll-us needs a whole number of microseconds from 0 to 1000000, got ${v}`);
+      out.busyPollMicros = n;
+    }
     else if (serve && a === '--config') out.config = value();
     else if (!serve && a === '--display') out.display = value();
     else if (!serve && a === '--master') out.master = value();
@@ -90,6 +99,7 @@ async function runDaemon(argv: string[], serve: boolean): Promise<void> {
     ctlOptional: !serve,
     // With a configuration, one conference whose master is away does not keep the others from starting.
     keepGoing: serve,
+    busyPollMicros: flags.busyPollMicros,
     onConferenceClosed: (_name, reason) => {
       if (!serve) resolveDone(reason);
     },

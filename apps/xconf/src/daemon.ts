@@ -19,6 +19,8 @@ export interface DaemonOptions {
   readonly keepGoing?: boolean;
   /** Called when a conference closes (its master left, or it was stopped). */
   readonly onConferenceClosed?: (name: string, reason: string) => void;
+  /** Busy-poll budget after each write, µs (ConferenceOptions.busyPollMicros; default 50, 0 = off). */
+  readonly busyPollMicros?: number;
 }
 
 interface Launched {
@@ -213,6 +215,7 @@ export class XconfServer {
         xauthorityPath: c.requireCookie ? join(this.stateDir, `${c.name}.xauth`) : undefined,
         allow: c.allow,
         log: this.log,
+        busyPollMicros: this.opts.busyPollMicros,
       });
     } catch (err) {
       if (err instanceof CtlError) throw err;
@@ -345,6 +348,8 @@ export interface XconfOptions {
   /** A ctl socket for this daemon (default: none). */
   readonly ctlSocket?: string;
   readonly log?: (line: string) => void;
+  /** Busy-poll budget after each write, µs (default 50, 0 = off; see ConferenceOptions.busyPollMicros). */
+  readonly busyPollMicros?: number;
 }
 
 export interface XconfDaemon {
@@ -368,7 +373,7 @@ export async function startXconf(opts: XconfOptions): Promise<XconfDaemon> {
     requireCookie: opts.requireCookie,
     xauthority: opts.xauthority,
   });
-  const server = await XconfServer.start(config, { log: opts.log, ctlSocket: opts.ctlSocket ?? null });
+  const server = await XconfServer.start(config, { log: opts.log, ctlSocket: opts.ctlSocket ?? null, busyPollMicros: opts.busyPollMicros });
   const hosted = server.conferences.get('default')!;
   const closed = hosted.closed.then(async (reason) => {
     await server.close(reason);

@@ -26,6 +26,8 @@ export interface HostOptions {
   /** Who may join later (by name); undefined = anyone allowed to join. */
   readonly allow?: readonly string[] | undefined;
   readonly log?: (line: string) => void;
+  /** Busy-poll budget after each write, µs (ConferenceOptions.busyPollMicros). */
+  readonly busyPollMicros?: number | undefined;
 }
 
 export class HostedConference {
@@ -68,6 +70,7 @@ export class HostedConference {
       trigger: opts.trigger,
       log: (line) => log(`[${this.name}] ${line}`),
       onClose: (reason) => this.cleanup(reason),
+      busyPollMicros: opts.busyPollMicros,
     });
   }
 

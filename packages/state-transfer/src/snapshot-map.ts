@@ -221,6 +221,14 @@ export class SnapshotMap<V = unknown> {
     const total = this.#size;
     let bucketIndex = 0;
     let closed = false;
+    // One array for every call (the contract: valid until the next call), written by index and cut to
+    // length at the end (`length = 0` would make V8 drop its backing store and regrow it every call).
+    const out: unknown[] = [];
+    let n = 0;
+    const push = (v: unknown, k: string): void => {
+      out[n++] = k;
+      out[n++] = v;
+    };
     const close = (): void => {
       if (closed) return;
       closed = true;
@@ -234,23 +242,30 @@ export class SnapshotMap<V = unknown> {
       // is read within this synchronous call, before any write can change it.
       next: (maxRecords: number): unknown[] | undefined => {
         if (closed) return undefined;
-        const out: unknown[] = [];
+        n = 0;
         const max = 2 * Math.max(1, maxRecords);
-        const push = (v: unknown, k: string): void => void out.push(k, v);
-        while (out.length < max && bucketIndex < this.#buckets.length) {
+        while (n < max && bucketIndex < this.#buckets.length) {
           const b = bucketIndex++;
           const kept = snap.preserved.get(b);
           if (kept) {
-            for (let i = 0; i < kept.length; i++) out.push(kept[i]);
+            for (let i = 0; i < kept.length; i++) out[n++] = kept[i];
             snap.preserved.delete(b);
           } else {
             this.#buckets[b]!.forEach(push);
           }
           snap.pending[b] = 0;
         }
-        if (out.length === 0) {
+        if (n === 0) {
           close();
           return undefined;
+        }
+        if (out.length !== n) out.length = n;
+        if (n > 1 << 16) {
+          // A huge bucket made this call's array large: hand it over and start a fresh one next time,
+          // so the cursor does not keep a large array alive for the rest of the transfer.
+          const big = out.slice();
+          out.length = 0;
+          return big;
         }
         return out;
       },

@@ -17,6 +17,8 @@ export interface SnapshotCursor {
    * The next records (at most `maxRecords`, at least one), or undefined when the view is exhausted.
    * With `recordWidth` W > 1 the array is flat: W consecutive items form one record (k1, v1, k2, v2, …
    * for a map), which encodes and decodes several times faster than an array of small arrays.
+   * The array is the caller's only until the next call: a cursor may reuse it (SnapshotMap does, so a
+   * transfer allocates no array per slice on the serving replica).
    */
   next(maxRecords: number): unknown[] | undefined;
   /** Items per record in what `next` returns (default 1). */

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { BusyPoll, DEFAULT_BUSY_POLL_MICROS } from './busy-poll.js';
 import { connectServer } from './server-connect.js';
 import { ApplicationSession, type SessionStats, type Upstream } from './session.js';
 import type { FocusTrigger } from './trigger.js';
@@ -15,6 +16,12 @@ export interface ConferenceOptions {
   readonly setupTimeoutMs?: number;
   /** Milliseconds a late join may wait for the servers' answers before it fails (default 30 s). */
   readonly joinTimeoutMs?: number;
+  /**
+   * Microseconds the daemon keeps polling its sockets without sleeping after each write (default 50; 0 =
+   * off). Saves the two process wake-ups a relay adds to every round trip, for at most this much CPU per
+   * burst of writes; see BusyPoll and docs/XCONFERENCE.md.
+   */
+  readonly busyPollMicros?: number;
 }
 
 /**
@@ -45,7 +52,11 @@ export class Conference {
   constructor(private readonly opts: ConferenceOptions) {
     if (opts.participants.length === 0) throw new Error('a conference needs at least a master');
     this.participants = [...opts.participants];
+    this.busyPoll = new BusyPoll(opts.busyPollMicros ?? DEFAULT_BUSY_POLL_MICROS);
   }
+
+  /** Shared by the conference's sessions: one poll per conference, re-armed by every write. */
+  private readonly busyPoll: BusyPoll;
 
   /** Names of the current participants, master first. */
   get participantNames(): string[] {
@@ -128,6 +139,7 @@ export class Conference {
       log: this.opts.log,
       setupTimeoutMs: this.opts.setupTimeoutMs,
       joinTimeoutMs: this.opts.joinTimeoutMs,
+      busyPoll: this.busyPoll,
       onClose: (s) => {
         this.sessions.delete(s);
         for (const k of Object.keys(this.finished) as Array<keyof SessionStats>) this.finished[k] += s.stats[k];

@@ -17,6 +17,7 @@ export { IdMap, LAST_PREDEFINED_ATOM } from './id-map.js';
 export { translateRequest, translateReply, translateEvent, translateError } from './translate.js';
 export { ApplicationSession, SUPPORTED_EXTENSIONS, type Upstream, type SessionOptions, type SessionStats } from './session.js';
 export { Conference, type ConferenceOptions } from './conference.js';
+export { BusyPoll, DEFAULT_BUSY_POLL_MICROS, type BusyPollClock } from './busy-poll.js';
 export { ResourceTracker, TRACKED_OPCODES, type TrackerStats, type TrackerLimits } from './resource-tracker.js';
 export { planReplay, type ReplayPlan, type PixmapImage } from './replay-plan.js';
 export { LateJoin, type JoinStats } from './late-join.js';

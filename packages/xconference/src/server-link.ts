@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { BusyPoll } from './busy-poll.js';
 import { ServerMessageFramer } from './framing.js';
 import type { IdMap } from './id-map.js';
 import type { ServerSetup } from './setup.js';
@@ -37,8 +38,9 @@ export class ServerLink {
     readonly setup: ServerSetup,
     readonly ids: IdMap,
     le: boolean,
+    poll?: BusyPoll,
   ) {
-    this.writer = new SocketWriter(socket);
+    this.writer = new SocketWriter(socket, undefined, poll);
     this.framer = new ServerMessageFramer(le);
   }
 

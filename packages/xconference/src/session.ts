@@ -1,3 +1,4 @@
+import type { BusyPoll } from './busy-poll.js';
 import type { Socket } from 'node:net';
 import { EventCategory, RequestCategory, eventCategory, requestCategory } from './categories.js';
 import { XProtocolError } from './errors.js';
@@ -64,6 +65,8 @@ export interface SessionOptions {
   readonly setupTimeoutMs?: number;
   /** Milliseconds a late join may wait for the master's and the newcomer's answers (default 30 s). */
   readonly joinTimeoutMs?: number;
+  /** Polls for answers without sleeping for a while after each write (see BusyPoll); none = sleep at once. */
+  readonly busyPoll?: BusyPoll;
 }
 
 /** Counts kept for tests and diagnostics. */
@@ -138,7 +141,7 @@ export class ApplicationSession {
     this.opts = opts;
     this.app = opts.app;
     this.nextLinkIndex = opts.upstreams.length;
-    this.appWriter = new SocketWriter(opts.app);
+    this.appWriter = new SocketWriter(opts.app, undefined, opts.busyPoll);
     // The application reads slower than the servers send: stop reading the servers until it catches up.
     this.appWriter.onBacklog = (backlogged) => {
       if (backlogged) this.stats.appBacklogs++;
@@ -201,7 +204,7 @@ export class ApplicationSession {
     }
     const master = this.links[0]!;
     const index = this.nextLinkIndex++;
-    const link = new ServerLink(index, up.name, conn.socket, conn.setup, new IdMap(master.setup, conn.setup), this.le);
+    const link = new ServerLink(index, up.name, conn.socket, conn.setup, new IdMap(master.setup, conn.setup), this.le, this.opts.busyPoll);
     this.serverAtomByName[index] = new Map();
     const join = new LateJoin(link, {
       le: this.le,
@@ -412,7 +415,7 @@ export class ApplicationSession {
         this.opts.onParticipantLost?.(this, up.name);
         return;
       }
-      const link = new ServerLink(i, up.name, r.socket, r.setup, new IdMap(master.setup, r.setup), this.le);
+      const link = new ServerLink(i, up.name, r.socket, r.setup, new IdMap(master.setup, r.setup), this.le, this.opts.busyPoll);
       this.links.push(link);
       this.serverAtomByName[i] = new Map();
     });

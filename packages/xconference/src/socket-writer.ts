@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { BusyPoll } from './busy-poll.js';
 
 /** Bytes a socket may hold unsent before its writer reports a backlog (the reader feeding it should pause). */
 export const DEFAULT_BACKLOG_BYTES = 8 * 1024 * 1024;
@@ -37,6 +38,7 @@ export class SocketWriter {
       this.socket.uncork();
     }
     bufs.length = 0;
+    this.poll?.arm();
     if (!this.backlog && this.onBacklog !== null && this.socket.writableLength > this.backlogLimit) {
       this.backlog = true;
       this.socket.once('drain', this.onDrain);
@@ -47,6 +49,8 @@ export class SocketWriter {
   constructor(
     readonly socket: Socket,
     readonly backlogLimit = DEFAULT_BACKLOG_BYTES,
+    /** Polls for the answer without sleeping for a while after each write (see BusyPoll). */
+    private readonly poll?: BusyPoll,
   ) {}
 
   /** True while the socket holds more than the limit unsent (between onBacklog(true) and onBacklog(false)). */
