@@ -1,4 +1,4 @@
-// npm run bench:xconf [-- --json] [-- --time 2 --repeat 1 --rounds 2 --cpu-round-trips 20000]
+// npm run bench:xconf [-- --json] [-- --time 2 --repeat 1 --rounds 3 --cpu-round-trips 20000]
 //
 // x11perf round-trip (-pointer: QueryPointer) and throughput (-rect10) tests, run side by side in one go:
 // directly against an Xvfb, through tandem-xconf with 1 server, and through tandem-xconf with 3 servers.
@@ -18,7 +18,7 @@ const opt = (name: string, dflt: string): string => {
 };
 const time = opt('--time', '2');
 const repeat = opt('--repeat', '1');
-const rounds = Number(opt('--rounds', '2'));
+const rounds = Number(opt('--rounds', '3'));
 const cpuRoundTrips = Number(opt('--cpu-round-trips', '20000'));
 const log = (s: string): void => {
   if (!json) console.log(s);

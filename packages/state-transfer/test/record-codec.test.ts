@@ -48,6 +48,23 @@ describe('record slices (chunk encoding)', () => {
     expect(decodeRecordSlices(small.subarray(0, end2)).map(sliceItems)).toEqual([objects]);
   });
 
+  it('a non-ASCII string late in a slice written in place (after ASCII ones were) still gives the msgpack slice', () => {
+    // Each string is written into the chunk buffer as it comes; the first that is not ASCII (é: 2 bytes,
+    // Ā: would alias "\0" in latin1, an emoji: a surrogate pair) must turn the whole slice into msgpack.
+    for (const odd of ['café', 'Ā', 'x😀y']) {
+      const items = ['key:1', 'value-1', 'key:2', odd];
+      const target = Buffer.alloc(256, 0xee);
+      const end = encodeRecordSliceInto(items, target, 5);
+      const slices = decodeRecordSlices(target.subarray(5, end));
+      expect(slices.map((x) => isTextSlice(x))).toEqual([false]);
+      expect(slices.map(sliceItems)).toEqual([items]);
+      expect(target.subarray(5, end)).toEqual(Buffer.from(encodeRecordSlice(items)));
+    }
+    // Empty strings are ASCII too.
+    const withEmpty = ['', 'v', 'k', ''];
+    expect(decodeRecordSlices(encodeRecordSlice(withEmpty)).map(sliceItems)).toEqual([withEmpty]);
+  });
+
   it('malformed chunks are RangeErrors, never a crash or a silent wrong result', () => {
     const good = Buffer.from(encodeRecordSlice(['abc', 'def']));
     expect(() => decodeRecordSlices(good.subarray(0, good.length - 1))).toThrow(RangeError);
