@@ -19,6 +19,10 @@
  * --joiner-nice N: the joiner runs N nice levels lower during each transfer (default 0; `tandem-kv rejoin`
  * has the same opt-in, RejoinOptions.joinerNice).
  * Targets: throughputMBps ≥ 100, p99Ratio ≤ 2. At the end the joiner's digest must equal the primary's.
+ * Environment knobs for experiments: BENCH_NODE_FLAGS (both children), BENCH_PRIMARY_FLAGS and
+ * BENCH_JOINER_FLAGS (one child; e.g. --single-threaded-gc, --trace-gc), BENCH_BACKLOG_ENTRIES (serving
+ * replica's backlog, default 2 000 000), BENCH_BACKLOG_STORAGE=encoded (BacklogOptions.storage),
+ * BENCH_DEBUG=1 (event-loop delay and CPU of the children every 500 ms).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

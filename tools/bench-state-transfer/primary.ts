@@ -36,7 +36,7 @@ async function serveKv(host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['
 async function main(): Promise<void> {
   const network = createRegistry([tcp()]);
   const env = nodeTransferEnv({ network });
-  const host = new ServiceHost({ service: benchKv(), env, backlog: { maxEntries: Number(process.env.BENCH_BACKLOG_ENTRIES ?? 2_000_000) } });
+  const host = new ServiceHost({ service: benchKv(), env, backlog: { maxEntries: Number(process.env.BENCH_BACKLOG_ENTRIES ?? 2_000_000), storage: process.env.BENCH_BACKLOG_STORAGE === 'encoded' ? 'encoded' : 'objects' } });
   const t0 = performance.now();
   // Fill through the request path (decoded like a request from the network), so keys and values are
   // the flat strings a replica holds, not ropes left by building them here.

@@ -62,27 +62,28 @@ const KIND_MSGPACK = 0;
 const KIND_TEXT = 1;
 const FRAME_HEADER = 6;
 
+const encoder = new TextEncoder();
+
 /** Encode one slice of flat record items: framed (text or msgpack) or, with `framed` false, legacy msgpack. */
 export function encodeRecordSlice(items: readonly unknown[], framed = true): Uint8Array {
   if (!framed) return pack(items);
-  const chars = stringChars(items);
-  if (chars >= 0) {
-    const out = Buffer.allocUnsafe(FRAME_HEADER + 4 + 4 * items.length + chars);
-    if (writeText(items, chars, out, 0) > 0) return out;
+  const text = asciiCandidate(items);
+  if (text !== undefined) {
+    const out = Buffer.allocUnsafe(FRAME_HEADER + 4 + 4 * items.length + text.length);
+    if (writeText(items, text, out, 0) > 0) return out;
   }
   return frameMsgpack(items);
 }
 
 /**
  * Encode one framed slice into `target` at `at`; returns the offset after it, or -1 when it does not
- * fit (nothing useful written). The producer's way of filling a chunk buffer without a copy per slice;
- * a text slice allocates nothing (each string is written straight into `target`).
+ * fit (nothing useful written). The producer's way of filling a chunk buffer without a copy per slice.
  */
 export function encodeRecordSliceInto(items: readonly unknown[], target: Buffer, at: number): number {
-  const chars = stringChars(items);
-  if (chars >= 0) {
-    if (at + FRAME_HEADER + 4 + 4 * items.length + chars > target.length) return -1;
-    const end = writeText(items, chars, target, at);
+  const text = asciiCandidate(items);
+  if (text !== undefined) {
+    if (at + FRAME_HEADER + 4 + 4 * items.length + text.length > target.length) return -1;
+    const end = writeText(items, text, target, at);
     if (end > 0) return end;
   }
   const framed = frameMsgpack(items);
@@ -91,52 +92,35 @@ export function encodeRecordSliceInto(items: readonly unknown[], target: Buffer,
   return at + framed.length;
 }
 
-/** The total length of the items when every item is a string, else -1. */
-function stringChars(items: readonly unknown[]): number {
-  let chars = 0;
-  for (let i = 0; i < items.length; i++) {
-    const s = items[i];
-    if (typeof s !== 'string') return -1;
-    chars += s.length;
-  }
-  return chars;
+/** All items joined (one flat string, built natively) when every item is a string, else undefined. */
+function asciiCandidate(items: readonly unknown[]): string | undefined {
+  for (let i = 0; i < items.length; i++) if (typeof items[i] !== 'string') return undefined;
+  return items.join('');
 }
 
-/** Buffer's native UTF-8 write (what msgpackr uses too); `write(s, at)` where a runtime lacks it. */
-type Utf8Writer = Buffer & { utf8Write?: (s: string, offset: number) => number };
-
 /** Write a text slice at `at` (room checked by the caller); the offset after it, or -1 when not ASCII. */
-function writeText(items: readonly unknown[], chars: number, out: Buffer, at: number): number {
+function writeText(items: readonly unknown[], text: string, out: Buffer, at: number): number {
   const n = items.length;
+  const chars = text.length;
   const payloadAt = at + FRAME_HEADER + 4 + 4 * n;
-  const w = out as Utf8Writer;
-  // Each string as UTF-8 straight into place (no joined copy on the heap: the serving replica's young
-  // generation stays quiet during a transfer). A string written in exactly its length in bytes is
-  // ASCII (any other character takes 2 or 3 bytes); the first that is not ends the text attempt, and
-  // the room for the payload is exactly `chars` bytes, so a longer encoding cannot overrun it.
-  let p = payloadAt;
-  const limit = payloadAt + chars;
-  const view = w.utf8Write ? undefined : out.subarray(0, limit);
-  let q = at + FRAME_HEADER + 4;
-  for (let i = 0; i < n; i++) {
-    const s = items[i] as string;
-    const len = s.length;
-    if (len > 0) {
-      const written = view ? view.write(s, p) : w.utf8Write!(s, p);
-      if (written !== len) return -1;
-    }
-    p += len;
-    out[q] = len;
-    out[q + 1] = len >>> 8;
-    out[q + 2] = len >>> 16;
-    out[q + 3] = len >>> 24;
-    q += 4;
-  }
+  // UTF-8 into exactly `chars` bytes: everything read and `chars` bytes written ⇔ ASCII (any other
+  // character takes 2 or 3 bytes).
+  const r = encoder.encodeInto(text, out.subarray(payloadAt, payloadAt + chars));
+  if (r.read !== chars || r.written !== chars) return -1;
   out[at] = FRAME;
   out[at + 1] = KIND_TEXT;
   out.writeUInt32LE(4 + 4 * n + chars, at + 2);
   out.writeUInt32LE(n, at + FRAME_HEADER);
-  return limit;
+  let p = at + FRAME_HEADER + 4;
+  for (let i = 0; i < n; i++) {
+    const len = (items[i] as string).length;
+    out[p] = len;
+    out[p + 1] = len >>> 8;
+    out[p + 2] = len >>> 16;
+    out[p + 3] = len >>> 24;
+    p += 4;
+  }
+  return payloadAt + chars;
 }
 
 function frameMsgpack(items: readonly unknown[]): Uint8Array {

@@ -37,4 +37,40 @@ describe('ReplicationBacklog', () => {
     b.append({ seq: 1 });
     expect(() => b.append({ seq: 3 })).toThrow(RangeError);
   });
+
+  it("'encoded' gives back equal entries, decoded afresh; 'objects' (the default) gives the same objects", () => {
+    const enc = new ReplicationBacklog<{ seq: number; body: { op: string; key: string; n: number[] } }>({ maxEntries: 10, storage: 'encoded' });
+    const obj = new ReplicationBacklog<{ seq: number; body: { op: string; key: string; n: number[] } }>({ maxEntries: 10 });
+    const entries = Array.from({ length: 5 }, (_, i) => ({ seq: i + 1, body: { op: 'set', key: `k${i}`, n: [i, i * 2] } }));
+    for (const e of entries) {
+      enc.append(e);
+      obj.append(e);
+    }
+    expect(obj.storage).toBe('objects');
+    expect(enc.read(2, 3)).toEqual(entries.slice(1, 4));
+    expect(enc.read(2, 1)[0]).not.toBe(entries[1]);
+    expect(obj.read(2, 1)[0]).toBe(entries[1]);
+    // An entry changed after append is kept as it was (it was encoded on append).
+    entries[0]!.body.key = 'changed';
+    expect(enc.read(1, 1)[0]!.body.key).toBe('k0');
+    // Without sizeOf, an encoded entry counts its encoded bytes toward maxBytes.
+    expect(enc.bytes).toBeGreaterThan(5 * 10);
+  });
+
+  it("'encoded' keeps its slab memory bounded: slabs whose entries are all evicted are freed; big entries fit", () => {
+    const b = new ReplicationBacklog<{ seq: number; p: string }>({ maxEntries: 1000, storage: 'encoded' });
+    const p = 'x'.repeat(10_000); // ~10 KB per entry: ~100 per 1 MiB slab
+    for (let s = 1; s <= 20_000; s++) b.append({ seq: s, p });
+    expect(b.size).toBe(1000);
+    expect(b.read(19_001, 2).map((e) => [e.seq, e.p.length])).toEqual([[19_001, 10_000], [19_002, 10_000]]);
+    // 1000 entries of ~10 KB need ~10 slabs; 20 000 appended would have needed ~200.
+    expect(b.slabBytes).toBeLessThanOrEqual(12 * (1 << 20));
+    const big = 'y'.repeat(3 << 20); // larger than a slab
+    b.append({ seq: 20_001, p: big });
+    b.append({ seq: 20_002, p: 'z' });
+    expect(b.read(20_001, 2).map((e) => e.p.length)).toEqual([3 << 20, 1]);
+    b.reset(50);
+    expect(b.slabBytes).toBe(0);
+    expect(b.firstSeq).toBe(51);
+  });
 });
