@@ -49,7 +49,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 64, primarySemiSpaceMB: 0, joinerNice: 0, json: false };
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 0, primarySemiSpaceMB: 0, joinerNice: 0, json: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -87,10 +87,11 @@ const execArgv = ['--conditions=@tandem/source', '--import', 'tsx'];
 
 function child(file: string, env: Record<string, string>, semiSpaceMB: number, flags: string[] = []): ChildProcess {
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  // The joiner gets a larger young generation (--semi-space-mb, default 64): it allocates millions of
-  // long-lived strings and map entries (fewer scavenges). The serving replica keeps V8's default
-  // (--primary-semi-space-mb 0): each of its scavenges pauses its requests, and with 64 MB they took
-  // 12–41 ms (--trace-gc), the p99 during a transfer; 0 = V8's default.
+  // Both children keep V8's default young generation (0 = default). The serving replica: each of its
+  // scavenges pauses its requests, and with 64 MB they took 12–41 ms (--trace-gc). The joiner: a 64 MB
+  // young generation (fewer scavenges of its millions of long-lived strings) was no better — 2026-11-29,
+  // alternated runs: medians 81 MB/s at 64 MB against 87 MB/s at 0/16 MB (joiner 1.4–1.6 against
+  // 1.0–1.4 µs CPU per record).
   const gc = semiSpaceMB > 0 ? [`--max-semi-space-size=${semiSpaceMB}`] : [];
   // BENCH_NODE_FLAGS: extra node/V8 flags for both children (diagnostics, e.g. --trace-gc).
   const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
