@@ -28,6 +28,16 @@ describe('tandem-xconf serve: configuration errors', () => {
   });
 });
 
+describe('tandem-xconf --busy-poll-us', () => {
+  it('refuses a budget that is not a whole number of microseconds up to 1 s, before starting anything', async () => {
+    for (const bad of ['-5', 'abc', '2.5', '2000000']) {
+      const r = await run(process.execPath, [...nodeArgs, '--display', ':1', '--master', ':2', '--busy-poll-us', bad], {}, 30_000);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`--busy-poll-us needs a whole number of microseconds from 0 to 1000000, got ${bad}`);
+    }
+  });
+});
+
 describe.skipIf(!haveX)('tandem-xconf serve --config with a real Xvfb', () => {
   let xvfb: XvfbProc | undefined;
   let guarded: XvfbProc | undefined;
