@@ -17,20 +17,17 @@ import { fileURLToPath } from 'node:url';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import { ServiceHost } from '../../packages/state-transfer/src/host.js';
+import { numberArg } from './args.js';
 import { benchKv, valueFor, type BenchRequest } from './kv.js';
 
-const arg = (flag: string, dflt: number): number => {
-  const i = process.argv.indexOf(flag);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const keys = arg('--keys', 1_000_000);
-const rate = arg('--rate', 2000);
-const seconds = arg('--seconds', 10);
-const maxEntries = arg('--max-entries', 100_000);
-const pairs = arg('--pairs', 2);
+const keys = numberArg('--keys', 1_000_000);
+const rate = numberArg('--rate', 2000);
+const seconds = numberArg('--seconds', 10);
+const maxEntries = numberArg('--max-entries', 100_000);
+const pairs = numberArg('--pairs', 2);
 // Short-lived garbage per request, as a real replica's transport and codecs make (the benchmark's serving
 // replica allocated about 6 KB per request: 12–15 MB between scavenges at 2000 requests/s).
-const garbageKB = arg('--garbage-kb', 6);
+const garbageKB = numberArg('--garbage-kb', 6);
 
 interface RunResult {
   storage: string;

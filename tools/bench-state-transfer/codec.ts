@@ -17,15 +17,12 @@ import { crc32 } from 'node:zlib';
 import { SnapshotMap } from '../../packages/state-transfer/src/snapshot-map.js';
 import { pack, unpackAll } from '../../packages/state-transfer/src/codec.js';
 import { decodeRecordSlices, encodeRecordSliceInto, isTextSlice, sliceItems } from '../../packages/state-transfer/src/record-codec.js';
+import { numberArg } from './args.js';
 import { valueFor } from './kv.js';
 
-const arg = (flag: string, dflt: number): number => {
-  const i = process.argv.indexOf(flag);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const keys = arg('--keys', 300_000);
-const valueSize = arg('--value-size', 100);
-const reps = arg('--reps', 5);
+const keys = numberArg('--keys', 300_000);
+const valueSize = numberArg('--value-size', 100);
+const reps = numberArg('--reps', 5);
 const chunkBytes = 512 * 1024;
 const sliceRecords = 300;
 

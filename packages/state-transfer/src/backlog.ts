@@ -165,7 +165,8 @@ export class ReplicationBacklog<E extends LogEntry = LogEntry> {
 
   /** Copy one encoded entry into the current slab (a new one when it does not fit). */
   #store(bytes: Uint8Array): void {
-    if (this.#slabUsed + bytes.length > SLAB_BYTES || this.#slabNo < 0) {
+    // (#slabUsed starts at SLAB_BYTES, and an entry larger than a slab leaves it above: both start a new one.)
+    if (this.#slabUsed + bytes.length > SLAB_BYTES) {
       this.#slabNo++;
       this.#slabs.set(this.#slabNo, Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bytes.length)));
       this.#slabUsed = 0;
@@ -175,8 +176,6 @@ export class ReplicationBacklog<E extends LogEntry = LogEntry> {
     this.#offsetOf.push(this.#slabUsed);
     this.#lengthOf.push(bytes.length);
     this.#slabUsed += bytes.length;
-    // A slab of its own is full.
-    if (bytes.length > SLAB_BYTES) this.#slabUsed = SLAB_BYTES;
   }
 
   #dropOldest(): void {

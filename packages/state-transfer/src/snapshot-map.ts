@@ -260,13 +260,6 @@ export class SnapshotMap<V = unknown> {
           return undefined;
         }
         if (out.length !== n) out.length = n;
-        if (n > 1 << 16) {
-          // A huge bucket made this call's array large: hand it over and start a fresh one next time,
-          // so the cursor does not keep a large array alive for the rest of the transfer.
-          const big = out.slice();
-          out.length = 0;
-          return big;
-        }
         return out;
       },
       close,

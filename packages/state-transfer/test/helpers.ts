@@ -1,11 +1,23 @@
 /** Test helpers: a real-time Env over a network, a kv service on SnapshotMap, and connection wrappers for faults. */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Env, Replica, Role } from '@tandem/core';
+import type { Env, Replica, ReplicationConfig, Role } from '@tandem/core';
 import type { Connection, Transport } from '@tandem/transport';
 import { createMemoryNetwork } from '@tandem/transport';
 import { z } from 'zod';
 import { mapSnapshotSupport, SnapshotMap, type HostedService, type StateMigration } from '../src/index.js';
+
+/** Replication timings for tests on one machine: fast flushes, failure detection in ~100 ms. */
+export const FAST_CONFIG: Partial<ReplicationConfig> = {
+  flushIntervalMs: 10,
+  flushMaxEntries: 16,
+  heartbeatTimeoutMs: 80,
+  ackTimeoutMs: 20,
+  maxRetransmits: 2,
+  requestTimeoutMs: 60,
+  callDeadlineMs: 8000,
+  forwardDelayMs: 1,
+};
 
 export function testEnv(network: Transport = createMemoryNetwork()): Env {
   return {

@@ -7,25 +7,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createClient, createReplica, type Client, type Replica, type ReplicationConfig, type ServiceDefinition } from '@tandem/core';
+import { createClient, createReplica, type Client, type Replica, type ServiceDefinition } from '@tandem/core';
 import { createMemoryNetwork } from '@tandem/transport';
 import { versionedStateSync, type SnapshotMap } from '../src/index.js';
-import { kvRequest, kvServiceV1, kvServiceV2, sleep, testEnv, waitRole, type KvRequest } from './helpers.js';
+import { FAST_CONFIG, kvRequest, kvServiceV1, kvServiceV2, sleep, testEnv, waitRole, type KvRequest } from './helpers.js';
 
 const reply = z.union([z.string(), z.null()]);
 const v1: ServiceDefinition<SnapshotMap<string>, KvRequest, string | null> = { ...kvServiceV1(), reply };
 const v2 = { ...kvServiceV2(), request: kvRequest, reply } as ServiceDefinition<SnapshotMap<unknown>, KvRequest, string | null>;
-
-const CONFIG: Partial<ReplicationConfig> = {
-  flushIntervalMs: 10,
-  flushMaxEntries: 16,
-  heartbeatTimeoutMs: 80,
-  ackTimeoutMs: 20,
-  maxRetransmits: 2,
-  requestTimeoutMs: 60,
-  callDeadlineMs: 8000,
-  forwardDelayMs: 1,
-};
 
 let T0 = 0;
 const replicas: Replica<unknown>[] = [];
@@ -43,7 +32,7 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
     const A = 'mem://upgrade-a';
     const B = 'mem://upgrade-b';
     const start = (service: ServiceDefinition<never, KvRequest, string | null>, listen: string, peer: string, roleHint: 'primary' | 'backup' | 'auto', nodeId: string) => {
-      const r = createReplica({ service, env: testEnv(network), listen, peer, roleHint, nodeId, config: CONFIG, stateSync: versionedStateSync(service) });
+      const r = createReplica({ service, env: testEnv(network), listen, peer, roleHint, nodeId, config: FAST_CONFIG, stateSync: versionedStateSync(service) });
       replicas.push(r as Replica<unknown>);
       r.on((e) => process.env.DBG && console.log(`${Date.now() - T0} ms ${nodeId} ${JSON.stringify(e)}`));
       return r as Replica<unknown>;
@@ -63,7 +52,7 @@ describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
     const failures: string[] = [];
     const acknowledged = new Map<string, string>();
     const workers = [0, 1, 2, 3].map(async (w) => {
-      const c = createClient({ service: v1, env: testEnv(network), servers: [A, B], config: CONFIG });
+      const c = createClient({ service: v1, env: testEnv(network), servers: [A, B], config: FAST_CONFIG });
       clients.push(c);
       for (let i = 0; !stop && i < 100_000; i++) {
         const key = `w${w}:${i % 50}`;

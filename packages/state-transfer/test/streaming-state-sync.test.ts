@@ -18,24 +18,12 @@ import {
   type Message,
   type Replica,
   type ReplicaEvent,
-  type ReplicationConfig,
   type StateSync,
 } from '@tandem/core';
 import { createMemoryNetwork, type Connection, type Transport } from '@tandem/transport';
 import { streamingStateSync, type SnapshotMap, type StreamingStateSync, type TransferProgress } from '../src/index.js';
-import { kvServiceV1, sleep, testEnv, waitRole, type KvRequest } from './helpers.js';
+import { FAST_CONFIG, kvServiceV1, sleep, testEnv, waitRole, type KvRequest } from './helpers.js';
 import type { ServiceDefinition } from '@tandem/core';
-
-const CONFIG: Partial<ReplicationConfig> = {
-  flushIntervalMs: 10,
-  flushMaxEntries: 16,
-  heartbeatTimeoutMs: 80,
-  ackTimeoutMs: 20,
-  maxRetransmits: 2,
-  requestTimeoutMs: 60,
-  callDeadlineMs: 8000,
-  forwardDelayMs: 1,
-};
 
 const kv = defineService({
   name: 'kv-stream',
@@ -146,8 +134,8 @@ async function rig(syncA: StateSync, syncB: StateSync): Promise<Rig> {
   const env = testEnv(network);
   const addrA = `mem://stream-a${n}`;
   const addrB = `mem://stream-b${n}`;
-  const a = createReplica({ service: kv, env: envA, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: CONFIG, stateSync: syncA });
-  const b = createReplica({ service: kv, env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: CONFIG, stateSync: syncB });
+  const a = createReplica({ service: kv, env: envA, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: FAST_CONFIG, stateSync: syncA });
+  const b = createReplica({ service: kv, env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: FAST_CONFIG, stateSync: syncB });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));
   b.on((e) => events.b.push(e));
@@ -160,7 +148,7 @@ async function rig(syncA: StateSync, syncB: StateSync): Promise<Rig> {
 }
 
 function client(r: Rig): Client<Req, Rep> {
-  const c = createClient({ service: kv, env: r.env, servers: [r.addrA, r.addrB], config: CONFIG });
+  const c = createClient({ service: kv, env: r.env, servers: [r.addrA, r.addrB], config: FAST_CONFIG });
   stoppers.push(() => c.close());
   return c;
 }
@@ -261,9 +249,9 @@ describe('streamingStateSync: a core replica rejoins through the streaming engin
     const env = testEnv(network);
     const n = ++rigNo;
     const [addrA, addrB] = [`mem://rec-a${n}`, `mem://rec-b${n}`];
-    const a = createReplica({ service: svcA, env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: CONFIG, stateSync: streamingStateSync({ service: svcA, server: { chunkBytes: 16 * 1024 } }) });
+    const a = createReplica({ service: svcA, env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: FAST_CONFIG, stateSync: streamingStateSync({ service: svcA, server: { chunkBytes: 16 * 1024 } }) });
     const syncB = streamingStateSync({ service: base, onEvent: (e) => e.side === 'joiner' && e.type === 'meta' && formats.push(e.format) });
-    const b = createReplica({ service: base, env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: CONFIG, stateSync: syncB });
+    const b = createReplica({ service: base, env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: FAST_CONFIG, stateSync: syncB });
     const joins: ReplicaEvent[] = [];
     a.on((e) => e.type === 'peer-joined' && joins.push(e));
     stoppers.push(
@@ -271,7 +259,7 @@ describe('streamingStateSync: a core replica rejoins through the streaming engin
       () => b.stop(),
     );
     await a.start();
-    const c = createClient({ service: base, env, servers: [addrA, addrB], config: CONFIG });
+    const c = createClient({ service: base, env, servers: [addrA, addrB], config: FAST_CONFIG });
     stoppers.push(() => c.close());
     for (let i = 0; i < 4000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, k) => c.call({ op: 'set', key: `k${i + k}`, value: 'v'.repeat(40) })));
     let running = true;

@@ -2,18 +2,17 @@
 // instead of queueing without bound, and everything arrives, in order, once the participant catches up.
 // Likewise an application that does not read: the daemon stops reading the servers.
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { Conference } from './conference.js';
+import type { Conference } from './conference.js';
 import { DEFAULT_BACKLOG_BYTES } from './socket-writer.js';
-import { FakeXServer, listenForApplications, upstreamOf, type AppListener } from './test-fake-x-server.js';
+import { FakeXServer, startConference, type TestConference } from './test-fake-x-server.js';
 import { RawXClient } from './test-x-client.js';
-import { parseFocusTrigger } from './trigger.js';
 
 const OP_NO_OPERATION = 127;
 const REQUEST_BYTES = 64 * 1024;
 
 let servers: FakeXServer[];
 let conference: Conference;
-let listener: AppListener;
+let rig: TestConference;
 let client: RawXClient | null = null;
 
 beforeEach(async () => {
@@ -21,24 +20,18 @@ beforeEach(async () => {
     new FakeXServer('master', { base: 0x400000, root: 0x50d, atomBase: 300, bigReqOpcode: 133 }),
     new FakeXServer('slow', { base: 0x200000, root: 0x42, atomBase: 500, bigReqOpcode: 134 }),
   ];
-  await Promise.all(servers.map((s) => s.start()));
-  conference = new Conference({
-    participants: servers.map(upstreamOf),
-    trigger: parseFocusTrigger('none'),
-  });
-  listener = await listenForApplications(conference);
+  rig = await startConference(servers);
+  conference = rig.conference;
 });
 
 afterEach(async () => {
   client?.close();
-  conference.close('test over');
-  await listener.close();
-  await Promise.all(servers.map((s) => s.stop()));
+  await rig.close();
 });
 
 it('a slow participant pauses the application instead of growing the daemon\'s buffers; all arrives afterwards', async () => {
   const [master, slow] = servers as [FakeXServer, FakeXServer];
-  client = await RawXClient.open(listener.port);
+  client = await RawXClient.open(rig.port);
   const c = client;
   // BIG-REQUESTS is not needed: a 64 KiB request fits the core length field (16383 words = 65532 bytes).
   const body = Buffer.alloc(REQUEST_BYTES - 8);
@@ -68,7 +61,7 @@ it('a slow participant pauses the application instead of growing the daemon\'s b
 
 it('an application that does not read pauses the servers instead of growing the daemon\'s buffers', async () => {
   const [master] = servers as [FakeXServer, FakeXServer];
-  client = await RawXClient.open(listener.port);
+  client = await RawXClient.open(rig.port);
   const c = client;
   await c.until(() => conference.applications.length === 1 && conference.applications[0]!.participants.length === 2);
   const session = conference.applications[0]!;

@@ -1,7 +1,7 @@
 import { createServer, connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Conference } from './conference.js';
-import { FakeXServer, listenForApplications, upstreamOf, type AppListener } from './test-fake-x-server.js';
+import { FakeXServer, listenForApplications, startConference, upstreamOf, type TestConference } from './test-fake-x-server.js';
 import { RawXClient } from './test-x-client.js';
 import { parseFocusTrigger } from './trigger.js';
 
@@ -11,7 +11,7 @@ let master: FakeXServer;
 let p1: FakeXServer;
 let p3: FakeXServer;
 let conference: Conference;
-let listener: AppListener;
+let rig: TestConference;
 let port: number;
 let closedReason: string | null;
 let clients: RawXClient[];
@@ -23,25 +23,23 @@ beforeEach(async () => {
   master = new FakeXServer('master', { base: 0x400000, root: 0x50d, atomBase: 300, bigReqOpcode: 133 });
   p1 = new FakeXServer('p1', { base: 0x200000, root: 0x42, atomBase: 500, bigReqOpcode: 134 });
   p3 = new FakeXServer('p3', { base: 0x600000, root: 0x77, atomBase: 700, bigReqOpcode: 135 });
-  await Promise.all([master.start(), p1.start(), p3.start()]);
+  await p3.start(); // joins later
   closedReason = null;
   clients = [];
   logs = [];
-  conference = new Conference({
-    participants: [up(master), up(p1)],
+  rig = await startConference([master, p1], {
     trigger: parseFocusTrigger('ctrl+alt+f'),
     onClose: (r) => (closedReason = r),
     log: (l) => logs.push(l),
   });
-  listener = await listenForApplications(conference);
-  port = listener.port;
+  conference = rig.conference;
+  port = rig.port;
 });
 
 afterEach(async () => {
   for (const c of clients) c.close();
-  conference.close('test over');
-  await listener.close();
-  await Promise.all([master.stop(), p1.stop(), p3.stop()]);
+  await rig.close();
+  await p3.stop();
 });
 
 async function app(): Promise<RawXClient> {

@@ -1,14 +1,13 @@
 // With three servers, replies that the master (or the focus) gives never wait for participants that do not
 // answer: a participant holding every reply back does not delay the application.
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { Conference } from './conference.js';
-import { FakeXServer, listenForApplications, upstreamOf, type AppListener } from './test-fake-x-server.js';
+import type { Conference } from './conference.js';
+import { FakeXServer, startConference, type TestConference } from './test-fake-x-server.js';
 import { RawXClient } from './test-x-client.js';
-import { parseFocusTrigger } from './trigger.js';
 
 let servers: FakeXServer[];
 let conference: Conference;
-let listener: AppListener;
+let rig: TestConference;
 let client: RawXClient | null = null;
 
 beforeEach(async () => {
@@ -17,24 +16,18 @@ beforeEach(async () => {
     new FakeXServer('p1', { base: 0x200000, root: 0x42, atomBase: 500, bigReqOpcode: 134 }),
     new FakeXServer('p2', { base: 0x400000, root: 0x50d, atomBase: 300, bigReqOpcode: 133 }),
   ];
-  await Promise.all(servers.map((s) => s.start()));
-  conference = new Conference({
-    participants: servers.map(upstreamOf),
-    trigger: parseFocusTrigger('none'),
-  });
-  listener = await listenForApplications(conference);
+  rig = await startConference(servers);
+  conference = rig.conference;
 });
 
 afterEach(async () => {
   client?.close();
-  conference.close('test over');
-  await listener.close();
-  await Promise.all(servers.map((s) => s.stop()));
+  await rig.close();
 });
 
 it('answers from the master are not held back by participants that never answer', async () => {
   const [master, p1, p2] = servers as [FakeXServer, FakeXServer, FakeXServer];
-  client = await RawXClient.open(listener.port);
+  client = await RawXClient.open(rig.port);
   const c = client;
   p1.holdReplies = true;
   p2.holdReplies = true;

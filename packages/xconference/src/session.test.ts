@@ -1,7 +1,7 @@
 import { createServer, connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Conference } from './conference.js';
-import { FakeXServer, listenForApplications, upstreamOf, type AppListener } from './test-fake-x-server.js';
+import { FakeXServer, listenForApplications, startConference, upstreamOf, type TestConference } from './test-fake-x-server.js';
 import { RawXClient } from './test-x-client.js';
 import { parseFocusTrigger } from './trigger.js';
 
@@ -11,7 +11,7 @@ let master: FakeXServer;
 let p1: FakeXServer;
 let p2: FakeXServer;
 let conference: Conference;
-let listener: AppListener;
+let rig: TestConference;
 let port: number;
 let closedReason: string | null;
 let clients: RawXClient[];
@@ -20,23 +20,16 @@ beforeEach(async () => {
   master = new FakeXServer('master', { base: 0x400000, root: 0x50d, atomBase: 300, bigReqOpcode: 133, errorOpcodes: [10] });
   p1 = new FakeXServer('p1', { base: 0x200000, root: 0x42, atomBase: 500, bigReqOpcode: 134, errorOpcodes: [10] });
   p2 = new FakeXServer('p2', { base: 0x400000, root: 0x50d, atomBase: 300, bigReqOpcode: 133, errorOpcodes: [10] });
-  await Promise.all([master.start(), p1.start(), p2.start()]);
   closedReason = null;
   clients = [];
-  conference = new Conference({
-    participants: [master, p1, p2].map(upstreamOf),
-    trigger: parseFocusTrigger('ctrl+alt+f'),
-    onClose: (r) => (closedReason = r),
-  });
-  listener = await listenForApplications(conference);
-  port = listener.port;
+  rig = await startConference([master, p1, p2], { trigger: parseFocusTrigger('ctrl+alt+f'), onClose: (r) => (closedReason = r) });
+  conference = rig.conference;
+  port = rig.port;
 });
 
 afterEach(async () => {
   for (const c of clients) c.close();
-  conference.close('test over');
-  await listener.close();
-  await Promise.all([master.stop(), p1.stop(), p2.stop()]);
+  await rig.close();
 });
 
 async function app(le = true): Promise<RawXClient> {

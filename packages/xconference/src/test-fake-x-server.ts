@@ -1,11 +1,12 @@
 // Test helper (not built): a tiny X server on 127.0.0.1 that answers a handful of requests, records what
 // it receives, and can emit events and errors — enough to check routing, filtering and translation.
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { Conference } from './conference.js';
+import { Conference, type ConferenceOptions } from './conference.js';
 import type { Upstream } from './session.js';
 import { RequestFramer } from './framing.js';
 import { parseClientSetup } from './setup.js';
 import { encodeServerSetup, screen } from './test-setup-builder.js';
+import { parseFocusTrigger } from './trigger.js';
 import { read16, write16, write32 } from './wire.js';
 
 export interface Received {
@@ -223,5 +224,33 @@ export async function listenForApplications(conference: Conference): Promise<App
   return {
     port: (server.address() as { port: number }).port,
     close: () => new Promise<void>((res) => server.close(() => res())),
+  };
+}
+
+/** A conference of fake servers with a listener for its applications (tests). */
+export interface TestConference {
+  readonly conference: Conference;
+  /** The listener's port: applications connect here. */
+  readonly port: number;
+  /** Closes the conference and the listener, and stops the participants' servers. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `participants` (master first), a conference of them (trigger `none` unless given) and a
+ * listener that hands it every connection.
+ */
+export async function startConference(participants: readonly FakeXServer[], options: Partial<Omit<ConferenceOptions, 'participants'>> = {}): Promise<TestConference> {
+  await Promise.all(participants.map((s) => s.start()));
+  const conference = new Conference({ trigger: parseFocusTrigger('none'), ...options, participants: participants.map(upstreamOf) });
+  const listener = await listenForApplications(conference);
+  return {
+    conference,
+    port: listener.port,
+    close: async () => {
+      conference.close('test over');
+      await listener.close();
+      await Promise.all(participants.map((s) => s.stop()));
+    },
   };
 }
