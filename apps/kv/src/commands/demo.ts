@@ -119,10 +119,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     phase = 'rejoin';
     await sleep(d * 0.15);
     const restartAt = workload.now();
+    const primaryEventsBefore = pair.b.events.length;
     pair.spawn('a', 'backup', { command: 'rejoin' });
     say(`  restarted a (pid ${pair.a.pid}) with "tandem-kv rejoin": it finds b serving and streams b's state while b serves`);
     await pair.a.waitForRole(['backup'], 45_000); // process start + stream + catch-up on a loaded host
     const rejoinMs = workload.now() - restartAt;
+    // The two processes report on separate pipes: a's "backup" can arrive before b's "peer-joined" (how it
+    // admitted a). Wait briefly for the latter so the summary can say how a joined.
+    await pair.b.waitForEvent((e) => e.event === 'peer-joined' && pair.b.events.indexOf(e) >= primaryEventsBefore, 2000, 'peer-joined').catch(() => undefined);
     const rejoined = rejoinSummary(pair.a, pair.b);
     say(
       rejoined.via === 'stream'
@@ -178,7 +182,7 @@ export function describeDemo(r: DemoResult): string {
     `  lost                ${r.lost}   (acknowledged writes missing from the serving replica)`,
     `  duplicated          ${r.duplicated}   (writes applied more than once)`,
     `  failover            p50 ${r.failoverMs.p50} ms, max ${r.failoverMs.max} ms (SIGKILL → first reply from the new primary, ${r.failoverMs.clients} clients)`,
-    `  rejoin              ${r.rejoinMs} ms (restart → backup; ${r.rejoin.via === 'stream' ? `state streamed: snapshot at seq ${r.rejoin.snapshotSeq}, verified at ${r.rejoin.verifiedSeq}, joined by ${r.rejoin.joinMode}` : `state via ${r.rejoin.via}`})`,
+    `  rejoin              ${r.rejoinMs} ms (restart → backup; ${r.rejoin.via === 'stream' ? `state streamed: snapshot at seq ${r.rejoin.snapshotSeq}, verified at ${r.rejoin.verifiedSeq}, joined by ${r.rejoin.joinMode ?? '?'}` : `state via ${r.rejoin.via}`})`,
     `  final epoch / seq   ${r.epoch} / ${r.appliedSeq}`,
     `  state digests       a ${r.digests.a}  b ${r.digests.b}  ${r.digests.equal ? 'equal' : 'DIFFERENT'}`,
   ];
