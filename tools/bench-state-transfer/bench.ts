@@ -4,24 +4,31 @@
  *
  *   npm run bench:state-transfer -- [--keys N] [--value-size B] [--rate R] [--baseline-ms MS]
  *                                    [--chunk-bytes B] [--slice-bytes B] [--slice-ms MS] [--window W] [--max-mbps M] [--rounds R]
- *                                    [--semi-space-mb MB] [--primary-semi-space-mb MB] [--joiner-nice N] [--json]
+ *                                    [--semi-space-mb MB] [--primary-semi-space-mb MB] [--joiner-nice N] [--joiner-sched normal|idle]
+ *                                    [--warmup-rounds N] [--state slab|map] [--json]
  *
  * Three processes on 127.0.0.1 (TCP): a serving replica holding N keys (child), a joining replica
  * (child, started before any measurement and idle until told to join), and this process, which sends
  * kv requests to the serving replica at a fixed rate (open loop) and measures each one's latency.
- * Each of `--rounds` rounds (default 3) measures the serving replica's latency for `--baseline-ms`
+ * First `--warmup-rounds` (default 1) whole rounds whose figures are reported (`warmups`) but not
+ * counted: the first transfer of a process runs cold code on both sides (in 2026-11-29 runs its p99 was
+ * 15–40 ms against 4–8 ms in later rounds). Then each of `--rounds` rounds (default 3) measures the serving replica's latency for `--baseline-ms`
  * without a transfer, then while a fresh joiner state receives the whole state, catches up and
  * verifies. Alternating the two phases keeps slow drifts of a shared machine out of the ratio.
  * Printed, side by side from the one run:
  *   throughputMBps = median over rounds of snapshot bytes / time from the joiner's start to the
  *                    snapshot being installed
  *   p99Ratio       = p99 of every latency during transfers / p99 of every latency without one
- * --joiner-nice N: the joiner runs N nice levels lower during each transfer (default 0; `tandem-kv rejoin`
- * has the same opt-in, RejoinOptions.joinerNice).
+ * --state: what both replicas keep the state in — 'slab' (default: SlabMap, entries as bytes outside the
+ * V8 heap, streamed as packed slices) or 'map' (SnapshotMap of strings, streamed as text slices).
+ * --joiner-nice N: every thread of the joiner runs N nice levels lower during each transfer (default
+ * 19: a joiner is background work, and on this rig it shares two cores with the serving replica and the
+ * load generator; 0 = compete at normal priority; `tandem-kv rejoin` has the same opt-in,
+ * RejoinOptions.joinerNice, default 0). --joiner-sched idle starts the joiner under SCHED_IDLE (chrt).
  * Targets: throughputMBps ≥ 100, p99Ratio ≤ 2. At the end the joiner's digest must equal the primary's.
  * Environment knobs for experiments: BENCH_NODE_FLAGS (both children), BENCH_PRIMARY_FLAGS and
  * BENCH_JOINER_FLAGS (one child; e.g. --single-threaded-gc, --trace-gc), BENCH_BACKLOG_ENTRIES (serving
- * replica's backlog, default 2 000 000), BENCH_BACKLOG_STORAGE=encoded (BacklogOptions.storage),
+ * replica's backlog, default the library's 100 000), BENCH_BACKLOG_STORAGE=encoded (BacklogOptions.storage),
  * BENCH_DEBUG=1 (event-loop delay and CPU of the children every 500 ms).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -45,11 +52,14 @@ interface Args {
   semiSpaceMB: number;
   primarySemiSpaceMB: number;
   joinerNice: number;
+  warmupRounds: number;
+  joinerSched: 'normal' | 'idle';
+  state: 'slab' | 'map';
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 0, primarySemiSpaceMB: 0, joinerNice: 0, json: false };
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 0, primarySemiSpaceMB: 0, joinerNice: 19, warmupRounds: 1, joinerSched: 'normal', state: 'slab', json: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -57,6 +67,13 @@ function parseArgs(argv: string[]): Args {
       process.exit(2);
     }
     return n;
+  };
+  const choice = <T extends string>(flag: string, v: string | undefined, options: readonly T[]): T => {
+    if (!options.includes(v as T)) {
+      console.error(`${flag} needs one of: ${options.join(', ')}`);
+      process.exit(2);
+    }
+    return v as T;
   };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i]!;
@@ -74,6 +91,9 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--semi-space-mb') a.semiSpaceMB = Number(argv[++i]);
     else if (f === '--primary-semi-space-mb') a.primarySemiSpaceMB = Number(argv[++i]);
     else if (f === '--joiner-nice') a.joinerNice = Number(argv[++i]);
+    else if (f === '--warmup-rounds') a.warmupRounds = Number(argv[++i]);
+    else if (f === '--joiner-sched') a.joinerSched = choice(f, argv[++i], ['normal', 'idle'] as const);
+    else if (f === '--state') a.state = choice(f, argv[++i], ['slab', 'map'] as const);
     else {
       console.error(`unknown argument ${f}`);
       process.exit(2);
@@ -83,6 +103,9 @@ function parseArgs(argv: string[]): Args {
 }
 
 const here = fileURLToPath(new URL('.', import.meta.url));
+/** The --state of this run, handed to both children. */
+let stateKind: 'slab' | 'map' = 'slab';
+let joinerSchedIdle = false;
 const execArgv = ['--conditions=@tandem/source', '--import', 'tsx'];
 
 function child(file: string, env: Record<string, string>, semiSpaceMB: number, flags: string[] = []): ChildProcess {
@@ -95,7 +118,10 @@ function child(file: string, env: Record<string, string>, semiSpaceMB: number, f
   const gc = semiSpaceMB > 0 ? [`--max-semi-space-size=${semiSpaceMB}`] : [];
   // BENCH_NODE_FLAGS: extra node/V8 flags for both children (diagnostics, e.g. --trace-gc).
   const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
-  return fork(here + file, [], { execArgv: [...execArgv, ...gc, ...flags, ...extra, ...prof], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // --joiner-sched idle: start the joiner under SCHED_IDLE (util-linux chrt): it runs only when a core is
+  // otherwise idle, and a waking serving replica preempts it at once (nice values only reweight shares).
+  const wrap = file === 'joiner.ts' && joinerSchedIdle ? { execPath: 'chrt', execArgvPre: ['--idle', '0', process.execPath] } : undefined;
+  return fork(here + file, [], { ...(wrap ? { execPath: wrap.execPath } : {}), execArgv: [...(wrap?.execArgvPre ?? []), ...execArgv, ...gc, ...flags, ...extra, ...prof], env: { ...process.env, BENCH_STATE: stateKind, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeoutMs: number): Promise<Extract<ChildReport, { t: T }>> {
@@ -190,6 +216,8 @@ class LoadClient {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  stateKind = args.state;
+  joinerSchedIdle = args.joinerSched === 'idle';
   const log = (s: string): void => {
     if (!args.json) console.log(s);
   };
@@ -203,7 +231,7 @@ async function main(): Promise<void> {
       BENCH_SLICE_BYTES: String(args.sliceBytes),
       BENCH_SLICE_MS: String(args.sliceMs),
       BENCH_MAX_BPS: String(args.maxMBps * 1e6),
-    }, args.primarySemiSpaceMB, (process.env.BENCH_PRIMARY_FLAGS ?? '').split(/\s+/).filter(Boolean));
+    }, args.primarySemiSpaceMB, ['--expose-gc', ...(process.env.BENCH_PRIMARY_FLAGS ?? '').split(/\s+/).filter(Boolean)]);
     procs.push(primary);
     const ready = await nextReport(primary, 'ready', 300_000);
     log(`  filled in ${ready.fillMs.toFixed(0)} ms; kv at ${ready.kvAddress}, state transfer at ${ready.transferAddress}`);
@@ -226,8 +254,10 @@ async function main(): Promise<void> {
     const duringAll: number[] = [];
     const rounds: { throughputMBps: number; p99BaselineMs: number; p99DuringMs: number; snapshotMs: number; joinerCpuUsPerRecord: number; primaryCpuUsPerRecord: number; entries: number }[] = [];
     let joined: Extract<ChildReport, { t: 'joined' }> | undefined;
-    for (let round = 1; round <= args.rounds; round++) {
-      log(`round ${round}: ${args.rate} req/s for ${args.baselineMs} ms without a transfer, then during one…`);
+    const warmups: typeof rounds = [];
+    for (let round = 1 - args.warmupRounds; round <= args.rounds; round++) {
+      const warmup = round <= 0;
+      log(`${warmup ? 'warm-up round (not counted)' : `round ${round}`}: ${args.rate} req/s for ${args.baselineMs} ms without a transfer, then during one…`);
       const base = load.start();
       await new Promise((r) => setTimeout(r, args.baselineMs));
       const baseLat = (await base.stop()).sort((a, b) => a - b);
@@ -239,9 +269,11 @@ async function main(): Promise<void> {
       const duringLat = (await during.stop()).sort((a, b) => a - b);
       primary.send({ t: 'cpu' });
       const primaryCpuMs = (await nextReport(primary, 'cpu', 10_000)).cpuMs - cpuBefore;
-      baseAll.push(...baseLat);
-      duringAll.push(...duringLat);
-      rounds.push({
+      if (!warmup) {
+        baseAll.push(...baseLat);
+        duringAll.push(...duringLat);
+      }
+      (warmup ? warmups : rounds).push({
         throughputMBps: Number((joined.bytes / 1e6 / (joined.snapshotMs / 1000)).toFixed(1)),
         p99BaselineMs: Number(percentile(baseLat, 99).toFixed(3)),
         p99DuringMs: Number(percentile(duringLat, 99).toFixed(3)),
@@ -252,7 +284,8 @@ async function main(): Promise<void> {
         primaryCpuUsPerRecord: Number(((primaryCpuMs * 1000) / Math.max(1, joined.records)).toFixed(3)),
         entries: joined.entries,
       });
-      log(`  ${rounds.at(-1)!.throughputMBps} MB/s; p99 ${rounds.at(-1)!.p99BaselineMs} ms → ${rounds.at(-1)!.p99DuringMs} ms`);
+      const last = (warmup ? warmups : rounds).at(-1)!;
+      log(`  ${last.throughputMBps} MB/s; p99 ${last.p99BaselineMs} ms → ${last.p99DuringMs} ms`);
     }
     if (!joined) throw new Error('no rounds');
     const baseLat = baseAll.sort((a, b) => a - b);
@@ -288,6 +321,7 @@ async function main(): Promise<void> {
       requestsBaseline: baseLat.length,
       requestsDuring: duringLat.length,
       failedRequests: failed,
+      state: args.state,
       keys: args.keys,
       valueSize: args.valueSize,
       snapshotBytes: joined.bytes,
@@ -305,9 +339,11 @@ async function main(): Promise<void> {
       semiSpaceMB: args.semiSpaceMB,
       primarySemiSpaceMB: args.primarySemiSpaceMB,
       joinerNice: args.joinerNice,
+      joinerSched: args.joinerSched,
       maxMBps: args.maxMBps || null,
       rate: args.rate,
       rounds,
+      warmups,
       targets: { throughputMBps: 100, p99Ratio: 2 },
     };
     if (args.json) {

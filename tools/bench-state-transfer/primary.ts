@@ -36,12 +36,20 @@ async function serveKv(host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['
 async function main(): Promise<void> {
   const network = createRegistry([tcp()]);
   const env = nodeTransferEnv({ network });
-  const host = new ServiceHost({ service: benchKv(), env, backlog: { maxEntries: Number(process.env.BENCH_BACKLOG_ENTRIES ?? 2_000_000), storage: process.env.BENCH_BACKLOG_STORAGE === 'encoded' ? 'encoded' : 'objects' } });
+  // The catch-up backlog keeps the library's default size (100 000 entries: 50 s of this load, a transfer
+  // takes a few) unless BENCH_BACKLOG_ENTRIES says otherwise. It used to be 2 000 000, which kept the
+  // whole fill (1M requests with their 100-byte values) as objects on the heap: ~360 MB of old generation
+  // that made every scavenge and marking of the serving replica slow, with or without a transfer.
+  const backlogEntries = process.env.BENCH_BACKLOG_ENTRIES ? Number(process.env.BENCH_BACKLOG_ENTRIES) : undefined;
+  const host = new ServiceHost({ service: benchKv(), env, backlog: { ...(backlogEntries ? { maxEntries: backlogEntries } : {}), storage: process.env.BENCH_BACKLOG_STORAGE === 'encoded' ? 'encoded' : 'objects' } });
   const t0 = performance.now();
   // Fill through the request path (decoded like a request from the network), so keys and values are
   // the flat strings a replica holds, not ropes left by building them here.
   for (let i = 0; i < keys; i++) host.execute(packr.unpack(packr.pack({ op: 'set', key: `key:${i}`, value: valueFor(i, valueSize) })) as BenchRequest);
   const fillMs = performance.now() - t0;
+  // Setup, not measured: collect the fill's garbage now (a serving replica in steady state), rather than
+  // in the middle of the first measured phase. The orchestrator starts this child with --expose-gc.
+  (globalThis as { gc?: () => void }).gc?.();
   const maxBytesPerSecond = Number(process.env.BENCH_MAX_BPS ?? 0);
   const server = new StateTransferServer({ env, source: host, chunkBytes, sliceBytes, sliceMs, maxBytesPerSecond });
   const transferAddress = await server.listen('tcp://127.0.0.1:0');
@@ -54,6 +62,7 @@ async function main(): Promise<void> {
     if (m.t === 'cpu') {
       const c = process.cpuUsage();
       send({ t: 'cpu', cpuMs: (c.user + c.system) / 1000 });
+      if (process.env.BENCH_TRANSFER_PROF) void profileTransferPhases(process.env.BENCH_TRANSFER_PROF);
     }
   });
   if (process.env.BENCH_DEBUG) {
@@ -75,3 +84,27 @@ main().catch((err: Error) => {
   send({ t: 'error', message: err.stack ?? err.message });
   process.exit(1);
 });
+
+/**
+ * BENCH_TRANSFER_PROF=dir: a CPU profile of the serving replica during each transfer phase only (the
+ * orchestrator's 'cpu' messages bracket them), written to dir/transfer-N.cpuprofile.
+ */
+let profiler: import('node:inspector').Session | undefined;
+let profiles = 0;
+async function profileTransferPhases(dir: string): Promise<void> {
+  const inspector = await import('node:inspector');
+  const { writeFileSync } = await import('node:fs');
+  if (!profiler) {
+    profiler = new inspector.Session();
+    profiler.connect();
+    profiler.post('Profiler.enable');
+    profiler.post('Profiler.start');
+    return;
+  }
+  const session = profiler;
+  profiler = undefined;
+  session.post('Profiler.stop', (err, r) => {
+    if (!err) writeFileSync(`${dir}/transfer-${++profiles}.cpuprofile`, JSON.stringify(r.profile));
+    session.disconnect();
+  });
+}

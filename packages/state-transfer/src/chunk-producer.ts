@@ -8,7 +8,8 @@ import { Buffer } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 import { chunkChecksum, WholeStateChecksum } from './checksum.js';
 import { pack } from './codec.js';
-import { encodeRecordSlice, encodeRecordSliceInto } from './record-codec.js';
+import { encodeRecordSlice, encodeRecordSliceInto, framePackedSlice, PACKED_SLICE_OVERHEAD } from './record-codec.js';
+import { isPackedCursor } from './slab-map.js';
 import { yieldToEventLoop, type TransferEnv } from './env.js';
 import { encodeMessage, type ChunkMsg } from './messages.js';
 import type { CapturedState } from './source.js';
@@ -23,6 +24,8 @@ export interface ChunkSizing {
   sliceMs?: number;
   /** Write record slices framed, with the text fast path (the joiner announced 'text-slices'). */
   framedSlices?: boolean;
+  /** Copy records as packed slices when the cursor can (the joiner announced 'packed-records'; needs framedSlices). */
+  packedSlices?: boolean;
 }
 
 /** Free bytes in front of a pooled chunk's data, for its message header. */
@@ -106,6 +109,7 @@ export class ChunkProducer {
     // Each slice: read records, encode them into the chunk buffer, fold them into the chunk's CRC —
     // then yield, so a request waits at most one slice (about sliceMs) for the transfer.
     const framed = this.#sizing.framedSlices === true;
+    const packed = framed && this.#sizing.packedSlices === true && isPackedCursor(body.cursor) ? body.cursor : undefined;
     const parts: Uint8Array[] = [];
     let buf = framed ? this.#takeBuffer() : undefined;
     let size = 0;
@@ -115,6 +119,32 @@ export class ChunkProducer {
     const sliceMs = this.#sizing.sliceMs ?? 0.5;
     while (size < this.#sizing.chunkBytes) {
       if (slices > 0) await yieldToEventLoop(this.#env);
+      if (packed && buf) {
+        // Whole runs of records copied from the state's own bytes (no per-record encoding).
+        // A slice may run past chunkBytes into the buffer's spare room (the chunk ends after it).
+        const room = Math.max(1, Math.min(this.#sizing.sliceBytes, buf.length - size - PACKED_SLICE_OVERHEAD));
+        let r = packed.nextPacked(buf, size + PACKED_SLICE_OVERHEAD, room);
+        if (r && r.records === 0) {
+          // One record larger than a slice: end this chunk before it, or give it a bigger buffer.
+          if (size > 0) break;
+          const need = r.needBytes ?? room;
+          const bigger = this.#takeBuffer(size + PACKED_SLICE_OVERHEAD + need);
+          buf.copy(bigger, 0, 0, size);
+          this.#recycle(buf);
+          buf = bigger;
+          r = packed.nextPacked(buf, size + PACKED_SLICE_OVERHEAD, need);
+        }
+        if (!r || r.records === 0) {
+          this.#stateDone = true;
+          break;
+        }
+        const end = framePackedSlice(buf, size, r.records, r.bytes);
+        crc = crc32(buf.subarray(size, end), crc);
+        size = end;
+        records += r.records;
+        slices++;
+        continue;
+      }
       const byBytes = Math.max(1, Math.floor(Math.min(this.#sizing.sliceBytes, this.#sizing.chunkBytes - size) / this.#bytesPerRecord));
       const want = sliceMs > 0 ? Math.min(byBytes, this.#recordsPerSlice) : byBytes;
       const t0 = this.#env.now();

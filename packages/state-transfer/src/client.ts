@@ -11,7 +11,7 @@ import type { Connection } from '@tandem/transport';
 import type { LogEntry } from './backlog.js';
 import { chunkChecksum, WholeStateChecksum } from './checksum.js';
 import { unpack } from './codec.js';
-import { decodeRecordSlices, isTextSlice, sliceItems, TEXT_SLICES, type RecordSlice } from './record-codec.js';
+import { decodeRecordSlices, isPackedSlice, isTextSlice, PACKED_RECORDS, sliceItems, TEXT_SLICES, type RecordSlice } from './record-codec.js';
 import type { TransferEnv } from './env.js';
 import {
   ChecksumMismatchError,
@@ -215,7 +215,7 @@ export class StateTransferClient<State> {
           version,
           formats,
           window: Math.max(1, Math.min(1024, this.#o.window ?? 8)),
-          encodings: [TEXT_SLICES],
+          encodings: [TEXT_SLICES, PACKED_RECORDS],
           ...(resumable ? { resume: { transferId: resumable.meta.transferId, nextChunk: resumable.nextChunk, appliedSeq: resumable.appliedSeq } } : {}),
         }),
       )
@@ -372,6 +372,7 @@ export class StateTransferClient<State> {
       appliedSeq: 0,
       verified: false,
     };
+    if (m.totalRecords !== undefined && m.totalRecords > 0) this.#rx.builder?.expect?.(m.totalRecords);
     this.#meter.restart(m.transferId, m.totalRecords);
     this.#meter.resumes = 0;
     this.#emit({ type: 'meta', transferId: m.transferId, seq: m.seq, version: m.version, format: m.format, resumed: false, startChunk: 0 });
@@ -403,7 +404,8 @@ export class StateTransferClient<State> {
         }
         const b = rx.builder;
         for (const slice of slices) {
-          if (b.addText && rx.steps.length === 0 && isTextSlice(slice)) b.addText(slice);
+          if (rx.steps.length === 0 && b.addPacked && isPackedSlice(slice)) b.addPacked(slice);
+          else if (rx.steps.length === 0 && b.addText && isTextSlice(slice)) b.addText(slice);
           else b.add(migrateRecords(sliceItems(slice), rx.steps, b.recordWidth ?? 1));
         }
       } else {

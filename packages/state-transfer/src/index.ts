@@ -3,6 +3,8 @@ export { StateTransferClient, type StateTransferClientOptions, type StateTransfe
 export { ServiceHost, type HostedService, type HostEntry, type ServiceHostOptions } from './host.js';
 export { SnapshotMap, type MapRecord, type SnapshotMapOptions } from './snapshot-map.js';
 export { mapSnapshotSupport, type MapSnapshotSupport } from './map-service.js';
+export { SlabMap, slabMapSupport, isPackedCursor, RECORD_HEADER, type SlabMapOptions, type SlabMapBuilder, type PackedSnapshotCursor, type PackedResult } from './slab-map.js';
+export type { PackedSlice, TextSlice } from './record-codec.js';
 export { ReplicationBacklog, type BacklogOptions, type LogEntry } from './backlog.js';
 export type { TransferSource, TransferSink, CapturedState, CapturedStateBody, InstalledState, StateHead } from './source.js';
 export { serviceVersion, supportsChunks, type SnapshotCursor, type StateBuilder, type StateMigration, type TransferableService } from './transferable.js';

@@ -7,6 +7,11 @@
  *   joined (a rope V8 flattens once); decoding is one native latin1 decode of the whole payload plus a
  *   `substring` per item (V8 makes a substring of 13 or more characters a slice of its parent: no
  *   copy, no per-record buffer). This is the fast path of a string-keyed map of strings.
+ * * kind 2, **packed**: records of a string → string map as `SlabMap` stores them. Body: n (u32 LE),
+ *   then n records `keyLength u32 LE, valueLength u32 LE, key UTF-8, value UTF-8` back to back. The
+ *   serving side copies whole runs of records from its slabs; a SlabMap joiner copies them into its own
+ *   (`addPacked`); any other builder gets the strings (`sliceItems`, UTF-8 checked). Sent only to a
+ *   joiner that announces `packed-records`, from a cursor that has `nextPacked`.
  * * kind 0, **msgpack**: a msgpack array of the items (any other slice: non-strings, non-ASCII text).
  *
  * A chunk whose first byte is not 0xc1 is the legacy layout (msgpack arrays back to back, what a
@@ -33,16 +38,52 @@ export interface TextSlice {
   readonly textAt: number;
 }
 
-/** A slice as decoded: a text slice, or the items of a msgpack slice. */
-export type RecordSlice = TextSlice | unknown[];
-
-export function isTextSlice(s: RecordSlice): s is TextSlice {
-  return !Array.isArray(s);
+/**
+ * A decoded packed slice (`StateBuilder.addPacked`): `count` records (key, value: two items each) in
+ * `bytes[at, end)`, each `keyLength u32 LE, valueLength u32 LE, key, value`; the framing is checked.
+ */
+export interface PackedSlice {
+  readonly kind: 'packed';
+  readonly bytes: Uint8Array;
+  readonly count: number;
+  readonly at: number;
+  readonly end: number;
 }
 
-/** The items of a slice (a text slice's strings, cut from its text). */
+/** A slice as decoded: a text slice, a packed slice, or the items of a msgpack slice. */
+export type RecordSlice = TextSlice | PackedSlice | unknown[];
+
+export function isTextSlice(s: RecordSlice): s is TextSlice {
+  return !Array.isArray(s) && (s as Partial<PackedSlice>).kind !== 'packed';
+}
+
+export function isPackedSlice(s: RecordSlice): s is PackedSlice {
+  return !Array.isArray(s) && (s as Partial<PackedSlice>).kind === 'packed';
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The items of a slice (a text slice's strings, cut from its text; a packed slice's, decoded). */
 export function sliceItems(s: RecordSlice): unknown[] {
-  if (!isTextSlice(s)) return s;
+  if (Array.isArray(s)) return s;
+  if (isPackedSlice(s)) {
+    const items = new Array<string>(2 * s.count);
+    const u = s.bytes;
+    let p = s.at;
+    try {
+      for (let i = 0; i < items.length; i += 2) {
+        const kl = u32(u, p);
+        const vl = u32(u, p + 4);
+        const kAt = p + PACKED_HEADER;
+        items[i] = strictUtf8.decode(u.subarray(kAt, kAt + kl));
+        items[i + 1] = strictUtf8.decode(u.subarray(kAt + kl, kAt + kl + vl));
+        p = kAt + kl + vl;
+      }
+    } catch {
+      throw new RangeError('packed slice holds a string that is not UTF-8');
+    }
+    return items;
+  }
   const items = new Array<string>(s.count);
   const u = s.bytes;
   let c = s.textAt;
@@ -56,11 +97,36 @@ export function sliceItems(s: RecordSlice): unknown[] {
 
 /** The name a joiner announces (open.encodings) to receive framed slices. */
 export const TEXT_SLICES = 'text-slices';
+/** The name a joiner announces to receive packed slices (with framed slices). */
+export const PACKED_RECORDS = 'packed-records';
 
 const FRAME = 0xc1;
 const KIND_MSGPACK = 0;
 const KIND_TEXT = 1;
+const KIND_PACKED = 2;
 const FRAME_HEADER = 6;
+const PACKED_HEADER = 8;
+/** Bytes in front of a packed slice's records: frame header and record count. */
+export const PACKED_SLICE_OVERHEAD = FRAME_HEADER + 4;
+
+/**
+ * Frame a packed slice whose `count` records (`bytes` bytes) were written at `at + PACKED_SLICE_OVERHEAD`;
+ * returns the offset after it.
+ */
+export function framePackedSlice(target: Uint8Array, at: number, count: number, bytes: number): number {
+  target[at] = FRAME;
+  target[at + 1] = KIND_PACKED;
+  putU32(target, at + 2, 4 + bytes);
+  putU32(target, at + FRAME_HEADER, count);
+  return at + PACKED_SLICE_OVERHEAD + bytes;
+}
+
+function putU32(u: Uint8Array, q: number, n: number): void {
+  u[q] = n;
+  u[q + 1] = n >>> 8;
+  u[q + 2] = n >>> 16;
+  u[q + 3] = n >>> 24;
+}
 
 const encoder = new TextEncoder();
 
@@ -133,7 +199,7 @@ function frameMsgpack(items: readonly unknown[]): Uint8Array {
   return out;
 }
 
-function u32(buf: Buffer, q: number): number {
+function u32(buf: Uint8Array, q: number): number {
   return (buf[q]! | (buf[q + 1]! << 8) | (buf[q + 2]! << 16)) + buf[q + 3]! * 0x1000000;
 }
 
@@ -160,6 +226,8 @@ export function decodeRecordSlices(data: Uint8Array): RecordSlice[] {
     if (kind === KIND_TEXT) {
       texts.push({ slot: out.length, ...checkText(buf, bodyAt, end), end });
       out.push([]); // placeholder, replaced below
+    } else if (kind === KIND_PACKED) {
+      out.push(checkPacked(buf, bodyAt, end));
     } else if (kind === KIND_MSGPACK) {
       const v = unpack(buf.subarray(bodyAt, end));
       if (!Array.isArray(v)) throw new RangeError('a record slice is not an array');
@@ -193,4 +261,17 @@ function checkText(buf: Buffer, at: number, end: number): { count: number; lengt
   if (payloadAt + total !== end) throw new RangeError(`text slice lengths (${total} bytes) do not match its frame (${end - payloadAt})`);
   if (!isAscii(buf.subarray(payloadAt, end))) throw new RangeError('text slice is not ASCII');
   return { count: n, lengthsAt, payloadAt };
+}
+
+/** Check a packed slice's framing (n records ending exactly at the frame's end). */
+function checkPacked(buf: Buffer, at: number, end: number): PackedSlice {
+  if (at + 4 > end) throw new RangeError('truncated packed slice');
+  const n = u32(buf, at);
+  let p = at + 4;
+  for (let i = 0; i < n; i++) {
+    if (p + PACKED_HEADER > end) throw new RangeError(`packed slice of ${n} records overruns its frame at record ${i}`);
+    p += PACKED_HEADER + u32(buf, p) + u32(buf, p + 4);
+  }
+  if (p !== end) throw new RangeError(`packed slice records (${p - at - 4} bytes) do not match its frame (${end - at - 4})`);
+  return { kind: 'packed', bytes: buf, count: n, at: at + 4, end };
 }

@@ -12,7 +12,7 @@ import { randomId, yieldToEventLoop, type TransferEnv } from './env.js';
 import { decodeMessage, encodeMessage, type ChunkMsg, type OpenMsg, type TransferMessage } from './messages.js';
 import type { TransferFormat } from './migrations.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
-import { TEXT_SLICES } from './record-codec.js';
+import { PACKED_RECORDS, TEXT_SLICES } from './record-codec.js';
 import type { CapturedState, TransferSource } from './source.js';
 import { WakeSignal } from './wake.js';
 
@@ -57,6 +57,11 @@ export type StateTransferServerEvent =
 
 type Phase = 'snapshot' | 'log' | 'verifying' | 'following' | 'done';
 
+interface SliceEncodings {
+  framedSlices: boolean;
+  packedSlices: boolean;
+}
+
 interface Session {
   transferId: string;
   nodeId: string;
@@ -64,7 +69,8 @@ interface Session {
   window: number;
   captured: CapturedState;
   /** The joiner takes framed (text) record slices. */
-  framedSlices: boolean;
+  /** What the joiner can decode beyond legacy msgpack slices (from its open.encodings). */
+  encodings: SliceEncodings;
   producer: ChunkProducer;
   /** Chunks produced but not yet acknowledged (index ≥ ackedNext). */
   retained: Map<number, ChunkMsg>;
@@ -233,7 +239,8 @@ export class StateTransferServer {
       return existing;
     }
     if (existing) this.#dispose(existing, 'replaced by a fresh transfer');
-    const s = this.#newSession(m.nodeId, format, window, 0, m.encodings?.includes(TEXT_SLICES) === true);
+    const framed = m.encodings?.includes(TEXT_SLICES) === true;
+    const s = this.#newSession(m.nodeId, format, window, 0, { framedSlices: framed, packedSlices: framed && m.encodings?.includes(PACKED_RECORDS) === true });
     s.conn = conn;
     void conn.send(this.#meta(s, false)).catch(() => {});
     return s;
@@ -259,10 +266,10 @@ export class StateTransferServer {
     }
   }
 
-  #newSession(nodeId: string, format: TransferFormat, window: number, restarts: number, framedSlices: boolean): Session {
+  #newSession(nodeId: string, format: TransferFormat, window: number, restarts: number, encodings: SliceEncodings): Session {
     const transferId = randomId(this.#env);
     const captured = this.#source.capture(format);
-    const producer = new ChunkProducer(this.#env, transferId, captured, { chunkBytes: this.#o.chunkBytes, sliceBytes: this.#o.sliceBytes, sliceMs: this.#o.sliceMs, framedSlices });
+    const producer = new ChunkProducer(this.#env, transferId, captured, { chunkBytes: this.#o.chunkBytes, sliceBytes: this.#o.sliceBytes, sliceMs: this.#o.sliceMs, ...encodings });
     const meter = new ProgressMeter(() => this.#env.now(), this.#o.progressIntervalMs);
     meter.restart(transferId, producer.totalRecords);
     meter.restarts = restarts;
@@ -272,7 +279,7 @@ export class StateTransferServer {
       format,
       window,
       captured,
-      framedSlices,
+      encodings,
       producer,
       retained: new Map(),
       sentNext: 0,
@@ -488,7 +495,7 @@ export class StateTransferServer {
       void conn.close();
       return false;
     }
-    const next = this.#newSession(s.nodeId, s.format, s.window, s.restarts + 1, s.framedSlices);
+    const next = this.#newSession(s.nodeId, s.format, s.window, s.restarts + 1, s.encodings);
     next.conn = conn;
     s.conn = undefined;
     this.#byConn.set(conn, next);

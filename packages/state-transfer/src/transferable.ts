@@ -9,7 +9,7 @@
  * (per record for chunked transfers, whole snapshot for blob transfers) so a new-version replica can
  * receive an old-version state (rolling upgrade).
  */
-import type { TextSlice } from './record-codec.js';
+import type { PackedSlice, TextSlice } from './record-codec.js';
 
 /** A consistent, forward-only view of a state at the moment it was opened. */
 export interface SnapshotCursor {
@@ -39,6 +39,14 @@ export interface StateBuilder<State> {
    * an ASCII string; see record-codec.ts). Used instead of `add` when present and no migration runs.
    */
   addText?(slice: TextSlice): void;
+  /**
+   * Optional fast path: string → string records as a packed slice (keyLength, valueLength, key, value
+   * bytes; see record-codec.ts), e.g. copied as is into a SlabMap. Used instead of `add` when present
+   * and no migration runs; the strings' UTF-8 is not checked yet (the builder must).
+   */
+  addPacked?(slice: PackedSlice): void;
+  /** Optional: the number of records the snapshot holds (told before the first record), to size once. */
+  expect?(totalRecords: number): void;
   finish(): State;
 }
 

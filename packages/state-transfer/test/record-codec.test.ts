@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { ChunkProducer } from '../src/chunk-producer.js';
 import { pack } from '../src/codec.js';
 import { decodeMessage, encodeMessage } from '../src/messages.js';
-import { decodeRecordSlices, encodeRecordSlice, encodeRecordSliceInto, isTextSlice, sliceItems } from '../src/record-codec.js';
+import { decodeRecordSlices, encodeRecordSlice, encodeRecordSliceInto, isPackedSlice, isTextSlice, sliceItems } from '../src/record-codec.js';
+import { SlabMap } from '../src/slab-map.js';
 import { SnapshotMap } from '../src/snapshot-map.js';
 
 const concat = (parts: Uint8Array[]): Buffer => Buffer.concat(parts);
@@ -103,7 +104,7 @@ describe('SnapshotMap built from text slices', () => {
       if (isTextSlice(s)) {
         text++;
         builder.addText!(s);
-      } else builder.add(s);
+      } else builder.add(sliceItems(s));
     }
     const built = builder.finish();
     expect(text).toBeGreaterThan(0);
@@ -155,5 +156,32 @@ describe('ChunkProducer', () => {
     expect(chunks).toBeGreaterThan(5);
     expect(buffers.size).toBe(1); // each chunk reused the buffer the previous one released
     expect(rebuilt.finish().digest()).toBe(map.digest());
+  });
+
+  it('packed slices (SlabMap cursor) fill chunks in one reused buffer: no new buffer when a slice meets the chunk end', async () => {
+    const map = new SlabMap({ slabBytes: 64 * 1024 });
+    for (let i = 0; i < 20_000; i++) map.set(`key:${i}`, `value-${'x'.repeat(i % 90)}-${i}`);
+    const env = { now: () => 0, setTimer: () => ({ cancel() {} }), yieldNow: () => Promise.resolve() } as never;
+    const captured = { seq: 1, epoch: 1, version: 1, body: { format: 'records' as const, cursor: map.snapshot() } };
+    const producer = new ChunkProducer(env, 'tid', captured, { chunkBytes: 16 * 1024, sliceBytes: 3000, sliceMs: 0, framedSlices: true, packedSlices: true });
+    const rebuilt = SlabMap.builder({ slabBytes: 64 * 1024 });
+    const buffers = new Set<ArrayBufferLike>();
+    let chunks = 0;
+    for (let c = await producer.next(); c; c = await producer.next()) {
+      expect(c.data.length).toBeLessThan(16 * 1024 + 3000 + 64);
+      for (const s of decodeRecordSlices(c.data)) {
+        if (!isPackedSlice(s)) throw new Error('not a packed slice');
+        rebuilt.addPacked(s);
+      }
+      buffers.add(c.data.buffer);
+      producer.release(c);
+      chunks++;
+    }
+    expect(chunks).toBeGreaterThan(20);
+    expect(buffers.size).toBe(1);
+    const built = rebuilt.finish();
+    expect(built.digest()).toBe(map.digest());
+    // Built slabs grow with the map, the last one trimmed: about the live bytes, not hundreds of small slabs.
+    expect(built.slabBytes).toBeLessThanOrEqual(2 * built.liveBytes + 64 * 1024);
   });
 });

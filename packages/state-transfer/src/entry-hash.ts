@@ -1,0 +1,101 @@
+/**
+ * The per-entry hashes behind the order-independent digests of SnapshotMap and SlabMap: a two-lane
+ * 32-bit hash of a string's UTF-8 bytes (FNV-style multiply, four bytes per step, murmur3 finaliser),
+ * and the hash of a (key, value) pair. Both maps hash the same bytes the same way, so equal contents
+ * give equal digests whichever map holds them. Results go to the module-level `laneA`, `laneB` (no
+ * pair allocated per call).
+ */
+import { pack } from './codec.js';
+import { mix32 } from './checksum.js';
+
+/** Output of the two-lane hashes (module-level to avoid allocating a pair per call). */
+export let laneA = 0;
+export let laneB = 0;
+
+const utf8 = new TextEncoder();
+
+/**
+ * The two-lane hash of a string's UTF-8 bytes (see hashBytes) → laneA, laneB. ASCII strings (the
+ * common case) are hashed from their characters directly, four per step; any other string is encoded
+ * first, so a string and its UTF-8 bytes in a received chunk hash alike.
+ */
+export function hashString(s: string, seedA: number, seedB: number): void {
+  let a = seedA | 0;
+  let b = seedB | 0;
+  const n = s.length;
+  let high = 0;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    const c0 = s.charCodeAt(i);
+    const c1 = s.charCodeAt(i + 1);
+    const c2 = s.charCodeAt(i + 2);
+    const c3 = s.charCodeAt(i + 3);
+    high |= c0 | c1 | c2 | c3;
+    const w = c0 | (c1 << 8) | (c2 << 16) | (c3 << 24);
+    a = Math.imul(a ^ w, 0x01000193);
+    b = Math.imul(b ^ w, 0x5bd1e995);
+  }
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    high |= c;
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  if (high > 0x7f) {
+    const bytes = utf8.encode(s);
+    hashBytes(bytes, 0, bytes.length, seedA, seedB);
+    return;
+  }
+  laneA = mix32(a ^ n);
+  laneB = mix32(b ^ n);
+}
+
+/**
+ * A hash of bytes[from, to) in two independent 32-bit lanes at once (FNV-style multiply, four bytes
+ * per step little-endian, the tail byte by byte, murmur3 finaliser) → laneA, laneB.
+ */
+export function hashBytes(u: Uint8Array, from: number, to: number, seedA: number, seedB: number): void {
+  let a = seedA | 0;
+  let b = seedB | 0;
+  let i = from;
+  for (; i + 3 < to; i += 4) {
+    const w = u[i]! | (u[i + 1]! << 8) | (u[i + 2]! << 16) | (u[i + 3]! << 24);
+    a = Math.imul(a ^ w, 0x01000193);
+    b = Math.imul(b ^ w, 0x5bd1e995);
+  }
+  for (; i < to; i++) {
+    const c = u[i]!;
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  const n = to - from;
+  laneA = mix32(a ^ n);
+  laneB = mix32(b ^ n);
+}
+
+export const SEED_A = 0x811c9dc5;
+export const SEED_B = 0x9747b28c;
+
+export const VALUE_SEED_A = SEED_A ^ 0x5bd1e995;
+export const VALUE_SEED_B = SEED_B ^ 0x5bd1e995;
+const PACKED_SEED_A = SEED_A ^ 0x27d4eb2f;
+const PACKED_SEED_B = SEED_B ^ 0x27d4eb2f;
+
+/** Hash of one (key, value) pair in two lanes → laneA, laneB; k1/k2 are the key's two lane hashes. */
+export function entryHash(k1: number, k2: number, value: unknown): void {
+  if (typeof value === 'string') {
+    hashString(value, VALUE_SEED_A, VALUE_SEED_B);
+  } else {
+    const bytes = pack(value);
+    hashBytes(bytes, 0, bytes.length, PACKED_SEED_A, PACKED_SEED_B);
+  }
+  combine(k1, k2);
+}
+
+/** Fold the key's lanes into the value's (laneA, laneB) → laneA, laneB. */
+export function combine(k1: number, k2: number): void {
+  const a = mix32(k1 ^ mix32(laneA));
+  const b = mix32(k2 ^ mix32((laneB + 0x9e3779b9) >>> 0));
+  laneA = a;
+  laneB = b;
+}

@@ -1,0 +1,834 @@
+/**
+ * SlabMap: a string → string map whose entries live outside the JavaScript heap, with O(1) consistent
+ * snapshots that are streamed as raw bytes.
+ *
+ * Why: a SnapshotMap of a million entries is two million strings and thousands of hash tables on the
+ * V8 heap. Every young-generation collection of a serving replica then costs milliseconds (the fixed
+ * part grows with the old generation), a snapshot has to read every string and encode it, and a joiner
+ * has to create every string again. A SlabMap keeps each entry as bytes in large `Buffer` slabs
+ * (allocated outside the heap) and an open-addressing index in two typed arrays: the garbage collector
+ * sees a few dozen objects whatever the size, a snapshot is a sequence of `memcpy`s of whole runs of
+ * records, and a joiner copies the received bytes into its own slabs and indexes them.
+ *
+ * Layout. A record is `keyLength u32 LE, valueLength u32 LE, key UTF-8, value UTF-8`, appended to the
+ * tail slab (`slabBytes`, default 4 MiB; a larger record gets a slab of its own). A record is the same
+ * bytes on the wire (a packed slice, see record-codec.ts). Setting a key appends a new record and marks
+ * the old one dead; deleting marks it dead. The index maps the key's hash to the record's address.
+ *
+ * Snapshots. `snapshot()` fixes, in O(slabs), the list of slabs and the tail slab's end; every record
+ * killed after that carries a later *epoch* than the snapshot's, so the cursor emits exactly the
+ * records that were live when it was opened (dead before: skipped; killed after: still emitted;
+ * appended after: beyond the fixed end). Slabs are never freed or reused while a snapshot is open.
+ *
+ * Compaction. When at least half of a (non-tail) slab is dead and no snapshot is open, its live records
+ * are moved to the tail a few at a time by later writes (bounded work per write, no pause) and the
+ * slab is freed; `compact()` does all of it at once. Memory stays under about twice the live bytes plus
+ * two slabs.
+ *
+ * Strings are stored as UTF-8 (a lone surrogate becomes U+FFFD, as in any UTF-8 store). The digest is
+ * the same as a SnapshotMap's over equal contents (same per-entry hash of the same UTF-8 bytes).
+ */
+import { Buffer, isUtf8 } from 'node:buffer';
+import { hex32, mix32 } from './checksum.js';
+import { SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from './entry-hash.js';
+import type { PackedSlice } from './record-codec.js';
+import type { SnapshotCursor, StateBuilder } from './transferable.js';
+
+export interface SlabMapOptions {
+  /** Bytes per slab (default 4 MiB, at least 64 KiB). A record larger than this gets a slab of its own. */
+  slabBytes?: number;
+  /** Entries the index is sized for at first (default 1024; it doubles as needed). */
+  expectedSize?: number;
+}
+
+/** Bytes of a record's header: key length, value length (u32 LE each). */
+export const RECORD_HEADER = 8;
+const DEFAULT_SLAB = 4 * 1024 * 1024;
+const MIN_SLAB = 64 * 1024;
+/** The index is grown when more than this fraction of its slots is used. */
+const MAX_LOAD = 0.6;
+
+class Slab {
+  readonly buf: Buffer;
+  readonly view: DataView;
+  used = 0;
+  deadBytes = 0;
+  /** Offsets of dead records and the epoch each was killed in (parallel). */
+  deadAt: number[] = [];
+  deadEpoch: number[] = [];
+  queued = false;
+  constructor(bytes: number) {
+    this.buf = Buffer.allocUnsafeSlow(bytes);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+  }
+}
+
+interface OpenSlabSnapshot {
+  readonly epoch: number;
+}
+
+/** What `nextPacked` wrote: `records` whole records in `bytes` bytes; `needBytes` when none fit. */
+export interface PackedResult {
+  records: number;
+  bytes: number;
+  /** Set when `records` is 0: room the next record needs. */
+  needBytes?: number;
+}
+
+/** A SnapshotCursor that can also copy its records as packed bytes (what SlabMap's cursor is). */
+export interface PackedSnapshotCursor extends SnapshotCursor {
+  /**
+   * Copy the next whole records, packed (`keyLength u32 LE, valueLength u32 LE, key, value`, back to
+   * back), into `target` from `at` on, at most `room` bytes; undefined when the view is exhausted.
+   */
+  nextPacked(target: Uint8Array, at: number, room: number): PackedResult | undefined;
+}
+
+export function isPackedCursor(c: SnapshotCursor): c is PackedSnapshotCursor {
+  return typeof (c as Partial<PackedSnapshotCursor>).nextPacked === 'function';
+}
+
+/** Output of hashRange (module-level: no pair allocated per call), and the OR of the words hashed. */
+let la = 0;
+let lb = 0;
+let highBits = 0;
+
+/**
+ * The two-lane hash of bytes [from, to) of `v` — the same function as entry-hash.ts's hashBytes (four
+ * bytes per step, little-endian), read a word at a time → la, lb; highBits = OR of every byte read.
+ */
+function hashRange(v: DataView, from: number, to: number, seedA: number, seedB: number): void {
+  let a = seedA | 0;
+  let b = seedB | 0;
+  let high = 0;
+  let i = from;
+  for (; i + 3 < to; i += 4) {
+    const w = v.getInt32(i, true);
+    high |= w;
+    a = Math.imul(a ^ w, 0x01000193);
+    b = Math.imul(b ^ w, 0x5bd1e995);
+  }
+  for (; i < to; i++) {
+    const c = v.getUint8(i);
+    high |= c;
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  const n = to - from;
+  la = mix32(a ^ n);
+  lb = mix32(b ^ n);
+  highBits = high;
+}
+
+/** Equal bytes: x[xAt, xAt + n) and y[yAt, yAt + n). */
+function sameBytes(x: DataView, xAt: number, y: DataView, yAt: number, n: number): boolean {
+  let i = 0;
+  for (; i + 3 < n; i += 4) if (x.getInt32(xAt + i, true) !== y.getInt32(yAt + i, true)) return false;
+  for (; i < n; i++) if (x.getUint8(xAt + i) !== y.getUint8(yAt + i)) return false;
+  return true;
+}
+
+type Utf8Writer = { utf8Write?: (s: string, at: number, max: number) => number };
+
+/** Write `s` as UTF-8 into `buf` at `at` (at most `max` bytes); bytes written. */
+function writeUtf8(buf: Buffer, s: string, at: number, max: number): number {
+  const w = (buf as unknown as Utf8Writer).utf8Write;
+  return w ? w.call(buf, s, at, max) : buf.write(s, at, max, 'utf8');
+}
+
+/** Slot stride of the index: lane-A hash, slab index + 1 (0 = empty slot), offset, unused. */
+const STRIDE = 4;
+/** Records a builder hashes before inserting them into the index, in index order (see #flushPending). */
+const PENDING = 1 << 16;
+/** Largest slab a builder allocates (it grows them with the map; see #addPacked). */
+const BUILD_SLAB_MAX = 64 * 1024 * 1024;
+
+export class SlabMap {
+  readonly #slabBytes: number;
+  #slabs: (Slab | undefined)[] = [];
+  #freeIndices: number[] = [];
+  #tail: Slab;
+  #tailIndex: number;
+  /** Open-addressing index (linear probing), STRIDE ints per slot. */
+  #slots: Int32Array;
+  #mask: number;
+  #size = 0;
+  #lane1 = 0;
+  #lane2 = 0;
+  #epoch = 0;
+  #open: OpenSlabSnapshot[] = [];
+  #liveBytes = 0;
+  /** Slabs at least half dead, waiting to be compacted; the one being compacted and where. */
+  #candidates: number[] = [];
+  #compacting = -1;
+  #compactAt = 0;
+  #scratch: Slab = new Slab(1024);
+
+  constructor(options: SlabMapOptions = {}) {
+    const slab = options.slabBytes ?? DEFAULT_SLAB;
+    if (!Number.isInteger(slab) || slab < MIN_SLAB || slab >= 2 ** 31) throw new RangeError(`slabBytes must be an integer from ${MIN_SLAB} to 2^31 - 1 (got ${slab})`);
+    this.#slabBytes = slab;
+    this.#slots = new Int32Array(0);
+    this.#mask = -1;
+    this.#sizeIndex(options.expectedSize ?? 0);
+    this.#tailIndex = 0;
+    this.#tail = new Slab(slab);
+    this.#slabs.push(this.#tail);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Bytes of live records (headers included). */
+  get liveBytes(): number {
+    return this.#liveBytes;
+  }
+
+  /** Bytes held by slabs (live, dead and free space), outside the JavaScript heap. */
+  get slabBytes(): number {
+    let n = 0;
+    for (const s of this.#slabs) if (s) n += s.buf.length;
+    return n;
+  }
+
+  /** Snapshots currently open (cursors not closed). */
+  get openSnapshots(): number {
+    return this.#open.length;
+  }
+
+  /** Order-independent digest of the contents (16 hex digits + size), equal to a SnapshotMap's. O(1). */
+  digest(): string {
+    return hex32(this.#lane1) + hex32(this.#lane2) + ':' + this.#size;
+  }
+
+  get(key: string): string | undefined {
+    const slot = this.#findScratch(this.#keyBytes(key));
+    if (slot < 0) return undefined;
+    const slab = this.#slabs[this.#slots[slot + 1]! - 1]!;
+    const o = this.#slots[slot + 2]!;
+    const vAt = o + RECORD_HEADER + slab.view.getUint32(o, true);
+    return slab.buf.toString('utf8', vAt, vAt + slab.view.getUint32(o + 4, true));
+  }
+
+  has(key: string): boolean {
+    return this.#findScratch(this.#keyBytes(key)) >= 0;
+  }
+
+  set(key: string, value: string): this {
+    if (typeof value !== 'string') throw new TypeError('SlabMap values are strings');
+    const kl = this.#keyBytes(key);
+    const k1 = la;
+    const k2 = lb;
+    const slot = this.#findScratch(kl);
+    // Write the record at the tail: header, key (from the scratch buffer), value (encoded in place).
+    let tail = this.#tail;
+    if (RECORD_HEADER + kl + 3 * value.length > tail.buf.length - tail.used) {
+      const need = RECORD_HEADER + kl + Buffer.byteLength(value, 'utf8');
+      if (need > tail.buf.length - tail.used) {
+        this.#newTail(need);
+        tail = this.#tail;
+      }
+    }
+    const o = tail.used;
+    const kAt = o + RECORD_HEADER;
+    const src = this.#scratch.buf;
+    const buf = tail.buf;
+    if (kl <= 32) for (let i = 0; i < kl; i++) buf[kAt + i] = src[i]!;
+    else src.copy(buf, kAt, 0, kl);
+    const vAt = kAt + kl;
+    const vl = value.length === 0 ? 0 : writeUtf8(buf, value, vAt, buf.length - vAt);
+    tail.view.setUint32(o, kl, true);
+    tail.view.setUint32(o + 4, vl, true);
+    tail.used = vAt + vl;
+    const recBytes = RECORD_HEADER + kl + vl;
+    if (slot >= 0) {
+      const oldSlab = this.#slots[slot + 1]! - 1;
+      const oldAt = this.#slots[slot + 2]!;
+      this.#account(this.#slabs[oldSlab]!, oldAt, k1, k2, -1);
+      this.#kill(oldSlab, oldAt);
+      this.#slots[slot + 1] = this.#tailIndex + 1;
+      this.#slots[slot + 2] = o;
+    } else {
+      this.#insert(k1, this.#tailIndex, o);
+      this.#size++;
+    }
+    this.#liveBytes += recBytes;
+    this.#account(tail, o, k1, k2, 1);
+    this.#compactStep(recBytes);
+    return this;
+  }
+
+  delete(key: string): boolean {
+    const slot = this.#findScratch(this.#keyBytes(key));
+    if (slot < 0) return false;
+    const k1 = la;
+    const k2 = lb;
+    const slabIndex = this.#slots[slot + 1]! - 1;
+    const o = this.#slots[slot + 2]!;
+    this.#account(this.#slabs[slabIndex]!, o, k1, k2, -1);
+    this.#kill(slabIndex, o);
+    this.#removeSlot(slot);
+    this.#size--;
+    this.#compactStep(RECORD_HEADER);
+    return true;
+  }
+
+  clear(): void {
+    if (this.#open.length > 0) {
+      // Open snapshots still read the slabs: kill every record instead.
+      const slots = this.#slots;
+      for (let s = 0; s < slots.length; s += STRIDE) if (slots[s + 1] !== 0) this.#kill(slots[s + 1]! - 1, slots[s + 2]!);
+      slots.fill(0);
+    } else {
+      this.#slabs = [];
+      this.#freeIndices = [];
+      this.#candidates = [];
+      this.#compacting = -1;
+      this.#tailIndex = 0;
+      this.#tail = new Slab(this.#slabBytes);
+      this.#slabs.push(this.#tail);
+      this.#sizeIndex(0);
+    }
+    this.#size = 0;
+    this.#liveBytes = 0;
+    this.#lane1 = 0;
+    this.#lane2 = 0;
+  }
+
+  /** Live entries, in index order (not insertion order). */
+  *entries(): IterableIterator<[string, string]> {
+    const slots = this.#slots;
+    for (let s = 0; s < slots.length; s += STRIDE) {
+      if (slots[s + 1] === 0) continue;
+      const slab = this.#slabs[slots[s + 1]! - 1]!;
+      const o = slots[s + 2]!;
+      const kl = slab.view.getUint32(o, true);
+      const vl = slab.view.getUint32(o + 4, true);
+      const kAt = o + RECORD_HEADER;
+      yield [slab.buf.toString('utf8', kAt, kAt + kl), slab.buf.toString('utf8', kAt + kl, kAt + kl + vl)];
+    }
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const [k] of this.entries()) yield k;
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+
+  /** Move every half-dead slab's live records now (normally done a little per write). No-op while a snapshot is open. */
+  compact(): void {
+    while (this.#open.length === 0 && (this.#compacting >= 0 || this.#candidates.length > 0)) this.#compactStep(Infinity);
+  }
+
+  /** Open a consistent snapshot in O(slabs): a cursor over the records live now. */
+  snapshot(): PackedSnapshotCursor {
+    const snap: OpenSlabSnapshot = { epoch: this.#epoch++ };
+    this.#open.push(snap);
+    // The slabs to read (index order) and how far: records appended later lie beyond these ends.
+    const plan: { slab: Slab; end: number }[] = [];
+    for (const s of this.#slabs) if (s && s.used > 0) plan.push({ slab: s, end: s.used });
+    const total = this.#size;
+    let p = -1;
+    let slab: Slab | undefined;
+    let end = 0;
+    let at = 0;
+    let skips: number[] = [];
+    let skipNext = 0;
+    let closed = false;
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      this.#open = this.#open.filter((s) => s !== snap);
+      plan.length = 0;
+    };
+    /** Move to the next record to emit; false when the view is exhausted. */
+    const advance = (): boolean => {
+      for (;;) {
+        if (slab && at < end) {
+          if (skipNext < skips.length && skips[skipNext] === at) {
+            skipNext++;
+            at += RECORD_HEADER + slab.view.getUint32(at, true) + slab.view.getUint32(at + 4, true);
+            continue;
+          }
+          return true;
+        }
+        if (++p >= plan.length) return false;
+        slab = plan[p]!.slab;
+        end = plan[p]!.end;
+        at = 0;
+        // Records dead when the snapshot was opened (killed in an epoch up to the snapshot's).
+        skips = [];
+        skipNext = 0;
+        for (let i = 0; i < slab.deadAt.length; i++) if (slab.deadEpoch[i]! <= snap.epoch) skips.push(slab.deadAt[i]!);
+        skips.sort((a, b) => a - b);
+      }
+    };
+    const out: unknown[] = [];
+    return {
+      totalRecords: total,
+      recordWidth: 2,
+      next: (maxRecords: number): unknown[] | undefined => {
+        if (closed) return undefined;
+        let n = 0;
+        const max = 2 * Math.max(1, maxRecords);
+        while (n < max && advance()) {
+          const v = slab!.view;
+          const kl = v.getUint32(at, true);
+          const vl = v.getUint32(at + 4, true);
+          const kAt = at + RECORD_HEADER;
+          out[n++] = slab!.buf.toString('utf8', kAt, kAt + kl);
+          out[n++] = slab!.buf.toString('utf8', kAt + kl, kAt + kl + vl);
+          at = kAt + kl + vl;
+        }
+        if (n === 0) {
+          close();
+          return undefined;
+        }
+        if (out.length !== n) out.length = n;
+        return out;
+      },
+      nextPacked: (target: Uint8Array, to: number, room: number): PackedResult | undefined => {
+        if (closed) return undefined;
+        let records = 0;
+        let bytes = 0;
+        // Runs of consecutive live records are copied at once.
+        while (advance()) {
+          const v = slab!.view;
+          const runStart = at;
+          let q = at;
+          const stop = skipNext < skips.length ? Math.min(end, skips[skipNext]!) : end;
+          const limit = runStart + room - bytes;
+          while (q < stop) {
+            const next = q + RECORD_HEADER + v.getUint32(q, true) + v.getUint32(q + 4, true);
+            if (next > limit) break;
+            q = next;
+            records++;
+          }
+          if (q > runStart) {
+            target.set(slab!.buf.subarray(runStart, q), to + bytes);
+            bytes += q - runStart;
+            at = q;
+          }
+          if (q < stop || bytes >= room) {
+            if (records === 0) return { records: 0, bytes: 0, needBytes: RECORD_HEADER + v.getUint32(q, true) + v.getUint32(q + 4, true) };
+            return { records, bytes };
+          }
+        }
+        if (records === 0) {
+          close();
+          return undefined;
+        }
+        return { records, bytes };
+      },
+      close,
+    };
+  }
+
+  /** Packed records or flat [k1, v1, …] strings → a new map, for `restoreChunks()`. */
+  static builder(options?: SlabMapOptions): SlabMapBuilder {
+    const m = new SlabMap(options);
+    return {
+      recordWidth: 2,
+      expect(totalRecords: number) {
+        if (m.#size === 0 && Number.isSafeInteger(totalRecords) && totalRecords > 0) m.#sizeIndex(Math.min(totalRecords, 1 << 28));
+      },
+      add(items) {
+        if (items.length % 2 !== 0) throw new TypeError('SlabMap records come in key, value pairs');
+        for (let i = 0; i < items.length; i += 2) {
+          const k = items[i];
+          const v = items[i + 1];
+          if (typeof k !== 'string' || typeof v !== 'string') throw new TypeError('SlabMap records are [string, string]');
+          if (m.has(k)) throw new TypeError(`SlabMap records repeat the key ${JSON.stringify(k.slice(0, 100))}`);
+          m.set(k, v);
+        }
+      },
+      addPacked: (slice: PackedSlice) => m.#addPacked(slice),
+      finish: () => {
+        m.#flushPending();
+        m.#pending = undefined;
+        m.#trimTail();
+        return m;
+      },
+    };
+  }
+
+  // ---- building from received bytes ----------------------------------------------------------------
+
+  #addPacked(slice: PackedSlice): void {
+    const u = slice.bytes;
+    const uv = new DataView(u.buffer, u.byteOffset, u.byteLength);
+    let p = slice.at;
+    const end = slice.end;
+    while (p < end) {
+      // The whole records that fit in the tail slab, copied at once.
+      const tail = this.#tail;
+      const limit = p + tail.buf.length - tail.used;
+      let q = p;
+      while (q < end) {
+        const next = q + RECORD_HEADER + uv.getUint32(q, true) + uv.getUint32(q + 4, true);
+        if (next > limit) break;
+        q = next;
+      }
+      if (q === p) {
+        // Building: slabs grow with the map (up to 64 MiB), so a large state takes a few allocations
+        // rather than hundreds (each large external allocation can make V8 collect); #trimTail
+        // shrinks the last one when the build finishes.
+        const grown = Math.min(BUILD_SLAB_MAX, Math.max(this.#slabBytes, this.#liveBytes));
+        this.#newTail(Math.max(grown, RECORD_HEADER + uv.getUint32(p, true) + uv.getUint32(p + 4, true)));
+        continue;
+      }
+      const base = tail.used;
+      tail.buf.set(u.subarray(p, q), base);
+      tail.used += q - p;
+      this.#indexRun(tail, base, base + (q - p));
+      p = q;
+    }
+  }
+
+  /**
+   * Records of a map being built that are hashed but not yet in the index (see #indexRun): slab id,
+   * offset, lane-A hash of each. Inserted in index order when PENDING of them are waiting, and by
+   * #flushPending (the builder's finish).
+   */
+  #pending: { slab: Int32Array; at: Int32Array; hash: Int32Array; sortedSlab: Int32Array; sortedAt: Int32Array; sortedHash: Int32Array; n: number } | undefined;
+
+  /**
+   * Hash the records in [base, stop) of the tail slab, for a map being built (no open snapshot): key
+   * and value bytes (UTF-8 checked when not ASCII), digest summed; queue them for the index.
+   */
+  #indexRun(slab: Slab, base: number, stop: number): void {
+    const v = slab.view;
+    const slabId = this.#tailIndex + 1;
+    const p = (this.#pending ??= { slab: new Int32Array(PENDING), at: new Int32Array(PENDING), hash: new Int32Array(PENDING), sortedSlab: new Int32Array(PENDING), sortedAt: new Int32Array(PENDING), sortedHash: new Int32Array(PENDING), n: 0 });
+    let l1 = this.#lane1;
+    let l2 = this.#lane2;
+    let o = base;
+    while (o < stop) {
+      const kl = v.getUint32(o, true);
+      const vl = v.getUint32(o + 4, true);
+      const kAt = o + RECORD_HEADER;
+      const keyEnd = kAt + kl;
+      const valueEnd = keyEnd + vl;
+      hashRange(v, keyEnd, valueEnd, VALUE_SEED_A, VALUE_SEED_B);
+      const va = la;
+      const vb = lb;
+      let high = highBits;
+      hashRange(v, kAt, keyEnd, SEED_A, SEED_B);
+      high |= highBits;
+      if ((high & 0x80808080) !== 0 && !(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) {
+        throw new TypeError('SlabMap record is not UTF-8');
+      }
+      l1 = (l1 + mix32(la ^ mix32(va))) >>> 0;
+      l2 = (l2 + mix32(lb ^ mix32((vb + 0x9e3779b9) >>> 0))) >>> 0;
+      const n = p.n++;
+      p.slab[n] = slabId;
+      p.at[n] = o;
+      p.hash[n] = la;
+      if (p.n === PENDING) this.#flushPending();
+      o = valueEnd;
+    }
+    this.#lane1 = l1;
+    this.#lane2 = l2;
+    this.#liveBytes += stop - base;
+  }
+
+  /**
+   * Insert the queued records into the index, sorted by their home slot (a counting sort on its top
+   * bits): the index is then swept from start to end instead of hit at random, so a batch touches
+   * each page of the index once — far fewer cache and TLB misses than one random insert per record.
+   * A repeated key is a corrupt snapshot (TypeError).
+   */
+  #flushPending(): void {
+    const p = this.#pending;
+    if (!p || p.n === 0) return;
+    const n = p.n;
+    p.n = 0;
+    if (this.#size + n > (this.#mask + 1) * MAX_LOAD) this.#sizeIndex(this.#size + n, true);
+    const slots = this.#slots;
+    const mask = this.#mask;
+    const bits = Math.max(0, 31 - Math.clz32(mask + 1) - 12);
+    const counts = new Int32Array(4097);
+    const hash = p.hash;
+    for (let r = 0; r < n; r++) counts[((hash[r]! & mask) >>> bits) + 1]!++;
+    for (let b = 1; b <= 4096; b++) counts[b]! += counts[b - 1]!;
+    // Scatter the entries themselves (not their positions), so the insert loop reads them in order.
+    const sh = p.sortedHash;
+    const ss = p.sortedSlab;
+    const sa = p.sortedAt;
+    const slab = p.slab;
+    const at = p.at;
+    for (let r = 0; r < n; r++) {
+      const k1 = hash[r]!;
+      const d = counts[(k1 & mask) >>> bits]!++;
+      sh[d] = k1;
+      ss[d] = slab[r]!;
+      sa[d] = at[r]!;
+    }
+    for (let j = 0; j < n; j++) this.#insertFresh(slots, mask, sh[j]!, ss[j]!, sa[j]!);
+    this.#size += n;
+  }
+
+  /**
+   * Insert one record of a map being built (one call per record, so V8 optimises it early; the batch
+   * loops around it run too rarely to be optimised well).
+   */
+  #insertFresh(slots: Int32Array, mask: number, k1: number, slabId: number, at: number): void {
+    for (let i = k1 & mask; ; i = (i + 1) & mask) {
+      const s = i * STRIDE;
+      const sl = slots[s + 1]!;
+      if (sl === 0) {
+        slots[s] = k1;
+        slots[s + 1] = slabId;
+        slots[s + 2] = at;
+        return;
+      }
+      if (slots[s] === k1) this.#checkRepeat(sl, slots[s + 2]!, this.#slabs[slabId - 1]!, at);
+    }
+  }
+
+  /** Throw when the record at `at` in `slab` has the same key as the one at (slabId - 1, o). */
+  #checkRepeat(slabId: number, o: number, slab: Slab, at: number): void {
+    const other = this.#slabs[slabId - 1]!.view;
+    const kl = slab.view.getUint32(at, true);
+    if (other.getUint32(o, true) === kl && sameBytes(other, o + RECORD_HEADER, slab.view, at + RECORD_HEADER, kl)) {
+      throw new TypeError(`SlabMap records repeat the key ${JSON.stringify(slab.buf.toString('utf8', at + RECORD_HEADER, at + RECORD_HEADER + Math.min(kl, 100)))}`);
+    }
+  }
+
+  // ---- index -----------------------------------------------------------------------------------------
+
+  /** The key's UTF-8 bytes into the scratch buffer, hashed (→ la, lb); returns their length. */
+  #keyBytes(key: string): number {
+    if (typeof key !== 'string') throw new TypeError('SlabMap keys are strings');
+    if (this.#scratch.buf.length < 3 * key.length) this.#scratch = new Slab(Math.max(2 * this.#scratch.buf.length, 3 * key.length));
+    const n = key.length === 0 ? 0 : writeUtf8(this.#scratch.buf, key, 0, this.#scratch.buf.length);
+    hashRange(this.#scratch.view, 0, n, SEED_A, SEED_B);
+    return n;
+  }
+
+  /** Slot (index into #slots) of the key now in the scratch buffer (its hash in la), or -1. */
+  #findScratch(kl: number): number {
+    const slots = this.#slots;
+    const mask = this.#mask;
+    const h = la | 0;
+    const key = this.#scratch.view;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const s = i * STRIDE;
+      const sl = slots[s + 1]!;
+      if (sl === 0) return -1;
+      if (slots[s] !== h) continue;
+      const v = this.#slabs[sl - 1]!.view;
+      const o = slots[s + 2]!;
+      if (v.getUint32(o, true) === kl && sameBytes(v, o + RECORD_HEADER, key, 0, kl)) return s;
+    }
+  }
+
+  #insert(k1: number, slabIndex: number, o: number): void {
+    if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) this.#sizeIndex(2 * this.#size + 2, true);
+    const slots = this.#slots;
+    const mask = this.#mask;
+    let i = k1 & mask;
+    while (slots[i * STRIDE + 1] !== 0) i = (i + 1) & mask;
+    const s = i * STRIDE;
+    slots[s] = k1;
+    slots[s + 1] = slabIndex + 1;
+    slots[s + 2] = o;
+  }
+
+  /** An index for `entries` entries (at least 1024 slots): empty, or with `keep` the current entries moved in. */
+  #sizeIndex(entries: number, keep = false): void {
+    let cap = 1024;
+    while (cap * MAX_LOAD < entries) cap *= 2;
+    const old = this.#slots;
+    const slots = new Int32Array(cap * STRIDE);
+    const mask = cap - 1;
+    if (keep) {
+      for (let j = 0; j < old.length; j += STRIDE) {
+        if (old[j + 1] === 0) continue;
+        let i = old[j]! & mask;
+        while (slots[i * STRIDE + 1] !== 0) i = (i + 1) & mask;
+        const s = i * STRIDE;
+        slots[s] = old[j]!;
+        slots[s + 1] = old[j + 1]!;
+        slots[s + 2] = old[j + 2]!;
+      }
+    }
+    this.#slots = slots;
+    this.#mask = mask;
+  }
+
+  /** Linear probing deletion without tombstones: shift later members of the cluster back. */
+  #removeSlot(slot: number): void {
+    const slots = this.#slots;
+    const mask = this.#mask;
+    let hole = slot / STRIDE;
+    let i = hole;
+    for (;;) {
+      i = (i + 1) & mask;
+      const s = i * STRIDE;
+      if (slots[s + 1] === 0) break;
+      const home = slots[s]! & mask;
+      // Move i into the hole unless its home lies cyclically in (hole, i].
+      const between = hole <= i ? home > hole && home <= i : home > hole || home <= i;
+      if (!between) {
+        const d = hole * STRIDE;
+        slots[d] = slots[s]!;
+        slots[d + 1] = slots[s + 1]!;
+        slots[d + 2] = slots[s + 2]!;
+        hole = i;
+      }
+    }
+    const d = hole * STRIDE;
+    slots[d] = 0;
+    slots[d + 1] = 0;
+    slots[d + 2] = 0;
+  }
+
+  // ---- slabs -------------------------------------------------------------------------------------------
+
+  /** After a build: move the tail's records into a slab of their size when most of a large tail is unused. */
+  #trimTail(): void {
+    const tail = this.#tail;
+    if (tail.buf.length <= this.#slabBytes || tail.used * 2 > tail.buf.length) return;
+    const slab = new Slab(Math.max(this.#slabBytes, tail.used));
+    tail.buf.copy(slab.buf, 0, 0, tail.used);
+    slab.used = tail.used;
+    this.#slabs[this.#tailIndex] = slab;
+    this.#tail = slab;
+  }
+
+  #newTail(minBytes: number): void {
+    const old = this.#tail;
+    if (!old.queued && old.deadBytes * 2 >= old.used && old.used > 0) {
+      old.queued = true;
+      this.#candidates.push(this.#tailIndex);
+    }
+    if (minBytes >= 2 ** 31) throw new RangeError(`SlabMap: a record of ${minBytes} bytes is too large`);
+    const slab = new Slab(Math.max(this.#slabBytes, minBytes));
+    // A freed index is reused only while no snapshot is open (an open snapshot lists the slabs it reads).
+    const idx = this.#open.length === 0 && this.#freeIndices.length > 0 ? this.#freeIndices.pop()! : this.#slabs.length;
+    if (idx === this.#slabs.length) this.#slabs.push(slab);
+    else this.#slabs[idx] = slab;
+    this.#tail = slab;
+    this.#tailIndex = idx;
+  }
+
+  /** Mark the record at (slabIndex, o) dead (in the current epoch) and account its bytes. */
+  #kill(slabIndex: number, o: number): void {
+    const slab = this.#slabs[slabIndex]!;
+    const len = RECORD_HEADER + slab.view.getUint32(o, true) + slab.view.getUint32(o + 4, true);
+    slab.deadAt.push(o);
+    slab.deadEpoch.push(this.#epoch);
+    slab.deadBytes += len;
+    this.#liveBytes -= len;
+    if (!slab.queued && slab !== this.#tail && slab.deadBytes * 2 >= slab.used) {
+      slab.queued = true;
+      this.#candidates.push(slabIndex);
+    }
+  }
+
+  /** Add (sign 1) or remove (-1) the record at `o` in `slab` to/from the digest; k1, k2: its key's lanes. */
+  #account(slab: Slab, o: number, k1: number, k2: number, sign: 1 | -1): void {
+    const v = slab.view;
+    const vAt = o + RECORD_HEADER + v.getUint32(o, true);
+    hashRange(v, vAt, vAt + v.getUint32(o + 4, true), VALUE_SEED_A, VALUE_SEED_B);
+    const a = mix32(k1 ^ mix32(la));
+    const b = mix32(k2 ^ mix32((lb + 0x9e3779b9) >>> 0));
+    this.#lane1 = (this.#lane1 + sign * a) >>> 0;
+    this.#lane2 = (this.#lane2 + sign * b) >>> 0;
+  }
+
+  /**
+   * Compaction work after a write of `bytes`: move up to 4 × bytes of live records (at least one
+   * record) out of the slab being compacted; free it when done. Nothing while a snapshot is open.
+   */
+  #compactStep(bytes: number): void {
+    if (this.#open.length > 0) return;
+    let budget = bytes * 4;
+    while (budget > 0) {
+      if (this.#compacting < 0) {
+        const next = this.#candidates.pop();
+        if (next === undefined) return;
+        const s = this.#slabs[next];
+        if (!s || s === this.#tail) continue;
+        this.#compacting = next;
+        this.#compactAt = 0;
+      }
+      const idx = this.#compacting;
+      const slab = this.#slabs[idx]!;
+      const v = slab.view;
+      while (budget > 0 && this.#compactAt < slab.used) {
+        const o = this.#compactAt;
+        const kl = v.getUint32(o, true);
+        const len = RECORD_HEADER + kl + v.getUint32(o + 4, true);
+        this.#compactAt += len;
+        hashRange(v, o + RECORD_HEADER, o + RECORD_HEADER + kl, SEED_A, SEED_B);
+        const slot = this.#slotOf(la, idx, o);
+        if (slot < 0) continue; // dead
+        budget -= len;
+        // Copy to the tail (the source slab is never the tail), repoint the index.
+        if (len > this.#tail.buf.length - this.#tail.used) this.#newTail(len);
+        const tail = this.#tail;
+        tail.buf.set(slab.buf.subarray(o, o + len), tail.used);
+        this.#slots[slot + 1] = this.#tailIndex + 1;
+        this.#slots[slot + 2] = tail.used;
+        tail.used += len;
+        // The old copy is dead from now on (a snapshot opened before the slab is freed must skip it).
+        slab.deadAt.push(o);
+        slab.deadEpoch.push(this.#epoch);
+      }
+      if (this.#compactAt >= slab.used) {
+        this.#slabs[idx] = undefined;
+        this.#freeIndices.push(idx);
+        this.#compacting = -1;
+      }
+    }
+  }
+
+  /** The slot (index into #slots) holding (slabIndex, o) among those with hash k1, or -1 (the record is dead). */
+  #slotOf(k1: number, slabIndex: number, o: number): number {
+    const slots = this.#slots;
+    const mask = this.#mask;
+    const h = k1 | 0;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const s = i * STRIDE;
+      const sl = slots[s + 1]!;
+      if (sl === 0) return -1;
+      if (slots[s] === h && sl === slabIndex + 1 && slots[s + 2] === o) return s;
+    }
+  }
+}
+
+/** What `SlabMap.builder()` returns: a StateBuilder that also takes packed slices as they arrive. */
+export interface SlabMapBuilder extends StateBuilder<SlabMap> {
+  addPacked(slice: PackedSlice): void;
+  expect(totalRecords: number): void;
+}
+
+/** snapshot/restore (whole state as [key, value] records), snapshotChunks/restoreChunks and digest for a SlabMap state. */
+export function slabMapSupport(options?: SlabMapOptions): {
+  snapshot(state: SlabMap): unknown;
+  restore(snapshot: unknown): SlabMap;
+  snapshotChunks(state: SlabMap): SnapshotCursor;
+  restoreChunks(): StateBuilder<SlabMap>;
+  digest(state: SlabMap): string;
+} {
+  return {
+    snapshot: (state) => Array.from(state.entries()),
+    restore: (snapshot) => {
+      if (!Array.isArray(snapshot)) throw new TypeError('map snapshot must be an array of [key, value] records');
+      const b = SlabMap.builder(options);
+      for (const r of snapshot as unknown[]) {
+        if (!Array.isArray(r) || r.length !== 2) throw new TypeError('map snapshot record must be [string, string]');
+        b.add(r);
+      }
+      return b.finish();
+    },
+    snapshotChunks: (state) => state.snapshot(),
+    restoreChunks: () => SlabMap.builder(options),
+    digest: (state) => state.digest(),
+  };
+}
