@@ -29,7 +29,9 @@
  * Environment knobs for experiments: BENCH_NODE_FLAGS (both children), BENCH_PRIMARY_FLAGS and
  * BENCH_JOINER_FLAGS (one child; e.g. --single-threaded-gc, --trace-gc), BENCH_BACKLOG_ENTRIES (serving
  * replica's backlog, default the library's 100 000), BENCH_BACKLOG_STORAGE=encoded (BacklogOptions.storage),
- * BENCH_DEBUG=1 (event-loop delay and CPU of the children every 500 ms).
+ * BENCH_DEBUG=1 (event-loop delay and CPU of the children every 500 ms), BENCH_TRANSFER_PROF=dir (a CPU
+ * profile of the serving replica during each transfer phase only), BENCH_CPU_PROF=dir (whole-run CPU
+ * profiles of both children); BENCH_NODE_FLAGS="--import …/stall-log.ts" logs every event-loop stall.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

@@ -95,21 +95,22 @@ let highBits = 0;
 
 /**
  * The two-lane hash of bytes [from, to) of `v` — the same function as entry-hash.ts's hashBytes (four
- * bytes per step, little-endian), read a word at a time → la, lb; highBits = OR of every byte read.
+ * bytes per step, little-endian) → la, lb; highBits = OR of every byte read (byte loads: faster than
+ * DataView word reads here).
  */
-function hashRange(v: DataView, from: number, to: number, seedA: number, seedB: number): void {
+function hashRange(u: Uint8Array, from: number, to: number, seedA: number, seedB: number): void {
   let a = seedA | 0;
   let b = seedB | 0;
   let high = 0;
   let i = from;
   for (; i + 3 < to; i += 4) {
-    const w = v.getInt32(i, true);
+    const w = u[i]! | (u[i + 1]! << 8) | (u[i + 2]! << 16) | (u[i + 3]! << 24);
     high |= w;
     a = Math.imul(a ^ w, 0x01000193);
     b = Math.imul(b ^ w, 0x5bd1e995);
   }
   for (; i < to; i++) {
-    const c = v.getUint8(i);
+    const c = u[i]!;
     high |= c;
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x5bd1e995);
@@ -466,7 +467,8 @@ export class SlabMap {
       // The whole records that fit in the tail slab, copied at once.
       const tail = this.#tail;
       const limit = p + tail.buf.length - tail.used;
-      let q = p;
+      // Usually the rest of the slice fits: no need to walk its records to find where to cut.
+      let q = end <= limit ? end : p;
       while (q < end) {
         const next = q + RECORD_HEADER + uv.getUint32(q, true) + uv.getUint32(q + 4, true);
         if (next > limit) break;
@@ -512,11 +514,11 @@ export class SlabMap {
       const kAt = o + RECORD_HEADER;
       const keyEnd = kAt + kl;
       const valueEnd = keyEnd + vl;
-      hashRange(v, keyEnd, valueEnd, VALUE_SEED_A, VALUE_SEED_B);
+      hashRange(slab.buf, keyEnd, valueEnd, VALUE_SEED_A, VALUE_SEED_B);
       const va = la;
       const vb = lb;
       let high = highBits;
-      hashRange(v, kAt, keyEnd, SEED_A, SEED_B);
+      hashRange(slab.buf, kAt, keyEnd, SEED_A, SEED_B);
       high |= highBits;
       if ((high & 0x80808080) !== 0 && !(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) {
         throw new TypeError('SlabMap record is not UTF-8');
@@ -605,7 +607,7 @@ export class SlabMap {
     if (typeof key !== 'string') throw new TypeError('SlabMap keys are strings');
     if (this.#scratch.buf.length < 3 * key.length) this.#scratch = new Slab(Math.max(2 * this.#scratch.buf.length, 3 * key.length));
     const n = key.length === 0 ? 0 : writeUtf8(this.#scratch.buf, key, 0, this.#scratch.buf.length);
-    hashRange(this.#scratch.view, 0, n, SEED_A, SEED_B);
+    hashRange(this.#scratch.buf, 0, n, SEED_A, SEED_B);
     return n;
   }
 
@@ -734,7 +736,7 @@ export class SlabMap {
   #account(slab: Slab, o: number, k1: number, k2: number, sign: 1 | -1): void {
     const v = slab.view;
     const vAt = o + RECORD_HEADER + v.getUint32(o, true);
-    hashRange(v, vAt, vAt + v.getUint32(o + 4, true), VALUE_SEED_A, VALUE_SEED_B);
+    hashRange(slab.buf, vAt, vAt + v.getUint32(o + 4, true), VALUE_SEED_A, VALUE_SEED_B);
     const a = mix32(k1 ^ mix32(la));
     const b = mix32(k2 ^ mix32((lb + 0x9e3779b9) >>> 0));
     this.#lane1 = (this.#lane1 + sign * a) >>> 0;
@@ -765,7 +767,7 @@ export class SlabMap {
         const kl = v.getUint32(o, true);
         const len = RECORD_HEADER + kl + v.getUint32(o + 4, true);
         this.#compactAt += len;
-        hashRange(v, o + RECORD_HEADER, o + RECORD_HEADER + kl, SEED_A, SEED_B);
+        hashRange(slab.buf, o + RECORD_HEADER, o + RECORD_HEADER + kl, SEED_A, SEED_B);
         const slot = this.#slotOf(la, idx, o);
         if (slot < 0) continue; // dead
         budget -= len;
