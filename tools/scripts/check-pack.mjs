@@ -107,7 +107,7 @@ process.exit(0);
     smoke: `
 import assert from 'node:assert/strict';
 import { createMemoryNetwork } from '@tandem/transport';
-import { mapSnapshotSupport, nodeTransferEnv, ServiceHost, SnapshotMap, StateTransferClient, StateTransferServer } from '@tandem/state-transfer';
+import { mapSnapshotSupport, nodeTransferEnv, ServiceHost, SlabMap, slabMapSupport, SnapshotMap, StateTransferClient, StateTransferServer } from '@tandem/state-transfer';
 const kv = {
   name: 'kv', version: 1,
   initialState: () => new SnapshotMap(),
@@ -126,6 +126,19 @@ assert.equal(result.records, 5000);
 assert.equal(joiner.head().digest, primary.head().digest);
 await client.close(); await server.close();
 console.log('  streamed ' + result.records + ' records, digests equal at seq ' + result.seq);
+// The same state in a SlabMap (entries outside the heap), streamed as packed slices.
+const slabKv = { ...kv, name: 'slab-kv', initialState: () => new SlabMap(), ...slabMapSupport() };
+const slabPrimary = new ServiceHost({ service: slabKv, env });
+for (let i = 0; i < 5000; i++) slabPrimary.execute({ key: 'k' + i, value: 'v' + i });
+const slabServer = new StateTransferServer({ env, source: slabPrimary });
+const slabJoiner = new ServiceHost({ service: slabKv, env });
+const slabClient = new StateTransferClient({ env, service: slabKv, sink: slabJoiner, nodeId: 'c', address: await slabServer.listen('mem://st-slab') });
+const slabResult = await slabClient.run();
+assert.equal(slabResult.records, 5000);
+assert.equal(slabJoiner.head().digest, slabPrimary.head().digest);
+assert.equal(slabJoiner.state.get('k4999'), 'v4999');
+await slabClient.close(); await slabServer.close();
+console.log('  SlabMap: streamed ' + slabResult.records + ' records, digests equal at seq ' + slabResult.seq);
 process.exit(0);
 `,
   },
