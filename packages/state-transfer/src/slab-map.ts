@@ -20,6 +20,9 @@
  * records that were live when it was opened (dead before: skipped; killed after: still emitted;
  * appended after: beyond the fixed end). Slabs are never freed or reused while a snapshot is open.
  *
+ * Index growth. At 60 % load a table twice the size takes over; the old one is emptied a few slots per
+ * write, so a growing map never pauses to rehash everything.
+ *
  * Compaction. When at least half of a (non-tail) slab is dead and no snapshot is open, its live records
  * are moved to the tail a few at a time by later writes (bounded work per write, no pause) and the
  * slab is freed; `compact()` does all of it at once. Memory stays under about twice the live bytes plus
@@ -141,6 +144,8 @@ function writeUtf8(buf: Buffer, s: string, at: number, max: number): number {
 const STRIDE = 4;
 /** Records a builder hashes before inserting them into the index, in index order (see #flushPending). */
 const PENDING = 1 << 16;
+/** Old-table slots moved per write while the index grows (see #grow). */
+const MIGRATE_SLOTS = 8;
 /** Largest slab a builder allocates (it grows them with the map; see #addPacked). */
 const BUILD_SLAB_MAX = 64 * 1024 * 1024;
 
@@ -153,6 +158,15 @@ export class SlabMap {
   /** Open-addressing index (linear probing), STRIDE ints per slot. */
   #slots: Int32Array;
   #mask: number;
+  /**
+   * While the index grows: the previous, half-size table, whose entries move to #slots a few slots per
+   * write (MIGRATE_SLOTS) from #migrateAt on, so a growing map never stops to rehash everything. Its
+   * deleted entries are tombstones (slab id -1): shifting entries back could carry them behind the
+   * cursor. A key found there is moved at once, so callers only ever see slots of #slots.
+   */
+  #old: Int32Array | undefined;
+  #oldMask = 0;
+  #migrateAt = 0;
   #size = 0;
   #lane1 = 0;
   #lane2 = 0;
@@ -196,6 +210,11 @@ export class SlabMap {
   /** Snapshots currently open (cursors not closed). */
   get openSnapshots(): number {
     return this.#open.length;
+  }
+
+  /** True while the index is moving to a larger table, a few slots per write (diagnostic). */
+  get indexGrowing(): boolean {
+    return this.#old !== undefined;
   }
 
   /** Order-independent digest of the contents (16 hex digits + size), equal to a SnapshotMap's. O(1). */
@@ -256,6 +275,7 @@ export class SlabMap {
     }
     this.#liveBytes += recBytes;
     this.#account(tail, o, k1, k2, 1);
+    this.#migrate(MIGRATE_SLOTS);
     this.#compactStep(recBytes);
     return this;
   }
@@ -271,6 +291,7 @@ export class SlabMap {
     this.#kill(slabIndex, o);
     this.#removeSlot(slot);
     this.#size--;
+    this.#migrate(MIGRATE_SLOTS);
     this.#compactStep(RECORD_HEADER);
     return true;
   }
@@ -278,6 +299,7 @@ export class SlabMap {
   clear(): void {
     if (this.#open.length > 0) {
       // Open snapshots still read the slabs: kill every record instead.
+      this.#migrate(Infinity);
       const slots = this.#slots;
       for (let s = 0; s < slots.length; s += STRIDE) if (slots[s + 1] !== 0) this.#kill(slots[s + 1]! - 1, slots[s + 2]!);
       slots.fill(0);
@@ -299,9 +321,12 @@ export class SlabMap {
 
   /** Live entries, in index order (not insertion order). */
   *entries(): IterableIterator<[string, string]> {
-    const slots = this.#slots;
+    for (const slots of this.#old ? [this.#slots, this.#old] : [this.#slots]) yield* this.#entriesOf(slots);
+  }
+
+  *#entriesOf(slots: Int32Array): IterableIterator<[string, string]> {
     for (let s = 0; s < slots.length; s += STRIDE) {
-      if (slots[s + 1] === 0) continue;
+      if (slots[s + 1]! <= 0) continue;
       const slab = this.#slabs[slots[s + 1]! - 1]!;
       const o = slots[s + 2]!;
       const kl = slab.view.getUint32(o, true);
@@ -548,6 +573,7 @@ export class SlabMap {
     if (!p || p.n === 0) return;
     const n = p.n;
     p.n = 0;
+    this.#migrate(Infinity); // (entries added with add() may have started a growth)
     if (this.#size + n > (this.#mask + 1) * MAX_LOAD) this.#sizeIndex(this.#size + n, true);
     const slots = this.#slots;
     const mask = this.#mask;
@@ -613,35 +639,86 @@ export class SlabMap {
 
   /** Slot (index into #slots) of the key now in the scratch buffer (its hash in la), or -1. */
   #findScratch(kl: number): number {
-    const slots = this.#slots;
-    const mask = this.#mask;
     const h = la | 0;
+    const s = this.#probeKey(this.#slots, this.#mask, h, kl);
+    if (s >= 0 || !this.#old) return s;
+    const o = this.#probeKey(this.#old, this.#oldMask, h, kl);
+    return o < 0 ? -1 : this.#promote(o);
+  }
+
+  /** Slot of the scratch key (hash h, kl bytes) in `slots`, or -1; tombstones (slab id -1) are skipped. */
+  #probeKey(slots: Int32Array, mask: number, h: number, kl: number): number {
     const key = this.#scratch.view;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const s = i * STRIDE;
       const sl = slots[s + 1]!;
       if (sl === 0) return -1;
-      if (slots[s] !== h) continue;
+      if (sl < 0 || slots[s] !== h) continue;
       const v = this.#slabs[sl - 1]!.view;
       const o = slots[s + 2]!;
       if (v.getUint32(o, true) === kl && sameBytes(v, o + RECORD_HEADER, key, 0, kl)) return s;
     }
   }
 
-  #insert(k1: number, slabIndex: number, o: number): void {
-    if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) this.#sizeIndex(2 * this.#size + 2, true);
+  /** Move the entry at slot `o` of the old table into #slots (tombstone left behind); its new slot. */
+  #promote(o: number): number {
+    const old = this.#old!;
+    const s = this.#place(old[o]!, old[o + 1]!, old[o + 2]!);
+    old[o + 1] = -1;
+    return s;
+  }
+
+  /** Put an entry into #slots (no growth check); its slot. */
+  #place(k1: number, slabId: number, at: number): number {
     const slots = this.#slots;
     const mask = this.#mask;
     let i = k1 & mask;
     while (slots[i * STRIDE + 1] !== 0) i = (i + 1) & mask;
     const s = i * STRIDE;
     slots[s] = k1;
-    slots[s + 1] = slabIndex + 1;
-    slots[s + 2] = o;
+    slots[s + 1] = slabId;
+    slots[s + 2] = at;
+    return s;
+  }
+
+  /** Move up to `n` slots of the old table (from #migrateAt on) into #slots; drop it when done. */
+  #migrate(n: number): void {
+    const old = this.#old;
+    if (!old) return;
+    const end = Math.min(old.length, this.#migrateAt + n * STRIDE);
+    for (let j = this.#migrateAt; j < end; j += STRIDE) {
+      if (old[j + 1]! <= 0) continue;
+      this.#place(old[j]!, old[j + 1]!, old[j + 2]!);
+      old[j + 1] = -1; // moved: a later lookup must not find (and move) it again
+    }
+    this.#migrateAt = end;
+    if (end >= old.length) this.#old = undefined;
+  }
+
+  #insert(k1: number, slabIndex: number, o: number): void {
+    if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) this.#grow();
+    this.#place(k1, slabIndex + 1, o);
+  }
+
+  /**
+   * Start moving to a table twice the size: the current one becomes #old and is emptied a few slots per
+   * write. A new table holds at most MAX_LOAD / 2 when it starts and gains one entry per insert, while
+   * every write moves MIGRATE_SLOTS ≥ 2 old slots, so the move ends long before it could fill.
+   */
+  #grow(): void {
+    this.#migrate(Infinity); // (only if a previous move is somehow unfinished)
+    this.#old = this.#slots;
+    this.#oldMask = this.#mask;
+    this.#migrateAt = 0;
+    const cap = (this.#mask + 1) * 2;
+    this.#slots = new Int32Array(cap * STRIDE);
+    this.#mask = cap - 1;
   }
 
   /** An index for `entries` entries (at least 1024 slots): empty, or with `keep` the current entries moved in. */
   #sizeIndex(entries: number, keep = false): void {
+    if (keep) this.#migrate(Infinity);
+    else this.#old = undefined;
     let cap = 1024;
     while (cap * MAX_LOAD < entries) cap *= 2;
     const old = this.#slots;
@@ -792,15 +869,20 @@ export class SlabMap {
 
   /** The slot (index into #slots) holding (slabIndex, o) among those with hash k1, or -1 (the record is dead). */
   #slotOf(k1: number, slabIndex: number, o: number): number {
-    const slots = this.#slots;
-    const mask = this.#mask;
-    const h = k1 | 0;
-    for (let i = h & mask; ; i = (i + 1) & mask) {
-      const s = i * STRIDE;
-      const sl = slots[s + 1]!;
-      if (sl === 0) return -1;
-      if (slots[s] === h && sl === slabIndex + 1 && slots[s + 2] === o) return s;
-    }
+    const s = probeAddress(this.#slots, this.#mask, k1 | 0, slabIndex + 1, o);
+    if (s >= 0 || !this.#old) return s;
+    const old = probeAddress(this.#old, this.#oldMask, k1 | 0, slabIndex + 1, o);
+    return old < 0 ? -1 : this.#promote(old);
+  }
+}
+
+/** The slot of `slots` whose entry is (hash h, slabId, o), or -1. */
+function probeAddress(slots: Int32Array, mask: number, h: number, slabId: number, o: number): number {
+  for (let i = h & mask; ; i = (i + 1) & mask) {
+    const s = i * STRIDE;
+    const sl = slots[s + 1]!;
+    if (sl === 0) return -1;
+    if (sl === slabId && slots[s] === h && slots[s + 2] === o) return s;
   }
 }
 

@@ -72,6 +72,37 @@ describe('SlabMap', () => {
     expect(() => new SlabMap({ slabBytes: 100 })).toThrow(RangeError);
   });
 
+  it('grows its index a few slots per write (no whole rehash): every key stays reachable while it moves', () => {
+    const rnd = lcg(17);
+    const m = new SlabMap({ slabBytes: 64 * 1024 });
+    const ref = new Map<string, string>();
+    let growths = 0;
+    let checkedWhileGrowing = 0;
+    for (let i = 0; i < 30_000; i++) {
+      const k = `k${Math.floor(rnd() * 20_000)}`;
+      const was = m.indexGrowing;
+      if (rnd() < 0.8) {
+        m.set(k, `v${i}`);
+        ref.set(k, `v${i}`);
+      } else expect(m.delete(k)).toBe(ref.delete(k));
+      if (!was && m.indexGrowing) growths++;
+      if (m.indexGrowing && i % 7 === 0) {
+        // While the old table is being emptied: reads, the size and a full iteration see every key once.
+        const probe = `k${Math.floor(rnd() * 20_000)}`;
+        expect(m.get(probe)).toBe(ref.get(probe));
+        expect(m.size).toBe(ref.size);
+        if (checkedWhileGrowing++ % 50 === 0) expect(new Map(m.entries())).toEqual(ref);
+      }
+    }
+    // 1024 slots at first, 60 % load: growth to 2048, 4096, 8192, 16 384, 32 768 slots.
+    expect(growths).toBeGreaterThanOrEqual(4);
+    expect(checkedWhileGrowing).toBeGreaterThan(50);
+    expect(new Map(m.entries())).toEqual(ref);
+    const s = new SnapshotMap<string>();
+    for (const [k, v] of ref) s.set(k, v);
+    expect(m.digest()).toBe(s.digest());
+  });
+
   it('a snapshot yields exactly the contents when it was opened, item by item and packed, while writes continue', () => {
     const rnd = lcg(11);
     const m = new SlabMap({ slabBytes: 64 * 1024 });
