@@ -57,6 +57,7 @@ async function main(): Promise<void> {
         snapshotMs = performance.now() - t0;
         const c = process.cpuUsage(cpu0);
         snapshotCpuMs = (c.user + c.system) / 1000;
+        if (process.env.BENCH_DEBUG) console.error(`[joiner] snapshot installed: cpu user ${(c.user / 1000).toFixed(0)} ms, system ${(c.system / 1000).toFixed(0)} ms, wall ${snapshotMs.toFixed(0)} ms`);
       }
     });
     const r = await client.run().finally(restorePriority);
