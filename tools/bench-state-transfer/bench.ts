@@ -31,7 +31,9 @@
  * replica's backlog, default the library's 100 000), BENCH_BACKLOG_STORAGE=encoded (BacklogOptions.storage),
  * BENCH_DEBUG=1 (event-loop delay and CPU of the children every 500 ms), BENCH_TRANSFER_PROF=dir (a CPU
  * profile of the serving replica during each transfer phase only), BENCH_CPU_PROF=dir (whole-run CPU
- * profiles of both children); BENCH_NODE_FLAGS="--import …/stall-log.ts" logs every event-loop stall.
+ * profiles of both children); BENCH_NODE_FLAGS="--import …/stall-log.ts" logs every event-loop stall;
+ * BENCH_NULL_JOINER=1 replaces the joiner by one that only acknowledges chunks (the serving side's cost
+ * alone; its "throughput" is the serving rate; no convergence check is possible, so the run exits 1).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

@@ -2,7 +2,7 @@
 
 import { createRegistry } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
-import { lowerJoinerPriority, nodeTransferEnv, ServiceHost, StateTransferClient } from '@tandem/state-transfer';
+import { decodeMessage, encodeMessage, lowerJoinerPriority, nodeTransferEnv, ServiceHost, StateTransferClient } from '@tandem/state-transfer';
 import { benchKv, type ChildReport } from './kv.js';
 
 const address = process.env.BENCH_TRANSFER_ADDRESS!;
@@ -45,6 +45,30 @@ async function main(): Promise<void> {
   // Each round: a fresh replica state receives the whole state, catches up and is verified.
   for (;;) {
     const { follow } = await nextGo();
+    if (process.env.BENCH_NULL_JOINER) {
+      // Diagnostic: a joiner that only acknowledges chunks (no decoding, building or catch-up), to see
+      // what serving a transfer costs the serving replica by itself. Reports after snapEnd.
+      const conn = await network.dial(address);
+      const t0 = performance.now();
+      await conn.send(encodeMessage({ t: 'open', service: 'bench-kv', nodeId: 'null-' + Date.now(), version: 1, formats: [{ format: 'records', minVersion: 1 }], window, encodings: ['text-slices', 'packed-records'] }));
+      let bytes = 0;
+      let records = 0;
+      let seq = 0;
+      for await (const b of conn) {
+        const m = decodeMessage(b);
+        if (m.t === 'meta') seq = m.seq;
+        if (m.t === 'chunk') {
+          bytes += m.data.length;
+          records += m.records;
+          void conn.send(encodeMessage({ t: 'ack', transferId: m.transferId, nextChunk: m.index + 1, appliedSeq: 0 })).catch(() => {});
+        }
+        if (m.t === 'snapEnd') break;
+      }
+      const ms = performance.now() - t0;
+      conn.abort();
+      send({ t: 'joined', bytes, records, entries: 0, transferMs: ms, snapshotMs: ms, snapshotCpuMs: 0, seq, digest: '', resumes: 0 });
+      continue;
+    }
     host = new ServiceHost({ service: benchKv(), env });
     const client = new StateTransferClient({ env, service: benchKv(), sink: host, nodeId: `bench-joiner-${Date.now()}`, address, window, follow });
     const restorePriority = lowerJoinerPriority(nice);
