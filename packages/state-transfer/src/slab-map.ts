@@ -459,7 +459,8 @@ export class SlabMap {
     return {
       recordWidth: 2,
       expect(totalRecords: number) {
-        if (m.#size === 0 && Number.isSafeInteger(totalRecords) && totalRecords > 0) m.#sizeIndex(Math.min(totalRecords, 1 << 28));
+        // Only before the first record (an index sized later would drop what it holds).
+        if (m.#size === 0 && !m.#pending?.n && Number.isSafeInteger(totalRecords) && totalRecords > 0) m.#sizeIndex(Math.min(totalRecords, 1 << 28));
       },
       add(items) {
         if (items.length % 2 !== 0) throw new TypeError('SlabMap records come in key, value pairs');
