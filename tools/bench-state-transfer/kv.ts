@@ -1,5 +1,5 @@
-/** The benchmark's key-value service (SnapshotMap state, streamed as records) and its wire requests. */
-import { mapSnapshotSupport, SlabMap, slabMapSupport, SnapshotMap, type HostedService } from '@tandem/state-transfer';
+/** The benchmark's key-value service (a SlabMap or SnapshotMap state, streamed as records) and its wire requests. */
+import { mapSnapshotSupport, SlabMap, slabMapSupport, SnapshotMap, type HostedService, type MapSnapshotSupport } from '@tandem/state-transfer';
 
 export type BenchRequest = { op: 'set'; key: string; value: string } | { op: 'get'; key: string };
 
@@ -10,26 +10,15 @@ export function benchStateKind(): BenchStateKind {
   return process.env.BENCH_STATE === 'map' ? 'map' : 'slab';
 }
 
-export function benchKv(kind: BenchStateKind = benchStateKind()): HostedService<SnapshotMap<string> | SlabMap, BenchRequest, string | null> {
-  if (kind === 'slab') {
-    return {
-      name: 'bench-kv',
-      version: 1,
-      initialState: () => new SlabMap(),
-      apply(state, req) {
-        if (req.op === 'set') {
-          state.set(req.key, req.value);
-          return 'OK';
-        }
-        return state.get(req.key) ?? null;
-      },
-      ...slabMapSupport(),
-    } as HostedService<SlabMap, BenchRequest, string | null> as HostedService<SnapshotMap<string> | SlabMap, BenchRequest, string | null>;
-  }
+type BenchState = SnapshotMap<string> | SlabMap;
+
+export function benchKv(kind: BenchStateKind = benchStateKind()): HostedService<BenchState, BenchRequest, string | null> {
+  // The same service over either map: both have set/get of strings and the same snapshot methods.
+  const support = (kind === 'slab' ? slabMapSupport() : mapSnapshotSupport<string>()) as MapSnapshotSupport<string, BenchState>;
   return {
     name: 'bench-kv',
     version: 1,
-    initialState: () => new SnapshotMap<string>(),
+    initialState: () => (kind === 'slab' ? new SlabMap() : new SnapshotMap<string>()),
     apply(state, req) {
       if (req.op === 'set') {
         state.set(req.key, req.value);
@@ -37,8 +26,8 @@ export function benchKv(kind: BenchStateKind = benchStateKind()): HostedService<
       }
       return state.get(req.key) ?? null;
     },
-    ...mapSnapshotSupport<string>(),
-  } as HostedService<SnapshotMap<string>, BenchRequest, string | null> as HostedService<SnapshotMap<string> | SlabMap, BenchRequest, string | null>;
+    ...support,
+  };
 }
 
 export function valueFor(i: number, size: number): string {

@@ -9,10 +9,10 @@ import { crc32 } from 'node:zlib';
 import { chunkChecksum, WholeStateChecksum } from './checksum.js';
 import { pack } from './codec.js';
 import { encodeRecordSlice, encodeRecordSliceInto, framePackedSlice, PACKED_SLICE_OVERHEAD } from './record-codec.js';
-import { isPackedCursor } from './slab-map.js';
 import { yieldToEventLoop, type TransferEnv } from './env.js';
 import { encodeMessage, type ChunkMsg } from './messages.js';
 import type { CapturedState } from './source.js';
+import { isPackedCursor } from './transferable.js';
 
 export interface ChunkSizing {
   /** Target chunk size in bytes (default 512 KiB). */
@@ -128,11 +128,8 @@ export class ChunkProducer {
           // One record larger than a slice: end this chunk before it, or give it a bigger buffer.
           if (size > 0) break;
           const need = r.needBytes ?? room;
-          const bigger = this.#takeBuffer(size + PACKED_SLICE_OVERHEAD + need);
-          buf.copy(bigger, 0, 0, size);
-          this.#recycle(buf);
-          buf = bigger;
-          r = packed.nextPacked(buf, size + PACKED_SLICE_OVERHEAD, need);
+          buf = this.#moveToBigger(buf, 0, PACKED_SLICE_OVERHEAD + need);
+          r = packed.nextPacked(buf, PACKED_SLICE_OVERHEAD, need);
         }
         if (!r || r.records === 0) {
           this.#stateDone = true;
@@ -159,11 +156,8 @@ export class ChunkProducer {
         if (end < 0) {
           // Larger than estimated: move to a bigger buffer (not pooled).
           const one = encodeRecordSlice(recs);
-          const bigger = this.#takeBuffer(size + one.length + this.#sizing.sliceBytes);
-          buf.copy(bigger, 0, 0, size);
-          this.#recycle(buf);
-          bigger.set(one, size);
-          buf = bigger;
+          buf = this.#moveToBigger(buf, size, size + one.length + this.#sizing.sliceBytes);
+          buf.set(one, size);
           end = size + one.length;
         }
         crc = crc32(buf.subarray(size, end), crc);
@@ -208,6 +202,14 @@ export class ChunkProducer {
     const fresh = Buffer.allocUnsafeSlow(HEADROOM + Math.max(minBytes, this.#sizing.chunkBytes + 2 * this.#sizing.sliceBytes + 1024));
     this.#owned.add(fresh.buffer);
     return fresh.subarray(HEADROOM);
+  }
+
+  /** A buffer of at least `minBytes` (not pooled) holding `b`'s first `keep` bytes; `b` is recycled. */
+  #moveToBigger(b: Buffer, keep: number, minBytes: number): Buffer {
+    const bigger = this.#takeBuffer(minBytes);
+    b.copy(bigger, 0, 0, keep);
+    this.#recycle(b);
+    return bigger;
   }
 
   #recycle(b: Buffer): void {

@@ -11,6 +11,8 @@ import { mix32 } from './checksum.js';
 /** Output of the two-lane hashes (module-level to avoid allocating a pair per call). */
 export let laneA = 0;
 export let laneB = 0;
+/** hashBytes also leaves the OR of every byte it read here (bit 7 set ⇔ not ASCII). */
+export let highBits = 0;
 
 const utf8 = new TextEncoder();
 
@@ -52,25 +54,29 @@ export function hashString(s: string, seedA: number, seedB: number): void {
 
 /**
  * A hash of bytes[from, to) in two independent 32-bit lanes at once (FNV-style multiply, four bytes
- * per step little-endian, the tail byte by byte, murmur3 finaliser) → laneA, laneB.
+ * per step little-endian, the tail byte by byte, murmur3 finaliser) → laneA, laneB; and highBits.
  */
 export function hashBytes(u: Uint8Array, from: number, to: number, seedA: number, seedB: number): void {
   let a = seedA | 0;
   let b = seedB | 0;
+  let high = 0;
   let i = from;
   for (; i + 3 < to; i += 4) {
     const w = u[i]! | (u[i + 1]! << 8) | (u[i + 2]! << 16) | (u[i + 3]! << 24);
+    high |= w;
     a = Math.imul(a ^ w, 0x01000193);
     b = Math.imul(b ^ w, 0x5bd1e995);
   }
   for (; i < to; i++) {
     const c = u[i]!;
+    high |= c;
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x5bd1e995);
   }
   const n = to - from;
   laneA = mix32(a ^ n);
   laneB = mix32(b ^ n);
+  highBits = high;
 }
 
 export const SEED_A = 0x811c9dc5;

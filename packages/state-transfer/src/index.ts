@@ -2,12 +2,12 @@ export { StateTransferServer, type StateTransferServerOptions, type StateTransfe
 export { StateTransferClient, type StateTransferClientOptions, type StateTransferClientEvent, type JoinResult } from './client.js';
 export { ServiceHost, type HostedService, type HostEntry, type ServiceHostOptions } from './host.js';
 export { SnapshotMap, type MapRecord, type SnapshotMapOptions } from './snapshot-map.js';
-export { mapSnapshotSupport, type MapSnapshotSupport } from './map-service.js';
-export { SlabMap, slabMapSupport, isPackedCursor, RECORD_HEADER, type SlabMapOptions, type SlabMapBuilder, type PackedSnapshotCursor, type PackedResult } from './slab-map.js';
+export { mapSnapshotSupport, slabMapSupport, type MapSnapshotSupport } from './map-service.js';
+export { SlabMap, RECORD_HEADER, type SlabMapOptions, type SlabMapBuilder } from './slab-map.js';
 export type { PackedSlice, TextSlice } from './record-codec.js';
 export { ReplicationBacklog, type BacklogOptions, type LogEntry } from './backlog.js';
 export type { TransferSource, TransferSink, CapturedState, CapturedStateBody, InstalledState, StateHead } from './source.js';
-export { serviceVersion, supportsChunks, type SnapshotCursor, type StateBuilder, type StateMigration, type TransferableService } from './transferable.js';
+export { serviceVersion, supportsChunks, isPackedCursor, type PackedSnapshotCursor, type PackedResult, type SnapshotCursor, type StateBuilder, type StateMigration, type TransferableService } from './transferable.js';
 export { migrationPath, migrateRecords, migrateSnapshot, type TransferFormat } from './migrations.js';
 export { ProgressMeter, formatProgress, progressBar, type TransferProgress, type TransferPhase, type ProgressOutput } from './progress.js';
 export { chunkChecksum, WholeStateChecksum } from './checksum.js';

@@ -74,7 +74,7 @@ export function sliceItems(s: RecordSlice): unknown[] {
       for (let i = 0; i < items.length; i += 2) {
         const kl = u32(u, p);
         const vl = u32(u, p + 4);
-        const kAt = p + PACKED_HEADER;
+        const kAt = p + RECORD_HEADER;
         items[i] = strictUtf8.decode(u.subarray(kAt, kAt + kl));
         items[i + 1] = strictUtf8.decode(u.subarray(kAt + kl, kAt + kl + vl));
         p = kAt + kl + vl;
@@ -105,7 +105,8 @@ const KIND_MSGPACK = 0;
 const KIND_TEXT = 1;
 const KIND_PACKED = 2;
 const FRAME_HEADER = 6;
-const PACKED_HEADER = 8;
+/** Bytes in front of each packed record (and of each SlabMap record): key length, value length (u32 LE). */
+export const RECORD_HEADER = 8;
 /** Bytes in front of a packed slice's records: frame header and record count. */
 export const PACKED_SLICE_OVERHEAD = FRAME_HEADER + 4;
 
@@ -269,8 +270,8 @@ function checkPacked(buf: Buffer, at: number, end: number): PackedSlice {
   const n = u32(buf, at);
   let p = at + 4;
   for (let i = 0; i < n; i++) {
-    if (p + PACKED_HEADER > end) throw new RangeError(`packed slice of ${n} records overruns its frame at record ${i}`);
-    p += PACKED_HEADER + u32(buf, p) + u32(buf, p + 4);
+    if (p + RECORD_HEADER > end) throw new RangeError(`packed slice of ${n} records overruns its frame at record ${i}`);
+    p += RECORD_HEADER + u32(buf, p) + u32(buf, p + 4);
   }
   if (p !== end) throw new RangeError(`packed slice records (${p - at - 4} bytes) do not match its frame (${end - at - 4})`);
   return { kind: 'packed', bytes: buf, count: n, at: at + 4, end };

@@ -32,10 +32,12 @@
  * the same as a SnapshotMap's over equal contents (same per-entry hash of the same UTF-8 bytes).
  */
 import { Buffer, isUtf8 } from 'node:buffer';
-import { hex32, mix32 } from './checksum.js';
-import { SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from './entry-hash.js';
-import type { PackedSlice } from './record-codec.js';
-import type { SnapshotCursor, StateBuilder } from './transferable.js';
+import { hex32 } from './checksum.js';
+import { combine, hashBytes, highBits, laneA, laneB, SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from './entry-hash.js';
+import { RECORD_HEADER, type PackedSlice } from './record-codec.js';
+import type { PackedResult, PackedSnapshotCursor, SnapshotCursor, StateBuilder } from './transferable.js';
+
+export { RECORD_HEADER };
 
 export interface SlabMapOptions {
   /** Bytes per slab (default 4 MiB, at least 64 KiB). A record larger than this gets a slab of its own. */
@@ -44,8 +46,6 @@ export interface SlabMapOptions {
   expectedSize?: number;
 }
 
-/** Bytes of a record's header: key length, value length (u32 LE each). */
-export const RECORD_HEADER = 8;
 const DEFAULT_SLAB = 4 * 1024 * 1024;
 const MIN_SLAB = 64 * 1024;
 /** The index is grown when more than this fraction of its slots is used. */
@@ -70,58 +70,9 @@ interface OpenSlabSnapshot {
   readonly epoch: number;
 }
 
-/** What `nextPacked` wrote: `records` whole records in `bytes` bytes; `needBytes` when none fit. */
-export interface PackedResult {
-  records: number;
-  bytes: number;
-  /** Set when `records` is 0: room the next record needs. */
-  needBytes?: number;
-}
-
-/** A SnapshotCursor that can also copy its records as packed bytes (what SlabMap's cursor is). */
-export interface PackedSnapshotCursor extends SnapshotCursor {
-  /**
-   * Copy the next whole records, packed (`keyLength u32 LE, valueLength u32 LE, key, value`, back to
-   * back), into `target` from `at` on, at most `room` bytes; undefined when the view is exhausted.
-   */
-  nextPacked(target: Uint8Array, at: number, room: number): PackedResult | undefined;
-}
-
-export function isPackedCursor(c: SnapshotCursor): c is PackedSnapshotCursor {
-  return typeof (c as Partial<PackedSnapshotCursor>).nextPacked === 'function';
-}
-
-/** Output of hashRange (module-level: no pair allocated per call), and the OR of the words hashed. */
-let la = 0;
-let lb = 0;
-let highBits = 0;
-
-/**
- * The two-lane hash of bytes [from, to) of `v` — the same function as entry-hash.ts's hashBytes (four
- * bytes per step, little-endian) → la, lb; highBits = OR of every byte read (byte loads: faster than
- * DataView word reads here).
- */
-function hashRange(u: Uint8Array, from: number, to: number, seedA: number, seedB: number): void {
-  let a = seedA | 0;
-  let b = seedB | 0;
-  let high = 0;
-  let i = from;
-  for (; i + 3 < to; i += 4) {
-    const w = u[i]! | (u[i + 1]! << 8) | (u[i + 2]! << 16) | (u[i + 3]! << 24);
-    high |= w;
-    a = Math.imul(a ^ w, 0x01000193);
-    b = Math.imul(b ^ w, 0x5bd1e995);
-  }
-  for (; i < to; i++) {
-    const c = u[i]!;
-    high |= c;
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-  }
-  const n = to - from;
-  la = mix32(a ^ n);
-  lb = mix32(b ^ n);
-  highBits = high;
+/** Offset just past the record at `o` (header, key, value). */
+function recordEnd(v: DataView, o: number): number {
+  return o + RECORD_HEADER + v.getUint32(o, true) + v.getUint32(o + 4, true);
 }
 
 /** Equal bytes: x[xAt, xAt + n) and y[yAt, yAt + n). */
@@ -238,8 +189,8 @@ export class SlabMap {
   set(key: string, value: string): this {
     if (typeof value !== 'string') throw new TypeError('SlabMap values are strings');
     const kl = this.#keyBytes(key);
-    const k1 = la;
-    const k2 = lb;
+    const k1 = laneA;
+    const k2 = laneB;
     const slot = this.#findScratch(kl);
     // Write the record at the tail: header, key (from the scratch buffer), value (encoded in place).
     let tail = this.#tail;
@@ -283,8 +234,8 @@ export class SlabMap {
   delete(key: string): boolean {
     const slot = this.#findScratch(this.#keyBytes(key));
     if (slot < 0) return false;
-    const k1 = la;
-    const k2 = lb;
+    const k1 = laneA;
+    const k2 = laneB;
     const slabIndex = this.#slots[slot + 1]! - 1;
     const o = this.#slots[slot + 2]!;
     this.#account(this.#slabs[slabIndex]!, o, k1, k2, -1);
@@ -376,7 +327,7 @@ export class SlabMap {
         if (slab && at < end) {
           if (skipNext < skips.length && skips[skipNext] === at) {
             skipNext++;
-            at += RECORD_HEADER + slab.view.getUint32(at, true) + slab.view.getUint32(at + 4, true);
+            at = recordEnd(slab.view, at);
             continue;
           }
           return true;
@@ -428,7 +379,7 @@ export class SlabMap {
           const stop = skipNext < skips.length ? Math.min(end, skips[skipNext]!) : end;
           const limit = runStart + room - bytes;
           while (q < stop) {
-            const next = q + RECORD_HEADER + v.getUint32(q, true) + v.getUint32(q + 4, true);
+            const next = recordEnd(v, q);
             if (next > limit) break;
             q = next;
             records++;
@@ -439,7 +390,7 @@ export class SlabMap {
             at = q;
           }
           if (q < stop || bytes >= room) {
-            if (records === 0) return { records: 0, bytes: 0, needBytes: RECORD_HEADER + v.getUint32(q, true) + v.getUint32(q + 4, true) };
+            if (records === 0) return { records: 0, bytes: 0, needBytes: recordEnd(v, q) - q };
             return { records, bytes };
           }
         }
@@ -468,8 +419,9 @@ export class SlabMap {
           const k = items[i];
           const v = items[i + 1];
           if (typeof k !== 'string' || typeof v !== 'string') throw new TypeError('SlabMap records are [string, string]');
-          if (m.has(k)) throw new TypeError(`SlabMap records repeat the key ${JSON.stringify(k.slice(0, 100))}`);
+          const before = m.#size;
           m.set(k, v);
+          if (m.#size === before) throw new TypeError(`SlabMap records repeat the key ${JSON.stringify(k.slice(0, 100))}`);
         }
       },
       addPacked: (slice: PackedSlice) => m.#addPacked(slice),
@@ -496,7 +448,7 @@ export class SlabMap {
       // Usually the rest of the slice fits: no need to walk its records to find where to cut.
       let q = end <= limit ? end : p;
       while (q < end) {
-        const next = q + RECORD_HEADER + uv.getUint32(q, true) + uv.getUint32(q + 4, true);
+        const next = recordEnd(uv, q);
         if (next > limit) break;
         q = next;
       }
@@ -505,7 +457,7 @@ export class SlabMap {
         // rather than hundreds (each large external allocation can make V8 collect); #trimTail
         // shrinks the last one when the build finishes.
         const grown = Math.min(BUILD_SLAB_MAX, Math.max(this.#slabBytes, this.#liveBytes));
-        this.#newTail(Math.max(grown, RECORD_HEADER + uv.getUint32(p, true) + uv.getUint32(p + 4, true)));
+        this.#newTail(Math.max(grown, recordEnd(uv, p) - p));
         continue;
       }
       const base = tail.used;
@@ -540,21 +492,21 @@ export class SlabMap {
       const kAt = o + RECORD_HEADER;
       const keyEnd = kAt + kl;
       const valueEnd = keyEnd + vl;
-      hashRange(slab.buf, keyEnd, valueEnd, VALUE_SEED_A, VALUE_SEED_B);
-      const va = la;
-      const vb = lb;
-      let high = highBits;
-      hashRange(slab.buf, kAt, keyEnd, SEED_A, SEED_B);
-      high |= highBits;
-      if ((high & 0x80808080) !== 0 && !(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) {
+      hashBytes(slab.buf, kAt, keyEnd, SEED_A, SEED_B);
+      const k1 = laneA;
+      const k2 = laneB;
+      const high = highBits;
+      hashBytes(slab.buf, keyEnd, valueEnd, VALUE_SEED_A, VALUE_SEED_B);
+      if (((high | highBits) & 0x80808080) !== 0 && !(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) {
         throw new TypeError('SlabMap record is not UTF-8');
       }
-      l1 = (l1 + mix32(la ^ mix32(va))) >>> 0;
-      l2 = (l2 + mix32(lb ^ mix32((vb + 0x9e3779b9) >>> 0))) >>> 0;
+      combine(k1, k2);
+      l1 = (l1 + laneA) >>> 0;
+      l2 = (l2 + laneB) >>> 0;
       const n = p.n++;
       p.slab[n] = slabId;
       p.at[n] = o;
-      p.hash[n] = la;
+      p.hash[n] = k1;
       if (p.n === PENDING) this.#flushPending();
       o = valueEnd;
     }
@@ -629,18 +581,18 @@ export class SlabMap {
 
   // ---- index -----------------------------------------------------------------------------------------
 
-  /** The key's UTF-8 bytes into the scratch buffer, hashed (→ la, lb); returns their length. */
+  /** The key's UTF-8 bytes into the scratch buffer, hashed (→ laneA, laneB); returns their length. */
   #keyBytes(key: string): number {
     if (typeof key !== 'string') throw new TypeError('SlabMap keys are strings');
     if (this.#scratch.buf.length < 3 * key.length) this.#scratch = new Slab(Math.max(2 * this.#scratch.buf.length, 3 * key.length));
     const n = key.length === 0 ? 0 : writeUtf8(this.#scratch.buf, key, 0, this.#scratch.buf.length);
-    hashRange(this.#scratch.buf, 0, n, SEED_A, SEED_B);
+    hashBytes(this.#scratch.buf, 0, n, SEED_A, SEED_B);
     return n;
   }
 
-  /** Slot (index into #slots) of the key now in the scratch buffer (its hash in la), or -1. */
+  /** Slot (index into #slots) of the key now in the scratch buffer (its hash in laneA), or -1. */
   #findScratch(kl: number): number {
-    const h = la | 0;
+    const h = laneA | 0;
     const s = this.#probeKey(this.#slots, this.#mask, h, kl);
     if (s >= 0 || !this.#old) return s;
     const o = this.#probeKey(this.#old, this.#oldMask, h, kl);
@@ -799,7 +751,7 @@ export class SlabMap {
   /** Mark the record at (slabIndex, o) dead (in the current epoch) and account its bytes. */
   #kill(slabIndex: number, o: number): void {
     const slab = this.#slabs[slabIndex]!;
-    const len = RECORD_HEADER + slab.view.getUint32(o, true) + slab.view.getUint32(o + 4, true);
+    const len = recordEnd(slab.view, o) - o;
     slab.deadAt.push(o);
     slab.deadEpoch.push(this.#epoch);
     slab.deadBytes += len;
@@ -814,11 +766,10 @@ export class SlabMap {
   #account(slab: Slab, o: number, k1: number, k2: number, sign: 1 | -1): void {
     const v = slab.view;
     const vAt = o + RECORD_HEADER + v.getUint32(o, true);
-    hashRange(slab.buf, vAt, vAt + v.getUint32(o + 4, true), VALUE_SEED_A, VALUE_SEED_B);
-    const a = mix32(k1 ^ mix32(la));
-    const b = mix32(k2 ^ mix32((lb + 0x9e3779b9) >>> 0));
-    this.#lane1 = (this.#lane1 + sign * a) >>> 0;
-    this.#lane2 = (this.#lane2 + sign * b) >>> 0;
+    hashBytes(slab.buf, vAt, vAt + v.getUint32(o + 4, true), VALUE_SEED_A, VALUE_SEED_B);
+    combine(k1, k2);
+    this.#lane1 = (this.#lane1 + sign * laneA) >>> 0;
+    this.#lane2 = (this.#lane2 + sign * laneB) >>> 0;
   }
 
   /**
@@ -845,8 +796,8 @@ export class SlabMap {
         const kl = v.getUint32(o, true);
         const len = RECORD_HEADER + kl + v.getUint32(o + 4, true);
         this.#compactAt += len;
-        hashRange(slab.buf, o + RECORD_HEADER, o + RECORD_HEADER + kl, SEED_A, SEED_B);
-        const slot = this.#slotOf(la, idx, o);
+        hashBytes(slab.buf, o + RECORD_HEADER, o + RECORD_HEADER + kl, SEED_A, SEED_B);
+        const slot = this.#slotOf(laneA, idx, o);
         if (slot < 0) continue; // dead
         budget -= len;
         // Copy to the tail (the source slab is never the tail), repoint the index.
@@ -891,29 +842,4 @@ function probeAddress(slots: Int32Array, mask: number, h: number, slabId: number
 export interface SlabMapBuilder extends StateBuilder<SlabMap> {
   addPacked(slice: PackedSlice): void;
   expect(totalRecords: number): void;
-}
-
-/** snapshot/restore (whole state as [key, value] records), snapshotChunks/restoreChunks and digest for a SlabMap state. */
-export function slabMapSupport(options?: SlabMapOptions): {
-  snapshot(state: SlabMap): unknown;
-  restore(snapshot: unknown): SlabMap;
-  snapshotChunks(state: SlabMap): SnapshotCursor;
-  restoreChunks(): StateBuilder<SlabMap>;
-  digest(state: SlabMap): string;
-} {
-  return {
-    snapshot: (state) => Array.from(state.entries()),
-    restore: (snapshot) => {
-      if (!Array.isArray(snapshot)) throw new TypeError('map snapshot must be an array of [key, value] records');
-      const b = SlabMap.builder(options);
-      for (const r of snapshot as unknown[]) {
-        if (!Array.isArray(r) || r.length !== 2) throw new TypeError('map snapshot record must be [string, string]');
-        b.add(r);
-      }
-      return b.finish();
-    },
-    snapshotChunks: (state) => state.snapshot(),
-    restoreChunks: () => SlabMap.builder(options),
-    digest: (state) => state.digest(),
-  };
 }

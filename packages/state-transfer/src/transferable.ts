@@ -29,6 +29,28 @@ export interface SnapshotCursor {
   close(): void;
 }
 
+/** What `nextPacked` wrote: `records` whole records in `bytes` bytes; `needBytes` when none fit. */
+export interface PackedResult {
+  records: number;
+  bytes: number;
+  /** Set when `records` is 0: room the next record needs. */
+  needBytes?: number;
+}
+
+/** A SnapshotCursor that can also copy its records as packed bytes (SlabMap's cursor). */
+export interface PackedSnapshotCursor extends SnapshotCursor {
+  /**
+   * Copy the next whole records, packed (`keyLength u32 LE, valueLength u32 LE, key, value`, back to
+   * back; see record-codec.ts), into `target` from `at` on, at most `room` bytes; undefined when the
+   * view is exhausted.
+   */
+  nextPacked(target: Uint8Array, at: number, room: number): PackedResult | undefined;
+}
+
+export function isPackedCursor(c: SnapshotCursor): c is PackedSnapshotCursor {
+  return typeof (c as Partial<PackedSnapshotCursor>).nextPacked === 'function';
+}
+
 /** Rebuilds a state from records, in the order a cursor produced them (flat, like the cursor's). */
 export interface StateBuilder<State> {
   /** Items per record `add` expects (must equal the sending cursor's recordWidth; default 1). */

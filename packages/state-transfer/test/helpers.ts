@@ -149,3 +149,17 @@ export function waitRole(r: Replica<unknown>, roles: Role[], ms = 15_000): Promi
     });
   });
 }
+
+/**
+ * `count` random writes to a map (SnapshotMap or SlabMap): 40 % overwrite/insert a key of `keySpace`,
+ * 30 % delete one, 30 % insert a fresh key — what snapshot tests interleave with reading a cursor.
+ */
+export function randomWrites(map: { set(k: string, v: string): unknown; delete(k: string): boolean }, rnd: () => number, count: number, keySpace: number): void {
+  for (let j = 0; j < count; j++) {
+    const k = `k${Math.floor(rnd() * keySpace)}`;
+    const r = rnd();
+    if (r < 0.4) map.set(k, `new${j}`);
+    else if (r < 0.7) map.delete(k);
+    else map.set(`fresh${Math.floor(rnd() * 1e9)}`, 'f');
+  }
+}

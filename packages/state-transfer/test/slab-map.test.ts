@@ -1,17 +1,10 @@
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '@tandem/core';
 import { createMemoryNetwork } from '@tandem/transport';
 import { ServiceHost, SlabMap, slabMapSupport, SnapshotMap, StateTransferClient, StateTransferServer, decodeMessage, encodeMessage, type HostedService, type PackedSnapshotCursor } from '../src/index.js';
 import { decodeRecordSlices, framePackedSlice, isPackedSlice, PACKED_SLICE_OVERHEAD, sliceItems, type PackedSlice } from '../src/record-codec.js';
-import { testEnv } from './helpers.js';
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
+import { randomWrites, testEnv } from './helpers.js';
 
 /** Everything a cursor yields as packed slices (framed, then decoded as a joiner would). */
 function drainPacked(cursor: PackedSnapshotCursor, room = 4096, between?: () => void): PackedSlice[] {
@@ -43,7 +36,7 @@ function pairs(items: unknown[]): Map<string, string> {
 
 describe('SlabMap', () => {
   it('behaves as a Map of strings under random sets, overwrites and deletes (unicode, empty, larger than a slab)', () => {
-    const rnd = lcg(3);
+    const rnd = mulberry32(3);
     const m = new SlabMap({ slabBytes: 64 * 1024 });
     const ref = new Map<string, string>();
     const odd = ['', 'é', 'Ā', '日本', '😀', 'a\u0000b', 'x'.repeat(100_000)];
@@ -73,7 +66,7 @@ describe('SlabMap', () => {
   });
 
   it('grows its index a few slots per write (no whole rehash): every key stays reachable while it moves', () => {
-    const rnd = lcg(17);
+    const rnd = mulberry32(17);
     const m = new SlabMap({ slabBytes: 64 * 1024 });
     const ref = new Map<string, string>();
     let growths = 0;
@@ -104,21 +97,13 @@ describe('SlabMap', () => {
   });
 
   it('a snapshot yields exactly the contents when it was opened, item by item and packed, while writes continue', () => {
-    const rnd = lcg(11);
+    const rnd = mulberry32(11);
     const m = new SlabMap({ slabBytes: 64 * 1024 });
     for (let i = 0; i < 20_000; i++) m.set(`k${i}`, `v${i}`.repeat(1 + (i % 5)));
     for (let i = 0; i < 3000; i++) m.delete(`k${Math.floor(rnd() * 20_000)}`);
     const expected = new Map(m.entries());
     const digest = m.digest();
-    const writes = (): void => {
-      for (let j = 0; j < 40; j++) {
-        const k = `k${Math.floor(rnd() * 25_000)}`;
-        const r = rnd();
-        if (r < 0.5) m.set(k, `new${j}`);
-        else if (r < 0.8) m.delete(k);
-        else m.set(`fresh${Math.floor(rnd() * 1e9)}`, 'f');
-      }
-    };
+    const writes = (): void => randomWrites(m, rnd, 40, 25_000);
     const items = m.snapshot();
     const packed = m.snapshot();
     expect(m.openSnapshots).toBe(2);
@@ -142,7 +127,7 @@ describe('SlabMap', () => {
   });
 
   it('compacts half-dead slabs a little per write: memory stays bounded under churn, contents intact', () => {
-    const rnd = lcg(5);
+    const rnd = mulberry32(5);
     const m = new SlabMap({ slabBytes: 64 * 1024 });
     const ref = new Map<string, string>();
     for (let i = 0; i < 2000; i++) {

@@ -1,17 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '@tandem/core';
 import { SnapshotMap } from '../src/index.js';
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
+import { randomWrites } from './helpers.js';
 
 describe('SnapshotMap', () => {
   it('a snapshot yields exactly the contents at snapshot time while writes continue', () => {
-    const rnd = lcg(7);
+    const rnd = mulberry32(7);
     const m = new SnapshotMap<string>({ buckets: 64 });
     for (let i = 0; i < 5000; i++) m.set(`k${i}`, `v${i}`);
     const expected = new Map(m.entries());
@@ -20,13 +14,7 @@ describe('SnapshotMap', () => {
     const seen = new Map<string, string>();
     for (;;) {
       // Interleave writes, overwrites and deletes with reading the snapshot.
-      for (let j = 0; j < 50; j++) {
-        const k = `k${Math.floor(rnd() * 7000)}`;
-        const r = rnd();
-        if (r < 0.4) m.set(k, `new${j}`);
-        else if (r < 0.7) m.delete(k);
-        else m.set(`fresh${Math.floor(rnd() * 1e9)}`, 'f');
-      }
+      randomWrites(m, rnd, 50, 7000);
       const recs = cursor.next(37);
       if (!recs) break;
       expect(recs.length % 2).toBe(0);
@@ -91,7 +79,7 @@ describe('SnapshotMap', () => {
   });
 
   it('the builder (bulk insert) gives the same contents and digest as set(), and rejects a repeated key', () => {
-    const rnd = lcg(7);
+    const rnd = mulberry32(7);
     const direct = new SnapshotMap<string | { n: number }>();
     const flat: unknown[] = [];
     for (let i = 0; i < 5000; i++) {
