@@ -5,7 +5,7 @@
  *   npm run bench:state-transfer -- [--keys N] [--value-size B] [--rate R] [--baseline-ms MS]
  *                                    [--chunk-bytes B] [--slice-bytes B] [--slice-ms MS] [--window W] [--max-mbps M] [--rounds R]
  *                                    [--semi-space-mb MB] [--primary-semi-space-mb MB] [--joiner-nice N] [--joiner-sched normal|idle]
- *                                    [--warmup-rounds N] [--state slab|map] [--json]
+ *                                    [--joiner-malloc hugepages|default] [--warmup-rounds N] [--state slab|map] [--json]
  *
  * Three processes on 127.0.0.1 (TCP): a serving replica holding N keys (child), a joining replica
  * (child, started before any measurement and idle until told to join), and this process, which sends
@@ -25,6 +25,8 @@
  * 19: a joiner is background work, and on this rig it shares two cores with the serving replica and the
  * load generator; 0 = compete at normal priority; `tandem-kv rejoin` has the same opt-in,
  * RejoinOptions.joinerNice, default 0). --joiner-sched idle starts the joiner under SCHED_IDLE (chrt).
+ * --joiner-malloc hugepages (default) starts the joiner with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so
+ * the memory it fills comes in transparent huge pages (see hugepageTunables); 'default' = 4 KiB pages.
  * Targets: throughputMBps ≥ 100, p99Ratio ≤ 2. At the end the joiner's digest must equal the primary's.
  * Environment knobs for experiments: BENCH_NODE_FLAGS (both children), BENCH_PRIMARY_FLAGS and
  * BENCH_JOINER_FLAGS (one child; e.g. --single-threaded-gc, --trace-gc), BENCH_BACKLOG_ENTRIES (serving
@@ -32,6 +34,7 @@
  * BENCH_DEBUG=1 (event-loop delay and CPU of the children every 500 ms), BENCH_TRANSFER_PROF=dir (a CPU
  * profile of the serving replica during each transfer phase only), BENCH_CPU_PROF=dir (whole-run CPU
  * profiles of both children); BENCH_NODE_FLAGS="--import …/stall-log.ts" logs every event-loop stall;
+ * BENCH_BREAKDOWN=1 splits the slowest 2% of each phase's requests into their legs (see showBreakdown);
  * BENCH_NULL_JOINER=1 replaces the joiner by one that only acknowledges chunks (the serving side's cost
  * alone; its "throughput" is the serving rate; no convergence check is possible, so the run exits 1).
  */
@@ -58,12 +61,13 @@ interface Args {
   joinerNice: number;
   warmupRounds: number;
   joinerSched: 'normal' | 'idle';
+  joinerMalloc: 'hugepages' | 'default';
   state: 'slab' | 'map';
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 0, primarySemiSpaceMB: 0, joinerNice: 19, warmupRounds: 1, joinerSched: 'normal', state: 'slab', json: false };
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 0, primarySemiSpaceMB: 0, joinerNice: 19, warmupRounds: 1, joinerSched: 'normal', joinerMalloc: 'hugepages', state: 'slab', json: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -97,6 +101,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--joiner-nice') a.joinerNice = Number(argv[++i]);
     else if (f === '--warmup-rounds') a.warmupRounds = Number(argv[++i]);
     else if (f === '--joiner-sched') a.joinerSched = choice(f, argv[++i], ['normal', 'idle'] as const);
+    else if (f === '--joiner-malloc') a.joinerMalloc = choice(f, argv[++i], ['hugepages', 'default'] as const);
     else if (f === '--state') a.state = choice(f, argv[++i], ['slab', 'map'] as const);
     else {
       console.error(`unknown argument ${f}`);
@@ -110,6 +115,7 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 /** The --state of this run, handed to both children. */
 let stateKind: 'slab' | 'map' = 'slab';
 let joinerSchedIdle = false;
+let joinerEnv: Record<string, string> = {};
 const execArgv = ['--conditions=@tandem/source', '--import', 'tsx'];
 
 function child(file: string, env: Record<string, string>, semiSpaceMB: number, flags: string[] = []): ChildProcess {
@@ -125,7 +131,19 @@ function child(file: string, env: Record<string, string>, semiSpaceMB: number, f
   // --joiner-sched idle: start the joiner under SCHED_IDLE (util-linux chrt): it runs only when a core is
   // otherwise idle, and a waking serving replica preempts it at once (nice values only reweight shares).
   const wrap = file === 'joiner.ts' && joinerSchedIdle ? { execPath: 'chrt', execArgvPre: ['--idle', '0', process.execPath] } : undefined;
-  return fork(here + file, [], { ...(wrap ? { execPath: wrap.execPath } : {}), execArgv: [...(wrap?.execArgvPre ?? []), ...execArgv, ...gc, ...flags, ...extra, ...prof], env: { ...process.env, BENCH_STATE: stateKind, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return fork(here + file, [], { ...(wrap ? { execPath: wrap.execPath } : {}), execArgv: [...(wrap?.execArgvPre ?? []), ...execArgv, ...gc, ...flags, ...extra, ...prof], env: { ...process.env, BENCH_STATE: stateKind, ...(file === 'joiner.ts' ? joinerEnv : {}), ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/**
+ * --joiner-malloc hugepages (default): the joiner's glibc malloc asks for transparent huge pages on the
+ * memory it maps (glibc ≥ 2.35: GLIBC_TUNABLES=glibc.malloc.hugetlb=1, i.e. madvise(MADV_HUGEPAGE); this
+ * kernel has THP in "madvise" mode). A joiner fills ~200 MB of fresh memory (slabs, index, buffers) per
+ * 1M-key transfer: 4 KiB pages took ~50 000 page faults and 0.16–0.34 s of system time per transfer in
+ * this VM; with huge pages 700–5 000 faults and 0.12–0.14 s. Other tunables already set are kept.
+ */
+function hugepageTunables(existing: string | undefined): string {
+  const kept = (existing ?? '').split(':').filter((t) => t && !t.startsWith('glibc.malloc.hugetlb='));
+  return [...kept, 'glibc.malloc.hugetlb=1'].join(':');
 }
 
 function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeoutMs: number): Promise<Extract<ChildReport, { t: T }>> {
@@ -144,6 +162,21 @@ function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeou
     };
     proc.on('message', onMsg);
   });
+}
+
+/**
+ * BENCH_BREAKDOWN=1: the serving replica stamps each reply with when it read the request and when it
+ * answered (wall-clock ms, comparable across processes on one machine), so the slowest requests of a
+ * phase can be split into: to the primary (send, kernel, the primary waiting for a core or finishing
+ * other work), in the primary, and back (the reply's way and this process getting to it).
+ */
+const breakdowns = new WeakMap<number[], [number, number, number, number][]>();
+function showBreakdown(label: string, latencies: number[]): void {
+  const rows = (breakdowns.get(latencies) ?? []).sort((x, y) => y[0] - x[0]);
+  if (rows.length === 0) return;
+  const top = rows.slice(0, Math.max(1, Math.floor(rows.length / 50)));
+  const avg = (i: number): string => (top.reduce((sum, r) => sum + r[i]!, 0) / top.length).toFixed(2);
+  console.error(`[breakdown ${label}] slowest 2% (${top.length} requests), mean ms: total ${avg(0)} = to the primary ${avg(1)} + in the primary ${avg(2)} + back ${avg(3)}`);
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -170,12 +203,18 @@ class LoadClient {
     this.#keys = keys;
     void (async () => {
       for await (const msg of conn) {
-        const [id, reply] = this.#packr.unpack(msg) as [number, unknown];
+        const tGot = performance.timeOrigin + performance.now();
+        const [id, reply, tRecv, tSend] = this.#packr.unpack(msg) as [number, unknown, number?, number?];
         const p = this.#pending.get(id);
         if (!p) continue;
         this.#pending.delete(id);
         if (typeof reply === 'string' && reply.startsWith('error')) this.errors++;
         p.into.push(performance.now() - p.at);
+        if (tRecv !== undefined && tSend !== undefined) {
+          let rows = breakdowns.get(p.into);
+          if (!rows) breakdowns.set(p.into, (rows = []));
+          rows.push([performance.now() - p.at, tRecv - (performance.timeOrigin + p.at), tSend - tRecv, tGot - tSend]);
+        }
       }
     })().catch(() => {});
   }
@@ -222,6 +261,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   stateKind = args.state;
   joinerSchedIdle = args.joinerSched === 'idle';
+  if (args.joinerMalloc === 'hugepages') joinerEnv = { GLIBC_TUNABLES: hugepageTunables(process.env.GLIBC_TUNABLES) };
   const log = (s: string): void => {
     if (!args.json) console.log(s);
   };
@@ -256,7 +296,7 @@ async function main(): Promise<void> {
     await warm.stop();
     const baseAll: number[] = [];
     const duringAll: number[] = [];
-    const rounds: { throughputMBps: number; p99BaselineMs: number; p99DuringMs: number; snapshotMs: number; joinerCpuUsPerRecord: number; primaryCpuUsPerRecord: number; entries: number }[] = [];
+    const rounds: { throughputMBps: number; p99BaselineMs: number; p99DuringMs: number; snapshotMs: number; joinerCpuUsPerRecord: number; joinerPageFaults: number; primaryCpuUsPerRecord: number; entries: number }[] = [];
     let joined: Extract<ChildReport, { t: 'joined' }> | undefined;
     const warmups: typeof rounds = [];
     for (let round = 1 - args.warmupRounds; round <= args.rounds; round++) {
@@ -264,13 +304,17 @@ async function main(): Promise<void> {
       log(`${warmup ? 'warm-up round (not counted)' : `round ${round}`}: ${args.rate} req/s for ${args.baselineMs} ms without a transfer, then during one…`);
       const base = load.start();
       await new Promise((r) => setTimeout(r, args.baselineMs));
-      const baseLat = (await base.stop()).sort((a, b) => a - b);
+      const baseRaw = await base.stop();
+      showBreakdown('baseline', baseRaw);
+      const baseLat = baseRaw.sort((a, b) => a - b);
       primary.send({ t: 'cpu' });
       const cpuBefore = (await nextReport(primary, 'cpu', 10_000)).cpuMs;
       const during = load.start();
       joiner.send({ t: 'go', follow: round === args.rounds });
       joined = await nextReport(joiner, 'joined', 600_000);
-      const duringLat = (await during.stop()).sort((a, b) => a - b);
+      const duringRaw = await during.stop();
+      showBreakdown('during', duringRaw);
+      const duringLat = duringRaw.sort((a, b) => a - b);
       primary.send({ t: 'cpu' });
       const primaryCpuMs = (await nextReport(primary, 'cpu', 10_000)).cpuMs - cpuBefore;
       if (!warmup) {
@@ -285,6 +329,7 @@ async function main(): Promise<void> {
         // CPU time per snapshot record, in µs: the joiner's up to the install, the serving replica's
         // over the whole transfer phase (requests included). Less sensitive to a busy machine than times.
         joinerCpuUsPerRecord: Number(((joined.snapshotCpuMs * 1000) / Math.max(1, joined.records)).toFixed(3)),
+        joinerPageFaults: joined.pageFaults,
         primaryCpuUsPerRecord: Number(((primaryCpuMs * 1000) / Math.max(1, joined.records)).toFixed(3)),
         entries: joined.entries,
       });
@@ -344,6 +389,7 @@ async function main(): Promise<void> {
       primarySemiSpaceMB: args.primarySemiSpaceMB,
       joinerNice: args.joinerNice,
       joinerSched: args.joinerSched,
+      joinerMalloc: args.joinerMalloc,
       maxMBps: args.maxMBps || null,
       rate: args.rate,
       rounds,

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
       }
       const ms = performance.now() - t0;
       conn.abort();
-      send({ t: 'joined', bytes, records, entries: 0, transferMs: ms, snapshotMs: ms, snapshotCpuMs: 0, seq, digest: '', resumes: 0 });
+      send({ t: 'joined', bytes, records, entries: 0, transferMs: ms, snapshotMs: ms, snapshotCpuMs: 0, pageFaults: 0, seq, digest: '', resumes: 0 });
       continue;
     }
     host = new ServiceHost({ service: benchKv(), env });
@@ -74,18 +74,21 @@ async function main(): Promise<void> {
     const restorePriority = lowerJoinerPriority(nice);
     let snapshotMs = 0;
     let snapshotCpuMs = 0;
+    let pageFaults = 0;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
+    const faults0 = process.resourceUsage().minorPageFault;
     client.on((e) => {
       if (e.type === 'installed') {
         snapshotMs = performance.now() - t0;
         const c = process.cpuUsage(cpu0);
         snapshotCpuMs = (c.user + c.system) / 1000;
-        if (process.env.BENCH_DEBUG) console.error(`[joiner] snapshot installed: cpu user ${(c.user / 1000).toFixed(0)} ms, system ${(c.system / 1000).toFixed(0)} ms, wall ${snapshotMs.toFixed(0)} ms`);
+        pageFaults = process.resourceUsage().minorPageFault - faults0;
+        if (process.env.BENCH_DEBUG) console.error(`[joiner] snapshot installed: cpu user ${(c.user / 1000).toFixed(0)} ms, system ${(c.system / 1000).toFixed(0)} ms, wall ${snapshotMs.toFixed(0)} ms, ${pageFaults} page faults`);
       }
     });
     const r = await client.run().finally(restorePriority);
-    send({ t: 'joined', bytes: r.bytes, records: r.records, entries: r.entries, transferMs: performance.now() - t0, snapshotMs, snapshotCpuMs, seq: r.seq, digest: r.digest, resumes: r.resumes });
+    send({ t: 'joined', bytes: r.bytes, records: r.records, entries: r.entries, transferMs: performance.now() - t0, snapshotMs, snapshotCpuMs, pageFaults, seq: r.seq, digest: r.digest, resumes: r.resumes });
     if (!follow) await client.close();
   }
 }

@@ -38,7 +38,7 @@ export function valueFor(i: number, size: number): string {
 /** Messages between the orchestrator and its child processes (IPC). */
 export type ChildReport =
   | { t: 'ready'; kvAddress: string; transferAddress: string; keys: number; fillMs: number }
-  | { t: 'joined'; bytes: number; records: number; entries: number; transferMs: number; snapshotMs: number; snapshotCpuMs: number; seq: number; digest: string; resumes: number }
+  | { t: 'joined'; bytes: number; records: number; entries: number; transferMs: number; snapshotMs: number; snapshotCpuMs: number; pageFaults: number; seq: number; digest: string; resumes: number }
   | { t: 'digest'; seq: number; digest: string }
   | { t: 'cpu'; cpuMs: number }
   | { t: 'error'; message: string };

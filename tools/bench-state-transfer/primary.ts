@@ -21,7 +21,10 @@ process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));
 
 async function serveKv(host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['initialState']>, BenchRequest, string | null>, conn: Connection): Promise<void> {
+  // BENCH_BREAKDOWN (see bench.ts): replies carry when the request was read and when it was answered.
+  const stamp = process.env.BENCH_BREAKDOWN ? (): number => performance.timeOrigin + performance.now() : undefined;
   for await (const msg of conn) {
+    const read = stamp?.();
     const [id, req] = packr.unpack(msg) as [number, BenchRequest];
     let reply: string | null;
     try {
@@ -29,7 +32,7 @@ async function serveKv(host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['
     } catch (err) {
       reply = `error: ${(err as Error).message}`;
     }
-    void conn.send(packr.pack([id, reply])).catch(() => {});
+    void conn.send(packr.pack(stamp ? [id, reply, read, stamp()] : [id, reply])).catch(() => {});
   }
 }
 

@@ -492,11 +492,11 @@ export class SlabMap {
       const kAt = o + RECORD_HEADER;
       const keyEnd = kAt + kl;
       const valueEnd = keyEnd + vl;
-      hashBytes(slab.buf, kAt, keyEnd, SEED_A, SEED_B);
+      hashBytes(v, kAt, keyEnd, SEED_A, SEED_B);
       const k1 = laneA;
       const k2 = laneB;
       const high = highBits;
-      hashBytes(slab.buf, keyEnd, valueEnd, VALUE_SEED_A, VALUE_SEED_B);
+      hashBytes(v, keyEnd, valueEnd, VALUE_SEED_A, VALUE_SEED_B);
       if (((high | highBits) & 0x80808080) !== 0 && !(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) {
         throw new TypeError('SlabMap record is not UTF-8');
       }
@@ -586,7 +586,7 @@ export class SlabMap {
     if (typeof key !== 'string') throw new TypeError('SlabMap keys are strings');
     if (this.#scratch.buf.length < 3 * key.length) this.#scratch = new Slab(Math.max(2 * this.#scratch.buf.length, 3 * key.length));
     const n = key.length === 0 ? 0 : writeUtf8(this.#scratch.buf, key, 0, this.#scratch.buf.length);
-    hashBytes(this.#scratch.buf, 0, n, SEED_A, SEED_B);
+    hashBytes(this.#scratch.view, 0, n, SEED_A, SEED_B);
     return n;
   }
 
@@ -766,7 +766,7 @@ export class SlabMap {
   #account(slab: Slab, o: number, k1: number, k2: number, sign: 1 | -1): void {
     const v = slab.view;
     const vAt = o + RECORD_HEADER + v.getUint32(o, true);
-    hashBytes(slab.buf, vAt, vAt + v.getUint32(o + 4, true), VALUE_SEED_A, VALUE_SEED_B);
+    hashBytes(v, vAt, vAt + v.getUint32(o + 4, true), VALUE_SEED_A, VALUE_SEED_B);
     combine(k1, k2);
     this.#lane1 = (this.#lane1 + sign * laneA) >>> 0;
     this.#lane2 = (this.#lane2 + sign * laneB) >>> 0;
@@ -796,7 +796,7 @@ export class SlabMap {
         const kl = v.getUint32(o, true);
         const len = RECORD_HEADER + kl + v.getUint32(o + 4, true);
         this.#compactAt += len;
-        hashBytes(slab.buf, o + RECORD_HEADER, o + RECORD_HEADER + kl, SEED_A, SEED_B);
+        hashBytes(v, o + RECORD_HEADER, o + RECORD_HEADER + kl, SEED_A, SEED_B);
         const slot = this.#slotOf(laneA, idx, o);
         if (slot < 0) continue; // dead
         budget -= len;
