@@ -25,9 +25,18 @@ afterEach(async () => {
 
 const events = (list: ServeEvent[], name: string): ServeEvent[] => list.filter((e) => e.event === name);
 
+/**
+ * TEST_REPLICATION with failure detection that tolerates a loaded machine. These tests run three
+ * replica processes, a stream and writers on a CI box that runs other test files at the same time; with
+ * a 150 ms heartbeat timeout a backup that missed the CPU for 155–250 ms was declared faulty and
+ * dropped (seen with two busy-loop processes beside the test: "primary-silent" then
+ * "dropped-by-primary"), which is correct behaviour but not what these tests are about.
+ */
+const REPLICATION = { ...TEST_REPLICATION, heartbeatTimeoutMs: 600, ackTimeoutMs: 150, requestTimeoutMs: 300 };
+
 describe('tandem-kv rejoin streams the state (real processes)', () => {
   it('SIGKILL the primary, restart it with rejoin: it streams, verifies, becomes backup by delta; kill the other: nothing lost', async () => {
-    const config = { ...TEST_REPLICATION, callDeadlineMs: 15_000 };
+    const config = { ...REPLICATION, callDeadlineMs: 15_000 };
     const pair = await ReplicaPair.start({ replication: config });
     pairs.push(pair);
     const writers = [0, 1, 2].map((i) => {
@@ -88,14 +97,14 @@ describe('tandem-kv rejoin streams the state (real processes)', () => {
 
   it('rejoin with a newer service version streams the older state, migrates it, verifies equal (logical) digests and joins by delta', async () => {
     const [pa, pb] = [`tcp://127.0.0.1:${await freePort()}`, `tcp://127.0.0.1:${await freePort()}`];
-    const primary = ReplicaProcess.spawn({ listen: pa, peer: pb, role: 'primary', nodeId: 'v1', replication: TEST_REPLICATION, serviceVersion: 1 });
+    const primary = ReplicaProcess.spawn({ listen: pa, peer: pb, role: 'primary', nodeId: 'v1', replication: REPLICATION, serviceVersion: 1 });
     procs.push(primary);
     await primary.waitForRole(['primary', 'solo-primary'], 10_000);
-    const c = new MarkerClient([pa, pb], 'up', 'u', TEST_REPLICATION);
+    const c = new MarkerClient([pa, pb], 'up', 'u', REPLICATION);
     clients.push(c);
     await c.appendMany(30);
     c.startLoop();
-    const joiner = ReplicaProcess.spawn({ listen: pb, peer: pa, role: 'backup', nodeId: 'v2', replication: TEST_REPLICATION, serviceVersion: 2, command: 'rejoin' });
+    const joiner = ReplicaProcess.spawn({ listen: pb, peer: pa, role: 'backup', nodeId: 'v2', replication: REPLICATION, serviceVersion: 2, command: 'rejoin' });
     procs.push(joiner);
     await joiner.waitForEvent((e) => e.event === 'rejoin-verified', 30_000, 'rejoin-verified');
     await c.stopLoop();
@@ -112,14 +121,14 @@ describe('tandem-kv rejoin streams the state (real processes)', () => {
     const addresses = [`tcp://127.0.0.1:${await freePort()}`, `tcp://127.0.0.1:${await freePort()}`] as const;
     const byAddress = new Map<string, ReplicaProcess>();
     const start = (listen: string, peer: string, role: 'primary' | 'backup', nodeId: string, serviceVersion: number): ReplicaProcess => {
-      const p = ReplicaProcess.spawn({ listen, peer, role, nodeId, replication: TEST_REPLICATION, serviceVersion, stateTransfer: 'stream' });
+      const p = ReplicaProcess.spawn({ listen, peer, role, nodeId, replication: REPLICATION, serviceVersion, stateTransfer: 'stream' });
       procs.push(p);
       byAddress.set(listen, p);
       return p;
     };
     await start(addresses[0], addresses[1], 'primary', 'a1', 1).waitForRole(['primary', 'solo-primary'], 10_000);
     await start(addresses[1], addresses[0], 'backup', 'b1', 1).waitForRole(['backup'], 10_000);
-    const config = { ...TEST_REPLICATION, callDeadlineMs: 15_000 };
+    const config = { ...REPLICATION, callDeadlineMs: 15_000 };
     const c = new MarkerClient(addresses, 'roll', 'r', config);
     clients.push(c);
     await c.appendMany(20);
@@ -137,7 +146,11 @@ describe('tandem-kv rejoin streams the state (real processes)', () => {
         start: async (address, peer) => `pid ${start(address, peer, 'backup', `v2-${n++}`, 2).pid}`,
       },
       { phaseTimeoutMs: 20_000 },
-    );
+    ).catch((err: Error) => {
+      // What each replica reported, to tell a slow joiner from one that never got admitted.
+      const report = [...byAddress].map(([a, p]) => `${a} (${p.options.nodeId}): ${p.events.map((e) => JSON.stringify(e)).join('\n  ')}\nstderr: ${p.stderrTail.join('\n')}`).join('\n\n');
+      throw new Error(`${err.message}\n\n${report}`);
+    });
     await sleep(200);
     await c.stopLoop();
     const primary = byAddress.get(result.primary)!;
