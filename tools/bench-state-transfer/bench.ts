@@ -32,7 +32,8 @@
  * BENCH_JOINER_FLAGS (one child; e.g. --single-threaded-gc, --trace-gc), BENCH_BACKLOG_ENTRIES (serving
  * replica's backlog, default the library's 100 000), BENCH_BACKLOG_STORAGE=encoded (BacklogOptions.storage),
  * BENCH_DEBUG=1 (event-loop delay and CPU of the children every 500 ms), BENCH_TRANSFER_PROF=dir (a CPU
- * profile of the serving replica during each transfer phase only), BENCH_CPU_PROF=dir (whole-run CPU
+ * profile of the serving replica during each transfer phase only), BENCH_HEAP_PROF=dir (its allocations
+ * during them), BENCH_GC_PHASES=1 (its GC pauses per phase), BENCH_CPU_PROF=dir (whole-run CPU
  * profiles of both children); BENCH_NODE_FLAGS="--import …/stall-log.ts" logs every event-loop stall;
  * BENCH_BREAKDOWN=1 splits the slowest 2% of each phase's requests into their legs (see showBreakdown);
  * BENCH_NULL_JOINER=1 replaces the joiner by one that only acknowledges chunks (the serving side's cost

@@ -60,12 +60,15 @@ async function main(): Promise<void> {
   void (async () => {
     for await (const conn of kvListener) void serveKv(host, conn);
   })();
+  const gcPhases = process.env.BENCH_GC_PHASES ? await gcMeter() : undefined;
   process.on('message', (m: { t: string }) => {
     if (m.t === 'digest') send({ t: 'digest', seq: host.seq, digest: host.digest() });
     if (m.t === 'cpu') {
+      gcPhases?.();
       const c = process.cpuUsage();
       send({ t: 'cpu', cpuMs: (c.user + c.system) / 1000 });
-      if (process.env.BENCH_TRANSFER_PROF) void profileTransferPhases(process.env.BENCH_TRANSFER_PROF);
+      if (process.env.BENCH_TRANSFER_PROF) void profileTransferPhases(process.env.BENCH_TRANSFER_PROF, 'cpu');
+      if (process.env.BENCH_HEAP_PROF) void profileTransferPhases(process.env.BENCH_HEAP_PROF, 'heap');
     }
   });
   if (process.env.BENCH_DEBUG) {
@@ -91,23 +94,53 @@ main().catch((err: Error) => {
 /**
  * BENCH_TRANSFER_PROF=dir: a CPU profile of the serving replica during each transfer phase only (the
  * orchestrator's 'cpu' messages bracket them), written to dir/transfer-N.cpuprofile.
+ * BENCH_HEAP_PROF=dir: the same for allocations (V8's sampling heap profiler, every ~1 KiB allocated,
+ * including what was collected since), written to dir/transfer-N.heapprofile.
  */
-let profiler: import('node:inspector').Session | undefined;
-let profiles = 0;
-async function profileTransferPhases(dir: string): Promise<void> {
+const profilers = new Map<'cpu' | 'heap', import('node:inspector').Session>();
+const profileCounts = { cpu: 0, heap: 0 };
+async function profileTransferPhases(dir: string, kind: 'cpu' | 'heap'): Promise<void> {
   const inspector = await import('node:inspector');
   const { writeFileSync } = await import('node:fs');
-  if (!profiler) {
-    profiler = new inspector.Session();
-    profiler.connect();
-    profiler.post('Profiler.enable');
-    profiler.post('Profiler.start');
+  const running = profilers.get(kind);
+  if (!running) {
+    const session = new inspector.Session();
+    session.connect();
+    if (kind === 'cpu') {
+      session.post('Profiler.enable');
+      session.post('Profiler.start');
+    } else {
+      session.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as object);
+    }
+    profilers.set(kind, session);
     return;
   }
-  const session = profiler;
-  profiler = undefined;
-  session.post('Profiler.stop', (err, r) => {
-    if (!err) writeFileSync(`${dir}/transfer-${++profiles}.cpuprofile`, JSON.stringify(r.profile));
-    session.disconnect();
-  });
+  profilers.delete(kind);
+  const write = (err: Error | null, r: { profile: object }): void => {
+    if (!err) writeFileSync(`${dir}/transfer-${++profileCounts[kind]}.${kind === 'cpu' ? 'cpuprofile' : 'heapprofile'}`, JSON.stringify(r.profile));
+    running.disconnect();
+  };
+  if (kind === 'cpu') running.post('Profiler.stop', write);
+  else running.post('HeapProfiler.stopSampling', write);
+}
+
+/**
+ * BENCH_GC_PHASES=1: the serving replica's GC pauses (PerformanceObserver 'gc' entries) per phase, on
+ * stderr at the end of each phase.
+ */
+async function gcMeter(): Promise<() => void> {
+  const { PerformanceObserver } = await import('node:perf_hooks');
+  let pauses: number[] = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push(e.duration);
+  }).observe({ entryTypes: ['gc'] });
+  let phase = 0;
+  let t0 = performance.now();
+  return () => {
+    const ms = performance.now() - t0;
+    t0 = performance.now();
+    const label = phase++ % 2 === 0 ? 'baseline' : 'during';
+    console.error(`[gc primary] ${label} ${ms.toFixed(0)} ms: ${pauses.length} GCs, ${pauses.reduce((a, b) => a + b, 0).toFixed(1)} ms paused: ${pauses.map((d) => d.toFixed(1)).join(' ')}`);
+    pauses = [];
+  };
 }
