@@ -33,7 +33,8 @@
  * replica's backlog, default the library's 100 000), BENCH_BACKLOG_STORAGE=encoded (BacklogOptions.storage),
  * BENCH_DEBUG=1 (event-loop delay and CPU of the children every 500 ms), BENCH_TRANSFER_PROF=dir (a CPU
  * profile of the serving replica during each transfer phase only), BENCH_HEAP_PROF=dir (its allocations
- * during them), BENCH_GC_PHASES=1 (its GC pauses per phase), BENCH_CPU_PROF=dir (whole-run CPU
+ * during them), BENCH_GC_PHASES=1 (its GC pauses per phase), BENCH_EVENTS=1 (its transfer events with
+ * wall-clock times, to line up with stall-log's), BENCH_CPU_PROF=dir (whole-run CPU
  * profiles of both children); BENCH_NODE_FLAGS="--import …/stall-log.ts" logs every event-loop stall;
  * BENCH_BREAKDOWN=1 splits the slowest 2% of each phase's requests into their legs (see showBreakdown);
  * BENCH_NULL_JOINER=1 replaces the joiner by one that only acknowledges chunks (the serving side's cost
@@ -171,13 +172,17 @@ function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeou
  * phase can be split into: to the primary (send, kernel, the primary waiting for a core or finishing
  * other work), in the primary, and back (the reply's way and this process getting to it).
  */
-const breakdowns = new WeakMap<number[], [number, number, number, number][]>();
+const breakdowns = new WeakMap<number[], [number, number, number, number, number][]>();
+const phaseStarts = new WeakMap<number[], number>();
 function showBreakdown(label: string, latencies: number[]): void {
   const rows = (breakdowns.get(latencies) ?? []).sort((x, y) => y[0] - x[0]);
   if (rows.length === 0) return;
   const top = rows.slice(0, Math.max(1, Math.floor(rows.length / 50)));
   const avg = (i: number): string => (top.reduce((sum, r) => sum + r[i]!, 0) / top.length).toFixed(2);
   console.error(`[breakdown ${label}] slowest 2% (${top.length} requests), mean ms: total ${avg(0)} = to the primary ${avg(1)} + in the primary ${avg(2)} + back ${avg(3)}`);
+  // When they were sent, in ms into the phase (clusters at the start or end of a transfer show here).
+  const t0 = phaseStarts.get(latencies) ?? 0;
+  console.error(`[breakdown ${label}] sent at (ms into the phase): ${top.map((r) => Math.round(r[4] - t0)).sort((a, b) => a - b).join(' ')}`);
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -214,7 +219,7 @@ class LoadClient {
         if (tRecv !== undefined && tSend !== undefined) {
           let rows = breakdowns.get(p.into);
           if (!rows) breakdowns.set(p.into, (rows = []));
-          rows.push([performance.now() - p.at, tRecv - (performance.timeOrigin + p.at), tSend - tRecv, tGot - tSend]);
+          rows.push([performance.now() - p.at, tRecv - (performance.timeOrigin + p.at), tSend - tRecv, tGot - tSend, p.at]);
         }
       }
     })().catch(() => {});
@@ -224,6 +229,7 @@ class LoadClient {
   start(): { stop(): Promise<number[]> } {
     const latencies: number[] = [];
     const start = performance.now();
+    phaseStarts.set(latencies, start);
     let sent = 0;
     let running = true;
     let timer: NodeJS.Timeout | undefined;

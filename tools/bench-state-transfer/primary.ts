@@ -55,6 +55,7 @@ async function main(): Promise<void> {
   (globalThis as { gc?: () => void }).gc?.();
   const maxBytesPerSecond = Number(process.env.BENCH_MAX_BPS ?? 0);
   const server = new StateTransferServer({ env, source: host, chunkBytes, sliceBytes, sliceMs, maxBytesPerSecond });
+  if (process.env.BENCH_EVENTS) server.on((e) => e.type !== 'progress' && console.error(`[primary event] ${e.type} at ${Date.now() % 1e6}`));
   const transferAddress = await server.listen('tcp://127.0.0.1:0');
   const kvListener = await network.listen('tcp://127.0.0.1:0');
   void (async () => {

@@ -31,7 +31,7 @@ setInterval(() => {
   const stall = now - last - 1;
   if (stall > 4) {
     process.stderr.write(
-      `[stall ${name}] at ${Date.now() - started} ms: ${stall.toFixed(1)} ms, cpu ${((used.user + used.system) / 1000).toFixed(1)} ms (system ${(used.system / 1000).toFixed(1)}), main thread on-CPU ${((run - run0) / 1e6).toFixed(1)} ms, waiting for a core ${((wait - wait0) / 1e6).toFixed(1)} ms\n`,
+      `[stall ${name}] at ${Date.now() % 1e6} (${Date.now() - started} ms): ${stall.toFixed(1)} ms, cpu ${((used.user + used.system) / 1000).toFixed(1)} ms (system ${(used.system / 1000).toFixed(1)}), main thread on-CPU ${((run - run0) / 1e6).toFixed(1)} ms, waiting for a core ${((wait - wait0) / 1e6).toFixed(1)} ms\n`,
     );
   }
   run0 = run;

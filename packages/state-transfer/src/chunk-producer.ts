@@ -26,11 +26,60 @@ export interface ChunkSizing {
   framedSlices?: boolean;
   /** Copy records as packed slices when the cursor can (the joiner announced 'packed-records'; needs framedSlices). */
   packedSlices?: boolean;
+  /** Where chunk buffers come from and go back to (default: a pool of this producer's own). */
+  pool?: ChunkBufferPool;
 }
 
 /** Free bytes in front of a pooled chunk's data, for its message header. */
 const HEADROOM = 256;
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Chunk buffers, each with HEADROOM free bytes in front (for the chunk message's header, see
+ * `ChunkProducer.encode`), reused once their chunk is acknowledged: producing a chunk allocates
+ * nothing on the serving replica's heap or outside it. A server shares one pool between its transfers,
+ * so the next transfer starts with memory that is already mapped (fresh buffers at the start of a
+ * transfer cost the serving replica page faults). Only acknowledged chunks come back, never
+ * one that may still be queued on a connection.
+ */
+export class ChunkBufferPool {
+  readonly #free: Buffer[] = [];
+  readonly #owned = new WeakSet<ArrayBufferLike>();
+  /** At most this many free buffers are kept (the rest are left to the GC). */
+  readonly maxFree: number;
+
+  constructor(maxFree = 64) {
+    this.maxFree = maxFree;
+  }
+
+  /** Free buffers held now. */
+  get free(): number {
+    return this.#free.length;
+  }
+
+  /** A buffer of at least `bytes` (its data part; HEADROOM free bytes precede it). */
+  take(bytes: number): Buffer {
+    for (let i = this.#free.length - 1; i >= 0; i--) {
+      const b = this.#free[i]!;
+      if (b.length < bytes) continue;
+      this.#free.splice(i, 1);
+      return b;
+    }
+    const fresh = Buffer.allocUnsafeSlow(HEADROOM + bytes);
+    this.#owned.add(fresh.buffer);
+    return fresh.subarray(HEADROOM);
+  }
+
+  /** Whether `d` lies in a buffer of this pool with header room in front of it. */
+  owns(d: Uint8Array): boolean {
+    return d.byteOffset >= HEADROOM && this.#owned.has(d.buffer);
+  }
+
+  /** Give a buffer of this pool back (any view of it); others are ignored. */
+  recycle(b: Uint8Array): void {
+    if (this.#owned.has(b.buffer) && this.#free.length < this.maxFree) this.#free.push(Buffer.from(b.buffer, HEADROOM, b.buffer.byteLength - HEADROOM));
+  }
+}
 
 export class ChunkProducer {
   readonly #env: TransferEnv;
@@ -56,6 +105,7 @@ export class ChunkProducer {
     this.#transferId = transferId;
     this.#captured = captured;
     this.#sizing = sizing;
+    this.#pool = sizing.pool ?? new ChunkBufferPool();
     // The aux data is fixed at capture time (it must reflect seq S), so encode it now.
     this.#aux = captured.aux === undefined ? undefined : pack(captured.aux);
   }
@@ -188,20 +238,11 @@ export class ChunkProducer {
     return this.#chunk('state', records, data, crc >>> 0);
   }
 
-  /**
-   * Chunk buffers of `chunkBytes` plus room for a slice, each with HEADROOM free bytes in front (for
-   * the chunk message's header, see `encode`), reused once their chunk is acknowledged: producing a
-   * chunk allocates nothing on the serving replica's heap or outside it.
-   */
-  readonly #pool: Buffer[] = [];
-  readonly #owned = new WeakSet<ArrayBufferLike>();
+  readonly #pool: ChunkBufferPool;
 
+  /** A chunk buffer: `chunkBytes` plus room for a slice, or `minBytes` when more. */
   #takeBuffer(minBytes = 0): Buffer {
-    const b = minBytes === 0 ? this.#pool.pop() : undefined;
-    if (b) return b;
-    const fresh = Buffer.allocUnsafeSlow(HEADROOM + Math.max(minBytes, this.#sizing.chunkBytes + 2 * this.#sizing.sliceBytes + 1024));
-    this.#owned.add(fresh.buffer);
-    return fresh.subarray(HEADROOM);
+    return this.#pool.take(Math.max(minBytes, this.#sizing.chunkBytes + 2 * this.#sizing.sliceBytes + 1024));
   }
 
   /** A buffer of at least `minBytes` (not pooled) holding `b`'s first `keep` bytes; `b` is recycled. */
@@ -213,7 +254,7 @@ export class ChunkProducer {
   }
 
   #recycle(b: Buffer): void {
-    if (this.#owned.has(b.buffer) && this.#pool.length < 64) this.#pool.push(Buffer.from(b.buffer, HEADROOM, b.buffer.byteLength - HEADROOM));
+    this.#pool.recycle(b);
   }
 
   /**
@@ -231,7 +272,7 @@ export class ChunkProducer {
    */
   encode(chunk: ChunkMsg): Uint8Array {
     const d = chunk.data;
-    if (d.byteOffset >= HEADROOM && this.#owned.has(d.buffer)) {
+    if (this.#pool.owns(d)) {
       // Same map, same key order as encodeMessage; `data` last, as an empty bin8 (c4 00) to be widened.
       const head = pack({ t: 'chunk', transferId: chunk.transferId, index: chunk.index, section: chunk.section, records: chunk.records, crc: chunk.crc, data: EMPTY });
       const n = head.length;

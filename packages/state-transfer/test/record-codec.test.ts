@@ -1,8 +1,8 @@
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
-import { ChunkProducer } from '../src/chunk-producer.js';
+import { ChunkBufferPool, ChunkProducer } from '../src/chunk-producer.js';
 import { pack } from '../src/codec.js';
-import { decodeMessage, encodeMessage } from '../src/messages.js';
+import { decodeMessage, encodeMessage, type ChunkMsg } from '../src/messages.js';
 import { decodeRecordSlices, encodeRecordSlice, encodeRecordSliceInto, isPackedSlice, isTextSlice, sliceItems } from '../src/record-codec.js';
 import { SlabMap } from '../src/slab-map.js';
 import { SnapshotMap } from '../src/snapshot-map.js';
@@ -156,6 +156,33 @@ describe('ChunkProducer', () => {
     expect(chunks).toBeGreaterThan(5);
     expect(buffers.size).toBe(1); // each chunk reused the buffer the previous one released
     expect(rebuilt.finish().digest()).toBe(map.digest());
+  });
+
+  it('producers sharing a ChunkBufferPool (one server, one transfer after another) start on the buffers the last one released', async () => {
+    const map = new SlabMap({ slabBytes: 64 * 1024 });
+    for (let i = 0; i < 5_000; i++) map.set(`key:${i}`, `value-${i}`);
+    const env = { now: () => 0, setTimer: () => ({ cancel() {} }), yieldNow: () => Promise.resolve() } as never;
+    const pool = new ChunkBufferPool(8);
+    const transfer = async (): Promise<Set<ArrayBufferLike>> => {
+      const captured = { seq: 1, epoch: 1, version: 1, body: { format: 'records' as const, cursor: map.snapshot() } };
+      const producer = new ChunkProducer(env, 'tid', captured, { chunkBytes: 8 * 1024, sliceBytes: 2000, sliceMs: 0, framedSlices: true, packedSlices: true, pool });
+      const buffers = new Set<ArrayBufferLike>();
+      const inFlight: ChunkMsg[] = [];
+      for (let c = await producer.next(); c; c = await producer.next()) {
+        buffers.add(c.data.buffer);
+        // A window of two: the chunk before last is acknowledged (released) when a new one is produced.
+        inFlight.push(c);
+        if (inFlight.length > 2) producer.release(inFlight.shift()!);
+      }
+      for (const c of inFlight) producer.release(c);
+      producer.close();
+      return buffers;
+    };
+    const first = await transfer();
+    expect(first.size).toBe(3); // the window plus the one being filled
+    expect(pool.free).toBe(3);
+    const second = await transfer();
+    expect([...second].every((b) => first.has(b))).toBe(true); // no fresh buffer
   });
 
   it('packed slices (SlabMap cursor) fill chunks in one reused buffer: no new buffer when a slice meets the chunk end', async () => {
