@@ -172,17 +172,17 @@ function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeou
  * phase can be split into: to the primary (send, kernel, the primary waiting for a core or finishing
  * other work), in the primary, and back (the reply's way and this process getting to it).
  */
-const breakdowns = new WeakMap<number[], [number, number, number, number, number][]>();
-const phaseStarts = new WeakMap<number[], number>();
+/** Per phase (keyed by its latency array): when it started, and [total, to, in, back, sent at] per reply. */
+const breakdowns = new WeakMap<number[], { start: number; rows: [number, number, number, number, number][] }>();
 function showBreakdown(label: string, latencies: number[]): void {
-  const rows = (breakdowns.get(latencies) ?? []).sort((x, y) => y[0] - x[0]);
-  if (rows.length === 0) return;
+  const phase = breakdowns.get(latencies);
+  const rows = (phase?.rows ?? []).sort((x, y) => y[0] - x[0]);
+  if (!phase || rows.length === 0) return;
   const top = rows.slice(0, Math.max(1, Math.floor(rows.length / 50)));
   const avg = (i: number): string => (top.reduce((sum, r) => sum + r[i]!, 0) / top.length).toFixed(2);
   console.error(`[breakdown ${label}] slowest 2% (${top.length} requests), mean ms: total ${avg(0)} = to the primary ${avg(1)} + in the primary ${avg(2)} + back ${avg(3)}`);
   // When they were sent, in ms into the phase (clusters at the start or end of a transfer show here).
-  const t0 = phaseStarts.get(latencies) ?? 0;
-  console.error(`[breakdown ${label}] sent at (ms into the phase): ${top.map((r) => Math.round(r[4] - t0)).sort((a, b) => a - b).join(' ')}`);
+  console.error(`[breakdown ${label}] sent at (ms into the phase): ${top.map((r) => Math.round(r[4] - phase.start)).sort((a, b) => a - b).join(' ')}`);
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -217,9 +217,7 @@ class LoadClient {
         if (typeof reply === 'string' && reply.startsWith('error')) this.errors++;
         p.into.push(performance.now() - p.at);
         if (tRecv !== undefined && tSend !== undefined) {
-          let rows = breakdowns.get(p.into);
-          if (!rows) breakdowns.set(p.into, (rows = []));
-          rows.push([performance.now() - p.at, tRecv - (performance.timeOrigin + p.at), tSend - tRecv, tGot - tSend, p.at]);
+          breakdowns.get(p.into)?.rows.push([performance.now() - p.at, tRecv - (performance.timeOrigin + p.at), tSend - tRecv, tGot - tSend, p.at]);
         }
       }
     })().catch(() => {});
@@ -229,7 +227,7 @@ class LoadClient {
   start(): { stop(): Promise<number[]> } {
     const latencies: number[] = [];
     const start = performance.now();
-    phaseStarts.set(latencies, start);
+    breakdowns.set(latencies, { start, rows: [] });
     let sent = 0;
     let running = true;
     let timer: NodeJS.Timeout | undefined;

@@ -231,7 +231,7 @@ export class ChunkProducer {
       }
     }
     if (slices === 0) {
-      if (buf) this.#recycle(buf);
+      if (buf) this.#pool.recycle(buf);
       return undefined;
     }
     const data = buf ? buf.subarray(0, size) : parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
@@ -249,12 +249,8 @@ export class ChunkProducer {
   #moveToBigger(b: Buffer, keep: number, minBytes: number): Buffer {
     const bigger = this.#takeBuffer(minBytes);
     b.copy(bigger, 0, 0, keep);
-    this.#recycle(b);
-    return bigger;
-  }
-
-  #recycle(b: Buffer): void {
     this.#pool.recycle(b);
+    return bigger;
   }
 
   /**
@@ -262,7 +258,7 @@ export class ChunkProducer {
    * reused for a later chunk. The chunk must not be read or sent afterwards.
    */
   release(chunk: ChunkMsg): void {
-    if (chunk.section === 'state' && chunk.data.byteOffset === HEADROOM) this.#recycle(chunk.data as Buffer);
+    if (chunk.section === 'state' && chunk.data.byteOffset === HEADROOM) this.#pool.recycle(chunk.data as Buffer);
   }
 
   /**

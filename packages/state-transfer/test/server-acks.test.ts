@@ -57,10 +57,9 @@ function scriptedConnection(): { conn: Connection; push(...m: TransferMessage[])
     push(...ms) {
       for (const m of ms) queue.push(encodeMessage(m));
       const w = waiting;
+      if (!w) return;
       waiting = undefined;
-      const m = queue.shift();
-      if (w && m) w({ done: false, value: m });
-      else if (m) queue.unshift(m);
+      w({ done: false, value: queue.shift()! });
     },
   };
 }
