@@ -5,7 +5,8 @@
  *   npm run bench:state-transfer -- [--keys N] [--value-size B] [--rate R] [--baseline-ms MS]
  *                                    [--chunk-bytes B] [--slice-bytes B] [--slice-ms MS] [--window W] [--max-mbps M] [--rounds R]
  *                                    [--semi-space-mb MB] [--primary-semi-space-mb MB] [--joiner-nice N] [--joiner-sched normal|idle]
- *                                    [--joiner-malloc hugepages|default] [--warmup-rounds N] [--state slab|map] [--json]
+ *                                    [--joiner-malloc hugepages|default] [--warmup-rounds N] [--state slab|map]
+ *                                    [--serve worker|main] [--serve-thread idle|nice|normal] [--transfer-cpus last|none|LIST] [--json]
  *
  * Three processes on 127.0.0.1 (TCP): a serving replica holding N keys (child), a joining replica
  * (child, started before any measurement and idle until told to join), and this process, which sends
@@ -27,6 +28,16 @@
  * RejoinOptions.joinerNice, default 0). --joiner-sched idle starts the joiner under SCHED_IDLE (chrt).
  * --joiner-malloc hugepages (default) starts the joiner with GLIBC_TUNABLES=glibc.malloc.hugetlb=1, so
  * the memory it fills comes in transparent huge pages (see hugepageTunables); 'default' = 4 KiB pages.
+ * --serve worker (default): the serving replica streams from a transfer worker thread
+ * (serveTransfersInWorker) over its SlabMap's shared slabs, so its event loop and heap do no transfer
+ * work; 'main': the StateTransferServer runs on its main thread (as before 2026-11-29, fourth session).
+ * --serve-thread: that worker thread's scheduling — idle (default, SCHED_IDLE), nice (19) or normal.
+ * --transfer-cpus: the CPUs the transfer's two busy threads run on — the joiner's main thread (pinned
+ * after it starts; its V8 helper threads stay free) and the serving replica's transfer worker. 'last'
+ * (default) = the machine's last CPU when it has more than one, 'none' = no pinning, or a taskset CPU
+ * list. On this 2-vCPU rig it leaves the serving replica's main thread and the load generator a core
+ * that no transfer thread competes for. BENCH_PIN_ALL=1 pins every thread of the joiner instead.
+ * --joiner-sched: idle (default; SCHED_IDLE via chrt) or normal (then --joiner-nice applies).
  * Targets: throughputMBps ≥ 100, p99Ratio ≤ 2. At the end the joiner's digest must equal the primary's.
  * Environment knobs for experiments: BENCH_NODE_FLAGS (both children), BENCH_PRIMARY_FLAGS and
  * BENCH_JOINER_FLAGS (one child; e.g. --single-threaded-gc, --trace-gc), BENCH_BACKLOG_ENTRIES (serving
@@ -65,11 +76,14 @@ interface Args {
   joinerSched: 'normal' | 'idle';
   joinerMalloc: 'hugepages' | 'default';
   state: 'slab' | 'map';
+  serve: 'worker' | 'main';
+  serveThread: 'idle' | 'nice' | 'normal';
+  transferCpus: string;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 0, primarySemiSpaceMB: 0, joinerNice: 19, warmupRounds: 1, joinerSched: 'normal', joinerMalloc: 'hugepages', state: 'slab', json: false };
+  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 0, primarySemiSpaceMB: 0, joinerNice: 19, warmupRounds: 1, joinerSched: 'idle', joinerMalloc: 'hugepages', state: 'slab', serve: 'worker', serveThread: 'idle', transferCpus: 'last', json: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -105,6 +119,9 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--joiner-sched') a.joinerSched = choice(f, argv[++i], ['normal', 'idle'] as const);
     else if (f === '--joiner-malloc') a.joinerMalloc = choice(f, argv[++i], ['hugepages', 'default'] as const);
     else if (f === '--state') a.state = choice(f, argv[++i], ['slab', 'map'] as const);
+    else if (f === '--serve') a.serve = choice(f, argv[++i], ['worker', 'main'] as const);
+    else if (f === '--serve-thread') a.serveThread = choice(f, argv[++i], ['idle', 'nice', 'normal'] as const);
+    else if (f === '--transfer-cpus') a.transferCpus = argv[++i] ?? '';
     else {
       console.error(`unknown argument ${f}`);
       process.exit(2);
@@ -117,6 +134,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 /** The --state of this run, handed to both children. */
 let stateKind: 'slab' | 'map' = 'slab';
 let joinerSchedIdle = false;
+/** --transfer-cpus resolved: the CPU list the joiner and the serving replica's transfer worker run on ('' = any). */
+let transferCpus = '';
 let joinerEnv: Record<string, string> = {};
 const execArgv = ['--conditions=@tandem/source', '--import', 'tsx'];
 
@@ -132,7 +151,9 @@ function child(file: string, env: Record<string, string>, semiSpaceMB: number, f
   const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
   // --joiner-sched idle: start the joiner under SCHED_IDLE (util-linux chrt): it runs only when a core is
   // otherwise idle, and a waking serving replica preempts it at once (nice values only reweight shares).
-  const wrap = file === 'joiner.ts' && joinerSchedIdle ? { execPath: 'chrt', execArgvPre: ['--idle', '0', process.execPath] } : undefined;
+  // --transfer-cpus: the joiner runs on those CPUs only (util-linux taskset).
+  const prefix = file === 'joiner.ts' ? [...(joinerSchedIdle ? ['chrt', '--idle', '0'] : []), ...(transferCpus && process.env.BENCH_PIN_ALL ? ['taskset', '-c', transferCpus] : [])] : [];
+  const wrap = prefix.length > 0 ? { execPath: prefix[0]!, execArgvPre: [...prefix.slice(1), process.execPath] } : undefined;
   return fork(here + file, [], { ...(wrap ? { execPath: wrap.execPath } : {}), execArgv: [...(wrap?.execArgvPre ?? []), ...execArgv, ...gc, ...flags, ...extra, ...prof], env: { ...process.env, BENCH_STATE: stateKind, ...(file === 'joiner.ts' ? joinerEnv : {}), ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
@@ -266,6 +287,8 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   stateKind = args.state;
   joinerSchedIdle = args.joinerSched === 'idle';
+  const cpuCount = (await import('node:os')).availableParallelism();
+  transferCpus = args.transferCpus === 'last' ? (cpuCount > 1 ? String(cpuCount - 1) : '') : args.transferCpus === 'none' ? '' : args.transferCpus;
   if (args.joinerMalloc === 'hugepages') joinerEnv = { GLIBC_TUNABLES: hugepageTunables(process.env.GLIBC_TUNABLES) };
   const log = (s: string): void => {
     if (!args.json) console.log(s);
@@ -280,6 +303,9 @@ async function main(): Promise<void> {
       BENCH_SLICE_BYTES: String(args.sliceBytes),
       BENCH_SLICE_MS: String(args.sliceMs),
       BENCH_MAX_BPS: String(args.maxMBps * 1e6),
+      BENCH_SERVE: args.serve,
+      BENCH_SERVE_THREAD: args.serveThread,
+      BENCH_TRANSFER_CPUS: transferCpus,
     }, args.primarySemiSpaceMB, ['--expose-gc', ...(process.env.BENCH_PRIMARY_FLAGS ?? '').split(/\s+/).filter(Boolean)]);
     procs.push(primary);
     const ready = await nextReport(primary, 'ready', 300_000);
@@ -290,6 +316,10 @@ async function main(): Promise<void> {
     const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window), BENCH_JOINER_NICE: String(args.joinerNice) }, args.semiSpaceMB, (process.env.BENCH_JOINER_FLAGS ?? '').split(/\s+/).filter(Boolean));
     procs.push(joiner);
     await nextReport(joiner, 'ready', 60_000);
+    if (transferCpus && !process.env.BENCH_PIN_ALL) {
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('taskset', ['-p', '-c', transferCpus, String(joiner.pid)], { stdio: 'ignore' });
+    }
 
     const network = createRegistry([tcp()]);
     const conn = await network.dial(ready.kvAddress);
@@ -395,6 +425,9 @@ async function main(): Promise<void> {
       joinerNice: args.joinerNice,
       joinerSched: args.joinerSched,
       joinerMalloc: args.joinerMalloc,
+      serve: args.serve,
+      serveThread: args.serve === 'worker' ? args.serveThread : null,
+      transferCpus: transferCpus || null,
       maxMBps: args.maxMBps || null,
       rate: args.rate,
       rounds,

@@ -18,7 +18,8 @@ export function benchKv(kind: BenchStateKind = benchStateKind()): HostedService<
   return {
     name: 'bench-kv',
     version: 1,
-    initialState: () => (kind === 'slab' ? new SlabMap() : new SnapshotMap<string>()),
+    // A serving replica that streams from a worker thread keeps its slabs in shared memory.
+    initialState: () => (kind === 'slab' ? new SlabMap({ shared: process.env.BENCH_SERVE === 'worker' }) : new SnapshotMap<string>()),
     apply(state, req) {
       if (req.op === 'set') {
         state.set(req.key, req.value);

@@ -6,7 +6,7 @@
 import { createRegistry, type Connection } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
 import { Packr } from 'msgpackr';
-import { nodeTransferEnv, ServiceHost, StateTransferServer } from '@tandem/state-transfer';
+import { nodeTransferEnv, serveTransfersInWorker, ServiceHost, StateTransferServer, type StateTransferServerEvent } from '@tandem/state-transfer';
 import { benchKv, valueFor, type BenchRequest, type ChildReport } from './kv.js';
 
 const keys = Number(process.env.BENCH_KEYS ?? 1_000_000);
@@ -54,9 +54,24 @@ async function main(): Promise<void> {
   // in the middle of the first measured phase. The orchestrator starts this child with --expose-gc.
   (globalThis as { gc?: () => void }).gc?.();
   const maxBytesPerSecond = Number(process.env.BENCH_MAX_BPS ?? 0);
-  const server = new StateTransferServer({ env, source: host, chunkBytes, sliceBytes, sliceMs, maxBytesPerSecond });
-  if (process.env.BENCH_EVENTS) server.on((e) => e.type !== 'progress' && console.error(`[primary event] ${e.type} at ${Date.now() % 1e6}`));
-  const transferAddress = await server.listen('tcp://127.0.0.1:0');
+  const serverSettings = { chunkBytes, sliceBytes, sliceMs, maxBytesPerSecond };
+  let transferAddress: string;
+  let onServerEvent: (listener: (e: StateTransferServerEvent) => void) => unknown;
+  if (process.env.BENCH_SERVE === 'worker') {
+    // --serve worker: the transfer runs on a worker thread (its own event loop and heap) over the
+    // SlabMap's shared slabs; --serve-thread and --transfer-cpus set that thread's scheduling.
+    const mode = process.env.BENCH_SERVE_THREAD ?? 'idle';
+    const cpus = process.env.BENCH_TRANSFER_CPUS ?? '';
+    const worker = await serveTransfersInWorker({ source: host, listen: 'tcp://127.0.0.1:0', server: serverSettings, thread: { ...(mode === 'idle' ? { idle: true } : mode === 'nice' ? { nice: 19 } : {}), ...(cpus ? { cpus } : {}) } });
+    if (worker.thread.refused.length > 0) console.error(`[primary] transfer worker thread settings refused: ${worker.thread.refused.join('; ')}`);
+    transferAddress = worker.address;
+    onServerEvent = (l) => worker.on(l);
+  } else {
+    const server = new StateTransferServer({ env, source: host, ...serverSettings });
+    transferAddress = await server.listen('tcp://127.0.0.1:0');
+    onServerEvent = (l) => server.on(l);
+  }
+  if (process.env.BENCH_EVENTS) onServerEvent((e) => e.type !== 'progress' && console.error(`[primary event] ${e.type} at ${Date.now() % 1e6}`));
   const kvListener = await network.listen('tcp://127.0.0.1:0');
   void (async () => {
     for await (const conn of kvListener) void serveKv(host, conn);

@@ -102,7 +102,7 @@ process.exit(0);
   },
   {
     dir: 'packages/state-transfer',
-    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'README.md'],
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'dist/transfer-worker.js', 'README.md'],
     forbid: ['ws', 'zeromq'],
     smoke: `
 import assert from 'node:assert/strict';
@@ -139,6 +139,22 @@ assert.equal(slabJoiner.head().digest, slabPrimary.head().digest);
 assert.equal(slabJoiner.state.get('k4999'), 'v4999');
 await slabClient.close(); await slabServer.close();
 console.log('  SlabMap: streamed ' + slabResult.records + ' records, digests equal at seq ' + slabResult.seq);
+// Served from a worker thread (dist/transfer-worker.js; TCP from the installed @tandem/transport-tcp).
+const { createRegistry } = await import('@tandem/transport');
+const { tcp } = await import('@tandem/transport-tcp');
+const { serveTransfersInWorker } = await import('@tandem/state-transfer');
+const tcpEnv = nodeTransferEnv({ network: createRegistry([tcp()]) });
+const sharedKv = { ...slabKv, initialState: () => new SlabMap({ shared: true }) };
+const owner = new ServiceHost({ service: sharedKv, env: tcpEnv });
+for (let i = 0; i < 5000; i++) owner.execute({ key: 'k' + i, value: 'v' + i });
+const served = await serveTransfersInWorker({ source: owner, listen: 'tcp://127.0.0.1:0' });
+const workerJoiner = new ServiceHost({ service: sharedKv, env: tcpEnv });
+const workerClient = new StateTransferClient({ env: tcpEnv, service: sharedKv, sink: workerJoiner, nodeId: 'd', address: served.address });
+const workerResult = await workerClient.run();
+assert.equal(workerJoiner.head().digest, owner.head().digest);
+assert.equal(served.answered.next ?? 0, 0);
+await workerClient.close(); await served.close();
+console.log('  worker thread: streamed ' + workerResult.records + ' records from shared slabs, digests equal');
 process.exit(0);
 `,
   },
@@ -167,7 +183,8 @@ function tandemClosure(name, seen = new Set()) {
   seen.add(name);
   const pkg = PACKAGES.find((p) => p.name === name);
   const manifest = JSON.parse(readFileSync(join(root, pkg.dir, 'package.json'), 'utf8'));
-  for (const dep of Object.keys(manifest.dependencies ?? {})) if (dep.startsWith('@tandem/')) tandemClosure(dep, seen);
+  // Optional peers are installed too: the smoke scripts use them as a user who wants them would.
+  for (const dep of [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})]) if (dep.startsWith('@tandem/')) tandemClosure(dep, seen);
   return [...seen];
 }
 

@@ -19,3 +19,5 @@ export { lowerJoinerPriority, JOINER_NICE_DELTA } from './node-priority.js';
 export { yieldToEventLoop } from './env.js';
 export { versionedStateSync } from './replica-sync.js';
 export { streamingStateSync, type StreamingStateSync, type StreamingStateSyncOptions, type StreamingStateSyncEvent, type StreamingServerSettings, type StreamingClientSettings } from './streaming-state-sync.js';
+export { serveTransfersInWorker, TransferWorkerError, type TransferWorker, type TransferWorkerOptions, type WorkerServerSettings, type WorkerThreadSettings, type WorkerTransportSpec } from './worker-server.js';
+export { isShareableCursor, type ShareableSnapshotCursor, type SharedSnapshotPlan } from './slab-cursor.js';

@@ -13,7 +13,7 @@ import { decodeMessage, encodeMessage, type ChunkMsg, type OpenMsg, type Transfe
 import type { TransferFormat } from './migrations.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
 import { PACKED_RECORDS, TEXT_SLICES } from './record-codec.js';
-import type { CapturedState, TransferSource } from './source.js';
+import type { CapturedState, StateHead, TransferSource } from './source.js';
 import { WakeSignal } from './wake.js';
 
 export interface StateTransferServerOptions {
@@ -482,7 +482,16 @@ export class StateTransferServer {
     if (s.phase === 'log') {
       // Everything up to the head has been sent, in this same turn: the head's digest is the one the
       // joiner will have after applying it.
-      const head = this.#source.head();
+      let head: StateHead;
+      if (this.#source.headAfter) {
+        const r = this.#source.headAfter(s.logNext - 1, this.#o.logBatch);
+        if (r.entries.length > 0) {
+          s.logNext += r.entries.length;
+          await conn.send(encodeMessage({ t: 'log', transferId: s.transferId, entries: r.entries }));
+        }
+        if (!r.head) return true;
+        head = r.head;
+      } else head = this.#source.head();
       if (head.seq !== s.logNext - 1) {
         return this.#restart(s, conn, `source head ${head.seq} is not the backlog's last seq ${s.logNext - 1} (every applied entry must be appended to the backlog)`);
       }

@@ -35,7 +35,8 @@ import { Buffer, isUtf8 } from 'node:buffer';
 import { hex32 } from './checksum.js';
 import { combine, hashBytes, highBits, laneA, laneB, SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from './entry-hash.js';
 import { RECORD_HEADER, type PackedSlice } from './record-codec.js';
-import type { PackedResult, PackedSnapshotCursor, SnapshotCursor, StateBuilder } from './transferable.js';
+import { recordEnd, SlabRunCursor, type ShareableSnapshotCursor, type SlabRun } from './slab-cursor.js';
+import type { SnapshotCursor, StateBuilder } from './transferable.js';
 
 export { RECORD_HEADER };
 
@@ -44,6 +45,11 @@ export interface SlabMapOptions {
   slabBytes?: number;
   /** Entries the index is sized for at first (default 1024; it doubles as needed). */
   expectedSize?: number;
+  /**
+   * Keep the slabs in SharedArrayBuffers (default false), so that a transfer worker thread can stream
+   * snapshots without the owning thread copying anything (`serveTransfersInWorker`).
+   */
+  shared?: boolean;
 }
 
 const DEFAULT_SLAB = 4 * 1024 * 1024;
@@ -60,19 +66,15 @@ class Slab {
   deadAt: number[] = [];
   deadEpoch: number[] = [];
   queued = false;
-  constructor(bytes: number) {
-    this.buf = Buffer.allocUnsafeSlow(bytes);
+  constructor(bytes: number, shared = false) {
+    // Shared: the bytes can be read by a transfer worker thread (the snapshot's frozen part only).
+    this.buf = shared ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafeSlow(bytes);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   }
 }
 
 interface OpenSlabSnapshot {
   readonly epoch: number;
-}
-
-/** Offset just past the record at `o` (header, key, value). */
-function recordEnd(v: DataView, o: number): number {
-  return o + RECORD_HEADER + v.getUint32(o, true) + v.getUint32(o + 4, true);
 }
 
 /** Equal bytes: x[xAt, xAt + n) and y[yAt, yAt + n). */
@@ -102,6 +104,7 @@ const BUILD_SLAB_MAX = 64 * 1024 * 1024;
 
 export class SlabMap {
   readonly #slabBytes: number;
+  readonly #shared: boolean;
   #slabs: (Slab | undefined)[] = [];
   #freeIndices: number[] = [];
   #tail: Slab;
@@ -134,11 +137,12 @@ export class SlabMap {
     const slab = options.slabBytes ?? DEFAULT_SLAB;
     if (!Number.isInteger(slab) || slab < MIN_SLAB || slab >= 2 ** 31) throw new RangeError(`slabBytes must be an integer from ${MIN_SLAB} to 2^31 - 1 (got ${slab})`);
     this.#slabBytes = slab;
+    this.#shared = options.shared === true;
     this.#slots = new Int32Array(0);
     this.#mask = -1;
     this.#sizeIndex(options.expectedSize ?? 0);
     this.#tailIndex = 0;
-    this.#tail = new Slab(slab);
+    this.#tail = new Slab(slab, this.#shared);
     this.#slabs.push(this.#tail);
   }
 
@@ -260,7 +264,7 @@ export class SlabMap {
       this.#candidates = [];
       this.#compacting = -1;
       this.#tailIndex = 0;
-      this.#tail = new Slab(this.#slabBytes);
+      this.#tail = new Slab(this.#slabBytes, this.#shared);
       this.#slabs.push(this.#tail);
       this.#sizeIndex(0);
     }
@@ -300,108 +304,32 @@ export class SlabMap {
     while (this.#open.length === 0 && (this.#compacting >= 0 || this.#candidates.length > 0)) this.#compactStep(Infinity);
   }
 
-  /** Open a consistent snapshot in O(slabs): a cursor over the records live now. */
-  snapshot(): PackedSnapshotCursor {
+  /**
+   * Open a consistent snapshot in O(slabs): a cursor over the records live now. With `shared: true` the
+   * cursor can be handed to another thread (`share()`, see worker-server.ts).
+   */
+  snapshot(): ShareableSnapshotCursor {
     const snap: OpenSlabSnapshot = { epoch: this.#epoch++ };
     this.#open.push(snap);
     // The slabs to read (index order) and how far: records appended later lie beyond these ends.
-    const plan: { slab: Slab; end: number }[] = [];
-    for (const s of this.#slabs) if (s && s.used > 0) plan.push({ slab: s, end: s.used });
-    const total = this.#size;
-    let p = -1;
-    let slab: Slab | undefined;
-    let end = 0;
-    let at = 0;
-    let skips: number[] = [];
-    let skipNext = 0;
-    let closed = false;
-    const close = (): void => {
-      if (closed) return;
-      closed = true;
+    const slabs: Slab[] = [];
+    const runs: SlabRun[] = [];
+    for (const s of this.#slabs) {
+      if (!s || s.used === 0) continue;
+      slabs.push(s);
+      runs.push({ buf: s.buf, end: s.used });
+    }
+    // Records dead when the snapshot was opened (killed in an epoch up to the snapshot's) are skipped.
+    const skipsOf = (i: number): number[] => {
+      const slab = slabs[i];
+      const skips: number[] = [];
+      if (slab) for (let d = 0; d < slab.deadAt.length; d++) if (slab.deadEpoch[d]! <= snap.epoch) skips.push(slab.deadAt[d]!);
+      return skips;
+    };
+    return new SlabRunCursor(runs, this.#size, skipsOf, () => {
       this.#open = this.#open.filter((s) => s !== snap);
-      plan.length = 0;
-    };
-    /** Move to the next record to emit; false when the view is exhausted. */
-    const advance = (): boolean => {
-      for (;;) {
-        if (slab && at < end) {
-          if (skipNext < skips.length && skips[skipNext] === at) {
-            skipNext++;
-            at = recordEnd(slab.view, at);
-            continue;
-          }
-          return true;
-        }
-        if (++p >= plan.length) return false;
-        slab = plan[p]!.slab;
-        end = plan[p]!.end;
-        at = 0;
-        // Records dead when the snapshot was opened (killed in an epoch up to the snapshot's).
-        skips = [];
-        skipNext = 0;
-        for (let i = 0; i < slab.deadAt.length; i++) if (slab.deadEpoch[i]! <= snap.epoch) skips.push(slab.deadAt[i]!);
-        skips.sort((a, b) => a - b);
-      }
-    };
-    const out: unknown[] = [];
-    return {
-      totalRecords: total,
-      recordWidth: 2,
-      next: (maxRecords: number): unknown[] | undefined => {
-        if (closed) return undefined;
-        let n = 0;
-        const max = 2 * Math.max(1, maxRecords);
-        while (n < max && advance()) {
-          const v = slab!.view;
-          const kl = v.getUint32(at, true);
-          const vl = v.getUint32(at + 4, true);
-          const kAt = at + RECORD_HEADER;
-          out[n++] = slab!.buf.toString('utf8', kAt, kAt + kl);
-          out[n++] = slab!.buf.toString('utf8', kAt + kl, kAt + kl + vl);
-          at = kAt + kl + vl;
-        }
-        if (n === 0) {
-          close();
-          return undefined;
-        }
-        if (out.length !== n) out.length = n;
-        return out;
-      },
-      nextPacked: (target: Uint8Array, to: number, room: number): PackedResult | undefined => {
-        if (closed) return undefined;
-        let records = 0;
-        let bytes = 0;
-        // Runs of consecutive live records are copied at once.
-        while (advance()) {
-          const v = slab!.view;
-          const runStart = at;
-          let q = at;
-          const stop = skipNext < skips.length ? Math.min(end, skips[skipNext]!) : end;
-          const limit = runStart + room - bytes;
-          while (q < stop) {
-            const next = recordEnd(v, q);
-            if (next > limit) break;
-            q = next;
-            records++;
-          }
-          if (q > runStart) {
-            target.set(slab!.buf.subarray(runStart, q), to + bytes);
-            bytes += q - runStart;
-            at = q;
-          }
-          if (q < stop || bytes >= room) {
-            if (records === 0) return { records: 0, bytes: 0, needBytes: recordEnd(v, q) - q };
-            return { records, bytes };
-          }
-        }
-        if (records === 0) {
-          close();
-          return undefined;
-        }
-        return { records, bytes };
-      },
-      close,
-    };
+      slabs.length = 0;
+    });
   }
 
   /** Packed records or flat [k1, v1, …] strings → a new map, for `restoreChunks()`. */
@@ -725,7 +653,7 @@ export class SlabMap {
   #trimTail(): void {
     const tail = this.#tail;
     if (tail.buf.length <= this.#slabBytes || tail.used * 2 > tail.buf.length) return;
-    const slab = new Slab(Math.max(this.#slabBytes, tail.used));
+    const slab = new Slab(Math.max(this.#slabBytes, tail.used), this.#shared);
     tail.buf.copy(slab.buf, 0, 0, tail.used);
     slab.used = tail.used;
     this.#slabs[this.#tailIndex] = slab;
@@ -739,7 +667,7 @@ export class SlabMap {
       this.#candidates.push(this.#tailIndex);
     }
     if (minBytes >= 2 ** 31) throw new RangeError(`SlabMap: a record of ${minBytes} bytes is too large`);
-    const slab = new Slab(Math.max(this.#slabBytes, minBytes));
+    const slab = new Slab(Math.max(this.#slabBytes, minBytes), this.#shared);
     // A freed index is reused only while no snapshot is open (an open snapshot lists the slabs it reads).
     const idx = this.#open.length === 0 && this.#freeIndices.length > 0 ? this.#freeIndices.pop()! : this.#slabs.length;
     if (idx === this.#slabs.length) this.#slabs.push(slab);

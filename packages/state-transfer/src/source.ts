@@ -39,6 +39,13 @@ export interface TransferSource {
   capture(format: TransferFormat): CapturedState;
   /** The current seq and state digest. Synchronous (called right after the last log entry is sent). */
   head(): StateHead;
+  /**
+   * Optional, for a source whose state moves on another thread (serveTransfersInWorker): the entries
+   * after `seq` and the head, taken at one instant. `head` is undefined when more than `max` entries
+   * follow `seq` (then only the first `max` are returned). Without it, the server reads the backlog
+   * up to its last seq and calls head() in the same turn.
+   */
+  headAfter?(seq: number, max: number): { entries: LogEntry[]; head?: StateHead };
 }
 
 /** What the joiner receives, in order: one snapshot, then log entries, then a digest check. */

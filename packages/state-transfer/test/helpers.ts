@@ -41,6 +41,16 @@ export const kvRequest = z.union([
 ]);
 export type KvRequest = z.infer<typeof kvRequest>;
 
+/** The kv requests on any string map (SnapshotMap, SlabMap). */
+export function applyKv(state: { set(k: string, v: string): unknown; delete(k: string): boolean; get(k: string): string | undefined }, req: KvRequest): string | null {
+  if (req.op === 'set') {
+    state.set(req.key, req.value);
+    return 'OK';
+  }
+  if (req.op === 'del') return state.delete(req.key) ? 'OK' : null;
+  return state.get(req.key) ?? null;
+}
+
 /** Version 1: values are strings. */
 export function kvServiceV1(): HostedService<SnapshotMap<string>, KvRequest, string | null> & { request: typeof kvRequest } {
   return {
@@ -48,14 +58,7 @@ export function kvServiceV1(): HostedService<SnapshotMap<string>, KvRequest, str
     version: 1,
     request: kvRequest,
     initialState: () => new SnapshotMap<string>(),
-    apply(state, req) {
-      if (req.op === 'set') {
-        state.set(req.key, req.value);
-        return 'OK';
-      }
-      if (req.op === 'del') return state.delete(req.key) ? 'OK' : null;
-      return state.get(req.key) ?? null;
-    },
+    apply: applyKv,
     ...mapSnapshotSupport<string>(),
   };
 }

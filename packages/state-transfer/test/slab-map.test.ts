@@ -4,6 +4,7 @@ import { mulberry32 } from '@tandem/core';
 import { createMemoryNetwork } from '@tandem/transport';
 import { ServiceHost, SlabMap, slabMapSupport, SnapshotMap, StateTransferClient, StateTransferServer, decodeMessage, encodeMessage, type HostedService, type PackedSnapshotCursor } from '../src/index.js';
 import { decodeRecordSlices, framePackedSlice, isPackedSlice, PACKED_SLICE_OVERHEAD, sliceItems, type PackedSlice } from '../src/record-codec.js';
+import { SlabRunCursor } from '../src/slab-cursor.js';
 import { randomWrites, testEnv } from './helpers.js';
 
 /** Everything a cursor yields as packed slices (framed, then decoded as a joiner would). */
@@ -124,6 +125,37 @@ describe('SlabMap', () => {
     expect(built.digest()).toBe(digest);
     expect(new Map(built.entries())).toEqual(expected);
     expect(m.openSnapshots).toBe(0);
+  });
+
+  it('shared: true keeps slabs in shared memory; a cursor rebuilt from share() elsewhere yields the snapshot', () => {
+    const rnd = mulberry32(5);
+    const m = new SlabMap({ slabBytes: 64 * 1024, shared: true });
+    for (let i = 0; i < 10_000; i++) m.set(`k${i}`, `v${i}`.repeat(1 + (i % 4)));
+    for (let i = 0; i < 2000; i++) m.delete(`k${Math.floor(rnd() * 10_000)}`);
+    const expected = new Map(m.entries());
+    const cursor = m.snapshot();
+    const plan = cursor.share();
+    expect(plan).toBeDefined();
+    expect(plan!.totalRecords).toBe(expected.size);
+    expect(plan!.slabs.length).toBeGreaterThan(1);
+    for (const s of plan!.slabs) expect(s.buffer).toBeInstanceOf(SharedArrayBuffer);
+    // The reading side (a worker): its own Buffers over the same memory, skip lists asked per slab,
+    // while the owner keeps overwriting and deleting (records it kills now are still emitted).
+    const remote = new SlabRunCursor(
+      plan!.slabs.map((s) => ({ buf: Buffer.from(s.buffer, s.byteOffset, s.byteLength), end: s.end })),
+      plan!.totalRecords,
+      (i) => cursor.skipsOf(i),
+      () => cursor.close(),
+    );
+    const slices = drainPacked(remote, 2500, () => randomWrites(m, rnd, 30, 12_000));
+    expect(pairs(slices.flatMap((x) => sliceItems(x)))).toEqual(expected);
+    expect(m.openSnapshots).toBe(0);
+    // Not shared memory: nothing to share.
+    const plain = new SlabMap();
+    plain.set('a', 'b');
+    const c = plain.snapshot();
+    expect(c.share()).toBeUndefined();
+    c.close();
   });
 
   it('compacts half-dead slabs a little per write: memory stays bounded under churn, contents intact', () => {

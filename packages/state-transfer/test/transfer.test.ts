@@ -220,6 +220,52 @@ describe('state transfer over a connection', () => {
     await server.close();
   });
 
+  it('a source whose state moves on between the last log read and head() is verified through headAfter', async () => {
+    // A source on another thread (serveTransfersInWorker) cannot read its backlog and its head in one
+    // turn: the owner may apply a request in between. Simulated here: every head() applies one first.
+    const network = createMemoryNetwork();
+    const env = testEnv(network);
+    const primary = new ServiceHost({ service: kvServiceV1(), env });
+    fill((r) => primary.execute(r), 2000);
+    let moves = 0;
+    const moveOn = (): void => void primary.execute({ op: 'set', key: `late:${moves++}`, value: 'x' });
+    const lagging = {
+      serviceName: primary.serviceName,
+      version: primary.version,
+      canStreamRecords: primary.canStreamRecords,
+      backlog: primary.backlog,
+      capture: (f: 'records' | 'blob') => primary.capture(f),
+      head: () => (moveOn(), primary.head()),
+    };
+    // Without headAfter the server sees a head ahead of what it sent and starts afresh, every time.
+    const plain = new StateTransferServer({ env, source: lagging, chunkBytes: 16 * 1024, maxRestarts: 1 });
+    const plainEvents: StateTransferServerEvent[] = [];
+    plain.on((e) => plainEvents.push(e));
+    const client1 = new StateTransferClient({ env, service: kvServiceV1(), sink: new ServiceHost({ service: kvServiceV1(), env }), nodeId: 'j1', address: await plain.listen('mem://lagging-plain') });
+    await expect(client1.run()).rejects.toThrow(/is not the backlog's last seq/);
+    expect(plainEvents.filter((e) => e.type === 'restart').length).toBeGreaterThan(0);
+    await client1.close();
+    await plain.close();
+    // With headAfter (entries after seq and the head at one instant) it sends the late entries, then verifies.
+    const withHeadAfter = {
+      ...lagging,
+      headAfter(seq: number, max: number) {
+        moveOn();
+        const head = primary.head();
+        if (head.seq - seq > max) return { entries: primary.backlog.read(seq + 1, max) };
+        return { entries: head.seq > seq ? primary.backlog.read(seq + 1, head.seq - seq) : [], head };
+      },
+    };
+    const server = new StateTransferServer({ env, source: withHeadAfter, chunkBytes: 16 * 1024, follow: false });
+    const joiner = new ServiceHost({ service: kvServiceV1(), env });
+    const client = new StateTransferClient({ env, service: kvServiceV1(), sink: joiner, nodeId: 'j2', address: await server.listen('mem://lagging-after') });
+    const result = await client.run();
+    expect(result.seq).toBe(primary.seq);
+    expect(joiner.digest()).toBe(primary.digest());
+    await client.close();
+    await server.close();
+  });
+
   it('a paced transfer (maxBytesPerSecond) completes with equal digests', async () => {
     const network = createMemoryNetwork();
     const env = testEnv(network);
