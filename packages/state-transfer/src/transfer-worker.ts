@@ -17,7 +17,7 @@ import { StateTransferServer } from './server.js';
 import { SlabRunCursor } from './slab-cursor.js';
 import type { CapturedState, StateHead, TransferSource } from './source.js';
 import type { SnapshotCursor } from './transferable.js';
-import { FLAG_ANSWERED, FLAG_WANT_APPEND, type CapturedOverPort, type OwnerCommand, type RpcReply, type RpcRequest, type WorkerData, type WorkerReport } from './worker-protocol.js';
+import { FLAG_ANSWERED, FLAG_WANT_APPEND, type CapturedOverPort, type OwnerCommand, type RpcQuestion, type RpcReply, type RpcRequest, type WorkerData, type WorkerReport } from './worker-protocol.js';
 
 /** How long a question to the owner may stay unanswered before the worker gives up on it. */
 const RPC_TIMEOUT_MS = 30_000;
@@ -31,7 +31,9 @@ const flags = new Int32Array(data.flags);
 const backlogSeqs = new Float64Array(data.backlog);
 const report = (m: WorkerReport): void => data.control.postMessage(m);
 
-function ask<T>(req: RpcRequest): T {
+let nextQuestion = 1;
+function ask<T>(question: RpcQuestion): T {
+  const req: RpcRequest = { id: nextQuestion++, ...question };
   Atomics.store(flags, FLAG_ANSWERED, 0);
   data.rpc.postMessage(req);
   // The owner usually answers within tens of microseconds. Spin that long before sleeping: a worker
@@ -44,9 +46,13 @@ function ask<T>(req: RpcRequest): T {
     if (Date.now() > deadline) throw new Error(`transfer worker: no answer to ${req.op} within ${RPC_TIMEOUT_MS} ms`);
     Atomics.wait(flags, FLAG_ANSWERED, 0, 100);
   }
-  const got = receiveMessageOnPort(data.rpc);
-  if (!got) throw new Error(`transfer worker: the answer to ${req.op} is missing`);
-  const reply = got.message as RpcReply;
+  // Answers to questions that timed out earlier may come first: skip them.
+  let reply: RpcReply | undefined;
+  for (let got = receiveMessageOnPort(data.rpc); got; got = receiveMessageOnPort(data.rpc)) {
+    reply = got.message as RpcReply;
+    if (reply.id === req.id) break;
+  }
+  if (!reply || reply.id !== req.id) throw new Error(`transfer worker: the answer to ${req.op} is missing`);
   if (!reply.ok) throw new Error(reply.error);
   return reply.value as T;
 }

@@ -22,7 +22,7 @@ export interface WorkerTransportSpec {
 
 /** Scheduling of the worker thread (Linux; what the OS refuses is reported, not fatal). */
 export interface WorkerThreadSettings {
-  /** Nice value added to the worker thread (0–19; default 0). */
+  /** Nice value of the worker thread (0–19; default: the owner's). */
   nice?: number;
   /** SCHED_IDLE: the thread runs only when a core has nothing else to run (util-linux `chrt`). */
   idle?: boolean;
@@ -50,7 +50,9 @@ export interface WorkerData {
 export const FLAG_ANSWERED = 0;
 export const FLAG_WANT_APPEND = 1;
 
-export type RpcRequest =
+/** Every question carries an id and its answer the same id (an answer that came too late is dropped). */
+export type RpcRequest = { id: number } & RpcQuestion;
+export type RpcQuestion =
   | { op: 'capture'; format: TransferFormat }
   | { op: 'head' }
   | { op: 'headAfter'; seq: number; max: number }
@@ -70,7 +72,7 @@ export type CapturedOverPort = {
     | { format: 'blob'; bytes: Uint8Array };
 };
 
-export type RpcReply = { ok: true; value: CapturedOverPort | StateHead | { entries: Uint8Array; head?: StateHead } | Uint8Array | number[] | unknown[] | undefined } | { ok: false; error: string };
+export type RpcReply = { id: number } & ({ ok: true; value: CapturedOverPort | StateHead | { entries: Uint8Array; head?: StateHead } | Uint8Array | number[] | unknown[] | undefined } | { ok: false; error: string });
 
 /** Worker → owner on the control port. */
 export type WorkerReport =

@@ -65,6 +65,8 @@ export interface TransferWorker {
   readonly answered: Readonly<Record<string, number>>;
   /** Server events, as the worker's StateTransferServer emits them. */
   on(listener: (event: StateTransferServerEvent) => void): () => void;
+  /** Settles when the worker thread has ended: with the error that ended it, or undefined after close(). */
+  readonly ended: Promise<Error | undefined>;
   /** Stop listening, drop sessions, end the worker. */
   close(): Promise<void>;
 }
@@ -188,15 +190,16 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
   rpc.port1.on('message', (req: RpcRequest) => {
     let reply: RpcReply;
     answered[req.op] = (answered[req.op] ?? 0) + 1;
+    mirror(); // e.g. after a backlog reset, which tells no listener
     try {
-      reply = { ok: true, value: answer(req) as never };
+      reply = { id: req.id, ok: true, value: answer(req) as never };
     } catch (err) {
-      reply = { ok: false, error: (err as Error).message };
+      reply = { id: req.id, ok: false, error: (err as Error).message };
     }
     try {
       rpc.port1.postMessage(reply);
     } catch (err) {
-      rpc.port1.postMessage({ ok: false, error: `the answer to ${req.op} cannot be sent: ${(err as Error).message}` } satisfies RpcReply);
+      rpc.port1.postMessage({ id: req.id, ok: false, error: `the answer to ${req.op} cannot be sent: ${(err as Error).message}` } satisfies RpcReply);
     }
     Atomics.store(flags, FLAG_ANSWERED, 1);
     Atomics.notify(flags, FLAG_ANSWERED);
@@ -244,7 +247,12 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
     await worker.terminate();
     throw err;
   });
-  worker.on('error', () => undefined); // after start: the exit cleans up; close() reports nothing more
+  // After start: an error ends the worker; `ended` tells it (the exit cleans up).
+  let crash: Error | undefined;
+  worker.on('error', (err) => {
+    crash ??= err;
+  });
+  const ended = exit.then(() => crash);
 
   return {
     address,
@@ -252,6 +260,7 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
       return thread;
     },
     answered,
+    ended,
     on(listener) {
       listeners.add(listener);
       return () => void listeners.delete(listener);

@@ -97,6 +97,7 @@ describe('serveTransfersInWorker', () => {
     expect(worker.answered.skips ?? 0).toBeGreaterThan(0);
     expect(worker.answered.next ?? 0).toBe(0);
     await worker.close();
+    expect(await worker.ended).toBeUndefined();
     expect(owner.state.openSnapshots).toBe(0);
   }, 120_000);
 
