@@ -36,7 +36,8 @@
  * after it starts; its V8 helper threads stay free) and the serving replica's transfer worker. 'last'
  * (default) = the machine's last CPU when it has more than one, 'none' = no pinning, or a taskset CPU
  * list. On this 2-vCPU rig it leaves the serving replica's main thread and the load generator a core
- * that no transfer thread competes for. BENCH_PIN_ALL=1 pins every thread of the joiner instead.
+ * that no transfer thread competes for. BENCH_PIN_ALL=1 pins every thread of the joiner instead;
+ * BENCH_WORKER_CPUS=LIST pins the transfer worker to other CPUs than the joiner's main thread.
  * --joiner-sched: idle (default; SCHED_IDLE via chrt) or normal (then --joiner-nice applies).
  * Targets: throughputMBps ≥ 100, p99Ratio ≤ 2. At the end the joiner's digest must equal the primary's.
  * Environment knobs for experiments: BENCH_NODE_FLAGS (both children), BENCH_PRIMARY_FLAGS and
