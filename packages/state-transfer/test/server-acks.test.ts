@@ -82,15 +82,15 @@ describe('state transfer server: acknowledgements read together', () => {
       const { conn, push, sent } = scriptedConnection();
       void server.handle(conn);
       push({ t: 'open', service: 'kv', nodeId: 'j', version: 1, formats: [{ format: 'records', minVersion: 1 }], window: 1024, encodings: ['text-slices'] });
-      // Every chunk goes out at once (the window is larger than the state); the server then waits for acks.
+      // Every chunk goes out at once (the window is larger than the state); the server then waits for
+      // acks. All of them are out when their records add up to the snapshot's (a fixed pause could end
+      // while a busy machine still had the server producing, and the acks below then covered too few).
       const chunks = (): number => sent.filter((m) => m.t === 'chunk').length;
-      let last = -1;
-      while (chunks() !== last) {
-        last = chunks();
-        await sleep(20);
-      }
+      const records = (): number => sent.reduce((sum, m) => sum + (m.t === 'chunk' ? m.records : 0), 0);
+      expect(await settle(() => sent.some((m) => m.t === 'meta'))).toBe(true);
       const meta = sent.find((m) => m.t === 'meta');
-      if (meta?.t !== 'meta') throw new Error('no meta');
+      if (meta?.t !== 'meta' || meta.totalRecords === undefined) throw new Error('no meta with totalRecords');
+      expect(await settle(() => records() === meta.totalRecords, 10_000)).toBe(true);
       const n = chunks();
       expect(n).toBeGreaterThan(3);
       const ack = (next: number): TransferMessage => ({ t: 'ack', transferId: meta.transferId, nextChunk: next, appliedSeq: 0 });
