@@ -63,7 +63,7 @@ export interface TransferWorker {
    * next, close). A snapshot in shared memory needs no 'next': its records never pass through here.
    */
   readonly answered: Readonly<Record<string, number>>;
-  /** Server events, as the worker's StateTransferServer emits them. */
+  /** Server events, as the worker's StateTransferServer emits them (they arrive a little later than there). */
   on(listener: (event: StateTransferServerEvent) => void): () => void;
   /** Settles when the worker thread has ended: with the error that ended it, or undefined after close(). */
   readonly ended: Promise<Error | undefined>;
