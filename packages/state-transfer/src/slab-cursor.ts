@@ -8,16 +8,10 @@ import { Buffer } from 'node:buffer';
 import { RECORD_HEADER } from './record-codec.js';
 import type { PackedResult, PackedSnapshotCursor } from './transferable.js';
 
-/** Records between two marks (see SlabRun.marks). */
-export const MARK_EVERY = 64;
-
 /** One slab as a snapshot reads it: its bytes and the end fixed when the snapshot was opened. */
 export interface SlabRun {
   readonly buf: Buffer;
   readonly end: number;
-  /** Optional: marks[k] = offset of the slab's record k·MARK_EVERY, valid for k < markCount. */
-  readonly marks?: Int32Array;
-  readonly markCount?: number;
 }
 
 /** A slab of a shared snapshot: a window of a SharedArrayBuffer and the snapshot's end in it. */
@@ -26,8 +20,6 @@ export interface SharedSlabRun {
   readonly byteOffset: number;
   readonly byteLength: number;
   readonly end: number;
-  /** The slab's record marks, when it keeps them (shared memory too). */
-  readonly marks?: { buffer: SharedArrayBuffer; byteOffset: number; length: number; count: number };
 }
 
 /** What another thread needs to read a snapshot: its slabs (shared memory) and its record count. */
@@ -67,10 +59,6 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
   #at = 0;
   #skips: number[] = [];
   #skipNext = 0;
-  /** Record index of #at in the current slab, and that slab's marks. */
-  #idx = 0;
-  #marks: Int32Array | undefined;
-  #markCount = 0;
   #closed = false;
   readonly #out: unknown[] = [];
 
@@ -87,8 +75,7 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
     const slabs: SharedSlabRun[] = [];
     for (const r of this.#runs) {
       if (!(r.buf.buffer instanceof SharedArrayBuffer)) return undefined;
-      const m = r.marks && r.marks.buffer instanceof SharedArrayBuffer ? { buffer: r.marks.buffer, byteOffset: r.marks.byteOffset, length: r.marks.length, count: r.markCount ?? 0 } : undefined;
-      slabs.push({ buffer: r.buf.buffer, byteOffset: r.buf.byteOffset, byteLength: r.buf.length, end: r.end, ...(m ? { marks: m } : {}) });
+      slabs.push({ buffer: r.buf.buffer, byteOffset: r.buf.byteOffset, byteLength: r.buf.length, end: r.end });
     }
     return { slabs, totalRecords: this.totalRecords };
   }
@@ -111,7 +98,6 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
         if (this.#skipNext < this.#skips.length && this.#skips[this.#skipNext] === this.#at) {
           this.#skipNext++;
           this.#at = recordEnd(this.#view!, this.#at);
-          this.#idx++;
           continue;
         }
         return true;
@@ -122,9 +108,6 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
       this.#view = this.#views[this.#p]!;
       this.#end = run.end;
       this.#at = 0;
-      this.#idx = 0;
-      this.#marks = run.marks;
-      this.#markCount = run.marks ? Math.min(run.markCount ?? 0, run.marks.length) : 0;
       this.#skips = this.skipsOf(this.#p);
       this.#skipNext = 0;
     }
@@ -144,7 +127,6 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
       out[n++] = this.#buf!.toString('utf8', kAt, kAt + kl);
       out[n++] = this.#buf!.toString('utf8', kAt + kl, kAt + kl + vl);
       this.#at = kAt + kl + vl;
-      this.#idx++;
     }
     if (n === 0) {
       this.close();
@@ -163,34 +145,18 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
       const v = this.#view!;
       const runStart = this.#at;
       let q = runStart;
-      let idx = this.#idx;
       const stop = this.#skipNext < this.#skips.length ? Math.min(this.#end, this.#skips[this.#skipNext]!) : this.#end;
       const limit = runStart + room - bytes;
-      // Jump to the last marked record start that still fits before the next skip: every record up to
-      // it is live and fits, so only the rest is walked.
-      const marks = this.#marks;
-      if (marks) {
-        const bound = Math.min(stop, limit);
-        let k = Math.floor(idx / MARK_EVERY) + 1;
-        if (k < this.#markCount && marks[k]! <= bound) {
-          while (k + 1 < this.#markCount && marks[k + 1]! <= bound) k++;
-          records += k * MARK_EVERY - idx;
-          idx = k * MARK_EVERY;
-          q = marks[k]!;
-        }
-      }
       while (q < stop) {
         const next = recordEnd(v, q);
         if (next > limit) break;
         q = next;
         records++;
-        idx++;
       }
       if (q > runStart) {
         target.set(this.#buf!.subarray(runStart, q), to + bytes);
         bytes += q - runStart;
         this.#at = q;
-        this.#idx = idx;
       }
       if (q < stop || bytes >= room) {
         if (records === 0) return { records: 0, bytes: 0, needBytes: recordEnd(v, q) - q };

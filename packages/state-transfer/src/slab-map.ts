@@ -56,8 +56,6 @@ const DEFAULT_SLAB = 4 * 1024 * 1024;
 const MIN_SLAB = 64 * 1024;
 /** The index is grown when more than this fraction of its slots is used. */
 const MAX_LOAD = 0.6;
-/** A slab notes where every MARK_EVERY-th record starts (a power of two). */
-const MARK_EVERY = 64;
 
 class Slab {
   readonly buf: Buffer;
@@ -68,28 +66,10 @@ class Slab {
   deadAt: number[] = [];
   deadEpoch: number[] = [];
   queued = false;
-  /**
-   * Where every MARK_EVERY-th record starts (marks[k] = offset of record k·MARK_EVERY), so a snapshot
-   * cursor can cut a chunk without walking every record (see SlabRunCursor). Kept for slabs filled by
-   * set() and compaction; undefined for a slab a builder filled (the cursor then walks).
-   */
-  marks: Int32Array | undefined;
-  /** Records appended (while marks are kept). */
-  count = 0;
-  constructor(bytes: number, shared = false, marked = true) {
+  constructor(bytes: number, shared = false) {
     // Shared: the bytes can be read by a transfer worker thread (the snapshot's frozen part only).
     this.buf = shared ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafeSlow(bytes);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
-    const markSlots = Math.floor(bytes / (MARK_EVERY * RECORD_HEADER)) + 1;
-    if (marked) this.marks = shared ? new Int32Array(new SharedArrayBuffer(4 * markSlots)) : new Int32Array(markSlots);
-  }
-
-  /** Note a record appended at offset o (before `used` moves past it). */
-  mark(o: number): void {
-    const marks = this.marks;
-    if (!marks) return;
-    if ((this.count & (MARK_EVERY - 1)) === 0) marks[this.count / MARK_EVERY] = o;
-    this.count++;
   }
 }
 
@@ -151,7 +131,7 @@ export class SlabMap {
   #candidates: number[] = [];
   #compacting = -1;
   #compactAt = 0;
-  #scratch: Slab = new Slab(1024, false, false);
+  #scratch: Slab = new Slab(1024);
 
   constructor(options: SlabMapOptions = {}) {
     const slab = options.slabBytes ?? DEFAULT_SLAB;
@@ -235,7 +215,6 @@ export class SlabMap {
     const vl = value.length === 0 ? 0 : writeUtf8(buf, value, vAt, buf.length - vAt);
     tail.view.setUint32(o, kl, true);
     tail.view.setUint32(o + 4, vl, true);
-    tail.mark(o);
     tail.used = vAt + vl;
     const recBytes = RECORD_HEADER + kl + vl;
     if (slot >= 0) {
@@ -338,8 +317,7 @@ export class SlabMap {
     for (const s of this.#slabs) {
       if (!s || s.used === 0) continue;
       slabs.push(s);
-      // Marks written before now (all of them below `end`); later ones are not read.
-      runs.push({ buf: s.buf, end: s.used, ...(s.marks ? { marks: s.marks, markCount: Math.ceil(s.count / MARK_EVERY) } : {}) });
+      runs.push({ buf: s.buf, end: s.used });
     }
     // Records dead when the snapshot was opened (killed in an epoch up to the snapshot's) are skipped.
     const skipsOf = (i: number): number[] => {
@@ -411,7 +389,6 @@ export class SlabMap {
         continue;
       }
       const base = tail.used;
-      tail.marks = undefined; // runs of records appended at once: not marked (a cursor walks this slab)
       tail.buf.set(u.subarray(p, q), base);
       tail.used += q - p;
       this.#indexRun(tail, base, base + (q - p));
@@ -535,7 +512,7 @@ export class SlabMap {
   /** The key's UTF-8 bytes into the scratch buffer, hashed (→ laneA, laneB); returns their length. */
   #keyBytes(key: string): number {
     if (typeof key !== 'string') throw new TypeError('SlabMap keys are strings');
-    if (this.#scratch.buf.length < 3 * key.length) this.#scratch = new Slab(Math.max(2 * this.#scratch.buf.length, 3 * key.length), false, false);
+    if (this.#scratch.buf.length < 3 * key.length) this.#scratch = new Slab(Math.max(2 * this.#scratch.buf.length, 3 * key.length));
     const n = key.length === 0 ? 0 : writeUtf8(this.#scratch.buf, key, 0, this.#scratch.buf.length);
     hashBytes(this.#scratch.view, 0, n, SEED_A, SEED_B);
     return n;
@@ -676,7 +653,7 @@ export class SlabMap {
   #trimTail(): void {
     const tail = this.#tail;
     if (tail.buf.length <= this.#slabBytes || tail.used * 2 > tail.buf.length) return;
-    const slab = new Slab(Math.max(this.#slabBytes, tail.used), this.#shared, false);
+    const slab = new Slab(Math.max(this.#slabBytes, tail.used), this.#shared);
     tail.buf.copy(slab.buf, 0, 0, tail.used);
     slab.used = tail.used;
     this.#slabs[this.#tailIndex] = slab;
@@ -757,7 +734,6 @@ export class SlabMap {
         tail.buf.set(slab.buf.subarray(o, o + len), tail.used);
         this.#slots[slot + 1] = this.#tailIndex + 1;
         this.#slots[slot + 2] = tail.used;
-        tail.mark(tail.used);
         tail.used += len;
         // The old copy is dead from now on (a snapshot opened before the slab is freed must skip it).
         slab.deadAt.push(o);

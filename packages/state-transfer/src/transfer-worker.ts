@@ -96,11 +96,7 @@ function cursorOver(c: Extract<CapturedOverPort['body'], { format: 'records' }>)
   const id = c.cursor;
   const close = (): void => void ask({ op: 'close', cursor: id });
   if (c.shared) {
-    const runs = c.shared.slabs.map((s) => ({
-      buf: Buffer.from(s.buffer, s.byteOffset, s.byteLength),
-      end: s.end,
-      ...(s.marks ? { marks: new Int32Array(s.marks.buffer, s.marks.byteOffset, s.marks.length), markCount: s.marks.count } : {}),
-    }));
+    const runs = c.shared.slabs.map((s) => ({ buf: Buffer.from(s.buffer, s.byteOffset, s.byteLength), end: s.end }));
     return new SlabRunCursor(runs, c.shared.totalRecords, (slab) => ask<number[]>({ op: 'skips', cursor: id, slab }), close);
   }
   // Not shared memory: the owner reads its cursor and sends the records (its thread does that copy).

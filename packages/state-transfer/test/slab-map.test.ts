@@ -158,31 +158,6 @@ describe('SlabMap', () => {
     c.close();
   });
 
-  it('cuts chunks at record marks exactly where walking every record would', () => {
-    const rnd = mulberry32(9);
-    const m = new SlabMap({ slabBytes: 64 * 1024, shared: true });
-    for (let i = 0; i < 30_000; i++) m.set(`k${i}`, 'v'.repeat(1 + Math.floor(rnd() * 60)));
-    for (let i = 0; i < 6000; i++) m.delete(`k${Math.floor(rnd() * 30_000)}`);
-    for (let i = 0; i < 6000; i++) m.set(`k${Math.floor(rnd() * 30_000)}`, `again${i}`);
-    const snap = m.snapshot();
-    const plan = snap.share()!;
-    expect(plan.slabs.every((s) => s.marks && s.marks.count > 0)).toBe(true);
-    for (const room of [700, 3000, 64 * 1024, 1 << 20]) {
-      const cursorOf = (marked: boolean): SlabRunCursor =>
-        new SlabRunCursor(
-          plan.slabs.map((s) => ({ buf: Buffer.from(s.buffer, s.byteOffset, s.byteLength), end: s.end, ...(marked && s.marks ? { marks: new Int32Array(s.marks.buffer, s.marks.byteOffset, s.marks.length), markCount: s.marks.count } : {}) })),
-          plan.totalRecords,
-          (i) => snap.skipsOf(i),
-          () => undefined,
-        );
-      const bytesOf = (slices: PackedSlice[]): string[] => slices.map((x) => `${x.count}:${Buffer.from(x.bytes.subarray(x.at, x.end)).toString('base64')}`);
-      const walked = drainPacked(cursorOf(false), room);
-      expect(walked.reduce((n, x) => n + x.count, 0)).toBe(plan.totalRecords);
-      expect(bytesOf(drainPacked(cursorOf(true), room))).toEqual(bytesOf(walked));
-    }
-    snap.close();
-  });
-
   it('compacts half-dead slabs a little per write: memory stays bounded under churn, contents intact', () => {
     const rnd = mulberry32(5);
     const m = new SlabMap({ slabBytes: 64 * 1024 });
