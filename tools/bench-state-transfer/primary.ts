@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     // SlabMap's shared slabs; --serve-thread and --transfer-cpus set that thread's scheduling.
     const mode = process.env.BENCH_SERVE_THREAD ?? 'idle';
     const cpus = process.env.BENCH_WORKER_CPUS ?? process.env.BENCH_TRANSFER_CPUS ?? '';
-    const worker = await serveTransfersInWorker({ source: host, listen: 'tcp://127.0.0.1:0', server: serverSettings, thread: { ...(mode === 'idle' ? { idle: true } : mode === 'nice' ? { nice: 19 } : {}), ...(cpus ? { cpus } : {}) } });
+    const worker = await serveTransfersInWorker({ env, source: host, listen: 'tcp://127.0.0.1:0', server: serverSettings, thread: { ...(mode === 'idle' ? { idle: true } : mode === 'nice' ? { nice: 19 } : {}), ...(cpus ? { cpus } : {}) } });
     if (worker.thread.refused.length > 0) console.error(`[primary] transfer worker thread settings refused: ${worker.thread.refused.join('; ')}`);
     transferAddress = worker.address;
     onServerEvent = (l) => worker.on(l);

@@ -147,7 +147,7 @@ const tcpEnv = nodeTransferEnv({ network: createRegistry([tcp()]) });
 const sharedKv = { ...slabKv, initialState: () => new SlabMap({ shared: true }) };
 const owner = new ServiceHost({ service: sharedKv, env: tcpEnv });
 for (let i = 0; i < 5000; i++) owner.execute({ key: 'k' + i, value: 'v' + i });
-const served = await serveTransfersInWorker({ source: owner, listen: 'tcp://127.0.0.1:0' });
+const served = await serveTransfersInWorker({ env: tcpEnv, source: owner, listen: 'tcp://127.0.0.1:0' });
 const workerJoiner = new ServiceHost({ service: sharedKv, env: tcpEnv });
 const workerClient = new StateTransferClient({ env: tcpEnv, service: sharedKv, sink: workerJoiner, nodeId: 'd', address: served.address });
 const workerResult = await workerClient.run();

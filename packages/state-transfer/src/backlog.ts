@@ -38,7 +38,16 @@ export interface BacklogOptions<E> {
 /** Encoded entries are packed into slabs of this size (one larger entry gets a slab of its own). */
 const SLAB_BYTES = 1 << 20;
 
-export class ReplicationBacklog<E extends LogEntry = LogEntry> {
+/** What a transfer server reads of a backlog (a ReplicationBacklog, or a view of one on another thread). */
+export interface BacklogView<E extends LogEntry = LogEntry> {
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  covers(seq: number): boolean;
+  read(seq: number, max: number): E[];
+  onAppend(listener: () => void): () => void;
+}
+
+export class ReplicationBacklog<E extends LogEntry = LogEntry> implements BacklogView<E> {
   readonly maxEntries: number;
   readonly maxBytes: number;
   readonly storage: 'encoded' | 'objects';

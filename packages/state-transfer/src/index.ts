@@ -5,7 +5,7 @@ export { SnapshotMap, type MapRecord, type SnapshotMapOptions } from './snapshot
 export { mapSnapshotSupport, slabMapSupport, type MapSnapshotSupport } from './map-service.js';
 export { SlabMap, RECORD_HEADER, type SlabMapOptions, type SlabMapBuilder } from './slab-map.js';
 export type { PackedSlice, TextSlice } from './record-codec.js';
-export { ReplicationBacklog, type BacklogOptions, type LogEntry } from './backlog.js';
+export { ReplicationBacklog, type BacklogOptions, type BacklogView, type LogEntry } from './backlog.js';
 export type { TransferSource, TransferSink, CapturedState, CapturedStateBody, InstalledState, StateHead } from './source.js';
 export { serviceVersion, supportsChunks, isPackedCursor, type PackedSnapshotCursor, type PackedResult, type SnapshotCursor, type StateBuilder, type StateMigration, type TransferableService } from './transferable.js';
 export { migrationPath, migrateRecords, migrateSnapshot, type TransferFormat } from './migrations.js';

@@ -32,7 +32,7 @@ export interface SharedSnapshotPlan {
 export interface ShareableSnapshotCursor extends PackedSnapshotCursor {
   /** The slabs and count, for a cursor on another thread; undefined when a slab is not shared memory. */
   share(): SharedSnapshotPlan | undefined;
-  /** Offsets (ascending) of the records of slab `i` of the plan that the snapshot skips. */
+  /** Offsets of the records of slab `i` of the plan that the snapshot skips (any order). */
   skipsOf(i: number): number[];
 }
 
@@ -81,7 +81,7 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
   }
 
   skipsOf(i: number): number[] {
-    return this.#skipsOf(i).sort((a, b) => a - b);
+    return this.#skipsOf(i);
   }
 
   close(): void {
@@ -108,7 +108,8 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
       this.#view = this.#views[this.#p]!;
       this.#end = run.end;
       this.#at = 0;
-      this.#skips = this.skipsOf(this.#p);
+      // Sorted here, on the thread that reads the snapshot (not on the owner's, for a worker).
+      this.#skips = this.#skipsOf(this.#p).sort((a, b) => a - b);
       this.#skipNext = 0;
     }
   }

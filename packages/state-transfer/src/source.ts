@@ -5,7 +5,7 @@
  * implements both for a service run outside @tandem/core; the replica integration implements them
  * over the replica's own state.
  */
-import type { ReplicationBacklog, LogEntry } from './backlog.js';
+import type { BacklogView, LogEntry } from './backlog.js';
 import type { TransferFormat } from './migrations.js';
 import type { SnapshotCursor } from './transferable.js';
 
@@ -34,7 +34,7 @@ export interface TransferSource {
   /** True when `capture('records')` is possible (the service has snapshotChunks/restoreChunks). */
   readonly canStreamRecords: boolean;
   /** Entries after any captured seq, for catch-up. Every applied entry must be appended to it. */
-  readonly backlog: ReplicationBacklog<LogEntry>;
+  readonly backlog: BacklogView<LogEntry>;
   /** Fix S = the current seq and open a consistent view of the state at S. Synchronous. */
   capture(format: TransferFormat): CapturedState;
   /** The current seq and state digest. Synchronous (called right after the last log entry is sent). */

@@ -9,7 +9,7 @@ import { setPriority } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Buffer } from 'node:buffer';
 import { createRegistry, type Transport } from '@tandem/transport';
-import type { LogEntry, ReplicationBacklog } from './backlog.js';
+import type { BacklogView, LogEntry } from './backlog.js';
 import type { TransferFormat } from './migrations.js';
 import { unpack } from './codec.js';
 import { nodeTransferEnv } from './node-env.js';
@@ -31,30 +31,36 @@ const flags = new Int32Array(data.flags);
 const backlogSeqs = new Float64Array(data.backlog);
 const report = (m: WorkerReport): void => data.control.postMessage(m);
 
-let nextQuestion = 1;
-function ask<T>(question: RpcQuestion): T {
-  const req: RpcRequest = { id: nextQuestion++, ...question };
-  Atomics.store(flags, FLAG_ANSWERED, 0);
-  data.rpc.postMessage(req);
-  // The owner usually answers within tens of microseconds. Spin that long before sleeping: a worker
-  // woken from Atomics.wait may wait a whole scheduler tick for its core (e.g. SCHED_IDLE beside a
-  // busy joiner), which made every answer cost milliseconds.
-  const spinUntil = performance.now() + RPC_SPIN_MS;
-  while (Atomics.load(flags, FLAG_ANSWERED) === 0 && performance.now() < spinUntil);
-  const deadline = Date.now() + RPC_TIMEOUT_MS;
-  while (Atomics.load(flags, FLAG_ANSWERED) === 0) {
-    if (Date.now() > deadline) throw new Error(`transfer worker: no answer to ${req.op} within ${RPC_TIMEOUT_MS} ms`);
-    Atomics.wait(flags, FLAG_ANSWERED, 0, 100);
-  }
-  // Answers to questions that timed out earlier may come first: skip them.
-  let reply: RpcReply | undefined;
-  for (let got = receiveMessageOnPort(data.rpc); got; got = receiveMessageOnPort(data.rpc)) {
-    reply = got.message as RpcReply;
-    if (reply.id === req.id) break;
-  }
-  if (!reply || reply.id !== req.id) throw new Error(`transfer worker: the answer to ${req.op} is missing`);
-  if (!reply.ok) throw new Error(reply.error);
-  return reply.value as T;
+/** A synchronous question to the owner; the answer's value (throws what the owner threw). */
+type Ask = <T>(question: RpcQuestion) => T;
+
+/** Questions timed with `now` (the env's clock), posted on the RPC port. */
+function asker(now: () => number): Ask {
+  let nextQuestion = 1;
+  return <T>(question: RpcQuestion): T => {
+    const req: RpcRequest = { id: nextQuestion++, ...question };
+    Atomics.store(flags, FLAG_ANSWERED, 0);
+    data.rpc.postMessage(req);
+    // The owner usually answers within tens of microseconds. Spin that long before sleeping: a worker
+    // woken from Atomics.wait may wait a whole scheduler tick for its core (e.g. SCHED_IDLE beside a
+    // busy joiner), which made every answer cost milliseconds.
+    const spinUntil = now() + RPC_SPIN_MS;
+    while (Atomics.load(flags, FLAG_ANSWERED) === 0 && now() < spinUntil);
+    const deadline = now() + RPC_TIMEOUT_MS;
+    while (Atomics.load(flags, FLAG_ANSWERED) === 0) {
+      if (now() > deadline) throw new Error(`transfer worker: no answer to ${req.op} within ${RPC_TIMEOUT_MS} ms`);
+      Atomics.wait(flags, FLAG_ANSWERED, 0, 100);
+    }
+    // Answers to questions that timed out earlier may come first: skip them.
+    let reply: RpcReply | undefined;
+    for (let got = receiveMessageOnPort(data.rpc); got; got = receiveMessageOnPort(data.rpc)) {
+      reply = got.message as RpcReply;
+      if (reply.id === req.id) break;
+    }
+    if (!reply || reply.id !== req.id) throw new Error(`transfer worker: the answer to ${req.op} is missing`);
+    if (!reply.ok) throw new Error(reply.error);
+    return reply.value as T;
+  };
 }
 
 /**
@@ -64,8 +70,12 @@ function ask<T>(question: RpcQuestion): T {
  * per request. Arming is an exchange: when the owner's last disarm is what it reads, the seqs written
  * before that disarm are visible to the read that follows.
  */
-class BacklogMirror {
+class BacklogMirror implements BacklogView {
   readonly #listeners = new Set<() => void>();
+  readonly #ask: Ask;
+  constructor(ask: Ask) {
+    this.#ask = ask;
+  }
   get firstSeq(): number {
     return backlogSeqs[0]!;
   }
@@ -78,7 +88,7 @@ class BacklogMirror {
   }
   /** At most READ_MAX entries per question: each one is a pause of the owner's thread. */
   read(seq: number, max: number): LogEntry[] {
-    return unpack(ask<Uint8Array>({ op: 'read', seq, max: Math.min(max, READ_MAX) })) as LogEntry[];
+    return unpack(this.#ask<Uint8Array>({ op: 'read', seq, max: Math.min(max, READ_MAX) })) as LogEntry[];
   }
   onAppend(listener: () => void): () => void {
     this.#listeners.add(listener);
@@ -92,7 +102,7 @@ class BacklogMirror {
   }
 }
 
-function cursorOver(c: Extract<CapturedOverPort['body'], { format: 'records' }>): SnapshotCursor {
+function cursorOver(c: Extract<CapturedOverPort['body'], { format: 'records' }>, ask: Ask): SnapshotCursor {
   const id = c.cursor;
   const close = (): void => void ask({ op: 'close', cursor: id });
   if (c.shared) {
@@ -158,15 +168,17 @@ async function main(): Promise<void> {
     transports.push((factory as (o?: unknown) => Transport)(spec.options));
   }
   const network = createRegistry(transports);
-  const backlog = new BacklogMirror();
+  const env = nodeTransferEnv({ network });
+  const ask = asker(env.now);
+  const backlog = new BacklogMirror(ask);
   const source: TransferSource = {
     serviceName: data.serviceName,
     version: data.version,
     canStreamRecords: data.canStreamRecords,
-    backlog: backlog as unknown as ReplicationBacklog<LogEntry>,
+    backlog,
     capture(format: TransferFormat): CapturedState {
       const c = ask<CapturedOverPort>({ op: 'capture', format });
-      const body: CapturedState['body'] = c.body.format === 'records' ? { format: 'records', cursor: cursorOver(c.body) } : { format: 'blob', bytes: c.body.bytes };
+      const body: CapturedState['body'] = c.body.format === 'records' ? { format: 'records', cursor: cursorOver(c.body, ask) } : { format: 'blob', bytes: c.body.bytes };
       return { seq: c.seq, epoch: c.epoch, version: c.version, body, ...(c.aux === undefined ? {} : { aux: c.aux }) };
     },
     head: () => ask<StateHead>({ op: 'head' }),
@@ -175,7 +187,7 @@ async function main(): Promise<void> {
       return { entries: unpack(r.entries) as LogEntry[], ...(r.head ? { head: r.head } : {}) };
     },
   };
-  const server = new StateTransferServer({ env: nodeTransferEnv({ network }), source, ...data.server });
+  const server = new StateTransferServer({ env, source, ...data.server });
   server.on((event) => report({ t: 'event', event }));
   data.control.on('message', (m: OwnerCommand) => {
     if (m.t === 'append') backlog.appended();

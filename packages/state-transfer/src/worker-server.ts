@@ -19,6 +19,7 @@ import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { pack } from './codec.js';
 import { isShareableCursor } from './slab-cursor.js';
 import type { StateTransferServerEvent } from './server.js';
+import type { TransferEnv } from './env.js';
 import type { CapturedState, TransferSource } from './source.js';
 import type { SnapshotCursor } from './transferable.js';
 import {
@@ -37,6 +38,8 @@ import {
 export type { WorkerServerSettings, WorkerThreadSettings, WorkerTransportSpec } from './worker-protocol.js';
 
 export interface TransferWorkerOptions {
+  /** This thread's environment (its timers bound the worker's start and close). */
+  env: TransferEnv;
   /** The state to serve (e.g. a ServiceHost). Its captures, head and backlog are read on this thread. */
   source: TransferSource;
   /** Address the worker listens on (e.g. "tcp://127.0.0.1:7001"). */
@@ -132,7 +135,6 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
   let nextCursor = 1;
   const capture = (format: CapturedState['body']['format']): CapturedOverPort => {
     const c = source.capture(format);
-    mirror();
     const base = { seq: c.seq, epoch: c.epoch, version: c.version, ...(c.aux === undefined ? {} : { aux: c.aux }) };
     if (c.body.format === 'blob') return { ...base, body: { format: 'blob', bytes: c.body.bytes } };
     const cursor = c.body.cursor;
@@ -228,16 +230,17 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
   void exit.then(cleanup);
 
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new TransferWorkerError(`the transfer worker did not listen within ${options.startTimeoutMs ?? 30_000} ms`)), options.startTimeoutMs ?? 30_000);
+    const startMs = options.startTimeoutMs ?? 30_000;
+    const timer = options.env.setTimer(startMs, () => reject(new TransferWorkerError(`the transfer worker did not listen within ${startMs} ms`)));
     const fail = (err: Error): void => {
-      clearTimeout(timer);
+      timer.cancel();
       reject(err);
     };
     worker.once('error', fail);
     void exit.then(() => fail(new TransferWorkerError('the transfer worker exited before listening')));
     control.port1.on('message', (m: WorkerReport) => {
       if (m.t === 'listening') {
-        clearTimeout(timer);
+        timer.cancel();
         resolve(m.address);
       } else if (m.t === 'failed') fail(new TransferWorkerError(`the transfer worker failed: ${m.error}`));
       else if (m.t === 'thread') thread = { tid: m.tid, applied: m.applied, refused: m.refused };
@@ -268,9 +271,9 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
     async close() {
       if (exited) return;
       control.port1.postMessage({ t: 'close' });
-      const timer = setTimeout(() => void worker.terminate(), 5_000);
+      const timer = options.env.setTimer(5_000, () => void worker.terminate());
       await exit;
-      clearTimeout(timer);
+      timer.cancel();
     },
   };
 }

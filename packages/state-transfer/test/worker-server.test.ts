@@ -55,6 +55,8 @@ function writer(execute: (r: KvRequest) => unknown, keySpace: number) {
   };
 }
 
+/** The owners' environment (TCP on 127.0.0.1). */
+const ownerEnv = nodeTransferEnv({ network: createRegistry([tcp()]) });
 const workers: TransferWorker[] = [];
 afterEach(async () => {
   for (const w of workers.splice(0)) await w.close();
@@ -76,9 +78,9 @@ async function join<S>(service: HostedService<S, KvRequest, string | null>, owne
 describe('serveTransfersInWorker', () => {
   it(`streams ${KEYS} keys from shared slabs on a worker thread while the owner keeps writing; digests equal`, async () => {
     const service = slabKv(true);
-    const owner = new ServiceHost({ service, env: nodeTransferEnv({ network: createRegistry([tcp()]) }) });
+    const owner = new ServiceHost({ service, env: ownerEnv });
     fill((r) => owner.execute(r), KEYS);
-    const worker = await serveTransfersInWorker({ source: owner, listen: 'tcp://127.0.0.1:0', server: { chunkBytes: 128 * 1024 } });
+    const worker = await serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0', server: { chunkBytes: 128 * 1024 } });
     workers.push(worker);
     const events: StateTransferServerEvent[] = [];
     worker.on((e) => events.push(e));
@@ -108,9 +110,9 @@ describe('serveTransfersInWorker', () => {
     ['a SlabMap that is not in shared memory', slabKv(false)],
     ['a SnapshotMap', kvServiceV1()],
   ] as const)('streams %s through the owner (records on request)', async (_label, service: HostedService<unknown, KvRequest, string | null>) => {
-    const owner = new ServiceHost({ service, env: nodeTransferEnv({ network: createRegistry([tcp()]) }) });
+    const owner = new ServiceHost({ service, env: ownerEnv });
     fill((r) => owner.execute(r), 20_000);
-    const worker = await serveTransfersInWorker({ source: owner, listen: 'tcp://127.0.0.1:0' });
+    const worker = await serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0' });
     workers.push(worker);
     const { joiner } = await join(service, owner, worker);
     expect(joiner.digest()).toBe(owner.digest());
@@ -129,8 +131,8 @@ describe('serveTransfersInWorker', () => {
       console.log('[worker-server] skipped: no /proc/thread-self (thread settings are Linux only)');
       ctx.skip();
     }
-    const owner = new ServiceHost({ service: slabKv(true), env: nodeTransferEnv({ network: createRegistry([tcp()]) }) });
-    const worker = await serveTransfersInWorker({ source: owner, listen: 'tcp://127.0.0.1:0', thread: { nice: 7 } });
+    const owner = new ServiceHost({ service: slabKv(true), env: ownerEnv });
+    const worker = await serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0', thread: { nice: 7 } });
     workers.push(worker);
     expect(worker.thread.applied).toContain('nice 7');
     const niceOf = (tid: number): number => Number(readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
@@ -139,8 +141,8 @@ describe('serveTransfersInWorker', () => {
   }, 30_000);
 
   it('a worker that cannot start fails with a typed error naming the cause', async () => {
-    const owner = new ServiceHost({ service: slabKv(true), env: nodeTransferEnv({ network: createRegistry([tcp()]) }) });
-    const start = serveTransfersInWorker({ source: owner, listen: 'tcp://127.0.0.1:0', transports: [{ module: '@tandem/transport-tcp', factory: 'noSuchFactory' }] });
+    const owner = new ServiceHost({ service: slabKv(true), env: ownerEnv });
+    const start = serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0', transports: [{ module: '@tandem/transport-tcp', factory: 'noSuchFactory' }] });
     await expect(start).rejects.toBeInstanceOf(TransferWorkerError);
     await expect(start).rejects.toThrow(/noSuchFactory/);
   }, 30_000);
