@@ -8,7 +8,11 @@
 import { pack } from './codec.js';
 import { mix32 } from './checksum.js';
 
-/** Output of the two-lane hashes (module-level to avoid allocating a pair per call). */
+/**
+ * Output of the two-lane hashes (module-level to avoid allocating a pair per call), as int32: a uint32
+ * of 2^31 or more is not a small integer for V8, so storing one here allocated a heap number (and a
+ * write barrier into the module's old-space context) on every call — 4 to 6 per record hashed.
+ */
 export let laneA = 0;
 export let laneB = 0;
 /** hashBytes also leaves the OR of every byte it read here (bit 7 set ⇔ not ASCII). */
@@ -47,8 +51,8 @@ export function hashString(s: string, seedA: number, seedB: number): void {
     hashArray(utf8.encode(s), seedA, seedB);
     return;
   }
-  laneA = mix32(a ^ n);
-  laneB = mix32(b ^ n);
+  laneA = mix32(a ^ n) | 0;
+  laneB = mix32(b ^ n) | 0;
 }
 
 /**
@@ -75,8 +79,8 @@ export function hashBytes(v: DataView, from: number, to: number, seedA: number, 
     b = Math.imul(b ^ c, 0x5bd1e995);
   }
   const n = to - from;
-  laneA = mix32(a ^ n);
-  laneB = mix32(b ^ n);
+  laneA = mix32(a ^ n) | 0;
+  laneB = mix32(b ^ n) | 0;
   highBits = high;
 }
 
@@ -105,8 +109,8 @@ export function entryHash(k1: number, k2: number, value: unknown): void {
 
 /** Fold the key's lanes into the value's (laneA, laneB) → laneA, laneB. */
 export function combine(k1: number, k2: number): void {
-  const a = mix32(k1 ^ mix32(laneA));
+  const a = mix32(k1 ^ mix32(laneA >>> 0));
   const b = mix32(k2 ^ mix32((laneB + 0x9e3779b9) >>> 0));
-  laneA = a;
-  laneB = b;
+  laneA = a | 0;
+  laneB = b | 0;
 }

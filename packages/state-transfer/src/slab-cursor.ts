@@ -61,6 +61,9 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
   #skipNext = 0;
   #closed = false;
   readonly #out: unknown[] = [];
+  /** Slabs in shared memory (see #copy) and the staging buffer for their misaligned runs. */
+  readonly #shared: boolean;
+  #staging: Buffer = Buffer.alloc(0);
 
   /** `skipsOf(i)`: offsets of slab i's records to skip (any order); asked once, when the cursor gets there. */
   constructor(runs: SlabRun[], totalRecords: number, skipsOf: (i: number) => number[], onClose: () => void) {
@@ -69,6 +72,7 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
     this.totalRecords = totalRecords;
     this.#skipsOf = skipsOf;
     this.#onClose = onClose;
+    this.#shared = runs.some((r) => r.buf.buffer instanceof SharedArrayBuffer);
   }
 
   share(): SharedSnapshotPlan | undefined {
@@ -137,6 +141,27 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
     return out;
   }
 
+  /**
+   * Copy slab bytes [from, to) into target at `at`. From shared memory, V8 copies word by word only
+   * when source and target have the same alignment (else byte by byte: 1.4 against 10 GB/s measured on
+   * Node 20), so such a run goes through an aligned staging buffer and then a plain memcpy.
+   */
+  #copy(from: number, to: number, target: Uint8Array, at: number): void {
+    const src = this.#buf!;
+    const n = to - from;
+    const shift = (src.byteOffset + from) & 7;
+    if (!this.#shared || n < 256 || shift === ((target.byteOffset + at) & 7)) {
+      target.set(src.subarray(from, to), at);
+      return;
+    }
+    if (this.#staging.length < n + 8) this.#staging = Buffer.allocUnsafeSlow(Math.max(n + 8, 64 * 1024));
+    const staging = this.#staging;
+    const s = shift - (staging.byteOffset & 7);
+    const base = s >= 0 ? s : s + 8;
+    staging.set(src.subarray(from, to), base);
+    target.set(staging.subarray(base, base + n), at);
+  }
+
   nextPacked(target: Uint8Array, to: number, room: number): PackedResult | undefined {
     if (this.#closed) return undefined;
     let records = 0;
@@ -155,7 +180,7 @@ export class SlabRunCursor implements ShareableSnapshotCursor {
         records++;
       }
       if (q > runStart) {
-        target.set(this.#buf!.subarray(runStart, q), to + bytes);
+        this.#copy(runStart, q, target, to + bytes);
         bytes += q - runStart;
         this.#at = q;
       }

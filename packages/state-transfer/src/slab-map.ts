@@ -35,6 +35,7 @@ import { Buffer, isUtf8 } from 'node:buffer';
 import { hex32 } from './checksum.js';
 import { combine, hashBytes, highBits, laneA, laneB, SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from './entry-hash.js';
 import { RECORD_HEADER, type PackedSlice } from './record-codec.js';
+import { recordRunHasher } from './record-hash.js';
 import { recordEnd, SlabRunCursor, type ShareableSnapshotCursor, type SlabRun } from './slab-cursor.js';
 import type { SnapshotCursor, StateBuilder } from './transferable.js';
 
@@ -405,12 +406,34 @@ export class SlabMap {
 
   /**
    * Hash the records in [base, stop) of the tail slab, for a map being built (no open snapshot): key
-   * and value bytes (UTF-8 checked when not ASCII), digest summed; queue them for the index.
+   * and value bytes (UTF-8 checked when not ASCII), digest summed; queue them for the index. In
+   * WebAssembly when available (record-hash.ts: 0.11 against 0.19–0.23 µs per record), else in the
+   * JavaScript loop below (same results).
    */
   #indexRun(slab: Slab, base: number, stop: number): void {
-    const v = slab.view;
     const slabId = this.#tailIndex + 1;
     const p = (this.#pending ??= { slab: new Int32Array(PENDING), at: new Int32Array(PENDING), hash: new Int32Array(PENDING), sortedSlab: new Int32Array(PENDING), sortedAt: new Int32Array(PENDING), sortedHash: new Int32Array(PENDING), n: 0 });
+    const hasher = recordRunHasher();
+    if (hasher) {
+      const count = hasher.run(slab.buf, base, stop, base, this.#lane1, this.#lane2);
+      if (count < 0) throw new TypeError('SlabMap: packed records overrun their slice');
+      if ((hasher.high & 0x80808080) !== 0) checkUtf8Records(slab, base, stop);
+      this.#lane1 = hasher.sumA >>> 0;
+      this.#lane2 = hasher.sumB >>> 0;
+      const ints = hasher.ints;
+      for (let i = 0; i < count; ) {
+        const m = Math.min(count - i, PENDING - p.n);
+        p.hash.set(ints.subarray(hasher.hashIndex + i, hasher.hashIndex + i + m), p.n);
+        p.at.set(ints.subarray(hasher.atIndex + i, hasher.atIndex + i + m), p.n);
+        p.slab.fill(slabId, p.n, p.n + m);
+        p.n += m;
+        i += m;
+        if (p.n === PENDING) this.#flushPending();
+      }
+      this.#liveBytes += stop - base;
+      return;
+    }
+    const v = slab.view;
     let l1 = this.#lane1;
     let l2 = this.#lane2;
     let o = base;
@@ -763,6 +786,17 @@ function probeAddress(slots: Int32Array, mask: number, h: number, slabId: number
     const sl = slots[s + 1]!;
     if (sl === 0) return -1;
     if (sl === slabId && slots[s] === h && slots[s + 2] === o) return s;
+  }
+}
+
+/** Throw a TypeError unless every key and value of the records in slab[base, stop) is UTF-8. */
+function checkUtf8Records(slab: Slab, base: number, stop: number): void {
+  for (let o = base; o < stop; ) {
+    const kAt = o + RECORD_HEADER;
+    const keyEnd = kAt + slab.view.getUint32(o, true);
+    const valueEnd = keyEnd + slab.view.getUint32(o + 4, true);
+    if (!(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) throw new TypeError('SlabMap record is not UTF-8');
+    o = valueEnd;
   }
 }
 
