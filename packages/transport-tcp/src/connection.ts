@@ -16,6 +16,47 @@ import {
 
 /** Messages up to this size are written as one buffer (header + payload copied); larger ones as two writes. */
 const COALESCE_BELOW = 16 * 1024;
+/** The reused read buffer of a dialled socket (see DirectReads). */
+const READ_BYTES = 64 * 1024;
+
+/**
+ * Where the reads of a dialled plain-TCP socket land (`net.connect({ onread })`): while a message
+ * longer than what has arrived is being assembled, the kernel copies the next bytes straight into the
+ * rest of it; otherwise they go to one reused 64 KiB buffer, and messages found whole in it are copied
+ * out (the next read overwrites it). With Node's default reads every read allocated a fresh 64 KiB
+ * buffer and every large message was copied once more from those into its own: for a joiner receiving
+ * 116 MB, 1 800 allocations (external memory, so more garbage collections) and 116 MB of copying.
+ */
+export class DirectReads {
+  readonly scratch: Buffer = Buffer.allocUnsafeSlow(READ_BYTES);
+  #onRead: ((n: number, buf: Uint8Array) => void) | undefined;
+  #rest: (() => Uint8Array | undefined) | undefined;
+  /** Reads that arrived before a connection attached (copied into the scratch buffer's place one by one). */
+  #early: Buffer[] = [];
+
+  /** For `net.connect({ onread })`: the buffer of the next read, and each read. */
+  readonly onread = {
+    buffer: (): Uint8Array => {
+      const rest = this.#rest?.();
+      return rest !== undefined && rest.byteLength > 0 ? rest : this.scratch;
+    },
+    callback: (n: number, buf: Uint8Array): boolean => {
+      if (this.#onRead) this.#onRead(n, buf);
+      else this.#early.push(Buffer.from(buf.subarray(0, n)));
+      return true;
+    },
+  };
+
+  attach(onRead: (n: number, buf: Uint8Array) => void, rest: () => Uint8Array | undefined): void {
+    this.#onRead = onRead;
+    this.#rest = rest;
+    // (Handed over through the scratch buffer, as any read that did not land in a message.)
+    for (const b of this.#early.splice(0)) {
+      b.copy(this.scratch, 0);
+      onRead(b.length, this.scratch);
+    }
+  }
+}
 
 /** `closeTimeoutMs` also bounds how long after a graceful close the socket waits for the peer's FIN. */
 export type TcpConnectionInit = BaseConnectionInit;
@@ -29,8 +70,11 @@ export class TcpConnection extends BaseConnection {
   #readyResolve!: () => void;
   #readyReject!: (err: Error) => void;
   #drainWaiters: (() => void)[] = [];
+  /** DirectReads' reused buffer, when reads go there. */
+  #scratch: Buffer | undefined;
 
-  constructor(socket: Socket, init: TcpConnectionInit) {
+  /** `reads`: the socket was made with `onread: reads.onread` (dialled plain TCP); else it emits 'data'. */
+  constructor(socket: Socket, init: TcpConnectionInit, reads?: DirectReads) {
     super({ idPrefix: 'tcp', ...init });
     this.socket = socket;
     this.#decoder = new FrameDecoder({ maxMessageSize: this.maxMessageSize, expectPreamble: true });
@@ -50,7 +94,13 @@ export class TcpConnection extends BaseConnection {
     });
 
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (reads) {
+      this.#scratch = reads.scratch;
+      reads.attach(
+        (n, buf) => this.#onRead(n, buf),
+        () => this.#decoder.partialRest(),
+      );
+    } else socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => {
       this.#socketError ??= err;
@@ -113,6 +163,34 @@ export class TcpConnection extends BaseConnection {
 
   #onData(chunk: Buffer): void {
     if (this.deliverFrames(this.#decoder, chunk) && this.#decoder.preambleReceived) this.#readyResolve();
+  }
+
+  /** A read into DirectReads' buffer, or straight into the rest of the message being assembled. */
+  #onRead(n: number, buf: Uint8Array): void {
+    if (this.isClosed) return;
+    const scratch = this.#scratch!;
+    if (buf.buffer !== scratch.buffer || buf.byteOffset !== scratch.byteOffset) {
+      let message: Uint8Array | undefined;
+      try {
+        message = this.#decoder.filled(n);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      if (message) this.deliver(message);
+      return;
+    }
+    let messages: Uint8Array[];
+    try {
+      messages = this.#decoder.push(scratch.subarray(0, n));
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    // A message found whole in the reused buffer is a view of it: copied before the next read (a copy,
+    // not Buffer#slice, which is a view too).
+    for (const m of messages) this.deliver(m.buffer === scratch.buffer ? new Uint8Array(m) : m);
+    if (this.#decoder.preambleReceived) this.#readyResolve();
   }
 
   #onEnd(): void {

@@ -17,7 +17,7 @@ import {
   type Transport,
 } from '@tandem/transport';
 import { formatTcpAddress, parseTcpAddress, type TcpScheme } from './address.js';
-import { TcpConnection } from './connection.js';
+import { DirectReads, TcpConnection } from './connection.js';
 import { mapSocketError } from './errors.js';
 
 export interface TcpTlsOptions {
@@ -44,6 +44,12 @@ export interface TcpOptions {
   backlog?: number;
   /** After a graceful close, force the socket shut if the peer has not finished within this many ms. Default 5 000. */
   closeTimeoutMs?: number;
+  /**
+   * Dialled plain-TCP connections read into buffers of their own (default true): a reused 64 KiB
+   * buffer, or straight into the rest of a large message being received (no allocation per read, one
+   * copy less per large message). false: Node's default reads (a new buffer per read).
+   */
+  directReads?: boolean;
 }
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
@@ -163,6 +169,8 @@ export class TcpTransport implements Transport {
     const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     const remoteAddress = formatTcpAddress(scheme, host, port);
 
+    // Plain TCP reads into buffers of ours (DirectReads); TLS keeps the socket's own reads.
+    const reads = scheme === 'tls' || this.options.directReads === false ? undefined : new DirectReads();
     return new Promise<Connection>((resolve, reject) => {
       let socket: net.Socket;
       let conn: TcpConnection | undefined;
@@ -186,13 +194,17 @@ export class TcpTransport implements Transport {
       const onConnected = (): void => {
         if (settled) return;
         this.#configure(socket);
-        conn = new TcpConnection(socket, {
-          localAddress: formatTcpAddress(scheme, socket.localAddress, socket.localPort),
-          remoteAddress,
-          maxMessageSize: options.maxMessageSize,
-          receiveHighWaterMark: options.receiveHighWaterMark,
-          closeTimeoutMs: this.options.closeTimeoutMs ?? 5_000,
-        });
+        conn = new TcpConnection(
+          socket,
+          {
+            localAddress: formatTcpAddress(scheme, socket.localAddress, socket.localPort),
+            remoteAddress,
+            maxMessageSize: options.maxMessageSize,
+            receiveHighWaterMark: options.receiveHighWaterMark,
+            closeTimeoutMs: this.options.closeTimeoutMs ?? 5_000,
+          },
+          reads,
+        );
         const c = conn;
         c.ready.then(
           () => {
@@ -217,7 +229,7 @@ export class TcpTransport implements Transport {
           onConnected,
         );
       } else {
-        socket = net.connect({ host, port, noDelay: true }, onConnected);
+        socket = net.connect({ host, port, noDelay: true, ...(reads ? { onread: reads.onread } : {}) }, onConnected);
       }
       socket.on('error', (err) => {
         if (!conn) fail(mapSocketError(err, address));

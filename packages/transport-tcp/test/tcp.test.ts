@@ -90,4 +90,28 @@ describe('tcp framing over a real socket', () => {
     expect(isTransportError(err, 'ProtocolError'), String(err)).toBe(true);
     await new Promise<void>((r) => server.close(() => r()));
   });
+
+  it('a dialled connection reads large messages straight into place and copies small ones out of its read buffer', async () => {
+    for (const directReads of [true, false]) {
+      const listener = await tcp().listen('tcp://127.0.0.1:0');
+      const accepted = listener[Symbol.asyncIterator]().next();
+      const client = await tcp({ directReads }).dial(listener.address);
+      const server = (await accepted).value as Connection;
+      const sizes = [3, 70_000, 1, 0, 600_000, 17, 2_000_000, 5, 64 * 1024 - 4, 64 * 1024, 9];
+      const sent = sizes.map((n, i) => new Uint8Array(n).map((_, j) => (i * 31 + j * 7) & 255));
+      void (async () => {
+        for (const m of sent) await server.send(m);
+      })();
+      const got: Uint8Array[] = [];
+      const it = client[Symbol.asyncIterator]();
+      for (let i = 0; i < sent.length; i++) got.push((await it.next()).value!);
+      // Messages kept while later ones were read are intact (not views of a reused buffer).
+      expect(got.map((m) => m.byteLength), `directReads ${directReads}`).toEqual(sizes);
+      const differing = got.flatMap((m, i) => (Buffer.from(m).equals(Buffer.from(sent[i]!)) ? [] : [i]));
+      expect(differing, `directReads ${directReads}: messages whose bytes differ`).toEqual([]);
+      client.abort();
+      server.abort();
+      await listener.close();
+    }
+  });
 });

@@ -166,6 +166,31 @@ export class FrameDecoder {
     return out;
   }
 
+  /**
+   * While a message is being assembled and more of it is still to come: that unfilled rest. A reader
+   * that chooses where the next bytes land (a socket's `onread` buffer) can read straight into it and
+   * then call `filled`, instead of reading into a buffer of its own that `push` copies from. Undefined
+   * when the next bytes are a header or the preamble (or the decoder has failed).
+   */
+  partialRest(): Uint8Array | undefined {
+    if (this.#failed || this.#partial === undefined) return undefined;
+    return this.#partial.subarray(this.#partialFill);
+  }
+
+  /** `n` bytes of the stream were written at the start of `partialRest()`; the message, if that completed it. */
+  filled(n: number): Uint8Array | undefined {
+    if (this.#failed) throw this.#failed;
+    const partial = this.#partial;
+    if (partial === undefined || !Number.isInteger(n) || n < 0 || this.#partialFill + n > partial.byteLength) {
+      throw new RangeError(`filled(${n}): no message being assembled has room for that`);
+    }
+    this.#partialFill += n;
+    if (this.#partialFill < partial.byteLength) return undefined;
+    this.#partial = undefined;
+    this.#partialFill = 0;
+    return partial;
+  }
+
   #fail(err: Error): Error {
     this.#failed = err;
     this.#partial = undefined;

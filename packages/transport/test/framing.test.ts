@@ -112,6 +112,38 @@ describe('FrameDecoder', () => {
     expect(() => new FrameDecoder({ maxMessageSize: 999 }).push(frame)).toThrow(MessageTooLargeError);
   });
 
+  it('lets a reader fill the rest of a message in place (partialRest, filled); mixed with push', () => {
+    const random = mulberry32(77);
+    const big = new Uint8Array(300_000).map(() => Math.floor(random() * 256));
+    const small = Uint8Array.of(9, 8, 7);
+    const stream = concat([encodeFrame(big), encodeFrame(small), encodeFrame(big)]);
+    const d = new FrameDecoder({ maxMessageSize: 1 << 20 });
+    expect(d.partialRest()).toBeUndefined(); // a header comes next
+    const out: Uint8Array[] = [];
+    let at = 0;
+    while (at < stream.length) {
+      const rest = d.partialRest();
+      if (rest) {
+        // Up to 70 000 bytes straight into the message being assembled, as a socket read would.
+        const n = Math.min(rest.byteLength, 70_000, stream.length - at);
+        rest.set(stream.subarray(at, at + n));
+        at += n;
+        const m = d.filled(n);
+        if (m) out.push(m);
+      } else {
+        const n = Math.min(1000, stream.length - at);
+        out.push(...d.push(stream.subarray(at, at + n)));
+        at += n;
+      }
+    }
+    expect(hex(out)).toEqual(hex([big, small, big]));
+    expect(d.bufferedBytes).toBe(0);
+    expect(() => d.filled(1)).toThrow(RangeError); // nothing being assembled
+    d.push(encodeFrame(new Uint8Array(10)).subarray(0, 6));
+    expect(d.partialRest()!.byteLength).toBe(8);
+    expect(() => d.filled(9)).toThrow(RangeError); // more than its room
+  });
+
   it('rejects a stream without the preamble with ProtocolError at the first wrong byte', () => {
     const d = new FrameDecoder({ maxMessageSize: 1000, expectPreamble: true });
     expect(d.push(STREAM_PREAMBLE.subarray(0, 2))).toEqual([]);
