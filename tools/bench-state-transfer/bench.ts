@@ -36,13 +36,16 @@
  * after it starts; its V8 helper threads stay free) and the serving replica's transfer worker. 'last'
  * (default) = the machine's last CPU when it has more than one, 'none' = no pinning, or a taskset CPU
  * list. On this 2-vCPU rig it leaves the serving replica's main thread and the load generator a core
- * that no transfer thread competes for. BENCH_PIN_ALL=1 pins every thread of the joiner instead;
+ * that no transfer thread competes for. The serving replica's helper threads (every thread but its main
+ * one: V8's platform workers, which also run the transfer worker's garbage collection; BENCH_PIN_PRIMARY_HELPERS=0
+ * leaves them free) are pinned there too. BENCH_PIN_ALL=1 pins every thread of the joiner instead;
  * BENCH_WORKER_CPUS=LIST pins the transfer worker to other CPUs than the joiner's main thread.
  * --joiner-sched: idle (default; SCHED_IDLE via chrt) or normal (then --joiner-nice applies).
  * Targets: throughputMBps ≥ 100, p99Ratio ≤ 2. At the end the joiner's digest must equal the primary's.
  * Environment knobs for experiments: BENCH_NODE_FLAGS (both children), BENCH_PRIMARY_FLAGS and
  * BENCH_JOINER_FLAGS (one child; e.g. --single-threaded-gc, --trace-gc), BENCH_BACKLOG_ENTRIES (serving
- * replica's backlog, default the library's 100 000), BENCH_BACKLOG_STORAGE=encoded (BacklogOptions.storage),
+ * replica's backlog, default the library's 100 000), BENCH_BACKLOG_STORAGE=objects (BacklogOptions.storage; default
+ * 'encoded' since 2026-11-29 (fifth session): its transfer worker's backlog questions are then copies),
  * BENCH_DEBUG=1 (event-loop delay and CPU of the children every 500 ms), BENCH_TRANSFER_PROF=dir (a CPU
  * profile of the serving replica during each transfer phase only), BENCH_HEAP_PROF=dir (its allocations
  * during them), BENCH_GC_PHASES=1 (its GC pauses per phase), BENCH_EVENTS=1 (its transfer events with
@@ -290,6 +293,7 @@ async function main(): Promise<void> {
   joinerSchedIdle = args.joinerSched === 'idle';
   const cpuCount = (await import('node:os')).availableParallelism();
   transferCpus = args.transferCpus === 'last' ? (cpuCount > 1 ? String(cpuCount - 1) : '') : args.transferCpus === 'none' ? '' : args.transferCpus;
+  const pinPrimaryHelpers = transferCpus !== '' && process.env.BENCH_PIN_PRIMARY_HELPERS !== '0';
   if (args.joinerMalloc === 'hugepages') joinerEnv = { GLIBC_TUNABLES: hugepageTunables(process.env.GLIBC_TUNABLES) };
   const log = (s: string): void => {
     if (!args.json) console.log(s);
@@ -311,6 +315,18 @@ async function main(): Promise<void> {
     procs.push(primary);
     const ready = await nextReport(primary, 'ready', 300_000);
     log(`  filled in ${ready.fillMs.toFixed(0)} ms; kv at ${ready.kvAddress}, state transfer at ${ready.transferAddress}`);
+    // --transfer-cpus also takes the serving replica's helper threads (V8's platform workers, which run
+    // the garbage-collection tasks of its main thread and of its transfer worker alike, the libuv pool):
+    // every thread but its main thread. With them free to run beside the main thread, p99 during
+    // transfers was 2.5–6.7 ms per round; pinned, 1.4–2.5 ms in most rounds (2026-11-29, fifth session).
+    // BENCH_PIN_PRIMARY_HELPERS=0 leaves them free.
+    if (pinPrimaryHelpers && primary.pid) {
+      const { readdirSync } = await import('node:fs');
+      const { execFileSync } = await import('node:child_process');
+      for (const tid of readdirSync(`/proc/${primary.pid}/task`)) {
+        if (Number(tid) !== primary.pid) execFileSync('taskset', ['-p', '-c', transferCpus, tid], { stdio: 'ignore' });
+      }
+    }
 
     // The joiner process is started now (its start-up cost is outside both measured phases); it waits
     // for 'go' before dialling.
@@ -429,6 +445,7 @@ async function main(): Promise<void> {
       serve: args.serve,
       serveThread: args.serve === 'worker' ? args.serveThread : null,
       transferCpus: transferCpus || null,
+      primaryHelpersPinned: pinPrimaryHelpers,
       maxMBps: args.maxMBps || null,
       rate: args.rate,
       rounds,

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   // whole fill (1M requests with their 100-byte values) as objects on the heap: ~360 MB of old generation
   // that made every scavenge and marking of the serving replica slow, with or without a transfer.
   const backlogEntries = process.env.BENCH_BACKLOG_ENTRIES ? Number(process.env.BENCH_BACKLOG_ENTRIES) : undefined;
-  const host = new ServiceHost({ service: benchKv(), env, backlog: { ...(backlogEntries ? { maxEntries: backlogEntries } : {}), storage: process.env.BENCH_BACKLOG_STORAGE === 'encoded' ? 'encoded' : 'objects' } });
+  const host = new ServiceHost({ service: benchKv(), env, backlog: { ...(backlogEntries ? { maxEntries: backlogEntries } : {}), storage: process.env.BENCH_BACKLOG_STORAGE === 'objects' ? 'objects' : 'encoded' } });
   const t0 = performance.now();
   // Fill through the request path (decoded like a request from the network), so keys and values are
   // the flat strings a replica holds, not ropes left by building them here.

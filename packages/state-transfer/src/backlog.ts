@@ -166,6 +166,43 @@ export class ReplicationBacklog<E extends LogEntry = LogEntry> implements Backlo
     return out;
   }
 
+  /**
+   * `read(seq, max)` as one msgpack array (what `unpack` turns back into those entries). With
+   * 'encoded' storage these are the stored bytes behind an array header: copies, no encoding — a
+   * transfer worker's owner answers its backlog questions this way (worker-server.ts), and encoding
+   * 512 entries as objects took it 0.5–1 ms while its requests waited.
+   */
+  readPacked(seq: number, max: number): Uint8Array {
+    if (this.storage === 'objects') return pack(this.read(seq, max));
+    if (!this.covers(seq)) throw new BacklogOverrunError(seq, this.firstSeq);
+    if (seq > this.#lastSeq) return pack([]);
+    const start = this.#head + (seq - this.firstSeq);
+    const end = Math.min(this.#sizes.length, start + Math.max(1, max));
+    const n = end - start;
+    let bytes = 0;
+    for (let i = start; i < end; i++) bytes += this.#lengthOf[i]!;
+    // msgpack array header: fixarray, array16 or array32.
+    const headerBytes = n < 16 ? 1 : n < 0x10000 ? 3 : 5;
+    const out = Buffer.allocUnsafe(headerBytes + bytes);
+    if (n < 16) out[0] = 0x90 | n;
+    else if (n < 0x10000) {
+      out[0] = 0xdc;
+      out.writeUInt16BE(n, 1);
+    } else {
+      out[0] = 0xdd;
+      out.writeUInt32BE(n, 1);
+    }
+    let at = headerBytes;
+    for (let i = start; i < end; i++) {
+      const slab = this.#slabs.get(this.#slabOf[i]!)!;
+      const from = this.#offsetOf[i]!;
+      const length = this.#lengthOf[i]!;
+      slab.copy(out, at, from, from + length);
+      at += length;
+    }
+    return out;
+  }
+
   /** Called after every append (the sender waits on it). Returns an unsubscribe function. */
   onAppend(listener: () => void): () => void {
     this.#listeners.add(listener);

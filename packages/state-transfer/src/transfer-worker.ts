@@ -23,12 +23,8 @@ import { FLAG_ANSWERED, FLAG_WANT_APPEND, type CapturedOverPort, type OwnerComma
 const RPC_TIMEOUT_MS = 30_000;
 /** How long a question spins for its answer before the worker sleeps on it. */
 const RPC_SPIN_MS = 1;
-/**
- * Most log entries per backlog question: the owner encodes them while its requests wait. 512 took the
- * owner 0.5–1 ms per question in the benchmark (entries of ~130 bytes, 2026-11-29); 128 keeps each
- * pause near a quarter of that, for four times as many (cheap) questions.
- */
-const READ_MAX = 128;
+/** Most log entries per backlog question (the owner may answer fewer: see OBJECT_READ_MAX in worker-server.ts). */
+const READ_MAX = 512;
 
 const data = workerData as WorkerData & { rpc: MessagePort; control: MessagePort };
 const flags = new Int32Array(data.flags);

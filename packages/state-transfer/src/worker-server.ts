@@ -16,6 +16,7 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { ReplicationBacklog } from './backlog.js';
 import { pack } from './codec.js';
 import { isShareableCursor } from './slab-cursor.js';
 import type { StateTransferServerEvent } from './server.js';
@@ -79,6 +80,12 @@ export class TransferWorkerError extends Error {
 }
 
 const DEFAULT_TRANSPORTS: WorkerTransportSpec[] = [{ module: '@tandem/transport-tcp', factory: 'tcp' }];
+/**
+ * Most backlog entries encoded per question when the backlog keeps objects: this thread encodes them
+ * while its requests wait (512 took 0.5–1 ms in the benchmark, 2026-11-29). Stored bytes ('encoded'
+ * storage) are only copied, so those answers take what the worker asks for.
+ */
+const OBJECT_READ_MAX = 128;
 
 /**
  * The worker entry next to this module. Built (.js): the file itself. From TypeScript sources (this
@@ -157,6 +164,13 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
     if (!c) throw new TransferWorkerError(`no open snapshot ${id}`);
     return c;
   };
+  // Backlog entries cross as one msgpack array, not a structured clone (cloning entry objects cost this
+  // thread ~5 µs per entry, encoding them about a tenth of that); a ReplicationBacklog with 'encoded'
+  // storage hands over its stored bytes without encoding anything, so it may answer many at once.
+  const packedReader = (backlog as Partial<Pick<ReplicationBacklog, 'readPacked' | 'storage'>>).readPacked;
+  const readPacked = (seq: number, max: number): Uint8Array => (packedReader ? packedReader.call(backlog, seq, max) : pack(backlog.read(seq, max)));
+  const encoded = (backlog as Partial<Pick<ReplicationBacklog, 'storage'>>).storage === 'encoded';
+  const readMax = (max: number): number => (encoded ? max : Math.min(max, OBJECT_READ_MAX));
   const answer = (req: RpcRequest): unknown => {
     switch (req.op) {
       case 'capture':
@@ -167,13 +181,12 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
         // One instant: the entries after seq and the head they lead to.
         const head = source.head();
         const n = head.seq - req.seq;
-        if (n > req.max) return { entries: pack(backlog.read(req.seq + 1, req.max)) };
-        return { entries: pack(n > 0 ? backlog.read(req.seq + 1, n) : []), head };
+        const max = readMax(req.max);
+        if (n > max) return { entries: readPacked(req.seq + 1, max) };
+        return { entries: n > 0 ? readPacked(req.seq + 1, n) : pack([]), head };
       }
       case 'read':
-        // msgpack, not a structured clone: cloning a batch of entry objects cost this thread ~5 µs
-        // per entry, encoding them about a tenth of that.
-        return pack(backlog.read(req.seq, req.max));
+        return readPacked(req.seq, readMax(req.max));
       case 'skips': {
         const c = cursorOf(req.cursor);
         if (!isShareableCursor(c)) throw new TransferWorkerError(`snapshot ${req.cursor} is not shared`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ReplicationBacklog, isStateTransferError } from '../src/index.js';
+import { unpack } from '../src/codec.js';
 
 describe('ReplicationBacklog', () => {
   it('keeps the newest maxEntries entries and reads ranges', () => {
@@ -55,6 +56,20 @@ describe('ReplicationBacklog', () => {
     expect(enc.read(1, 1)[0]!.body.key).toBe('k0');
     // Without sizeOf, an encoded entry counts its encoded bytes toward maxBytes.
     expect(enc.bytes).toBeGreaterThan(5 * 10);
+  });
+
+  it('readPacked is read() as one msgpack array: stored bytes behind an array header for every header size', () => {
+    for (const storage of ['encoded', 'objects'] as const) {
+      const b = new ReplicationBacklog<{ seq: number; v: string }>({ maxEntries: 70_000, storage });
+      // Across slabs (1 MiB each): some entries of 20 KiB.
+      for (let seq = 1; seq <= 70_000; seq++) b.append({ seq, v: seq % 997 === 0 ? 'x'.repeat(20_000) : `v${seq}` });
+      for (const [seq, max] of [[1, 1], [5, 15], [5, 16], [100, 65_535], [3, 65_536], [1, 70_000], [69_990, 100]] as const) {
+        expect(unpack(b.readPacked(seq, max)), `${storage} ${seq} ${max}`).toEqual(b.read(seq, max));
+      }
+      expect(unpack(b.readPacked(70_001, 10))).toEqual([]);
+      b.append({ seq: 70_001, v: 'y' }); // evicts seq 1
+      expect(() => b.readPacked(1, 1)).toThrow(/evicted|overrun|backlog/i);
+    }
   });
 
   it("'encoded' keeps its slab memory bounded: slabs whose entries are all evicted are freed; big entries fit", () => {

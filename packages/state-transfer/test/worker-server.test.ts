@@ -78,7 +78,9 @@ async function join<S>(service: HostedService<S, KvRequest, string | null>, owne
 describe('serveTransfersInWorker', () => {
   it(`streams ${KEYS} keys from shared slabs on a worker thread while the owner keeps writing; digests equal`, async () => {
     const service = slabKv(true);
-    const owner = new ServiceHost({ service, env: ownerEnv });
+    // 'encoded' backlog: the owner answers backlog questions with the stored bytes (readPacked); the
+    // tests below keep the default 'objects' backlog (encoded per question).
+    const owner = new ServiceHost({ service, env: ownerEnv, backlog: { storage: 'encoded' } });
     fill((r) => owner.execute(r), KEYS);
     const worker = await serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0', server: { chunkBytes: 128 * 1024 } });
     workers.push(worker);
