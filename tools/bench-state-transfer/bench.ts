@@ -173,6 +173,18 @@ function hugepageTunables(existing: string | undefined): string {
   return [...kept, 'glibc.malloc.hugetlb=1'].join(':');
 }
 
+/** The CPUs 0..count-1 not in the taskset list `list` ("1", "2-3,5"), as a list; '' when none is left. */
+function cpusExcept(list: string, count: number): string {
+  const taken = new Set<number>();
+  for (const part of list.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    if (a === undefined || !Number.isInteger(a)) continue;
+    for (let c = a; c <= (b !== undefined && Number.isInteger(b) ? b : a); c++) taken.add(c);
+  }
+  const rest = Array.from({ length: count }, (_, c) => c).filter((c) => !taken.has(c));
+  return rest.join(',');
+}
+
 function nextReport<T extends ChildReport['t']>(proc: ChildProcess, t: T, timeoutMs: number): Promise<Extract<ChildReport, { t: T }>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ${t} from child within ${timeoutMs} ms`)), timeoutMs);
@@ -294,6 +306,8 @@ async function main(): Promise<void> {
   const cpuCount = (await import('node:os')).availableParallelism();
   transferCpus = args.transferCpus === 'last' ? (cpuCount > 1 ? String(cpuCount - 1) : '') : args.transferCpus === 'none' ? '' : args.transferCpus;
   const pinPrimaryHelpers = transferCpus !== '' && process.env.BENCH_PIN_PRIMARY_HELPERS !== '0';
+  // The CPUs not in --transfer-cpus (a taskset list), for the serving replica's main thread and the load generator.
+  const otherCpus = transferCpus === '' ? '' : cpusExcept(transferCpus, cpuCount);
   if (args.joinerMalloc === 'hugepages') joinerEnv = { GLIBC_TUNABLES: hugepageTunables(process.env.GLIBC_TUNABLES) };
   const log = (s: string): void => {
     if (!args.json) console.log(s);
@@ -320,6 +334,14 @@ async function main(): Promise<void> {
     // every thread but its main thread. With them free to run beside the main thread, p99 during
     // transfers was 2.5–6.7 ms per round; pinned, 1.4–2.5 ms in most rounds (2026-11-29, fifth session).
     // BENCH_PIN_PRIMARY_HELPERS=0 leaves them free.
+    // And the serving replica's main thread and this process (the load generator) run on the other
+    // CPUs: the kernel here is not preemptible (PREEMPT_NONE), so a main thread the scheduler had moved
+    // beside a transfer thread waited for that thread's page faults and socket calls to finish, however
+    // low its priority (the stall log showed 1–9 ms waits for a core). BENCH_PIN_MAIN=0 leaves them free.
+    if (otherCpus && process.env.BENCH_PIN_MAIN !== '0' && primary.pid) {
+      const { execFileSync } = await import('node:child_process');
+      for (const pid of [primary.pid, process.pid]) execFileSync('taskset', ['-p', '-c', otherCpus, String(pid)], { stdio: 'ignore' });
+    }
     if (pinPrimaryHelpers && primary.pid) {
       const { readdirSync } = await import('node:fs');
       const { execFileSync } = await import('node:child_process');
@@ -446,6 +468,7 @@ async function main(): Promise<void> {
       serveThread: args.serve === 'worker' ? args.serveThread : null,
       transferCpus: transferCpus || null,
       primaryHelpersPinned: pinPrimaryHelpers,
+      mainThreadsCpus: otherCpus && process.env.BENCH_PIN_MAIN !== '0' ? otherCpus : null,
       maxMBps: args.maxMBps || null,
       rate: args.rate,
       rounds,
