@@ -38,7 +38,8 @@
  * list. On this 2-vCPU rig it leaves the serving replica's main thread and the load generator a core
  * that no transfer thread competes for. The serving replica's helper threads (every thread but its main
  * one: V8's platform workers, which also run the transfer worker's garbage collection; BENCH_PIN_PRIMARY_HELPERS=0
- * leaves them free) are pinned there too. BENCH_PIN_ALL=1 pins every thread of the joiner instead;
+ * leaves them free) are pinned there too, and its main thread and this process (the load generator) are
+ * pinned to the other CPUs (BENCH_PIN_MAIN=0 leaves them free). BENCH_PIN_ALL=1 pins every thread of the joiner instead;
  * BENCH_WORKER_CPUS=LIST pins the transfer worker to other CPUs than the joiner's main thread.
  * --joiner-sched: idle (default; SCHED_IDLE via chrt) or normal (then --joiner-nice applies).
  * Targets: throughputMBps ≥ 100, p99Ratio ≤ 2. At the end the joiner's digest must equal the primary's.
