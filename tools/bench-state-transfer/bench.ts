@@ -56,7 +56,8 @@
  * BENCH_NULL_JOINER=1 replaces the joiner by one that only acknowledges chunks (the serving side's cost
  * alone; its "throughput" is the serving rate; no convergence check is possible, so the run exits 1).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createRegistry, type Connection } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
@@ -172,6 +173,11 @@ function child(file: string, env: Record<string, string>, semiSpaceMB: number, f
 function hugepageTunables(existing: string | undefined): string {
   const kept = (existing ?? '').split(':').filter((t) => t && !t.startsWith('glibc.malloc.hugetlb='));
   return [...kept, 'glibc.malloc.hugetlb=1'].join(':');
+}
+
+/** Pin each thread (a tid; a process's main thread is its pid) to the taskset CPU list `cpus`. */
+function pin(cpus: string, tids: number[]): void {
+  for (const tid of tids) execFileSync('taskset', ['-p', '-c', cpus, String(tid)], { stdio: 'ignore' });
 }
 
 /** The CPUs 0..count-1 not in the taskset list `list` ("1", "2-3,5"), as a list; '' when none is left. */
@@ -339,27 +345,15 @@ async function main(): Promise<void> {
     // CPUs: the kernel here is not preemptible (PREEMPT_NONE), so a main thread the scheduler had moved
     // beside a transfer thread waited for that thread's page faults and socket calls to finish, however
     // low its priority (the stall log showed 1–9 ms waits for a core). BENCH_PIN_MAIN=0 leaves them free.
-    if (otherCpus && process.env.BENCH_PIN_MAIN !== '0' && primary.pid) {
-      const { execFileSync } = await import('node:child_process');
-      for (const pid of [primary.pid, process.pid]) execFileSync('taskset', ['-p', '-c', otherCpus, String(pid)], { stdio: 'ignore' });
-    }
-    if (pinPrimaryHelpers && primary.pid) {
-      const { readdirSync } = await import('node:fs');
-      const { execFileSync } = await import('node:child_process');
-      for (const tid of readdirSync(`/proc/${primary.pid}/task`)) {
-        if (Number(tid) !== primary.pid) execFileSync('taskset', ['-p', '-c', transferCpus, tid], { stdio: 'ignore' });
-      }
-    }
+    if (otherCpus && process.env.BENCH_PIN_MAIN !== '0' && primary.pid) pin(otherCpus, [primary.pid, process.pid]);
+    if (pinPrimaryHelpers && primary.pid) pin(transferCpus, readdirSync(`/proc/${primary.pid}/task`).map(Number).filter((tid) => tid !== primary.pid));
 
     // The joiner process is started now (its start-up cost is outside both measured phases); it waits
     // for 'go' before dialling.
     const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window), BENCH_JOINER_NICE: String(args.joinerNice) }, args.semiSpaceMB, (process.env.BENCH_JOINER_FLAGS ?? '').split(/\s+/).filter(Boolean));
     procs.push(joiner);
     await nextReport(joiner, 'ready', 60_000);
-    if (transferCpus && !process.env.BENCH_PIN_ALL) {
-      const { execFileSync } = await import('node:child_process');
-      execFileSync('taskset', ['-p', '-c', transferCpus, String(joiner.pid)], { stdio: 'ignore' });
-    }
+    if (transferCpus && !process.env.BENCH_PIN_ALL && joiner.pid) pin(transferCpus, [joiner.pid]);
 
     const network = createRegistry([tcp()]);
     const conn = await network.dial(ready.kvAddress);

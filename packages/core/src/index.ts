@@ -5,7 +5,7 @@ export { createReplica } from './replica.js';
 export { createClient, type ClientDiagnostics } from './client.js';
 export { defineService, replyDigest } from './service.js';
 export { resolveConfig, computeTimingBounds, replicationConfigSchema, DEFAULT_REPLICATION_CONFIG, type DerivedTimingBounds } from './config.js';
-export { codec, encodeValue, decodeValue, type Codec } from './codec.js';
+export { codec, encodeValue, decodeValue, packEncoded, type Codec } from './codec.js';
 export * from './messages.js';
 export * from './errors.js';
 export { wholeStateSync } from './state-sync.js';

@@ -5,6 +5,7 @@
  * joiner fell too far behind) the transfer starts afresh with a new snapshot.
  */
 import { Buffer } from 'node:buffer';
+import { packEncoded } from '@tandem/core';
 import { pack, unpack } from './codec.js';
 import { BacklogOverrunError } from './errors.js';
 
@@ -152,17 +153,10 @@ export class ReplicationBacklog<E extends LogEntry = LogEntry> implements Backlo
    * when `seq` has been evicted. Encoded entries are decoded afresh (new objects each call).
    */
   read(seq: number, max: number): E[] {
-    if (!this.covers(seq)) throw new BacklogOverrunError(seq, this.firstSeq);
-    if (seq > this.#lastSeq) return [];
-    const start = this.#head + (seq - this.firstSeq);
-    const end = Math.min(this.#sizes.length, start + Math.max(1, max));
+    const [start, end] = this.#range(seq, max);
     if (this.storage === 'objects') return this.#items.slice(start, end);
     const out: E[] = [];
-    for (let i = start; i < end; i++) {
-      const slab = this.#slabs.get(this.#slabOf[i]!)!;
-      const at = this.#offsetOf[i]!;
-      out.push(unpack(slab.subarray(at, at + this.#lengthOf[i]!)) as E);
-    }
+    for (let i = start; i < end; i++) out.push(unpack(this.#stored(i)) as E);
     return out;
   }
 
@@ -174,33 +168,24 @@ export class ReplicationBacklog<E extends LogEntry = LogEntry> implements Backlo
    */
   readPacked(seq: number, max: number): Uint8Array {
     if (this.storage === 'objects') return pack(this.read(seq, max));
+    const [start, end] = this.#range(seq, max);
+    const parts: Uint8Array[] = [];
+    for (let i = start; i < end; i++) parts.push(this.#stored(i));
+    return packEncoded(parts);
+  }
+
+  /** Positions [start, end) of up to `max` entries from `seq` (empty past the last); BacklogOverrunError when evicted. */
+  #range(seq: number, max: number): [number, number] {
     if (!this.covers(seq)) throw new BacklogOverrunError(seq, this.firstSeq);
-    if (seq > this.#lastSeq) return pack([]);
+    if (seq > this.#lastSeq) return [0, 0];
     const start = this.#head + (seq - this.firstSeq);
-    const end = Math.min(this.#sizes.length, start + Math.max(1, max));
-    const n = end - start;
-    let bytes = 0;
-    for (let i = start; i < end; i++) bytes += this.#lengthOf[i]!;
-    // msgpack array header: fixarray, array16 or array32.
-    const headerBytes = n < 16 ? 1 : n < 0x10000 ? 3 : 5;
-    const out = Buffer.allocUnsafe(headerBytes + bytes);
-    if (n < 16) out[0] = 0x90 | n;
-    else if (n < 0x10000) {
-      out[0] = 0xdc;
-      out.writeUInt16BE(n, 1);
-    } else {
-      out[0] = 0xdd;
-      out.writeUInt32BE(n, 1);
-    }
-    let at = headerBytes;
-    for (let i = start; i < end; i++) {
-      const slab = this.#slabs.get(this.#slabOf[i]!)!;
-      const from = this.#offsetOf[i]!;
-      const length = this.#lengthOf[i]!;
-      slab.copy(out, at, from, from + length);
-      at += length;
-    }
-    return out;
+    return [start, Math.min(this.#sizes.length, start + Math.max(1, max))];
+  }
+
+  /** The stored bytes of the entry at position i ('encoded' storage): a view of its slab. */
+  #stored(i: number): Uint8Array {
+    const at = this.#offsetOf[i]!;
+    return this.#slabs.get(this.#slabOf[i]!)!.subarray(at, at + this.#lengthOf[i]!);
   }
 
   /** Called after every append (the sender waits on it). Returns an unsubscribe function. */

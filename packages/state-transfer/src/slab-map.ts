@@ -461,9 +461,7 @@ export class SlabMap {
       const k2 = laneB;
       const high = highBits;
       hashBytes(v, keyEnd, valueEnd, VALUE_SEED_A, VALUE_SEED_B);
-      if (((high | highBits) & 0x80808080) !== 0 && !(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) {
-        throw new TypeError('SlabMap record is not UTF-8');
-      }
+      if (((high | highBits) & 0x80808080) !== 0) checkUtf8Record(slab, kAt, keyEnd, valueEnd);
       combine(k1, k2);
       l1 = (l1 + laneA) >>> 0;
       l2 = (l2 + laneB) >>> 0;
@@ -819,13 +817,18 @@ function pendingBatch(cap: number): PendingBatch {
   return { slab: a(), at: a(), hash: a(), sortedSlab: a(), sortedAt: a(), sortedHash: a(), cap, n: 0 };
 }
 
-/** Throw a TypeError unless every key and value of the records in slab[base, stop) is UTF-8. */
+/** Throw a TypeError unless the record's key [kAt, keyEnd) and value [keyEnd, valueEnd) are UTF-8. */
+function checkUtf8Record(slab: Slab, kAt: number, keyEnd: number, valueEnd: number): void {
+  if (!(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) throw new TypeError('SlabMap record is not UTF-8');
+}
+
+/** checkUtf8Record for every record in slab[base, stop). */
 function checkUtf8Records(slab: Slab, base: number, stop: number): void {
   for (let o = base; o < stop; ) {
     const kAt = o + RECORD_HEADER;
     const keyEnd = kAt + slab.view.getUint32(o, true);
     const valueEnd = keyEnd + slab.view.getUint32(o + 4, true);
-    if (!(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) throw new TypeError('SlabMap record is not UTF-8');
+    checkUtf8Record(slab, kAt, keyEnd, valueEnd);
     o = valueEnd;
   }
 }

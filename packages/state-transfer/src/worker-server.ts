@@ -16,7 +16,7 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
-import type { ReplicationBacklog } from './backlog.js';
+import { ReplicationBacklog } from './backlog.js';
 import { pack } from './codec.js';
 import { isShareableCursor } from './slab-cursor.js';
 import type { StateTransferServerEvent } from './server.js';
@@ -167,9 +167,8 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
   // Backlog entries cross as one msgpack array, not a structured clone (cloning entry objects cost this
   // thread ~5 µs per entry, encoding them about a tenth of that); a ReplicationBacklog with 'encoded'
   // storage hands over its stored bytes without encoding anything, so it may answer many at once.
-  const packedReader = (backlog as Partial<Pick<ReplicationBacklog, 'readPacked' | 'storage'>>).readPacked;
-  const readPacked = (seq: number, max: number): Uint8Array => (packedReader ? packedReader.call(backlog, seq, max) : pack(backlog.read(seq, max)));
-  const encoded = (backlog as Partial<Pick<ReplicationBacklog, 'storage'>>).storage === 'encoded';
+  const readPacked = (seq: number, max: number): Uint8Array => (backlog instanceof ReplicationBacklog ? backlog.readPacked(seq, max) : pack(backlog.read(seq, max)));
+  const encoded = backlog instanceof ReplicationBacklog && backlog.storage === 'encoded';
   const readMax = (max: number): number => (encoded ? max : Math.min(max, OBJECT_READ_MAX));
   const answer = (req: RpcRequest): unknown => {
     switch (req.op) {

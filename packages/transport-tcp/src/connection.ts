@@ -29,33 +29,38 @@ const READ_BYTES = 64 * 1024;
  */
 export class DirectReads {
   readonly scratch: Buffer = Buffer.allocUnsafeSlow(READ_BYTES);
-  #onRead: ((n: number, buf: Uint8Array) => void) | undefined;
-  #rest: (() => Uint8Array | undefined) | undefined;
-  /** Reads that arrived before a connection attached (copied into the scratch buffer's place one by one). */
+  #reader: DirectReader | undefined;
+  /** Reads that arrived before a connection attached (copies). */
   #early: Buffer[] = [];
 
-  /** For `net.connect({ onread })`: the buffer of the next read, and each read. */
+  /** For `net.connect({ onread })`: the buffer of the next read, and each read (Node hands back that buffer). */
   readonly onread = {
     buffer: (): Uint8Array => {
-      const rest = this.#rest?.();
+      const rest = this.#reader?.rest();
       return rest !== undefined && rest.byteLength > 0 ? rest : this.scratch;
     },
     callback: (n: number, buf: Uint8Array): boolean => {
-      if (this.#onRead) this.#onRead(n, buf);
-      else this.#early.push(Buffer.from(buf.subarray(0, n)));
+      if (!this.#reader) this.#early.push(Buffer.from(buf.subarray(0, n)));
+      else if (buf === this.scratch) this.#reader.bytes(buf.subarray(0, n));
+      else this.#reader.filled(n);
       return true;
     },
   };
 
-  attach(onRead: (n: number, buf: Uint8Array) => void, rest: () => Uint8Array | undefined): void {
-    this.#onRead = onRead;
-    this.#rest = rest;
-    // (Handed over through the scratch buffer, as any read that did not land in a message.)
-    for (const b of this.#early.splice(0)) {
-      b.copy(this.scratch, 0);
-      onRead(b.length, this.scratch);
-    }
+  attach(reader: DirectReader): void {
+    this.#reader = reader;
+    for (const b of this.#early.splice(0)) reader.bytes(b);
   }
+}
+
+/** What a connection does with DirectReads' reads. */
+export interface DirectReader {
+  /** The unfilled rest of the message being assembled, if any (the next read goes there). */
+  rest(): Uint8Array | undefined;
+  /** Bytes read into the reused buffer (overwritten by the next read). */
+  bytes(chunk: Uint8Array): void;
+  /** `n` bytes were read straight into `rest()`. */
+  filled(n: number): void;
 }
 
 /** `closeTimeoutMs` also bounds how long after a graceful close the socket waits for the peer's FIN. */
@@ -70,14 +75,13 @@ export class TcpConnection extends BaseConnection {
   #readyResolve!: () => void;
   #readyReject!: (err: Error) => void;
   #drainWaiters: (() => void)[] = [];
-  /** DirectReads' reused buffer, when reads go there. */
-  #scratch: Buffer | undefined;
 
   /** `reads`: the socket was made with `onread: reads.onread` (dialled plain TCP); else it emits 'data'. */
   constructor(socket: Socket, init: TcpConnectionInit, reads?: DirectReads) {
     super({ idPrefix: 'tcp', ...init });
     this.socket = socket;
-    this.#decoder = new FrameDecoder({ maxMessageSize: this.maxMessageSize, expectPreamble: true });
+    // Reads into DirectReads' reused buffer: whole messages found in it are copied out.
+    this.#decoder = new FrameDecoder({ maxMessageSize: this.maxMessageSize, expectPreamble: true, reusedChunks: reads !== undefined });
     this.ready = new Promise<void>((resolve, reject) => {
       this.#readyResolve = resolve;
       this.#readyReject = reject;
@@ -95,11 +99,11 @@ export class TcpConnection extends BaseConnection {
 
     socket.setNoDelay(true);
     if (reads) {
-      this.#scratch = reads.scratch;
-      reads.attach(
-        (n, buf) => this.#onRead(n, buf),
-        () => this.#decoder.partialRest(),
-      );
+      reads.attach({
+        rest: () => this.#decoder.partialRest(),
+        bytes: (chunk) => this.#onData(chunk),
+        filled: (n) => this.#onFilled(n),
+      });
     } else socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => {
@@ -161,36 +165,21 @@ export class TcpConnection extends BaseConnection {
     this.socket.resume();
   }
 
-  #onData(chunk: Buffer): void {
+  #onData(chunk: Uint8Array): void {
     if (this.deliverFrames(this.#decoder, chunk) && this.#decoder.preambleReceived) this.#readyResolve();
   }
 
-  /** A read into DirectReads' buffer, or straight into the rest of the message being assembled. */
-  #onRead(n: number, buf: Uint8Array): void {
+  /** `n` bytes were read straight into the rest of the message being assembled (DirectReads). */
+  #onFilled(n: number): void {
     if (this.isClosed) return;
-    const scratch = this.#scratch!;
-    if (buf.buffer !== scratch.buffer || buf.byteOffset !== scratch.byteOffset) {
-      let message: Uint8Array | undefined;
-      try {
-        message = this.#decoder.filled(n);
-      } catch (err) {
-        this.fail(err as Error);
-        return;
-      }
-      if (message) this.deliver(message);
-      return;
-    }
-    let messages: Uint8Array[];
+    let message: Uint8Array | undefined;
     try {
-      messages = this.#decoder.push(scratch.subarray(0, n));
+      message = this.#decoder.filled(n);
     } catch (err) {
       this.fail(err as Error);
       return;
     }
-    // A message found whole in the reused buffer is a view of it: copied before the next read (a copy,
-    // not Buffer#slice, which is a view too).
-    for (const m of messages) this.deliver(m.buffer === scratch.buffer ? new Uint8Array(m) : m);
-    if (this.#decoder.preambleReceived) this.#readyResolve();
+    if (message) this.deliver(message);
   }
 
   #onEnd(): void {

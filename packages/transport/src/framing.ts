@@ -6,7 +6,7 @@
  *
  * The decoder checks every announced length against the limit BEFORE allocating anything, handles frames
  * split across chunks and many frames in one chunk, and returns views into the incoming chunk (no copy)
- * whenever a frame lies entirely inside one chunk.
+ * whenever a frame lies entirely inside one chunk (copies with `reusedChunks`).
  */
 import { MessageTooLargeError, ProtocolError } from './errors.js';
 
@@ -50,6 +50,11 @@ export interface FrameDecoderOptions {
   maxMessageSize: number;
   /** When true, the stream must start with STREAM_PREAMBLE; anything else throws ProtocolError. */
   expectPreamble?: boolean;
+  /**
+   * When true, the caller reuses the chunks it pushes (a socket reading into one buffer): a frame found
+   * whole in a chunk is copied out instead of returned as a view of it. Default false.
+   */
+  reusedChunks?: boolean;
 }
 
 /**
@@ -58,6 +63,7 @@ export interface FrameDecoderOptions {
  */
 export class FrameDecoder {
   readonly maxMessageSize: number;
+  readonly #reusedChunks: boolean;
   #preambleSeen: number;
   /** Partial header bytes (fewer than 4 available so far). */
   readonly #header = new Uint8Array(FRAME_HEADER_BYTES);
@@ -71,6 +77,7 @@ export class FrameDecoder {
     if (!(options.maxMessageSize >= 0)) throw new RangeError('maxMessageSize must be >= 0');
     this.maxMessageSize = Math.min(options.maxMessageSize, MAX_FRAME_LENGTH);
     this.#preambleSeen = options.expectPreamble ? 0 : STREAM_PREAMBLE.length;
+    this.#reusedChunks = options.reusedChunks === true;
   }
 
   /** Bytes held for an incomplete frame (header bytes included). */
@@ -156,7 +163,10 @@ export class FrameDecoder {
       if (length > this.maxMessageSize) throw this.#fail(new MessageTooLargeError(length, this.maxMessageSize));
 
       if (end - pos >= length) {
-        out.push(chunk.subarray(pos, pos + length)); // whole frame inside this chunk: a view, no copy
+        // Whole frame inside this chunk: a view, no copy — or a copy when the chunk will be reused (not
+        // Buffer#slice, a view too).
+        const frame = chunk.subarray(pos, pos + length);
+        out.push(this.#reusedChunks ? new Uint8Array(frame) : frame);
         pos += length;
       } else {
         this.#partial = new Uint8Array(length); // size already checked against the limit
