@@ -7,7 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { roundTrips } from './round-trips.js';
+import { cookieFrom, roundTrips } from './round-trips.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -65,11 +65,20 @@ async function startDaemon(display: number, servers: number[]): Promise<ChildPro
   const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
   daemons.push({ n: display, child });
   await new Promise<void>((res, rej) => {
-    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && res());
+    child.stdout!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      // Applications need the conference's cookie (on by default): x11perf gets it through XAUTHORITY.
+      const cookie = /cookie in (\S+\.xauth)/.exec(text);
+      if (cookie) xauthority.set(display, cookie[1]!);
+      if (text.includes('ready')) res();
+    });
     child.once('exit', (code) => rej(new Error(`tandem-xconf exited with ${code}`)));
   });
   return child;
 }
+
+/** The conference cookie file of each daemon display (x11perf through the daemon presents it). */
+const xauthority = new Map<number, string>();
 
 async function startPipeProxy(display: number, target: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [resolve(root, 'tools/bench-xconf/pipe-proxy.mjs'), String(display), String(target)], {
@@ -85,7 +94,8 @@ async function startPipeProxy(display: number, target: number): Promise<ChildPro
 
 /** Runs one x11perf test and returns its best rate (operations per second). */
 async function x11perf(display: number, test: string): Promise<number> {
-  const out = await run('x11perf', ['-time', time, '-repeat', repeat, test], { DISPLAY: `:${display}` });
+  const cookie = xauthority.get(display);
+  const out = await run('x11perf', ['-time', time, '-repeat', repeat, test], { DISPLAY: `:${display}`, ...(cookie ? { XAUTHORITY: cookie } : {}) });
   const rates = [...out.matchAll(/\(\s*([\d.]+)\/sec\)/g)].map((m) => Number(m[1]));
   if (!rates.length) throw new Error(`no rate in x11perf output:\n${out}`);
   return Math.max(...rates);
@@ -158,7 +168,8 @@ async function main(): Promise<void> {
       ['threeServers', three!],
       ['nodePipe', pipe!],
     ] as const) {
-      const r = await roundTrips(display, cpuRoundTrips, relays[setup].pid);
+      const xa = xauthority.get(display);
+      const r = await roundTrips(display, cpuRoundTrips, relays[setup].pid, xa ? cookieFrom(xa) : undefined);
       const total = r.userUs + r.systemUs;
       if (!cpu[setup] || total < cpu[setup]!.totalUs) cpu[setup] = { userUs: Number(r.userUs.toFixed(1)), systemUs: Number(r.systemUs.toFixed(1)), totalUs: Number(total.toFixed(1)) };
       log(`round ${round} cpu/rt    ${setup.padEnd(13)} user ${r.userUs.toFixed(1)} µs, system ${r.systemUs.toFixed(1)} µs per round trip (${r.rate.toFixed(0)}/s)`);

@@ -19,17 +19,41 @@ export interface RoundTripResult {
   systemUs: number;
 }
 
-/** Runs `count` QueryPointer round trips on display `n`; `relayPid` is measured if given. */
-export function roundTrips(n: number, count: number, relayPid?: number): Promise<RoundTripResult> {
+/** The first cookie (MIT-MAGIC-COOKIE-1 data) in an Xauthority file: family, address, number, name, data. */
+export function cookieFrom(xauthorityPath: string): Buffer {
+  const b = readFileSync(xauthorityPath);
+  let at = 2;
+  const field = (): Buffer => {
+    const len = b.readUInt16BE(at);
+    const v = b.subarray(at + 2, at + 2 + len);
+    at += 2 + len;
+    return v;
+  };
+  field(); // address
+  field(); // display number
+  field(); // name
+  return Buffer.from(field());
+}
+
+/** Runs `count` QueryPointer round trips on display `n`; `relayPid` is measured if given; `cookie`: the
+ * conference's MIT-MAGIC-COOKIE-1 (the daemon requires it by default). */
+export function roundTrips(n: number, count: number, relayPid?: number, cookie?: Buffer): Promise<RoundTripResult> {
   return new Promise((resolve, reject) => {
     const sock = connect(`/tmp/.X11-unix/X${n}`);
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error(`round trips on :${n} timed out`));
     }, 120_000);
-    const setup = Buffer.alloc(12);
+    const name = cookie ? Buffer.from('MIT-MAGIC-COOKIE-1') : Buffer.alloc(0);
+    const data = cookie ?? Buffer.alloc(0);
+    const pad = (k: number): number => (k + 3) & ~3;
+    const setup = Buffer.alloc(12 + pad(name.length) + pad(data.length));
     setup[0] = 0x6c; // 'l': little-endian
     setup.writeUInt16LE(11, 2);
+    setup.writeUInt16LE(name.length, 6);
+    setup.writeUInt16LE(data.length, 8);
+    name.copy(setup, 12);
+    data.copy(setup, 12 + pad(name.length));
     sock.write(setup);
     const req = Buffer.alloc(8);
     req[0] = 38; // QueryPointer

@@ -9,18 +9,26 @@ import { XconfServer } from './daemon.js';
 
 const USAGE = `usage:
   tandem-xconf --display :N --master DISPLAY [--participant DISPLAY]... [--focus-trigger SPEC] [--tcp]
-               [--require-cookie] [--socket PATH] [--busy-poll-us N] [--quiet]
+               [--no-cookie] [--socket PATH] [--busy-poll-us N] [--quiet]
   tandem-xconf serve --config FILE [--socket PATH] [--busy-poll-us N] [--quiet]
   tandem-xconf ctl [--socket PATH] [--json] COMMAND …     (tandem-xconf ctl --help)
 
-The first form runs one conference: it listens as X display :N (unix socket /tmp/.X11-unix/XN, and TCP
-127.0.0.1:6000+N with --tcp) and shares every application that connects with the master's and the
-participants' X servers; the daemon exits when the master leaves. --require-cookie makes applications
-present the conference's MIT-MAGIC-COOKIE-1 (start them with \`tandem-xconf ctl launch default -- CMD\`).
+The first form runs one conference: it listens as X display :N (unix socket /tmp/.X11-unix/XN, mode 0600,
+and TCP 127.0.0.1:6000+N with --tcp) and shares every application that connects with the master's and
+the participants' X servers; the daemon exits when the master leaves.
+
+Applications must present the conference's MIT-MAGIC-COOKIE-1, which the daemon generates and writes to
+an Xauthority file (mode 0600) beside the ctl socket; it prints the file's path when ready. Start them
+with \`tandem-xconf ctl launch default -- CMD\`, or with XAUTHORITY=<that file> DISPLAY=:N. Any other
+application gets the X refusal "authorization required" and is disconnected.
+--no-cookie admits every application that can connect, without a cookie: it can open windows on every
+participant's display and read their input (keys, clicks, selections, screen contents). The daemon
+prints a warning. --require-cookie is accepted and does nothing (the cookie is the default).
 
 \`serve --config FILE\` runs several conferences, each on its own display, with the participants,
-permissions (start / join / launch), tokens and focus triggers of the JSON configuration file; it keeps
-running when a conference closes. See docs/XCONFERENCE.md ("Running several conferences").
+permissions (start / join / launch), tokens, focus triggers and cookie setting (requireCookie, true by
+default) of the JSON configuration file; it keeps running when a conference closes. See
+docs/XCONFERENCE.md ("Running several conferences", "Access control").
 
 SPEC (focus-switch trigger): a key chord such as ctrl+alt+f (consumed), button or button1..button5 (a
 click from a non-focus participant, forwarded), or none (only \`tandem-xconf ctl focus\`).
@@ -35,6 +43,9 @@ interface Flags {
   trigger: string;
   tcp: boolean;
   quiet: boolean;
+  /** --no-cookie given. */
+  noCookie: boolean;
+  /** --require-cookie given (the default; kept for old scripts). */
   requireCookie: boolean;
   socket: string | undefined;
   config: string | undefined;
@@ -42,7 +53,7 @@ interface Flags {
 }
 
 function parseArgs(argv: string[], serve: boolean): Flags {
-  const out: Flags = { display: '', master: '', participants: [], trigger: 'ctrl+alt+f', tcp: false, quiet: false, requireCookie: false, socket: undefined, config: undefined, busyPollMicros: undefined };
+  const out: Flags = { display: '', master: '', participants: [], trigger: 'ctrl+alt+f', tcp: false, quiet: false, noCookie: false, requireCookie: false, socket: undefined, config: undefined, busyPollMicros: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -68,8 +79,11 @@ function parseArgs(argv: string[], serve: boolean): Flags {
     else if (!serve && a === '--focus-trigger') out.trigger = value();
     else if (!serve && a === '--tcp') out.tcp = true;
     else if (!serve && a === '--require-cookie') out.requireCookie = true;
+    else if (!serve && a === '--no-cookie') out.noCookie = true;
+    else if (serve && (a === '--no-cookie' || a === '--require-cookie')) throw new Error(`${a} is for the command-line conference; with serve --config, set "requireCookie" per conference (and in "runtime")`);
     else throw new Error(`unknown argument ${a}`);
   }
+  if (out.noCookie && out.requireCookie) throw new Error('--no-cookie and --require-cookie contradict each other');
   if (serve && !out.config) throw new Error('serve needs --config FILE');
   if (!serve && (!out.display || !out.master)) throw new Error('--display and --master are required');
   if (!serve) parseFocusTrigger(out.trigger); // a bad trigger is a usage error
@@ -83,17 +97,20 @@ async function runDaemon(argv: string[], serve: boolean): Promise<void> {
     flags = parseArgs(argv, serve);
     config = serve
       ? loadConfig(flags.config!)
-      : configFromFlags({ display: flags.display, master: flags.master, participants: flags.participants, trigger: flags.trigger, tcp: flags.tcp, requireCookie: flags.requireCookie });
+      : configFromFlags({ display: flags.display, master: flags.master, participants: flags.participants, trigger: flags.trigger, tcp: flags.tcp, requireCookie: !flags.noCookie });
   } catch (err) {
     if (err instanceof ConfigError) console.error(`tandem-xconf: ${err.message}`);
     else console.error(`tandem-xconf: ${(err as Error).message}\n${USAGE}`);
     process.exit(2);
   }
   const log = flags.quiet ? () => {} : (line: string): void => console.error(line);
+  // Security warnings are printed even with --quiet.
+  const warn = (line: string): void => console.error(line);
   let resolveDone!: (reason: string) => void;
   const done = new Promise<string>((r) => (resolveDone = r));
   const server = await XconfServer.start(config, {
     log,
+    warn,
     ...(flags.socket ? { ctlSocket: flags.socket } : {}),
     // The command-line conference works without a ctl socket (e.g. a second daemon as the same user).
     ctlOptional: !serve,
@@ -105,7 +122,17 @@ async function runDaemon(argv: string[], serve: boolean): Promise<void> {
     },
   });
   const names = [...server.conferences.values()].map((h) => `${h.name} on ${h.display}`).join(', ');
-  console.log(serve ? `tandem-xconf: ready (${names || 'no conferences yet'})${server.ctlPath ? `; ctl ${server.ctlPath}` : ''}` : `tandem-xconf: ready on ${flags.display}`);
+  if (serve) console.log(`tandem-xconf: ready (${names || 'no conferences yet'})${server.ctlPath ? `; ctl ${server.ctlPath}` : ''}`);
+  else {
+    const hosted = server.conferences.get('default');
+    const cookie = hosted?.xauthorityPath ?? null;
+    const display = hosted?.display ?? flags.display;
+    const viaCtl = server.ctlPath ? `\`tandem-xconf ctl${server.ctlPath !== defaultCtlSocket() ? ` --socket ${server.ctlPath}` : ''} launch default -- CMD\`, or ` : '';
+    console.log(
+      `tandem-xconf: ready on ${display}; ` +
+        (cookie ? `applications need the cookie in ${cookie} (${viaCtl}XAUTHORITY=${cookie} DISPLAY=${display} CMD)` : 'applications need no cookie (--no-cookie)'),
+    );
+  }
   const stop = (): void => resolveDone('signal');
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

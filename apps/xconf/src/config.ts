@@ -195,13 +195,15 @@ export interface FlagsConference {
   readonly participants: readonly string[];
   readonly trigger: string;
   readonly tcp?: boolean;
+  /** Applications must present the conference's cookie (default true; `--no-cookie` sets false). */
   readonly requireCookie?: boolean;
   readonly xauthority?: string;
 }
 
 /**
  * The command line's single conference as a configuration: participants named after their displays,
- * allowed to do everything, without tokens (the ctl socket's file permissions are the only gate).
+ * allowed to do everything, without tokens (the ctl socket's file permissions are the only gate for ctl);
+ * applications need the conference's cookie unless `requireCookie` is false.
  */
 export function configFromFlags(f: FlagsConference, socket?: string): XconfConfig {
   const displays = [f.master, ...f.participants];
@@ -216,7 +218,7 @@ export function configFromFlags(f: FlagsConference, socket?: string): XconfConfi
         participants: f.participants,
         focusTrigger: f.trigger,
         tcp: f.tcp ?? false,
-        requireCookie: f.requireCookie ?? false,
+        requireCookie: f.requireCookie ?? true,
       },
     ],
   });

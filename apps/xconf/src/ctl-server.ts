@@ -13,8 +13,10 @@ export function defaultCtlSocket(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * Creates the socket's directory with mode 0700 (or checks an existing one: owned by this user, no access
- * for group or others), so only the daemon's user can reach the socket.
+ * Creates the socket's directory with mode 0700, or checks an existing one: a real directory owned by this
+ * user with no access for group or others. Otherwise it refuses (it never changes the mode of a directory it
+ * did not create: `--socket /tmp/ctl.sock` must not make /tmp private). Only the daemon's user can then
+ * reach the ctl socket and the conferences' Xauthority files kept beside it.
  */
 export function prepareCtlDirectory(dir: string): void {
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -22,7 +24,9 @@ export function prepareCtlDirectory(dir: string): void {
   if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) throw new Error(`${dir} belongs to uid ${st.uid}, not to this user (${uid})`);
-  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  if ((st.mode & 0o077) !== 0) {
+    throw new Error(`${dir} is open to other users (mode ${(st.mode & 0o7777).toString(8)}); the ctl socket and the conference cookies need a private directory: chmod 700 it, or choose another --socket / control.socket`);
+  }
 }
 
 /** Requests one connection may have waiting for their replies. */
@@ -44,7 +48,8 @@ export async function startCtlServer(path: string, handle: CtlHandler, log: (lin
     rmSync(path, { force: true });
   }
   const clients = new Set<Socket>();
-  const server: Server = createServer((sock) => {
+  // allowHalfOpen: a client that half-closes after its last request still gets every reply.
+  const server: Server = createServer({ allowHalfOpen: true }, (sock) => {
     clients.add(sock);
     sock.on('close', () => clients.delete(sock));
     serveConnection(sock, handle, log);
@@ -74,34 +79,44 @@ function serveConnection(sock: Socket, handle: CtlHandler, log: (line: string) =
   // Requests on one connection are answered in order.
   let queue: Promise<void> = Promise.resolve();
   let waiting = 0;
+  /** Set once the connection is refused: nothing it sends afterwards is read as a request. */
+  let closing = false;
   const send = (reply: CtlReply): void => {
-    if (!sock.destroyed) sock.write(`${JSON.stringify(reply)}\n`);
+    if (!sock.destroyed && !sock.writableEnded) sock.write(`${JSON.stringify(reply)}\n`);
+  };
+  // Refuse the connection: the requests already accepted are answered first (in order), then the
+  // reason, then the connection is closed.
+  const refuse = (message: string): void => {
+    closing = true;
+    pending = '';
+    queue = queue.then(() => {
+      send({ ok: false, error: { code: 'bad-request', message } });
+      sock.end();
+    });
   };
   sock.setEncoding('utf8');
   sock.on('error', () => sock.destroy());
+  // The client sent its last request (`… | nc -N -U ctl.sock`): answer what it sent, then close.
+  sock.on('end', () => {
+    closing = true;
+    queue = queue.then(() => void sock.end());
+  });
   sock.on('data', (chunk: string) => {
+    if (closing) return;
     pending += chunk;
     let nl: number;
     while ((nl = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, nl).trim();
+      const raw = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
+      // Over-long whether or not its newline came in the same read as the rest of it.
+      if (Buffer.byteLength(raw) > MAX_LINE_BYTES) return refuse(`request line longer than ${MAX_LINE_BYTES} bytes; closing the connection`);
+      const line = raw.trim();
       if (!line) continue;
-      if (++waiting > MAX_PENDING_REQUESTS) {
-        pending = '';
-        send({ ok: false, error: { code: 'bad-request', message: `more than ${MAX_PENDING_REQUESTS} requests waiting on one connection; closing it` } });
-        sock.end();
-        sock.removeAllListeners('data');
-        return;
-      }
+      if (waiting >= MAX_PENDING_REQUESTS) return refuse(`more than ${MAX_PENDING_REQUESTS} requests waiting on one connection; closing it`);
+      waiting++;
       queue = queue.then(() => answer(line)).finally(() => waiting--);
     }
-    if (Buffer.byteLength(pending) > MAX_LINE_BYTES) {
-      pending = '';
-      queue = queue.then(() => {
-        send({ ok: false, error: { code: 'bad-request', message: `request line longer than ${MAX_LINE_BYTES} bytes; closing the connection` } });
-        sock.end();
-      });
-    }
+    if (Buffer.byteLength(pending) > MAX_LINE_BYTES) refuse(`request line longer than ${MAX_LINE_BYTES} bytes; closing the connection`);
   });
   const answer = async (line: string): Promise<void> => {
     let id: number | undefined;

@@ -11,6 +11,11 @@ import { HostedConference, type HostedParticipant } from './hosted-conference.js
 
 export interface DaemonOptions {
   readonly log?: (line: string) => void;
+  /**
+   * Security warnings (a conference that admits applications without a cookie). Default: `log`, else
+   * stderr — the command line passes its own so that `--quiet` does not hide them.
+   */
+  readonly warn?: (line: string) => void;
   /** The ctl socket path; overrides the configuration. `null`: no ctl socket. */
   readonly ctlSocket?: string | null;
   /** A ctl socket that cannot be opened is logged and skipped instead of failing the start. */
@@ -41,6 +46,7 @@ export class XconfServer {
   private ctl: CtlServer | null = null;
   private readonly launched = new Map<string, Set<Launched>>();
   private readonly log: (line: string) => void;
+  private readonly warn: (line: string) => void;
   /** Where the conferences' Xauthority files live (the ctl socket's 0700 directory). */
   private readonly stateDir: string;
   private closing = false;
@@ -54,6 +60,7 @@ export class XconfServer {
   ) {
     this.policy = new AccessPolicy(config);
     this.log = opts.log ?? (() => {});
+    this.warn = opts.warn ?? opts.log ?? ((line) => console.warn(line));
     const socket = opts.ctlSocket === undefined ? (config.control.socket ?? defaultCtlSocket()) : (opts.ctlSocket ?? config.control.socket ?? defaultCtlSocket());
     this.stateDir = dirname(socket);
     this.ctlPath = opts.ctlSocket === null || !config.control.enabled ? null : socket;
@@ -212,9 +219,12 @@ export class XconfServer {
         participants: c.participants.map((p) => this.hosted(this.policy.participant(p))),
         trigger,
         tcp: c.tcp,
-        xauthorityPath: c.requireCookie ? join(this.stateDir, `${c.name}.xauth`) : undefined,
+        // Named after the display too: two daemons of one user (a second command-line daemon, or one with
+        // another ctl socket in the same directory) may both have a conference of this name.
+        xauthorityPath: c.requireCookie ? join(this.stateDir, `${c.name}-${n}.xauth`) : null,
         allow: c.allow,
         log: this.log,
+        warn: this.warn,
         busyPollMicros: this.opts.busyPollMicros,
       });
     } catch (err) {
@@ -343,11 +353,17 @@ export interface XconfOptions {
   readonly tcp?: boolean;
   /** Xauthority file with the servers' cookies (default: $XAUTHORITY). */
   readonly xauthority?: string;
-  /** Applications must present the conference's cookie (default false for the command-line conference). */
+  /**
+   * Applications must present the conference's cookie (default true). The cookie is written to an
+   * Xauthority file (`XconfDaemon.xauthorityPath`) in the ctl socket's directory. `false` admits every
+   * application that can connect, and prints a warning.
+   */
   readonly requireCookie?: boolean;
-  /** A ctl socket for this daemon (default: none). */
+  /** A ctl socket for this daemon (default: none; the cookie file still goes in the default ctl socket's directory). */
   readonly ctlSocket?: string;
   readonly log?: (line: string) => void;
+  /** Security warnings (default: `log`, else stderr). */
+  readonly warn?: (line: string) => void;
   /** Busy-poll budget after each write, µs (default 50, 0 = off; see ConferenceOptions.busyPollMicros). */
   readonly busyPollMicros?: number;
 }
@@ -355,6 +371,11 @@ export interface XconfOptions {
 export interface XconfDaemon {
   readonly conference: Conference;
   readonly socketPath: string;
+  /**
+   * The Xauthority file with the conference's cookie (mode 0600): run applications with
+   * `XAUTHORITY=<this> DISPLAY=<display>`. Null when the conference admits applications without a cookie.
+   */
+  readonly xauthorityPath: string | null;
   /** The whole daemon (ctl, access policy). */
   readonly server: XconfServer;
   /** Resolves when the conference closes (the master left, or close() was called). */
@@ -373,7 +394,7 @@ export async function startXconf(opts: XconfOptions): Promise<XconfDaemon> {
     requireCookie: opts.requireCookie,
     xauthority: opts.xauthority,
   });
-  const server = await XconfServer.start(config, { log: opts.log, ctlSocket: opts.ctlSocket ?? null, busyPollMicros: opts.busyPollMicros });
+  const server = await XconfServer.start(config, { log: opts.log, warn: opts.warn, ctlSocket: opts.ctlSocket ?? null, busyPollMicros: opts.busyPollMicros });
   const hosted = server.conferences.get('default')!;
   const closed = hosted.closed.then(async (reason) => {
     await server.close(reason);
@@ -382,6 +403,7 @@ export async function startXconf(opts: XconfOptions): Promise<XconfDaemon> {
   return {
     conference: hosted.conference,
     socketPath: hosted.socketPath,
+    xauthorityPath: hosted.xauthorityPath,
     server,
     closed,
     async close(reason = 'daemon stopped') {

@@ -1,11 +1,12 @@
 // One conference served on one X display: the display socket (and TCP port), its lock file, the launch
 // cookie gate, and a monitor connection that notices when the master's server goes away.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { userInfo } from 'node:os';
 import { Conference, encodeClientSetup, parseServerSetup, serverSetupSize, type FocusTrigger, type Upstream } from '@tandem/xconference';
 import { parseDisplay, unixSocketPath } from './display.js';
 import { gateApplication, newCookie, writeXauthority } from './launch-auth.js';
-import { socketAcceptsConnections } from './unix-socket.js';
+import { abstractSocketListening, abstractXSocketName, listenOwnerOnly, prepareX11SocketDirectory, socketAcceptsConnections } from './unix-socket.js';
 
 export interface HostedParticipant {
   readonly name: string;
@@ -21,11 +22,17 @@ export interface HostOptions {
   readonly participants: readonly HostedParticipant[];
   readonly trigger: FocusTrigger;
   readonly tcp?: boolean;
-  /** Where to write the conference's Xauthority file; no cookie is required when absent. */
-  readonly xauthorityPath?: string;
+  /**
+   * Where to write the conference's Xauthority file: applications must present the cookie written there.
+   * `null` admits every application that can connect, without a cookie (a warning is printed); there is
+   * no default, so that no caller opens a conference by leaving the field out.
+   */
+  readonly xauthorityPath: string | null;
   /** Who may join later (by name); undefined = anyone allowed to join. */
   readonly allow?: readonly string[] | undefined;
   readonly log?: (line: string) => void;
+  /** Security warnings (a conference without a cookie); default: `log`. */
+  readonly warn?: (line: string) => void;
   /** Busy-poll budget after each write, µs (ConferenceOptions.busyPollMicros). */
   readonly busyPollMicros?: number | undefined;
 }
@@ -60,7 +67,7 @@ export class HostedConference {
     this.lockPath = `/tmp/.X${d.number}-lock`;
     this.trigger = opts.trigger;
     this.allow = opts.allow;
-    this.xauthorityPath = opts.xauthorityPath ?? null;
+    this.xauthorityPath = opts.xauthorityPath;
     this.masterName = opts.master.name;
     for (const p of [opts.master, ...opts.participants]) this.members.set(p.name, p);
     this.closed = new Promise<string>((r) => (this.resolveClosed = r));
@@ -84,17 +91,21 @@ export class HostedConference {
       const masterLeft = (): void => host.conference.close(`master ${opts.master.name} (${opts.master.display}) left the conference`);
       host.monitor.on('close', masterLeft);
       host.monitor.on('error', masterLeft);
-      let onConnection = (sock: Socket): void => void host.conference.addApplication(sock);
-      if (opts.xauthorityPath) {
+      let onConnection: (sock: Socket) => void;
+      if (opts.xauthorityPath !== null) {
         const cookie = newCookie();
         writeXauthority(opts.xauthorityPath, host.displayNumber, cookie);
         const admit = (sock: Socket, setup: Buffer): void => void host.conference.addApplication(sock, setup);
         onConnection = (sock) => gateApplication(sock, cookie, admit, { log: opts.log, label: `[${host.name}]` });
+      } else {
+        onConnection = (sock) => void host.conference.addApplication(sock);
       }
+      // The display socket: only this user (and root) may connect; every X client of the user can.
       const unixServer = createServer(onConnection);
       host.servers.push(unixServer);
-      await listen(unixServer, (s, cb) => s.listen(host.socketPath, cb));
+      await listenOwnerOnly(unixServer, host.socketPath);
       if (opts.tcp) {
+        // Loopback only: every local process (of any user) can connect; none from another host.
         const tcpServer = createServer(onConnection);
         host.servers.push(tcpServer);
         await listen(tcpServer, (s, cb) => s.listen(6000 + host.displayNumber, '127.0.0.1', cb));
@@ -104,7 +115,15 @@ export class HostedConference {
       throw err;
     }
     const others = opts.participants.map((p) => `${p.name} (${p.display})`).join(', ') || '(none)';
-    opts.log?.(`[${host.name}] display ${host.display} → master ${opts.master.name} (${opts.master.display}), participants ${others}; focus trigger ${opts.trigger.label}${host.xauthorityPath ? '; applications need the conference cookie' : ''}`);
+    opts.log?.(
+      `[${host.name}] display ${host.display} → master ${opts.master.name} (${opts.master.display}), participants ${others}; focus trigger ${opts.trigger.label}` +
+        (host.xauthorityPath ? `; applications need the conference cookie (${host.xauthorityPath})` : '; NO cookie required'),
+    );
+    if (host.xauthorityPath === null) {
+      (opts.warn ?? opts.log)?.(
+        noCookieWarning({ name: host.name, display: host.display, socketPath: host.socketPath, tcpPort: opts.tcp ? 6000 + host.displayNumber : null, participants: [opts.master, ...opts.participants].map((p) => p.display) }),
+      );
+    }
     return host;
   }
 
@@ -155,9 +174,54 @@ export class HostedConference {
   }
 }
 
+/**
+ * What the daemon prints when a conference admits applications without a cookie: who can connect, and what
+ * an application they connect can do.
+ */
+export function noCookieWarning(c: {
+  readonly name: string;
+  readonly display: string;
+  readonly socketPath: string;
+  readonly tcpPort: number | null;
+  readonly participants: readonly string[];
+  readonly user?: { readonly uid: number; readonly username: string } | undefined;
+}): string {
+  const user = c.user ?? currentUser();
+  const owner = user === undefined ? 'this user' : user.uid === 0 ? 'root' : `user "${user.username}" (uid ${user.uid}) or root`;
+  const tcp = c.tcpPort !== null ? `, and every local process of any user to 127.0.0.1:${c.tcpPort}` : '';
+  return (
+    `tandem-xconf: WARNING: conference "${c.name}" on ${c.display} admits X applications WITHOUT a cookie (--no-cookie / requireCookie: false). ` +
+    `Every process running as ${owner} can connect to ${c.socketPath}${tcp}; any of them can open windows on every participant's display ` +
+    `(${c.participants.join(', ')}) and read that display's input — the keys and clicks of whoever has the input focus, its selections and its ` +
+    `screen contents — as an X client of each participant's server. Leave the cookie on (drop --no-cookie, or set requireCookie: true) unless all of them are trusted.`
+  );
+}
+
+function currentUser(): { uid: number; username: string } | undefined {
+  try {
+    const u = userInfo();
+    return { uid: u.uid, username: u.username };
+  } catch {
+    return undefined;
+  }
+}
+
 async function claimDisplay(n: number, socketPath: string, lockPath: string): Promise<void> {
-  mkdirSync('/tmp/.X11-unix', { recursive: true, mode: 0o1777 });
-  if (existsSync(lockPath)) {
+  prepareX11SocketDirectory();
+  // libxcb connects to this abstract name before trying the socket file: whoever listens there gets the
+  // display's applications (and their cookies). A real X server holds it; so may one whose file was removed.
+  if (abstractSocketListening(abstractXSocketName(n))) {
+    throw new Error(`display :${n} is in use: a process listens on the abstract socket ${abstractXSocketName(n)}, which X clients try before ${socketPath}`);
+  }
+  let lock: Stats | undefined;
+  try {
+    lock = lstatSync(lockPath);
+  } catch {
+    lock = undefined;
+  }
+  // A symlink (even a dangling one) is not followed: the daemon would write its pid wherever it points.
+  if (lock && !lock.isFile()) throw new Error(`display :${n}: ${lockPath} is not a regular file (a symlink?); remove it if no X server uses :${n}`);
+  if (lock) {
     const pid = Number(readFileSync(lockPath, 'latin1').trim());
     let alive = false;
     try {
@@ -175,7 +239,13 @@ async function claimDisplay(n: number, socketPath: string, lockPath: string): Pr
     if (inUse) throw new Error(`display :${n} is in use (${socketPath} accepts connections)`);
     rmSync(socketPath, { force: true });
   }
-  writeFileSync(lockPath, `${String(process.pid).padStart(10)}\n`);
+  try {
+    // O_EXCL: never through a symlink someone put there, and never over a lock another server just took.
+    writeFileSync(lockPath, `${String(process.pid).padStart(10)}\n`, { flag: 'wx', mode: 0o444 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`display :${n} is in use (lock ${lockPath} was created meanwhile)`);
+    throw err;
+  }
 }
 
 function listen(server: Server, start: (s: Server, cb: () => void) => void): Promise<void> {

@@ -1,7 +1,7 @@
 // Launch authorisation: a conference's MIT-MAGIC-COOKIE-1, the Xauthority file that hands it to launched
 // applications, and the gate that checks it in each application's connection setup.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Socket } from 'node:net';
 import { encodeSetupFailed, parseClientSetup } from '@tandem/xconference';
@@ -30,9 +30,13 @@ export function encodeXauthority(n: number, cookie: Buffer, host = hostname()): 
   return Buffer.concat([entry(FAMILY_LOCAL, Buffer.from(host)), entry(FAMILY_WILD, Buffer.alloc(0))]);
 }
 
-/** Writes the conference's Xauthority file, readable by the daemon's user only (0600). */
+/**
+ * Writes the conference's Xauthority file, readable by the daemon's user only (0600). A file left there is
+ * removed first and the new one created exclusively, so its mode is always 0600 and no symlink is followed.
+ */
 export function writeXauthority(path: string, n: number, cookie: Buffer): void {
-  writeFileSync(path, encodeXauthority(n, cookie), { mode: 0o600 });
+  rmSync(path, { force: true });
+  writeFileSync(path, encodeXauthority(n, cookie), { mode: 0o600, flag: 'wx' });
 }
 
 /** Longest connection setup the gate reads (name and data are 16-bit lengths, so 12 + 2×64 KiB is the limit). */

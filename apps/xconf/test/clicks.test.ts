@@ -39,7 +39,9 @@ describe.skipIf(!haveX)('tandem-xconf: clicks and the button focus trigger, thre
     const file = join(dir, `${title}.txt`);
     const readyFile = join(dir, `${title}.ready`);
     const script = `stty raw -echo; printf '\\033[?9h'; : > ${readyFile}; exec cat > ${file}`;
-    procs.push(start('xterm', ['-title', title, '-geometry', `40x6+10+${y}`, '-e', 'sh', '-c', script], { DISPLAY: display }));
+    // the conference's cookie (required by default)
+    const xauthority = (display === d.chord ? chordDaemon : buttonDaemon).xauthorityPath!;
+    procs.push(start('xterm', ['-title', title, '-geometry', `40x6+10+${y}`, '-e', 'sh', '-c', script], { DISPLAY: display, XAUTHORITY: xauthority }));
     const read = (): string[] => {
       try {
         return received(readFileSync(file, 'latin1'));

@@ -113,10 +113,11 @@ describe('configuration', () => {
     }
   });
 
-  it('turns the command line into one conference of display-named participants, no cookie', () => {
+  it('turns the command line into one conference of display-named participants, with a cookie unless told otherwise', () => {
     const c = configFromFlags({ display: ':95', master: ':91', participants: [':92', '127.0.0.1:3'], trigger: 'button' });
     expect(c.participants.map((p) => p.name)).toEqual([':91', ':92', '127.0.0.1:3']);
-    expect(c.conferences[0]).toMatchObject({ name: 'default', master: ':91', participants: [':92', '127.0.0.1:3'], focusTrigger: 'button', requireCookie: false });
+    expect(c.conferences[0]).toMatchObject({ name: 'default', master: ':91', participants: [':92', '127.0.0.1:3'], focusTrigger: 'button', requireCookie: true });
+    expect(configFromFlags({ display: ':95', master: ':91', participants: [], trigger: 'none', requireCookie: false }).conferences[0]!.requireCookie).toBe(false);
     expect(() => configFromFlags({ display: ':95', master: ':91', participants: [':91'], trigger: 'none' })).toThrow(/duplicate participant name ":91"/);
   });
 });

@@ -18,7 +18,8 @@ describe.skipIf(!haveX)('tandem-xconf with three Xvfb servers and unmodified cli
   let dir: string;
   let typed: string;
   const d = { master: '', p1: '', p2: '', conf: '' };
-  const env = () => ({ DISPLAY: d.conf });
+  // Applications present the conference's cookie (required by default).
+  const env = () => ({ DISPLAY: d.conf, XAUTHORITY: daemon.xauthorityPath! });
   const displays = () => [d.master, d.p1, d.p2];
   let onlyOnMaster: number;
   let onlyOnP1: number;
@@ -72,7 +73,7 @@ describe.skipIf(!haveX)('tandem-xconf with three Xvfb servers and unmodified cli
     expect(r.stdout).toMatch(/maximum request size:\s+16777212 bytes/);
     expect(r.stdout).toMatch(/number of extensions:\s+1\s+BIG-REQUESTS/);
     // and over TCP (port 6000+n on 127.0.0.1)
-    const tcp = await run('xdpyinfo', [], { DISPLAY: `127.0.0.1${d.conf}` });
+    const tcp = await run('xdpyinfo', [], { ...env(), DISPLAY: `127.0.0.1${d.conf}` });
     expect(tcp.code).toBe(0);
     expect(tcp.stdout).toMatch(/name of display:\s+127\.0\.0\.1:/);
   });
@@ -198,7 +199,7 @@ describe.skipIf(!haveX)('tandem-xconf with a server that requires an MIT-MAGIC-C
     xvfb = await startXvfb(n!, '320x240x24', ['-auth', file], { XAUTHORITY: file });
     expect((await run('xdpyinfo', [], { DISPLAY: `:${n}`, XAUTHORITY: join(dir, 'none') })).code).not.toBe(0); // no cookie, no entry
     daemon = await startXconf({ display: `:${conf}`, master: `:${n}`, participants: [], trigger: parseFocusTrigger('none'), xauthority: file });
-    const r = await run('xdpyinfo', [], { DISPLAY: `:${conf}` });
+    const r = await run('xdpyinfo', [], { DISPLAY: `:${conf}`, XAUTHORITY: daemon.xauthorityPath! });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/320x240 pixels/);
   });

@@ -23,6 +23,8 @@ describe.skipIf(!haveX)('participants joining and leaving running applications (
   let d16 = '';
   let imagesOfFirstJoin = 0;
   const xtermSession = () => daemon.conference.applications.find((a) => a.id === xtermApp)!;
+  /** An application's environment: the conference's display and cookie. */
+  const appEnv = () => ({ DISPLAY: d.conf, XAUTHORITY: daemon.xauthorityPath! });
 
   const read = (file: string): string => {
     try {
@@ -68,13 +70,13 @@ describe.skipIf(!haveX)('participants joining and leaving running applications (
     // The late joiner lacks GLX, so its root window id differs from the master's: ids are translated.
     servers.push(await startXvfb(l!, '640x480x24', ['-extension', 'GLX']));
     daemon = await startXconf({ display: d.conf, master: d.master, participants: [d.p1], trigger: parseFocusTrigger('ctrl+alt+f'), log: (line) => logs.push(line) });
-    procs.push(start('xterm', ['-geometry', '40x8+10+10', '-e', 'sh', '-c', `cat > ${files.a}`], { DISPLAY: d.conf }));
+    procs.push(start('xterm', ['-geometry', '40x8+10+10', '-e', 'sh', '-c', `cat > ${files.a}`], appEnv()));
     await xtermAt(d.p1, 10);
     expect(daemon.conference.applications.length).toBe(1);
     xtermApp = daemon.conference.applications[0]!.id;
     procs.push(
-      start('xlogo', ['-geometry', '100x100+400+10'], { DISPLAY: d.conf }),
-      start('xeyes', ['-geometry', '100x100+520+10'], { DISPLAY: d.conf }),
+      start('xlogo', ['-geometry', '100x100+400+10'], appEnv()),
+      start('xeyes', ['-geometry', '100x100+520+10'], appEnv()),
     );
     for (const name of ['xlogo', 'xeyes']) await waitFor(`${name} on the master`, async () => (await findWindows(d.master, name)).length === 1);
     // xterm is ready once it has drawn its cursor; even then its first keys can be lost, so type until seen
@@ -151,7 +153,7 @@ describe.skipIf(!haveX)('participants joining and leaving running applications (
   });
 
   it('two applications with different focus holders: each takes input only from its own', async () => {
-    procs.push(start('xterm', ['-geometry', '40x8+300+200', '-e', 'sh', '-c', `cat > ${files.b}`], { DISPLAY: d.conf }));
+    procs.push(start('xterm', ['-geometry', '40x8+300+200', '-e', 'sh', '-c', `cat > ${files.b}`], appEnv()));
     await waitFor('second xterm on both displays', async () => (await findWindows(d.late, 'xterm')).some((w) => w.x === 300) && (await findWindows(d.master, 'xterm')).some((w) => w.x === 300));
     const first = xtermSession();
     const second = await waitFor('the second xterm’s session', async () => daemon.conference.applications.find((a) => a.id > xtermApp + 2));
