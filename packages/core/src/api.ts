@@ -6,7 +6,10 @@
 import type { Connection } from '@tandem/transport';
 import type { z } from 'zod';
 import type { Env } from './env.js';
-import type { Entry } from './messages.js';
+import type { AuthRefusalCode, Entry } from './messages.js';
+import type { ClientCredentials, ReplicaSecurity } from './security.js';
+
+export type { ClientCredentials, ReplicaSecurity } from './security.js';
 
 /** Deterministic context handed to `apply`; fixed by the primary when it sequences the request and
  * recorded in the log entry, so the backup replays identically. */
@@ -116,6 +119,9 @@ export interface ReplicaOptions<State, Req, Rep> {
   witness?: Witness;
   /** How a joining backup gets the primary's state. Default: the whole-state copy (`wholeStateSync`). */
   stateSync?: StateSync;
+  /** Who may connect as the peer and as a client (docs/SECURITY.md). Without a cluster key the replica
+   * refuses to listen beyond loopback unless `insecure`. */
+  security?: ReplicaSecurity;
   /** TEST ONLY: switch on a deliberately broken behaviour so a simulator can prove it detects it.
    * 'no-forward-wait': take over at heartbeat timeout without the forward window;
    * 'unordered-apply': the backup applies entries as they arrive, skipping gaps;
@@ -248,26 +254,69 @@ export interface ReplicaStatus {
   /** Entries sequenced but not yet acknowledged by the backup (primary only). */
   unackedEntries: number;
   divergences: number;
+  /** Handshakes that failed: connections this replica refused (no or wrong key, a client posing as a
+   * peer, timeouts) and dials of the peer that it refused or that could not prove the key. */
+  authFailures: number;
+  /** Forwarded state information that failed the primary's MAC (reported, never applied). */
+  forgedForwards: number;
+  /** A dropped backup following the solo primary of `epoch` by the clients' forwards (docs/PROTOCOL.md,
+   * "Follower"): it can resume as backup without a state transfer, or take over if that primary dies. */
+  following?: { epoch: number; pendingEntries: number };
+  /** A solo primary covering its dropped backup: every entry after `fromSeq` is piggybacked for it. */
+  covering?: { fromSeq: number };
+  /** This replica cannot serve and cannot prove that nothing acknowledged is lost; it waits for its peer,
+   * or for an operator (`promote({ acceptLoss: true })`, `tandem-kv promote --accept-loss`). */
+  blocked?: BlockedStatus;
+}
+
+export interface BlockedStatus {
+  reason: string;
+  /** The seq this replica's state holds. */
+  haveSeq: number;
+  /** Acknowledged writes from this seq on may be lost if an operator promotes this replica… */
+  mayLoseFrom: number;
+  /** …up to this one, when known (the highest seq seen from the replica that served). */
+  mayLoseTo?: number;
 }
 
 export type ReplicaEvent =
   | { type: 'role'; role: Role; epoch: number }
-  | { type: 'takeover'; epoch: number; appliedSeq: number; silenceMs: number }
+  /** `follower`: a dropped backup took over from a solo primary that died, with the entries the clients
+   * forwarded to it meanwhile. */
+  | { type: 'takeover'; epoch: number; appliedSeq: number; silenceMs: number; follower?: true }
   | { type: 'step-down'; epoch: number; newerEpoch: number }
   | { type: 'divergence'; seq: number; expectedDigest: string; actualDigest: string }
   | { type: 'peer-faulty'; reason: string }
   /** `mode`: 'copy' = the whole state was sent in one stateSnap; 'delta' = the joiner streamed a verified
    * state first and received only the entries after `seq`. */
-  | { type: 'peer-joined'; seq: number; mode?: 'copy' | 'delta' }
+  /** 'resume': a dropped backup that followed came back with the entries after its own seq (no transfer). */
+  | { type: 'peer-joined'; seq: number; mode?: 'copy' | 'delta' | 'resume' }
   | { type: 'protocol-error'; remote: string; error: Error }
   /** Entries a backup held beyond a gap at takeover (or forwarded too late): replies clients may have
    * received that the new primary cannot reflect — the seq-digest primary-host-crash gap. */
-  | { type: 'lost-entries'; epoch: number; seqs: number[] };
+  | { type: 'lost-entries'; epoch: number; seqs: number[] }
+  /** A handshake failed and the connection was closed; nothing else changed. `side`: 'accepted' = this
+   * replica refused a connection; 'dialled' = its dial of the peer was refused or the peer's proof failed. */
+  | { type: 'auth-refused'; side: 'accepted' | 'dialled'; remote: string; code: AuthRefusalCode; reason: string }
+  /** The replica cannot serve and cannot prove nothing acknowledged is lost (see ReplicaStatus.blocked). */
+  | ({ type: 'blocked' } & BlockedStatus)
+  /** An operator promoted this replica (`promote({ acceptLoss: true })`): it serves from `appliedSeq` at
+   * `epoch`; writes in [lostFrom, lostTo] acknowledged by the failed primary may be lost. */
+  | { type: 'promoted'; epoch: number; appliedSeq: number; lostFrom: number; lostTo?: number }
+  /** A client forwarded state information without the primary's valid MAC: not applied. `seqs`: the
+   * entry seqs (seq-digest mode) or the reply seq the list was attached to (entries mode). */
+  | { type: 'forged-forward'; remote: string; seqs: number[]; reason: string };
 
 export interface Replica<State> {
   start(): Promise<void>;
   stop(): Promise<void>;
   status(): ReplicaStatus;
+  /**
+   * Operator action for a replica that cannot prove nothing acknowledged is lost (ReplicaStatus.blocked):
+   * serve now, from the state it holds (and every forwarded entry it can order), at a new epoch.
+   * Acknowledged writes it does not hold are lost — hence `acceptLoss`. No effect on a serving replica.
+   */
+  promote(options: { acceptLoss: true }): Promise<void>;
   /** The bound listen address (with the real port when port 0 was asked for). */
   readonly address: string;
   /** Read-only view of the current state (for tests and digests; do not mutate). */
@@ -284,6 +333,8 @@ export interface ClientOptions<Req, Rep> {
   config?: Partial<ReplicationConfig>;
   /** Default: 16 random bytes from env, hex. */
   clientId?: string;
+  /** A client key, for replicas that require client authentication (ReplicaSecurity.requireClientAuth). */
+  credentials?: ClientCredentials;
 }
 
 export interface CallResult<Rep> {

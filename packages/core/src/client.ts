@@ -10,6 +10,8 @@ import { resolveConfig } from './config.js';
 import type { Env, TimerHandle } from './env.js';
 import { ApplicationError, InvalidRequestError, ProtocolViolationError, ServiceUnavailableError, StoppedError } from './errors.js';
 import { ForwardQueue } from './forward-queue.js';
+import { KeyRing } from './auth.js';
+import { AuthenticationError } from './handshake.js';
 import type { Link } from './link.js';
 import type { Entry, Hello, Message, NotPrimary, Rep as RepMessage } from './messages.js';
 import { ServerConnection } from './server-connection.js';
@@ -83,6 +85,12 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
       new ServerConnection(0, options.servers[0], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff, this.#cfg.requestTimeoutMs),
       new ServerConnection(1, options.servers[1], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff, this.#cfg.requestTimeoutMs),
     ];
+    const creds = options.credentials;
+    const auth = creds === undefined ? undefined : { ring: KeyRing.derive([creds.key], 'peer-auth'), keyId: creds.keyId };
+    for (const s of this.#servers) {
+      s.auth = auth;
+      s.onAuthFailure = (err) => this.#failAll(err);
+    }
     this.#forwards = new ForwardQueue(this.#env, this.#cfg, {
       send: (i, bytes) => this.#servers[i].send(bytes),
       // Entries ride each reply only once per connection: after giving up a forward, ask the primary to
@@ -179,6 +187,11 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
   }
 
   #onMessage(link: Link, m: Message): void {
+    if (m.t === 'authRefused') {
+      // Refused before any request was read (client authentication required, or a bad key). The
+      // connection may already count as closed here: do not require it to be a current one.
+      return this.#failAll(new AuthenticationError(m.code, `${link.conn.remoteAddress} refused this client: ${m.reason}`));
+    }
     const from = this.#indexOf(link);
     if (from === undefined) return;
     switch (m.t) {
@@ -223,22 +236,31 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     if (rep.seq === 0 || rep.replicated === true) return;
     const target: 0 | 1 = from === 0 ? 1 : 0;
     if (rep.entries !== undefined) {
-      this.#forwards.enqueuePacked(target, rep.seq, rep.entries);
+      this.#forwards.enqueuePacked(target, rep.seq, rep.entries, rep.entriesMac);
       return;
     }
-    const entries: readonly Entry[] = [
-      {
-        seq: rep.seq,
-        epoch: rep.entryEpoch ?? rep.epoch,
-        clientId: this.clientId,
-        requestId: rep.requestId,
-        body: call.body,
-        time: rep.time,
-        seed: rep.seed,
-        digest: rep.digest,
-      },
-    ];
-    this.#forwards.enqueue(target, entries);
+    const entry: Entry = {
+      seq: rep.seq,
+      epoch: rep.entryEpoch ?? rep.epoch,
+      clientId: this.clientId,
+      requestId: rep.requestId,
+      body: call.body,
+      time: rep.time,
+      seed: rep.seed,
+      digest: rep.digest,
+    };
+    if (rep.mac !== undefined) entry.mac = rep.mac;
+    this.#forwards.enqueue(target, [entry]);
+  }
+
+  /** The replicas refused this client: no call can succeed, fail them now with the reason. */
+  #failAll(err: AuthenticationError): void {
+    this.#env.logger.log('warn', 'client-refused', { code: err.code, error: err.message });
+    for (const c of this.#calls.values()) {
+      c.timer?.cancel();
+      c.reject(err);
+    }
+    this.#calls.clear();
   }
 
   #onNotPrimary(from: 0 | 1, m: NotPrimary): void {

@@ -64,8 +64,13 @@ export function resolveConfig(partial: Partial<ReplicationConfig> = {}): Replica
 export interface DerivedTimingBounds extends TimingBounds {
   /** How long a flush acknowledged by the backup lets the primary keep answering (< takeoverMs). */
   leaseMs: number;
-  /** Time without any acknowledgement after which a peer is declared faulty. */
+  /** Time without any acknowledgement after which the primary declares its backup faulty (and its
+   * re-sends made meanwhile): takeoverMs — declaring it sooner would not let the primary serve alone any
+   * sooner (it must wait takeoverMs after the last acknowledged flush anyway), and would turn a busy,
+   * live backup into a dropped one. */
   peerFaultyMs: number;
+  /** How long a dial of the peer (and the status question on it) may take before it counts as failed. */
+  dialTimeoutMs: number;
   /** How long the backup waits for its primary's statusReply before taking over (a live primary answers). */
   takeoverProbeMs: number;
   /** How long a primary waits for a joiner's first ack (sent once it installed the state copy). */
@@ -88,6 +93,11 @@ export interface DerivedTimingBounds extends TimingBounds {
  *   clock-rate differences).
  * - joinTimeoutMs = max(10 × takeoverMs, 2000) — a joiner's ack clock starts when it has installed the
  *   state copy (its first ack); this bounds the wait for that first ack.
+ * - peerFaultyMs = takeoverMs — the backup is faulty after that long without any acknowledgement (and at
+ *   least maxRetransmits re-sends actually made, so a primary that was itself paused does not count its
+ *   pause against the backup). A shorter bound gains nothing: a primary that drops its backup must not
+ *   serve alone before takeoverMs after the last acknowledged flush (the backup could still take over).
+ * - dialTimeoutMs = (maxRetransmits + 1) × ackTimeoutMs — a dial or status question that takes longer failed.
  */
 export function computeTimingBounds(config: Partial<ReplicationConfig> = {}): DerivedTimingBounds {
   const c = resolveConfig(config);
@@ -99,7 +109,8 @@ export function computeTimingBounds(config: Partial<ReplicationConfig> = {}): De
     takeoverMs,
     worstCaseFailoverMs: takeoverMs + c.requestTimeoutMs,
     leaseMs: 0.9 * c.heartbeatTimeoutMs,
-    peerFaultyMs: (c.maxRetransmits + 1) * c.ackTimeoutMs,
+    peerFaultyMs: takeoverMs,
+    dialTimeoutMs: (c.maxRetransmits + 1) * c.ackTimeoutMs,
     takeoverProbeMs,
     joinTimeoutMs: Math.max(10 * takeoverMs, 2000),
   };

@@ -33,6 +33,8 @@ export class FlushTracker {
   generation = 0;
   /** When the last acknowledged flush was sent (or the state copy, for a joiner): the drop deadline counts from it. */
   lastAckedSentAt = 0;
+  /** When the backup's last acknowledgement (of anything) arrived: silence is counted from it. */
+  lastAckAt = 0;
   /** A joiner installs the state copy before it can ack anything: its ack clock has not started yet. */
   #awaitingJoinAck = false;
   #joinStartedAt = 0;
@@ -44,11 +46,15 @@ export class FlushTracker {
   readonly #cfg: ReplicationConfig;
   readonly #leaseMs: number;
   readonly #maxOutstanding: number;
+  readonly #faultyAfterMs: number;
 
-  constructor(cfg: ReplicationConfig, leaseMs: number, joinTimeoutMs = Number.POSITIVE_INFINITY) {
+  /** `faultyAfterMs`: silence (no acknowledgement at all) before the backup may be declared faulty
+   * (peerFaultyMs); 0 = after maxRetransmits re-sends alone. */
+  constructor(cfg: ReplicationConfig, leaseMs: number, joinTimeoutMs = Number.POSITIVE_INFINITY, faultyAfterMs = 0) {
     this.#cfg = cfg;
     this.#leaseMs = leaseMs;
     this.#joinTimeoutMs = joinTimeoutMs;
+    this.#faultyAfterMs = faultyAfterMs;
     // flushes that can be unacknowledged at once before the peer is faulty, with room for count flushes
     this.#maxOutstanding = 4 * (cfg.maxRetransmits + 2) * Math.ceil(cfg.ackTimeoutMs / cfg.flushIntervalMs + 1);
   }
@@ -69,6 +75,7 @@ export class FlushTracker {
     this.flushedSeq = seq;
     this.leaseUntil = now + this.#leaseMs;
     this.lastAckedSentAt = now;
+    this.lastAckAt = now;
     this.#awaitingJoinAck = joining;
     this.#joinStartedAt = now;
   }
@@ -81,9 +88,28 @@ export class FlushTracker {
   clear(): void {
     this.generation++;
     this.log.clear();
+    this.stopFlushing();
+  }
+
+  /** No more flushes (the backup was dropped): forget what is outstanding, keep the log and its marks
+   * (a solo primary still piggybacks it for the dropped replica, docs/PROTOCOL.md "Follower"). */
+  stopFlushing(): void {
     this.#outstanding = [];
     this.#retransmits = 0;
     this.#awaitingJoinAck = false;
+  }
+
+  /** Unacknowledged entries at which new requests wait for the backup (flow control, not eviction). */
+  get flowControlled(): boolean {
+    return this.log.size >= Math.max(this.#cfg.flushMaxEntries, Math.floor(this.#cfg.maxUnackedEntries / 2));
+  }
+
+  /**
+   * The backup counts as faulty: more than maxRetransmits re-sends went unacknowledged AND nothing at all
+   * was heard from it for faultyAfterMs. A busy backup that acknowledges late is slow, not faulty.
+   */
+  silentTooLong(now: number): boolean {
+    return this.#retransmits > this.#cfg.maxRetransmits && now - this.lastAckAt >= this.#faultyAfterMs;
   }
 
   append(entry: Entry): void {
@@ -127,7 +153,7 @@ export class FlushTracker {
       // declaring its backup faulty merely because it was stopped.
       this.#retransmits++;
       this.#lastRetransmitAt = now;
-      if (this.#retransmits > this.#cfg.maxRetransmits) return { kind: 'faulty' };
+      if (this.silentTooLong(now)) return { kind: 'faulty' };
       from = this.ackedSeq;
       retransmit = true;
     }
@@ -142,7 +168,8 @@ export class FlushTracker {
   }
 
   /** The backup acknowledged: trim, renew the lease from the acknowledged flush's send time. */
-  acked(ack: FlushAck): void {
+  acked(ack: FlushAck, now: number): void {
+    this.lastAckAt = Math.max(this.lastAckAt, now);
     if (this.#awaitingJoinAck) {
       // The joiner's first ack: it installed the copy. Its ack clock starts now; flushes it may have
       // discarded while installing are forgotten and everything unacknowledged goes out again.

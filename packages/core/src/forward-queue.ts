@@ -33,7 +33,7 @@ export class ForwardQueue {
   #batch = new Map<number, Entry>();
   /** 'entries' mode: the packed entry lists of the replies since the last fwd. Each reply carries only
    * the entries not yet sent on its connection, so every list is kept (the backup skips applied ones). */
-  #batchPacked: { upToSeq: number; bytes: Uint8Array }[] = [];
+  #batchPacked: { upToSeq: number; bytes: Uint8Array; mac?: Uint8Array }[] = [];
   #batchTarget: 0 | 1 = 1;
   #batchTimer: TimerHandle | undefined;
   readonly #inFlight = new Map<number, InFlight>();
@@ -81,13 +81,13 @@ export class ForwardQueue {
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
-  /** Queue entries for server `target`; sent after forwardDelayMs or when the batch is full. */
-  /** Queue a reply's packed entry list ('entries' mode) for server `target`. */
-  enqueuePacked(target: 0 | 1, seq: number, bytes: Uint8Array): void {
+  /** Queue a reply's packed entry list ('entries' mode) for server `target`, with the primary's MAC
+   * over it when the replicas have a cluster key (relayed as is: the backup verifies it). */
+  enqueuePacked(target: 0 | 1, seq: number, bytes: Uint8Array, mac?: Uint8Array): void {
     if (bytes.length <= 1) return; // an empty list (0x90): everything was sent with earlier replies
     if (this.#batchSize() > 0 && target !== this.#batchTarget) this.#sendBatch();
     this.#batchTarget = target;
-    this.#batchPacked.push({ upToSeq: seq, bytes });
+    this.#batchPacked.push(mac === undefined ? { upToSeq: seq, bytes } : { upToSeq: seq, bytes, mac });
     this.#armBatch();
   }
 
@@ -102,6 +102,7 @@ export class ForwardQueue {
     }
   }
 
+  /** Queue entries for server `target`; sent after forwardDelayMs or when the batch is full. */
   enqueue(target: 0 | 1, entries: readonly Entry[]): void {
     if (this.#batchSize() > 0 && target !== this.#batchTarget) this.#sendBatch();
     this.#batchTarget = target;

@@ -11,3 +11,6 @@ export * from './errors.js';
 export { wholeStateSync } from './state-sync.js';
 export { fnv1a64 } from './hash.js';
 export { mulberry32 } from './prng.js';
+export { isLoopbackAddress, InsecureListenError, resolveSecurity, DEFAULT_HANDSHAKE_TIMEOUT_MS, type ResolvedSecurity } from './security.js';
+export { KeyError, KeyRing, MIN_KEY_BYTES, parseKeyFile, formatKeyFile } from './auth.js';
+export { AuthenticationError } from './handshake.js';

@@ -60,9 +60,10 @@ export class Link {
     return this.hello?.nodeId ?? this.conn.remoteAddress;
   }
 
-  /** Start the read loop (and the close watcher). */
-  start(): this {
-    void this.#readLoop();
+  /** Start the read loop (and the close watcher); `from`: an iterator of the connection already in use
+   * (the dialler's handshake read the first messages). */
+  start(from?: AsyncIterator<Uint8Array>): this {
+    void this.#readLoop(from);
     void this.conn.closed.then((info) => this.#handlers.onClose(this, info));
     return this;
   }
@@ -108,8 +109,8 @@ export class Link {
 
   #handOffTo: ((conn: Connection) => void) | undefined;
 
-  async #readLoop(): Promise<void> {
-    const it = this.conn[Symbol.asyncIterator]();
+  async #readLoop(from: AsyncIterator<Uint8Array> | undefined): Promise<void> {
+    const it = from ?? this.conn[Symbol.asyncIterator]();
     try {
       for (;;) {
         const next = await it.next();
@@ -153,7 +154,7 @@ export class Link {
 }
 
 /** The same connection, whose iteration continues from an iterator already in use. */
-function remainderOf(conn: Connection, it: AsyncIterator<Uint8Array>): Connection {
+export function remainderOf(conn: Connection, it: AsyncIterator<Uint8Array>): Connection {
   return {
     get id() {
       return conn.id;

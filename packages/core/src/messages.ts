@@ -7,6 +7,10 @@ import { z } from 'zod';
 const seqNo = z.number().int().min(0);
 const epochNo = z.number().int().min(0);
 const id = z.string().min(1).max(256);
+const bytes = (min: number, max: number) => z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length >= min && v.length <= max, `expected ${min}–${max} bytes`);
+/** A handshake nonce or a MAC (auth.ts: NONCE_BYTES, MAC_BYTES). */
+const nonce = bytes(16, 64);
+const macTag = bytes(16, 16);
 
 /** One sequenced request with everything the backup needs to replay it deterministically. */
 export const entrySchema = z.object({
@@ -22,6 +26,9 @@ export const entrySchema = z.object({
   seed: z.number().int().min(0).max(0xffffffff),
   /** Digest of the encoded reply (claims 3/8). */
   digest: z.string().max(64),
+  /** 'seq-digest' mode with a cluster key: the primary's MAC over the entry (auth.ts entryMac), which the
+   * client copies from the reply so the backup can verify what it forwards. */
+  mac: macTag.optional(),
 });
 export type Entry = z.infer<typeof entrySchema>;
 
@@ -32,13 +39,32 @@ export type RemoteError = z.infer<typeof remoteErrorSchema>;
 
 export const helloSchema = z.object({
   t: z.literal('hello'),
-  /** 'transfer': a joiner's state-transfer connection; the replica hands it to its StateSync strategy. */
-  kind: z.enum(['client', 'peer', 'transfer']),
+  /** 'transfer': a joiner's state-transfer connection; the replica hands it to its StateSync strategy.
+   * 'admin': an operator's tool (status, promote); authenticated like a peer. */
+  kind: z.enum(['client', 'peer', 'transfer', 'admin']),
   service: z.string().max(256),
   nodeId: id,
   epoch: epochNo,
   /** A replica's role when it dials its peer (absent for clients). */
   role: roleSchema.optional(),
+  /** The dialler's handshake nonce: present when it authenticates (cluster key, or a client key). */
+  nonce: nonce.optional(),
+  /** A client authenticating with a client key: which one. */
+  keyId: id.optional(),
+  /** A solo primary covering its dropped backup: it piggybacks every entry after this seq, so the
+   * dropped replica can follow by the clients' forwards (docs/PROTOCOL.md, "Follower"). */
+  follow: seqNo.optional(),
+});
+
+/** Acceptor → dialler, answering a hello with a nonce: its own nonce and its proof (auth.ts). */
+export const authChallengeSchema = z.object({ t: z.literal('authChallenge'), nodeId: id, nonce, proof: macTag });
+/** Dialler → acceptor: its proof; the connection is authenticated once it verifies. */
+export const authProofSchema = z.object({ t: z.literal('authProof'), proof: macTag });
+/** Why a connection is refused before it is closed (a typed refusal, docs/SECURITY.md). */
+export const authRefusedSchema = z.object({
+  t: z.literal('authRefused'),
+  code: z.enum(['key-required', 'no-key-here', 'bad-proof', 'unknown-client', 'client-auth-required', 'handshake-timeout', 'peer-only', 'not-a-peer']),
+  reason: z.string().max(1024),
 });
 
 export const reqSchema = z.object({
@@ -69,6 +95,10 @@ export const repSchema = z.object({
   entries: z.custom<Uint8Array>((v) => v instanceof Uint8Array).optional(),
   /** replyMode 'sync': the backup already holds the entry, nothing to forward. */
   replicated: z.literal(true).optional(),
+  /** With a cluster key, 'entries' mode: the primary's MAC over (seq, entries) (auth.ts packedEntriesMac). */
+  entriesMac: macTag.optional(),
+  /** With a cluster key, 'seq-digest' mode: the primary's MAC over the entry (auth.ts entryMac). */
+  mac: macTag.optional(),
 });
 
 export const notPrimarySchema = z.object({ t: z.literal('notPrimary'), requestId: z.number().int().min(0), epoch: epochNo, role: roleSchema });
@@ -79,7 +109,7 @@ export const fwdSchema = z.object({
   entries: z.array(entrySchema),
   /** Packed Entry[] relayed from replies ('entries' mode); the backup decodes and validates them. */
   packed: z
-    .array(z.object({ upToSeq: z.number().int().min(1), bytes: z.custom<Uint8Array>((v) => v instanceof Uint8Array) }))
+    .array(z.object({ upToSeq: z.number().int().min(1), bytes: z.custom<Uint8Array>((v) => v instanceof Uint8Array), mac: macTag.optional() }))
     .max(1024)
     .optional(),
 });
@@ -94,10 +124,18 @@ export const statusReplySchema = z.object({
   appliedSeq: seqNo,
   nodeId: id,
   roleHint: z.enum(['primary', 'backup', 'auto']).optional(),
+  /** As in hello: a solo primary covering its dropped backup from this seq. */
+  follow: seqNo.optional(),
+  /** The replica cannot serve and cannot prove that nothing acknowledged is lost: an operator decides. */
+  blocked: z
+    .object({ reason: z.string().max(1024), haveSeq: seqNo, mayLoseFrom: seqNo, mayLoseTo: seqNo.optional() })
+    .optional(),
 });
 /** P → B: "you are no longer my backup" (P declared it faulty). B acknowledges, then re-joins. */
 export const dropSchema = z.object({ t: z.literal('drop'), epoch: epochNo, reason: z.string().max(1024) });
 export const dropAckSchema = z.object({ t: z.literal('dropAck'), epoch: epochNo });
+/** Operator → a replica that cannot prove nothing is lost: serve with what you have (answered by statusReply). */
+export const promoteSchema = z.object({ t: z.literal('promote'), acceptLoss: z.literal(true) });
 export const stateReqSchema = z.object({
   t: z.literal('stateReq'),
   nodeId: id,
@@ -105,6 +143,9 @@ export const stateReqSchema = z.object({
    * StateSync strategy); with `haveDigest`, its state digest there. The primary may answer with a delta. */
   haveSeq: seqNo.optional(),
   haveDigest: z.string().max(256).optional(),
+  /** A dropped backup that followed the solo primary: its state is the primary's history up to `seq` in
+   * `epoch`; the primary may admit it with the entries after `seq` from its log, no state transfer. */
+  resume: z.object({ seq: seqNo, epoch: epochNo }).optional(),
 });
 export const dedupRecordSchema = z.tuple([
   z.string(), // key: clientId + '\u0000' + requestId
@@ -137,6 +178,10 @@ export const messageSchema = z.discriminatedUnion('t', [
   stateSnapSchema,
   dropSchema,
   dropAckSchema,
+  authChallengeSchema,
+  authProofSchema,
+  authRefusedSchema,
+  promoteSchema,
 ]);
 
 export type Message = z.infer<typeof messageSchema>;
@@ -153,5 +198,9 @@ export type StateSnap = z.infer<typeof stateSnapSchema>;
 export type StateReq = z.infer<typeof stateReqSchema>;
 export type Drop = z.infer<typeof dropSchema>;
 export type DropAck = z.infer<typeof dropAckSchema>;
+export type AuthChallenge = z.infer<typeof authChallengeSchema>;
+export type AuthProof = z.infer<typeof authProofSchema>;
+export type AuthRefused = z.infer<typeof authRefusedSchema>;
+export type AuthRefusalCode = AuthRefused['code'];
 export type DedupRecordWire = z.infer<typeof dedupRecordSchema>;
 export type MessageType = Message['t'];

@@ -23,6 +23,7 @@ import type {
   StateSnapshot,
   StateSync,
   Replica,
+  BlockedStatus,
 } from './api.js';
 import type { Connection } from '@tandem/transport';
 import { z } from 'zod';
@@ -37,11 +38,17 @@ import { ServiceRunner, type Snapshot } from './service.js';
 import { wholeStateSync } from './state-sync.js';
 import { FlushTracker } from './flush-tracker.js';
 import { isExpired, type DedupRecord } from './dedup.js';
+import { entryMac, packedEntriesMac, verifyEntryMac, verifyPackedEntries } from './auth.js';
+import { AcceptGate, dialHandshake, RateLimitedLog, type AuthenticationError, type RefusalReport } from './handshake.js';
+import { InsecureListenError, isLoopbackAddress, resolveSecurity, type ResolvedSecurity } from './security.js';
+import { remainderOf } from './link.js';
 
 const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
 const dedupRecordsSchema = z.array(dedupRecordSchema);
 /** Requests held by a primary whose lease lapsed, answered when it is renewed (or notPrimary). */
 const MAX_HELD_REQUESTS = 1024;
+/** Takeover probes a slow primary may answer in a row (each counts as a heartbeat) before the backup re-joins. */
+const MAX_SLOW_PRIMARY_PROBES = 3;
 
 /** A primary telling its faulty backup it is dropped (see #beginDrop). */
 interface DropPhase {
@@ -83,6 +90,11 @@ class ReplicaNode implements Replica<unknown> {
   #listener: Listener | undefined;
   #address: string;
   #divergences = 0;
+  readonly #security: ResolvedSecurity;
+  readonly #gate: AcceptGate;
+  readonly #rateLog: RateLimitedLog;
+  #authFailures = 0;
+  #forgedForwards = 0;
   #startWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
   // primary
@@ -90,6 +102,7 @@ class ReplicaNode implements Replica<unknown> {
   #peerLink: Link | undefined;
   #peerDialing = false;
   #flushTimer: TimerHandle | undefined;
+  #silenceCheck: TimerHandle | undefined;
   #held: { link: Link; req: Req }[] = [];
   #syncWaiters: SyncWaiter[] = [];
   #probeTimer: TimerHandle | undefined;
@@ -103,8 +116,25 @@ class ReplicaNode implements Replica<unknown> {
    */
   #dropping: DropPhase | undefined;
 
+  /** Solo primary that dropped a live backup: it keeps its log from `from` and piggybacks it, so the dropped
+   * replica can follow (docs/PROTOCOL.md, "Follower"). `endingSince`: coverage ends W after this (no longer
+   * confirmed meanwhile). */
+  #covering: { from: number; lastReachedAt: number; endingSince: number | undefined } | undefined;
+
   // backup
   readonly #backupLog: BackupLog;
+  /** Takeover probes a primary answered as still our primary (reset by each flush). */
+  #slowPrimaryProbes = 0;
+  /** This replica's state is a prefix of the history of the primary of #epoch (it was its backup). */
+  #followable = false;
+  /** A dropped backup following the solo primary by the clients' forwards. */
+  #follow: { epoch: number; lastConfirmAt: number; waiting: TimerHandle | undefined } | undefined;
+  /** Why this replica cannot serve and cannot prove that nothing acknowledged is lost. */
+  #blocked: BlockedStatus | undefined;
+  /** The highest appliedSeq a serving peer of #epoch reported (the end of the range a promote may lose). */
+  #peerSeqSeen = 0;
+  /** The highest epoch any peer reported. */
+  #peerEpochSeen = 0;
   #lastFlushAt = 0;
   #watchdog: TimerHandle | undefined;
   #suspectTimer: TimerHandle | undefined;
@@ -135,7 +165,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#bounds = computeTimingBounds(this.#cfg);
     this.#env = opts.env;
     this.#runner = new ServiceRunner(opts.service, this.#cfg.dedupWindow, this.#cfg.dedupMaxBytes);
-    this.#tracker = new FlushTracker(this.#cfg, this.#bounds.leaseMs, this.#bounds.joinTimeoutMs);
+    this.#tracker = new FlushTracker(this.#cfg, this.#bounds.leaseMs, this.#bounds.joinTimeoutMs, this.#bounds.peerFaultyMs);
     this.#backupLog = new BackupLog(this.#cfg.maxUnackedEntries + this.#cfg.flushMaxEntries);
     this.#backupLog.onMismatch = (m) => {
       // A client forwarded something the primary did not sequence (forged or corrupted): never silent.
@@ -146,6 +176,9 @@ class ReplicaNode implements Replica<unknown> {
     this.#stateSync = opts.stateSync ?? wholeStateSync;
     this.#nodeId = opts.nodeId ?? opts.listen;
     this.#address = opts.listen;
+    this.#security = resolveSecurity(opts.security);
+    this.#rateLog = new RateLimitedLog(opts.env);
+    this.#gate = new AcceptGate(this.#security, opts.service.name, this.#nodeId, opts.env, (r) => this.#onRefused(r));
     this.#broken = opts.faultInjection?.variant;
     if (this.#broken !== undefined) this.#log('warn', 'FAULT-INJECTION', { variant: this.#broken, note: 'deliberately broken replica (test only)' });
   }
@@ -182,14 +215,29 @@ class ReplicaNode implements Replica<unknown> {
       stateDigest: this.#runner.stateDigest(),
       unackedEntries: this.#tracker.log.size,
       divergences: this.#divergences,
+      authFailures: this.#authFailures,
+      forgedForwards: this.#forgedForwards,
+      ...(this.#follow !== undefined ? { following: { epoch: this.#follow.epoch, pendingEntries: this.#backupLog.pendingCount } } : {}),
+      ...(this.#covering !== undefined ? { covering: { fromSeq: this.#covering.from } } : {}),
+      ...(this.#blocked !== undefined ? { blocked: { ...this.#blocked } } : {}),
     };
   }
 
   async start(): Promise<void> {
     if (this.#listener) throw new Error('replica already started');
+    const sec = this.#security;
+    if (sec.peerRing === undefined && !sec.insecure && !isLoopbackAddress(this.#opts.listen)) throw new InsecureListenError(this.#opts.listen);
     this.#listener = await this.#env.network.listen(this.#opts.listen, { maxMessageSize: this.#cfg.maxMessageSize });
     this.#address = this.#listener.address;
     this.#log('info', 'replica-start', { address: this.#address, peer: this.#opts.peer, roleHint: this.#opts.roleHint ?? 'auto', config: this.#cfg, bounds: this.#bounds });
+    if (sec.peerRing !== undefined) {
+      this.#log('info', 'security', { peers: 'cluster key (HMAC challenge-response)', forwards: 'MAC verified', clients: sec.requireClientAuth ? 'client keys required' : 'open' });
+    } else {
+      this.#log('warn', 'security', {
+        peers: 'NOT authenticated (no cluster key)',
+        note: sec.insecure ? 'insecure: listening beyond loopback without a key' : 'listening on loopback only; any local process can act as the peer',
+      });
+    }
     void this.#acceptLoop(this.#listener);
     const started = new Promise<void>((resolve, reject) => {
       this.#startWaiter = { resolve, reject };
@@ -205,6 +253,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#cancelBackupTimers();
     this.#joinTimer?.cancel();
     this.#probeTimer?.cancel();
+    this.#follow?.waiting?.cancel();
     this.#cancelFetch();
     this.#startWaiter?.reject(new StoppedError('replica stopped before it started serving'));
     this.#startWaiter = undefined;
@@ -252,6 +301,7 @@ class ReplicaNode implements Replica<unknown> {
         }
         const link = new Link(conn, 'in', this.#handlers, this.#env.logger);
         this.#links.add(link);
+        this.#gate.watch(link);
         link.start();
       }
     } catch (err) {
@@ -260,36 +310,66 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   #hello(): Hello {
-    return { t: 'hello', kind: 'peer', service: this.#opts.service.name, nodeId: this.#nodeId, epoch: this.#epoch, role: this.#role };
+    const h: Hello = { t: 'hello', kind: 'peer', service: this.#opts.service.name, nodeId: this.#nodeId, epoch: this.#epoch, role: this.#role };
+    const follow = this.#coveringFrom();
+    if (follow !== undefined) h.follow = follow;
+    return h;
   }
 
   /** Dial the peer and send our hello; resolves undefined when the dial fails. */
-  async #dialPeer(timeoutMs = Math.max(this.#bounds.peerFaultyMs, 100)): Promise<Link | undefined> {
+  async #dialPeer(timeoutMs = Math.max(this.#bounds.dialTimeoutMs, 100)): Promise<Link | undefined> {
     const r = await this.#dialPeerResult(timeoutMs);
     return r.link;
   }
 
-  /** Dial the peer; `refused` says nothing listens there (the peer process is gone). */
+  /** Dial the peer and complete the handshake; `refused` says nothing listens there (the peer process is gone). */
   async #dialPeerResult(timeoutMs: number): Promise<{ link: Link | undefined; refused: boolean }> {
+    const startedAt = this.#env.now();
+    let conn: Connection;
     try {
-      const conn = await this.#env.network.dial(this.#opts.peer, {
+      conn = await this.#env.network.dial(this.#opts.peer, {
         maxMessageSize: this.#cfg.maxMessageSize,
         timeoutMs,
       });
-      if (this.#role === 'stopped') {
-        conn.abort();
-        return { link: undefined, refused: false };
-      }
-      const link = new Link(conn, 'out', this.#handlers, this.#env.logger);
-      this.#links.add(link);
-      link.start();
-      link.send(this.#hello());
-      return { link, refused: false };
     } catch (err) {
       const refused = isTransportError(err, 'ConnectionRefusedError');
       this.#log('debug', 'peer-dial-failed', { error: (err as Error).message, refused });
       return { link: undefined, refused };
     }
+    if (this.#role === 'stopped') {
+      conn.abort();
+      return { link: undefined, refused: false };
+    }
+    let it: AsyncIterator<Uint8Array>;
+    try {
+      const auth = this.#security.peerRing === undefined ? undefined : { ring: this.#security.peerRing };
+      it = await dialHandshake(conn, this.#hello(), auth, this.#env, Math.max(1, startedAt + timeoutMs - this.#env.now()));
+    } catch (err) {
+      // The peer refused us, or could not prove it holds the key: count it like a refusal here.
+      const e = err as AuthenticationError;
+      this.#authFailures++;
+      this.#rateLog.log('peer-handshake', (suppressed) => this.#log('warn', 'peer-handshake-failed', { peer: this.#opts.peer, code: e.code, error: e.message, suppressed }));
+      this.#emit({ type: 'auth-refused', side: 'dialled', remote: this.#opts.peer, code: e.code, reason: e.message });
+      return { link: undefined, refused: false };
+    }
+    if ((this.#role as Role) === 'stopped') {
+      conn.abort();
+      return { link: undefined, refused: false };
+    }
+    const link = new Link(conn, 'out', this.#handlers, this.#env.logger);
+    this.#links.add(link);
+    link.start(it);
+    return { link, refused: false };
+  }
+
+  /** The gate refused a connection: count, report (rate-limited), change nothing else. */
+  #onRefused(r: RefusalReport): void {
+    this.#authFailures++;
+    const remote = r.link.conn.remoteAddress;
+    this.#rateLog.log(`refused:${r.code}`, (suppressed) =>
+      this.#log('warn', 'connection-refused', { remote, code: r.code, reason: r.reason, kind: r.kind, claimedNodeId: r.nodeId, suppressed }),
+    );
+    this.#emit({ type: 'auth-refused', side: 'accepted', remote, code: r.code, reason: r.reason });
   }
 
   /** Send `status` on a link and wait up to `timeoutMs` for the statusReply (undefined: none). */
@@ -348,13 +428,15 @@ class ReplicaNode implements Replica<unknown> {
   #onMessage(link: Link, m: Message): void {
     if (this.#role === 'stopped') return;
     if (link.direction === 'in' && link.hello === undefined) {
-      if (m.t !== 'hello') this.#violation(`expected hello, got ${m.t}`);
-      if (m.service !== this.#opts.service.name) this.#violation(`wrong service "${m.service}" (this is "${this.#opts.service.name}")`);
-      link.hello = m;
-      if (m.kind === 'peer') this.#onPeerHello(link, m);
-      else if (m.kind === 'transfer') this.#onTransferHello(link, m);
+      // Nothing reaches the protocol before the gate admits the connection (docs/SECURITY.md).
+      const admitted = this.#gate.onMessage(link, m);
+      if (admitted === undefined) return;
+      link.hello = admitted.hello;
+      if (admitted.principal === 'peer') this.#onPeerHello(link, admitted.hello);
+      else if (admitted.principal === 'transfer') this.#onTransferHello(link, admitted.hello);
       return;
     }
+    if (link.direction === 'in' && link.hello?.kind === 'admin') return this.#onAdmin(link, m);
     const fromClient = link.direction === 'in' && link.hello?.kind === 'client';
     switch (m.t) {
       case 'req':
@@ -381,6 +463,7 @@ class ReplicaNode implements Replica<unknown> {
       case 'flushAck':
         return this.#onFlushAck(link, m);
       case 'statusReply': {
+        this.#notePeerStatus(m);
         this.#observeEpoch(m.epoch, m.role, link);
         const w = this.#statusWaiters.get(link);
         if (w) {
@@ -405,6 +488,9 @@ class ReplicaNode implements Replica<unknown> {
   #statusReply(): StatusReply {
     const r: StatusReply = { t: 'statusReply', role: this.#role, epoch: this.#epoch, appliedSeq: this.#runner.appliedSeq, nodeId: this.#nodeId };
     if (this.#opts.roleHint) r.roleHint = this.#opts.roleHint;
+    const follow = this.#coveringFrom();
+    if (follow !== undefined) r.follow = follow;
+    if (this.#blocked !== undefined) r.blocked = { ...this.#blocked };
     return r;
   }
 
@@ -438,8 +524,10 @@ class ReplicaNode implements Replica<unknown> {
       this.#env.now() - this.#lastFlushAt >= this.#cfg.heartbeatTimeoutMs / 2
     ) {
       this.#log('warn', 'dropped-by-primary', { primaryEpoch: hello.epoch });
-      this.#becomeJoining(hello.epoch);
+      this.#leaveBackup(hello.epoch, 'the primary serves alone');
+      return;
     }
+    if (hello.role === 'solo-primary') this.#confirmFollow(hello.epoch, hello.follow);
   }
 
   // ---------------------------------------------------------------- state-sync strategy hooks
@@ -509,6 +597,7 @@ class ReplicaNode implements Replica<unknown> {
       return;
     }
     const attachment = this.#attachment!;
+    this.#endCoverage('the dropped replica streams a new state');
     link.handOff((conn) => {
       if (this.#attachment !== attachment) return conn.abort();
       this.#log('info', 'transfer-connection', { from: hello.nodeId });
@@ -590,10 +679,11 @@ class ReplicaNode implements Replica<unknown> {
         },
       ),
       dialTransfer: async (): Promise<Connection> => {
-        const conn = await this.#env.network.dial(this.#opts.peer, { maxMessageSize: this.#cfg.maxMessageSize, timeoutMs: Math.max(this.#bounds.peerFaultyMs, 1000) });
+        const timeoutMs = Math.max(this.#bounds.dialTimeoutMs, 1000);
+        const conn = await this.#env.network.dial(this.#opts.peer, { maxMessageSize: this.#cfg.maxMessageSize, timeoutMs });
         const hello: Hello = { t: 'hello', kind: 'transfer', service: this.#opts.service.name, nodeId, epoch: this.#epoch };
-        void conn.send(codec.encode(hello)).catch(() => undefined);
-        return conn;
+        const auth = this.#security.peerRing === undefined ? undefined : { ring: this.#security.peerRing };
+        return remainderOf(conn, await dialHandshake(conn, hello, auth, this.#env, timeoutMs));
       },
       onCancel(listener: () => void): void {
         if (cancelled) listener();
@@ -628,17 +718,18 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   /** Ask the primary to join: from the fetched state when it is still the one we hold, else a whole copy. */
-  #sendStateReq(link: Link): void {
+  #sendStateReq(link: Link, resume?: { seq: number; epoch: number }): void {
     const f = this.#fetched;
     const req: StateReq = { t: 'stateReq', nodeId: this.#nodeId };
-    if (f !== undefined && f.seq === this.#runner.appliedSeq) {
+    if (resume !== undefined) req.resume = resume;
+    else if (f !== undefined && f.seq === this.#runner.appliedSeq) {
       req.haveSeq = f.seq;
       req.haveDigest = f.digest;
     }
     link.send(req);
     // The primary answers with the copy, or tells us (drop) when its join timeout passes; a closed
     // connection re-probes at once (#onLinkClosed). This only covers a primary that went silent.
-    this.#scheduleProbe(this.#bounds.joinTimeoutMs + this.#bounds.peerFaultyMs);
+    this.#scheduleProbe(this.#bounds.joinTimeoutMs + this.#bounds.dialTimeoutMs);
   }
 
   // ---------------------------------------------------------------- primary: requests
@@ -649,9 +740,10 @@ class ReplicaNode implements Replica<unknown> {
       link.send({ t: 'notPrimary', requestId: req.requestId, epoch: this.#epoch, role });
       return;
     }
-    if (role === 'primary' && (this.#dropping !== undefined || !this.#tracker.leaseValid(this.#env.now()))) {
+    if (role === 'primary' && (this.#dropping !== undefined || !this.#tracker.leaseValid(this.#env.now()) || this.#tracker.flowControlled)) {
       // Lease lapsed: we may have been paused while the backup took over. Hold until it is renewed.
       // Dropping the backup: hold until it acknowledged the drop (or is proven gone).
+      // Flow control: the backup lags by maxUnackedEntries / 2 — wait for it rather than evict it.
       if (this.#held.length < MAX_HELD_REQUESTS) this.#held.push({ link, req });
       if (this.#dropping === undefined) this.#ensureFlushSoon();
       return;
@@ -663,7 +755,9 @@ class ReplicaNode implements Replica<unknown> {
     const runner = this.#runner;
     const dup = runner.dedup.get(req.clientId, req.requestId);
     if (dup !== undefined && this.#broken !== 'skip-dedup') {
-      link.send(this.#repFromRecord(req.requestId, dup));
+      const rep = this.#repFromRecord(req.requestId, dup);
+      this.#authenticate(rep, req);
+      link.send(rep);
       return;
     }
     const parsed = runner.parseRequest(req.body);
@@ -688,13 +782,14 @@ class ReplicaNode implements Replica<unknown> {
     if (outcome.error === undefined) rep.body = outcome.body;
     else rep.error = outcome.error;
 
-    if (this.#role === 'solo-primary') {
+    const covering = this.#role === 'solo-primary' && this.#covering !== undefined;
+    if (this.#role === 'solo-primary' && !covering) {
       rep.replicated = true; // no backup exists: nothing for the client to forward
       link.send(rep);
       return;
     }
     this.#tracker.append(entry);
-    if (this.#cfg.replyMode === 'sync') {
+    if (this.#cfg.replyMode === 'sync' && !covering) {
       rep.replicated = true;
       this.#syncWaiters.push({ seq: entry.seq, link, rep });
       this.#flush();
@@ -710,7 +805,12 @@ class ReplicaNode implements Replica<unknown> {
       link.piggybackGeneration = t.generation;
       link.piggybackedUpTo = entry.seq;
     }
+    this.#authenticate(rep, req);
     link.send(rep); // the reply goes out first; everything below is bookkeeping
+    if (covering) {
+      if (this.#tracker.log.size >= this.#cfg.maxUnackedEntries) this.#endCoverageSoon('the dropped replica has not come back within maxUnackedEntries entries');
+      return;
+    }
     if (this.#tracker.overflowing) {
       this.#peerFaulty(`backup has not acknowledged ${this.#tracker.log.size} entries`);
     } else if (this.#tracker.countFlushDue) {
@@ -725,9 +825,32 @@ class ReplicaNode implements Replica<unknown> {
     else if (isExpired(rec)) {
       rep.error = { name: 'ReplyExpiredError', message: `request ${requestId} was already applied (seq ${rec.seq}); its reply is no longer kept (dedupMaxBytes)` };
     } else rep.body = rec.body;
-    if (this.#role === 'solo-primary' || rec.seq <= this.#tracker.ackedSeq) rep.replicated = true;
+    if ((this.#role === 'solo-primary' && this.#covering === undefined) || rec.seq <= this.#tracker.ackedSeq) rep.replicated = true;
     else if (this.#cfg.piggyback === 'entries') rep.entries = this.#tracker.log.packedRange(this.#tracker.ackedSeq, rec.seq);
     return rep;
+  }
+
+  /**
+   * With a cluster key, the state information a reply carries gets the primary's MAC, so the backup can
+   * tell what this primary sequenced from what a client made up (docs/SECURITY.md).
+   */
+  #authenticate(rep: Rep, req: Req): void {
+    const ring = this.#security.macRing;
+    if (ring === undefined || rep.replicated === true || rep.seq === 0) return;
+    if (rep.entries !== undefined) {
+      rep.entriesMac = packedEntriesMac(ring, rep.seq, rep.entries);
+      return;
+    }
+    rep.mac = entryMac(ring, {
+      seq: rep.seq,
+      epoch: rep.entryEpoch ?? rep.epoch,
+      clientId: req.clientId,
+      requestId: req.requestId,
+      body: req.body,
+      time: rep.time,
+      seed: rep.seed,
+      digest: rep.digest,
+    });
   }
 
   // ---------------------------------------------------------------- primary: flush, ack, lease
@@ -759,7 +882,7 @@ class ReplicaNode implements Replica<unknown> {
     const link = this.#peerLink;
     const plan = this.#tracker.plan(now);
     if (plan.kind === 'faulty') {
-      this.#peerFaulty(`no flushAck after ${this.#cfg.maxRetransmits} retransmissions`);
+      this.#confirmSilence();
       return;
     }
     if (plan.kind === 'join-timeout') {
@@ -774,6 +897,25 @@ class ReplicaNode implements Replica<unknown> {
     if (link.send({ t: 'flush', epoch: this.#epoch, flushId: plan.flushId, entries: plan.entries })) this.#tracker.sent(plan.flushId, now);
   }
 
+  /**
+   * The backup looks silent: look again after one turn of the event loop, so acknowledgements that
+   * arrived while this process was busy are read first — a primary that was itself slow must not
+   * blame its backup for it (docs/PROTOCOL.md, "Failure detector").
+   */
+  #confirmSilence(): void {
+    if (this.#silenceCheck !== undefined) return;
+    this.#silenceCheck = this.#env.setTimer(0, () => {
+      this.#silenceCheck = undefined;
+      if (this.#role !== 'primary' || this.#dropping !== undefined) return;
+      const now = this.#env.now();
+      if (!this.#tracker.silentTooLong(now)) {
+        this.#ensureFlushSoon();
+        return;
+      }
+      this.#peerFaulty(`no acknowledgement for ${Math.round(now - this.#tracker.lastAckAt)} ms and ${this.#cfg.maxRetransmits} retransmissions`);
+    });
+  }
+
   #onFlushAck(link: Link, ack: FlushAck): void {
     if (ack.epoch > this.#epoch) {
       this.#stepDown(ack.epoch);
@@ -786,9 +928,9 @@ class ReplicaNode implements Replica<unknown> {
       this.#peerFaulty(`the joiner installed seq ${ack.upToSeq}, older than the copy at ${this.#tracker.ackedSeq}`);
       return;
     }
-    this.#tracker.acked(ack);
+    this.#tracker.acked(ack, this.#env.now());
     if (this.#syncWaiters.length > 0) this.#releaseSyncWaiters();
-    if (this.#held.length > 0 && this.#tracker.leaseValid(this.#env.now())) this.#releaseHeld();
+    if (this.#held.length > 0 && this.#tracker.leaseValid(this.#env.now()) && !this.#tracker.flowControlled) this.#releaseHeld();
   }
 
   #releaseSyncWaiters(): void {
@@ -817,7 +959,7 @@ class ReplicaNode implements Replica<unknown> {
   #redialPeer(): void {
     if (this.#peerDialing || this.#role !== 'primary' || this.#dropping !== undefined) return;
     this.#peerDialing = true;
-    void this.#dialPeerResult(Math.max(this.#bounds.peerFaultyMs, 100)).then(({ link }) => {
+    void this.#dialPeerResult(Math.max(this.#bounds.dialTimeoutMs, 100)).then(({ link }) => {
       this.#peerDialing = false;
       if (this.#role !== 'primary' || this.#dropping !== undefined) {
         link?.abort();
@@ -860,9 +1002,13 @@ class ReplicaNode implements Replica<unknown> {
     this.#flushTimer = undefined;
     const link = this.#peerLink;
     this.#peerLink = undefined;
-    const wait = this.#tracker.lastAckedSentAt + this.#bounds.takeoverMs - this.#env.now();
-    this.#tracker.clear();
+    const now = this.#env.now();
+    const wait = this.#tracker.lastAckedSentAt + this.#bounds.takeoverMs - now;
+    // Keep the log from the backup's acknowledged seq: serving alone, this replica still piggybacks it,
+    // so the dropped backup — if it lives — can follow by the clients' forwards ("Follower").
+    this.#tracker.stopFlushing();
     this.#tracker.leaseUntil = 0;
+    this.#covering = { from: this.#tracker.ackedSeq, lastReachedAt: now, endingSince: undefined };
     const d: DropPhase = { link: link && !link.isClosed ? link : undefined, timer: undefined, dialing: false };
     this.#dropping = d;
     this.#log('info', 'dropping-backup', { reason, maxWaitMs: Math.max(0, wait) });
@@ -891,7 +1037,7 @@ class ReplicaNode implements Replica<unknown> {
     }
     if (d.dialing) return;
     d.dialing = true;
-    void this.#dialPeerResult(Math.max(this.#bounds.peerFaultyMs, 100)).then(({ link, refused }) => {
+    void this.#dialPeerResult(Math.max(this.#bounds.dialTimeoutMs, 100)).then(({ link, refused }) => {
       d.dialing = false;
       if (this.#dropping !== d) {
         link?.abort();
@@ -901,6 +1047,7 @@ class ReplicaNode implements Replica<unknown> {
         d.link = link;
         link.send(drop);
       } else if (refused) {
+        this.#endCoverage('the dropped replica is gone (dial refused)');
         this.#goSolo('backup unreachable (dial refused)');
       } else {
         // Unreachable for another reason: try again shortly (the deadline timer bounds the wait).
@@ -945,6 +1092,8 @@ class ReplicaNode implements Replica<unknown> {
   #cancelPrimaryTimers(): void {
     this.#flushTimer?.cancel();
     this.#flushTimer = undefined;
+    this.#silenceCheck?.cancel();
+    this.#silenceCheck = undefined;
     this.#cancelDrop();
   }
 
@@ -962,16 +1111,57 @@ class ReplicaNode implements Replica<unknown> {
         this.#probeTimer = this.#env.setTimer(interval, tick);
         return;
       }
-      void this.#dialPeer().then((l) => {
+      void this.#dialPeerResult(Math.max(this.#bounds.dialTimeoutMs, 100)).then(({ link: l, refused }) => {
         if (l) {
           if (this.#role !== 'solo-primary') return void l.abort();
           this.#probeLink = l;
           l.send({ t: 'status' });
+        } else if (refused) {
+          // Nothing listens at the peer's address: a dropped replica there is gone; its restart holds no state.
+          this.#endCoverage('the dropped replica is gone (dial refused)');
         }
+        this.#tickCoverage();
         if (this.#role === 'solo-primary') this.#probeTimer = this.#env.setTimer(interval, tick);
       });
     };
     this.#probeTimer = this.#env.setTimer(interval, tick);
+  }
+
+  // ---------------------------------------------------------------- solo primary: covering a dropped backup
+
+  /** The seq from which this solo primary piggybacks for its dropped backup (confirmed in hello/status). */
+  #coveringFrom(): number | undefined {
+    const c = this.#covering;
+    return c === undefined || c.endingSince !== undefined || this.#role !== 'solo-primary' ? undefined : c.from;
+  }
+
+  /**
+   * Stop confirming the coverage now, end it coverageEndMs later (docs/PROTOCOL.md, "Follower"): a
+   * dropped replica takes over only with a confirmation younger than coverageEndMs, so it cannot rely on
+   * a coverage this replica ended.
+   */
+  #endCoverageSoon(why: string): void {
+    const c = this.#covering;
+    if (c === undefined || c.endingSince !== undefined) return;
+    c.endingSince = this.#env.now();
+    this.#log('warn', 'coverage-ending', { why, fromSeq: c.from, entries: this.#tracker.log.size, inMs: this.#bounds.joinTimeoutMs });
+  }
+
+  #tickCoverage(): void {
+    const c = this.#covering;
+    if (c === undefined) return;
+    const now = this.#env.now();
+    if (c.endingSince === undefined && now - c.lastReachedAt >= this.#bounds.joinTimeoutMs && this.#tracker.log.size >= this.#cfg.flushMaxEntries) {
+      this.#endCoverageSoon(`the dropped replica has not answered for ${Math.round(now - c.lastReachedAt)} ms`);
+    }
+    if (c.endingSince !== undefined && now - c.endingSince >= this.#bounds.joinTimeoutMs) this.#endCoverage('coverage period over');
+  }
+
+  #endCoverage(why: string): void {
+    if (this.#covering === undefined) return;
+    this.#log('info', 'coverage-ended', { why, fromSeq: this.#covering.from });
+    this.#covering = undefined;
+    if (this.#role === 'solo-primary') this.#tracker.clear();
   }
 
   // ---------------------------------------------------------------- primary: a backup joins
@@ -984,6 +1174,18 @@ class ReplicaNode implements Replica<unknown> {
     // The same joiner asking again while its copy is in flight (it cannot have installed it: it would
     // have acknowledged): keep the join in progress rather than send a second copy.
     if (link === this.#peerLink && this.#role === 'primary' && this.#tracker.awaitingJoinAck) return;
+    if (req.resume !== undefined) {
+      // A dropped backup that followed us: admit it from its own state with the entries our log still holds.
+      const entries = this.#resumeEntries(req.resume);
+      if (entries !== undefined) {
+        this.#log('info', 'resume', { joiner: req.nodeId, fromSeq: req.resume.seq, entries: entries.length });
+        this.#admitJoiner(link, entries, req.nodeId, true);
+      } else {
+        this.#log('info', 'resume-unavailable', { joiner: req.nodeId, fromSeq: req.resume.seq, epoch: req.resume.epoch, appliedSeq: this.#runner.appliedSeq, logFrom: this.#tracker.ackedSeq });
+        link.send({ t: 'drop', epoch: this.#epoch, reason: 'resume unavailable: join with a state transfer' });
+      }
+      return;
+    }
     const attachment = this.#attachment;
     if (req.haveSeq !== undefined && req.haveDigest !== undefined && attachment?.verifiedAt !== undefined && attachment.entriesAfter !== undefined) {
       // The joiner streamed a state: join it from there if our strategy verified it (it may still be
@@ -1013,6 +1215,17 @@ class ReplicaNode implements Replica<unknown> {
     this.#admitJoiner(link, undefined, req.nodeId);
   }
 
+  /** The entries after `seq` up to appliedSeq from our own log (a resume), when all held and of this epoch. */
+  #resumeEntries(resume: { seq: number; epoch: number }): readonly Entry[] | undefined {
+    const head = this.#runner.appliedSeq;
+    if (resume.epoch !== this.#epoch || resume.seq > head || resume.seq < this.#tracker.ackedSeq) return undefined;
+    if (this.#role === 'solo-primary' && this.#covering === undefined) return undefined;
+    const entries = this.#tracker.log.range(resume.seq);
+    if (entries.length !== head - resume.seq) return undefined;
+    for (let i = 0; i < entries.length; i++) if (entries[i]!.seq !== resume.seq + 1 + i || entries[i]!.epoch !== this.#epoch) return undefined;
+    return entries;
+  }
+
   /** The entries after `seq` up to appliedSeq from the strategy, when complete and few enough for the log bound. */
   #deltaFrom(attachment: PrimaryAttachment, seq: number): readonly Entry[] | undefined {
     const head = this.#runner.appliedSeq;
@@ -1032,9 +1245,10 @@ class ReplicaNode implements Replica<unknown> {
 
   /** Make `link`'s replica our backup: from a whole-state copy (delta undefined), or from the state it
    * holds at haveSeq with `delta` = the entries after it, which go into the unacknowledged log. */
-  #admitJoiner(link: Link, delta: readonly Entry[] | undefined, joinerId: string): void {
+  #admitJoiner(link: Link, delta: readonly Entry[] | undefined, joinerId: string, resumed = false): void {
     // A dropped backup asking for a fresh copy has left the backup role: the drop is complete.
     this.#cancelDrop();
+    this.#covering = undefined; // a backup again (or a full join): nobody follows any more
     let msg: StateSnap;
     if (delta !== undefined) {
       const seq = this.#runner.appliedSeq - delta.length;
@@ -1056,7 +1270,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#probeTimer = undefined;
     if (this.#probeLink && this.#probeLink !== link) this.#probeLink.abort();
     this.#probeLink = undefined;
-    const mode = delta !== undefined ? 'delta' : 'copy';
+    const mode = resumed ? 'resume' : delta !== undefined ? 'delta' : 'copy';
     this.#log('info', 'peer-joined', { seq: snap.seq, peer: link.remote, mode, entries: delta?.length ?? 0 });
     this.#setRole('primary');
     this.#emit({ type: 'peer-joined', seq: snap.seq, mode });
@@ -1084,7 +1298,11 @@ class ReplicaNode implements Replica<unknown> {
       if (this.#role === 'starting') {
         this.#epoch = Math.max(this.#epoch, drop.epoch);
         this.#scheduleProbe(0);
+      } else if (this.#role === 'backup') {
+        this.#leaveBackup(drop.epoch, 'dropped');
       } else {
+        // A joiner told to join otherwise (a resume the primary cannot serve, a delta to stream again).
+        this.#stopFollowing('the primary asks for a state transfer');
         this.#becomeJoining(drop.epoch);
       }
     }
@@ -1106,6 +1324,7 @@ class ReplicaNode implements Replica<unknown> {
     if (this.#role !== 'backup') return; // joining/starting: the primary will get our stateReq
     if (flush.epoch > this.#epoch) this.#epoch = flush.epoch;
     this.#lastFlushAt = this.#env.now();
+    this.#slowPrimaryProbes = 0;
     if (this.#suspectTimer) {
       this.#suspectTimer.cancel();
       this.#suspectTimer = undefined;
@@ -1116,16 +1335,26 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   #onForward(link: Link, fwd: Fwd): void {
+    const ring = this.#security.macRing;
+    // A backup collects forwards; so does a dropped backup following the solo primary.
+    const collecting = this.#role === 'backup' || (this.#role === 'joining' && this.#follow !== undefined);
     let entries = fwd.entries;
+    if (ring !== undefined && entries.length > 0) {
+      entries = entries.filter((e) => verifyEntryMac(ring, e, e.mac) || this.#forged(link, [e.seq], 'entry MAC does not verify'));
+    }
     if (fwd.packed !== undefined) {
       entries = entries.slice();
       for (const p of fwd.packed) {
         // Skip lists the backup already applied (the primary's flush got here first): no decoding.
-        if (this.#role === 'backup' && p.upToSeq <= this.#runner.appliedSeq) continue;
+        if (collecting && p.upToSeq <= this.#runner.appliedSeq) continue;
+        if (ring !== undefined && !verifyPackedEntries(ring, p.upToSeq, p.bytes, p.mac)) {
+          this.#forged(link, [p.upToSeq], p.mac === undefined ? 'no MAC on forwarded entries' : 'the MAC of forwarded entries does not verify');
+          continue;
+        }
         for (const e of decodeEntries(p.bytes)) entries.push(e); // throws ProtocolViolationError
       }
     }
-    if (this.#role === 'backup') {
+    if (collecting) {
       this.#acceptEntries(entries, false);
     } else if (SERVING.has(this.#role)) {
       this.#checkLateEntries(entries);
@@ -1167,6 +1396,18 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   /** After a takeover, an entry of the old epoch beyond what we applied is a reply we cannot reflect. */
+  /** A client forwarded state information the primary did not authenticate: report it, never apply it. */
+  #forged(link: Link, seqs: number[], reason: string): false {
+    this.#forgedForwards++;
+    const remote = link.conn.remoteAddress;
+    const clientId = link.hello?.nodeId;
+    this.#rateLog.log('forged-forward', (suppressed) =>
+      this.#log('error', 'FORGED-FORWARD', { remote, clientId, seqs, reason, suppressed, hint: 'a client forwarded state information the primary did not sequence; not applied' }),
+    );
+    this.#emit({ type: 'forged-forward', remote, seqs, reason });
+    return false;
+  }
+
   #checkLateEntries(entries: readonly Entry[]): void {
     const lost = entries.filter((e) => e.epoch < this.#epoch && e.seq > this.#takeoverSeq && this.#takeoverSeq > 0);
     if (lost.length > 0) this.#reportLost(lost.map((e) => e.seq), 'forward arrived after takeover');
@@ -1218,9 +1459,18 @@ class ReplicaNode implements Replica<unknown> {
       this.#probingPrimary = false;
       if (this.#role !== 'backup') return;
       if (this.#env.now() < this.#lastFlushAt + this.#cfg.heartbeatTimeoutMs) return; // a flush came: the watchdog runs
+      if (reply !== undefined && reply.role === 'primary' && reply.epoch === this.#epoch && this.#slowPrimaryProbes < MAX_SLOW_PRIMARY_PROBES) {
+        // Our primary is alive and still has a backup — us: it is slow (a busy machine), not gone. Its
+        // answer counts as a heartbeat; a few in a row without a flush and we join again (below).
+        this.#slowPrimaryProbes++;
+        this.#log('info', 'primary-slow', { silenceMs: Math.round(this.#env.now() - this.#lastFlushAt), probes: this.#slowPrimaryProbes });
+        this.#lastFlushAt = this.#env.now();
+        this.#armWatchdog();
+        return;
+      }
       if (reply !== undefined && SERVING.has(reply.role) && reply.epoch >= this.#epoch) {
         this.#log('warn', 'takeover-aborted', { why: 'the primary answered', primaryRole: reply.role, primaryEpoch: reply.epoch });
-        this.#becomeJoining(reply.epoch);
+        this.#leaveBackup(reply.epoch, `the primary answered as ${reply.role}`);
         return;
       }
       this.#takeoverIfAllowed();
@@ -1260,6 +1510,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#takeoverSeq = this.#runner.appliedSeq;
     if (gap.length > 0) this.#reportLost(gap.map((e) => e.seq), `missing seq ${this.#runner.appliedSeq + 1} at takeover`);
     this.#log('warn', 'takeover', { appliedSeq: this.#runner.appliedSeq, silenceMs });
+    this.#followable = false;
     this.#setRole('solo-primary');
     this.#emit({ type: 'takeover', epoch: this.#epoch, appliedSeq: this.#runner.appliedSeq, silenceMs });
     this.#startSoloProbe();
@@ -1278,16 +1529,20 @@ class ReplicaNode implements Replica<unknown> {
     const was = this.#role;
     this.#log('warn', 'step-down', { newerEpoch, was });
     this.#emit({ type: 'step-down', epoch: this.#epoch, newerEpoch });
+    // A deposed primary may hold entries the new primary never had: its state is no prefix of anyone's.
+    this.#followable = false;
     this.#becomeJoining(newerEpoch);
     void was;
   }
 
-  /** Drop primary/backup duties and copy the state from the (other) primary. */
-  #becomeJoining(epoch: number): void {
+  /** Drop primary/backup duties and copy the state from the (other) primary. `keepLog`: a dropped backup
+   * that follows keeps the entries the clients forwarded. */
+  #becomeJoining(epoch: number, keepLog = false): void {
     this.#cancelPrimaryTimers();
     this.#cancelBackupTimers();
     this.#probeTimer?.cancel();
     this.#probeTimer = undefined;
+    this.#covering = undefined;
     this.#epoch = Math.max(this.#epoch, epoch);
     this.#setRole('joining');
     this.#answerHeldNotPrimary();
@@ -1295,9 +1550,176 @@ class ReplicaNode implements Replica<unknown> {
     this.#peerLink = undefined;
     peer?.abort();
     this.#tracker.clear();
-    this.#backupLog.clear();
+    if (!keepLog) this.#backupLog.clear();
     this.#joinAttempt = 0;
     this.#scheduleProbe(0);
+  }
+
+  // ---------------------------------------------------------------- a dropped backup follows (docs/PROTOCOL.md, "Follower")
+
+  /**
+   * The backup stops being one (dropped, or its primary serves alone). Its state is still a prefix of the
+   * primary's history, so it follows: it keeps collecting the clients' forwards (the solo primary still
+   * piggybacks for it) and asks to resume from where it is — or, should that primary die meanwhile, can
+   * prove it holds everything it acknowledged and take over.
+   */
+  #leaveBackup(epoch: number, why: string): void {
+    const follow = this.#followable && epoch === this.#epoch;
+    this.#becomeJoining(epoch, follow);
+    if (follow) {
+      this.#follow = { epoch, lastConfirmAt: this.#env.now(), waiting: undefined };
+      this.#log('info', 'following', { why, appliedSeq: this.#runner.appliedSeq, pending: this.#backupLog.pendingCount });
+    } else {
+      this.#followable = false;
+    }
+  }
+
+  #stopFollowing(why: string): void {
+    const f = this.#follow;
+    if (f === undefined) return;
+    f.waiting?.cancel();
+    this.#follow = undefined;
+    this.#followable = false;
+    this.#backupLog.clear();
+    this.#log('info', 'following-stopped', { why });
+  }
+
+  /** The solo primary said (hello, statusReply) whether it still covers us. */
+  #confirmFollow(epoch: number, from: number | undefined): void {
+    const f = this.#follow;
+    if (f === undefined || this.#role !== 'joining' || epoch !== f.epoch) return;
+    if (from !== undefined && from <= this.#runner.appliedSeq) f.lastConfirmAt = this.#env.now();
+    else this.#stopFollowing(from === undefined ? 'the primary no longer covers us' : `the primary covers from ${from}, beyond our seq ${this.#runner.appliedSeq}`);
+  }
+
+  /** Every statusReply a replica gets from its peer. */
+  #notePeerStatus(r: StatusReply): void {
+    if (SERVING.has(r.role) && r.epoch >= this.#peerEpochSeen) {
+      this.#peerSeqSeen = r.epoch > this.#peerEpochSeen ? r.appliedSeq : Math.max(this.#peerSeqSeen, r.appliedSeq);
+    }
+    this.#peerEpochSeen = Math.max(this.#peerEpochSeen, r.epoch);
+    if (this.#covering !== undefined) this.#covering.lastReachedAt = this.#env.now();
+    if (r.role === 'solo-primary') this.#confirmFollow(r.epoch, r.follow);
+  }
+
+  /**
+   * The solo primary we follow is not serving (nothing listens at its address, or a restarted process
+   * answers). With a recent confirmation that it covered us, wait for the clients' last forwards (the
+   * forward window), then take over if nothing is missing; otherwise say so and wait for an operator.
+   */
+  #followerTakeover(peer: StatusReply | undefined): void {
+    const f = this.#follow;
+    if (f === undefined || f.waiting !== undefined) return;
+    const now = this.#env.now();
+    if (now - f.lastConfirmAt > this.#bounds.joinTimeoutMs) {
+      this.#stopFollowing('our last confirmation from the solo primary is too old');
+      return this.#blockNoPrimary(peer);
+    }
+    this.#log('warn', 'primary-gone', { following: f.epoch, peerRole: peer?.role ?? 'nothing listens', waitMs: this.#bounds.forwardWindowMs });
+    f.waiting = this.#env.setTimer(this.#bounds.forwardWindowMs, () => {
+      f.waiting = undefined;
+      if (this.#follow !== f || this.#role !== 'joining') return;
+      void this.#probePeerStatus(this.#bounds.dialTimeoutMs).then((again) => {
+        if (this.#follow !== f || this.#role !== 'joining') return;
+        if (again !== undefined && SERVING.has(again.role)) return this.#scheduleProbe(0); // it serves again: resume
+        this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d), true);
+        const gap = this.#backupLog.beyondGap();
+        if (gap.length > 0) {
+          this.#stopFollowing('entries are missing');
+          this.#block(`the solo primary died; the clients' forwards miss seq ${this.#runner.appliedSeq + 1} (they hold up to ${gap[gap.length - 1]!.seq})`, gap[gap.length - 1]!.seq);
+          return this.#scheduleProbe(this.#retryMs());
+        }
+        const silenceMs = this.#env.now() - f.lastConfirmAt;
+        this.#follow = undefined;
+        this.#backupLog.clear();
+        this.#epoch = Math.max(this.#epoch, this.#peerEpochSeen) + 1;
+        this.#takeoverSeq = this.#runner.appliedSeq;
+        this.#followable = false;
+        this.#unblock();
+        this.#joinTimer?.cancel();
+        this.#joinTimer = undefined;
+        this.#log('warn', 'takeover', { appliedSeq: this.#runner.appliedSeq, silenceMs, follower: true });
+        this.#setRole('solo-primary');
+        this.#emit({ type: 'takeover', epoch: this.#epoch, appliedSeq: this.#runner.appliedSeq, silenceMs, follower: true });
+        this.#startSoloProbe();
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- blocked: an operator decides
+
+  /** Joining with a state (or the knowledge of an epoch) and no serving peer: we cannot prove nothing is lost. */
+  #blockNoPrimary(peer: StatusReply | undefined): void {
+    const why =
+      peer === undefined
+        ? 'no serving primary: nothing listens at the peer address'
+        : `no serving primary: the peer is ${peer.role} at epoch ${peer.epoch} (seq ${peer.appliedSeq})`;
+    this.#block(`${why}; this replica (epoch ${this.#epoch}, seq ${this.#runner.appliedSeq}) may lack writes the last primary acknowledged`, this.#peerSeqSeen);
+  }
+
+  #block(reason: string, knownSeq: number): void {
+    const haveSeq = this.#runner.appliedSeq;
+    const b: BlockedStatus = { reason, haveSeq, mayLoseFrom: haveSeq + 1 };
+    const upTo = Math.max(knownSeq, this.#backupLog.beyondGap().at(-1)?.seq ?? 0);
+    if (upTo > haveSeq) b.mayLoseTo = upTo;
+    const same = this.#blocked !== undefined && this.#blocked.reason === b.reason && this.#blocked.haveSeq === b.haveSeq;
+    this.#blocked = b;
+    if (same) return;
+    this.#log('error', 'BLOCKED', { ...b, hint: 'this replica waits for its peer; to serve now from what it holds, accepting the loss: tandem-kv promote --accept-loss (or replica.promote({ acceptLoss: true }))' });
+    this.#emit({ type: 'blocked', ...b });
+  }
+
+  #unblock(): void {
+    if (this.#blocked === undefined) return;
+    this.#log('info', 'unblocked', {});
+    this.#blocked = undefined;
+  }
+
+  async promote(options: { acceptLoss: true }): Promise<void> {
+    if (options?.acceptLoss !== true) throw new TypeError('promote needs { acceptLoss: true }: writes this replica does not hold are lost');
+    if (this.#role === 'stopped') throw new StoppedError('replica stopped');
+    if (SERVING.has(this.#role) || this.#listener === undefined) return;
+    this.#cancelFetch();
+    this.#cancelBackupTimers();
+    this.#joinTimer?.cancel();
+    this.#joinTimer = undefined;
+    this.#follow?.waiting?.cancel();
+    this.#follow = undefined;
+    this.#joinLink?.abort();
+    this.#joinLink = undefined;
+    this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d), true);
+    const gap = this.#backupLog.beyondGap();
+    this.#backupLog.clear();
+    const lostFrom = this.#runner.appliedSeq + 1;
+    const lostTo = Math.max(this.#peerSeqSeen, gap.at(-1)?.seq ?? 0, this.#blocked?.mayLoseTo ?? 0);
+    this.#epoch = Math.max(this.#epoch, this.#peerEpochSeen) + 1;
+    this.#takeoverSeq = this.#runner.appliedSeq;
+    this.#followable = false;
+    this.#blocked = undefined;
+    const ev: Extract<ReplicaEvent, { type: 'promoted' }> = { type: 'promoted', epoch: this.#epoch, appliedSeq: this.#runner.appliedSeq, lostFrom };
+    if (lostTo >= lostFrom) ev.lostTo = lostTo;
+    this.#log('error', 'PROMOTED', { appliedSeq: ev.appliedSeq, lostFrom, lostTo: ev.lostTo ?? 'unknown', note: 'an operator accepted the loss of acknowledged writes this replica does not hold' });
+    this.#setRole('solo-primary');
+    this.#emit(ev);
+    this.#startSoloProbe();
+  }
+
+  /** An operator's connection (hello kind 'admin', authenticated like a peer): status and promote only. */
+  #onAdmin(link: Link, m: Message): void {
+    switch (m.t) {
+      case 'status':
+        link.send(this.#statusReply());
+        return;
+      case 'promote':
+        this.#log('warn', 'promote-requested', { remote: link.conn.remoteAddress });
+        void this.promote({ acceptLoss: m.acceptLoss }).then(
+          () => link.send(this.#statusReply()),
+          () => link.send(this.#statusReply()),
+        );
+        return;
+      default:
+        this.#violation(`${m.t} from an operator connection`);
+    }
   }
 
   // ---------------------------------------------------------------- startup and rejoin
@@ -1315,25 +1737,53 @@ class ReplicaNode implements Replica<unknown> {
     if (this.#role !== 'starting' && this.#role !== 'joining') return;
     if (this.#fetchCancel !== undefined) return; // a state fetch is in progress; it asks to join when done
     const attempt = ++this.#joinAttempt;
-    const retryMs = Math.max(this.#cfg.flushIntervalMs, this.#cfg.heartbeatTimeoutMs / 3);
+    const retryMs = this.#retryMs();
     void (async () => {
       let link = this.#joinLink && !this.#joinLink.isClosed ? this.#joinLink : undefined;
       let refused = false;
       if (!link) {
-        const r = await this.#dialPeerResult(Math.max(this.#bounds.peerFaultyMs, 100));
+        const r = await this.#dialPeerResult(Math.max(this.#bounds.dialTimeoutMs, 100));
         link = r.link;
         refused = r.refused;
         if (link) this.#joinLink = link;
       }
       if (attempt !== this.#joinAttempt || (this.#role !== 'starting' && this.#role !== 'joining')) return;
-      const reply = link ? await this.#awaitStatus(link, this.#bounds.peerFaultyMs) : undefined;
+      const reply = link ? await this.#awaitStatus(link, this.#bounds.dialTimeoutMs) : undefined;
       if (attempt !== this.#joinAttempt || (this.#role !== 'starting' && this.#role !== 'joining')) return;
       if (reply !== undefined) this.#unansweredSince = undefined;
       if (reply && SERVING.has(reply.role) && link && !link.isClosed) {
+        this.#unblock();
+        const f = this.#follow;
+        if (f !== undefined && reply.epoch === f.epoch && reply.follow !== undefined && reply.follow <= this.#runner.appliedSeq) {
+          // A dropped backup the primary still covers: resume from our own state, no transfer.
+          this.#sendStateReq(link, { seq: this.#runner.appliedSeq, epoch: f.epoch });
+          return;
+        }
+        this.#stopFollowing(f === undefined ? 'not following' : `the primary (epoch ${reply.epoch}) does not cover us`);
         this.#epoch = Math.max(this.#epoch, reply.epoch);
         const haveVerified = this.#fetched !== undefined && this.#fetched.seq === this.#runner.appliedSeq;
         if (this.#stateSync.fetch !== undefined && !haveVerified) return this.#fetchThenJoin(link);
         this.#sendStateReq(link);
+        return;
+      }
+      const peerDown = refused || (reply !== undefined && !SERVING.has(reply.role));
+      if (this.#follow !== undefined && peerDown && (reply === undefined || reply.epoch <= this.#follow.epoch)) {
+        this.#followerTakeover(reply);
+        this.#scheduleProbe(retryMs);
+        return;
+      }
+      if (this.#epoch >= 1) {
+        // This replica knows a service with data existed (it saw a primary of an epoch) and no serving
+        // primary is there: leading a fresh state would silently lose what was acknowledged.
+        if (peerDown) this.#blockNoPrimary(reply);
+        else if (reply === undefined) {
+          const now = this.#env.now();
+          this.#unansweredSince ??= now;
+          if (now - this.#unansweredSince >= this.#bounds.takeoverMs) {
+            this.#block(`the peer does not answer (paused, partitioned or overloaded) for ${Math.round(now - this.#unansweredSince)} ms; this replica (epoch ${this.#epoch}, seq ${this.#runner.appliedSeq}) may lack writes it acknowledged`, this.#peerSeqSeen);
+          }
+        }
+        this.#scheduleProbe(retryMs);
         return;
       }
       if (this.#role === 'starting' && this.#shouldLead(reply, refused)) {
@@ -1347,10 +1797,16 @@ class ReplicaNode implements Replica<unknown> {
     })();
   }
 
+  #retryMs(): number {
+    return Math.max(this.#cfg.flushIntervalMs, this.#cfg.heartbeatTimeoutMs / 3);
+  }
+
   /** At startup, with no active primary found: should this replica be the first primary? */
   #shouldLead(peer: StatusReply | undefined, refused: boolean): boolean {
     const hint = this.#opts.roleHint ?? 'auto';
     if (hint === 'backup') return false;
+    // The peer holds (or knew of) data: it must not be overrun by a fresh state; wait for it or an operator.
+    if (peer !== undefined && (peer.epoch >= 1 || peer.blocked !== undefined)) return false;
     if (peer === undefined) {
       // Nothing listens there: nobody else is serving.
       if (refused) return true;
@@ -1391,7 +1847,12 @@ class ReplicaNode implements Replica<unknown> {
     this.#cancelFetch(); // a copy arrived: a fetch still running (a stale one) must not touch the state now
     const fetched = this.#fetched;
     this.#fetched = undefined;
-    if (snap.delta === true) {
+    const resumed = snap.delta === true && this.#follow !== undefined && this.#follow.epoch === snap.epoch && this.#runner.appliedSeq === snap.seq;
+    if (resumed) {
+      // A dropped backup resumed from its own state: the entries after it come with the flushes.
+      this.#follow?.waiting?.cancel();
+      this.#follow = undefined;
+    } else if (snap.delta === true) {
       // A join from the state we streamed: nothing to install, but it must be exactly the one we offered.
       if (fetched === undefined || fetched.seq !== snap.seq || this.#runner.appliedSeq !== snap.seq) {
         this.#log('warn', 'unexpected-delta-join', { seq: snap.seq, appliedSeq: this.#runner.appliedSeq, offered: fetched?.seq });
@@ -1417,7 +1878,10 @@ class ReplicaNode implements Replica<unknown> {
     this.#epoch = snap.epoch;
     this.#backupLog.clear();
     this.#lastFlushAt = this.#env.now();
-    this.#log('info', 'joined', { seq: snap.seq, from: link.remote, mode: snap.delta === true ? 'delta' : 'copy' });
+    this.#log('info', 'joined', { seq: snap.seq, from: link.remote, mode: resumed ? 'resume' : snap.delta === true ? 'delta' : 'copy' });
+    this.#stopFollowing('joined');
+    this.#followable = true;
+    this.#unblock();
     this.#setRole('backup');
     // Start the primary's ack clock for us: we hold everything up to the snapshot now.
     link.send({ t: 'flushAck', epoch: this.#epoch, flushId: 0, upToSeq: this.#runner.appliedSeq, role: 'backup' });

@@ -3,6 +3,7 @@
  * failure, with a small bounded queue for messages sent while the dial is in progress.
  */
 import type { Env } from './env.js';
+import { AuthenticationError, dialHandshake, type DialAuth } from './handshake.js';
 import { Link, type LinkHandlers } from './link.js';
 import type { Hello } from './messages.js';
 
@@ -23,6 +24,10 @@ export class ServerConnection {
   readonly #maxMessageSize: number;
   readonly #baseBackoffMs: number;
   readonly #maxBackoffMs: number;
+  /** A client key to authenticate with (replicas that require client authentication). */
+  auth: DialAuth | undefined;
+  /** The replica refused our handshake (AuthenticationError). */
+  onAuthFailure: ((error: AuthenticationError) => void) | undefined;
 
   /**
    * `maxBackoffMs` caps the re-dial backoff. The client passes requestTimeoutMs: a refused dial (nothing
@@ -78,8 +83,19 @@ export class ServerConnection {
   #dial(): void {
     if (this.#dialing || this.#closed) return;
     this.#dialing = true;
-    this.#env.network.dial(this.address, { maxMessageSize: this.#maxMessageSize, timeoutMs: Math.max(1000, this.#baseBackoffMs * 10) }).then(
-      (conn) => {
+    const timeoutMs = Math.max(1000, this.#baseBackoffMs * 10);
+    this.#env.network
+      .dial(this.address, { maxMessageSize: this.#maxMessageSize, timeoutMs })
+      .then(async (conn) => {
+        try {
+          return { conn, it: await dialHandshake(conn, this.#hello(), this.auth, this.#env, timeoutMs) };
+        } catch (err) {
+          if (err instanceof AuthenticationError) this.onAuthFailure?.(err);
+          throw err;
+        }
+      })
+      .then(
+      ({ conn, it }) => {
         this.#dialing = false;
         if (this.#closed) {
           conn.abort();
@@ -88,8 +104,7 @@ export class ServerConnection {
         this.#failures = 0;
         const link = new Link(conn, 'out', this.#handlers, this.#env.logger);
         this.#link = link;
-        link.start();
-        link.send(this.#hello());
+        link.start(it);
         const queued = this.#queue;
         this.#queue = [];
         for (const b of queued) link.sendBytes(b);

@@ -48,6 +48,7 @@ describe('timing bounds', () => {
     const c = computeTimingBounds({ ackTimeoutMs: 10, maxRetransmits: 4, forwardDelayMs: 0, heartbeatTimeoutMs: 80, flushIntervalMs: 10 });
     expect(c.forwardWindowMs).toBe(50);
     expect(c.takeoverMs).toBe(140);
-    expect(c.peerFaultyMs).toBe(50);
+    expect(c.peerFaultyMs).toBe(140); // = takeoverMs: no sooner (docs/PROTOCOL.md, failure detector)
+    expect(c.dialTimeoutMs).toBe(50);
   });
 });

@@ -32,7 +32,7 @@ describe('FlushTracker', () => {
     if (p3.kind !== 'flush') throw new Error();
     expect(p3.entries.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     t.sent(p3.flushId, 11);
-    t.acked({ t: 'flushAck', epoch: 1, flushId: p2.flushId, upToSeq: 4, role: 'backup' });
+    t.acked({ t: 'flushAck', epoch: 1, flushId: p2.flushId, upToSeq: 4, role: 'backup' }, 0);
     expect(t.log.size).toBe(0);
     expect(t.leaseValid(5 + 35)).toBe(true); // lease from the acknowledged flush's send time
     expect(t.leaseValid(5 + 36)).toBe(false);
@@ -69,9 +69,62 @@ describe('FlushTracker gap recovery', () => {
     expect(second.entries.map((e) => e.seq)).toEqual([3]);
     t.sent(second.flushId, 1);
     // the backup got only seq 3, cannot apply it, acknowledges upToSeq 0
-    t.acked({ t: 'flushAck', epoch: 1, flushId: second.flushId, upToSeq: 0, role: 'backup' });
+    t.acked({ t: 'flushAck', epoch: 1, flushId: second.flushId, upToSeq: 0, role: 'backup' }, 0);
     const again = t.plan(2);
     if (again.kind !== 'flush') throw new Error();
     expect(again.entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('FlushTracker failure detector (silence, not retransmissions alone)', () => {
+  const flushAt = (t: FlushTracker, now: number): ReturnType<FlushTracker['plan']> => {
+    const p = t.plan(now);
+    if (p.kind === 'flush') t.sent(p.flushId, now);
+    return p;
+  };
+  it('a backup that acknowledges late — after maxRetransmits re-sends but within faultyAfterMs — is slow, not faulty', () => {
+    const t = new FlushTracker(cfg, 36, Number.POSITIVE_INFINITY, 100);
+    t.reset(0, 0);
+    t.append(entry(1));
+    flushAt(t, 0);
+    for (const now of [10, 20, 30, 40, 50, 60, 70, 80, 90]) expect(flushAt(t, now)).toMatchObject({ kind: 'flush' });
+    expect(t.retransmits).toBeGreaterThan(cfg.maxRetransmits); // the old rule would have said "faulty" at 30
+    t.acked({ t: 'flushAck', epoch: 1, flushId: 1, upToSeq: 1, role: 'backup' }, 95);
+    expect(t.silentTooLong(150)).toBe(false);
+    expect(flushAt(t, 150)).toMatchObject({ kind: 'flush' });
+  });
+
+  it('a backup silent for faultyAfterMs with the re-sends made is faulty', () => {
+    const t = new FlushTracker(cfg, 36, Number.POSITIVE_INFINITY, 100);
+    t.reset(0, 0);
+    t.append(entry(1));
+    flushAt(t, 0);
+    let verdict: ReturnType<FlushTracker['plan']> | undefined;
+    for (let now = 10; now <= 200 && verdict?.kind !== 'faulty'; now += 10) verdict = flushAt(t, now);
+    expect(verdict).toEqual({ kind: 'faulty' });
+    expect(t.silentTooLong(100)).toBe(true);
+  });
+
+  it('a primary paused longer than faultyAfterMs still makes its re-sends before blaming the backup', () => {
+    const t = new FlushTracker(cfg, 36, Number.POSITIVE_INFINITY, 100);
+    t.reset(0, 0);
+    t.append(entry(1));
+    flushAt(t, 0);
+    expect(flushAt(t, 5000)).toMatchObject({ kind: 'flush', retransmit: true });
+    expect(flushAt(t, 5005)).toMatchObject({ kind: 'flush', retransmit: false });
+    expect(flushAt(t, 5010)).toMatchObject({ kind: 'flush', retransmit: true });
+    expect(flushAt(t, 5020)).toEqual({ kind: 'faulty' });
+  });
+
+  it('flow control: new requests wait once half of maxUnackedEntries are unacknowledged', () => {
+    const small = resolveConfig({ ...cfg, maxUnackedEntries: 10 });
+    const t = new FlushTracker(small, 36);
+    t.reset(0, 0);
+    for (let s = 1; s <= 4; s++) t.append(entry(s));
+    expect(t.flowControlled).toBe(false);
+    t.append(entry(5));
+    expect(t.flowControlled).toBe(true);
+    t.acked({ t: 'flushAck', epoch: 1, flushId: 0, upToSeq: 3, role: 'backup' }, 1);
+    expect(t.flowControlled).toBe(false);
   });
 });

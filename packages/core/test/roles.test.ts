@@ -76,8 +76,11 @@ describe('paused backup', () => {
     for (let i = 0; i < 3; i++) await c.call({ op: 'incr', key: 'n' });
     p.nodeB.resume();
     await until(() => p.a.status().role === 'primary' && p.b.status().role === 'backup', 'B rejoined');
+    await until(() => p.b.status().appliedSeq === 4, 'B applied the entries A served alone');
     expect(p.events.b.some((e: ReplicaEvent) => e.type === 'takeover')).toBe(false);
     expect(p.b.state.get('n')).toBe('4');
     expect(p.a.status().epoch).toBe(1);
+    // It followed: it came back from its own state with the entries after it, no state transfer.
+    expect(p.events.a.filter((e: ReplicaEvent) => e.type === 'peer-joined').at(-1)).toMatchObject({ mode: 'resume' });
   });
 });

@@ -1,6 +1,6 @@
 /** Builds a primary/backup pair and clients on a TestCluster. */
 import { z } from 'zod';
-import type { BrokenVariant, Client, ReplicationConfig, Replica, ReplicaEvent } from '../../src/api.js';
+import type { BrokenVariant, Client, ClientCredentials, ReplicationConfig, Replica, ReplicaEvent, ReplicaSecurity } from '../../src/api.js';
 import { createClient, type ClientDiagnostics } from '../../src/client.js';
 import { createReplica } from '../../src/replica.js';
 import { defineService } from '../../src/service.js';
@@ -54,11 +54,18 @@ export interface Pair {
   events: { a: ReplicaEvent[]; b: ReplicaEvent[] };
   addrA: string;
   addrB: string;
-  client(node: string, extra?: Partial<ReplicationConfig>): Client<KvReq, KvRep> & ClientDiagnostics;
+  client(node: string, extra?: Partial<ReplicationConfig>, credentials?: ClientCredentials): Client<KvReq, KvRep> & ClientDiagnostics;
   stop(): Promise<void>;
 }
 
-export async function startPair(config: Partial<ReplicationConfig> = {}, service = kv, broken?: BrokenVariant): Promise<Pair> {
+export interface PairOptions {
+  /** Both replicas' security settings (or one each). */
+  security?: ReplicaSecurity | { a: ReplicaSecurity; b: ReplicaSecurity };
+  /** Wait until A is primary with B as its backup (default true). */
+  waitForPair?: boolean;
+}
+
+export async function startPair(config: Partial<ReplicationConfig> = {}, service = kv, broken?: BrokenVariant, options: PairOptions = {}): Promise<Pair> {
   const cluster = new TestCluster();
   const n = ++pairNo;
   const addrA = `mem://a${n}`;
@@ -68,14 +75,18 @@ export async function startPair(config: Partial<ReplicationConfig> = {}, service
   const nodeA = cluster.node('A');
   const nodeB = cluster.node('B');
   const cfg = { ...FAST, ...config };
-  const a = createReplica({ service, env: nodeA.env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: cfg, ...(broken ? { faultInjection: { variant: broken } } : {}) });
-  const b = createReplica({ service, env: nodeB.env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: cfg });
+  const sec = options.security;
+  const secA = sec === undefined ? undefined : 'a' in sec && 'b' in sec ? sec.a : (sec as ReplicaSecurity);
+  const secB = sec === undefined ? undefined : 'a' in sec && 'b' in sec ? sec.b : (sec as ReplicaSecurity);
+  const a = createReplica({ service, env: nodeA.env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: cfg, ...(secA ? { security: secA } : {}), ...(broken ? { faultInjection: { variant: broken } } : {}) });
+  const b = createReplica({ service, env: nodeB.env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: cfg, ...(secB ? { security: secB } : {}) });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));
   b.on((e) => events.b.push(e));
   await a.start();
-  await b.start();
-  await until(() => a.status().role === 'primary', 'A primary with backup');
+  if (options.waitForPair !== false) await b.start();
+  else void b.start().catch(() => undefined);
+  if (options.waitForPair !== false) await until(() => a.status().role === 'primary', 'A primary with backup');
   const clients: Client<KvReq, KvRep>[] = [];
   return {
     cluster,
@@ -86,8 +97,8 @@ export async function startPair(config: Partial<ReplicationConfig> = {}, service
     events,
     addrA,
     addrB,
-    client(node, extra = {}) {
-      const c = createClient({ service, env: cluster.node(node).env, servers: [addrA, addrB], config: { ...cfg, ...extra } });
+    client(node, extra = {}, credentials) {
+      const c = createClient({ service, env: cluster.node(node).env, servers: [addrA, addrB], config: { ...cfg, ...extra }, ...(credentials ? { credentials } : {}) });
       clients.push(c);
       return c;
     },

@@ -1,0 +1,153 @@
+/**
+ * Availability (docs/PROTOCOL.md, "Failure detector", "Follower", "Blocked"): a slow backup is not
+ * dropped; a dropped backup follows the solo primary and takes over when it dies; when nothing can
+ * prove that no acknowledged write is lost the replica says so, and an operator's promote restores
+ * service. In-process on the memory transport with SIGKILL/SIGSTOP-like nodes.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Replica, ReplicaEvent } from '../src/api.js';
+import { computeTimingBounds } from '../src/config.js';
+import { createReplica } from '../src/replica.js';
+import { sleep, until } from './helpers/fault-net.js';
+import { FAST, kv, startPair, type KvState, type Pair } from './helpers/setup.js';
+
+let pair: Pair | undefined;
+const extra: Replica<KvState>[] = [];
+afterEach(async () => {
+  await pair?.stop();
+  pair = undefined;
+  await Promise.all(extra.splice(0).map((r) => r.stop().catch(() => undefined)));
+});
+
+/** Acknowledged increments of `n`, issued one after another. */
+async function incr(p: Pair, client: ReturnType<Pair['client']>, times: number): Promise<number> {
+  let ok = 0;
+  for (let i = 0; i < times; i++) {
+    await client.call({ op: 'incr', key: 'n' });
+    ok++;
+  }
+  void p;
+  return ok;
+}
+
+/** `before` writes, then B is paused until A drops it and serves alone, then `after` writes by A alone. */
+async function dropBackup(p: Pair, client: ReturnType<Pair['client']>, before: number, after: number): Promise<void> {
+  await incr(p, client, before);
+  p.nodeB.pause(); // B misses flushes; A drops it and serves alone, covering it
+  await until(() => p.a.status().role === 'solo-primary', 'A serves alone');
+  expect(p.a.status().covering).toBeDefined();
+  await incr(p, client, after); // acknowledged by A alone; their state information goes to B through the client
+}
+
+describe('failure detector', () => {
+  it('a backup that stalls repeatedly for less than peerFaultyMs (a busy machine) is never declared faulty', async () => {
+    pair = await startPair();
+    const p = pair;
+    const c = p.client('C');
+    const stallMs = Math.round(computeTimingBounds(FAST).takeoverMs * 0.6); // far beyond the old 3 × ackTimeoutMs
+    expect(stallMs).toBeGreaterThan((FAST.maxRetransmits! + 1) * FAST.ackTimeoutMs!);
+    let acked = 0;
+    for (let round = 0; round < 5; round++) {
+      p.nodeB.pause();
+      const writes = (async () => {
+        for (let i = 0; i < 5; i++) acked += (await c.call({ op: 'incr', key: 'n' }), 1);
+      })();
+      await sleep(stallMs);
+      p.nodeB.resume();
+      await writes;
+      await sleep(30);
+    }
+    await until(() => p.b.status().appliedSeq === acked, 'backup caught up');
+    expect(p.events.a.filter((e) => e.type === 'peer-faulty')).toEqual([]);
+    expect(p.b.status().role).toBe('backup');
+    expect(p.b.state.get('n')).toBe(String(acked));
+  });
+});
+
+describe('a dropped backup follows the solo primary', () => {
+  it('the primary dies right after dropping its backup: the dropped replica takes over with every acknowledged write (the stall case)', async () => {
+    pair = await startPair();
+    const p = pair;
+    const c = p.client('C');
+    await dropBackup(p, c, 3, 4);
+    await c.drain().catch(() => undefined);
+    p.nodeA.crash();
+    p.nodeB.resume();
+    await until(() => p.b.status().role === 'solo-primary', 'B took over', 8000);
+    expect(p.b.state.get('n')).toBe('7');
+    expect(p.b.status().blocked).toBeUndefined();
+    expect((await c.call({ op: 'incr', key: 'n' })).value).toBe('8');
+  });
+
+  it('a paused backup that resumes while the solo primary serves comes back by resume (no transfer)', async () => {
+    pair = await startPair();
+    const p = pair;
+    const c = p.client('C');
+    await dropBackup(p, c, 2, 3);
+    p.nodeB.resume();
+    await until(() => p.a.status().role === 'primary' && p.b.status().appliedSeq === 5, 'B resumed');
+    expect(p.events.a.filter((e) => e.type === 'peer-joined').at(-1)).toMatchObject({ mode: 'resume' });
+    expect(p.a.status().covering).toBeUndefined();
+  });
+
+  it('the solo primary is paused (not dead): the dropped replica cannot prove anything, says so, and resumes when it comes back', async () => {
+    pair = await startPair();
+    const p = pair;
+    const c = p.client('C');
+    await dropBackup(p, c, 2, 2);
+    p.nodeA.pause();
+    p.nodeB.resume();
+    await until(() => p.b.status().blocked !== undefined, 'B says it is blocked', 5000);
+    expect(p.b.status().role).toBe('joining');
+    expect(p.events.b.some((e) => e.type === 'takeover')).toBe(false);
+    p.nodeA.resume();
+    await until(() => p.a.status().role === 'primary' && p.b.status().role === 'backup', 'pair again');
+    await until(() => p.b.status().appliedSeq === 4, 'B caught up');
+    expect(p.b.status().blocked).toBeUndefined();
+    expect(p.a.status().epoch).toBe(1);
+  });
+});
+
+describe('when nothing can prove that no acknowledged write is lost', () => {
+  it('the primary dies while a restarted backup is still joining: the joiner reports blocked with the range; promote restores service', async () => {
+    // Slow joins: the whole-state copy of a service that installs slowly.
+    pair = await startPair();
+    const p = pair;
+    const c = p.client('C');
+    await incr(p, c, 5);
+    p.nodeB.crash(); // B dies; A serves alone (nothing to cover: B is gone)
+    await until(() => p.a.status().role === 'solo-primary', 'A alone');
+    await incr(p, c, 3);
+    // B restarts with no state and is about to join; A dies before it has the copy.
+    const nodeB2 = p.cluster.node('B2');
+    p.cluster.dropRule = ({ msg }) => msg.t === 'stateSnap';
+    const b2 = createReplica({ service: kv, env: nodeB2.env, listen: p.addrB, peer: p.addrA, roleHint: 'backup', nodeId: 'B2', config: FAST });
+    extra.push(b2);
+    const events: ReplicaEvent[] = [];
+    b2.on((e) => events.push(e));
+    void b2.start().catch(() => undefined);
+    await until(() => b2.status().epoch === 1, 'B2 saw the primary');
+    p.nodeA.crash();
+    await until(() => b2.status().blocked !== undefined, 'B2 blocked', 5000);
+    const blocked = b2.status().blocked!;
+    expect(blocked).toMatchObject({ haveSeq: 0, mayLoseFrom: 1, mayLoseTo: 8 });
+    expect(events.some((e) => e.type === 'blocked')).toBe(true);
+    // A restarts with no state: it must not start a fresh epoch over B2's knowledge; it waits.
+    const nodeA2 = p.cluster.node('A2');
+    const a2 = createReplica({ service: kv, env: nodeA2.env, listen: p.addrA, peer: p.addrB, roleHint: 'primary', nodeId: 'A2', config: FAST });
+    extra.push(a2);
+    void a2.start().catch(() => undefined);
+    await sleep(300);
+    expect(a2.status().role).toBe('starting');
+    expect(b2.status().role).not.toBe('solo-primary');
+    // The operator accepts the loss.
+    p.cluster.dropRule = undefined;
+    await b2.promote({ acceptLoss: true });
+    expect(b2.status()).toMatchObject({ role: 'solo-primary', epoch: 2 });
+    expect(events.find((e) => e.type === 'promoted')).toMatchObject({ lostFrom: 1, lostTo: 8 });
+    await until(() => a2.status().role === 'backup', 'A2 joined the promoted replica');
+    const c2 = p.client('C2');
+    expect((await c2.call({ op: 'incr', key: 'n' })).value).toBe('1');
+    await expect(b2.promote({ acceptLoss: false as unknown as true })).rejects.toThrow(/acceptLoss/);
+  });
+});
