@@ -1,8 +1,10 @@
 /**
  * A Tandem connection over a node:net (or node:tls) socket: the stream framing of @tandem/transport
  * (8-byte preamble, then 4-byte big-endian length + payload per message), TCP_NODELAY, and backpressure in
- * both directions — a send settles when the socket took the bytes (write returned true, or after 'drain'),
- * and reading pauses while the application leaves more than the receive high-water mark unread.
+ * both directions — a send settles when the socket's write buffer is below the send high-water mark (by
+ * default Node's own 16 KiB: write returned true), else after 'drain', and reading pauses while the
+ * application leaves more than the receive high-water mark unread. A peer that stops inside a frame (or,
+ * on an accepted socket, before its preamble) for `partialFrameTimeoutMs` is cut off with a TimeoutError.
  */
 import type { Socket } from 'node:net';
 import {
@@ -64,7 +66,10 @@ export interface DirectReader {
 }
 
 /** `closeTimeoutMs` also bounds how long after a graceful close the socket waits for the peer's FIN. */
-export type TcpConnectionInit = BaseConnectionInit;
+export interface TcpConnectionInit extends BaseConnectionInit {
+  /** An accepted socket: the peer owes its preamble at once (the partial-frame deadline runs from the start). */
+  accepted?: boolean;
+}
 
 export class TcpConnection extends BaseConnection {
   readonly socket: Socket;
@@ -78,7 +83,15 @@ export class TcpConnection extends BaseConnection {
 
   /** `reads`: the socket was made with `onread: reads.onread` (dialled plain TCP); else it emits 'data'. */
   constructor(socket: Socket, init: TcpConnectionInit, reads?: DirectReads) {
-    super({ idPrefix: 'tcp', ...init });
+    super({
+      idPrefix: 'tcp',
+      ...init,
+      // Node's socket buffer (16 KiB) is the least this side holds; more only when asked for.
+      sendHighWaterMark:
+        init.sendHighWaterMark === undefined
+          ? socket.writableHighWaterMark
+          : Math.max(init.sendHighWaterMark, socket.writableHighWaterMark),
+    });
     this.socket = socket;
     // Reads into DirectReads' reused buffer: whole messages found in it are copied out.
     this.#decoder = new FrameDecoder({ maxMessageSize: this.maxMessageSize, expectPreamble: true, reusedChunks: reads !== undefined });
@@ -112,25 +125,27 @@ export class TcpConnection extends BaseConnection {
     socket.on('close', () => this.#onClose());
     socket.on('drain', () => this.#releaseDrainWaiters());
     socket.write(STREAM_PREAMBLE);
+    if (init.accepted) this.expectPeerBytes();
   }
 
   protected writeMessage(message: Uint8Array): void | Promise<void> {
     const socket = this.socket;
     if (socket.destroyed) return;
     const header = encodeFrameHeader(message.byteLength);
-    let flushed: boolean;
     if (message.byteLength < COALESCE_BELOW) {
       const frame = new Uint8Array(header.byteLength + message.byteLength);
       frame.set(header, 0);
       frame.set(message, header.byteLength);
-      flushed = socket.write(frame);
+      socket.write(frame);
     } else {
       socket.cork();
       socket.write(header);
-      flushed = socket.write(message);
+      socket.write(message);
       process.nextTick(() => socket.uncork());
     }
-    if (flushed) return;
+    // Handed on while the socket buffers less than the mark. At or above it, write returned false (the
+    // mark is at least the socket's own high-water mark), so 'drain' follows.
+    if (socket.writableLength < this.sendHighWaterMark) return;
     return new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
   }
 
@@ -180,6 +195,7 @@ export class TcpConnection extends BaseConnection {
       return;
     }
     if (message) this.deliver(message);
+    this.noteReceived(this.#decoder.isMidFrame);
   }
 
   #onEnd(): void {

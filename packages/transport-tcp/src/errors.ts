@@ -11,6 +11,18 @@ import {
 
 const TLS_AUTH_CODES = /^(ERR_SSL_|ERR_TLS_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|CERT_|ERR_OSSL_)/;
 
+/**
+ * A dial that failed after the TCP connect, before the peer's preamble: a reset there means the listener
+ * dropped the connection (e.g. it is at its maxConnections), which is a refusal.
+ */
+export function mapHandshakeError(err: unknown, address: string): TransportError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (!isTransportError(err) && (code === 'ECONNRESET' || code === 'EPIPE')) {
+    return new ConnectionRefusedError(`${address} dropped the connection during the handshake (${code})`, { address, cause: err });
+  }
+  return mapSocketError(err, address);
+}
+
 export function mapSocketError(err: unknown, address: string): TransportError {
   if (isTransportError(err)) return err;
   const e = err as NodeJS.ErrnoException;
@@ -18,7 +30,7 @@ export function mapSocketError(err: unknown, address: string): TransportError {
   const message = e instanceof Error ? e.message : String(err);
   switch (code) {
     case 'ECONNREFUSED':
-      return new ConnectionRefusedError(`connection refused by ${address}`, { address, cause: err });
+      return new ConnectionRefusedError(`connection refused by ${address}`, { address, cause: err, nothingListens: true });
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
     case 'EHOSTUNREACH':

@@ -8,8 +8,11 @@ import tls from 'node:tls';
 import {
   AbortError,
   AcceptQueue,
+  checkConnectionOptions,
+  DEFAULT_MAX_CONNECTIONS,
   InvalidAddressError,
   TimeoutError,
+  type ConnectionOptions,
   type Connection,
   type DialOptions,
   type Listener,
@@ -18,7 +21,7 @@ import {
 } from '@tandem/transport';
 import { formatTcpAddress, parseTcpAddress, type TcpScheme } from './address.js';
 import { DirectReads, TcpConnection } from './connection.js';
-import { mapSocketError } from './errors.js';
+import { mapHandshakeError, mapSocketError } from './errors.js';
 
 export interface TcpTlsOptions {
   /** PEM private key of this end (server: required; client: for mutual authentication). */
@@ -50,7 +53,15 @@ export interface TcpOptions {
    * copy less per large message). false: Node's default reads (a new buffer per read).
    */
   directReads?: boolean;
+  /**
+   * Listener: a TLS handshake not completed within this many ms is cut off (a slow-loris client holding a
+   * connection slot). 0 = no deadline. Default 30 000 (Node's own is 120 000). Longer than the default
+   * partialFrameTimeoutMs because under a burst of dials handshakes also wait for this side's CPU.
+   */
+  tlsHandshakeTimeoutMs?: number;
 }
+
+const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
 
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 
@@ -93,6 +104,7 @@ export class TcpTransport implements Transport {
   listen(address: string, options: ListenOptions = {}): Promise<Listener> {
     let parsed;
     try {
+      checkConnectionOptions(options);
       parsed = parseTcpAddress(address);
     } catch (err) {
       return Promise.reject(err);
@@ -112,9 +124,9 @@ export class TcpTransport implements Transport {
       const conn = new TcpConnection(socket, {
         localAddress: formatTcpAddress(scheme, socket.localAddress, socket.localPort),
         remoteAddress: formatTcpAddress(scheme, socket.remoteAddress, socket.remotePort),
-        maxMessageSize: options.maxMessageSize,
-        receiveHighWaterMark: options.receiveHighWaterMark,
+        ...connectionInit(options),
         closeTimeoutMs: this.options.closeTimeoutMs ?? 5_000,
+        accepted: true,
       });
       queue.push(conn);
     };
@@ -128,15 +140,24 @@ export class TcpTransport implements Transport {
           ...(t.ca !== undefined ? { ca: t.ca } : {}),
           requestCert: t.requestCert ?? false,
           rejectUnauthorized: t.rejectUnauthorized ?? true,
+          // a TLS handshake not done by then (slow loris) is cut off; 0 = no deadline (node reads 0 as its
+          // default, 120 s: the longest timer it takes instead)
+          handshakeTimeout: (this.options.tlsHandshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS) || 2 ** 31 - 1,
         },
         accept,
       );
-      server.on('tlsClientError', () => {
-        // a failed handshake (garbage, missing or bad client certificate): node drops that socket
+      server.on('tlsClientError', (_err, socket) => {
+        // a failed handshake (garbage, missing or bad client certificate): node drops that socket itself,
+        // but not one whose handshake timed out (a slow loris): drop it here
+        socket.destroy();
       });
     } else {
       server = net.createServer({ noDelay: true }, accept);
     }
+    // Node closes sockets beyond this at once, before any allocation of ours: the dialler sees a reset
+    // (ConnectionRefusedError), the open connections nothing. It counts sockets until they are gone,
+    // TLS handshakes in progress included.
+    server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     return new Promise<Listener>((resolve, reject) => {
       const onError = (err: Error): void => {
         server.close();
@@ -159,6 +180,7 @@ export class TcpTransport implements Transport {
   dial(address: string, options: DialOptions = {}): Promise<Connection> {
     let parsed;
     try {
+      checkConnectionOptions(options);
       parsed = parseTcpAddress(address);
     } catch (err) {
       return Promise.reject(err);
@@ -199,8 +221,7 @@ export class TcpTransport implements Transport {
           {
             localAddress: formatTcpAddress(scheme, socket.localAddress, socket.localPort),
             remoteAddress,
-            maxMessageSize: options.maxMessageSize,
-            receiveHighWaterMark: options.receiveHighWaterMark,
+            ...connectionInit(options),
             closeTimeoutMs: this.options.closeTimeoutMs ?? 5_000,
           },
           reads,
@@ -212,7 +233,7 @@ export class TcpTransport implements Transport {
             cleanup();
             resolve(c);
           },
-          (err: unknown) => fail(mapSocketError((err as Error & { cause?: unknown }) ?? new Error('closed'), address)),
+          (err: unknown) => fail(mapHandshakeError((err as Error & { cause?: unknown }) ?? new Error('closed'), address)),
         );
       };
 
@@ -232,7 +253,7 @@ export class TcpTransport implements Transport {
         socket = net.connect({ host, port, noDelay: true, ...(reads ? { onread: reads.onread } : {}) }, onConnected);
       }
       socket.on('error', (err) => {
-        if (!conn) fail(mapSocketError(err, address));
+        if (!conn) fail(mapHandshakeError(err, address));
       });
     });
   }
@@ -255,6 +276,17 @@ export class TcpTransport implements Transport {
     const keepAlive = this.options.keepAliveMs ?? 15_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
   }
+}
+
+/** The per-connection options of a listen or dial, as TcpConnection takes them. */
+function connectionInit(options: ConnectionOptions) {
+  return {
+    maxMessageSize: options.maxMessageSize,
+    receiveHighWaterMark: options.receiveHighWaterMark,
+    sendHighWaterMark: options.sendHighWaterMark,
+    maxSendQueueBytes: options.maxSendQueueBytes,
+    partialFrameTimeoutMs: options.partialFrameTimeoutMs,
+  };
 }
 
 /** The TCP/TLS transport factory: `createRegistry([tcp()])`. */

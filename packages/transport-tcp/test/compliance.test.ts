@@ -21,5 +21,6 @@ describeTransportCompliance(
     'tls',
     { tls: { ca: certs.ca, key: certs.serverKey, cert: certs.serverCert, requestCert: true } },
     peerModule,
+    { ca: certs.ca, key: certs.clientKey, cert: certs.clientCert },
   ),
 );

@@ -31,12 +31,18 @@ export interface WebSocketTransportOptions {
   closeTimeoutMs?: number;
   /** TLS for `wss://` addresses (both listen and dial). */
   tls?: WebSocketTlsOptions;
+  /**
+   * Listener (wss://): a TLS handshake not completed within this many ms is cut off (a slow-loris client
+   * holding a connection slot). 0 = no deadline. Default 30 000 (Node's own is 120 000).
+   */
+  tlsHandshakeTimeoutMs?: number;
 }
 
 export interface ResolvedWebSocketOptions {
   readonly pingIntervalMs: number;
   readonly livenessTimeoutMs: number;
   readonly closeTimeoutMs: number;
+  readonly tlsHandshakeTimeoutMs: number;
   readonly tls: WebSocketTlsOptions;
 }
 
@@ -46,6 +52,7 @@ export function resolveWebSocketOptions(options: WebSocketTransportOptions = {})
     pingIntervalMs,
     livenessTimeoutMs: nonNegative(options.livenessTimeoutMs, pingIntervalMs * 3, 'livenessTimeoutMs'),
     closeTimeoutMs: nonNegative(options.closeTimeoutMs, 5_000, 'closeTimeoutMs'),
+    tlsHandshakeTimeoutMs: nonNegative(options.tlsHandshakeTimeoutMs, 30_000, 'tlsHandshakeTimeoutMs'),
     tls: options.tls ?? {},
   };
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import {
   AbortError,
+  checkConnectionOptions,
   ConnectionRefusedError,
   DEFAULT_MAX_MESSAGE_SIZE,
   ProtocolError,
@@ -14,6 +15,7 @@ import {
 } from '@tandem/transport';
 import WebSocket from 'ws';
 import { formatWebSocketAddress, parseWebSocketAddress } from './address.js';
+import { watchFrames, type FrameWatch } from './frame-watch.js';
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketTransportOptions } from './options.js';
 import { WebSocketConnection } from './ws-connection.js';
 import { WebSocketListener } from './ws-listener.js';
@@ -34,10 +36,12 @@ export class WebSocketTransport implements Transport {
   }
 
   async listen(address: string, options: ListenOptions = {}): Promise<Listener> {
+    checkConnectionOptions(options);
     return WebSocketListener.open(parseWebSocketAddress(address, { allowPortZero: true }), this.#options, options);
   }
 
   async dial(address: string, options: DialOptions = {}): Promise<Connection> {
+    checkConnectionOptions(options);
     const addr = parseWebSocketAddress(address, { allowPortZero: false });
     const canonical = formatWebSocketAddress(addr.secure, addr.host, addr.port, addr.path);
     const signal = options.signal;
@@ -61,7 +65,7 @@ export class WebSocketTransport implements Transport {
     const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     let socket: Socket | undefined;
     ws.once('upgrade', (res: IncomingMessage) => (socket = res.socket));
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<Connection>((resolve, reject) => {
       const cleanup = (): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
@@ -78,7 +82,11 @@ export class WebSocketTransport implements Transport {
       };
       const onOpen = (): void => {
         cleanup();
-        resolve();
+        // ws attached the socket just now and emits its first bytes (those that came with the upgrade
+        // answer) on the next tick: the connection listens from here, or it would miss them
+        const frames: FrameWatch | undefined = socket && options.partialFrameTimeoutMs !== 0 ? watchFrames(socket) : undefined;
+        const local = formatWebSocketAddress(addr.secure, socket?.localAddress ?? '', socket?.localPort ?? 0, addr.path);
+        resolve(new WebSocketConnection(ws, { local, remote: canonical }, this.#options, options, frames));
       };
       const onError = (err: Error & { code?: string }): void => fail(mapDialError(err, canonical));
       const onUnexpectedResponse = (_req: unknown, res: IncomingMessage): void => {
@@ -92,14 +100,12 @@ export class WebSocketTransport implements Transport {
       ws.on('unexpected-response', onUnexpectedResponse);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
-    const local = formatWebSocketAddress(addr.secure, socket?.localAddress ?? '', socket?.localPort ?? 0, addr.path);
-    return new WebSocketConnection(ws, { local, remote: canonical }, this.#options, options);
   }
 }
 
 function mapDialError(err: Error & { code?: string }, address: string): Error {
   const code = err.code ?? '';
-  if (REFUSED_CODES.has(code)) return new ConnectionRefusedError(`cannot connect to ${address}: ${err.message}`, { address, cause: err });
+  if (REFUSED_CODES.has(code)) return new ConnectionRefusedError(`cannot connect to ${address}: ${err.message}`, { address, cause: err, nothingListens: code === 'ECONNREFUSED' });
   if (code === 'ETIMEDOUT') return new TimeoutError(`connecting to ${address} timed out`, { address, cause: err });
   if (/socket hang up/i.test(err.message)) return new ConnectionRefusedError(`${address} closed the connection during the handshake`, { address, cause: err });
   // TLS verification failures, a non-HTTP answer, a bad upgrade response…

@@ -8,6 +8,7 @@ import {
   type ConnectionOptions,
 } from '@tandem/transport';
 import type WebSocket from 'ws';
+import type { FrameWatch } from './frame-watch.js';
 import type { ResolvedWebSocketOptions } from './options.js';
 
 /** WebSocket close codes used here (RFC 6455 §7.4.1). */
@@ -19,9 +20,9 @@ const CLOSE_ABNORMAL = 1006;
 const CLOSE_MESSAGE_TOO_BIG = 1009;
 
 /**
- * While less than this many bytes wait in ws and the socket, a send counts as handed on at once; above
- * it, each send waits for its write to reach the kernel, which is what stalls a sender whose peer does
- * not read.
+ * Default send high-water mark: while less than this many bytes wait in ws and the socket, a send counts
+ * as handed on at once; above it, each send waits for its write to reach the kernel, which is what stalls
+ * a sender whose peer does not read.
  */
 const SEND_BUFFER_BYTES = 1024 * 1024;
 
@@ -43,17 +44,22 @@ export class WebSocketConnection extends BaseConnection {
   #pausedProbeTimer: NodeJS.Timeout | undefined;
   #socketClosed: Promise<void>;
 
+  /** `frames`: the frame boundaries of the socket's bytes, for the partial-frame deadline. */
   constructor(
     ws: WebSocket,
     addresses: { local: string; remote: string },
     options: ResolvedWebSocketOptions,
     connectionOptions: ConnectionOptions,
+    frames?: FrameWatch,
   ) {
     super({
       localAddress: addresses.local,
       remoteAddress: addresses.remote,
       maxMessageSize: connectionOptions.maxMessageSize,
       receiveHighWaterMark: connectionOptions.receiveHighWaterMark,
+      sendHighWaterMark: connectionOptions.sendHighWaterMark ?? SEND_BUFFER_BYTES,
+      maxSendQueueBytes: connectionOptions.maxSendQueueBytes,
+      partialFrameTimeoutMs: connectionOptions.partialFrameTimeoutMs,
       idPrefix: 'ws',
     });
     this.#ws = ws;
@@ -66,11 +72,18 @@ export class WebSocketConnection extends BaseConnection {
     ws.on('error', (err) => this.#onError(err));
     ws.on('close', (code, reason) => this.#onClose(code, reason.toString('utf8')));
     this.repeatWhileOpen(options.pingIntervalMs, () => this.#checkLiveness());
-    void this.closed.then(() => clearInterval(this.#pausedProbeTimer));
+    void this.closed.then(() => {
+      clearInterval(this.#pausedProbeTimer);
+      frames?.onChunk(undefined);
+    });
+    if (frames && this.partialFrameTimeoutMs > 0) {
+      frames.onChunk((midFrame) => this.noteReceived(midFrame));
+      if (frames.chunks > 0) this.noteReceived(frames.midFrame);
+    }
   }
 
   protected writeMessage(message: Uint8Array): void | Promise<void> {
-    if (this.#ws.bufferedAmount < SEND_BUFFER_BYTES) {
+    if (this.#ws.bufferedAmount < this.sendHighWaterMark) {
       this.#ws.send(message, { binary: true }, swallow);
       return;
     }

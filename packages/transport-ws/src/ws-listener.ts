@@ -5,7 +5,9 @@ import {
   AbortError,
   AcceptQueue,
   AddressInUseError,
+  DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_PARTIAL_FRAME_TIMEOUT_MS,
   InvalidAddressError,
   type Connection,
   type ListenOptions,
@@ -13,6 +15,7 @@ import {
 } from '@tandem/transport';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { formatWebSocketAddress, type WebSocketAddress } from './address.js';
+import { watchFrames } from './frame-watch.js';
 import type { ResolvedWebSocketOptions } from './options.js';
 import { WebSocketConnection } from './ws-connection.js';
 
@@ -20,7 +23,6 @@ import { WebSocketConnection } from './ws-connection.js';
 const MAX_UNTAKEN_CONNECTIONS = 1024;
 /** TCP accept backlog (the kernel caps it at net.core.somaxconn); node's default of 511 overflows under dial bursts. */
 const LISTEN_BACKLOG = 4096;
-const HEADERS_TIMEOUT_MS = 10_000;
 
 /** An HTTP(S) server that upgrades requests for one path to WebSocket connections. */
 export class WebSocketListener implements Listener {
@@ -49,9 +51,9 @@ export class WebSocketListener implements Listener {
       maxPayload: listenOptions.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
       clientTracking: false,
     });
-    // A client that trickles its HTTP headers (slow loris) is dropped after this long.
-    server.headersTimeout = HEADERS_TIMEOUT_MS;
-    server.requestTimeout = HEADERS_TIMEOUT_MS;
+    // Sockets beyond this are closed by node at once (the dialler sees a reset: ConnectionRefusedError).
+    // Upgraded sockets still count, until they are gone.
+    server.maxConnections = listenOptions.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     server.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket as Socket, head));
     server.on('request', (_req, res) => {
       res.shouldKeepAlive = false;
@@ -62,8 +64,10 @@ export class WebSocketListener implements Listener {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
       else socket.destroy();
     });
-    server.on('tlsClientError', () => {
-      // a failed TLS handshake only concerns that socket, which node has already destroyed
+    server.on('tlsClientError', (_err, socket) => {
+      // a failed TLS handshake only concerns that socket; node destroys it itself, except after its
+      // handshake timeout (a slow loris)
+      socket.destroy();
     });
     server.on('error', () => {
       // errors after listening (e.g. EMFILE on accept) must not crash the process; node keeps listening
@@ -73,6 +77,14 @@ export class WebSocketListener implements Listener {
   static async open(addr: WebSocketAddress, options: ResolvedWebSocketOptions, listenOptions: ListenOptions): Promise<WebSocketListener> {
     const signal = listenOptions.signal;
     if (signal?.aborted) throw new AbortError('listen aborted', { cause: signal.reason });
+    // A client that trickles its HTTP request (slow loris) is answered 408 and dropped after the partial-frame
+    // deadline; node checks for it every `connectionsCheckingInterval`.
+    const partialFrameTimeoutMs = listenOptions.partialFrameTimeoutMs ?? DEFAULT_PARTIAL_FRAME_TIMEOUT_MS;
+    const http = {
+      headersTimeout: partialFrameTimeoutMs,
+      requestTimeout: partialFrameTimeoutMs,
+      ...(partialFrameTimeoutMs > 0 ? { connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(partialFrameTimeoutMs / 4))) } : {}),
+    };
     let server: Server;
     if (addr.secure) {
       const tls = options.tls;
@@ -82,6 +94,9 @@ export class WebSocketListener implements Listener {
         });
       }
       server = createHttpsServer({
+        ...http,
+        // node reads 0 as its default (120 s): "no deadline" is the longest timer it takes
+        handshakeTimeout: options.tlsHandshakeTimeoutMs > 0 ? options.tlsHandshakeTimeoutMs : 2 ** 31 - 1,
         key: tls.key,
         cert: tls.cert,
         ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
@@ -90,7 +105,7 @@ export class WebSocketListener implements Listener {
         rejectUnauthorized: tls.requireClientCertificate === true ? tls.rejectUnauthorized !== false : false,
       }) as unknown as Server;
     } else {
-      server = createHttpServer();
+      server = createHttpServer(http);
     }
     const address = formatWebSocketAddress(addr.secure, addr.host, addr.port, addr.path);
     await new Promise<void>((resolve, reject) => {
@@ -143,7 +158,9 @@ export class WebSocketListener implements Listener {
       }
       const local = formatWebSocketAddress(this.#secure, socket.localAddress ?? '', socket.localPort ?? 0, this.#path);
       const remote = formatWebSocketAddress(this.#secure, socket.remoteAddress ?? '', socket.remotePort ?? 0, this.#path);
-      const conn = new WebSocketConnection(ws, { local, remote }, this.#options, this.#listenOptions);
+      // ws attached the socket just now and emits its first bytes on the next tick: watch from here
+      const frames = this.#listenOptions.partialFrameTimeoutMs === 0 ? undefined : watchFrames(socket);
+      const conn = new WebSocketConnection(ws, { local, remote }, this.#options, this.#listenOptions, frames);
       this.#accepted.push(conn);
     });
   }

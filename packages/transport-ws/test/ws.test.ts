@@ -1,8 +1,9 @@
 // WebSocket-specific behaviour; the shared contract is checked by compliance.test.ts.
 // Fixtures: a test CA, server and client certificates (P-256, valid 100 years, SAN 127.0.0.1), and a
 // second unrelated CA, made with openssl; test-only keys.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { isTransportError, type CloseInfo, type Connection, type Listener } from '@tandem/transport';
@@ -197,6 +198,121 @@ describe('ws transport specifics', () => {
       const err = await websocket({ tls: { ca: fixture('ca.crt') } }).dial(listener.address, { timeoutMs: 5_000 }).catch((e: unknown) => e);
       expect(isTransportError(err)).toBe(true);
       expect((err as Error).name).not.toBe('TimeoutError');
+    });
+  });
+
+  describe('resource bounds', () => {
+    const UPGRADE =
+      'GET /tandem HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+    /** A masked client frame: FIN/opcode byte, then the payload (short lengths only). */
+    const clientFrame = (first: number, payload: Uint8Array): Buffer =>
+      Buffer.concat([Buffer.from([first, 0x80 | payload.byteLength, 0, 0, 0, 0]), payload]); // mask 0: bytes as they are
+
+    async function upgradedRaw(listener: Listener): Promise<Socket> {
+      const port = Number(new URL(listener.address).port);
+      const s = netConnect(port, '127.0.0.1');
+      s.on('error', () => {});
+      s.resume();
+      cleanups.push(() => void s.destroy());
+      s.write(UPGRADE);
+      return s;
+    }
+
+    it('closes with TimeoutError when the peer stops inside a frame after the upgrade', async () => {
+      const listener = await listen(websocket(), 'ws://127.0.0.1:0/tandem', { partialFrameTimeoutMs: 200 });
+      const accepted = firstConnection(listener);
+      const raw = await upgradedRaw(listener);
+      const conn = await accepted;
+      const frame = clientFrame(0x82, new Uint8Array([1, 2, 3, 4, 5]));
+      raw.write(frame.subarray(0, 8)); // header, mask and 2 of 5 payload bytes
+      const info = await conn.closed;
+      expect(info.error?.name).toBe('TimeoutError');
+      expect(info.reason).toBe('partial frame timeout');
+    });
+
+    it('closes with TimeoutError when a fragmented message stops between its fragments, not when idle between messages', async () => {
+      const listener = await listen(websocket(), 'ws://127.0.0.1:0/tandem', { partialFrameTimeoutMs: 200 });
+      const accepted = firstConnection(listener);
+      const raw = await upgradedRaw(listener);
+      const conn = await accepted;
+      raw.write(clientFrame(0x82, new Uint8Array([9]))); // one whole message
+      expect([...(await readOne(conn))]).toEqual([9]);
+      await new Promise((r) => setTimeout(r, 500)); // idle between messages: fine
+      expect(conn.isClosed).toBe(false);
+      raw.write(clientFrame(0x02, new Uint8Array([1]))); // first fragment (no FIN), then nothing
+      const info = await conn.closed;
+      expect(info.error?.name).toBe('TimeoutError');
+      expect(info.reason).toBe('partial frame timeout');
+    });
+
+    it('a dialled connection follows frames from the bytes that came with the upgrade answer, and times out a partial one', async () => {
+      // a hand-written server: the 101 answer, a whole binary message [7] and half a frame, in one write
+      const server = createNetServer((s) => {
+        s.on('error', () => {});
+        let request = '';
+        s.on('data', (d) => {
+          request += d.toString('latin1');
+          if (!request.includes('\r\n\r\n')) return;
+          const key = /sec-websocket-key: *(\S+)/i.exec(request)![1]!;
+          const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+          s.write(Buffer.concat([
+            Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`, 'latin1'),
+            Buffer.from([0x82, 1, 7]),
+            Buffer.from([0x82, 10, 1, 2]),
+          ]));
+          request = '';
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+      const port = (server.address() as AddressInfo).port;
+      const conn = await websocket().dial(`ws://127.0.0.1:${port}/tandem`, { partialFrameTimeoutMs: 200 });
+      cleanups.push(() => conn.abort());
+      expect([...(await readOne(conn))]).toEqual([7]);
+      const info = await conn.closed;
+      expect(info.error?.name).toBe('TimeoutError');
+      expect(info.reason).toBe('partial frame timeout');
+    });
+
+    it('hands on up to sendHighWaterMark bytes to a peer that does not read (ws buffer, beyond the kernel buffers)', async () => {
+      const handedOn = async (sendHighWaterMark: number): Promise<number> => {
+        const listener = await listen(websocket(), 'ws://127.0.0.1:0/tandem', { sendHighWaterMark });
+        const accepted = firstConnection(listener);
+        const raw = await rawClient(listener.address);
+        (raw as unknown as { _socket: Socket })._socket.pause(); // never reads
+        const sender = await accepted;
+        const chunk = new Uint8Array(64 * 1024);
+        let bytes = 0;
+        for (let i = 0; i < 10_000; i++) {
+          const r = await Promise.race([sender.send(chunk).then(() => 'sent'), new Promise((res) => setTimeout(() => res('pending'), 300))]);
+          if (r === 'pending') break;
+          bytes += chunk.byteLength;
+        }
+        return bytes;
+      };
+      const small = await handedOn(64 * 1024);
+      const large = await handedOn(8 * 1024 * 1024);
+      // the kernel buffers are the same for both; the difference is what ws was allowed to hold
+      expect(large - small).toBeGreaterThan(4 * 1024 * 1024);
+      expect(large - small).toBeLessThan(8 * 1024 * 1024 + 2 * 64 * 1024);
+    });
+
+    it('with wss, cuts off a client that stops inside its TLS handshake after tlsHandshakeTimeoutMs', async () => {
+      const tls = { key: fixture('server.key'), cert: fixture('server.crt'), ca: fixture('ca.crt') };
+      const listener = await listen(websocket({ tls, tlsHandshakeTimeoutMs: 300 }), 'wss://127.0.0.1:0/secure');
+      const port = Number(new URL(listener.address).port);
+      const raw = netConnect(port, '127.0.0.1', () => raw.write(Uint8Array.of(0x16, 0x03, 0x01, 0x00, 0xff, 0x01)));
+      raw.on('error', () => {});
+      raw.resume();
+      cleanups.push(() => void raw.destroy());
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        new Promise<string>((r) => raw.once('close', () => r('closed'))),
+        new Promise<string>((r) => (timer = setTimeout(() => r('still open'), 5_000))),
+      ]);
+      clearTimeout(timer);
+      expect(outcome).toBe('closed');
     });
   });
 });

@@ -1,3 +1,8 @@
+import { canonicalCurveKey } from './z85.js';
+
+/** Decides whether a client's CURVE public key (40 characters of Z85) may connect; `address` is its IP. */
+export type ZmqClientKeyCheck = (clientKey: string, peer: { readonly address: string }) => boolean | Promise<boolean>;
+
 /** CURVE security (libzmq's CurveZMQ): keys are 40-character Z85 strings, e.g. from `curveKeyPair()`. */
 export interface ZmqCurveOptions {
   /** This end's key pair. Required on both ends. */
@@ -5,6 +10,13 @@ export interface ZmqCurveOptions {
   secretKey: string;
   /** Dialler: the listener's public key (required to dial). */
   serverKey?: string;
+  /**
+   * Listener: the clients allowed to connect — their public keys, or a function deciding per key. Checked
+   * in the CURVE handshake (a ZAP handler), before any Tandem frame: a client whose key is not allowed is
+   * refused (its dial fails with ConnectionRefusedError) and never accepted. Without it, any client that
+   * knows the listener's public key may connect (only the server is authenticated).
+   */
+  allowedClientKeys?: readonly string[] | ZmqClientKeyCheck;
 }
 
 export interface ZeroMqTransportOptions {
@@ -26,6 +38,8 @@ export interface ZeroMqTransportOptions {
 }
 
 export interface ResolvedZmqOptions {
+  /** Listener: the client-key check, from `curve.allowedClientKeys` (keys in canonical Z85). */
+  readonly allowClientKey: ZmqClientKeyCheck | undefined;
   readonly pingIntervalMs: number;
   readonly livenessTimeoutMs: number;
   readonly closeTimeoutMs: number;
@@ -43,7 +57,21 @@ export function resolveZmqOptions(options: ZeroMqTransportOptions = {}): Resolve
     }
     if (curve.serverKey !== undefined && curve.serverKey.length !== 40) throw new RangeError('curve.serverKey must be a 40-character Z85 key');
   }
+  let allowClientKey: ZmqClientKeyCheck | undefined;
+  const allowed = curve?.allowedClientKeys;
+  if (typeof allowed === 'function') allowClientKey = allowed;
+  else if (allowed !== undefined) {
+    if (!Array.isArray(allowed)) throw new RangeError('curve.allowedClientKeys must be an array of Z85 public keys or a function');
+    const keys = new Set<string>();
+    for (const key of allowed) {
+      const canonical = canonicalCurveKey(key);
+      if (canonical === undefined) throw new RangeError(`curve.allowedClientKeys: ${JSON.stringify(key)} is not a 40-character Z85 public key`);
+      keys.add(canonical);
+    }
+    allowClientKey = (clientKey) => keys.has(clientKey);
+  }
   return {
+    allowClientKey,
     pingIntervalMs,
     livenessTimeoutMs: nonNegative(options.livenessTimeoutMs, pingIntervalMs * 3, 'livenessTimeoutMs'),
     closeTimeoutMs: nonNegative(options.closeTimeoutMs, 5_000, 'closeTimeoutMs'),

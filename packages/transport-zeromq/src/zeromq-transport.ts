@@ -1,4 +1,4 @@
-import type { Connection, DialOptions, Listener, ListenOptions, Transport } from '@tandem/transport';
+import { checkConnectionOptions, type Connection, type DialOptions, type Listener, type ListenOptions, type Transport } from '@tandem/transport';
 import { ZMQ_SCHEME, fromEndpoint, parseZmqAddress } from './address.js';
 import { resolveZmqOptions, type ResolvedZmqOptions, type ZeroMqTransportOptions } from './options.js';
 import { dialZmq } from './zmq-dialer.js';
@@ -15,10 +15,12 @@ export class ZeroMqTransport implements Transport {
   }
 
   async listen(address: string, options: ListenOptions = {}): Promise<Listener> {
+    checkConnectionOptions(options);
     return ZmqListener.open(parseZmqAddress(address, { allowPortZero: true }), this.#options, options);
   }
 
   async dial(address: string, options: DialOptions = {}): Promise<Connection> {
+    checkConnectionOptions(options);
     const addr = parseZmqAddress(address, { allowPortZero: false });
     return dialZmq(addr, fromEndpoint(addr.endpoint), this.#options, options);
   }

@@ -41,6 +41,8 @@ export class ZmqConnection extends BaseConnection {
   readonly #peer: Greeting;
   /** Bytes sent and not yet credited back by the peer. */
   #inFlight = 0;
+  /** Most bytes in flight: the peer's window, at most this side's send high-water mark. */
+  readonly #sendWindow: number;
   #creditWaiter: (() => void) | undefined;
   /** Bytes received and not yet granted back (read or unread). */
   #ungranted = 0;
@@ -64,11 +66,16 @@ export class ZmqConnection extends BaseConnection {
       remoteAddress: addresses.remote,
       maxMessageSize: connectionOptions.maxMessageSize,
       receiveHighWaterMark: connectionOptions.receiveHighWaterMark,
+      sendHighWaterMark: connectionOptions.sendHighWaterMark,
+      maxSendQueueBytes: connectionOptions.maxSendQueueBytes,
       idPrefix: 'zmq',
     });
     this.#link = link;
     this.#options = options;
     this.#peer = peer;
+    // The peer announces its window, but this side decides how much it holds for it: a peer announcing
+    // 4 GiB and never reading must not make libzmq queue 4 GiB here.
+    this.#sendWindow = Math.min(peer.window, this.sendHighWaterMark);
     this.repeatWhileOpen(options.pingIntervalMs, () => this.#checkLiveness());
     void this.closed.then(() => {
       this.#creditWaiter?.();
@@ -160,7 +167,7 @@ export class ZmqConnection extends BaseConnection {
       // Announce the size instead of shipping a payload the peer must refuse (as a TCP length prefix would).
       return this.#linkSend([kindFrame(Kind.TooLarge), encodeNumber(message.byteLength)]);
     }
-    if (this.#inFlight >= this.#peer.window) return this.#waitForCredit().then(() => this.writeMessage(message));
+    if (this.#inFlight >= this.#sendWindow) return this.#waitForCredit().then(() => this.writeMessage(message));
     this.#inFlight += message.byteLength + MESSAGE_OVERHEAD;
     return this.#linkSend([kindFrame(Kind.Data), message]);
   }
@@ -222,7 +229,7 @@ export class ZmqConnection extends BaseConnection {
   }
 
   #wakeSender(): void {
-    if (this.#inFlight < this.#peer.window) this.#creditWaiter?.();
+    if (this.#inFlight < this.#sendWindow) this.#creditWaiter?.();
   }
 
   #linkSend(frames: Array<Buffer | Uint8Array>): Promise<void> {

@@ -74,10 +74,18 @@ export async function dialZmq(addr: ZmqAddress, address: string, options: Resolv
             break;
           case 'connect:retry':
           case 'close':
-            if (!tcpConnected) failDial(new ConnectionRefusedError(`nothing accepts connections at ${address}`, { address }));
+            if (!tcpConnected) failDial(new ConnectionRefusedError(`nothing accepts connections at ${address}`, { address, nothingListens: true }));
+            break;
+          case 'handshake:error:auth':
+            // the listener's ZAP handler said no: its allow-list lacks our CURVE key, or it is full or closed
+            failDial(
+              new ConnectionRefusedError(
+                `${address} refused the connection in the ZMTP handshake (status ${event.error?.status ?? '?'}: client key not allowed, or the listener is full or closed)`,
+                { address, cause: event.error },
+              ),
+            );
             break;
           case 'handshake:error:protocol':
-          case 'handshake:error:auth':
           case 'handshake:error:other':
             if ((event.error as { code?: string } | undefined)?.code === 'EAGAIN') {
               failDial(new TimeoutError(`ZMTP handshake with ${address} timed out`, { address, cause: event.error }));
@@ -149,7 +157,12 @@ export async function dialZmq(addr: ZmqAddress, address: string, options: Resolv
     { local: `${fromEndpoint(addr.endpoint)}#dealer`, remote: address },
     peer,
     options,
-    { maxMessageSize, receiveHighWaterMark: window },
+    {
+      maxMessageSize,
+      receiveHighWaterMark: window,
+      sendHighWaterMark: dialOptions.sendHighWaterMark,
+      maxSendQueueBytes: dialOptions.maxSendQueueBytes,
+    },
   );
   return conn;
 }

@@ -6,6 +6,7 @@ import * as zmq from 'zeromq';
 import { isTransportError, type Connection, type Listener } from '@tandem/transport';
 import { curveKeyPair, zeromq, type ZeroMqTransportOptions } from '../src/index.js';
 import { Kind, PROTOCOL_VERSION, encodeGreeting } from '../src/wire.js';
+import { zmtpGreeting } from './zmtp-raw.js';
 
 const cleanups: Array<() => Promise<unknown> | void> = [];
 afterEach(async () => {
@@ -194,6 +195,143 @@ describe('zeromq transport specifics', () => {
 
     it('rejects malformed keys when the transport is created', () => {
       expect(() => zeromq({ curve: { publicKey: 'short', secretKey: server.secretKey } })).toThrow(RangeError);
+      const curve = { publicKey: server.publicKey, secretKey: server.secretKey };
+      expect(() => zeromq({ curve: { ...curve, allowedClientKeys: ['short'] } })).toThrow(/allowedClientKeys/);
+      expect(() => zeromq({ curve: { ...curve, allowedClientKeys: ['~'.repeat(40)] } })).toThrow(/allowedClientKeys/);
+      expect(() => zeromq({ curve: { ...curve, allowedClientKeys: [client.publicKey] } })).not.toThrow();
+    });
+  });
+
+  describe('CURVE client authentication (allowedClientKeys, checked by a ZAP handler)', () => {
+    const server = curveKeyPair();
+    const alice = curveKeyPair();
+    const mallory = curveKeyPair();
+    const serverCurve = { publicKey: server.publicKey, secretKey: server.secretKey };
+    const dialAs = (keys: { publicKey: string; secretKey: string }, address: string, timeoutMs = 10_000) =>
+      zeromq({ curve: { ...keys, serverKey: server.publicKey } }).dial(address, { timeoutMs });
+
+    /** A listener that records what it accepts. */
+    async function curveListener(allowedClientKeys: NonNullable<ZeroMqTransportOptions['curve']>['allowedClientKeys']) {
+      const listener = await listen({ curve: { ...serverCurve, allowedClientKeys } });
+      const accepted: Connection[] = [];
+      const it = listener[Symbol.asyncIterator]();
+      void (async () => {
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return;
+          cleanups.push(() => r.value.abort());
+          accepted.push(r.value);
+        }
+      })();
+      return { listener, accepted };
+    }
+
+    async function expectWorks(address: string, accepted: Connection[], keys = alice): Promise<void> {
+      const before = accepted.length;
+      const conn = await dialAs(keys, address);
+      cleanups.push(() => conn.abort());
+      await conn.send(new Uint8Array([7]));
+      for (let i = 0; i < 200 && accepted.length === before; i++) await new Promise((r) => setTimeout(r, 10));
+      expect([...(await readOne(accepted[accepted.length - 1]!))]).toEqual([7]);
+    }
+
+    it('accepts an allowed client key and refuses another with ConnectionRefusedError (not a timeout), then keeps serving', async () => {
+      const { listener, accepted } = await curveListener([alice.publicKey]);
+      await expectWorks(listener.address, accepted);
+      const err = await dialAs(mallory, listener.address).catch((e: unknown) => e);
+      expect(isTransportError(err, 'ConnectionRefusedError'), String(err)).toBe(true);
+      expect((err as Error).message).toMatch(/handshake/);
+      expect(accepted).toHaveLength(1);
+      await expectWorks(listener.address, accepted);
+      expect(accepted).toHaveLength(2);
+    });
+
+    it('asks a function with the client key and address, and may answer asynchronously', async () => {
+      const asked: Array<{ key: string; address: string }> = [];
+      const { listener, accepted } = await curveListener(async (key, peer) => {
+        asked.push({ key, address: peer.address });
+        await new Promise((r) => setTimeout(r, 5));
+        return key === alice.publicKey;
+      });
+      await expectWorks(listener.address, accepted);
+      expect(isTransportError(await dialAs(mallory, listener.address).catch((e: unknown) => e), 'ConnectionRefusedError')).toBe(true);
+      expect(asked).toEqual([
+        { key: alice.publicKey, address: '127.0.0.1' },
+        { key: mallory.publicKey, address: '127.0.0.1' },
+      ]);
+      expect(accepted).toHaveLength(1);
+    });
+
+    it('refuses a client when the check throws', async () => {
+      const { listener, accepted } = await curveListener(() => {
+        throw new Error('database down');
+      });
+      expect(isTransportError(await dialAs(alice, listener.address).catch((e: unknown) => e), 'ConnectionRefusedError')).toBe(true);
+      expect(accepted).toHaveLength(0);
+    });
+
+    it('refuses a dialler without CURVE (ProtocolError: the mechanisms differ) and one with the wrong server key', async () => {
+      const { listener, accepted } = await curveListener([alice.publicKey]);
+      const plain = await zeromq().dial(listener.address, { timeoutMs: 5_000 }).catch((e: unknown) => e);
+      expect(isTransportError(plain, 'ProtocolError'), String(plain)).toBe(true);
+      const wrongServer = await zeromq({ curve: { ...alice, serverKey: curveKeyPair().publicKey } })
+        .dial(listener.address, { timeoutMs: 3_000 })
+        .catch((e: unknown) => e);
+      expect(isTransportError(wrongServer), String(wrongServer)).toBe(true);
+      expect(accepted).toHaveLength(0);
+      await expectWorks(listener.address, accepted);
+    });
+
+    it('keeps the allow-lists of several listeners apart, and works again after every listener has closed', async () => {
+      const a = await curveListener([alice.publicKey]);
+      const m = await curveListener([mallory.publicKey]);
+      await expectWorks(a.listener.address, a.accepted, alice);
+      await expectWorks(m.listener.address, m.accepted, mallory);
+      expect(isTransportError(await dialAs(mallory, a.listener.address).catch((e: unknown) => e), 'ConnectionRefusedError')).toBe(true);
+      expect(isTransportError(await dialAs(alice, m.listener.address).catch((e: unknown) => e), 'ConnectionRefusedError')).toBe(true);
+      // close everything: the ZAP handler goes away with the last listener socket, and comes back
+      for (const c of cleanups.splice(0).reverse()) await c();
+      await new Promise((r) => setTimeout(r, 200));
+      const again = await curveListener([alice.publicKey]);
+      await expectWorks(again.listener.address, again.accepted, alice);
+      expect(isTransportError(await dialAs(mallory, again.listener.address).catch((e: unknown) => e), 'ConnectionRefusedError')).toBe(true);
+    });
+  });
+
+  describe('resource bounds', () => {
+    it('holds at most sendHighWaterMark bytes in flight for a peer that announces a huge window and never credits', async () => {
+      const sendHighWaterMark = 256 * 1024;
+      const listener = await listen({ pingIntervalMs: 0 }, { sendHighWaterMark });
+      const it = listener[Symbol.asyncIterator]();
+      const raw = rawDealer(listener.address);
+      await raw.send([Buffer.from([Kind.Hello]), encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize: 1 << 20, window: 0xffff_ffff })]);
+      await raw.receive(); // WELCOME; the raw peer reads nothing more and grants no credit
+      const conn = await nextConnection(it);
+      const chunk = new Uint8Array(64 * 1024);
+      let handedOn = 0;
+      for (let i = 0; i < 2_000; i++) {
+        const r = await Promise.race([conn.send(chunk).then(() => 'sent'), new Promise((res) => setTimeout(() => res('pending'), 300))]);
+        if (r === 'pending') break;
+        handedOn += chunk.byteLength;
+      }
+      expect(handedOn).toBeGreaterThan(0);
+      expect(handedOn).toBeLessThanOrEqual(sendHighWaterMark + chunk.byteLength);
+    });
+
+    it('cuts off a ZMTP handshake that stops half-way at partialFrameTimeoutMs (shorter than zmtpHandshakeTimeoutMs)', async () => {
+      const listener = await listen({ zmtpHandshakeTimeoutMs: 60_000 }, { partialFrameTimeoutMs: 200 });
+      const port = Number(new URL(listener.address).port);
+      const outcome = await new Promise<string>((resolve) => {
+        const s = netConnect(port, '127.0.0.1', () => s.write(zmtpGreeting().subarray(0, 20)));
+        s.on('error', () => {});
+        s.resume();
+        s.on('close', () => resolve('closed'));
+        setTimeout(() => {
+          s.destroy();
+          resolve('still open');
+        }, 5_000).unref();
+      });
+      expect(outcome).toBe('closed');
     });
   });
 });

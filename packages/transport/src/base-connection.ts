@@ -1,14 +1,19 @@
 /**
  * The bookkeeping every adapter needs, written once: an ordered send queue whose promises settle when the
- * adapter has handed each message on, a bounded receive queue that pauses the source above its high-water
- * mark, a single async iterator, and close handling (CloseInfo, pending sends failing with
- * ConnectionClosedError). An adapter subclasses it and implements four small hooks; see docs/TRANSPORTS.md.
+ * adapter has handed each message on (bounded: past `maxSendQueueBytes` the connection is aborted with
+ * SendQueueFullError), a bounded receive queue that pauses the source above its high-water mark, a single
+ * async iterator, the deadline for a half-received frame, and close handling (CloseInfo, pending sends
+ * failing with ConnectionClosedError). An adapter subclasses it and implements four small hooks; see
+ * docs/TRANSPORTS.md.
  */
-import { ConnectionClosedError, MessageTooLargeError, TimeoutError } from './errors.js';
+import { ConnectionClosedError, MessageTooLargeError, SendQueueFullError, TimeoutError } from './errors.js';
 import type { FrameDecoder } from './framing.js';
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_PARTIAL_FRAME_TIMEOUT_MS,
   DEFAULT_RECEIVE_HIGH_WATER_MARK,
+  DEFAULT_SEND_HIGH_WATER_MARK,
+  resolveMaxSendQueueBytes,
   type CloseInfo,
   type Connection,
 } from './types.js';
@@ -16,11 +21,27 @@ import {
 /** Bytes charged per queued message on top of its length, so that floods of empty messages stay bounded. */
 export const RECEIVE_QUEUE_MESSAGE_OVERHEAD = 32;
 
+/** The same charge per message waiting in the send queue (against `maxSendQueueBytes`). */
+export const SEND_QUEUE_MESSAGE_OVERHEAD = 32;
+
 export interface BaseConnectionInit {
   localAddress: string;
   remoteAddress: string;
   maxMessageSize?: number | undefined;
   receiveHighWaterMark?: number | undefined;
+  /**
+   * The most bytes the adapter hands on and holds for the peer (see ConnectionOptions.sendHighWaterMark).
+   * BaseConnection only records it (default DEFAULT_SEND_HIGH_WATER_MARK); the adapter's writeMessage
+   * enforces it. An adapter with a smaller default passes its own.
+   */
+  sendHighWaterMark?: number | undefined;
+  /** Hard limit on the bytes queued in the connection for sending; see ConnectionOptions.maxSendQueueBytes. */
+  maxSendQueueBytes?: number | undefined;
+  /**
+   * Deadline for a half-received frame, in ms (0 = none); see ConnectionOptions.partialFrameTimeoutMs.
+   * Enforced for adapters that report their framing state (`deliverFrames`, `noteReceived`).
+   */
+  partialFrameTimeoutMs?: number | undefined;
   /** Prefix of the generated id, e.g. "tcp" → "tcp-17". */
   idPrefix?: string;
   /**
@@ -48,6 +69,9 @@ export abstract class BaseConnection implements Connection {
   readonly remoteAddress: string;
   readonly maxMessageSize: number;
   readonly receiveHighWaterMark: number;
+  readonly sendHighWaterMark: number;
+  readonly maxSendQueueBytes: number;
+  readonly partialFrameTimeoutMs: number;
   readonly closeTimeoutMs: number;
   readonly closed: Promise<CloseInfo>;
 
@@ -58,6 +82,7 @@ export abstract class BaseConnection implements Connection {
 
   #sendQueue: PendingSend[] = [];
   #sendHead = 0;
+  #sendQueueBytes = 0;
   #pumping = false;
   #sendIdle: (() => void)[] = [];
 
@@ -67,6 +92,13 @@ export abstract class BaseConnection implements Connection {
   #sourcePaused = false;
   #wakeReader: (() => void) | undefined;
   #iterating = false;
+  /** Times the source was paused (reading stopped for our own reasons: the peer's silence does not count). */
+  #pauses = 0;
+
+  #midFrame = false;
+  /** Received chunks, counted: the partial-frame deadline looks for progress since it was armed. */
+  #receivedChunks = 0;
+  #partialFrameTimer: { cancel(): void } | undefined;
 
   constructor(init: BaseConnectionInit) {
     this.id = `${init.idPrefix ?? 'conn'}-${nextConnectionNumber++}`;
@@ -74,6 +106,18 @@ export abstract class BaseConnection implements Connection {
     this.remoteAddress = init.remoteAddress;
     this.maxMessageSize = init.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.receiveHighWaterMark = init.receiveHighWaterMark ?? DEFAULT_RECEIVE_HIGH_WATER_MARK;
+    this.sendHighWaterMark = init.sendHighWaterMark ?? DEFAULT_SEND_HIGH_WATER_MARK;
+    this.maxSendQueueBytes = resolveMaxSendQueueBytes(init.maxSendQueueBytes, this.maxMessageSize);
+    this.partialFrameTimeoutMs = init.partialFrameTimeoutMs ?? DEFAULT_PARTIAL_FRAME_TIMEOUT_MS;
+    for (const [name, value] of [
+      ['maxMessageSize', this.maxMessageSize],
+      ['receiveHighWaterMark', this.receiveHighWaterMark],
+      ['sendHighWaterMark', this.sendHighWaterMark],
+      ['maxSendQueueBytes', this.maxSendQueueBytes],
+      ['partialFrameTimeoutMs', this.partialFrameTimeoutMs],
+    ] as const) {
+      if (!(value >= 0)) throw new RangeError(`${name} must be a non-negative number, got ${value}`);
+    }
     this.closeTimeoutMs = init.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.closed = new Promise<CloseInfo>((resolve) => {
       this.#resolveClosed = resolve;
@@ -116,6 +160,15 @@ export abstract class BaseConnection implements Connection {
     return { cancel: () => clearTimeout(t) };
   }
 
+  /**
+   * Wall-clock ms, to notice that a timer of `startTimer` fired far too late because this process was busy
+   * (the peer's bytes may then be waiting unread: the silence was ours). An adapter on virtual time
+   * returns undefined (its timers are never late).
+   */
+  protected wallClock(): number | undefined {
+    return performance.now();
+  }
+
   // ---- calls for the adapter ------------------------------------------------------------------------
 
   /**
@@ -136,9 +189,31 @@ export abstract class BaseConnection implements Connection {
     this.#recvBytes += message.byteLength + RECEIVE_QUEUE_MESSAGE_OVERHEAD;
     if (!this.#sourcePaused && this.#recvBytes > this.receiveHighWaterMark) {
       this.#sourcePaused = true;
+      this.#pauses++;
       this.pauseSource();
     }
     this.#wake();
+  }
+
+  /**
+   * Stream adapters: bytes arrived from the peer, and `midFrame` says whether the stream now stops inside
+   * a frame (or inside the handshake). While it does, a peer that sends nothing more for
+   * `partialFrameTimeoutMs` fails the connection with a TimeoutError (slow loris). `deliverFrames` calls
+   * it; call it yourself for bytes you decode otherwise.
+   */
+  protected noteReceived(midFrame: boolean): void {
+    this.#receivedChunks++;
+    this.#midFrame = midFrame;
+    if (midFrame && this.#partialFrameTimer === undefined) this.#armPartialFrameTimer();
+  }
+
+  /**
+   * The peer owes this side bytes from now on (an accepted stream waiting for the peer's preamble): the
+   * partial-frame deadline runs until `noteReceived(false)`.
+   */
+  protected expectPeerBytes(): void {
+    this.#midFrame = true;
+    if (this.#partialFrameTimer === undefined) this.#armPartialFrameTimer();
   }
 
   /**
@@ -155,6 +230,7 @@ export abstract class BaseConnection implements Connection {
       return false;
     }
     for (const m of messages) this.deliver(m);
+    this.noteReceived(decoder.isMidFrame);
     return true;
   }
 
@@ -166,6 +242,9 @@ export abstract class BaseConnection implements Connection {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#closeInfo = info;
+    this.#partialFrameTimer?.cancel();
+    this.#partialFrameTimer = undefined;
+    this.#sendQueueBytes = 0;
     const err = new ConnectionClosedError(`connection ${this.id} closed: ${info.reason}`, {
       address: this.remoteAddress,
       ...(info.error ? { cause: info.error } : {}),
@@ -209,6 +288,11 @@ export abstract class BaseConnection implements Connection {
     return this.#sendQueue.length - this.#sendHead;
   }
 
+  /** Bytes of the sends accepted but not yet handed on (each counting SEND_QUEUE_MESSAGE_OVERHEAD extra). */
+  get queuedSendBytes(): number {
+    return this.#sendQueueBytes;
+  }
+
   send(message: Uint8Array): Promise<void> {
     if (this.#state !== 'open') {
       return Promise.reject(
@@ -222,6 +306,15 @@ export abstract class BaseConnection implements Connection {
     if (message.byteLength > this.maxMessageSize) {
       return Promise.reject(new MessageTooLargeError(message.byteLength, this.maxMessageSize, { address: this.remoteAddress }));
     }
+    const cost = message.byteLength + SEND_QUEUE_MESSAGE_OVERHEAD;
+    if (this.pendingSends > 0 && this.#sendQueueBytes + cost > this.maxSendQueueBytes) {
+      // The peer is not taking what was sent (or the application does not await its sends): rather than
+      // grow without bound, give up on this connection.
+      const error = new SendQueueFullError(this.#sendQueueBytes + cost, this.maxSendQueueBytes, { address: this.remoteAddress });
+      this.abort(error);
+      return Promise.reject(error);
+    }
+    this.#sendQueueBytes += cost;
     return new Promise<void>((resolve, reject) => {
       this.#sendQueue.push({ message, resolve, reject, settled: false });
       if (!this.#pumping) this.#pump();
@@ -291,6 +384,31 @@ export abstract class BaseConnection implements Connection {
   }
 
   // ---- internals ------------------------------------------------------------------------------------
+
+  #armPartialFrameTimer(): void {
+    if (this.partialFrameTimeoutMs <= 0 || this.#state === 'closed') return;
+    // a longer deadline than a timer can take (about 24.8 days) is as good as none, not 1 ms
+    const ms = Math.min(this.partialFrameTimeoutMs, 2 ** 31 - 1);
+    const chunks = this.#receivedChunks;
+    const pauses = this.#pauses;
+    const armedAt = this.wallClock();
+    this.#partialFrameTimer = this.startTimer(ms, () => {
+      this.#partialFrameTimer = undefined;
+      if (this.#state === 'closed' || !this.#midFrame) return;
+      const now = this.wallClock();
+      const late = armedAt !== undefined && now !== undefined && now - armedAt > 2 * ms;
+      // Bytes arrived meanwhile, this side stopped reading (the peer's bytes wait unread), or this process
+      // was too busy to read (the timer fired far too late): not the peer's silence.
+      if (this.#receivedChunks !== chunks || this.#pauses !== pauses || this.#sourcePaused || late) {
+        this.#armPartialFrameTimer();
+        return;
+      }
+      this.fail(
+        new TimeoutError(`the peer sent part of a frame and then nothing for ${this.partialFrameTimeoutMs} ms`, { address: this.remoteAddress }),
+        'partial frame timeout',
+      );
+    });
+  }
 
   #take(): Uint8Array | undefined {
     if (this.#recvHead >= this.#recvQueue.length) return undefined;
@@ -362,6 +480,7 @@ export abstract class BaseConnection implements Connection {
 
   #handedOn(item: PendingSend): void {
     if (this.#sendQueue[this.#sendHead] === item) {
+      this.#sendQueueBytes -= item.message.byteLength + SEND_QUEUE_MESSAGE_OVERHEAD;
       this.#sendQueue[this.#sendHead] = undefined as unknown as PendingSend;
       this.#sendHead++;
       if (this.#sendHead === this.#sendQueue.length) {

@@ -1,6 +1,8 @@
 /**
- * Typed transport errors. Callers recognise them by `err.name` (or `err.code`), which survives two
- * copies of this package in one install; `instanceof` works too when there is only one copy.
+ * Typed transport errors. One convention for all of them: a flat class extending Error, with a static
+ * `name` and the same instance `name`, a stable `code` (`ERR_…`) and the `address` involved. Callers
+ * recognise them by `err.name` (or `err.code`), which survives two copies of this package in one install
+ * (`isTransportError(err, 'TimeoutError')`); `instanceof` works too when there is only one copy.
  */
 export type TransportErrorName =
   | 'ConnectionRefusedError'
@@ -11,7 +13,8 @@ export type TransportErrorName =
   | 'UnsupportedSchemeError'
   | 'InvalidAddressError'
   | 'AddressInUseError'
-  | 'AbortError';
+  | 'AbortError'
+  | 'SendQueueFullError';
 
 export interface TransportErrorOptions {
   cause?: unknown;
@@ -19,84 +22,164 @@ export interface TransportErrorOptions {
   address?: string;
 }
 
-export class TransportError extends Error {
-  /** Stable machine-readable code, e.g. `ERR_CONNECTION_REFUSED`. */
-  readonly code: string;
+export interface RefusedOptions extends TransportErrorOptions {
+  /** True when the refusal proves that nothing listens there (ECONNREFUSED, an unknown in-memory address):
+   * the process that listened is gone. False (default) for refusals by a live listener (its connection
+   * limit, a rejected certificate or key) and for unreachable hosts — those prove nothing about the peer. */
+  nothingListens?: boolean;
+}
+
+const causeOf = (options: TransportErrorOptions): ErrorOptions | undefined =>
+  options.cause === undefined ? undefined : { cause: options.cause };
+
+/** Nothing listens at the address (ECONNREFUSED, unknown in-memory address…), or the listener refused the connection (its limit, a rejected client key or certificate). */
+export class ConnectionRefusedError extends Error {
+  static override readonly name = 'ConnectionRefusedError';
+  readonly code = 'ERR_CONNECTION_REFUSED';
   readonly address: string | undefined;
-  constructor(name: TransportErrorName, code: string, message: string, options: TransportErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = name;
-    this.code = code;
+  /** See RefusedOptions.nothingListens: only then does the refusal prove the peer process gone. */
+  readonly nothingListens: boolean;
+  constructor(message = 'connection refused', options: RefusedOptions = {}) {
+    super(message, causeOf(options));
+    this.name = 'ConnectionRefusedError';
+    this.address = options.address;
+    this.nothingListens = options.nothingListens === true;
+  }
+}
+
+/** A dial, handshake, liveness check or half-received frame did not complete in time. */
+export class TimeoutError extends Error {
+  static override readonly name = 'TimeoutError';
+  readonly code = 'ERR_TIMEOUT';
+  readonly address: string | undefined;
+  constructor(message = 'timed out', options: TransportErrorOptions = {}) {
+    super(message, causeOf(options));
+    this.name = 'TimeoutError';
     this.address = options.address;
   }
 }
 
-/** Nothing listens at the address (ECONNREFUSED, unknown in-memory address, …). */
-export class ConnectionRefusedError extends TransportError {
-  constructor(message = 'connection refused', options?: TransportErrorOptions) {
-    super('ConnectionRefusedError', 'ERR_CONNECTION_REFUSED', message, options);
-  }
-}
-
-/** A dial, handshake or liveness check did not complete in time. */
-export class TimeoutError extends TransportError {
-  constructor(message = 'timed out', options?: TransportErrorOptions) {
-    super('TimeoutError', 'ERR_TIMEOUT', message, options);
-  }
-}
-
 /** A message exceeds the maximum message size (on send, or announced by the peer on receive). */
-export class MessageTooLargeError extends TransportError {
+export class MessageTooLargeError extends Error {
+  static override readonly name = 'MessageTooLargeError';
+  readonly code = 'ERR_MESSAGE_TOO_LARGE';
+  readonly address: string | undefined;
   readonly size: number;
   readonly limit: number;
-  constructor(size: number, limit: number, options?: TransportErrorOptions) {
-    super('MessageTooLargeError', 'ERR_MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds the limit of ${limit} bytes`, options);
+  constructor(size: number, limit: number, options: TransportErrorOptions = {}) {
+    super(`message of ${size} bytes exceeds the limit of ${limit} bytes`, causeOf(options));
+    this.name = 'MessageTooLargeError';
+    this.address = options.address;
     this.size = size;
     this.limit = limit;
   }
 }
 
 /** The connection is closed: pending and later sends fail with this. */
-export class ConnectionClosedError extends TransportError {
-  constructor(message = 'connection closed', options?: TransportErrorOptions) {
-    super('ConnectionClosedError', 'ERR_CONNECTION_CLOSED', message, options);
+export class ConnectionClosedError extends Error {
+  static override readonly name = 'ConnectionClosedError';
+  readonly code = 'ERR_CONNECTION_CLOSED';
+  readonly address: string | undefined;
+  constructor(message = 'connection closed', options: TransportErrorOptions = {}) {
+    super(message, causeOf(options));
+    this.name = 'ConnectionClosedError';
+    this.address = options.address;
   }
 }
 
 /** The peer sent bytes that do not follow the framing (garbage, truncated frame, bad handshake). */
-export class ProtocolError extends TransportError {
-  constructor(message = 'protocol error', options?: TransportErrorOptions) {
-    super('ProtocolError', 'ERR_PROTOCOL', message, options);
+export class ProtocolError extends Error {
+  static override readonly name = 'ProtocolError';
+  readonly code = 'ERR_PROTOCOL';
+  readonly address: string | undefined;
+  constructor(message = 'protocol error', options: TransportErrorOptions = {}) {
+    super(message, causeOf(options));
+    this.name = 'ProtocolError';
+    this.address = options.address;
   }
 }
 
 /** No transport is registered for the address scheme. */
-export class UnsupportedSchemeError extends TransportError {
-  constructor(scheme: string, options?: TransportErrorOptions) {
-    super('UnsupportedSchemeError', 'ERR_UNSUPPORTED_SCHEME', `no transport registered for scheme "${scheme}"`, options);
+export class UnsupportedSchemeError extends Error {
+  static override readonly name = 'UnsupportedSchemeError';
+  readonly code = 'ERR_UNSUPPORTED_SCHEME';
+  readonly address: string | undefined;
+  constructor(scheme: string, options: TransportErrorOptions = {}) {
+    super(`no transport registered for scheme "${scheme}"`, causeOf(options));
+    this.name = 'UnsupportedSchemeError';
+    this.address = options.address;
   }
 }
 
 /** The address cannot be parsed or lacks a part the transport needs. */
-export class InvalidAddressError extends TransportError {
-  constructor(message: string, options?: TransportErrorOptions) {
-    super('InvalidAddressError', 'ERR_INVALID_ADDRESS', message, options);
+export class InvalidAddressError extends Error {
+  static override readonly name = 'InvalidAddressError';
+  readonly code = 'ERR_INVALID_ADDRESS';
+  readonly address: string | undefined;
+  constructor(message: string, options: TransportErrorOptions = {}) {
+    super(message, causeOf(options));
+    this.name = 'InvalidAddressError';
+    this.address = options.address;
   }
 }
 
 /** `listen` failed because the address is taken. */
-export class AddressInUseError extends TransportError {
-  constructor(message = 'address in use', options?: TransportErrorOptions) {
-    super('AddressInUseError', 'ERR_ADDRESS_IN_USE', message, options);
+export class AddressInUseError extends Error {
+  static override readonly name = 'AddressInUseError';
+  readonly code = 'ERR_ADDRESS_IN_USE';
+  readonly address: string | undefined;
+  constructor(message = 'address in use', options: TransportErrorOptions = {}) {
+    super(message, causeOf(options));
+    this.name = 'AddressInUseError';
+    this.address = options.address;
   }
 }
 
 /** The operation was cancelled through an AbortSignal. */
-export class AbortError extends TransportError {
-  constructor(message = 'aborted', options?: TransportErrorOptions) {
-    super('AbortError', 'ERR_ABORTED', message, options);
+export class AbortError extends Error {
+  static override readonly name = 'AbortError';
+  readonly code = 'ERR_ABORTED';
+  readonly address: string | undefined;
+  constructor(message = 'aborted', options: TransportErrorOptions = {}) {
+    super(message, causeOf(options));
+    this.name = 'AbortError';
+    this.address = options.address;
   }
 }
+
+/**
+ * More bytes were queued for sending on one connection (sends not yet handed on, typically not awaited,
+ * to a peer that does not read) than its `maxSendQueueBytes`: the connection is aborted with this error,
+ * the send that overflowed rejects with it, the other pending sends with ConnectionClosedError.
+ */
+export class SendQueueFullError extends Error {
+  static override readonly name = 'SendQueueFullError';
+  readonly code = 'ERR_SEND_QUEUE_FULL';
+  readonly address: string | undefined;
+  /** Bytes the queue would have held with the refused message (each message counts 32 bytes extra). */
+  readonly queued: number;
+  readonly limit: number;
+  constructor(queued: number, limit: number, options: TransportErrorOptions = {}) {
+    super(`${queued} bytes queued for sending exceed the limit of ${limit} bytes (is the peer reading?)`, causeOf(options));
+    this.name = 'SendQueueFullError';
+    this.address = options.address;
+    this.queued = queued;
+    this.limit = limit;
+  }
+}
+
+/** Any of the typed transport errors above (a type: recognise one with `isTransportError`). */
+export type TransportError =
+  | ConnectionRefusedError
+  | TimeoutError
+  | MessageTooLargeError
+  | ConnectionClosedError
+  | ProtocolError
+  | UnsupportedSchemeError
+  | InvalidAddressError
+  | AddressInUseError
+  | AbortError
+  | SendQueueFullError;
 
 /** True when `err` is a transport error, optionally of the given name. Works across package copies. */
 export function isTransportError(err: unknown, name?: TransportErrorName): err is TransportError {

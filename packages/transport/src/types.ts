@@ -12,6 +12,55 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
  */
 export const DEFAULT_RECEIVE_HIGH_WATER_MARK = 4 * 1024 * 1024;
 
+/**
+ * Default send high-water mark: the most bytes a connection hands on to its transport (socket buffer,
+ * peer queue, bytes in flight) that have not yet left for the peer; past it a `send` settles only once
+ * they drain. Some adapters hold less by default (tcp: Node's 16 KiB socket buffer; ws: 1 MiB).
+ */
+export const DEFAULT_SEND_HIGH_WATER_MARK = 4 * 1024 * 1024;
+
+/**
+ * Default hard limit on the bytes queued in a connection for sending (sends accepted and not yet handed
+ * on, e.g. not awaited while the peer does not read): past it the connection is aborted with
+ * SendQueueFullError. The effective default is the larger of this and 4 × maxMessageSize.
+ */
+export const DEFAULT_MAX_SEND_QUEUE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Default deadline for a half-received frame (or handshake): a peer that has sent part of one and then
+ * nothing for this long is cut off with a TimeoutError (slow loris).
+ */
+export const DEFAULT_PARTIAL_FRAME_TIMEOUT_MS = 10_000;
+
+/** Default limit on the open connections of one listener; more are refused at once. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/**
+ * Throws a RangeError for a size, limit or deadline that is not a non-negative number. Adapters call it
+ * at the start of `listen` and `dial`, so that a bad option fails there and not in a socket callback.
+ */
+export function checkConnectionOptions(options: ConnectionOptions & { maxConnections?: number; timeoutMs?: number }): void {
+  for (const name of [
+    'maxMessageSize',
+    'receiveHighWaterMark',
+    'sendHighWaterMark',
+    'maxSendQueueBytes',
+    'partialFrameTimeoutMs',
+    'maxConnections',
+    'timeoutMs',
+  ] as const) {
+    const value = options[name];
+    if (value !== undefined && !(typeof value === 'number' && value >= 0)) {
+      throw new RangeError(`${name} must be a non-negative number, got ${String(value)}`);
+    }
+  }
+}
+
+/** The effective send-queue limit for a connection: `maxSendQueueBytes`, or its default. */
+export function resolveMaxSendQueueBytes(maxSendQueueBytes: number | undefined, maxMessageSize: number): number {
+  return maxSendQueueBytes ?? Math.max(DEFAULT_MAX_SEND_QUEUE_BYTES, 4 * maxMessageSize);
+}
+
 /** Why and how a connection ended. */
 export interface CloseInfo {
   /** Who ended it: this side (`close()`/`abort()`), or the peer/network. */
@@ -25,8 +74,28 @@ export interface CloseInfo {
 export interface ConnectionOptions {
   /** Largest message accepted or sent, in bytes. Default DEFAULT_MAX_MESSAGE_SIZE. */
   maxMessageSize?: number;
-  /** Bytes received but not yet read at which reading from the network pauses. */
+  /** Bytes received but not yet read at which reading from the network pauses. Default DEFAULT_RECEIVE_HIGH_WATER_MARK. */
   receiveHighWaterMark?: number;
+  /**
+   * The most bytes handed on to the transport and not yet sent to the peer (socket buffer, bytes in
+   * flight); while more are, a `send` waits (settles later). Default DEFAULT_SEND_HIGH_WATER_MARK; tcp
+   * holds at most Node's 16 KiB socket buffer unless given, ws 1 MiB.
+   */
+  sendHighWaterMark?: number;
+  /**
+   * Hard limit on the bytes queued in the connection for sending (accepted by `send`, not yet handed on;
+   * each message counts 32 bytes extra). A send that would exceed it aborts the connection with
+   * SendQueueFullError; a send to an empty queue is always accepted. Default: the larger of
+   * DEFAULT_MAX_SEND_QUEUE_BYTES and 4 × maxMessageSize.
+   */
+  maxSendQueueBytes?: number;
+  /**
+   * A peer that has sent part of a frame (or of the transport's handshake) and then nothing for this long
+   * is cut off: the connection closes with a TimeoutError. 0 = no deadline. Default
+   * DEFAULT_PARTIAL_FRAME_TIMEOUT_MS. Time spent with reading paused (this side's receive queue full) does
+   * not count.
+   */
+  partialFrameTimeoutMs?: number;
 }
 
 export interface DialOptions extends ConnectionOptions {
@@ -37,6 +106,12 @@ export interface DialOptions extends ConnectionOptions {
 
 export interface ListenOptions extends ConnectionOptions {
   signal?: AbortSignal;
+  /**
+   * Most open connections of this listener at once (accepted, not yet closed, taken or not); more are
+   * refused or closed at once, without affecting the open ones: the dialler's `dial` fails with
+   * ConnectionRefusedError. Default DEFAULT_MAX_CONNECTIONS.
+   */
+  maxConnections?: number;
 }
 
 /**

@@ -46,6 +46,22 @@ export interface ComplianceHarness {
   /** Open a raw byte stream to the listener at `address` (the garbage test). */
   openRaw(address: string): Promise<RawPeer>;
   /**
+   * A raw byte stream inside the transport's security layer, where it has one (tls: a TLS socket with a
+   * client certificate), for the tests that write framed bytes by hand (partial and oversized frames).
+   * Default `openRaw`.
+   */
+  openSession?(address: string): Promise<RawPeer>;
+  /**
+   * Bytes after which the stream stops inside the transport's handshake or first frame (the slow-loris
+   * test writes them, then nothing). Default: the stream preamble and half of a frame (tcp, memory).
+   */
+  readonly partialFrame?: Uint8Array;
+  /**
+   * Bytes that (after any handshake) announce one message of more than `limit` bytes and stop before its
+   * payload. Default: the stream preamble and a 4-byte header announcing `limit + 1` (tcp, memory).
+   */
+  oversizedFrame?(limit: number): Uint8Array;
+  /**
    * Start a peer that dials `address`, sends one message (any content), then stays connected until killed.
    * Give either `startPeer` or `peerModule` (the suite then spawns a real child process, see
    * `spawnPeerProcess`, and kills it with SIGKILL).

@@ -9,6 +9,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { isTransportError, type TransportErrorName } from '../errors.js';
+import { encodeFrameHeader, STREAM_PREAMBLE } from '../framing.js';
 import { schemeOf } from '../registry.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, type Connection, type Listener, type Transport } from '../types.js';
 import type { ComplianceHarness } from './harness.js';
@@ -23,7 +24,7 @@ export { freePort, openRawTcp, silentTcpPeer } from './tcp-helpers.js';
 const HEAVY_TEST_TIMEOUT_MS = 90_000;
 
 /** The number of tests `describeTransportCompliance` registers (the same for every transport). */
-export const COMPLIANCE_TEST_COUNT = 20;
+export const COMPLIANCE_TEST_COUNT = 25;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -163,6 +164,32 @@ function seq(n: number, extra = 0): Uint8Array {
   return b;
 }
 const seqOf = (b: Uint8Array): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0);
+
+const concat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
+
+/** The stream framing's preamble, then the header of a 10-byte message and 3 of its bytes. */
+const DEFAULT_PARTIAL_FRAME = concat(STREAM_PREAMBLE, encodeFrameHeader(10), Uint8Array.of(1, 2, 3));
+
+/** Takes every further connection of `listener` (through its `acceptor`) into `accepted` until `stop()`. */
+function collect(listener: Listener, acceptor: Acceptor): { accepted: Connection[]; stop: () => Promise<void> } {
+  const accepted: Connection[] = [];
+  let accepting = true;
+  const loop = (async () => {
+    while (accepting) {
+      const r = await acceptor.step(60_000).catch(() => ({ done: true as const, value: undefined }));
+      if (r.done) return;
+      accepted.push(r.value);
+    }
+  })();
+  return {
+    accepted,
+    stop: async () => {
+      accepting = false;
+      await listener.close();
+      await loop;
+    },
+  };
+}
 
 /**
  * Register the compliance tests for one transport (call at the top level of a vitest file, or inside a
@@ -366,11 +393,13 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       await acceptLoop;
     });
 
-    it('fails a dial where nothing listens with ConnectionRefusedError', async () => {
+    it('fails a dial where nothing listens with ConnectionRefusedError that says so (nothingListens)', async () => {
       const { client } = await transports();
       const address = await harness.refusedAddress();
       const err = await rejection(client.dial(address, { timeoutMs: 5_000 }), `dial ${address}`);
       expectTransportError(err, 'ConnectionRefusedError');
+      // Replicas take this for proof that the peer process is gone (docs/TRANSPORTS.md).
+      expect((err as { nothingListens?: unknown }).nothingListens, String(err)).toBe(true);
     });
 
     it('sees the connection close promptly when the peer is killed (SIGKILL or equivalent)', async () => {
@@ -436,7 +465,8 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
     });
 
     it('abort: pending sends fail with ConnectionClosedError and the peer sees the connection end', async () => {
-      const { client, server } = await connectedPair({ listen: { receiveHighWaterMark: 64 * 1024 } });
+      // a send queue large enough for the 64 MiB below (its limit has a test of its own)
+      const { client, server } = await connectedPair({ listen: { receiveHighWaterMark: 64 * 1024 }, dial: { maxSendQueueBytes: 256 * 1024 * 1024 } });
       // nobody reads on the server, so the sends back up behind the receive bound and the network buffers
       const chunk = new Uint8Array(1024 * 1024);
       const sends = Array.from({ length: 64 }, () => client.send(chunk).then(() => 'sent' as const, (e: unknown) => e));
@@ -552,6 +582,137 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       const dialing = client.dial(silent.address, { signal: during.signal, timeoutMs: 10_000 });
       setTimeout(() => during.abort(), 50);
       expectTransportError(await rejection(dialing, 'an aborted dial'), 'AbortError');
+    });
+
+    it('rejects a negative or non-numeric bound at listen and dial with RangeError (not later, in a socket callback)', async () => {
+      const t = await transports();
+      const bad = [{ maxConnections: -1 }, { partialFrameTimeoutMs: -5 }, { maxSendQueueBytes: Number.NaN }, { sendHighWaterMark: '1' as unknown as number }];
+      for (const options of bad) {
+        const err = await rejection(t.server.listen(harness.listenAddress(), options).then((l) => scope.listener(l)), `listen with ${JSON.stringify(options)}`);
+        expect(err, JSON.stringify(options)).toBeInstanceOf(RangeError);
+      }
+      const listener = scope.listener(await t.server.listen(harness.listenAddress()));
+      const err = await rejection(t.client.dial(listener.address, { maxSendQueueBytes: -1 }).then((c) => scope.conn(c)), 'a dial with maxSendQueueBytes -1');
+      expect(err).toBeInstanceOf(RangeError);
+    });
+
+    it('refuses connections beyond maxConnections at once, keeps the open ones, and accepts again when one closes', async () => {
+      const t = await transports();
+      const listener = scope.listener(await t.server.listen(harness.listenAddress(), { maxConnections: 2 }));
+      const acceptor = new Acceptor(listener, scope);
+      const c1 = scope.conn(await t.client.dial(listener.address));
+      const s1 = await acceptor.next();
+      const c2 = scope.conn(await t.client.dial(listener.address));
+      const s2 = await acceptor.next();
+      const err = await rejection(
+        t.client.dial(listener.address, { timeoutMs: 10_000 }).then((c) => scope.conn(c)),
+        'a third dial to a listener with maxConnections 2',
+      );
+      expectTransportError(err, 'ConnectionRefusedError');
+      // A live listener's refusal proves nothing about the process behind it.
+      expect((err as { nothingListens?: unknown }).nothingListens, String(err)).toBe(false);
+      // the open connections are unaffected
+      const r2 = new Reader(c2);
+      await c1.send(text('one'));
+      expect(str(await new Reader(s1).next())).toBe('one');
+      await s2.send(text('two'));
+      expect(str(await r2.next())).toBe('two');
+      // once one closes (and the listener has seen it), a new dial is accepted
+      await c1.close();
+      await within(s1.closed, 10_000, 'the listener side to see the close');
+      let c3: Connection | undefined;
+      for (let i = 0; i < 200 && c3 === undefined; i++) {
+        c3 = await t.client.dial(listener.address, { timeoutMs: 10_000 }).then(
+          (c) => scope.conn(c),
+          async (e: unknown) => {
+            expectTransportError(e, 'ConnectionRefusedError');
+            await sleep(25);
+            return undefined;
+          },
+        );
+      }
+      expect(c3, 'a dial after a connection closed must be accepted').toBeDefined();
+      const s3 = await acceptor.next();
+      await c3!.send(text('three'));
+      expect(str(await new Reader(s3).next())).toBe('three');
+      await c2.send(text('still two'));
+      expect(str(await new Reader(s2).next())).toBe('still two');
+    });
+
+    it('cuts off a peer that stops inside a frame (or the handshake) after partialFrameTimeoutMs, with TimeoutError; idle connections stay', async () => {
+      const t = await transports();
+      const listener = scope.listener(await t.server.listen(harness.listenAddress(), { partialFrameTimeoutMs: 300 }));
+      const acceptor = new Acceptor(listener, scope);
+      const client = scope.conn(await t.client.dial(listener.address));
+      const server = await acceptor.next();
+      const { accepted, stop } = collect(listener, acceptor);
+      const raw = await (harness.openSession ?? harness.openRaw)(listener.address);
+      scope.cleanups.push(() => raw.destroy());
+      raw.write(harness.partialFrame ?? DEFAULT_PARTIAL_FRAME);
+      // well within the transports' own (longer) handshake deadlines: only the partial-frame deadline can do it
+      await within(raw.closed, 5_000, 'the listener to cut off the peer that stopped mid-frame');
+      for (const conn of accepted) {
+        const info = await within(conn.closed, 5_000, 'the stalled connection to close');
+        expectTransportError(info.error, 'TimeoutError');
+      }
+      // an idle connection (between frames) is not a slow loris
+      expect(server.isClosed).toBe(false);
+      await client.send(text('still here'));
+      expect(str(await new Reader(server).next())).toBe('still here');
+      await stop();
+    });
+
+    it('refuses a frame that announces more than maxMessageSize from its header, without waiting for the payload', async () => {
+      const limit = 64 * 1024;
+      const t = await transports();
+      const listener = scope.listener(await t.server.listen(harness.listenAddress(), { maxMessageSize: limit }));
+      const { accepted, stop } = collect(listener, new Acceptor(listener, scope));
+      const raw = await (harness.openSession ?? harness.openRaw)(listener.address);
+      scope.cleanups.push(() => raw.destroy());
+      raw.write(harness.oversizedFrame ? harness.oversizedFrame(limit) : concat(STREAM_PREAMBLE, encodeFrameHeader(limit + 1)));
+      // no payload follows: a receiver that waited for (or buffered) it would keep the stream open (and
+      // liveness checks, zeromq's heartbeats among them, would only close it after several seconds)
+      await within(raw.closed, 4_000, 'the listener to drop the stream at the oversized header');
+      for (const conn of accepted) {
+        const info = await within(conn.closed, 10_000, 'the connection to close');
+        expectTransportError(info.error, 'MessageTooLargeError');
+      }
+      // still serving
+      const good = scope.conn(await t.client.dial(listener.address));
+      await good.send(text('fine'));
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && !accepted.some((c) => !c.isClosed)) await sleep(5);
+      const goodServer = accepted.find((c) => !c.isClosed);
+      expect(goodServer, 'the listener must accept a proper connection afterwards').toBeDefined();
+      expect(str(await new Reader(goodServer!).next())).toBe('fine');
+      await stop();
+    });
+
+    it('aborts a connection whose send queue passes maxSendQueueBytes (sends not awaited, the peer not reading) with SendQueueFullError', async () => {
+      const limit = 1024 * 1024;
+      const { client } = await connectedPair({ listen: { receiveHighWaterMark: 64 * 1024 }, dial: { maxSendQueueBytes: limit } });
+      const chunk = new Uint8Array(64 * 1024);
+      const outcomes: Promise<unknown>[] = [];
+      // up to 256 MiB, in bursts, letting the transport hand on what it can in between
+      for (let i = 0; i < 4096 && !client.isClosed; i++) {
+        outcomes.push(client.send(chunk).then(() => 'sent' as const, (e: unknown) => e));
+        if (i % 16 === 15) await sleep(1);
+      }
+      expect(client.isClosed, 'a queue that only grows must hit its limit').toBe(true);
+      const settled = await within(Promise.all(outcomes), 10_000, 'every send to settle');
+      const failed = settled.filter((o) => o !== 'sent');
+      const full = failed.filter((e) => (e as Error).name === 'SendQueueFullError');
+      expect(full, 'the send that overflowed').toHaveLength(1);
+      expectTransportError(full[0], 'SendQueueFullError');
+      expect((full[0] as { limit?: number }).limit).toBe(limit);
+      for (const e of failed) if (e !== full[0]) expectTransportError(e, 'ConnectionClosedError');
+      const info = await client.closed;
+      expect(info.by).toBe('local');
+      expectTransportError(info.error, 'SendQueueFullError');
+      // what went out before is bounded by the network's buffers, not by the sender's persistence
+      const sentBytes = (settled.length - failed.length) * chunk.byteLength;
+      expect(sentBytes, 'bytes handed on before the abort').toBeLessThan(64 * 1024 * 1024);
+      expectTransportError(await rejection(client.send(text('more')), 'a send after the abort'), 'ConnectionClosedError');
     });
   });
 }

@@ -25,6 +25,11 @@ export class MemoryConnection extends BaseConnection {
     return this.outgoing.startTimer(ms, fn);
   }
 
+  /** Virtual time: timers are never late. */
+  protected override wallClock(): undefined {
+    return undefined;
+  }
+
   protected endTransport(): void {
     this.outgoing.transmitEnd();
   }

@@ -29,6 +29,8 @@ export class MemoryLink {
   #receiverPaused = false;
   #waiters: (() => void)[] = [];
   #closed = false;
+  /** The sender's sendHighWaterMark: at most this many bytes in flight (and the receiver's mark). */
+  sendLimit = Number.POSITIVE_INFINITY;
 
   constructor(net: MemoryNetwork, fromHost: string, toHost: string, target: MemoryConnection) {
     this.#net = net;
@@ -168,7 +170,10 @@ export class MemoryLink {
   }
 
   #isFull(): boolean {
-    return !this.#closed && (this.#receiverPaused || this.#inFlightBytes > this.#target.receiveHighWaterMark);
+    return (
+      !this.#closed &&
+      (this.#receiverPaused || this.#inFlightBytes > Math.min(this.#target.receiveHighWaterMark, this.sendLimit))
+    );
   }
 
   #maybeRelease(): void {

@@ -15,7 +15,7 @@ import {
   InvalidAddressError,
   TimeoutError,
 } from '../errors.js';
-import type { Connection, DialOptions, Listener, ListenOptions, Transport } from '../types.js';
+import { checkConnectionOptions, DEFAULT_MAX_CONNECTIONS, type Connection, type DialOptions, type Listener, type ListenOptions, type Transport } from '../types.js';
 import { MemoryConnection } from './connection.js';
 import {
   cancellable,
@@ -70,13 +70,28 @@ class MemoryListener implements Listener {
   readonly name: string;
   readonly options: ListenOptions;
   readonly queue = new AcceptQueue<Connection>();
+  readonly maxConnections: number;
+  /** Accepted connections not yet closed. */
+  openConnections = 0;
   #onClose: () => void;
 
   constructor(name: string, options: ListenOptions, onClose: () => void) {
     this.name = name;
     this.address = `${MEMORY_SCHEME}://${name}`;
     this.options = options;
+    this.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.#onClose = onClose;
+  }
+
+  get isFull(): boolean {
+    return this.openConnections >= this.maxConnections;
+  }
+
+  /** Count an accepted connection until it closes, and hand it to the application. */
+  accept(conn: Connection): void {
+    this.openConnections++;
+    void conn.closed.then(() => this.openConnections--);
+    this.queue.push(conn);
   }
 
   get isClosed(): boolean {
@@ -208,6 +223,7 @@ export class MemoryNetwork implements Transport {
   listen(address: string, options: ListenOptions = {}): Promise<Listener> {
     let name: string;
     try {
+      checkConnectionOptions(options);
       name = parseMemoryAddress(address);
       if (name.includes('#')) throw new InvalidAddressError(`"#" is reserved for dialler addresses: ${address}`, { address });
     } catch (err) {
@@ -226,6 +242,7 @@ export class MemoryNetwork implements Transport {
   dial(address: string, options: MemoryDialOptions = {}): Promise<Connection> {
     let name: string;
     try {
+      checkConnectionOptions(options);
       name = parseMemoryAddress(address);
     } catch (err) {
       return Promise.reject(err);
@@ -253,7 +270,11 @@ export class MemoryNetwork implements Transport {
         if (done || this.isPartitioned(fromHost, toHost)) return; // lost in a partition: the timeout decides
         const listener = this.#listeners.get(name);
         if (!listener || listener.isClosed) {
-          finish(() => reject(new ConnectionRefusedError(`nothing listens at ${address}`, { address })));
+          finish(() => reject(new ConnectionRefusedError(`nothing listens at ${address}`, { address, nothingListens: true })));
+          return;
+        }
+        if (listener.isFull) {
+          finish(() => reject(new ConnectionRefusedError(`${address} refused the connection: it has ${listener.maxConnections} open (maxConnections)`, { address })));
           return;
         }
         finish(() => resolve(this.#connect(listener, fromHost, options)));
@@ -269,36 +290,28 @@ export class MemoryNetwork implements Transport {
   dialRaw(address: string, fromHost = this.defaultHost): RawMemoryPeer {
     const name = parseMemoryAddress(address);
     const listener = this.#listeners.get(name);
-    if (!listener || listener.isClosed) throw new ConnectionRefusedError(`nothing listens at ${address}`, { address });
+    if (!listener || listener.isClosed) throw new ConnectionRefusedError(`nothing listens at ${address}`, { address, nothingListens: true });
+    if (listener.isFull) throw new ConnectionRefusedError(`${address} refused the connection: it has ${listener.maxConnections} open (maxConnections)`, { address });
     const localAddress = `${MEMORY_SCHEME}://${fromHost}#${++this.#dialCount}`;
     const peer = new RawMemoryPeer(this.schedule);
-    const conn = new MemoryStreamConnection(peer, {
+    const conn = new MemoryStreamConnection(peer, this.schedule, {
       localAddress: listener.address,
       remoteAddress: localAddress,
-      maxMessageSize: listener.options.maxMessageSize,
-      receiveHighWaterMark: listener.options.receiveHighWaterMark,
+      ...connectionInit(listener.options),
     });
-    listener.queue.push(conn);
+    listener.accept(conn);
     return peer;
   }
 
   #connect(listener: MemoryListener, fromHost: string, options: DialOptions): MemoryConnection {
     const localAddress = `${MEMORY_SCHEME}://${fromHost}#${++this.#dialCount}`;
     const toHost = hostOf(listener.name);
-    const dialer = new MemoryConnection({
-      localAddress,
-      remoteAddress: listener.address,
-      maxMessageSize: options.maxMessageSize,
-      receiveHighWaterMark: options.receiveHighWaterMark,
-    });
-    const acceptor = new MemoryConnection({
-      localAddress: listener.address,
-      remoteAddress: localAddress,
-      maxMessageSize: listener.options.maxMessageSize,
-      receiveHighWaterMark: listener.options.receiveHighWaterMark,
-    });
+    const dialer = new MemoryConnection({ localAddress, remoteAddress: listener.address, ...connectionInit(options) });
+    const acceptor = new MemoryConnection({ localAddress: listener.address, remoteAddress: localAddress, ...connectionInit(listener.options) });
     const forward = new MemoryLink(this, fromHost, toHost, acceptor);
     const backward = new MemoryLink(this, toHost, fromHost, dialer);
+    forward.sendLimit = dialer.sendHighWaterMark;
+    backward.sendLimit = acceptor.sendHighWaterMark;
     dialer.outgoing = forward;
     dialer.incoming = backward;
     acceptor.outgoing = backward;
@@ -306,9 +319,20 @@ export class MemoryNetwork implements Transport {
     const pair: Pair = { dialer, acceptor };
     this.#pairs.add(pair);
     void Promise.all([dialer.closed, acceptor.closed]).then(() => this.#pairs.delete(pair));
-    listener.queue.push(acceptor);
+    listener.accept(acceptor);
     return dialer;
   }
+}
+
+/** The per-connection options of a listen or dial, as BaseConnection takes them. */
+function connectionInit(options: ListenOptions | DialOptions) {
+  return {
+    maxMessageSize: options.maxMessageSize,
+    receiveHighWaterMark: options.receiveHighWaterMark,
+    sendHighWaterMark: options.sendHighWaterMark,
+    maxSendQueueBytes: options.maxSendQueueBytes,
+    partialFrameTimeoutMs: options.partialFrameTimeoutMs,
+  };
 }
 
 /** `mem://name` → `name`; throws InvalidAddressError. */

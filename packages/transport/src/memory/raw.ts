@@ -60,13 +60,26 @@ export class RawMemoryPeer {
 export class MemoryStreamConnection extends BaseConnection {
   #peer: RawMemoryPeer;
   #decoder: FrameDecoder;
+  #schedule: Schedule;
 
-  constructor(peer: RawMemoryPeer, init: BaseConnectionInit) {
+  constructor(peer: RawMemoryPeer, schedule: Schedule, init: BaseConnectionInit) {
     super({ idPrefix: 'mem-raw', ...init });
     this.#peer = peer;
+    this.#schedule = schedule;
     this.#decoder = new FrameDecoder({ maxMessageSize: this.maxMessageSize, expectPreamble: true });
     peer.conn = this;
     peer.push(STREAM_PREAMBLE.slice());
+    // like an accepted socket: the peer owes its preamble from now on
+    this.expectPeerBytes();
+  }
+
+  protected override startTimer(ms: number, fn: () => void): { cancel(): void } {
+    return cancellable(this.#schedule, ms, fn);
+  }
+
+  /** Virtual time: timers are never late. */
+  protected override wallClock(): undefined {
+    return undefined;
   }
 
   receiveBytes(bytes: Uint8Array): void {
