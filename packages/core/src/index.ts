@@ -14,3 +14,4 @@ export { mulberry32 } from './prng.js';
 export { isLoopbackAddress, InsecureListenError, resolveSecurity, DEFAULT_HANDSHAKE_TIMEOUT_MS, type ResolvedSecurity } from './security.js';
 export { KeyError, KeyRing, MIN_KEY_BYTES, parseKeyFile, formatKeyFile } from './auth.js';
 export { AuthenticationError } from './handshake.js';
+export { replicaStatus, promoteReplica, type OperatorOptions } from './operator.js';

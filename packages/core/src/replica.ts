@@ -135,6 +135,12 @@ class ReplicaNode implements Replica<unknown> {
   #peerSeqSeen = 0;
   /** The highest epoch any peer reported. */
   #peerEpochSeen = 0;
+  /** Until then, messages read now may have waited out a stall of this process (SIGSTOP, a long GC):
+   * they prove nothing about the present (see #watchStalls). */
+  #untrustedUntil = 0;
+  #stallTimer: TimerHandle | undefined;
+  /** When the stall watch last ran (see #watchStalls). */
+  #lastTickAt = 0;
   #lastFlushAt = 0;
   #watchdog: TimerHandle | undefined;
   #suspectTimer: TimerHandle | undefined;
@@ -243,6 +249,7 @@ class ReplicaNode implements Replica<unknown> {
       this.#startWaiter = { resolve, reject };
     });
     this.#probe();
+    this.#watchStalls();
     return started;
   }
 
@@ -254,6 +261,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#joinTimer?.cancel();
     this.#probeTimer?.cancel();
     this.#follow?.waiting?.cancel();
+    this.#stallTimer?.cancel();
     this.#cancelFetch();
     this.#startWaiter?.reject(new StoppedError('replica stopped before it started serving'));
     this.#startWaiter = undefined;
@@ -332,7 +340,9 @@ class ReplicaNode implements Replica<unknown> {
         timeoutMs,
       });
     } catch (err) {
-      const refused = isTransportError(err, 'ConnectionRefusedError');
+      // Only "nothing listens there" proves the peer process gone — not a live listener's refusal (a
+      // certificate or key it rejects, its connection limit) nor an unreachable host.
+      const refused = isTransportError(err, 'ConnectionRefusedError') && (err as { nothingListens?: boolean }).nothingListens === true;
       this.#log('debug', 'peer-dial-failed', { error: (err as Error).message, refused });
       return { link: undefined, refused };
     }
@@ -1567,7 +1577,8 @@ class ReplicaNode implements Replica<unknown> {
     const follow = this.#followable && epoch === this.#epoch;
     this.#becomeJoining(epoch, follow);
     if (follow) {
-      this.#follow = { epoch, lastConfirmAt: this.#env.now(), waiting: undefined };
+      // The drop is evidence of the primary's coverage now — unless it waited out a stall of ours.
+      this.#follow = { epoch, lastConfirmAt: this.#trustsUnsolicited() ? this.#env.now() : Number.NEGATIVE_INFINITY, waiting: undefined };
       this.#log('info', 'following', { why, appliedSeq: this.#runner.appliedSeq, pending: this.#backupLog.pendingCount });
     } else {
       this.#followable = false;
@@ -1585,10 +1596,17 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   /** The solo primary said (hello, statusReply) whether it still covers us. */
-  #confirmFollow(epoch: number, from: number | undefined): void {
+  /**
+   * The solo primary said whether it still covers us. `askedAt`: when we sent the status question this
+   * answers (fresh evidence); undefined for an unsolicited hello (trusted only outside a stall of ours).
+   */
+  #confirmFollow(epoch: number, from: number | undefined, askedAt?: number): void {
     const f = this.#follow;
     if (f === undefined || this.#role !== 'joining' || epoch !== f.epoch) return;
-    if (from !== undefined && from <= this.#runner.appliedSeq) f.lastConfirmAt = this.#env.now();
+    const at = askedAt ?? (this.#trustsUnsolicited() ? this.#env.now() : undefined);
+    if (from !== undefined && from <= this.#runner.appliedSeq) {
+      if (at !== undefined) f.lastConfirmAt = Math.max(f.lastConfirmAt, at);
+    }
     else this.#stopFollowing(from === undefined ? 'the primary no longer covers us' : `the primary covers from ${from}, beyond our seq ${this.#runner.appliedSeq}`);
   }
 
@@ -1599,7 +1617,38 @@ class ReplicaNode implements Replica<unknown> {
     }
     this.#peerEpochSeen = Math.max(this.#peerEpochSeen, r.epoch);
     if (this.#covering !== undefined) this.#covering.lastReachedAt = this.#env.now();
-    if (r.role === 'solo-primary') this.#confirmFollow(r.epoch, r.follow);
+  }
+
+  /**
+   * A process stopped longer than joinTimeoutMs (SIGSTOP, a long GC) reads messages that waited in its
+   * sockets as if they were new. A solo primary may have ended its coverage meanwhile (it takes 2 ×
+   * joinTimeoutMs without hearing from us), so for joinTimeoutMs after such a stall only answers to our
+   * own questions count as evidence of it (#confirmFollow).
+   */
+  #watchStalls(): void {
+    const every = Math.max(this.#cfg.flushIntervalMs, this.#bounds.joinTimeoutMs / 20);
+    this.#lastTickAt = this.#env.now();
+    const tick = (): void => {
+      if (this.#role === 'stopped') return;
+      if (this.#stalledJustNow()) this.#log('warn', 'process-stalled', { ms: Math.round(this.#env.now() - this.#lastTickAt) });
+      this.#lastTickAt = this.#env.now();
+      this.#stallTimer = this.#env.setTimer(every, tick);
+    };
+    this.#stallTimer = this.#env.setTimer(every, tick);
+  }
+
+  /** The stall watch has not run for joinTimeoutMs: this process was stopped (whichever callback runs
+   * first after it resumes — the watch's timer or a message read from a socket — notices). */
+  #stalledJustNow(): boolean {
+    const now = this.#env.now();
+    if (this.#lastTickAt === 0 || now - this.#lastTickAt <= this.#bounds.joinTimeoutMs) return false;
+    this.#untrustedUntil = Math.max(this.#untrustedUntil, now + this.#bounds.joinTimeoutMs);
+    return true;
+  }
+
+  #trustsUnsolicited(): boolean {
+    this.#stalledJustNow();
+    return this.#env.now() >= this.#untrustedUntil;
   }
 
   /**
@@ -1679,6 +1728,7 @@ class ReplicaNode implements Replica<unknown> {
     if (options?.acceptLoss !== true) throw new TypeError('promote needs { acceptLoss: true }: writes this replica does not hold are lost');
     if (this.#role === 'stopped') throw new StoppedError('replica stopped');
     if (SERVING.has(this.#role) || this.#listener === undefined) return;
+    if (this.#role === 'backup') throw new Error('this replica is a backup: it takes over by itself when its primary fails; promote is for a replica that reports blocked');
     this.#cancelFetch();
     this.#cancelBackupTimers();
     this.#joinTimer?.cancel();
@@ -1748,7 +1798,9 @@ class ReplicaNode implements Replica<unknown> {
         if (link) this.#joinLink = link;
       }
       if (attempt !== this.#joinAttempt || (this.#role !== 'starting' && this.#role !== 'joining')) return;
+      const askedAt = this.#env.now();
       const reply = link ? await this.#awaitStatus(link, this.#bounds.dialTimeoutMs) : undefined;
+      if (reply !== undefined && reply.role === 'solo-primary') this.#confirmFollow(reply.epoch, reply.follow, askedAt);
       if (attempt !== this.#joinAttempt || (this.#role !== 'starting' && this.#role !== 'joining')) return;
       if (reply !== undefined) this.#unansweredSince = undefined;
       if (reply && SERVING.has(reply.role) && link && !link.isClosed) {

@@ -109,6 +109,21 @@ describe('a dropped backup follows the solo primary', () => {
 });
 
 describe('when nothing can prove that no acknowledged write is lost', () => {
+  it('a dropped backup that was itself stopped longer than joinTimeoutMs does not trust what waited in its sockets: blocked, not a takeover', async () => {
+    pair = await startPair();
+    const p = pair;
+    const c = p.client('C');
+    await dropBackup(p, c, 2, 3);
+    await sleep(computeTimingBounds(FAST).joinTimeoutMs + 200); // B stays stopped past joinTimeoutMs
+    p.nodeA.crash();
+    p.nodeB.resume();
+    await until(() => p.b.status().blocked !== undefined, 'B blocked', 5000);
+    expect(p.events.b.some((e) => e.type === 'takeover')).toBe(false);
+    expect(p.b.status().blocked).toMatchObject({ haveSeq: 2, mayLoseFrom: 3 });
+    await p.b.promote({ acceptLoss: true });
+    expect(p.b.status().role).toBe('solo-primary');
+  }, 15_000);
+
   it('the primary dies while a restarted backup is still joining: the joiner reports blocked with the range; promote restores service', async () => {
     // Slow joins: the whole-state copy of a service that installs slowly.
     pair = await startPair();

@@ -246,3 +246,19 @@ describe('safe defaults', () => {
     void encode;
   });
 });
+
+describe('operator connections', () => {
+  it('need the cluster key; with it, status works and promote on a serving replica changes nothing', async () => {
+    const { replicaStatus, promoteReplica } = await import('../src/operator.js');
+    const k = key();
+    pair = await startPair({}, undefined, undefined, { security: { clusterKeys: [k] } });
+    const env = pair.cluster.node('op').env;
+    await expect(replicaStatus(pair.addrA, { env, service: 'kv' })).rejects.toMatchObject({ name: 'AuthenticationError', code: 'key-required' });
+    await expect(replicaStatus(pair.addrA, { env, service: 'kv', clusterKeys: [key()] })).rejects.toMatchObject({ name: 'AuthenticationError' });
+    expect(await replicaStatus(pair.addrB, { env, service: 'kv', clusterKeys: [k] })).toMatchObject({ role: 'backup', epoch: 1 });
+    expect(await promoteReplica(pair.addrA, { env, service: 'kv', clusterKeys: [k] })).toMatchObject({ role: 'primary', epoch: 1 });
+    expect(await promoteReplica(pair.addrB, { env, service: 'kv', clusterKeys: [k] })).toMatchObject({ role: 'backup', epoch: 1 });
+    await expect(pair.b.promote({ acceptLoss: true })).rejects.toThrow(/backup/);
+    expect(pair.a.status()).toMatchObject({ role: 'primary', epoch: 1 });
+  });
+});
