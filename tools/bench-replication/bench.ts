@@ -3,6 +3,8 @@
  *   (a) unreplicated — the same replica code running as a solo primary (its peer address has nothing
  *       listening, so no flushes, no lease, no state information): same client stack, codec, transport;
  *   (b) replicated with this protocol (reply first, client forwards, periodic flush);
+ *   (b') (b) with a cluster key: peers authenticate, every reply's state information carries the primary's
+ *       MAC and the backup verifies each forward (docs/SECURITY.md) — ratios.authVsNoAuthP50 = b'/b;
  *   (c) replicated synchronously (replyMode 'sync': the primary replies after the backup's ack);
  * at concurrency 1 and 64, interleaved round by round (a,b,c,a,b,c…) so machine noise hits all three.
  * Then the failover time from SIGKILL of the primary to a client's first reply from the new primary,
@@ -10,6 +12,9 @@
  *
  *   npm run bench:replication -- [--json] [--quick] [--transport tcp|ws|zmq] [--kills N]
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { computeTimingBounds, createClient, nodeEnv, type Client, type ClientDiagnostics, type ReplicationConfig } from '@tandem/core';
@@ -20,6 +25,7 @@ import { percentile } from '../../apps/kv/src/harness/workload.js';
 import type { KvReply, KvRequest } from '../../apps/kv/src/schema.js';
 import { kvService } from '../../apps/kv/src/service.js';
 import { addressFor, createTransportRegistry } from '../../apps/kv/src/transports.js';
+import { keygen } from '../../apps/kv/src/security-options.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -43,8 +49,10 @@ const kills = Number(flags.kills ?? 20);
 const CONCURRENCY = [1, 64] as const;
 const log = (s: string): void => void process.stderr.write(s + '\n');
 
-type Kind = 'unreplicated' | 'replicated' | 'sync';
-const KINDS: Kind[] = ['unreplicated', 'replicated', 'sync'];
+type Kind = 'unreplicated' | 'replicated' | 'replicatedAuth' | 'sync';
+const KINDS: Kind[] = ['unreplicated', 'replicated', 'replicatedAuth', 'sync'];
+const keyDir = mkdtempSync(join(tmpdir(), 'tandem-bench-'));
+const clusterKey = join(keyDir, 'cluster.key');
 
 interface Target {
   kind: Kind;
@@ -76,7 +84,7 @@ async function startTarget(kind: Kind): Promise<Target> {
     return { kind, servers, client: createClient({ service: kvService, env: nodeEnv({ network }), servers }), stop: () => p.stop() };
   }
   const replication: Partial<ReplicationConfig> = { ...(kind === 'sync' ? { replyMode: 'sync' } : {}), ...(piggyback ? { piggyback } : {}) };
-  const pair = await ReplicaPair.start({ transport, replication, logLevel: 'error' });
+  const pair = await ReplicaPair.start({ transport, replication, logLevel: 'error', ...(kind === 'replicatedAuth' ? { extraArgs: ['--cluster-key-file', clusterKey] } : {}) });
   return { kind, servers: pair.addresses, client: createClient({ service: kvService, env: nodeEnv({ network }), servers: pair.addresses }), stop: () => pair.stop() };
 }
 
@@ -124,7 +132,7 @@ interface FailoverResult {
 async function failoverRun(): Promise<FailoverResult> {
   const debug = process.env.BENCH_DEBUG !== undefined;
   const startPair = (): Promise<ReplicaPair> =>
-    ReplicaPair.start({ transport, replication: FAILOVER_CONFIG, logLevel: debug ? 'info' : 'error', onStderr: (n, l) => debug && log(`${n} ${l.slice(0, 240)}`) });
+    ReplicaPair.start({ transport, replication: FAILOVER_CONFIG, extraArgs: ['--cluster-key-file', clusterKey], logLevel: debug ? 'info' : 'error', onStderr: (n, l) => debug && log(`${n} ${l.slice(0, 240)}`) });
   let pair = await startPair();
   const network = createTransportRegistry();
   const successes: [number, number][] = [];
@@ -234,6 +242,7 @@ async function failoverRun(): Promise<FailoverResult> {
 async function main(): Promise<void> {
   const started = performance.now();
   log(`bench:replication — transport ${transport}, ${rounds} rounds × ${runMs} ms per configuration and concurrency, ${kills} kills`);
+  await keygen(clusterKey, {}, true);
   const targets: Target[] = [];
   for (const kind of KINDS) targets.push(await startTarget(kind));
   const samples = new Map<string, Samples>();
@@ -268,6 +277,10 @@ async function main(): Promise<void> {
     replicatedVsSyncP50At64: r3(p50('replicated', 64) / p50('sync', 64)),
     replicatedVsUnreplicatedThroughputAt64: r3(tput('replicated', 64) / tput('unreplicated', 64)),
     replicatedVsSyncThroughputAt64: r3(tput('replicated', 64) / tput('sync', 64)),
+    /** The same replicated pair with the cluster key and MACs on vs off, side by side (target ≤ 1.05). */
+    authVsNoAuthP50: r3(p50('replicatedAuth', 1) / p50('replicated', 1)),
+    authVsNoAuthP50At64: r3(p50('replicatedAuth', 64) / p50('replicated', 64)),
+    authVsNoAuthThroughputAt64: r3(tput('replicatedAuth', 64) / tput('replicated', 64)),
   };
   const out = {
     transport,
@@ -279,7 +292,13 @@ async function main(): Promise<void> {
     baseline: 'unreplicated = the same replica process as a solo primary (no peer listening: no flush, no lease, no state information in replies), same client stack, codec and transport',
     results,
     ratios,
-    targets: { replicatedVsUnreplicatedP50: '≤ 1.10', replicatedVsSyncP50: '< 1', met: ratios.replicatedVsUnreplicatedP50 <= 1.1 && ratios.replicatedVsSyncP50 < 1 },
+    targets: {
+      replicatedVsUnreplicatedP50: '≤ 1.10',
+      replicatedVsSyncP50: '< 1',
+      authVsNoAuthP50: '≤ 1.05',
+      met: ratios.replicatedVsUnreplicatedP50 <= 1.1 && ratios.replicatedVsSyncP50 < 1 && ratios.authVsNoAuthP50 <= 1.05,
+    },
+    failoverSecurity: 'cluster key on (peers authenticated, MACs)',
     failoverMs: failover,
     durationS: Math.round((performance.now() - started) / 100) / 10,
   };
@@ -291,13 +310,13 @@ async function main(): Promise<void> {
     `  ${k.padEnd(13)}` + CONCURRENCY.map((c) => { const s = results[k]![`c${c}`]!; return `  c=${String(c).padEnd(3)} p50 ${s.p50.toFixed(3).padStart(7)} ms  p99 ${s.p99.toFixed(3).padStart(7)} ms  ${String(s.throughput).padStart(6)} ops/s`; }).join('  |');
   log('');
   for (const k of KINDS) log(row(k));
-  log(`\n  ratios (concurrency 1): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50} (target ≤ 1.10), replicated/sync p50 ${ratios.replicatedVsSyncP50} (target < 1)`);
+  log(`\n  ratios (concurrency 1): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50} (target ≤ 1.10), replicated/sync p50 ${ratios.replicatedVsSyncP50} (target < 1), with/without cluster key p50 ${ratios.authVsNoAuthP50} (target ≤ 1.05)`);
   log(`  ratios (concurrency 64): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50At64}, replicated/sync p50 ${ratios.replicatedVsSyncP50At64}; throughput replicated/unreplicated ${ratios.replicatedVsUnreplicatedThroughputAt64}, replicated/sync ${ratios.replicatedVsSyncThroughputAt64}`);
   log(`  failover (SIGKILL → first reply from the new primary, ${failover.samples.length} kills): p50 ${failover.p50} ms, max ${failover.max} ms (computed worst case ${failover.computedWorstCaseMs} ms); ${failover.check.acknowledged} acknowledged increments across the kills: ${failover.check.lost} lost, ${failover.check.duplicated} duplicated${failover.stuck.length ? `; ${failover.stuck.length} kills without a new primary within 10 s` : ''}`);
   log(`  baseline: ${out.baseline}`);
 }
 
-main().then(
+main().finally(() => rmSync(keyDir, { recursive: true, force: true })).then(
   () => setTimeout(() => process.exit(0), 100).unref(),
   (err: Error) => {
     process.stderr.write(`bench:replication failed: ${err.stack ?? err.message}\n`);

@@ -13,6 +13,8 @@ import { serve } from './commands/serve.js';
 import { defaultUpgradeLogDir, parsePids, runUpgradeCli, splitCommand } from './commands/upgrade.js';
 import { parseJsonObjectFlag, readServeConfig, replicationSettings } from './config-file.js';
 import { UsageError } from './transports.js';
+import { runPromote, runStatus } from './commands/operator.js';
+import { CLIENT_SECURITY_FLAGS, CLIENT_SECURITY_HELP, clientSecurityFrom, keygen, REPLICA_SECURITY_FLAGS, REPLICA_SECURITY_HELP, replicaSecurityFrom } from './security-options.js';
 
 const HELP = `tandem-kv — a replicated key-value store and lock/lease arbiter
 
@@ -23,6 +25,9 @@ Usage:
   tandem-kv call  --servers ADDR,ADDR COMMAND [ARGS…]
   tandem-kv demo  [--json] [--clients N] [--duration S] [--transport tcp] [--history FILE]
   tandem-kv load  --servers ADDR,ADDR --key K [--count N] [--die-after-send I] [--hold]   (scripted client)
+  tandem-kv keygen --out FILE [--curve | --client ID] [--force]
+  tandem-kv status --servers ADDR,ADDR [--cluster-key-file FILE] [--json]
+  tandem-kv promote --server ADDR --accept-loss [--cluster-key-file FILE]
 
 serve                      run one replica; the other runs with --listen/--peer swapped
   --listen ADDR            address for clients and the peer, e.g. tcp://127.0.0.1:7001
@@ -39,7 +44,7 @@ serve                      run one replica; the other runs with --listen/--peer 
                            whole state in one message) | stream (streamed while the primary serves,
                            verified, then joined from there). Every replica serves streams as primary
   --json                   events as JSON lines on stdout
-
+${REPLICA_SECURITY_HELP}
 rejoin                     start a replica that joins the running primary as backup THROUGH the streaming
                            state transfer: snapshot at seq S while the primary serves, catch-up from its
                            backlog, digests verified equal, then backup (an older state is migrated);
@@ -64,7 +69,7 @@ upgrade                    rolling upgrade of a running pair, no failed request:
 call                       one request to the logical server; prints the reply as JSON
   --servers A,B            the two replicas
   --timeout MS             give up after MS (default 5000)
-${CALL_COMMANDS}
+${CLIENT_SECURITY_HELP}${CALL_COMMANDS}
 
 demo                       primary + backup as child processes, SIGKILL the primary mid-load,
                            restart it as backup, verify nothing acknowledged was lost or doubled
@@ -75,10 +80,24 @@ demo                       primary + backup as child processes, SIGKILL the prim
   --replica-log FILE       append the replicas' protocol log (JSON lines) to FILE
   --json                   one JSON object on stdout instead of the summary
 
-Exit codes: 0 ok · 1 failed (application error / demo found lost or duplicated writes) · 2 usage · 3 unavailable
+status                     each replica's role, epoch and seq — and, when it cannot serve and cannot prove
+                           that nothing acknowledged is lost, why (BLOCKED) and which seqs a promote loses.
+                           Exit 0 ok, 1 a replica is blocked, 3 one did not answer
+promote                    operator action for a BLOCKED replica: serve now from the state it holds, at a
+  --server ADDR            new epoch; acknowledged writes it does not hold are lost (--accept-loss says you
+  --accept-loss            accept that). A serving replica is left alone; a backup takes over by itself
+
+keygen                     write a new secret with mode 0600 (refuses to overwrite without --force)
+  --out FILE               where; the key is never printed. Default: a cluster key (--cluster-key-file)
+  --curve                  a CURVE key pair (--curve-server-keys / --curve-client-keys)
+  --client ID              a client key "ID HEXKEY" (--client-key-file; add the line to the replicas'
+                           --client-keys-file)
+
+Exit codes: 0 ok · 1 failed (application error / demo found lost or duplicated writes) · 2 usage · 3 unavailable · 4 refused (authentication)
 Example:
-  tandem-kv serve --listen tcp://127.0.0.1:7001 --peer tcp://127.0.0.1:7002 --role primary &
-  tandem-kv serve --listen tcp://127.0.0.1:7002 --peer tcp://127.0.0.1:7001 --role backup &
+  tandem-kv keygen --out cluster.key
+  tandem-kv serve --listen tcp://127.0.0.1:7001 --peer tcp://127.0.0.1:7002 --role primary --cluster-key-file cluster.key &
+  tandem-kv serve --listen tcp://127.0.0.1:7002 --peer tcp://127.0.0.1:7001 --role backup --cluster-key-file cluster.key &
   tandem-kv call --servers tcp://127.0.0.1:7001,tcp://127.0.0.1:7002 set greeting hello
 `;
 
@@ -140,6 +159,7 @@ async function main(argv: string[]): Promise<number> {
         'log-level': { type: 'string' },
         'service-version': { type: 'string' },
         json: { type: 'boolean' },
+        ...REPLICA_SECURITY_FLAGS,
         ...(command === 'rejoin' ? { timeout: { type: 'string' as const } } : { 'state-transfer': { type: 'string' as const } }),
       });
       const file = values.config ? readServeConfig(values.config) : {};
@@ -153,7 +173,11 @@ async function main(argv: string[]): Promise<number> {
       const logLevel = values['log-level'] ?? file.logLevel ?? 'warn';
       if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new UsageError(`--log-level must be debug, info, warn, error or silent`);
       const serviceVersion = serviceVersionFlag(values['service-version']);
+      const sec = replicaSecurityFrom(values, file);
       const common = {
+        security: sec.security,
+        transportSecurity: sec.transport,
+        securitySummary: sec.summary,
         listen,
         peer,
         nodeId: values['node-id'] ?? file.nodeId,
@@ -217,12 +241,13 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'call': {
-      const { values, positionals } = parse(rest, { servers: { type: 'string' }, timeout: { type: 'string' } }, true);
+      const { values, positionals } = parse(rest, { servers: { type: 'string' }, timeout: { type: 'string' }, ...CLIENT_SECURITY_FLAGS }, true);
       const servers = parseServers(values.servers);
       const request = requestFromWords(positionals);
       const timeout = positiveInt('timeout', values.timeout, 5000);
+      const clientSec = clientSecurityFrom(values);
       try {
-        const reply = await callOnce(servers, request, { callDeadlineMs: timeout });
+        const reply = await callOnce(servers, request, { callDeadlineMs: timeout }, clientSec);
         process.stdout.write(JSON.stringify(reply) + '\n');
         return 0;
       } catch (err) {
@@ -234,6 +259,10 @@ async function main(argv: string[]): Promise<number> {
         if (e.name === 'ServiceUnavailableError') {
           process.stderr.write(`tandem-kv: ${e.message}\n`);
           return 3;
+        }
+        if (e.name === 'AuthenticationError') {
+          process.stderr.write(`tandem-kv: ${e.message}\n`);
+          return 4;
         }
         throw err;
       }
@@ -267,6 +296,34 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'load':
       return runLoad(rest, parse);
+    case 'status':
+    case 'promote': {
+      const { values } = parse(rest, {
+        servers: { type: 'string' },
+        server: { type: 'string' },
+        'accept-loss': { type: 'boolean' },
+        timeout: { type: 'string' },
+        json: { type: 'boolean' },
+        'cluster-key-file': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        'curve-server-keys': { type: 'string' },
+      });
+      const o = { security: replicaSecurityFrom(values), timeoutMs: positiveInt('timeout', values.timeout, 5000), json: values.json === true };
+      if (command === 'status') return runStatus(values.servers ? parseServers(values.servers) : values.server ? [values.server] : parseServers(undefined), o);
+      if (!values.server) throw new UsageError('promote needs --server ADDR (the blocked replica)');
+      if (values['accept-loss'] !== true) throw new UsageError('promote loses the acknowledged writes the replica does not hold: pass --accept-loss to confirm');
+      return runPromote(values.server, o);
+    }
+    case 'keygen': {
+      const { values } = parse(rest, { out: { type: 'string' }, curve: { type: 'boolean' }, client: { type: 'string' }, force: { type: 'boolean' } });
+      if (!values.out) throw new UsageError('keygen needs --out FILE (the key is never printed)');
+      if (values.curve && values.client !== undefined) throw new UsageError('keygen: --curve and --client exclude each other');
+      await keygen(values.out, { ...(values.curve ? { curve: true } : {}), ...(values.client !== undefined ? { client: values.client } : {}) }, values.force === true);
+      process.stderr.write(`tandem-kv: wrote ${values.curve ? 'a CURVE key pair' : values.client !== undefined ? `client key "${values.client}"` : 'a cluster key'} to ${values.out} (mode 0600)\n`);
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command "${command}" (try: tandem-kv help)`);
   }

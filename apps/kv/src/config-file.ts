@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { resolveConfig, type ReplicationConfig } from '@tandem/core';
 import { z } from 'zod';
 import { UsageError } from './transports.js';
+import { securityConfigSchema } from './security-options.js';
 
 export const serveConfigSchema = z
   .object({
@@ -16,6 +17,7 @@ export const serveConfigSchema = z
     logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).optional(),
     replication: z.record(z.string(), z.unknown()).optional(),
   })
+  .extend(securityConfigSchema.shape)
   .strict();
 export type ServeConfigFile = z.infer<typeof serveConfigSchema>;
 

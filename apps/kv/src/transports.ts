@@ -5,12 +5,19 @@
  */
 import { TransportRegistry, type Connection, type DialOptions, type Listener, type ListenOptions, type Transport } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
+import type { TransportSecurity } from './security-options.js';
 
-export function createTransportRegistry(): TransportRegistry {
+/** `sec`: TLS material for tls:// and wss://, CURVE keys for zmq+tcp:// (security-options.ts). */
+export function createTransportRegistry(sec: TransportSecurity = {}): TransportRegistry {
+  const tls = sec.tls;
   return new TransportRegistry([
-    tcp(),
-    lazy('ws', ['ws', 'wss'], async () => (await import('@tandem/transport-ws')).websocket()),
-    lazy('zeromq', ['zmq+tcp'], async () => (await import('@tandem/transport-zeromq')).zeromq()),
+    tcp(tls ? { tls } : {}),
+    lazy('ws', ['ws', 'wss'], async () =>
+      (await import('@tandem/transport-ws')).websocket(
+        tls ? { tls: { ...(tls.key ? { key: tls.key } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.ca ? { ca: tls.ca } : {}), requireClientCertificate: tls.requestCert === true } } : {},
+      ),
+    ),
+    lazy('zeromq', ['zmq+tcp'], async () => (await import('@tandem/transport-zeromq')).zeromq(sec.curve ? { curve: sec.curve } : {})),
   ]);
 }
 
@@ -31,12 +38,16 @@ export function addressFor(transport: string, host: string, port: number): strin
   switch (transport) {
     case 'tcp':
       return `tcp://${host}:${port}`;
+    case 'tls':
+      return `tls://${host}:${port}`;
+    case 'wss':
+      return `wss://${host}:${port}/tandem-kv`;
     case 'ws':
       return `ws://${host}:${port}/tandem-kv`;
     case 'zmq':
       return `zmq+tcp://${host}:${port}`;
     default:
-      throw new UsageError(`unknown transport "${transport}" (expected tcp, ws or zmq)`);
+      throw new UsageError(`unknown transport "${transport}" (expected tcp, tls, ws, wss or zmq)`);
   }
 }
 

@@ -9,6 +9,7 @@ import { builtCliPath, type ReplicaProcess } from '../src/harness/replica-proces
 import type { KvReply, KvRequest } from '../src/schema.js';
 import { kvService } from '../src/service.js';
 import { createTransportRegistry } from '../src/transports.js';
+import type { ClientSecuritySettings } from '../src/security-options.js';
 
 /** Small timeouts so each fault case settles in well under a second of protocol time. */
 export const TEST_REPLICATION: Partial<ReplicationConfig> = {
@@ -41,10 +42,10 @@ export class MarkerClient {
   #running = false;
   #loop: Promise<void> | undefined;
 
-  constructor(servers: readonly [string, string], key: string, tag: string, config: Partial<ReplicationConfig>) {
+  constructor(servers: readonly [string, string], key: string, tag: string, config: Partial<ReplicationConfig>, sec: ClientSecuritySettings = { transport: {} }) {
     this.key = key;
     this.tag = tag;
-    this.client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry() }), servers, config });
+    this.client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry(sec.transport) }), servers, config, ...(sec.credentials ? { credentials: sec.credentials } : {}) });
   }
 
   /** Append the next marker; resolves with the call result, or undefined when the call failed. */

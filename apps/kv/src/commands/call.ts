@@ -7,6 +7,7 @@ import type { KvReply, KvRequest } from '../schema.js';
 import { kvRequestSchema } from '../schema.js';
 import { kvService } from '../service.js';
 import { createTransportRegistry, UsageError } from '../transports.js';
+import type { ClientSecuritySettings } from '../security-options.js';
 
 export const CALL_COMMANDS = `  get KEY                      value of KEY (null when absent)
   set KEY VALUE                write VALUE
@@ -96,8 +97,8 @@ export function parseServers(text: string | undefined): [string, string] {
 }
 
 /** Send one request; resolves with the reply, rejects with the core's typed errors. */
-export async function callOnce(servers: [string, string], request: KvRequest, config: Partial<ReplicationConfig>): Promise<KvReply> {
-  const client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry() }), servers, config });
+export async function callOnce(servers: [string, string], request: KvRequest, config: Partial<ReplicationConfig>, sec: ClientSecuritySettings = { transport: {} }): Promise<KvReply> {
+  const client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry(sec.transport) }), servers, config, ...(sec.credentials ? { credentials: sec.credentials } : {}) });
   try {
     const reply = await client.call(request);
     // Hand the state information to the backup before exiting (bounded: the primary's flush covers it anyway).

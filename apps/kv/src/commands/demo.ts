@@ -5,7 +5,10 @@
  * catch-up from the backlog, digests verified) and joins as backup — then verification: no acknowledged
  * write lost, none applied twice, both replicas' state digests equal.
  */
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { keygen } from '../security-options.js';
 import type { ReplicationConfig } from '@tandem/core';
 import { ReplicaPair } from '../harness/cluster.js';
 import type { ReplicaProcess } from '../harness/replica-process.js';
@@ -83,9 +86,15 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   let phase = 'starting';
   say(`tandem-kv demo: primary + backup as child processes on ${opts.transport}, ${opts.clients} clients, ~${opts.durationS} s`);
   const replicaLog = opts.replicaLog;
+  // The replicas authenticate each other with a cluster key made for this run (docs/SECURITY.md).
+  const keyDir = mkdtempSync(join(tmpdir(), 'tandem-demo-'));
+  const keyFile = join(keyDir, 'cluster.key');
+  await keygen(keyFile, {}, false);
+  say(`  cluster key for this run: ${keyFile} (mode 0600; peers prove it to each other, forwards carry the primary's MAC)`);
   const pair = await ReplicaPair.start({
     transport: opts.transport,
     replication: opts.replication,
+    extraArgs: ['--cluster-key-file', keyFile],
     ...(replicaLog ? { logLevel: 'info' as const, onStderr: (node: string, line: string) => appendFileSync(replicaLog, `${node} ${line}\n`) } : {}),
   });
   const workload = new Workload({ servers: pair.addresses, clients: opts.clients, network: createTransportRegistry(), config: opts.replication });
@@ -171,6 +180,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     clearInterval(progress);
     clearProgress();
     await pair.stop();
+    rmSync(keyDir, { recursive: true, force: true });
   }
 }
 

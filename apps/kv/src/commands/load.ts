@@ -13,6 +13,7 @@ import { kvService } from '../service.js';
 import { createTransportRegistry, UsageError } from '../transports.js';
 import { parseServers } from './call.js';
 import { parseJsonObjectFlag } from '../config-file.js';
+import { CLIENT_SECURITY_FLAGS, clientSecurityFrom } from '../security-options.js';
 
 type Parse = (args: string[], options: Record<string, { type: 'string' | 'boolean' }>) => { values: Record<string, string | boolean | undefined> };
 
@@ -26,7 +27,9 @@ export async function runLoad(args: string[], parse: Parse): Promise<number> {
     'die-after-send': { type: 'string' },
     hold: { type: 'boolean' },
     replication: { type: 'string' },
+    ...CLIENT_SECURITY_FLAGS,
   });
+  const sec = clientSecurityFrom(values);
   const servers = parseServers(values.servers as string | undefined);
   const key = values.key as string | undefined;
   if (!key) throw new UsageError('load needs --key KEY');
@@ -36,7 +39,7 @@ export async function runLoad(args: string[], parse: Parse): Promise<number> {
   const dieAfter = values['die-after-send'] === undefined ? -1 : Number(values['die-after-send']);
   if (!Number.isInteger(count) || count < 0) throw new UsageError('--count must be a non-negative integer');
   const config = typeof values.replication === 'string' ? parseJsonObjectFlag('replication', values.replication) : {};
-  const client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry() }), servers, config });
+  const client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry(sec.transport) }), servers, config, ...(sec.credentials ? { credentials: sec.credentials } : {}) });
   const line = (o: Record<string, unknown>): void => {
     process.stdout.write(JSON.stringify(o) + '\n');
   };

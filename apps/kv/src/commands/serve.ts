@@ -4,10 +4,11 @@
  * --json). When started with an IPC channel (the demo, tests and benchmark harness), it also answers
  * {type:'status'} and {type:'read', keys} messages from its parent.
  */
-import { computeTimingBounds, createReplica, nodeEnv, type ReplicaEvent, type ReplicationConfig, type Replica, type StateSnapshot, type StateSync } from '@tandem/core';
+import { computeTimingBounds, createReplica, nodeEnv, type ReplicaEvent, type ReplicaSecurity, type ReplicationConfig, type Replica, type StateSnapshot, type StateSync } from '@tandem/core';
 import { streamingStateSync, withImmediateYield, type StreamingStateSyncEvent, type TransferProgress } from '@tandem/state-transfer';
 import { kvServiceVersion, type KvServiceVariant } from '../service.js';
 import { createTransportRegistry } from '../transports.js';
+import type { TransportSecurity } from '../security-options.js';
 
 export interface ServeOptions {
   listen: string;
@@ -33,6 +34,12 @@ export interface ServeOptions {
   onTransferProgress?: (progress: TransferProgress, out: ServeOutput) => void;
   /** Every state-transfer event, as joiner or as serving replica. */
   onTransferEvent?: (event: StreamingStateSyncEvent, out: ServeOutput) => void;
+  /** Cluster key, client keys, insecure (security-options.ts). */
+  security?: ReplicaSecurity;
+  /** TLS / CURVE material for the transports. */
+  transportSecurity?: TransportSecurity;
+  /** One line describing the security settings, printed at startup. */
+  securitySummary?: string;
 }
 
 /** Prints one event: a JSON line with --json, else a human line. */
@@ -49,7 +56,13 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     else process.stdout.write(`[${nodeId}] ${human}\n`);
   };
   // yieldNow (setImmediate): a primary streaming its state yields to pending requests between slices.
-  const env = withImmediateYield(nodeEnv({ network: createTransportRegistry(), logLevel: opts.logLevel, logFields: { node: nodeId } }));
+  const env = withImmediateYield(nodeEnv({ network: createTransportRegistry(opts.transportSecurity), logLevel: opts.logLevel, logFields: { node: nodeId } }));
+  const sec = opts.security ?? {};
+  out(
+    'security',
+    { clusterKey: (sec.clusterKeys?.length ?? 0) > 0, insecure: sec.insecure === true, requireClientAuth: sec.requireClientAuth === true, tls: opts.transportSecurity?.tls !== undefined, curve: opts.transportSecurity?.curve !== undefined },
+    `security: ${opts.securitySummary ?? ((sec.clusterKeys?.length ?? 0) > 0 ? 'cluster key' : 'NO cluster key: peers not authenticated')}${(sec.clusterKeys?.length ?? 0) === 0 ? (sec.insecure ? ' — WARNING: --insecure: any host that reaches this address can act as the peer and take the pair down' : ' (loopback only)') : ''}`,
+  );
   const bounds = computeTimingBounds(opts.replication);
   out(
     'timing',
@@ -86,8 +99,25 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     roleHint: opts.role,
     nodeId,
     config: opts.replication,
+    ...(opts.security ? { security: opts.security } : {}),
   });
-  replica.on((e) => reportEvent(e, out));
+  // Refusals and forged forwards can come by the thousand from an attacker: print a few, count the rest.
+  let window = { start: Date.now(), shown: 0, hidden: 0 };
+  replica.on((e) => {
+    if (e.type === 'auth-refused' || e.type === 'forged-forward') {
+      const now = Date.now();
+      if (now - window.start >= 10_000) {
+        if (window.hidden > 0) out('suppressed', { events: window.hidden }, `(${window.hidden} more refused connections / forged forwards in the last ${Math.round((now - window.start) / 1000)} s)`);
+        window = { start: now, shown: 0, hidden: 0 };
+      }
+      if (window.shown >= 5) {
+        window.hidden++;
+        return;
+      }
+      window.shown++;
+    }
+    reportEvent(e, out);
+  });
   attachIpc(replica, variant);
   let stopping = false;
   const stop = (signal: string): void => {
@@ -117,7 +147,25 @@ function reportEvent(e: ReplicaEvent, out: ServeOutput): void {
     case 'role':
       return out('role', { role: e.role, epoch: e.epoch }, `role → ${e.role} (epoch ${e.epoch})`);
     case 'takeover':
-      return out('takeover', { epoch: e.epoch, appliedSeq: e.appliedSeq, silenceMs: e.silenceMs }, `TAKEOVER: primary silent ${Math.round(e.silenceMs)} ms; serving at epoch ${e.epoch} from seq ${e.appliedSeq}`);
+      return out(
+        'takeover',
+        { epoch: e.epoch, appliedSeq: e.appliedSeq, silenceMs: e.silenceMs, ...(e.follower ? { follower: true } : {}) },
+        e.follower
+          ? `TAKEOVER: the solo primary that dropped us is gone; we followed it through the clients' forwards: serving at epoch ${e.epoch} from seq ${e.appliedSeq}`
+          : `TAKEOVER: primary silent ${Math.round(e.silenceMs)} ms; serving at epoch ${e.epoch} from seq ${e.appliedSeq}`,
+      );
+    case 'blocked':
+      return out(
+        'blocked',
+        { reason: e.reason, haveSeq: e.haveSeq, mayLoseFrom: e.mayLoseFrom, ...(e.mayLoseTo !== undefined ? { mayLoseTo: e.mayLoseTo } : {}) },
+        `BLOCKED: ${e.reason}. Waiting for the peer. Writes from seq ${e.mayLoseFrom}${e.mayLoseTo !== undefined ? ` to ${e.mayLoseTo}` : ''} may be lost if you promote this replica: tandem-kv promote --server ADDR --accept-loss`,
+      );
+    case 'promoted':
+      return out(
+        'promoted',
+        { epoch: e.epoch, appliedSeq: e.appliedSeq, lostFrom: e.lostFrom, ...(e.lostTo !== undefined ? { lostTo: e.lostTo } : {}) },
+        `PROMOTED by an operator: serving at epoch ${e.epoch} from seq ${e.appliedSeq}; acknowledged writes from seq ${e.lostFrom}${e.lostTo !== undefined ? ` to ${e.lostTo}` : ''} may be lost`,
+      );
     case 'step-down':
       return out('step-down', { epoch: e.epoch, newerEpoch: e.newerEpoch }, `stepping down: epoch ${e.newerEpoch} is newer than ours (${e.epoch})`);
     case 'divergence':
@@ -128,12 +176,20 @@ function reportEvent(e: ReplicaEvent, out: ServeOutput): void {
       return out(
         'peer-joined',
         { seq: e.seq, mode: e.mode ?? 'copy' },
-        e.mode === 'delta' ? `backup joined at seq ${e.seq} with the state it streamed and verified (only the entries after it follow)` : `backup joined at seq ${e.seq} (whole-state copy)`,
+        e.mode === 'delta'
+          ? `backup joined at seq ${e.seq} with the state it streamed and verified (only the entries after it follow)`
+          : e.mode === 'resume'
+            ? `the dropped backup resumed at seq ${e.seq} from its own state (the entries after it follow)`
+            : `backup joined at seq ${e.seq} (whole-state copy)`,
       );
     case 'protocol-error':
       return out('protocol-error', { remote: e.remote, error: e.error.message }, `protocol error from ${e.remote}: ${e.error.message} (connection closed)`);
     case 'lost-entries':
       return out('lost-entries', { epoch: e.epoch, seqs: e.seqs }, `LOST ENTRIES beyond a gap at takeover: seqs ${e.seqs.join(', ')}`);
+    case 'auth-refused':
+      return out('auth-refused', { side: e.side, remote: e.remote, code: e.code, reason: e.reason }, `${e.side === 'accepted' ? 'refused a connection from' : 'handshake with the peer failed:'} ${e.remote} (${e.code}: ${e.reason})`);
+    case 'forged-forward':
+      return out('forged-forward', { remote: e.remote, seqs: e.seqs, reason: e.reason }, `FORGED FORWARD from ${e.remote} (seqs ${e.seqs.join(', ')}): ${e.reason}; not applied`);
   }
 }
 

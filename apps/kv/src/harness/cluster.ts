@@ -18,6 +18,8 @@ export interface PairOptions {
   startTimeoutMs?: number;
   /** Ports to listen on (default: two free ports). */
   ports?: [number, number];
+  /** More serve/rejoin arguments for both replicas (e.g. --cluster-key-file FILE). */
+  extraArgs?: readonly string[];
 }
 
 export class ReplicaPair {
@@ -65,6 +67,7 @@ export class ReplicaPair {
       nodeId: which,
       replication: this.options.replication,
       logLevel: this.options.logLevel ?? 'warn',
+      ...(this.options.extraArgs ? { extraArgs: this.options.extraArgs } : {}),
       ...extra,
       ...(onStderr ? { onStderr: (line: string) => onStderr(which, line) } : {}),
     });

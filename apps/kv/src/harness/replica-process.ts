@@ -35,6 +35,8 @@ export interface ReplicaProcessOptions {
   command?: 'serve' | 'rejoin';
   /** `serve --state-transfer` (ignored by rejoin, which always streams). */
   stateTransfer?: 'stream' | 'copy';
+  /** More arguments for serve/rejoin (e.g. --cluster-key-file FILE). */
+  extraArgs?: readonly string[];
 }
 
 export interface ServeEvent {
@@ -75,6 +77,7 @@ export class ReplicaProcess {
       '--replication',
       JSON.stringify(options.replication ?? {}),
       ...(options.serviceVersion !== undefined ? ['--service-version', String(options.serviceVersion)] : []),
+      ...(options.extraArgs ?? []),
     ];
     this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.exited = new Promise((resolve) =>
