@@ -44,6 +44,8 @@ export interface WorkloadOptions {
   sharedKeys?: number;
   /** Record the history (default true). */
   history?: boolean;
+  /** Called when each call finishes (times on this workload's clock, `now()`; epoch of the answering replica). */
+  onResult?: (result: { client: number; call: number; return: number; ok: boolean; epoch?: number }) => void;
 }
 
 export interface VerifyResult {
@@ -118,9 +120,11 @@ export class Workload {
       }
       rec.successes.push([ret, r.epoch]);
       this.#completed++;
+      this.options.onResult?.({ client: rec.index, call, return: ret, ok: true, epoch: r.epoch });
       return r.reply;
     } catch (err) {
       this.#failed++;
+      this.options.onResult?.({ client: rec.index, call, return: this.now(), ok: false });
       if ((err as Error).name === 'ApplicationError' && (err as { remoteName?: string }).remoteName !== 'ReplyExpiredError') {
         // A deterministic refusal: the operation was not applied, so it leaves the history (recording it
         // as a completed put/append would make the checker expect its effect).
