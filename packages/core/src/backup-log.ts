@@ -89,4 +89,15 @@ export class BackupLog {
     this.#pending.clear();
     this.#fromClients.clear();
   }
+
+  /** Keep only the entries after `seq` of `epoch` (a joiner installed the state at `seq`: what it collected
+   * from the clients' forwards beyond it is still state information the primary acknowledged). */
+  retainAfter(seq: number, epoch: number): void {
+    for (const [s, e] of this.#pending) {
+      if (s <= seq || e.epoch !== epoch) {
+        this.#pending.delete(s);
+        this.#fromClients.delete(s);
+      }
+    }
+  }
 }

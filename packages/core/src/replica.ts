@@ -57,6 +57,15 @@ interface DropPhase {
   dialing: boolean;
 }
 
+/** A dropped backup following its solo primary (docs/PROTOCOL.md, "Follower"). */
+interface Following {
+  epoch: number;
+  /** Since when we know the primary covers us (its answer to our question, or fresh unsolicited news). */
+  lastConfirmAt: number;
+  /** The forward window after the primary was found gone. */
+  waiting: TimerHandle | undefined;
+}
+
 interface SyncWaiter {
   seq: number;
   link: Link;
@@ -128,7 +137,7 @@ class ReplicaNode implements Replica<unknown> {
   /** This replica's state is a prefix of the history of the primary of #epoch (it was its backup). */
   #followable = false;
   /** A dropped backup following the solo primary by the clients' forwards. */
-  #follow: { epoch: number; lastConfirmAt: number; waiting: TimerHandle | undefined } | undefined;
+  #follow: Following | undefined;
   /** Why this replica cannot serve and cannot prove that nothing acknowledged is lost. */
   #blocked: BlockedStatus | undefined;
   /** The highest appliedSeq a serving peer of #epoch reported (the end of the range a promote may lose). */
@@ -331,7 +340,9 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   /** Dial the peer and complete the handshake; `refused` says nothing listens there (the peer process is gone). */
-  async #dialPeerResult(timeoutMs: number): Promise<{ link: Link | undefined; refused: boolean }> {
+  /** `alive`: something accepted the connection (a process listens there, even if it then failed the
+   * handshake or never answers). */
+  async #dialPeerResult(timeoutMs: number): Promise<{ link: Link | undefined; refused: boolean; alive?: boolean }> {
     const startedAt = this.#env.now();
     let conn: Connection;
     try {
@@ -360,7 +371,7 @@ class ReplicaNode implements Replica<unknown> {
       this.#authFailures++;
       this.#rateLog.log('peer-handshake', (suppressed) => this.#log('warn', 'peer-handshake-failed', { peer: this.#opts.peer, code: e.code, error: e.message, suppressed }));
       this.#emit({ type: 'auth-refused', side: 'dialled', remote: this.#opts.peer, code: e.code, reason: e.message });
-      return { link: undefined, refused: false };
+      return { link: undefined, refused: false, alive: true };
     }
     if ((this.#role as Role) === 'stopped') {
       conn.abort();
@@ -1347,7 +1358,10 @@ class ReplicaNode implements Replica<unknown> {
   #onForward(link: Link, fwd: Fwd): void {
     const ring = this.#security.macRing;
     // A backup collects forwards; so does a dropped backup following the solo primary.
-    const collecting = this.#role === 'backup' || (this.#role === 'joining' && this.#follow !== undefined);
+    // A backup collects forwards; so does a dropped backup following the solo primary, and a joiner that
+    // knows the primary's epoch: it acknowledges these forwards, so it must not throw them away — the
+    // entries after the state it will install are state information the primary acknowledged.
+    const collecting = this.#role === 'backup' || ((this.#role === 'joining' || this.#role === 'starting') && this.#epoch >= 1);
     let entries = fwd.entries;
     if (ring !== undefined && entries.length > 0) {
       entries = entries.filter((e) => verifyEntryMac(ring, e, e.mac) || this.#forged(link, [e.seq], 'entry MAC does not verify'));
@@ -1574,7 +1588,7 @@ class ReplicaNode implements Replica<unknown> {
    * prove it holds everything it acknowledged and take over.
    */
   #leaveBackup(epoch: number, why: string): void {
-    const follow = this.#followable && epoch === this.#epoch;
+    const follow = this.#followable && epoch === this.#epoch && this.#broken !== 'no-follower-takeover';
     this.#becomeJoining(epoch, follow);
     if (follow) {
       // The drop is evidence of the primary's coverage now — unless it waited out a stall of ours.
@@ -1665,34 +1679,35 @@ class ReplicaNode implements Replica<unknown> {
       return this.#blockNoPrimary(peer);
     }
     this.#log('warn', 'primary-gone', { following: f.epoch, peerRole: peer?.role ?? 'nothing listens', waitMs: this.#bounds.forwardWindowMs });
+    // No need to ask again after the window: a process that died cannot serve again, and a restarted
+    // one holds no state — it serves only by joining a serving replica (us) or by an operator's promote.
     f.waiting = this.#env.setTimer(this.#bounds.forwardWindowMs, () => {
       f.waiting = undefined;
-      if (this.#follow !== f || this.#role !== 'joining') return;
-      void this.#probePeerStatus(this.#bounds.dialTimeoutMs).then((again) => {
-        if (this.#follow !== f || this.#role !== 'joining') return;
-        if (again !== undefined && SERVING.has(again.role)) return this.#scheduleProbe(0); // it serves again: resume
-        this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d), true);
-        const gap = this.#backupLog.beyondGap();
-        if (gap.length > 0) {
-          this.#stopFollowing('entries are missing');
-          this.#block(`the solo primary died; the clients' forwards miss seq ${this.#runner.appliedSeq + 1} (they hold up to ${gap[gap.length - 1]!.seq})`, gap[gap.length - 1]!.seq);
-          return this.#scheduleProbe(this.#retryMs());
-        }
-        const silenceMs = this.#env.now() - f.lastConfirmAt;
-        this.#follow = undefined;
-        this.#backupLog.clear();
-        this.#epoch = Math.max(this.#epoch, this.#peerEpochSeen) + 1;
-        this.#takeoverSeq = this.#runner.appliedSeq;
-        this.#followable = false;
-        this.#unblock();
-        this.#joinTimer?.cancel();
-        this.#joinTimer = undefined;
-        this.#log('warn', 'takeover', { appliedSeq: this.#runner.appliedSeq, silenceMs, follower: true });
-        this.#setRole('solo-primary');
-        this.#emit({ type: 'takeover', epoch: this.#epoch, appliedSeq: this.#runner.appliedSeq, silenceMs, follower: true });
-        this.#startSoloProbe();
-      });
+      if (this.#follow === f && this.#role === 'joining') this.#completeFollowerTakeover(f);
     });
+  }
+
+  #completeFollowerTakeover(f: Following): void {
+    this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d), true);
+    const gap = this.#backupLog.beyondGap();
+    if (gap.length > 0) {
+      this.#stopFollowing('entries are missing');
+      this.#block(`the solo primary died; the clients' forwards miss seq ${this.#runner.appliedSeq + 1} (they hold up to ${gap[gap.length - 1]!.seq})`, gap[gap.length - 1]!.seq);
+      return this.#scheduleProbe(this.#retryMs());
+    }
+    const silenceMs = this.#env.now() - f.lastConfirmAt;
+    this.#follow = undefined;
+    this.#backupLog.clear();
+    this.#epoch = Math.max(this.#epoch, this.#peerEpochSeen) + 1;
+    this.#takeoverSeq = this.#runner.appliedSeq;
+    this.#followable = false;
+    this.#unblock();
+    this.#joinTimer?.cancel();
+    this.#joinTimer = undefined;
+    this.#log('warn', 'takeover', { appliedSeq: this.#runner.appliedSeq, silenceMs, follower: true });
+    this.#setRole('solo-primary');
+    this.#emit({ type: 'takeover', epoch: this.#epoch, appliedSeq: this.#runner.appliedSeq, silenceMs, follower: true });
+    this.#startSoloProbe();
   }
 
   // ---------------------------------------------------------------- blocked: an operator decides
@@ -1707,6 +1722,7 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   #block(reason: string, knownSeq: number): void {
+    if (this.#broken === 'no-follower-takeover') return; // the old stall: wait silently, for good
     const haveSeq = this.#runner.appliedSeq;
     const b: BlockedStatus = { reason, haveSeq, mayLoseFrom: haveSeq + 1 };
     const upTo = Math.max(knownSeq, this.#backupLog.beyondGap().at(-1)?.seq ?? 0);
@@ -1737,7 +1753,9 @@ class ReplicaNode implements Replica<unknown> {
     this.#follow = undefined;
     this.#joinLink?.abort();
     this.#joinLink = undefined;
-    this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d), true);
+    // What the clients forwarded applies on a state that is a prefix of that history: a backup's (or a
+    // dropped backup's), or the initial one. A deposed primary's state may hold entries nobody else has.
+    if (this.#followable || this.#runner.appliedSeq === 0) this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d), true);
     const gap = this.#backupLog.beyondGap();
     this.#backupLog.clear();
     const lostFrom = this.#runner.appliedSeq + 1;
@@ -1791,10 +1809,12 @@ class ReplicaNode implements Replica<unknown> {
     void (async () => {
       let link = this.#joinLink && !this.#joinLink.isClosed ? this.#joinLink : undefined;
       let refused = false;
+      let alive = link !== undefined;
       if (!link) {
         const r = await this.#dialPeerResult(Math.max(this.#bounds.dialTimeoutMs, 100));
         link = r.link;
         refused = r.refused;
+        alive = link !== undefined || r.alive === true;
         if (link) this.#joinLink = link;
       }
       if (attempt !== this.#joinAttempt || (this.#role !== 'starting' && this.#role !== 'joining')) return;
@@ -1838,7 +1858,7 @@ class ReplicaNode implements Replica<unknown> {
         this.#scheduleProbe(retryMs);
         return;
       }
-      if (this.#role === 'starting' && this.#shouldLead(reply, refused)) {
+      if (this.#role === 'starting' && this.#shouldLead(reply, refused, alive)) {
         void this.#becomeFirstPrimary();
         return;
       }
@@ -1854,7 +1874,7 @@ class ReplicaNode implements Replica<unknown> {
   }
 
   /** At startup, with no active primary found: should this replica be the first primary? */
-  #shouldLead(peer: StatusReply | undefined, refused: boolean): boolean {
+  #shouldLead(peer: StatusReply | undefined, refused: boolean, alive = false): boolean {
     const hint = this.#opts.roleHint ?? 'auto';
     if (hint === 'backup') return false;
     // The peer holds (or knew of) data: it must not be overrun by a fresh state; wait for it or an operator.
@@ -1862,8 +1882,14 @@ class ReplicaNode implements Replica<unknown> {
     if (peer === undefined) {
       // Nothing listens there: nobody else is serving.
       if (refused) return true;
-      // Something may listen but did not answer (busy, paused, slow network): a serving peer must not
-      // be mistaken for an absent one. Lead only after a whole takeover period without any answer.
+      // A process accepted the connection but does not answer (paused, busy, or it failed our
+      // handshake): it may hold the only copy of the state — never start a fresh one beside it.
+      if (alive) {
+        this.#unansweredSince = undefined;
+        return false;
+      }
+      // The dial itself fails (an unreachable host): nothing that answers is there. Lead only after a
+      // whole takeover period of that (a host that comes back holds no state: a restart is fresh).
       const now = this.#env.now();
       this.#unansweredSince ??= now;
       return now - this.#unansweredSince >= this.#bounds.takeoverMs;
@@ -1928,7 +1954,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#joinAttempt++;
     this.#joinLink = undefined; // the primary now uses this connection for its flushes
     this.#epoch = snap.epoch;
-    this.#backupLog.clear();
+    this.#backupLog.retainAfter(snap.seq, snap.epoch); // forwards collected while joining, beyond the copy
     this.#lastFlushAt = this.#env.now();
     this.#log('info', 'joined', { seq: snap.seq, from: link.remote, mode: resumed ? 'resume' : snap.delta === true ? 'delta' : 'copy' });
     this.#stopFollowing('joined');

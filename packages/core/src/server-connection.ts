@@ -14,6 +14,9 @@ export class ServerConnection {
   readonly index: 0 | 1;
   #link: Link | undefined;
   #dialing = false;
+  #dialStartedAt = 0;
+  /** Bumped per dial: an abandoned dial's failure must not touch the state of the one beside it. */
+  #dialGen = 0;
   #queue: Uint8Array[] = [];
   #failures = 0;
   #retryAt = 0;
@@ -63,6 +66,10 @@ export class ServerConnection {
     if (!this.#dialing && this.#env.now() < this.#retryAt) return false;
     if (this.#queue.length >= MAX_QUEUED) return false;
     this.#queue.push(bytes);
+    // A dial pending longer than maxBackoffMs (requestTimeoutMs) may hang on a host that is down (its SYN
+    // unanswered): dial again beside it rather than let every re-send wait behind it — the client's
+    // worst-case failover bound assumes its next attempt reaches the new primary within requestTimeoutMs.
+    if (this.#dialing && this.#env.now() - this.#dialStartedAt >= this.#maxBackoffMs) this.#dialing = false;
     this.#dial();
     return true;
   }
@@ -83,6 +90,8 @@ export class ServerConnection {
   #dial(): void {
     if (this.#dialing || this.#closed) return;
     this.#dialing = true;
+    this.#dialStartedAt = this.#env.now();
+    const gen = ++this.#dialGen;
     const timeoutMs = Math.max(1000, this.#baseBackoffMs * 10);
     this.#env.network
       .dial(this.address, { maxMessageSize: this.#maxMessageSize, timeoutMs })
@@ -96,9 +105,9 @@ export class ServerConnection {
       })
       .then(
       ({ conn, it }) => {
-        this.#dialing = false;
-        if (this.#closed) {
-          conn.abort();
+        if (gen === this.#dialGen) this.#dialing = false;
+        if (this.#closed || (this.#link !== undefined && !this.#link.isClosed)) {
+          conn.abort(); // closed, or a later dial beside this one connected first
           return;
         }
         this.#failures = 0;
@@ -110,6 +119,7 @@ export class ServerConnection {
         for (const b of queued) link.sendBytes(b);
       },
       (err: unknown) => {
+        if (gen !== this.#dialGen) return; // abandoned: a later dial is under way
         this.#dialing = false;
         this.#queue = [];
         this.#failures++;
