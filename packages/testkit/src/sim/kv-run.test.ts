@@ -16,8 +16,8 @@ async function runSeeds(variant: string, from: number, count: number, stop: (r: 
 const describeFailure = (r: KvSimulationResult) => `seed ${r.seed} (${r.piggyback}): ${r.faults.join(' → ')}\n${r.failures.join('\n')}`;
 
 describe('runKvSimulation — the real protocol under one fault at a time', () => {
-  it('passes every invariant on 40 seeds, covering takeovers, rejoins, step-downs and both piggyback modes', async () => {
-    const results = await runSeeds('correct', 1000, 40);
+  it('passes every invariant on 40 seeds of the classic generator, covering takeovers, rejoins, step-downs and both piggyback modes', async () => {
+    const results = await runSeeds('classic', 1000, 40);
     for (const r of results) expect(r.ok, describeFailure(r)).toBe(true);
     const seen = (k: string) => results.filter((r) => (r.replicaEvents[k] ?? 0) > 0).length;
     expect(seen('takeover')).toBeGreaterThan(5);
@@ -29,6 +29,17 @@ describe('runKvSimulation — the real protocol under one fault at a time', () =
       expect(r.history.filter((h) => h.return !== undefined).length).toBeGreaterThan(30);
       expect(r.maxLatencyAfterFaultMs).toBeLessThanOrEqual(r.livenessBoundMs);
     }
+  });
+
+  it('passes every invariant on 40 seeds of the default generator (faults during recovery, stalls, CPU load)', async () => {
+    // Fails on the core of 78d7e4e at seed 1036 (the primary killed right after it dropped its backup: the
+    // pair never serves again) until the core is fixed.
+    const results = await runSeeds('correct', 1000, 40);
+    for (const r of results) expect(r.ok, describeFailure(r)).toBe(true);
+    const seen = (k: string) => results.filter((r) => (r.replicaEvents[k] ?? 0) > 0).length;
+    expect(seen('takeover')).toBeGreaterThan(5);
+    expect(seen('peer-faulty')).toBeGreaterThan(5);
+    expect(results.filter((r) => r.load !== undefined).length).toBeGreaterThan(5);
   });
 
   it('replays a seed identically: same events, same history, same verdict', async () => {
@@ -79,14 +90,15 @@ describe('the broken variants\' fault profiles are survivable', () => {
 });
 
 describe('the simulator finds broken protocols within 200 seeds', () => {
-  // Each broken variant must fail on some seed ≤ 200, with a failure of the kind the bug causes; the same
-  // fault profile with the correct protocol is exercised by the 'correct' runs above (and by `npm run sim`).
-  it.each([
-    ['seq-digest-host-crash', /linearizability|lost entries/],
-    ['no-forward-wait', /linearizability|lost entries|convergence/],
-    ['unordered-apply', /linearizability|convergence|divergence/],
-    ['skip-dedup', /exactly-once|linearizability/],
-  ])('%s', async (variant, expected) => {
+  // Each broken variant of VARIANTS must fail on some seed ≤ 200, with a failure of the kind the bug causes
+  // (VariantSpec.expect); the same fault profile with the correct protocol is exercised by the 'correct'
+  // runs (and by `npm run sim`). A variant added to VARIANTS is covered here without further code.
+  const broken = Object.entries(VARIANTS).filter(([, v]) => v.broken);
+  it('knows the broken variants', () => {
+    expect(broken.map(([name]) => name)).toEqual(expect.arrayContaining(['seq-digest-host-crash', 'no-forward-wait', 'unordered-apply', 'skip-dedup']));
+    for (const [name, v] of broken) expect(v.expect, `${name} says what it must break`).toBeInstanceOf(RegExp);
+  });
+  it.each(broken.map(([name, v]) => [name, v.expect!] as const))('%s', async (variant, expected) => {
     const results = await runSeeds(variant, 1, 200, (r) => !r.ok);
     const failing = results.find((r) => !r.ok);
     expect(failing, `no failure in ${results.length} seeds of ${variant}`).toBeDefined();

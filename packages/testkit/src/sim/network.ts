@@ -390,10 +390,17 @@ export class SimNetwork {
       const label = `msg ${from.node.name}->${to.node.name} ${bytes.length}`;
       this.#sched.at(at, label, () => {
         if (pipe.severed) return;
-        this.#deliver(from, to, label, () => {
-          this.stats.delivered++;
-          to.receive(bytes);
-        });
+        this.#deliver(
+          from,
+          to,
+          label,
+          () => {
+            this.stats.delivered++;
+            to.receive(bytes);
+          },
+          false,
+          bytes.length,
+        );
       });
     }
     this.onTransmit?.(from.node, to.node, bytes);
@@ -418,8 +425,8 @@ export class SimNetwork {
     });
   }
 
-  #deliver(from: SimConnection, to: SimConnection, label: string, fn: () => void, quiet = false): void {
-    const delivered = to.node.gate(to.inc, label, fn);
+  #deliver(from: SimConnection, to: SimConnection, label: string, fn: () => void, quiet = false, bytes?: number): void {
+    const delivered = to.node.gate(to.inc, label, fn, bytes);
     // Data reaching a dead process on a live host (crashed, or rebooted since): the kernel answers with a reset.
     if (!delivered && !quiet && to.node.host.up && from.alive && !from.isClosed) {
       const inc = from.inc;
@@ -482,7 +489,7 @@ export class SimNetwork {
         if (!l || l.closedFlag) {
           if (host && !host.up) return; // a dead machine answers nothing
           this.#sched.after(this.#delay(), `refused ${address}->${node.name}`, () =>
-            node.gate(inc, 'refused', () => settle(() => reject(new ConnectionRefusedError(`nothing listens at ${address}`, { address })))),
+            node.gate(inc, 'refused', () => settle(() => reject(new ConnectionRefusedError(`nothing listens at ${address}`, { address, nothingListens: true })))),
           );
           return;
         }

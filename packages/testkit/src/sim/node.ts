@@ -3,13 +3,40 @@
  * timers and incoming network events pass through `gate`, which drops them once the process crashed
  * (the incarnation changed) and holds them while it is paused (SIGSTOP, a long GC) — delivering them late,
  * in order, when it resumes. A SimHost groups processes that die together (a machine).
+ *
+ * CPU time (optional, zero by default): a node with a `cpu` cost model spends `perMessageMs` (+ `perKiBMs`
+ * per KiB) handling each incoming message, and a `stall(ms)` blocks its event loop (a long synchronous
+ * task, a GC). Its event loop is single-threaded: an event that arrives while it is busy waits (FIFO)
+ * until the work before it is done, timers included — so a busy replica really lags and its acks leave
+ * late. A handler runs at the END of its CPU slice (what it sends leaves after the work). With no cost
+ * and no stall, events run at once, exactly as without the model.
  */
 import type { Env, Logger, TimerHandle } from '@tandem/core';
 import type { Transport } from '@tandem/transport';
 import type { SeededRandom } from './random.js';
-import type { Scheduler } from './scheduler.js';
+import type { ScheduledEvent, Scheduler } from './scheduler.js';
 
 export type NodeState = 'up' | 'paused' | 'resuming' | 'down';
+
+/** CPU time a node spends per event (virtual ms). Timers and connection events cost `perTimerMs`. */
+export interface CpuCost {
+  perMessageMs: number;
+  perKiBMs: number;
+  perTimerMs: number;
+}
+
+export const NO_CPU_COST: Readonly<CpuCost> = Object.freeze({ perMessageMs: 0, perKiBMs: 0, perTimerMs: 0 });
+
+interface GatedEvent {
+  label: string;
+  fn: () => void;
+  /** CPU time it costs (ms). */
+  cost: number;
+}
+
+interface QueuedCpuEvent extends GatedEvent {
+  ev: ScheduledEvent;
+}
 
 export interface NodeHooks {
   /** Called when a node crashes, before its incarnation changes (the network drops its connections). */
@@ -35,7 +62,14 @@ export class SimNode {
   readonly host: SimHost;
   #state: NodeState = 'up';
   #incarnation = 0;
-  #frozen: { label: string; fn: () => void }[] = [];
+  #frozen: GatedEvent[] = [];
+  /** CPU model: what one event costs; the event loop is busy until busyUntil. */
+  cpu: CpuCost = { ...NO_CPU_COST };
+  #busyUntil = 0;
+  /** Events waiting for the event loop (each scheduled at the end of its CPU slice), in order. */
+  #cpuQueue: QueuedCpuEvent[] = [];
+  /** Virtual CPU time spent (handled events + stalls), for reports. */
+  cpuTimeMs = 0;
   readonly #sched: Scheduler;
   readonly #rng: SeededRandom;
   readonly #hooks: NodeHooks;
@@ -59,13 +93,61 @@ export class SimNode {
     return this.#incarnation;
   }
 
-  /** Run `fn` in this node if incarnation `inc` is still alive: now if running, at resume if paused.
+  /** Run `fn` in this node if incarnation `inc` is still alive: now if running (after the work queued
+   * before it, when the node has a CPU cost model or is stalled), at resume if paused. `bytes`: the size
+   * of a delivered message (its CPU cost), undefined for timers and connection events.
    * Returns false when the incarnation is dead (the event is dropped). */
-  gate(inc: number, label: string, fn: () => void): boolean {
+  gate(inc: number, label: string, fn: () => void, bytes?: number): boolean {
     if (inc !== this.#incarnation || this.#state === 'down') return false;
-    if (this.#state === 'paused' || this.#state === 'resuming') this.#frozen.push({ label, fn });
-    else fn();
+    const cost = this.#costOf(bytes);
+    if (this.#state === 'paused' || this.#state === 'resuming') {
+      this.#frozen.push({ label, fn, cost });
+      return true;
+    }
+    const now = this.#sched.now;
+    if (cost <= 0 && this.#busyUntil <= now && this.#cpuQueue.length === 0) {
+      fn();
+      return true;
+    }
+    this.#enqueue({ label, fn, cost });
     return true;
+  }
+
+  /** True while the event loop has work queued or a stall running (the node is up but busy). */
+  get busy(): boolean {
+    return this.#busyUntil > this.#sched.now || this.#cpuQueue.length > 0;
+  }
+
+  /** Block the event loop for `ms` (a long synchronous task, a GC pause): it starts after the work already
+   * queued; timers and deliveries meanwhile wait and run late, in order. Unlike pause(), the process keeps
+   * running — it is busy. Only a running node (state 'up') stalls. */
+  stall(ms: number): void {
+    if (this.#state !== 'up' || !(ms > 0)) return;
+    this.#sched.note(`stall ${this.name} ${ms.toFixed(1)}`);
+    this.#busyUntil = Math.max(this.#busyUntil, this.#sched.now) + ms;
+    this.cpuTimeMs += ms;
+  }
+
+  #costOf(bytes: number | undefined): number {
+    const c = this.cpu;
+    if (bytes === undefined) return c.perTimerMs;
+    return c.perMessageMs + (c.perKiBMs * bytes) / 1024;
+  }
+
+  #enqueue(e: GatedEvent): void {
+    const inc = this.#incarnation;
+    const start = Math.max(this.#sched.now, this.#busyUntil);
+    const end = start + e.cost;
+    this.#busyUntil = end;
+    this.cpuTimeMs += e.cost;
+    const item: QueuedCpuEvent = { ...e, ev: undefined as unknown as ScheduledEvent };
+    item.ev = this.#sched.at(end, `cpu ${this.name} ${e.label}`, () => {
+      if (this.#cpuQueue[0] === item) this.#cpuQueue.shift();
+      else this.#cpuQueue = this.#cpuQueue.filter((q) => q !== item);
+      if (inc !== this.#incarnation || this.#state === 'down') return;
+      item.fn();
+    });
+    this.#cpuQueue.push(item);
   }
 
   /** A fresh Env for the current incarnation: virtual clock, gated timers, the run's PRNG, a transport
@@ -112,6 +194,9 @@ export class SimNode {
     this.#incarnation++;
     this.#state = 'down';
     this.#frozen = [];
+    for (const q of this.#cpuQueue) q.ev.cancel();
+    this.#cpuQueue = [];
+    this.#busyUntil = 0;
   }
 
   /** Bring a crashed process back as a new incarnation (call env() again and build its objects). */
@@ -124,11 +209,18 @@ export class SimNode {
   pause(): void {
     if (this.#state !== 'up' && this.#state !== 'resuming') return;
     this.#sched.note(`pause ${this.name}`);
+    // Work the event loop had queued is frozen too, ahead of what arrives during the pause.
+    if (this.#cpuQueue.length > 0) {
+      for (const q of this.#cpuQueue) q.ev.cancel();
+      this.#frozen.unshift(...this.#cpuQueue.map((q) => ({ label: q.label, fn: q.fn, cost: q.cost })));
+      this.#cpuQueue = [];
+    }
+    this.#busyUntil = 0;
     this.#state = 'paused';
   }
 
   /** Resume: everything that happened to it while paused is delivered now, one event at a time and in
-   * order (events arriving meanwhile queue behind them); then it runs normally. */
+   * order (events arriving meanwhile queue behind them; each costs its CPU time); then it runs normally. */
   resume(): void {
     if (this.#state !== 'paused') return;
     this.#sched.note(`resume ${this.name}`);
@@ -141,7 +233,8 @@ export class SimNode {
         this.#state = 'up';
         return;
       }
-      this.#sched.after(0, `late ${f.label}`, () => {
+      this.cpuTimeMs += f.cost;
+      this.#sched.after(f.cost, `late ${f.label}`, () => {
         if (inc !== this.#incarnation) return;
         if (this.#state !== 'resuming') {
           this.#frozen.unshift(f); // paused again before this one ran
