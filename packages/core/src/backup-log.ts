@@ -65,9 +65,9 @@ export class BackupLog {
    * is alive, entries only a client has vouched for wait for the primary's flush (which confirms or
    * replaces them); at takeover (`includeClientOnly`) they are applied too — that is what they are for.
    */
-  applyReady(runner: ServiceRunner<unknown, unknown, unknown>, onDivergence: (d: Divergence) => void, includeClientOnly = false): number {
+  applyReady(runner: ServiceRunner<unknown, unknown, unknown>, onDivergence: (d: Divergence) => void, includeClientOnly = false, max = Number.POSITIVE_INFINITY): number {
     let applied = 0;
-    for (;;) {
+    while (applied < max) {
       const next = runner.appliedSeq + 1;
       const entry = this.#pending.get(next);
       if (entry === undefined) return applied;
@@ -78,6 +78,7 @@ export class BackupLog {
       applied++;
       if (outcome.digest !== entry.digest) onDivergence({ seq: entry.seq, expectedDigest: entry.digest, actualDigest: outcome.digest, entry });
     }
+    return applied;
   }
 
   /** Entries that cannot be applied because an earlier seq is missing (reported at takeover). */

@@ -47,6 +47,8 @@ const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
 const dedupRecordsSchema = z.array(dedupRecordSchema);
 /** Requests held by a primary whose lease lapsed, answered when it is renewed (or notPrimary). */
 const MAX_HELD_REQUESTS = 1024;
+/** Entries a backup applies per turn of the event loop (see #applyPending). */
+const APPLY_BATCH = 256;
 /** Takeover probes a slow primary may answer in a row (each counts as a heartbeat) before the backup re-joins. */
 const MAX_SLOW_PRIMARY_PROBES = 3;
 
@@ -132,6 +134,7 @@ class ReplicaNode implements Replica<unknown> {
 
   // backup
   readonly #backupLog: BackupLog;
+  #drainTimer: TimerHandle | undefined;
   /** Takeover probes a primary answered as still our primary (reset by each flush). */
   #slowPrimaryProbes = 0;
   /** This replica's state is a prefix of the history of the primary of #epoch (it was its backup). */
@@ -271,6 +274,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#probeTimer?.cancel();
     this.#follow?.waiting?.cancel();
     this.#stallTimer?.cancel();
+    this.#drainTimer?.cancel();
     this.#cancelFetch();
     this.#startWaiter?.reject(new StoppedError('replica stopped before it started serving'));
     this.#startWaiter = undefined;
@@ -1402,7 +1406,21 @@ class ReplicaNode implements Replica<unknown> {
       else if (r === 'stale-epoch') this.#log('warn', 'stale-entry', { seq: e.seq, entryEpoch: e.epoch });
       else if (r === 'full') this.#log('warn', 'backup-log-full', { seq: e.seq });
     }
-    if (stored > 0 || fromPrimary) this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d));
+    if (stored > 0 || fromPrimary) this.#applyPending();
+  }
+
+  /**
+   * Apply what is ready, at most APPLY_BATCH entries per turn of the event loop: a backup catching up a
+   * long run (a delta join, a resume) keeps reading and acknowledging meanwhile, so its primary does not
+   * take it for silent (docs/PROTOCOL.md, "Failure detector").
+   */
+  #applyPending(): void {
+    const applied = this.#backupLog.applyReady(this.#runner, (d) => this.#onDivergence(d), false, APPLY_BATCH);
+    if (applied < APPLY_BATCH || this.#drainTimer !== undefined) return;
+    this.#drainTimer = this.#env.setTimer(0, () => {
+      this.#drainTimer = undefined;
+      if (this.#role === 'backup' || (this.#role === 'joining' && this.#follow !== undefined)) this.#applyPending();
+    });
   }
 
   #onDivergence(d: Divergence): void {
@@ -1644,7 +1662,9 @@ class ReplicaNode implements Replica<unknown> {
     this.#lastTickAt = this.#env.now();
     const tick = (): void => {
       if (this.#role === 'stopped') return;
-      if (this.#stalledJustNow()) this.#log('warn', 'process-stalled', { ms: Math.round(this.#env.now() - this.#lastTickAt) });
+      const gap = this.#env.now() - this.#lastTickAt;
+      if (this.#stalledJustNow()) this.#log('warn', 'process-stalled', { ms: Math.round(gap) });
+      else if (gap > every + this.#bounds.dialTimeoutMs) this.#log('info', 'event-loop-late', { ms: Math.round(gap - every) }); // a busy or starved process: why a peer may see us silent
       this.#lastTickAt = this.#env.now();
       this.#stallTimer = this.#env.setTimer(every, tick);
     };

@@ -7,6 +7,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Replica, ReplicaEvent } from '../src/api.js';
 import { computeTimingBounds } from '../src/config.js';
+import { codec } from '../src/codec.js';
+import type { Entry, Message } from '../src/messages.js';
+import { nodeEnv } from '../src/node-env.js';
+import { replyDigest } from '../src/service.js';
+import { createMemoryNetwork, type Connection } from '@tandem/transport';
 import { createReplica } from '../src/replica.js';
 import { sleep, until } from './helpers/fault-net.js';
 import { FAST, kv, startPair, type KvState, type Pair } from './helpers/setup.js';
@@ -61,6 +66,51 @@ describe('failure detector', () => {
     expect(p.events.a.filter((e) => e.type === 'peer-faulty')).toEqual([]);
     expect(p.b.status().role).toBe('backup');
     expect(p.b.state.get('n')).toBe(String(acked));
+  });
+});
+
+describe('a backup catching up a long run', () => {
+  it('applies it in batches and acknowledges as it goes, instead of going silent for the whole run', async () => {
+    // A scripted primary: it admits the replica as its backup, then sends one flush of 1 000 entries.
+    const net = createMemoryNetwork();
+    const listener = await net.listen('mem://scripted-primary');
+    const b = createReplica({ service: kv, env: nodeEnv({ network: net }), listen: 'mem://batch-b', peer: 'mem://scripted-primary', roleHint: 'backup', nodeId: 'B', config: FAST });
+    extra.push(b);
+    void b.start();
+    const it = listener[Symbol.asyncIterator]();
+    const conn = (await it.next()).value as Connection;
+    const acks: number[] = [];
+    const msgs = conn[Symbol.asyncIterator]();
+    const send = (m: Message): Promise<void> => conn.send(codec.encode(m));
+    for (;;) {
+      const m = codec.decode((await msgs.next()).value as Uint8Array);
+      if (m.t === 'status') await send({ t: 'statusReply', role: 'primary', epoch: 1, appliedSeq: 0, nodeId: 'P' });
+      if (m.t === 'stateReq') {
+        await send({ t: 'stateSnap', epoch: 1, seq: 0, version: 1, snapshot: [], dedup: [] });
+        break;
+      }
+    }
+    const entries: Entry[] = Array.from({ length: 1000 }, (_, i) => ({
+      seq: i + 1, epoch: 1, clientId: 'c', requestId: i + 1, body: { op: 'incr', key: 'n' }, time: 1, seed: 1,
+      digest: replyDigest({ value: String(i + 1), seq: i + 1 }, undefined),
+    }));
+    void (async () => {
+      for (;;) {
+        const next = await msgs.next();
+        if (next.done) return;
+        const m = codec.decode(next.value);
+        if (m.t === 'flushAck') acks.push(m.upToSeq);
+      }
+    })();
+    await until(() => acks.length >= 1, 'the first ack (the installed copy)');
+    await send({ t: 'flush', epoch: 1, flushId: 1, entries });
+    await until(() => acks.length >= 2, 'the ack of the big flush');
+    expect(acks[1]).toBeLessThan(1000); // acknowledged after the first batch, not after all 1 000
+    expect(acks[1]).toBeGreaterThan(0);
+    await send({ t: 'flush', epoch: 1, flushId: 2, entries: [] });
+    await until(() => b.status().appliedSeq === 1000, 'all applied, batch after batch');
+    expect(b.status().divergences).toBe(0);
+    await listener.close();
   });
 });
 
