@@ -158,9 +158,12 @@ export const stateSnapSchema = z.object({
   version: z.number().int().min(0),
   snapshot: z.unknown(),
   dedup: z.array(dedupRecordSchema),
-  /** Answer to a stateReq with haveSeq: no state (the joiner keeps the one it holds at `seq` = haveSeq);
-   * the entries after it come with the primary's flushes. */
+  /** Answer to a stateReq with haveSeq (or resume): no state (the joiner keeps the one it holds at `seq`). */
   delta: z.literal(true).optional(),
+  /** With `delta`: the entries after `seq` up to the primary's head, which the joiner applies before it
+   * calls itself backup — so a backup holds every write its primary acknowledged before admitting it
+   * (when they fit in one message; otherwise they come with the first flushes). */
+  entries: z.array(entrySchema).optional(),
 });
 
 export const messageSchema = z.discriminatedUnion('t', [

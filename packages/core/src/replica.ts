@@ -1278,6 +1278,12 @@ class ReplicaNode implements Replica<unknown> {
     if (delta !== undefined) {
       const seq = this.#runner.appliedSeq - delta.length;
       msg = { t: 'stateSnap', epoch: this.#epoch, seq, version: this.#runner.version, snapshot: null, dedup: [], delta: true };
+      // The writes acknowledged since `seq` (alone, while the joiner streamed or was dropped) travel with
+      // the admission: the joiner holds them before it is a backup. Too large for one message: flushes.
+      if (delta.length > 0) {
+        const withEntries: StateSnap = { ...msg, entries: [...delta] };
+        if (codec.encode(withEntries).length <= link.conn.maxMessageSize) msg = withEntries;
+      }
     } else {
       if (this.#stateSync.fetch !== undefined || this.#attachment?.verifiedAt !== undefined) this.#log('info', 'whole-state-copy', { joiner: joinerId });
       const snap = this.#stateSync.capture(this.#runner.takeSnapshot() as unknown as StateSnapshot);
@@ -1936,6 +1942,13 @@ class ReplicaNode implements Replica<unknown> {
     this.#startSoloProbe();
   }
 
+  /** A delta admission's entries continue exactly at `seq`, in order, in its epoch. */
+  #deltaEntriesFollow(snap: StateSnap): boolean {
+    const entries = snap.entries ?? [];
+    for (let i = 0; i < entries.length; i++) if (entries[i]!.seq !== snap.seq + 1 + i || entries[i]!.epoch !== snap.epoch) return false;
+    return true;
+  }
+
   #onStateSnap(link: Link, snap: StateSnap): void {
     if (this.#role !== 'joining' && this.#role !== 'starting') return;
     if (snap.epoch < this.#epoch) {
@@ -1946,6 +1959,11 @@ class ReplicaNode implements Replica<unknown> {
     const fetched = this.#fetched;
     this.#fetched = undefined;
     const resumed = snap.delta === true && this.#follow !== undefined && this.#follow.epoch === snap.epoch && this.#runner.appliedSeq === snap.seq;
+    if (snap.delta === true && snap.entries !== undefined && !this.#deltaEntriesFollow(snap)) {
+      this.#log('warn', 'unexpected-delta-join', { seq: snap.seq, entries: snap.entries.length, note: 'entries do not follow the seq' });
+      this.#scheduleProbe(this.#cfg.heartbeatTimeoutMs);
+      return;
+    }
     if (resumed) {
       // A dropped backup resumed from its own state: the entries after it come with the flushes.
       this.#follow?.waiting?.cancel();
@@ -1969,12 +1987,18 @@ class ReplicaNode implements Replica<unknown> {
         return;
       }
     }
+    // The writes the primary acknowledged after `seq` came with the admission: hold them before we are a
+    // backup (our first ack then covers them).
+    for (const e of snap.entries ?? []) {
+      const outcome = this.#runner.apply(e);
+      if (outcome.digest !== e.digest) this.#onDivergence({ seq: e.seq, expectedDigest: e.digest, actualDigest: outcome.digest, entry: e });
+    }
     this.#joinTimer?.cancel();
     this.#joinTimer = undefined;
     this.#joinAttempt++;
     this.#joinLink = undefined; // the primary now uses this connection for its flushes
     this.#epoch = snap.epoch;
-    this.#backupLog.retainAfter(snap.seq, snap.epoch); // forwards collected while joining, beyond the copy
+    this.#backupLog.retainAfter(this.#runner.appliedSeq, snap.epoch); // forwards collected while joining, beyond what we hold
     this.#lastFlushAt = this.#env.now();
     this.#log('info', 'joined', { seq: snap.seq, from: link.remote, mode: resumed ? 'resume' : snap.delta === true ? 'delta' : 'copy' });
     this.#stopFollowing('joined');

@@ -134,8 +134,15 @@ describe('a dropped backup follows the solo primary', () => {
     const p = pair;
     const c = p.client('C');
     await dropBackup(p, c, 2, 3);
+    // When B calls itself backup again it already holds what A acknowledged alone (they came with the
+    // admission, not with a later flush: A dying right after must not lose them).
+    let seqWhenBackup = -1;
+    p.b.on((e) => {
+      if (e.type === 'role' && e.role === 'backup') seqWhenBackup = p.b.status().appliedSeq;
+    });
     p.nodeB.resume();
     await until(() => p.a.status().role === 'primary' && p.b.status().appliedSeq === 5, 'B resumed');
+    expect(seqWhenBackup).toBe(5);
     expect(p.events.a.filter((e) => e.type === 'peer-joined').at(-1)).toMatchObject({ mode: 'resume' });
     expect(p.a.status().covering).toBeUndefined();
   });
