@@ -247,6 +247,32 @@ export class KvCluster {
     if (disruptive) this.disruptions.push(this.sim.now);
   }
 
+  /**
+   * A stalled or paused node that comes back first works through what queued meanwhile (at its CPU cost):
+   * its fault is over when that backlog is done, not when the stall's timer ran out — the liveness bound
+   * covers the protocol's recovery, not a busy process's queue. Notes the fault once `node` is idle (or
+   * after `maxMs`).
+   */
+  noteFaultWhenIdle(node: SimNode, what: string, maxMs = 2000): void {
+    const started = this.sim.now;
+    this.#pendingNotes++;
+    this.#whenIdle(
+      node,
+      () => {
+        this.#pendingNotes--;
+        this.noteFault(`${what}${this.sim.now > started ? ` (its backlog done ${(this.sim.now - started).toFixed(1)}ms later)` : ''}`);
+      },
+      maxMs,
+    );
+  }
+
+  #pendingNotes = 0;
+
+  /** A fault action is still to be noted (a node working through its backlog): no verdict yet. */
+  get settling(): boolean {
+    return this.#pendingNotes > 0 || this.frozenWindows.some((w) => w[1] === Number.POSITIVE_INFINITY);
+  }
+
   get lastDisruption(): number {
     return this.disruptions.length > 0 ? this.disruptions[this.disruptions.length - 1]! : 0;
   }
@@ -303,7 +329,21 @@ export class KvCluster {
   stall(node: SimNode, ms: number): void {
     if (node.state !== 'up') return;
     node.stall(ms);
-    this.#openOutage(node, 'stalled', this.sim.now + ms);
+    // The outage lasts until the node has worked through what queued during the stall (see noteFaultWhenIdle).
+    const o = this.#openOutage(node, 'stalled');
+    this.sim.scheduler.after(ms, 'driver', () => this.#whenIdle(node, () => {
+      if (o.to === Number.POSITIVE_INFINITY) o.to = this.sim.now;
+    }));
+  }
+
+  /** Run `then` once `node` is idle (its backlog done), or after `maxMs`, or at once when it is not up. */
+  #whenIdle(node: SimNode, then: () => void, maxMs = 2000): void {
+    const started = this.sim.now;
+    const check = (): void => {
+      if (node.state === 'up' && node.busy && this.sim.now - started < maxMs) this.sim.scheduler.after(1, 'driver', check);
+      else then();
+    };
+    check();
   }
 
   /** A targeted network fault cuts `node` off from its peer (e.g. its acks are lost) until the returned
@@ -433,8 +473,11 @@ export class KvCluster {
    * the window are not measured (like a chaos window).
    */
   frozenSoleHolder(node: SimNode, until: number): void {
-    this.frozenWindows.push([this.sim.now, until]);
+    const w: [number, number] = [this.sim.now, Number.POSITIVE_INFINITY];
+    this.frozenWindows.push(w);
     this.sim.scheduler.note(`frozen sole holder ${node.name} until ${until.toFixed(1)}`);
+    // …and until it has worked through what queued meanwhile (its backlog is not the protocol's latency).
+    this.sim.scheduler.at(until, 'driver', () => this.#whenIdle(node, () => (w[1] = this.sim.now)));
   }
 
   /** Inside a chaos window or a frozen-sole-holder window: the bounds are not measured there. */
@@ -695,6 +738,7 @@ export class KvCluster {
    * further fault action can come (recovery, the end of the workload): then the run can stop at once.
    */
   overdue(boundMs: number): KvHistoryOp | undefined {
+    if (this.settling) return undefined;
     const now = this.sim.now;
     const ref = this.lastDisruption;
     for (const h of this.history) {
@@ -708,7 +752,7 @@ export class KvCluster {
    * serving stopped, and none said it is blocked meanwhile (the serve check has certainly failed). */
   unservedTooLong(boundMs: number): boolean {
     const since = this.unservedSince;
-    if (since === undefined || this.disruptions.length === 0) return false;
+    if (since === undefined || this.disruptions.length === 0 || this.settling) return false;
     const from = Math.max(since, this.lastDisruption);
     if (this.sim.now - from <= boundMs) return false;
     return !this.blockedReports.some((b) => b.time >= from);

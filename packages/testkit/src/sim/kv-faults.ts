@@ -254,7 +254,7 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       if (how === 'stall') {
         cluster.stall(b.node, ms);
         // If the primary dies meanwhile, nobody can serve until the stall ends: its end is a fault action.
-        sched.after(ms, 'driver', () => primaryKilled && cluster.noteFault(`${b.name}'s stall ends`));
+        sched.after(ms, 'driver', () => primaryKilled && cluster.noteFaultWhenIdle(b.node, `${b.name}'s stall ends`));
       } else if (how === 'pause') {
         cluster.pause(b.node);
         resumeAt = sched.now + ms;
@@ -276,7 +276,8 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
           if (b.node.state === 'paused') {
             cluster.resume(b.node);
             // Once the primary is dead, nobody could serve while it was paused: a fault action then.
-            cluster.noteFault(`resume ${b.name}`, primaryKilled);
+            if (primaryKilled) cluster.noteFaultWhenIdle(b.node, `resume ${b.name}`);
+            else cluster.noteFault(`resume ${b.name}`, false);
           }
         });
       }
