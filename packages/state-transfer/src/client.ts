@@ -16,6 +16,7 @@ import type { TransferEnv } from './env.js';
 import {
   ChecksumMismatchError,
   DigestMismatchError,
+  isStateTransferError,
   TransferAbortedError,
   TransferFailedError,
   TransferProtocolError,
@@ -250,7 +251,10 @@ export class StateTransferClient<State> {
           }
           void conn.send(encodeMessage({ t: 'fail', code: e.code ?? 'ERR_JOINER', message: e.message, retry: false })).catch(() => {});
           void conn.close();
-          throw e;
+          // A state that passed its checksums but does not decode or install (a builder, the service's
+          // restore or the sink refused it) fails the transfer with a typed error, the original as cause.
+          if (isStateTransferError(e)) throw e;
+          throw new TransferFailedError(`the received state could not be installed: ${e.name}: ${e.message}`, { cause: e });
         }
         if (outcome === 'continue') continue;
         if (outcome === 'done') {

@@ -107,6 +107,9 @@ const PENDING = 1 << 16;
 const PENDING_MAX = 1 << 20;
 /** Old-table slots moved per write while the index grows (see #grow). */
 const MIGRATE_SLOTS = 8;
+/** Most records a builder presizes its index for when told how many to expect (32 MiB of index; 1M records
+ * is the size the builder is tuned for, see PENDING_MAX). */
+const EXPECT_MAX = 1 << 20;
 /** Largest slab a builder allocates (it grows them with the map; see #addPacked). */
 const BUILD_SLAB_MAX = 64 * 1024 * 1024;
 
@@ -346,9 +349,12 @@ export class SlabMap {
     return {
       recordWidth: 2,
       expect(totalRecords: number) {
-        // Only before the first record (an index sized later would drop what it holds).
+        // Only before the first record (an index sized later would drop what it holds). The count comes
+        // from the wire (meta.totalRecords): the index is presized for at most EXPECT_MAX records and grows
+        // with the records that actually arrive beyond that, so a wrong or hostile count cannot make the
+        // joiner reserve gigabytes (2^28 reserved 8 GiB of index).
         if (m.#size === 0 && !m.#pending?.n && Number.isSafeInteger(totalRecords) && totalRecords > 0) {
-          m.#sizeIndex(Math.min(totalRecords, 1 << 28));
+          m.#sizeIndex(Math.min(totalRecords, EXPECT_MAX));
           m.#pendingCap = Math.min(PENDING_MAX, Math.max(PENDING, totalRecords));
           m.#pending = undefined;
         }
