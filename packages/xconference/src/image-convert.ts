@@ -15,14 +15,17 @@ export function rowBytes(width: number, f: ImageFormat): number {
 }
 
 const SUPPORTED_BPP: ReadonlySet<number> = new Set([8, 16, 32]);
+/** The scanline pads X11 allows (a server's setup reply can claim anything: it is checked here). */
+const SUPPORTED_PAD: ReadonlySet<number> = new Set([8, 16, 32]);
 
 /**
  * Re-encodes a ZPixmap image from one server's layout to another's, converting each pixel value with
  * `pixel` (e.g. TrueColor 8-8-8 → 5-6-5). Returns null if a layout is not supported (bits per pixel other
- * than 8, 16, 32) or the data is shorter than the image.
+ * than 8, 16, 32, a scanline pad other than 8, 16, 32) or the data is shorter than the image.
  */
 export function convertZPixmap(data: Buffer, width: number, height: number, from: ImageFormat, to: ImageFormat, pixel: (value: number) => number): Buffer | null {
   if (!SUPPORTED_BPP.has(from.bitsPerPixel) || !SUPPORTED_BPP.has(to.bitsPerPixel)) return null;
+  if (!SUPPORTED_PAD.has(from.scanlinePad) || !SUPPORTED_PAD.has(to.scanlinePad)) return null;
   const inRow = rowBytes(width, from);
   const outRow = rowBytes(width, to);
   if (data.length < inRow * height) return null;

@@ -136,10 +136,17 @@ export class LateJoin {
         write16(req, 14, img.height, le);
         writeWord(req, 16, 0xffffffff, le);
         master.sendInternal(req, this.host.appSeq(), (reply) => {
-          const data = reply.subarray(32, 32 + 4 * read32(reply, 4, le));
-          const out = layout.convert ? convertZPixmap(data, img.width, img.height, layout.convert.from, layout.convert.to, layout.convert.pixel) : Buffer.from(data);
-          if (out) this.imageData.set(img.pixmap, { depth: layout.depth, data: out });
-          else this.plan.skipped.push(`pixmap 0x${img.pixmap.toString(16)}: contents not copied (short image)`);
+          // This runs as the master's reply, but what it computes depends on the newcomer's setup: a failure
+          // here must cost the newcomer a pixmap's contents, never the master its connection (that would
+          // close the conference).
+          try {
+            const data = reply.subarray(32, 32 + 4 * read32(reply, 4, le));
+            const out = layout.convert ? convertZPixmap(data, img.width, img.height, layout.convert.from, layout.convert.to, layout.convert.pixel) : Buffer.from(data);
+            if (out) this.imageData.set(img.pixmap, { depth: layout.depth, data: out });
+            else this.plan.skipped.push(`pixmap 0x${img.pixmap.toString(16)}: contents not copied (short image or unsupported layout)`);
+          } catch (err) {
+            this.plan.skipped.push(`pixmap 0x${img.pixmap.toString(16)}: contents not copied (${(err as Error).message})`);
+          }
         });
       }
       // The master's size of each top-level window (a window manager may have resized it).
