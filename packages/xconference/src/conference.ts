@@ -1,8 +1,10 @@
 import type { Socket } from 'node:net';
-import { BusyPoll, DEFAULT_BUSY_POLL_MICROS } from './busy-poll.js';
-import { connectServer } from './server-connect.js';
-import { ApplicationSession, type SessionStats, type Upstream } from './session.js';
-import type { FocusTrigger } from './trigger.js';
+import { isXconferenceError, JoinError } from './errors.js';
+import { BusyPoll, DEFAULT_BUSY_POLL_MICROS } from './session/busy-poll.js';
+import type { FocusTrigger } from './session/focus-trigger.js';
+import { connectServer } from './session/handshake.js';
+import { emptyStats, type SessionStats, type Upstream } from './session/options.js';
+import { ApplicationSession } from './session/session.js';
 
 export interface ConferenceOptions {
   /** Participants' servers; the first is the master (irrevocable). */
@@ -37,17 +39,7 @@ export class Conference {
   private nextId = 1;
   private closedReason: string | null = null;
   /** Counts summed over every application that has connected (open and closed). */
-  private readonly finished: SessionStats = {
-    requests: 0,
-    forwardedReplies: 0,
-    forwardedEvents: 0,
-    forwardedErrors: 0,
-    droppedEvents: 0,
-    droppedErrors: 0,
-    droppedReplies: 0,
-    serverBacklogs: 0,
-    appBacklogs: 0,
-  };
+  private readonly finished: SessionStats = emptyStats();
 
   constructor(private readonly opts: ConferenceOptions) {
     if (opts.participants.length === 0) throw new Error('a conference needs at least a master');
@@ -65,17 +57,17 @@ export class Conference {
 
   /**
    * A participant joins: every open application is recreated on its server (see LateJoin) and applications
-   * that connect later include it. Rejects if the name is already a participant, the conference is closed or
-   * the server cannot be reached; then nothing else is disturbed.
+   * that connect later include it. Rejects with a JoinError if the name is already a participant, the
+   * conference is closed, the server cannot be reached or a join fails; then nothing else is disturbed.
    */
   async addParticipant(up: Upstream): Promise<void> {
-    if (this.closedReason !== null) throw new Error(`the conference is closed (${this.closedReason})`);
-    if (this.participants.some((p) => p.name === up.name)) throw new Error(`${up.name} is already a participant`);
+    if (this.closedReason !== null) throw new JoinError('closed', `the conference is closed (${this.closedReason})`);
+    if (this.participants.some((p) => p.name === up.name)) throw new JoinError('duplicate', `${up.name} is already a participant`);
     const sessions = [...this.sessions].filter((s) => !s.isClosed);
     // With no application to join, check that the server can be reached at all.
     if (sessions.length === 0) (await connectServer(up, 'LE', this.opts.setupTimeoutMs ?? 10_000)).socket.destroy();
-    if (this.closedReason !== null) throw new Error(`the conference is closed (${this.closedReason})`);
-    if (this.participants.some((p) => p.name === up.name)) throw new Error(`${up.name} is already a participant`);
+    if (this.closedReason !== null) throw new JoinError('closed', `the conference is closed (${this.closedReason})`);
+    if (this.participants.some((p) => p.name === up.name)) throw new JoinError('duplicate', `${up.name} is already a participant`);
     this.participants.push(up);
     this.opts.log?.(`participant ${up.name} joins (${sessions.length} running applications)`);
     const results = await Promise.allSettled(sessions.map((s) => s.addParticipant(up)));
@@ -86,7 +78,8 @@ export class Conference {
       for (const s of this.sessions) s.removeParticipant(up.name);
       const why = failure ? (failure.reason instanceof Error ? failure.reason.message : String(failure.reason)) : `the conference closed (${this.closedReason})`;
       this.opts.log?.(`participant ${up.name} could not join: ${why}`);
-      throw new Error(`${up.name} could not join: ${why}`);
+      const code = failure ? (isXconferenceError(failure.reason, 'JoinError') ? failure.reason.code : 'failed') : 'closed';
+      throw new JoinError(code, `${up.name} could not join: ${why}`, failure ? { cause: failure.reason } : undefined);
     }
     this.opts.log?.(`participant ${up.name} joined`);
   }

@@ -1,6 +1,6 @@
 /**
  * Target `x11`: the X11 parsers and the conference session of @tandem/xconference, on in-process sockets
- * (lib/fake-socket.ts) and the package's own fake X server (src/test-fake-x-server.ts). Each input is one of:
+ * (lib/fake-socket.ts) and the package's own fake X server (test/helpers/fake-x-server.ts). Each input is one of:
  * - `app`: an application connects to an ApplicationSession of two participants (master + one) and sends
  *   a client setup (valid in either byte order, mutated, or random) and requests built to the protocol —
  *   InternAtom, QueryExtension, GetGeometry, CreateWindow with value lists, ChangeProperty, PolyLine…,
@@ -22,9 +22,10 @@
  * open after it closed), is a hang / violation.
  */
 import fc from 'fast-check';
-import { ApplicationSession, parseClientSetup, parseFocusTrigger, parseServerSetup, RequestFramer, ServerMessageFramer, serverSetupSize, type Upstream } from '@tandem/xconference';
-import { FakeXServer } from '../../../packages/xconference/src/test-fake-x-server.js';
-import { encodeServerSetup, screen } from '../../../packages/xconference/src/test-setup-builder.js';
+import { parseClientSetup, parseFocusTrigger, parseServerSetup, serverSetupSize, type Upstream } from '@tandem/xconference';
+import { ApplicationSession, RequestFramer, ServerMessageFramer } from '@tandem/xconference/internal';
+import { FakeXServer } from '../../../packages/xconference/test/helpers/fake-x-server.js';
+import { encodeServerSetup, screen } from '../../../packages/xconference/test/helpers/setup-builder.js';
 import { crashFinding, normalise } from '../lib/async-errors.js';
 import { FakeSocket, FakeSocketNet } from '../lib/fake-socket.js';
 import type { Finding, FuzzTarget, InputOutcome } from '../lib/types.js';
