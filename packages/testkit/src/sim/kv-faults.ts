@@ -10,7 +10,7 @@
  * loses acknowledged data in any primary/backup system): 'crash-primary-while-joining' does, on purpose,
  * and only in its own variant.
  */
-import { codec } from '@tandem/core';
+import { codec } from '@tandem/core/internal';
 import type { FaultKind } from './faults.js';
 import type { KvCluster, ReplicaSlot } from './kv-cluster.js';
 import type { SimNode } from './node.js';
@@ -316,8 +316,11 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       cluster.crash(p.node);
       primaryKilled = true;
       cluster.noteFault(`crash-primary ${p.name} (${when}: ${(sched.now - alarm.time).toFixed(1)}ms after it declared ${b.name} faulty; ${b.name} is ${cluster.role(b) ?? 'down'})`);
-      // The dropped backup, still paused or stalled, is the only replica holding the state now.
-      if (endAt > sched.now && (b.node.state === 'paused' || b.node.busy)) cluster.frozenSoleHolder(b.node, endAt);
+      // The dropped backup, still paused, stalled or working through what queued meanwhile, is the only
+      // replica holding the state now: the liveness clock starts when it is idle again.
+      if (b.node.state === 'paused' || b.node.busy) cluster.frozenSoleHolder(b.node, Math.max(endAt, sched.now));
+      // Its stall already over but its backlog not: the liveness clock restarts when it is idle.
+      if (b.node.state === 'up' && b.node.busy && endAt <= sched.now) cluster.noteFaultWhenIdle(b.node, `${b.name} done with the backlog of its stall`);
       await cluster.sleep(rng.between(20, 2 * cluster.bounds.takeoverMs));
       cluster.restartReplica(p, restartHint(cluster));
       await cluster.sleep(Math.max(0, endAt - sched.now));
