@@ -10,9 +10,12 @@
  * host is answered by a reset.
  */
 import {
+  AbortError,
   AddressInUseError,
+  checkConnectionOptions,
   ConnectionClosedError,
   ConnectionRefusedError,
+  DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_MESSAGE_SIZE,
   InvalidAddressError,
   MessageTooLargeError,
@@ -150,6 +153,12 @@ class SimConnection implements Connection {
   /** A message arrived (already gated on this node). */
   receive(bytes: Uint8Array): void {
     if (this.#closeInfo) return;
+    if (bytes.length > this.maxMessageSize) {
+      // Each end enforces its own limit: the peer broke it, so this end drops the connection (the peer sees a reset).
+      this.#end({ by: 'remote', reason: 'message too large', error: new MessageTooLargeError(bytes.length, this.maxMessageSize, { address: this.remoteAddress }) }, true);
+      this.#net.transmitClose(this, 'rst');
+      return;
+    }
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = undefined;
@@ -198,6 +207,8 @@ class SimListener implements Listener {
   readonly inc: number;
   readonly options: ListenOptions;
   closedFlag = false;
+  /** Connections accepted and not yet closed (taken or not), bounded by options.maxConnections. */
+  open = 0;
   #queue: Connection[] = [];
   #waiter: ((r: IteratorResult<Connection>) => void) | undefined;
   readonly #net: SimNetwork;
@@ -437,6 +448,7 @@ export class SimNetwork {
   #listen(node: SimNode, inc: number, address: string, options: ListenOptions): Promise<Listener> {
     if (node.incarnation !== inc || node.state === 'down') return new Promise(() => {});
     try {
+      checkConnectionOptions(options);
       checkAddress(address);
     } catch (err) {
       return Promise.reject(err);
@@ -456,6 +468,7 @@ export class SimNetwork {
   #dial(node: SimNode, inc: number, address: string, options: DialOptions): Promise<Connection> {
     if (node.incarnation !== inc || node.state === 'down') return new Promise(() => {});
     try {
+      checkConnectionOptions(options);
       checkAddress(address);
     } catch (err) {
       return Promise.reject(err);
@@ -474,11 +487,12 @@ export class SimNetwork {
       );
       if (options.signal) {
         const signal = options.signal;
+        const aborted = (): AbortError => new AbortError(`dial ${address} aborted`, { address, cause: signal.reason });
         if (signal.aborted) {
-          settle(() => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')));
+          settle(() => reject(aborted()));
           return;
         }
-        signal.addEventListener('abort', () => settle(() => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))), { once: true });
+        signal.addEventListener('abort', () => settle(() => reject(aborted())), { once: true });
       }
       const n = ++this.#connectionIds;
       const local = `sim://${node.name}#${n}`;
@@ -493,9 +507,21 @@ export class SimNetwork {
           );
           return;
         }
-        const max = Math.min(options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE, l.options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
-        const client = new SimConnection(this, `sim-${n}c`, node, inc, local, address, max);
-        const server = new SimConnection(this, `sim-${n}s`, l.node, l.inc, address, local, max);
+        const limit = l.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+        if (l.open >= limit) {
+          // A live listener at its limit: refused at once, and the refusal proves nothing about the process.
+          this.#sched.after(this.#delay(), `refused ${address}->${node.name}`, () =>
+            node.gate(inc, 'refused', () =>
+              settle(() => reject(new ConnectionRefusedError(`${address} refused the connection: ${limit} open (maxConnections)`, { address, nothingListens: false }))),
+            ),
+          );
+          return;
+        }
+        // Each end has its own limit (a send above the sender's fails there; above the receiver's, the receiver drops the connection).
+        const client = new SimConnection(this, `sim-${n}c`, node, inc, local, address, options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
+        const server = new SimConnection(this, `sim-${n}s`, l.node, l.inc, address, local, l.options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
+        l.open++;
+        void server.closed.then(() => l.open--);
         client.peer = server;
         server.peer = client;
         const pipe = new Pipe(client, server);

@@ -2,9 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseServers, requestFromWords } from './commands/call.js';
-import { readServeConfig, replicationSettings } from './config-file.js';
-import { addressFor } from './transports.js';
+import { parseServers, requestFromWords } from '../src/commands/call.js';
+import { readServeConfig, replicationSettings } from '../src/config-file.js';
+import { addressFor } from '../src/transports.js';
 
 function usageError(fn: () => unknown): string {
   try {

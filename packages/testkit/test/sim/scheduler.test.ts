@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SeededRandom } from './random.js';
-import { Scheduler, SimulationError } from './scheduler.js';
+import { SeededRandom } from '../../src/sim/random.js';
+import { Scheduler, SimulationError } from '../../src/sim/scheduler.js';
 
 describe('Scheduler', () => {
   it('runs events in (time, insertion) order, skips cancelled ones, and stops at `until`', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkKvHistory } from './check.js';
-import { HistoryFormatError, kvRegisterModel, parseKvHistory, type KvHistoryOp } from './kv-history.js';
+import { checkKvHistory } from '../../src/linearizability/check.js';
+import { HistoryFormatError, kvRegisterModel, parseKvHistory, type KvHistoryOp } from '../../src/linearizability/kv-history.js';
 import { mulberry32 } from '@tandem/core';
 
 const op = (client: string, o: KvHistoryOp['op'], value: string | null, call: number, ret?: number, key = 'k'): KvHistoryOp => ({
@@ -188,7 +188,7 @@ describe('checkKvHistory scales to simulation-sized histories', () => {
         },
       });
     }
-    events.sort((a, b) => a.at - b.at).forEach((e) => e.apply());
+    for (const e of events.sort((a, b) => a.at - b.at)) e.apply();
     const report = checkKvHistory(h);
     expect(report.verdict).toBe('linearizable');
     expect(report.operations).toBe(600);

@@ -1,6 +1,6 @@
 import type { Connection } from '@tandem/transport';
 import { describe, expect, it } from 'vitest';
-import { Simulation } from './simulation.js';
+import { Simulation } from '../../src/sim/simulation.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { kvRequestSchema, MAX_SCAN_LIMIT } from './schema.js';
-import { applyKv, initialKvState, kvService, type KvState } from './service.js';
-import type { KvRequest } from './schema.js';
+import { kvRequestSchema, MAX_SCAN_LIMIT } from '../src/schema.js';
+import { applyKv, initialKvState, kvService, type KvState } from '../src/service.js';
+import type { KvRequest } from '../src/schema.js';
 
 const A = 'client-a';
 const B = 'client-b';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Connection } from '@tandem/transport';
-import { Simulation } from './simulation.js';
+import { Simulation } from '../../src/sim/simulation.js';
 
 /** A listening node `a` and a dialling node `b`; returns what `a` received, with virtual times. */
 async function pair(sim: Simulation) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { VARIANTS } from './faults.js';
-import { runKvSimulation, type KvSimulationResult } from './kv-run.js';
+import { VARIANTS } from '../../src/sim/faults.js';
+import { runKvSimulation, type KvSimulationResult } from '../../src/sim/kv-run.js';
 
 /** Runs seeds from..from+count-1 until `stop` says so; returns what ran. */
 async function runSeeds(variant: string, from: number, count: number, stop: (r: KvSimulationResult) => boolean = () => false) {
