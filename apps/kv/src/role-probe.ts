@@ -2,7 +2,8 @@
  * Ask a running replica for its role over the network (the core `status` message, the same one the
  * replicas use to probe each other): dial, say hello as a client, send `status`, read `statusReply`.
  */
-import { codec, type StatusReply } from '@tandem/core';
+import type { StatusReply } from '@tandem/core';
+import { codec } from '@tandem/core/internal';
 import type { TransportRegistry } from '@tandem/transport';
 import { KV_SERVICE_NAME } from './service.js';
 

@@ -3,7 +3,7 @@
  * the public API of @tandem/core. Time comes from ctx.time (fixed by the primary and recorded), so
  * lease expiry replays identically on the backup.
  */
-import { defineService, encodeValue, fnv1a64, type ApplyContext, type ServiceDefinition } from '@tandem/core';
+import { defineService, valueDigest, type ApplyContext, type ServiceDefinition } from '@tandem/core';
 import type { StateMigration } from '@tandem/state-transfer';
 import { DEFAULT_SCAN_LIMIT, kvReplySchema, kvRequestSchema, type Fence, type KvReply, type KvRequest } from './schema.js';
 
@@ -58,14 +58,17 @@ interface KvSnapshot {
 
 /** A fenced write whose token is not the current holder's (the lease expired or was taken over). */
 export class FencingError extends Error {
+  static override readonly name = 'FencingError';
   override readonly name = 'FencingError';
 }
 /** renew/release with a token that no longer holds the lock. */
 export class LockLostError extends Error {
+  static override readonly name = 'LockLostError';
   override readonly name = 'LockLostError';
 }
 /** incr on a value that is not an integer. */
 export class NotAnIntegerError extends Error {
+  static override readonly name = 'NotAnIntegerError';
   override readonly name = 'NotAnIntegerError';
 }
 
@@ -189,7 +192,7 @@ function logicalDigest<V>(state: LockState & { data: Map<string, V> }, text: (v:
   for (const [k, v] of state.data) data.push(k, text(v));
   const locks: (string | number)[] = [];
   for (const [n, l] of state.locks) locks.push(n, l.owner, l.token, l.expiresAt);
-  return fnv1a64(encodeValue([data, locks, state.lastToken]));
+  return valueDigest([data, locks, state.lastToken]);
 }
 
 export function initialKvState(): KvState {

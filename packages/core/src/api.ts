@@ -122,16 +122,7 @@ export interface ReplicaOptions<State, Req, Rep> {
   /** Who may connect as the peer and as a client (docs/SECURITY.md). Without a cluster key the replica
    * refuses to listen beyond loopback unless `insecure`. */
   security?: ReplicaSecurity;
-  /** TEST ONLY: switch on a deliberately broken behaviour so a simulator can prove it detects it.
-   * 'no-forward-wait': take over at heartbeat timeout without the forward window;
-   * 'unordered-apply': the backup applies entries as they arrive, skipping gaps;
-   * 'skip-dedup': the primary applies a retransmitted request again;
-   * 'no-follower-takeover': a dropped backup neither follows nor reports blocked — it waits as `joining`
-   * for good when the primary that dropped it dies (the stall of 78d7e4e). Never use in production. */
-  faultInjection?: { variant: BrokenVariant };
 }
-
-export type BrokenVariant = 'no-forward-wait' | 'unordered-apply' | 'skip-dedup' | 'no-follower-takeover';
 
 /** A third party that decides whether a replica may serve alone (e.g. a lock in a coordination service). */
 export interface Witness {

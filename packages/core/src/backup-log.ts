@@ -3,6 +3,7 @@
  * any order and possibly twice. They are deduplicated by seq and applied strictly in seq order with
  * the recorded ctx; every recomputed reply digest is compared with the primary's.
  */
+import { invariant } from './errors.js';
 import type { Entry } from './messages.js';
 import type { ServiceRunner } from './service.js';
 
@@ -44,6 +45,7 @@ export class BackupLog {
   /** Store an entry for in-order application. `epoch` is the epoch of the primary being followed. */
   offer(entry: Entry, appliedSeq: number, epoch: number, fromPrimary: boolean): OfferResult {
     if (entry.seq <= appliedSeq) return 'duplicate';
+    invariant(this.#fromClients.size <= this.#pending.size, 'backup-log-sources', () => `${this.#fromClients.size} client-only seqs, ${this.#pending.size} pending`);
     const pending = this.#pending.get(entry.seq);
     if (pending !== undefined) {
       if (fromPrimary && this.#fromClients.delete(entry.seq) && !sameEntry(pending, entry)) {
@@ -70,15 +72,22 @@ export class BackupLog {
     while (applied < max) {
       const next = runner.appliedSeq + 1;
       const entry = this.#pending.get(next);
-      if (entry === undefined) return applied;
-      if (!includeClientOnly && this.#fromClients.has(next)) return applied;
+      if (entry === undefined) break;
+      if (!includeClientOnly && this.#fromClients.has(next)) break;
       this.#pending.delete(next);
       this.#fromClients.delete(next);
       const outcome = runner.apply(entry);
       applied++;
+      invariant(runner.appliedSeq === next, 'apply-in-order', () => `applied seq ${next}, the runner is at ${runner.appliedSeq}`);
       if (outcome.digest !== entry.digest) onDivergence({ seq: entry.seq, expectedDigest: entry.digest, actualDigest: outcome.digest, entry });
     }
     return applied;
+  }
+
+  /** A backup's invariant: every pending entry is after `appliedSeq` (nothing applied stays, nothing
+   * pending was skipped). (A joiner's fetch may apply past entries it collected: retainAfter drops them.) */
+  assertAhead(appliedSeq: number): void {
+    for (const seq of this.#pending.keys()) invariant(seq > appliedSeq, 'pending-ahead', () => `pending entry ${seq} is not after the applied seq ${appliedSeq}`);
   }
 
   /** Entries that cannot be applied because an earlier seq is missing (reported at takeover). */
@@ -100,5 +109,6 @@ export class BackupLog {
         this.#fromClients.delete(s);
       }
     }
+    this.assertAhead(seq);
   }
 }

@@ -8,7 +8,7 @@ import type { CallResult, Client, ClientOptions, ReplicationConfig } from './api
 import { codec } from './codec.js';
 import { resolveConfig } from './config.js';
 import type { Env, TimerHandle } from './env.js';
-import { ApplicationError, InvalidRequestError, ProtocolViolationError, ServiceUnavailableError, StoppedError } from './errors.js';
+import { ApplicationError, InvalidRequestError, ProtocolViolationError, ServiceUnavailableError, StaleEpochError, StoppedError } from './errors.js';
 import { ForwardQueue } from './forward-queue.js';
 import { KeyRing } from './auth.js';
 import { AuthenticationError } from './handshake.js';
@@ -24,6 +24,8 @@ interface PendingCall {
   timer: TimerHandle | undefined;
   redirected: boolean;
   withInfo: boolean;
+  /** The last reply this call got from a deposed primary (the cause when its deadline passes). */
+  stale: StaleEpochError | undefined;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
 }
@@ -159,7 +161,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     const resync = this.#resync;
     this.#resync = false;
     const bytes = codec.encode(resync ? { t: 'req', clientId: this.clientId, requestId, body, resync } : { t: 'req', clientId: this.clientId, requestId, body });
-    const call: PendingCall = { requestId, body, bytes, startedAt: this.#env.now(), timer: undefined, redirected: false, withInfo, resolve, reject };
+    const call: PendingCall = { requestId, body, bytes, startedAt: this.#env.now(), timer: undefined, redirected: false, withInfo, stale: undefined, resolve, reject };
     this.#calls.set(requestId, call);
     this.#servers[this.#primary].send(bytes);
     call.timer = this.#env.setTimer(this.#cfg.requestTimeoutMs, () => this.#onTimeout(call));
@@ -171,7 +173,8 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     const elapsed = this.#env.now() - call.startedAt;
     if (elapsed >= this.#cfg.callDeadlineMs) {
       this.#calls.delete(call.requestId);
-      call.reject(new ServiceUnavailableError(`no reply from ${this.#opts.servers.join(' or ')} within ${this.#cfg.callDeadlineMs} ms`));
+      const why = call.stale === undefined ? '' : ` (only a deposed primary answered: epoch ${call.stale.epoch} < ${call.stale.knownEpoch})`;
+      call.reject(new ServiceUnavailableError(`no reply from ${this.#opts.servers.join(' or ')} within ${this.#cfg.callDeadlineMs} ms${why}`, call.stale === undefined ? undefined : { cause: call.stale }));
       return;
     }
     // Patent: a request without a reply is re-sent to both the primary and the backup.
@@ -213,8 +216,10 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     const call = this.#calls.get(rep.requestId);
     if (call === undefined) return; // a late duplicate (retry answered twice)
     if (rep.epoch < this.#epoch) {
-      // A deposed primary: never accept its answer once a newer epoch is known.
+      // A deposed primary: never accept its answer once a newer epoch is known (StaleEpochError: the
+      // cause, should the call's deadline pass before the current primary answers).
       this.#staleReplies++;
+      call.stale = new StaleEpochError(rep.epoch, this.#epoch);
       this.#env.logger.log('warn', 'stale-reply', { requestId: rep.requestId, epoch: rep.epoch, knownEpoch: this.#epoch });
       return;
     }

@@ -25,6 +25,11 @@ export function decodeValue(bytes: Uint8Array): unknown {
   return packr.unpack(bytes);
 }
 
+/** Decode several msgpack values written one after another. */
+export function decodeValues(bytes: Uint8Array): unknown[] {
+  return packr.unpackMultiple(bytes) as unknown[];
+}
+
 export const codec: Codec<Message> = {
   encode(message: Message): Uint8Array {
     return packr.pack(message);

@@ -4,6 +4,7 @@
  * decision after maxRetransmits re-sends, trimming on flushAck, and the lease the acks renew.
  */
 import type { ReplicationConfig } from './api.js';
+import { invariant } from './errors.js';
 import type { Entry, FlushAck } from './messages.js';
 import { UnackedLog } from './unacked-log.js';
 
@@ -113,6 +114,8 @@ export class FlushTracker {
   }
 
   append(entry: Entry): void {
+    const last = this.log.lastSeq ?? this.ackedSeq;
+    invariant(entry.seq === last + 1, 'log-consecutive', () => `appending seq ${entry.seq} after ${last}`);
     this.log.push(entry);
   }
 
@@ -169,6 +172,12 @@ export class FlushTracker {
 
   /** The backup acknowledged: trim, renew the lease from the acknowledged flush's send time. */
   acked(ack: FlushAck, now: number): void {
+    const before = this.ackedSeq;
+    this.#acked(ack, now);
+    invariant(this.ackedSeq >= before && this.flushedSeq >= this.ackedSeq, 'acked-forward', () => `ackedSeq ${before} → ${this.ackedSeq}, flushedSeq ${this.flushedSeq}`);
+  }
+
+  #acked(ack: FlushAck, now: number): void {
     this.lastAckAt = Math.max(this.lastAckAt, now);
     if (this.#awaitingJoinAck) {
       // The joiner's first ack: it installed the copy. Its ack clock starts now; flushes it may have

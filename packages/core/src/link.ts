@@ -27,13 +27,6 @@ export class Link {
   readonly direction: 'in' | 'out';
   /** The remote's hello (accepted links) — undefined until it arrives. */
   hello: Hello | undefined;
-  /**
-   * 'entries' piggyback (primary side, client links): the highest seq whose entry already went out in
-   * a reply on this connection, and the primary's log generation it belongs to. Each entry is sent once
-   * per connection; a new connection starts from the backup's acknowledged seq (docs/PROTOCOL.md).
-   */
-  piggybackedUpTo = 0;
-  piggybackGeneration = -1;
   #inFlight = 0;
   readonly #handlers: LinkHandlers;
   readonly #logger: Logger;

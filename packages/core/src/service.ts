@@ -7,6 +7,7 @@
 import type { ApplyContext, ServiceDefinition } from './api.js';
 import { encodeValue } from './codec.js';
 import { DedupTable, type DedupRecord } from './dedup.js';
+import { invariant } from './errors.js';
 import { fnv1a64 } from './hash.js';
 import type { Entry, RemoteError } from './messages.js';
 import { mulberry32 } from './prng.js';
@@ -34,26 +35,41 @@ function toRemoteError(err: unknown): RemoteError {
   return { name: 'Error', message: String(err) };
 }
 
-class Ctx implements ApplyContext {
-  readonly seq: number;
-  readonly epoch: number;
-  readonly time: number;
-  readonly clientId: string;
-  readonly requestId: number;
-  readonly #seed: number;
-  #rng: (() => number) | undefined;
-  constructor(e: Pick<Entry, 'seq' | 'epoch' | 'time' | 'seed' | 'clientId' | 'requestId'>) {
-    this.seq = e.seq;
-    this.epoch = e.epoch;
-    this.time = e.time;
-    this.clientId = e.clientId;
-    this.requestId = e.requestId;
-    this.#seed = e.seed;
-  }
-  random(): number {
-    this.#rng ??= mulberry32(this.#seed);
-    return this.#rng();
-  }
+/** The fields of an entry the apply context is made of. */
+export type ContextFields = Pick<Entry, 'seq' | 'epoch' | 'time' | 'seed' | 'clientId' | 'requestId'>;
+
+/**
+ * The deterministic context of one entry, as `apply` sees it: the recorded time, and `random()` from
+ * mulberry32(seed) — created on first use, so a service that never draws pays nothing. `random` is a
+ * bound function (a service may destructure it).
+ */
+export function applyContext(e: ContextFields): ApplyContext {
+  let rng: (() => number) | undefined;
+  return {
+    seq: e.seq,
+    epoch: e.epoch,
+    time: e.time,
+    clientId: e.clientId,
+    requestId: e.requestId,
+    random: () => (rng ??= mulberry32(e.seed))(),
+  };
+}
+
+/** The seed a primary records for a new entry (ctx.random() replays from it): a uint32 from `random`. */
+export function drawSeed(random: () => number): number {
+  return Math.floor(random() * 0x100000000) >>> 0;
+}
+
+/** The 64-bit FNV-1a of a value's msgpack encoding, as 16 hex digits: the hash the core uses for reply and
+ * state digests — for a service's own `digest(state)`. Deterministic across processes; not cryptographic. */
+export function valueDigest(value: unknown): string {
+  return fnv1a64(encodeValue(value));
+}
+
+/** The digest of a service's state alone: `service.digest(state)`, else the 64-bit FNV-1a of its encoded
+ * snapshot. (A replica's state digest adds appliedSeq and the dedup window, ServiceRunner.stateDigest.) */
+export function serviceDigest<State>(service: Pick<ServiceDefinition<State, unknown, unknown>, 'digest' | 'snapshot'>, state: State): string {
+  return service.digest ? service.digest(state) : valueDigest(service.snapshot(state));
 }
 
 export type EntryFields = Pick<Entry, 'seq' | 'epoch' | 'time' | 'seed' | 'clientId' | 'requestId' | 'body'>;
@@ -107,7 +123,7 @@ export class ServiceRunner<State, Req, Rep> {
     let body: unknown;
     let error: RemoteError | undefined;
     try {
-      body = this.service.apply(this.state, request, new Ctx(entry));
+      body = this.service.apply(this.state, request, applyContext(entry));
     } catch (err) {
       error = toRemoteError(err);
     }
@@ -115,6 +131,7 @@ export class ServiceRunner<State, Req, Rep> {
   }
 
   #finish(entry: EntryFields, body: unknown, error: RemoteError | undefined): Outcome {
+    invariant(entry.seq > this.appliedSeq, 'applied-seq-forward', () => `applying seq ${entry.seq} after ${this.appliedSeq}`);
     const digest = replyDigest(body, error);
     this.appliedSeq = entry.seq;
     if (entry.time > this.lastTime) this.lastTime = entry.time;
@@ -171,7 +188,6 @@ export class ServiceRunner<State, Req, Rep> {
   #digestCache: { seq: number; generation: number; digest: string } | undefined;
 
   #computeStateDigest(): string {
-    const own = this.service.digest ? this.service.digest(this.state) : fnv1a64(encodeValue(this.service.snapshot(this.state)));
-    return fnv1a64(encodeValue([this.appliedSeq, own, this.dedup.export()]));
+    return fnv1a64(encodeValue([this.appliedSeq, serviceDigest(this.service, this.state), this.dedup.export()]));
   }
 }

@@ -8,6 +8,7 @@ import { TestCluster, until } from './helpers/fault-net.js';
 import { FAST, kv, startPair, type Pair } from './helpers/setup.js';
 import { ForwardQueue } from '../src/forward-queue.js';
 import { resolveConfig } from '../src/config.js';
+import { isCoreError, StaleEpochError } from '../src/errors.js';
 
 type Script = (msg: Message, reply: (m: Message) => void, conn: Connection) => void;
 
@@ -65,10 +66,33 @@ describe('client', () => {
     await c.close();
   });
 
+  it('a call that meets only a deposed primary fails at its deadline with ServiceUnavailableError caused by StaleEpochError', async () => {
+    const cluster = new TestCluster();
+    let aCount = 0;
+    await fakeServer(cluster, 'mem://sa', (m, reply) => {
+      if (m.t !== 'req') return;
+      aCount++;
+      // first call: epoch 2; then only a deposed primary answering with epoch 1 (the other replica is gone)
+      reply(rep(m.requestId, aCount === 1 ? 2 : 1, aCount, aCount === 1 ? 'first' : 'stale'));
+    });
+    const c = createClient({ service: kv, env: cluster.node('C').env, servers: ['mem://sa', 'mem://sb-none'], config: { ...FAST, callDeadlineMs: 200 } });
+    expect((await c.call({ op: 'get', key: 'x' })).value).toBe('first');
+    const err = await c.call({ op: 'get', key: 'x' }).catch((e: unknown) => e);
+    expect(isCoreError(err, 'ServiceUnavailableError')).toBe(true);
+    const cause = (err as Error).cause;
+    expect(isCoreError(cause, 'StaleEpochError')).toBe(true);
+    expect(cause).toBeInstanceOf(StaleEpochError);
+    expect(cause).toMatchObject({ epoch: 1, knownEpoch: 2 });
+    expect(c.staleReplies).toBeGreaterThanOrEqual(1);
+    await c.close();
+  });
+
   it('fails with ServiceUnavailableError after callDeadlineMs when nothing answers', async () => {
     const cluster = new TestCluster();
     const c = createClient({ service: kv, env: cluster.node('C').env, servers: ['mem://none1', 'mem://none2'], config: { ...FAST, callDeadlineMs: 150 } });
-    await expect(c.call({ op: 'get', key: 'x' })).rejects.toMatchObject({ name: 'ServiceUnavailableError' });
+    const err = await c.call({ op: 'get', key: 'x' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'ServiceUnavailableError' });
+    expect((err as Error).cause).toBeUndefined(); // no stale answer met: no StaleEpochError
     await c.close();
   });
 

@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PrimaryStateView, ReplicaEvent, StateFetchResult, StateSync } from '../src/api.js';
 import { codec } from '../src/codec.js';
+import { DivergenceError, isCoreError } from '../src/errors.js';
 import { createClient } from '../src/client.js';
 import type { Entry } from '../src/messages.js';
 import { createReplica } from '../src/replica.js';
@@ -178,6 +179,39 @@ describe('StateSync hooks: fetch, then a delta join', () => {
     expect(modes(r.events.a)).toEqual(['delta']);
     expect(r.cluster.find((x) => x.from === 'A' && x.msg.t === 'stateSnap' && (x.msg as { delta?: boolean }).delta !== true)).toEqual([]);
     await until(() => (r.b.state as KvState).get('k49') === 'v', 'B has the data');
+  });
+
+  it('a joiner whose replay gives another reply digest gets a typed DivergenceError (and reports a divergence), then joins by copy', async () => {
+    const shared: Shared = { view: undefined, backlog: [], verified: undefined, fetches: 0, transfers: 0 };
+    const primarySync = sharedMemorySync(shared);
+    const caught: unknown[] = [];
+    const tampering: StateSync = {
+      ...wholeStateSync,
+      async fetch(ctx) {
+        // Replay the primary's first entry on the initial state, with a digest that cannot match.
+        ctx.target.install({ seq: 0, state: kv.initialState(), dedup: [] });
+        const first = shared.backlog[0]!;
+        try {
+          ctx.target.apply({ ...first, digest: 'ffffffffffffffff' });
+        } catch (err) {
+          caught.push(err);
+        }
+        return undefined; // fall back to the whole-state copy
+      },
+    };
+    const r = await rig(primarySync, tampering);
+    for (let i = 0; i < 5; i++) await r.c.call({ op: 'put', key: `k${i}`, value: 'v' });
+    await r.b.start();
+    await until(() => r.a.status().role === 'primary' && r.b.status().role === 'backup', 'B joined');
+    expect(caught).toHaveLength(1);
+    const err = caught[0] as DivergenceError;
+    expect(isCoreError(err, 'DivergenceError')).toBe(true);
+    expect(err).toBeInstanceOf(DivergenceError);
+    expect(err).toMatchObject({ name: 'DivergenceError', code: 'DIVERGENCE', seq: 1, expectedDigest: 'ffffffffffffffff' });
+    expect(err.actualDigest).toBe(shared.backlog[0]!.digest);
+    expect(r.events.b.filter((e) => e.type === 'divergence')).toEqual([{ type: 'divergence', seq: 1, expectedDigest: 'ffffffffffffffff', actualDigest: err.actualDigest }]);
+    expect(modes(r.events.a)).toEqual(['copy']);
+    await until(() => (r.b.state as KvState).get('k4') === 'v', 'B has the copy');
   });
 
   it("a 'transfer' hello hands the connection, with the messages after it, to the strategy; without one it is closed", async () => {

@@ -5,7 +5,7 @@
  * milliseconds, and the same seed replays the same run.
  */
 import type { Env, LogLevel, Logger } from '@tandem/core';
-import { mulberry32 } from '@tandem/core';
+import { mulberry32 } from '@tandem/core/internal';
 import { createMemoryNetwork, type MemoryNetwork } from '@tandem/transport';
 import { Scheduler } from '@tandem/testkit';
 

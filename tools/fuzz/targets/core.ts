@@ -23,21 +23,8 @@
  */
 import fc from 'fast-check';
 import { z } from 'zod';
-import {
-  codec,
-  createClient,
-  createReplica,
-  defineService,
-  encodeValue,
-  entrySchema,
-  helloSchema,
-  messageSchema,
-  type Client,
-  type ClientDiagnostics,
-  type Replica,
-  type ReplicaEvent,
-  type ReplicationConfig,
-} from '@tandem/core';
+import { createClient, createReplica, defineService, type Client, type ClientDiagnostics, type Replica, type ReplicaEvent, type ReplicationConfig } from '@tandem/core';
+import { codec, encodeValue, entrySchema, helloSchema, messageSchema } from '@tandem/core/internal';
 import type { Connection } from '@tandem/transport';
 import { crashFinding, normalise } from '../lib/async-errors.js';
 import type { Finding, FuzzTarget, InputOutcome, TargetOptions } from '../lib/types.js';

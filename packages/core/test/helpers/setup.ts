@@ -1,6 +1,7 @@
 /** Builds a primary/backup pair and clients on a TestCluster. */
 import { z } from 'zod';
-import type { BrokenVariant, Client, ClientCredentials, ReplicationConfig, Replica, ReplicaEvent, ReplicaSecurity } from '../../src/api.js';
+import type { Client, ClientCredentials, ReplicationConfig, Replica, ReplicaEvent, ReplicaSecurity } from '../../src/api.js';
+import { installFaultHooks, type BrokenVariant } from '../../src/fault-hooks.js';
 import { createClient, type ClientDiagnostics } from '../../src/client.js';
 import { createReplica } from '../../src/replica.js';
 import { defineService } from '../../src/service.js';
@@ -78,7 +79,8 @@ export async function startPair(config: Partial<ReplicationConfig> = {}, service
   const sec = options.security;
   const secA = sec === undefined ? undefined : 'a' in sec && 'b' in sec ? sec.a : (sec as ReplicaSecurity);
   const secB = sec === undefined ? undefined : 'a' in sec && 'b' in sec ? sec.b : (sec as ReplicaSecurity);
-  const a = createReplica({ service, env: nodeA.env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: cfg, ...(secA ? { security: secA } : {}), ...(broken ? { faultInjection: { variant: broken } } : {}) });
+  const a = createReplica({ service, env: nodeA.env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: cfg, ...(secA ? { security: secA } : {}) });
+  if (broken) installFaultHooks(a, broken);
   const b = createReplica({ service, env: nodeB.env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: cfg, ...(secB ? { security: secB } : {}) });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));

@@ -1,4 +1,4 @@
-import type { BrokenVariant } from '@tandem/core';
+import type { BrokenVariant } from '@tandem/core/internal';
 
 /**
  * The fault vocabulary of the key-value simulation and the named protocol variants (correct, or
@@ -113,8 +113,9 @@ export interface LoadProfile {
 }
 
 export interface VariantSpec {
-  /** Passed to createReplica as `faultInjection` (test-only, deliberately broken behaviour inside
-   * @tandem/core; broken variants only). The name must be one @tandem/core knows (BrokenVariant). */
+  /** Installed into each replica with `installFaultHooks` from @tandem/core/internal (test-only,
+   * deliberately broken behaviour inside @tandem/core; broken variants only). The name must be one
+   * @tandem/core knows (BrokenVariant). */
   faultInjection?: { variant: BrokenVariant };
   /** Forces the piggyback mode (otherwise the seed picks one). */
   piggyback?: 'seq-digest' | 'entries';
@@ -135,7 +136,7 @@ export interface VariantSpec {
 }
 
 /**
- * A deliberately broken replica: `name` is a @tandem/core `BrokenVariant` (ReplicaOptions.faultInjection),
+ * A deliberately broken replica: `name` is a @tandem/core `BrokenVariant` (installFaultHooks),
  * `faults` what to draw from (pick the faults that exercise the broken path, so every seed does), `expect`
  * the failures it must cause. Adding a core variant to the simulator is one line in VARIANTS below, e.g.
  *   'no-follower-takeover': brokenVariant('no-follower-takeover', ['crash-primary-after-drop'], /liveness/, '…'),

@@ -10,7 +10,6 @@ import {
   createReplica,
   errorName,
   resolveConfig,
-  type BrokenVariant,
   type DerivedTimingBounds,
   type Replica,
   type ReplicaEvent,
@@ -18,6 +17,7 @@ import {
   type ReplicationConfig,
   type Role,
 } from '@tandem/core';
+import { installFaultHooks } from '@tandem/core/internal';
 import type { KvHistoryOp } from '../linearizability/kv-history.js';
 import type { LoadProfile, VariantSpec } from './faults.js';
 import { createSimKvService, type SimKvReply, type SimKvRequest, type SimKvState } from './kv-service.js';
@@ -427,8 +427,8 @@ export class KvCluster {
       nodeId: slot.name,
       config: this.config,
     };
-    if (this.variant.faultInjection) opts.faultInjection = { variant: this.variant.faultInjection.variant as BrokenVariant };
     const created = createReplica(opts);
+    if (this.variant.faultInjection) installFaultHooks(created, this.variant.faultInjection.variant);
     const replica = this.#hooks.wrapReplica ? this.#hooks.wrapReplica(created, slot, this) : created;
     slot.replica = replica;
     slot.stateful = false;
