@@ -14,9 +14,9 @@
  */
 import { Buffer } from 'node:buffer';
 import { crc32 } from 'node:zlib';
-import { SnapshotMap } from '../../packages/state-transfer/src/snapshot-map.js';
+import { SnapshotMap } from '@tandem/state-transfer';
 import { pack, unpackAll } from '../../packages/state-transfer/src/codec.js';
-import { decodeRecordSlices, encodeRecordSliceInto, isTextSlice, sliceItems } from '../../packages/state-transfer/src/record-codec.js';
+import { decodeRecordSlices, encodeRecordSliceInto, isTextSlice, sliceItems } from '../../packages/state-transfer/src/maps/record-codec.js';
 import { numberArg } from './args.js';
 import { valueFor } from './kv.js';
 

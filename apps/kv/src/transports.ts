@@ -53,5 +53,6 @@ export function addressFor(transport: string, host: string, port: number): strin
 
 /** Bad command-line input: printed with the usage hint, exit code 2. */
 export class UsageError extends Error {
+  static override readonly name = 'UsageError';
   override readonly name = 'UsageError';
 }

@@ -1,6 +1,7 @@
 /**
- * A frame-aware TCP relay for fault tests: it sits between a dialler and a tcp:// listener, forwards the
- * 8-byte stream preamble and then whole frames (4-byte big-endian length + payload), and can
+ * A frame-aware TCP relay for fault tests: it sits between a dialler and a tcp:// listener, reads each
+ * direction with the transport's own FrameDecoder, forwards the 8-byte stream preamble and then whole
+ * frames (4-byte big-endian length + payload), and can
  *  - drop frames at random (seeded; never the first frame of a direction, the hello),
  *  - cut connections (destroy both sockets),
  *  - freeze: from now on silently discard everything (the connection stays open: a black hole).
@@ -8,8 +9,7 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { mulberry32 } from '@tandem/core';
-
-const PREAMBLE = 8;
+import { encodeFrame, FrameDecoder, MAX_FRAME_LENGTH, STREAM_PREAMBLE } from '@tandem/transport';
 
 export interface RelayOptions {
   /** tcp://host:port the relay forwards to. */
@@ -65,38 +65,39 @@ export class Relay {
       s.on('error', end);
       s.on('close', end);
     }
-    this.#pipe(inbound, outbound);
-    this.#pipe(outbound, inbound);
+    this.#pipe(inbound, outbound, end);
+    this.#pipe(outbound, inbound, end);
   }
 
-  #pipe(from: Socket, to: Socket): void {
-    let buf: Buffer = Buffer.alloc(0);
-    let preambleLeft = PREAMBLE;
+  /** Forward `from` → `to` frame by frame; bytes that are not the stream framing end the pair. */
+  #pipe(from: Socket, to: Socket, end: () => void): void {
+    const decoder = new FrameDecoder({ maxMessageSize: MAX_FRAME_LENGTH, expectPreamble: true });
+    let preambleSent = false;
     let frames = 0;
     from.on('data', (chunk: Buffer) => {
       if (this.#frozen) {
         this.bytesDiscarded += chunk.length;
         return;
       }
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      if (preambleLeft > 0) {
-        const n = Math.min(preambleLeft, buf.length);
-        to.write(buf.subarray(0, n));
-        preambleLeft -= n;
-        buf = buf.subarray(n);
+      let messages: Uint8Array[];
+      try {
+        messages = decoder.push(chunk);
+      } catch {
+        end();
+        return;
       }
-      while (buf.length >= 4) {
-        const len = buf.readUInt32BE(0);
-        if (buf.length < 4 + len) break;
-        const frame = buf.subarray(0, 4 + len);
-        buf = buf.subarray(4 + len);
+      if (!preambleSent && decoder.preambleReceived) {
+        to.write(STREAM_PREAMBLE);
+        preambleSent = true;
+      }
+      for (const message of messages) {
         frames++;
         if (frames > 1 && this.dropRate > 0 && this.#rng() < this.dropRate) {
           this.framesDropped++;
           continue;
         }
         this.framesForwarded++;
-        to.write(frame);
+        to.write(encodeFrame(message));
       }
     });
   }

@@ -5,7 +5,7 @@
  * joiner fell too far behind) the transfer starts afresh with a new snapshot.
  */
 import { Buffer } from 'node:buffer';
-import { packEncoded } from '@tandem/core';
+import { packEncoded } from '@tandem/core/internal';
 import { pack, unpack } from './codec.js';
 import { BacklogOverrunError } from './errors.js';
 

@@ -1,16 +1,16 @@
 /**
  * ServiceHost: runs a deterministic service outside a @tandem/core replica — sequences requests,
- * applies them with a recorded context, appends every entry to the catch-up backlog — and plays both
+ * applies them with a recorded context (@tandem/core's own: the same seed drawing, `ctx.random()` and
+ * state digest as a replica), appends every entry to the catch-up backlog — and plays both
  * sides of a transfer: `TransferSource` when serving, `TransferSink` when joining. Used by the tests,
  * the benchmark, and anyone who wants streaming state transfer for their own state machine.
  */
 import type { ApplyContext } from '@tandem/core';
+import { applyContext, drawSeed, serviceDigest } from '@tandem/core/internal';
 import { ReplicationBacklog, type BacklogOptions, type LogEntry } from './backlog.js';
 import { pack } from './codec.js';
-import { createHash } from 'node:crypto';
 import type { TransferEnv } from './env.js';
 import type { TransferFormat } from './migrations.js';
-import { mulberry32 } from '@tandem/core';
 import type { CapturedState, InstalledState, StateHead, TransferSink, TransferSource } from './source.js';
 import { serviceVersion, supportsChunks, type TransferableService } from './transferable.js';
 
@@ -80,7 +80,7 @@ export class ServiceHost<State, Req = unknown, Rep = unknown> implements Transfe
       requestId: ++this.#requestId,
       body: request,
       time: env.wallClock ? env.wallClock() : env.now(),
-      seed: Math.floor((env.random ? env.random() : 0.5) * 0x100000000) >>> 0,
+      seed: drawSeed(env.random ? () => env.random!() : () => 0.5),
     };
     const out = this.#applyEntry(entry);
     if (out.error) throw out.error;
@@ -102,10 +102,10 @@ export class ServiceHost<State, Req = unknown, Rep = unknown> implements Transfe
     return { seq: this.seq, digest: this.digest() };
   }
 
-  /** The service's digest, or a hash of its encoded snapshot (expensive for large states). */
+  /** The service's digest, or a hash of its encoded snapshot (expensive for large states): the service
+   * part of a @tandem/core replica's state digest. */
   digest(): string {
-    if (this.service.digest) return this.service.digest(this.state);
-    return createHash('sha256').update(pack(this.service.snapshot(this.state))).digest('hex').slice(0, 32);
+    return serviceDigest(this.service, this.state);
   }
 
   // -------------------------------------------------------------- TransferSink
@@ -124,15 +124,7 @@ export class ServiceHost<State, Req = unknown, Rep = unknown> implements Transfe
 
   #applyEntry(entry: HostEntry): { reply?: unknown; error?: Error } {
     if (entry.seq !== this.seq + 1) throw new RangeError(`ServiceHost: entry ${entry.seq} does not follow ${this.seq}`);
-    const rng = mulberry32(entry.seed);
-    const ctx: ApplyContext = {
-      seq: entry.seq,
-      epoch: entry.epoch,
-      time: entry.time,
-      clientId: entry.clientId,
-      requestId: entry.requestId,
-      random: rng,
-    };
+    const ctx: ApplyContext = applyContext(entry);
     let reply: unknown;
     let error: Error | undefined;
     try {

@@ -3,7 +3,7 @@
  */
 import { MigrationError, VersionMismatchError } from './errors.js';
 import type { StateMigration, TransferableService } from './transferable.js';
-import { serviceVersion } from './transferable.js';
+import { serviceVersion, supportsChunks } from './transferable.js';
 
 export type TransferFormat = 'records' | 'blob';
 
@@ -33,6 +33,24 @@ export function acceptableFormats(service: TransferableService<unknown>, serverV
       // not this format
     }
   }
+  return out;
+}
+
+/** The formats this service can receive, each with the oldest version it can migrate from. */
+export function joinerFormats(svc: TransferableService<unknown>): { format: TransferFormat; minVersion: number }[] {
+  const v = serviceVersion(svc);
+  const out: { format: TransferFormat; minVersion: number }[] = [];
+  const oldest = (has: (m: StateMigration) => boolean): number => {
+    let min = v;
+    while (min > 0) {
+      const step = svc.migrations?.find((m) => m.from === min - 1);
+      if (!step || !has(step)) break;
+      min--;
+    }
+    return min;
+  };
+  if (supportsChunks(svc)) out.push({ format: 'records', minVersion: oldest((m) => typeof m.record === 'function') });
+  out.push({ format: 'blob', minVersion: oldest((m) => typeof m.snapshot === 'function') });
   return out;
 }
 

@@ -9,7 +9,7 @@
  * (per record for chunked transfers, whole snapshot for blob transfers) so a new-version replica can
  * receive an old-version state (rolling upgrade).
  */
-import type { PackedSlice, TextSlice } from './record-codec.js';
+import type { PackedSlice, TextSlice } from './maps/record-codec.js';
 
 /** A consistent, forward-only view of a state at the moment it was opened. */
 export interface SnapshotCursor {

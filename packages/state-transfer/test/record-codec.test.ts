@@ -1,11 +1,11 @@
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
-import { ChunkBufferPool, ChunkProducer } from '../src/chunk-producer.js';
+import { ChunkBufferPool, ChunkProducer } from '../src/protocol/chunk-producer.js';
 import { pack } from '../src/codec.js';
-import { decodeMessage, encodeMessage, type ChunkMsg } from '../src/messages.js';
-import { decodeRecordSlices, encodeRecordSlice, encodeRecordSliceInto, isPackedSlice, isTextSlice, sliceItems } from '../src/record-codec.js';
-import { SlabMap } from '../src/slab-map.js';
-import { SnapshotMap } from '../src/snapshot-map.js';
+import { decodeMessage, encodeMessage, type ChunkMsg } from '../src/protocol/messages.js';
+import { decodeRecordSlices, encodeRecordSlice, encodeRecordSliceInto, isPackedSlice, isTextSlice, sliceItems } from '../src/maps/record-codec.js';
+import { SlabMap } from '../src/maps/slab-map.js';
+import { SnapshotMap } from '../src/maps/snapshot-map.js';
 
 const concat = (parts: Uint8Array[]): Buffer => Buffer.concat(parts);
 

@@ -4,9 +4,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mulberry32 } from '@tandem/core';
 import { SlabMap, SnapshotMap } from '../src/index.js';
-import { combine, hashBytes, laneA, laneB, SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from '../src/entry-hash.js';
-import { decodeRecordSlices, framePackedSlice, PACKED_SLICE_OVERHEAD, type PackedSlice } from '../src/record-codec.js';
-import { recordRunHasher, useWasmRecordHash } from '../src/record-hash.js';
+import { combine, hashBytes, laneA, laneB, SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from '../src/maps/entry-hash.js';
+import { decodeRecordSlices, framePackedSlice, PACKED_SLICE_OVERHEAD, type PackedSlice } from '../src/maps/record-codec.js';
+import { recordRunHasher, useWasmRecordHash } from '../src/maps/record-hash.js';
 
 const rootUrl = new URL('../../../', import.meta.url);
 

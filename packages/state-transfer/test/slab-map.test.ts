@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '@tandem/core';
 import { createMemoryNetwork } from '@tandem/transport';
 import { ServiceHost, SlabMap, slabMapSupport, SnapshotMap, StateTransferClient, StateTransferServer, decodeMessage, encodeMessage, type HostedService, type PackedSnapshotCursor } from '../src/index.js';
-import { decodeRecordSlices, framePackedSlice, isPackedSlice, PACKED_SLICE_OVERHEAD, sliceItems, type PackedSlice } from '../src/record-codec.js';
-import { SlabRunCursor } from '../src/slab-cursor.js';
+import { decodeRecordSlices, framePackedSlice, isPackedSlice, PACKED_SLICE_OVERHEAD, sliceItems, type PackedSlice } from '../src/maps/record-codec.js';
+import { SlabRunCursor } from '../src/maps/slab-cursor.js';
 import { randomWrites, testEnv } from './helpers.js';
 
 /** Everything a cursor yields as packed slices (framed, then decoded as a joiner would). */

@@ -5,7 +5,7 @@
  * forever (seen as a kv rolling upgrade stuck at chunk 10 until the joiner's idle timeout).
  */
 import { describe, expect, it } from 'vitest';
-import { WakeSignal } from '../src/wake.js';
+import { WakeSignal } from '../src/protocol/wake.js';
 
 const settled = async (p: Promise<void>): Promise<boolean> => {
   let done = false;

@@ -1,6 +1,7 @@
 import {
   BaseConnection,
   ConnectionClosedError,
+  isTransportError,
   MessageTooLargeError,
   ProtocolError,
   TimeoutError,
@@ -104,10 +105,11 @@ export class WebSocketConnection extends BaseConnection {
 
   protected destroyTransport(error: Error | undefined): void {
     this.#endingLocally = true;
-    const code = error instanceof ProtocolError ? CLOSE_PROTOCOL_ERROR : undefined;
-    if (error?.name === 'ProtocolError' && /text frame/.test(error.message)) {
+    const protocolError = isTransportError(error, 'ProtocolError');
+    const code = protocolError ? CLOSE_PROTOCOL_ERROR : undefined;
+    if (protocolError && /text frame/.test(error.message)) {
       this.#closeWith(CLOSE_UNSUPPORTED_DATA, error.message);
-    } else if (code !== undefined || error instanceof MessageTooLargeError) {
+    } else if (code !== undefined || isTransportError(error, 'MessageTooLargeError')) {
       // ws already sent its close frame for frames it rejected itself; otherwise send ours. Then do not
       // wait long for a misbehaving peer.
       this.#closeWith(code ?? CLOSE_MESSAGE_TOO_BIG, error?.message ?? '');

@@ -1,6 +1,7 @@
 import {
   BaseConnection,
   ConnectionClosedError,
+  isTransportError,
   MessageTooLargeError,
   ProtocolError,
   TimeoutError,
@@ -185,9 +186,9 @@ export class ZmqConnection extends BaseConnection {
 
   protected destroyTransport(error: Error | undefined): void {
     this.#endingLocally = true;
-    const code = error?.name === 'MessageTooLargeError' ? CloseCode.MessageTooLarge
-      : error?.name === 'ProtocolError' ? CloseCode.ProtocolError
-      : error?.name === 'TimeoutError' ? CloseCode.Timeout
+    const code = isTransportError(error, 'MessageTooLargeError') ? CloseCode.MessageTooLarge
+      : isTransportError(error, 'ProtocolError') ? CloseCode.ProtocolError
+      : isTransportError(error, 'TimeoutError') ? CloseCode.Timeout
       : CloseCode.Normal;
     this.#sendControl(Kind.Close, encodeClose(code, error ? error.message : 'aborted'));
     this.#release();
@@ -256,7 +257,7 @@ export class ZmqConnection extends BaseConnection {
 
   /** Ends the connection for a fault of the peer's; destroyTransport sends the matching CLOSE code. */
   #failWith(error: Error): void {
-    this.fail(error, error.name === 'TimeoutError' ? 'liveness timeout' : error.name === 'MessageTooLargeError' ? 'message too large' : 'protocol error');
+    this.fail(error, isTransportError(error, 'TimeoutError') ? 'liveness timeout' : isTransportError(error, 'MessageTooLargeError') ? 'message too large' : 'protocol error');
   }
 
   #checkLiveness(): void {

@@ -1,8 +1,9 @@
 /**
  * Typed transport errors. One convention for all of them: a flat class extending Error, with a static
  * `name` and the same instance `name`, a stable `code` (`ERR_…`) and the `address` involved. Callers
- * recognise them by `err.name` (or `err.code`), which survives two copies of this package in one install
- * (`isTransportError(err, 'TimeoutError')`); `instanceof` works too when there is only one copy.
+ * recognise them with `isTransportError(err, 'TimeoutError')`, which checks the name against the closed
+ * list below together with its code and so survives two copies of this package in one install;
+ * `instanceof` works too when there is only one copy.
  */
 export type TransportErrorName =
   | 'ConnectionRefusedError'
@@ -35,13 +36,13 @@ const causeOf = (options: TransportErrorOptions): ErrorOptions | undefined =>
 /** Nothing listens at the address (ECONNREFUSED, unknown in-memory address…), or the listener refused the connection (its limit, a rejected client key or certificate). */
 export class ConnectionRefusedError extends Error {
   static override readonly name = 'ConnectionRefusedError';
+  override readonly name = 'ConnectionRefusedError';
   readonly code = 'ERR_CONNECTION_REFUSED';
   readonly address: string | undefined;
   /** See RefusedOptions.nothingListens: only then does the refusal prove the peer process gone. */
   readonly nothingListens: boolean;
   constructor(message = 'connection refused', options: RefusedOptions = {}) {
     super(message, causeOf(options));
-    this.name = 'ConnectionRefusedError';
     this.address = options.address;
     this.nothingListens = options.nothingListens === true;
   }
@@ -50,11 +51,11 @@ export class ConnectionRefusedError extends Error {
 /** A dial, handshake, liveness check or half-received frame did not complete in time. */
 export class TimeoutError extends Error {
   static override readonly name = 'TimeoutError';
+  override readonly name = 'TimeoutError';
   readonly code = 'ERR_TIMEOUT';
   readonly address: string | undefined;
   constructor(message = 'timed out', options: TransportErrorOptions = {}) {
     super(message, causeOf(options));
-    this.name = 'TimeoutError';
     this.address = options.address;
   }
 }
@@ -62,13 +63,13 @@ export class TimeoutError extends Error {
 /** A message exceeds the maximum message size (on send, or announced by the peer on receive). */
 export class MessageTooLargeError extends Error {
   static override readonly name = 'MessageTooLargeError';
+  override readonly name = 'MessageTooLargeError';
   readonly code = 'ERR_MESSAGE_TOO_LARGE';
   readonly address: string | undefined;
   readonly size: number;
   readonly limit: number;
   constructor(size: number, limit: number, options: TransportErrorOptions = {}) {
     super(`message of ${size} bytes exceeds the limit of ${limit} bytes`, causeOf(options));
-    this.name = 'MessageTooLargeError';
     this.address = options.address;
     this.size = size;
     this.limit = limit;
@@ -78,11 +79,11 @@ export class MessageTooLargeError extends Error {
 /** The connection is closed: pending and later sends fail with this. */
 export class ConnectionClosedError extends Error {
   static override readonly name = 'ConnectionClosedError';
+  override readonly name = 'ConnectionClosedError';
   readonly code = 'ERR_CONNECTION_CLOSED';
   readonly address: string | undefined;
   constructor(message = 'connection closed', options: TransportErrorOptions = {}) {
     super(message, causeOf(options));
-    this.name = 'ConnectionClosedError';
     this.address = options.address;
   }
 }
@@ -90,11 +91,11 @@ export class ConnectionClosedError extends Error {
 /** The peer sent bytes that do not follow the framing (garbage, truncated frame, bad handshake). */
 export class ProtocolError extends Error {
   static override readonly name = 'ProtocolError';
+  override readonly name = 'ProtocolError';
   readonly code = 'ERR_PROTOCOL';
   readonly address: string | undefined;
   constructor(message = 'protocol error', options: TransportErrorOptions = {}) {
     super(message, causeOf(options));
-    this.name = 'ProtocolError';
     this.address = options.address;
   }
 }
@@ -102,11 +103,11 @@ export class ProtocolError extends Error {
 /** No transport is registered for the address scheme. */
 export class UnsupportedSchemeError extends Error {
   static override readonly name = 'UnsupportedSchemeError';
+  override readonly name = 'UnsupportedSchemeError';
   readonly code = 'ERR_UNSUPPORTED_SCHEME';
   readonly address: string | undefined;
   constructor(scheme: string, options: TransportErrorOptions = {}) {
     super(`no transport registered for scheme "${scheme}"`, causeOf(options));
-    this.name = 'UnsupportedSchemeError';
     this.address = options.address;
   }
 }
@@ -114,11 +115,11 @@ export class UnsupportedSchemeError extends Error {
 /** The address cannot be parsed or lacks a part the transport needs. */
 export class InvalidAddressError extends Error {
   static override readonly name = 'InvalidAddressError';
+  override readonly name = 'InvalidAddressError';
   readonly code = 'ERR_INVALID_ADDRESS';
   readonly address: string | undefined;
   constructor(message: string, options: TransportErrorOptions = {}) {
     super(message, causeOf(options));
-    this.name = 'InvalidAddressError';
     this.address = options.address;
   }
 }
@@ -126,11 +127,11 @@ export class InvalidAddressError extends Error {
 /** `listen` failed because the address is taken. */
 export class AddressInUseError extends Error {
   static override readonly name = 'AddressInUseError';
+  override readonly name = 'AddressInUseError';
   readonly code = 'ERR_ADDRESS_IN_USE';
   readonly address: string | undefined;
   constructor(message = 'address in use', options: TransportErrorOptions = {}) {
     super(message, causeOf(options));
-    this.name = 'AddressInUseError';
     this.address = options.address;
   }
 }
@@ -138,11 +139,11 @@ export class AddressInUseError extends Error {
 /** The operation was cancelled through an AbortSignal. */
 export class AbortError extends Error {
   static override readonly name = 'AbortError';
+  override readonly name = 'AbortError';
   readonly code = 'ERR_ABORTED';
   readonly address: string | undefined;
   constructor(message = 'aborted', options: TransportErrorOptions = {}) {
     super(message, causeOf(options));
-    this.name = 'AbortError';
     this.address = options.address;
   }
 }
@@ -154,6 +155,7 @@ export class AbortError extends Error {
  */
 export class SendQueueFullError extends Error {
   static override readonly name = 'SendQueueFullError';
+  override readonly name = 'SendQueueFullError';
   readonly code = 'ERR_SEND_QUEUE_FULL';
   readonly address: string | undefined;
   /** Bytes the queue would have held with the refused message (each message counts 32 bytes extra). */
@@ -161,7 +163,6 @@ export class SendQueueFullError extends Error {
   readonly limit: number;
   constructor(queued: number, limit: number, options: TransportErrorOptions = {}) {
     super(`${queued} bytes queued for sending exceed the limit of ${limit} bytes (is the peer reading?)`, causeOf(options));
-    this.name = 'SendQueueFullError';
     this.address = options.address;
     this.queued = queued;
     this.limit = limit;
@@ -181,10 +182,30 @@ export type TransportError =
   | AbortError
   | SendQueueFullError;
 
-/** True when `err` is a transport error, optionally of the given name. Works across package copies. */
+/** Each transport error's name and its code: the closed list `isTransportError` recognises. */
+const TRANSPORT_ERROR_CODES: Readonly<Record<TransportErrorName, string>> = {
+  ConnectionRefusedError: 'ERR_CONNECTION_REFUSED',
+  TimeoutError: 'ERR_TIMEOUT',
+  MessageTooLargeError: 'ERR_MESSAGE_TOO_LARGE',
+  ConnectionClosedError: 'ERR_CONNECTION_CLOSED',
+  ProtocolError: 'ERR_PROTOCOL',
+  UnsupportedSchemeError: 'ERR_UNSUPPORTED_SCHEME',
+  InvalidAddressError: 'ERR_INVALID_ADDRESS',
+  AddressInUseError: 'ERR_ADDRESS_IN_USE',
+  AbortError: 'ERR_ABORTED',
+  SendQueueFullError: 'ERR_SEND_QUEUE_FULL',
+};
+
+/**
+ * True when `err` is one of the transport errors above (optionally the one named `name`): its `name` is
+ * in the closed list and its `code` is that error's. Works across package copies. Node's own errors
+ * (`ERR_SOCKET_BAD_PORT`, `ERR_SSL_…`) and namesakes from elsewhere (a DOMException `AbortError`, Node's
+ * `AbortError` with code `ABORT_ERR`) are not transport errors: adapters map them to one.
+ */
 export function isTransportError(err: unknown, name?: TransportErrorName): err is TransportError {
   if (typeof err !== 'object' || err === null) return false;
   const e = err as { name?: unknown; code?: unknown };
-  if (typeof e.name !== 'string' || typeof e.code !== 'string' || !e.code.startsWith('ERR_')) return false;
-  return name === undefined ? true : e.name === name;
+  if (typeof e.name !== 'string' || !Object.hasOwn(TRANSPORT_ERROR_CODES, e.name)) return false;
+  if (e.code !== TRANSPORT_ERROR_CODES[e.name as TransportErrorName]) return false;
+  return name === undefined || e.name === name;
 }

@@ -44,7 +44,7 @@ import {
 } from '@tandem/state-transfer';
 import type { Connection, Listener } from '@tandem/transport';
 // (not exported by the package: the record codec is internal, but it reads bytes from the wire)
-import { decodeRecordSlices, sliceItems } from '../../../packages/state-transfer/src/record-codec.js';
+import { decodeRecordSlices, sliceItems } from '../../../packages/state-transfer/src/maps/record-codec.js';
 import { crashFinding, normalise } from '../lib/async-errors.js';
 import type { Finding, FuzzTarget, InputOutcome, TargetOptions } from '../lib/types.js';
 import { VirtualWorld } from '../lib/vtime.js';

@@ -45,6 +45,7 @@ export interface UpgradeResult {
 }
 
 export class UpgradeError extends Error {
+  static override readonly name = 'UpgradeError';
   override readonly name = 'UpgradeError';
 }
 

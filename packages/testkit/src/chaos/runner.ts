@@ -83,6 +83,7 @@ export async function runChaos(target: ChaosTarget, options: ChaosOptions): Prom
 }
 
 class Aborted extends Error {
+  static override readonly name = 'Aborted';
   override readonly name = 'Aborted';
 }
 

@@ -25,6 +25,7 @@ export interface KvHistoryOp {
 
 /** A history file does not follow the format; `path` says where (e.g. "[3].call"). */
 export class HistoryFormatError extends Error {
+  static override readonly name = 'HistoryFormatError';
   override readonly name = 'HistoryFormatError';
   readonly path: string;
   constructor(path: string, message: string) {

@@ -30,6 +30,7 @@ export interface RunLimits {
 
 /** A callback or continuation threw inside the simulation. */
 export class SimulationError extends Error {
+  static override readonly name = 'SimulationError';
   override readonly name = 'SimulationError';
 }
 

@@ -701,7 +701,7 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       expect(client.isClosed, 'a queue that only grows must hit its limit').toBe(true);
       const settled = await within(Promise.all(outcomes), 10_000, 'every send to settle');
       const failed = settled.filter((o) => o !== 'sent');
-      const full = failed.filter((e) => (e as Error).name === 'SendQueueFullError');
+      const full = failed.filter((e) => isTransportError(e, 'SendQueueFullError'));
       expect(full, 'the send that overflowed').toHaveLength(1);
       expectTransportError(full[0], 'SendQueueFullError');
       expect((full[0] as { limit?: number }).limit).toBe(limit);

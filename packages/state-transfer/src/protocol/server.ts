@@ -8,13 +8,13 @@
  */
 import type { Connection, Listener } from '@tandem/transport';
 import { ChunkBufferPool, ChunkProducer } from './chunk-producer.js';
-import { randomId, yieldToEventLoop, type TransferEnv } from './env.js';
-import { decodeMessage, encodeMessage, type ChunkMsg, type OpenMsg, type TransferMessage } from './messages.js';
-import type { TransferFormat } from './migrations.js';
+import { randomId, yieldToEventLoop, type TransferEnv } from '../env.js';
+import { TransferProtocolError } from '../errors.js';
+import { decodeMessage, encodeMessage, type OpenMsg, type TransferMessage } from './messages.js';
+import type { TransferFormat } from '../migrations.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
-import { PACKED_RECORDS, TEXT_SLICES } from './record-codec.js';
-import type { CapturedState, StateHead, TransferSource } from './source.js';
-import { WakeSignal } from './wake.js';
+import { acknowledge, canResume, createSession, metaMessage, negotiate, resumePosition, type Session, type SliceEncodings } from './server-session.js';
+import type { StateHead, TransferSource } from '../source.js';
 
 export interface StateTransferServerOptions {
   env: TransferEnv;
@@ -54,42 +54,6 @@ export type StateTransferServerEvent =
   | { type: 'digest-mismatch'; transferId: string; nodeId: string; seq: number; expected: string; actual: string }
   | { type: 'session-closed'; transferId: string; nodeId: string; reason: string }
   | { type: 'protocol-error'; remote: string; error: Error };
-
-type Phase = 'snapshot' | 'log' | 'verifying' | 'following' | 'done';
-
-interface SliceEncodings {
-  framedSlices: boolean;
-  packedSlices: boolean;
-}
-
-interface Session {
-  transferId: string;
-  nodeId: string;
-  format: TransferFormat;
-  window: number;
-  captured: CapturedState;
-  /** The joiner takes framed (text) record slices. */
-  /** What the joiner can decode beyond legacy msgpack slices (from its open.encodings). */
-  encodings: SliceEncodings;
-  producer: ChunkProducer;
-  /** Chunks produced but not yet acknowledged (index ≥ ackedNext). */
-  retained: Map<number, ChunkMsg>;
-  sentNext: number;
-  ackedNext: number;
-  phase: Phase;
-  logNext: number;
-  appliedSeq: number;
-  /** The digest sent with caughtUp. */
-  sentDigest: string;
-  restarts: number;
-  conn: Connection | undefined;
-  wake: WakeSignal;
-  expiry: { cancel(): void } | undefined;
-  meter: ProgressMeter;
-  /** env.now() when the snapshot started being sent (for pacing). */
-  sendStartedAt: number;
-  sentBytes: number;
-}
 
 const DEFAULTS = {
   chunkBytes: 512 * 1024,
@@ -217,21 +181,16 @@ export class StateTransferServer {
   // ------------------------------------------------------------------ opening
 
   #open(conn: Connection, m: OpenMsg): Session | undefined {
-    const src = this.#source;
-    const fail = (code: string, message: string, retry: boolean): undefined => {
-      void conn.send(encodeMessage({ t: 'fail', code, message, retry })).catch(() => {}).finally(() => void conn.close());
+    const terms = negotiate(m, this.#source, this.#o.maxWindow);
+    if ('refused' in terms) {
+      const { code, message } = terms.refused;
+      void conn.send(encodeMessage({ t: 'fail', code, message, retry: false })).catch(() => {}).finally(() => void conn.close());
       return undefined;
-    };
-    if (m.service !== src.serviceName) return fail('ERR_SERVICE_MISMATCH', `this replica serves "${src.serviceName}", not "${m.service}"`, false);
-    if (m.version < src.version) return fail('ERR_VERSION_MISMATCH', `state version ${src.version} is newer than the joiner's ${m.version}; upgrade the joiner`, false);
-    const usable = m.formats.filter((f) => f.minVersion <= src.version);
-    if (usable.length === 0) return fail('ERR_VERSION_MISMATCH', `state version ${src.version} is older than the joiner can migrate from (${Math.min(...m.formats.map((f) => f.minVersion))})`, false);
-    const format = usable.map((f) => f.format).find((f) => f === 'blob' || src.canStreamRecords);
-    if (!format) return fail('ERR_FORMAT', `no common transfer format (joiner: ${m.formats.map((f) => f.format).join(',')})`, false);
-    const window = Math.min(m.window, this.#o.maxWindow);
+    }
+    const { format, window } = terms;
 
     const existing = m.resume ? this.#sessions.get(m.resume.transferId) : undefined;
-    if (existing && m.resume && existing.nodeId === m.nodeId && this.#canResume(existing, m.resume.nextChunk, m.resume.appliedSeq)) {
+    if (existing && m.resume && existing.nodeId === m.nodeId && canResume(existing, m.resume.nextChunk, m.resume.appliedSeq, this.#source.backlog)) {
       const old = existing.conn;
       existing.conn = undefined;
       old?.abort();
@@ -241,36 +200,20 @@ export class StateTransferServer {
       this.#resumeAt(existing, m.resume.nextChunk, m.resume.appliedSeq);
       existing.conn = conn;
       existing.meter.resumes++;
-      void conn.send(this.#meta(existing, true)).catch(() => {});
+      void conn.send(metaMessage(existing, true)).catch(() => {});
       this.#emit({ type: 'session-resumed', transferId: existing.transferId, nodeId: m.nodeId, nextChunk: m.resume.nextChunk, appliedSeq: m.resume.appliedSeq });
       return existing;
     }
     if (existing) this.#dispose(existing, 'replaced by a fresh transfer');
-    const framed = m.encodings?.includes(TEXT_SLICES) === true;
-    const s = this.#newSession(m.nodeId, format, window, 0, { framedSlices: framed, packedSlices: framed && m.encodings?.includes(PACKED_RECORDS) === true });
+    const s = this.#newSession(m.nodeId, format, window, 0, terms.encodings);
     s.conn = conn;
-    void conn.send(this.#meta(s, false)).catch(() => {});
+    void conn.send(metaMessage(s, false)).catch(() => {});
     return s;
-  }
-
-  #canResume(s: Session, nextChunk: number, appliedSeq: number): boolean {
-    if (s.phase === 'done') return false;
-    if (appliedSeq >= s.captured.seq && appliedSeq > 0) {
-      // Installed: continue the log if the backlog still has it.
-      return nextChunk === s.producer.produced && s.producer.exhausted && this.#source.backlog.covers(appliedSeq + 1);
-    }
-    return nextChunk >= s.ackedNext && nextChunk <= s.producer.produced;
   }
 
   #resumeAt(s: Session, nextChunk: number, appliedSeq: number): void {
     this.#ack(s, nextChunk, appliedSeq);
-    s.sentNext = nextChunk;
-    if (appliedSeq >= s.captured.seq && appliedSeq > 0) {
-      s.phase = s.phase === 'following' ? 'following' : 'log';
-      s.logNext = appliedSeq + 1;
-    } else {
-      s.phase = 'snapshot';
-    }
+    resumePosition(s, nextChunk, appliedSeq);
   }
 
   #newSession(nodeId: string, format: TransferFormat, window: number, restarts: number, encodings: SliceEncodings): Session {
@@ -280,46 +223,10 @@ export class StateTransferServer {
     const meter = new ProgressMeter(() => this.#env.now(), this.#o.progressIntervalMs);
     meter.restart(transferId, producer.totalRecords);
     meter.restarts = restarts;
-    const s: Session = {
-      transferId,
-      nodeId,
-      format,
-      window,
-      captured,
-      encodings,
-      producer,
-      retained: new Map(),
-      sentNext: 0,
-      ackedNext: 0,
-      phase: 'snapshot',
-      logNext: captured.seq + 1,
-      appliedSeq: 0,
-      sentDigest: '',
-      restarts,
-      conn: undefined,
-      wake: new WakeSignal(),
-      expiry: undefined,
-      meter,
-      sendStartedAt: this.#env.now(),
-      sentBytes: 0,
-    };
+    const s = createSession({ transferId, nodeId, format, window, captured, encodings, producer, meter, restarts, now: this.#env.now() });
     this.#sessions.set(transferId, s);
     this.#emit({ type: 'session-open', transferId, nodeId, seq: captured.seq, format, version: captured.version });
     return s;
-  }
-
-  #meta(s: Session, resumed: boolean): Uint8Array {
-    return encodeMessage({
-      t: 'meta',
-      transferId: s.transferId,
-      resumed,
-      seq: s.captured.seq,
-      epoch: s.captured.epoch,
-      version: s.captured.version,
-      format: s.format,
-      ...(s.producer.totalRecords !== undefined ? { totalRecords: s.producer.totalRecords } : {}),
-      startChunk: s.sentNext,
-    });
   }
 
   // ------------------------------------------------------------------ messages from the joiner
@@ -368,32 +275,12 @@ export class StateTransferServer {
   }
 
   #ack(s: Session, nextChunk: number, appliedSeq: number): void {
-    if (nextChunk > s.ackedNext) {
-      for (let i = s.ackedNext; i < nextChunk; i++) {
-        const c = s.retained.get(i);
-        if (!c) continue;
-        s.retained.delete(i);
-        s.producer.release(c);
-      }
-      s.ackedNext = nextChunk;
-      if (s.sentNext < nextChunk) s.sentNext = nextChunk;
-    }
-    if (appliedSeq > s.appliedSeq) {
-      s.meter.entries += appliedSeq - Math.max(s.appliedSeq, s.captured.seq);
-      s.appliedSeq = appliedSeq;
-    }
-    s.meter.bytes = 0;
-    // bytes acknowledged = sum of produced bytes minus what is still retained
-    let pending = 0;
-    for (const c of s.retained.values()) pending += c.data.length;
-    s.meter.bytes = s.producer.bytes - pending;
-    s.meter.records = s.producer.records;
+    acknowledge(s, nextChunk, appliedSeq);
     this.#progress(s, false);
   }
 
   #protocolError(conn: Connection, message: string): false {
-    const error = new Error(`state transfer: ${message}`);
-    error.name = 'TransferProtocolError';
+    const error = new TransferProtocolError(`state transfer: ${message}`);
     this.#emit({ type: 'protocol-error', remote: conn.remoteAddress, error });
     conn.abort(error);
     return false;
@@ -515,7 +402,7 @@ export class StateTransferServer {
     next.conn = conn;
     s.conn = undefined;
     this.#byConn.set(conn, next);
-    await conn.send(this.#meta(next, false));
+    await conn.send(metaMessage(next, false));
     void this.#pump(next, conn);
     return false;
   }

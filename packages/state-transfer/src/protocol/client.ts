@@ -8,11 +8,11 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Connection } from '@tandem/transport';
-import type { LogEntry } from './backlog.js';
+import type { LogEntry } from '../backlog.js';
 import { chunkChecksum, WholeStateChecksum } from './checksum.js';
-import { unpack } from './codec.js';
-import { decodeRecordSlices, isPackedSlice, isTextSlice, PACKED_RECORDS, sliceItems, TEXT_SLICES, type RecordSlice } from './record-codec.js';
-import type { TransferEnv } from './env.js';
+import { unpack } from '../codec.js';
+import { decodeRecordSlices, isPackedSlice, isTextSlice, PACKED_RECORDS, sliceItems, TEXT_SLICES, type RecordSlice } from '../maps/record-codec.js';
+import type { TransferEnv } from '../env.js';
 import {
   ChecksumMismatchError,
   DigestMismatchError,
@@ -20,12 +20,12 @@ import {
   TransferAbortedError,
   TransferFailedError,
   TransferProtocolError,
-} from './errors.js';
+} from '../errors.js';
 import { decodeMessage, encodeMessage, type ChunkMsg, type MetaMsg, type SnapEndMsg, type TransferMessage } from './messages.js';
-import { migrateRecords, migrateSnapshot, migrationPath, type TransferFormat } from './migrations.js';
+import { joinerFormats, migrateRecords, migrateSnapshot, migrationPath, type TransferFormat } from '../migrations.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
-import type { TransferSink } from './source.js';
-import { serviceVersion, supportsChunks, type StateBuilder, type StateMigration, type TransferableService } from './transferable.js';
+import type { TransferSink } from '../source.js';
+import { serviceVersion, supportsChunks, type StateBuilder, type StateMigration, type TransferableService } from '../transferable.js';
 
 export interface StateTransferClientOptions<State> {
   env: TransferEnv;
@@ -245,7 +245,7 @@ export class StateTransferClient<State> {
           outcome = this.#handle(conn, msg);
         } catch (err) {
           const e = err as Error & { code?: string };
-          if (e.name === 'TransferProtocolError') {
+          if (isStateTransferError(e, 'TransferProtocolError')) {
             conn.abort(e);
             return 'drop';
           }
@@ -480,22 +480,4 @@ export class StateTransferClient<State> {
       }
     }
   }
-}
-
-/** The formats this service can receive, each with the oldest version it can migrate from. */
-function joinerFormats(svc: TransferableService<unknown>): { format: TransferFormat; minVersion: number }[] {
-  const v = serviceVersion(svc);
-  const out: { format: TransferFormat; minVersion: number }[] = [];
-  const oldest = (has: (m: StateMigration) => boolean): number => {
-    let min = v;
-    while (min > 0) {
-      const step = svc.migrations?.find((m) => m.from === min - 1);
-      if (!step || !has(step)) break;
-      min--;
-    }
-    return min;
-  };
-  if (supportsChunks(svc)) out.push({ format: 'records', minVersion: oldest((m) => typeof m.record === 'function') });
-  out.push({ format: 'blob', minVersion: oldest((m) => typeof m.snapshot === 'function') });
-  return out;
 }

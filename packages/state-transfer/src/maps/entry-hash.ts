@@ -5,8 +5,7 @@
  * give equal digests whichever map holds them. Results go to the module-level `laneA`, `laneB` (no
  * pair allocated per call).
  */
-import { pack } from './codec.js';
-import { mix32 } from './checksum.js';
+import { pack } from '../codec.js';
 
 /**
  * Output of the two-lane hashes (module-level to avoid allocating a pair per call), as int32: a uint32
@@ -113,4 +112,19 @@ export function combine(k1: number, k2: number): void {
   const b = mix32(k2 ^ mix32((laneB + 0x9e3779b9) >>> 0));
   laneA = a | 0;
   laneB = b | 0;
+}
+
+/** A final avalanche (murmur3 fmix32) so that sums of hashes of similar inputs do not collide easily. */
+export function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** A 32-bit lane as 8 hex digits (the digests' text form). */
+export function hex32(n: number): string {
+  return (n >>> 0).toString(16).padStart(8, '0');
 }

@@ -6,7 +6,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { RECORD_HEADER } from './record-codec.js';
-import type { PackedResult, PackedSnapshotCursor } from './transferable.js';
+import type { PackedResult, PackedSnapshotCursor } from '../transferable.js';
 
 /** One slab as a snapshot reads it: its bytes and the end fixed when the snapshot was opened. */
 export interface SlabRun {

@@ -8,10 +8,10 @@
  * The backlog's first and last seq are mirrored in shared memory, so the send loop reads them without
  * asking.
  */
-import type { TransferFormat } from './migrations.js';
-import type { StateTransferServerOptions } from './server.js';
-import type { SharedSnapshotPlan } from './slab-cursor.js';
-import type { StateHead } from './source.js';
+import type { TransferFormat } from '../migrations.js';
+import type { StateTransferServerOptions } from '../protocol/server.js';
+import type { SharedSnapshotPlan } from '../maps/slab-cursor.js';
+import type { StateHead } from '../source.js';
 
 /** A transport the worker builds its network from: `(await import(module))[factory](options)`. */
 export interface WorkerTransportSpec {

@@ -16,13 +16,14 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
-import { ReplicationBacklog } from './backlog.js';
-import { pack } from './codec.js';
-import { isShareableCursor } from './slab-cursor.js';
-import type { StateTransferServerEvent } from './server.js';
-import type { TransferEnv } from './env.js';
-import type { CapturedState, TransferSource } from './source.js';
-import type { SnapshotCursor } from './transferable.js';
+import { ReplicationBacklog } from '../backlog.js';
+import { pack } from '../codec.js';
+import { TransferWorkerError } from '../errors.js';
+import { isShareableCursor } from '../maps/slab-cursor.js';
+import type { StateTransferServerEvent } from '../protocol/server.js';
+import type { TransferEnv } from '../env.js';
+import type { CapturedState, TransferSource } from '../source.js';
+import type { SnapshotCursor } from '../transferable.js';
 import {
   FLAG_ANSWERED,
   FLAG_WANT_APPEND,
@@ -73,10 +74,6 @@ export interface TransferWorker {
   readonly ended: Promise<Error | undefined>;
   /** Stop listening, drop sessions, end the worker. */
   close(): Promise<void>;
-}
-
-export class TransferWorkerError extends Error {
-  override readonly name = 'TransferWorkerError';
 }
 
 const DEFAULT_TRANSPORTS: WorkerTransportSpec[] = [{ module: '@tandem/transport-tcp', factory: 'tcp' }];

@@ -43,37 +43,3 @@ export class WholeStateChecksum {
     this.#index = 0;
   }
 }
-
-/** 32-bit FNV-1a of a string's UTF-16 code units, with a seed (offset basis) so two lanes differ. */
-export function hashString32(s: string, seed = 0x811c9dc5): number {
-  let h = seed >>> 0;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** 32-bit FNV-1a of bytes, with a seed. */
-export function hashBytes32(b: Uint8Array, seed = 0x811c9dc5): number {
-  let h = seed >>> 0;
-  for (let i = 0; i < b.length; i++) {
-    h ^= b[i]!;
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** A final avalanche (murmur3 fmix32) so that sums of hashes of similar inputs do not collide easily. */
-export function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-export function hex32(n: number): string {
-  return (n >>> 0).toString(16).padStart(8, '0');
-}

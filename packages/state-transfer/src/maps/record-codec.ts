@@ -19,7 +19,7 @@
  * RangeError on malformed input (the caller turns it into a TransferProtocolError).
  */
 import { Buffer, isAscii } from 'node:buffer';
-import { pack, unpack, unpackAll } from './codec.js';
+import { pack, unpack, unpackAll } from '../codec.js';
 
 /**
  * A decoded text slice, handed as is to a builder that can take it (`StateBuilder.addText`): item i's

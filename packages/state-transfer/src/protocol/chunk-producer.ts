@@ -7,12 +7,12 @@
 import { Buffer } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 import { chunkChecksum, WholeStateChecksum } from './checksum.js';
-import { pack } from './codec.js';
-import { encodeRecordSlice, encodeRecordSliceInto, framePackedSlice, PACKED_SLICE_OVERHEAD } from './record-codec.js';
-import { yieldToEventLoop, type TransferEnv } from './env.js';
+import { pack } from '../codec.js';
+import { encodeRecordSlice, encodeRecordSliceInto, framePackedSlice, PACKED_SLICE_OVERHEAD } from '../maps/record-codec.js';
+import { yieldToEventLoop, type TransferEnv } from '../env.js';
 import { encodeMessage, type ChunkMsg } from './messages.js';
-import type { CapturedState } from './source.js';
-import { isPackedCursor } from './transferable.js';
+import type { CapturedState } from '../source.js';
+import { isPackedCursor } from '../transferable.js';
 
 export interface ChunkSizing {
   /** Target chunk size in bytes (default 512 KiB). */

@@ -5,8 +5,8 @@
  * service that declares a version; it is what makes a rolling upgrade possible (docs/STATE-TRANSFER.md).
  */
 import type { StateSnapshot, StateSync } from '@tandem/core';
-import { migrateSnapshot, migrationPath } from './migrations.js';
-import { serviceVersion, type TransferableService } from './transferable.js';
+import { migrateSnapshot, migrationPath } from '../migrations.js';
+import { serviceVersion, type TransferableService } from '../transferable.js';
 
 export function versionedStateSync(service: TransferableService<unknown>): StateSync {
   const target = serviceVersion(service);

@@ -14,10 +14,9 @@
  * two independent 32-bit lanes, of a hash of every (key, value) pair — so two maps with equal contents
  * have equal digests whatever the order of the writes that built them.
  */
-import { hex32, mix32 } from './checksum.js';
-import { entryHash, hashString, laneA, laneB, SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from './entry-hash.js';
+import { entryHash, hashString, hex32, laneA, laneB, mix32, SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from './entry-hash.js';
 import type { TextSlice } from './record-codec.js';
-import type { SnapshotCursor, StateBuilder } from './transferable.js';
+import type { SnapshotCursor, StateBuilder } from '../transferable.js';
 
 export interface SnapshotMapOptions {
   /** Number of buckets, rounded up to a power of two (default 4096). More buckets = cheaper copies. */

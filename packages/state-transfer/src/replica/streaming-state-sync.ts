@@ -23,16 +23,16 @@ import type {
   StateSync,
 } from '@tandem/core';
 import type { Connection } from '@tandem/transport';
-import { ReplicationBacklog, type BacklogOptions, type LogEntry } from './backlog.js';
-import { StateTransferClient, type StateTransferClientEvent, type StateTransferClientOptions } from './client.js';
-import { pack } from './codec.js';
-import type { TransferEnv } from './env.js';
-import type { TransferFormat } from './migrations.js';
-import type { TransferProgress } from './progress.js';
+import { ReplicationBacklog, type BacklogOptions, type LogEntry } from '../backlog.js';
+import { StateTransferClient, type StateTransferClientEvent, type StateTransferClientOptions } from '../protocol/client.js';
+import { pack } from '../codec.js';
+import type { TransferEnv } from '../env.js';
+import type { TransferFormat } from '../migrations.js';
+import type { TransferProgress } from '../protocol/progress.js';
 import { versionedStateSync } from './replica-sync.js';
-import { StateTransferServer, type StateTransferServerEvent, type StateTransferServerOptions } from './server.js';
-import type { CapturedState, TransferSink, TransferSource } from './source.js';
-import { supportsChunks, type TransferableService } from './transferable.js';
+import { StateTransferServer, type StateTransferServerEvent, type StateTransferServerOptions } from '../protocol/server.js';
+import type { CapturedState, TransferSink, TransferSource } from '../source.js';
+import { supportsChunks, type TransferableService } from '../transferable.js';
 
 export type StreamingServerSettings = Omit<StateTransferServerOptions, 'env' | 'source' | 'follow'>;
 export type StreamingClientSettings = Omit<StateTransferClientOptions<unknown>, 'env' | 'service' | 'sink' | 'nodeId' | 'address' | 'dial' | 'follow'>;

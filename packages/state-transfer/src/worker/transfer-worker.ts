@@ -9,14 +9,15 @@ import { setPriority } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Buffer } from 'node:buffer';
 import { createRegistry, type Transport } from '@tandem/transport';
-import type { BacklogView, LogEntry } from './backlog.js';
-import type { TransferFormat } from './migrations.js';
-import { unpack } from './codec.js';
-import { nodeTransferEnv } from './node-env.js';
-import { StateTransferServer } from './server.js';
-import { SlabRunCursor } from './slab-cursor.js';
-import type { CapturedState, StateHead, TransferSource } from './source.js';
-import type { SnapshotCursor } from './transferable.js';
+import type { BacklogView, LogEntry } from '../backlog.js';
+import type { TransferFormat } from '../migrations.js';
+import { unpack } from '../codec.js';
+import { TransferWorkerError } from '../errors.js';
+import { nodeTransferEnv } from '../node-env.js';
+import { StateTransferServer } from '../protocol/server.js';
+import { SlabRunCursor } from '../maps/slab-cursor.js';
+import type { CapturedState, StateHead, TransferSource } from '../source.js';
+import type { SnapshotCursor } from '../transferable.js';
 import { FLAG_ANSWERED, FLAG_WANT_APPEND, type CapturedOverPort, type OwnerCommand, type RpcQuestion, type RpcReply, type RpcRequest, type WorkerData, type WorkerReport } from './worker-protocol.js';
 
 /** How long a question to the owner may stay unanswered before the worker gives up on it. */
@@ -48,7 +49,7 @@ function asker(now: () => number): Ask {
     while (Atomics.load(flags, FLAG_ANSWERED) === 0 && now() < spinUntil);
     const deadline = now() + RPC_TIMEOUT_MS;
     while (Atomics.load(flags, FLAG_ANSWERED) === 0) {
-      if (now() > deadline) throw new Error(`transfer worker: no answer to ${req.op} within ${RPC_TIMEOUT_MS} ms`);
+      if (now() > deadline) throw new TransferWorkerError(`transfer worker: no answer to ${req.op} within ${RPC_TIMEOUT_MS} ms`);
       Atomics.wait(flags, FLAG_ANSWERED, 0, 100);
     }
     // Answers to questions that timed out earlier may come first: skip them.
@@ -57,8 +58,8 @@ function asker(now: () => number): Ask {
       reply = got.message as RpcReply;
       if (reply.id === req.id) break;
     }
-    if (!reply || reply.id !== req.id) throw new Error(`transfer worker: the answer to ${req.op} is missing`);
-    if (!reply.ok) throw new Error(reply.error);
+    if (!reply || reply.id !== req.id) throw new TransferWorkerError(`transfer worker: the answer to ${req.op} is missing`);
+    if (!reply.ok) throw new TransferWorkerError(reply.error);
     return reply.value as T;
   };
 }

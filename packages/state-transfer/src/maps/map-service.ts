@@ -5,7 +5,7 @@
  */
 import { SlabMap, type SlabMapOptions } from './slab-map.js';
 import { SnapshotMap, type SnapshotMapOptions } from './snapshot-map.js';
-import type { SnapshotCursor, StateBuilder } from './transferable.js';
+import type { SnapshotCursor, StateBuilder } from '../transferable.js';
 
 /** The service methods for a map state M (a SnapshotMap<V> unless said otherwise). */
 export interface MapSnapshotSupport<V, M = SnapshotMap<V>> {

@@ -3,8 +3,8 @@
  * with zod on decode. J = joiner (receiving replica), S = serving replica.
  */
 import { z } from 'zod';
-import { pack, unpack } from './codec.js';
-import { TransferProtocolError } from './errors.js';
+import { pack, unpack } from '../codec.js';
+import { TransferProtocolError } from '../errors.js';
 
 const nat = z.number().int().min(0);
 const id = z.string().min(1).max(256);
