@@ -40,7 +40,8 @@ const { values: flags } = parseArgs({
 });
 /** Piggyback mode for (b) and (c); default: the core's default. */
 const piggyback = flags.piggyback as ReplicationConfig['piggyback'] | undefined;
-if (piggyback !== undefined && piggyback !== 'entries' && piggyback !== 'seq-digest') throw new Error('--piggyback must be entries or seq-digest');
+if (piggyback !== undefined && piggyback !== 'entries' && piggyback !== 'seq-digest')
+  throw new Error('--piggyback must be entries or seq-digest');
 const quick = flags.quick === true;
 const transport = flags.transport ?? 'tcp';
 const rounds = Number(flags.rounds ?? (quick ? 2 : 6));
@@ -83,9 +84,22 @@ async function startTarget(kind: Kind): Promise<Target> {
     const servers: [string, string] = [listen, deadPeer];
     return { kind, servers, client: createClient({ service: kvService, env: nodeEnv({ network }), servers }), stop: () => p.stop() };
   }
-  const replication: Partial<ReplicationConfig> = { ...(kind === 'sync' ? { replyMode: 'sync' } : {}), ...(piggyback ? { piggyback } : {}) };
-  const pair = await ReplicaPair.start({ transport, replication, logLevel: 'error', ...(kind === 'replicatedAuth' ? { extraArgs: ['--cluster-key-file', clusterKey] } : {}) });
-  return { kind, servers: pair.addresses, client: createClient({ service: kvService, env: nodeEnv({ network }), servers: pair.addresses }), stop: () => pair.stop() };
+  const replication: Partial<ReplicationConfig> = {
+    ...(kind === 'sync' ? { replyMode: 'sync' } : {}),
+    ...(piggyback ? { piggyback } : {}),
+  };
+  const pair = await ReplicaPair.start({
+    transport,
+    replication,
+    logLevel: 'error',
+    ...(kind === 'replicatedAuth' ? { extraArgs: ['--cluster-key-file', clusterKey] } : {}),
+  });
+  return {
+    kind,
+    servers: pair.addresses,
+    client: createClient({ service: kvService, env: nodeEnv({ network }), servers: pair.addresses }),
+    stop: () => pair.stop(),
+  };
 }
 
 interface Samples {
@@ -113,7 +127,12 @@ async function measure(t: Target, concurrency: number, durationMs: number, into:
 }
 
 function summarise(s: Samples): { p50: number; p99: number; throughput: number; ops: number } {
-  return { p50: r3(percentile(s.latencies, 50)), p99: r3(percentile(s.latencies, 99)), throughput: Math.round((s.ops * 1000) / s.ms), ops: s.ops };
+  return {
+    p50: r3(percentile(s.latencies, 50)),
+    p99: r3(percentile(s.latencies, 99)),
+    throughput: Math.round((s.ops * 1000) / s.ms),
+    ops: s.ops,
+  };
 }
 const r3 = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -132,7 +151,13 @@ interface FailoverResult {
 async function failoverRun(): Promise<FailoverResult> {
   const debug = process.env.BENCH_DEBUG !== undefined;
   const startPair = (): Promise<ReplicaPair> =>
-    ReplicaPair.start({ transport, replication: FAILOVER_CONFIG, extraArgs: ['--cluster-key-file', clusterKey], logLevel: debug ? 'info' : 'error', onStderr: (n, l) => debug && log(`${n} ${l.slice(0, 240)}`) });
+    ReplicaPair.start({
+      transport,
+      replication: FAILOVER_CONFIG,
+      extraArgs: ['--cluster-key-file', clusterKey],
+      logLevel: debug ? 'info' : 'error',
+      onStderr: (n, l) => debug && log(`${n} ${l.slice(0, 240)}`),
+    });
   let pair = await startPair();
   const network = createTransportRegistry();
   const successes: [number, number][] = [];
@@ -203,11 +228,15 @@ async function failoverRun(): Promise<FailoverResult> {
       const t0 = performance.now();
       victim.signal('SIGKILL');
       let done = false;
-      while (!(done = successes.some(([t, e]) => t >= t0 && e > epochBefore)) && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 2));
+      while (!(done = successes.some(([t, e]) => t >= t0 && e > epochBefore)) && performance.now() - t0 < 10_000)
+        await new Promise((r) => setTimeout(r, 2));
       await victim.exited;
       if (!done) {
         const other = victim === pair.a ? pair.b : pair.a;
-        const st = await other.status(1000).then((s) => `${s.role}@${s.epoch} seq ${s.appliedSeq}`, (e: Error) => e.message);
+        const st = await other.status(1000).then(
+          (s) => `${s.role}@${s.epoch} seq ${s.appliedSeq}`,
+          (e: Error) => e.message,
+        );
         stuck.push({ kill: k + 1, status: `survivor ${other.options.nodeId}: ${st}` });
         log(`\n  kill ${k + 1}: no reply from a new primary within 10 s (survivor ${st}); restarting the pair`);
         await stopClient();
@@ -220,7 +249,8 @@ async function failoverRun(): Promise<FailoverResult> {
       await stopClient();
       const restarted = pair.spawn(victim === pair.a ? 'a' : 'b', 'backup');
       await restarted.waitForRole(['backup'], 15_000);
-      if (!flags.json || process.stderr.isTTY) process.stderr.write(`\r  kill ${k + 1}/${kills}: ${samples[samples.length - 1]!.toFixed(1)} ms   `);
+      if (!flags.json || process.stderr.isTTY)
+        process.stderr.write(`\r  kill ${k + 1}/${kills}: ${samples[samples.length - 1]!.toFixed(1)} ms   `);
     }
     process.stderr.write('\n');
     await verify();
@@ -289,7 +319,8 @@ async function main(): Promise<void> {
     rounds,
     runMs,
     operation: 'set of a 32-byte value (one key out of 1024)',
-    baseline: 'unreplicated = the same replica process as a solo primary (no peer listening: no flush, no lease, no state information in replies), same client stack, codec and transport',
+    baseline:
+      'unreplicated = the same replica process as a solo primary (no peer listening: no flush, no lease, no state information in replies), same client stack, codec and transport',
     results,
     ratios,
     targets: {
@@ -307,19 +338,31 @@ async function main(): Promise<void> {
     return;
   }
   const row = (k: Kind): string =>
-    `  ${k.padEnd(13)}` + CONCURRENCY.map((c) => { const s = results[k]![`c${c}`]!; return `  c=${String(c).padEnd(3)} p50 ${s.p50.toFixed(3).padStart(7)} ms  p99 ${s.p99.toFixed(3).padStart(7)} ms  ${String(s.throughput).padStart(6)} ops/s`; }).join('  |');
+    `  ${k.padEnd(13)}` +
+    CONCURRENCY.map((c) => {
+      const s = results[k]![`c${c}`]!;
+      return `  c=${String(c).padEnd(3)} p50 ${s.p50.toFixed(3).padStart(7)} ms  p99 ${s.p99.toFixed(3).padStart(7)} ms  ${String(s.throughput).padStart(6)} ops/s`;
+    }).join('  |');
   log('');
   for (const k of KINDS) log(row(k));
-  log(`\n  ratios (concurrency 1): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50} (target ≤ 1.10), replicated/sync p50 ${ratios.replicatedVsSyncP50} (target < 1), with/without cluster key p50 ${ratios.authVsNoAuthP50} (target ≤ 1.05)`);
-  log(`  ratios (concurrency 64): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50At64}, replicated/sync p50 ${ratios.replicatedVsSyncP50At64}; throughput replicated/unreplicated ${ratios.replicatedVsUnreplicatedThroughputAt64}, replicated/sync ${ratios.replicatedVsSyncThroughputAt64}`);
-  log(`  failover (SIGKILL → first reply from the new primary, ${failover.samples.length} kills): p50 ${failover.p50} ms, max ${failover.max} ms (computed worst case ${failover.computedWorstCaseMs} ms); ${failover.check.acknowledged} acknowledged increments across the kills: ${failover.check.lost} lost, ${failover.check.duplicated} duplicated${failover.stuck.length ? `; ${failover.stuck.length} kills without a new primary within 10 s` : ''}`);
+  log(
+    `\n  ratios (concurrency 1): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50} (target ≤ 1.10), replicated/sync p50 ${ratios.replicatedVsSyncP50} (target < 1), with/without cluster key p50 ${ratios.authVsNoAuthP50} (target ≤ 1.05)`,
+  );
+  log(
+    `  ratios (concurrency 64): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50At64}, replicated/sync p50 ${ratios.replicatedVsSyncP50At64}; throughput replicated/unreplicated ${ratios.replicatedVsUnreplicatedThroughputAt64}, replicated/sync ${ratios.replicatedVsSyncThroughputAt64}`,
+  );
+  log(
+    `  failover (SIGKILL → first reply from the new primary, ${failover.samples.length} kills): p50 ${failover.p50} ms, max ${failover.max} ms (computed worst case ${failover.computedWorstCaseMs} ms); ${failover.check.acknowledged} acknowledged increments across the kills: ${failover.check.lost} lost, ${failover.check.duplicated} duplicated${failover.stuck.length ? `; ${failover.stuck.length} kills without a new primary within 10 s` : ''}`,
+  );
   log(`  baseline: ${out.baseline}`);
 }
 
-main().finally(() => rmSync(keyDir, { recursive: true, force: true })).then(
-  () => setTimeout(() => process.exit(0), 100).unref(),
-  (err: Error) => {
-    process.stderr.write(`bench:replication failed: ${err.stack ?? err.message}\n`);
-    process.exit(1);
-  },
-);
+main()
+  .finally(() => rmSync(keyDir, { recursive: true, force: true }))
+  .then(
+    () => setTimeout(() => process.exit(0), 100).unref(),
+    (err: Error) => {
+      process.stderr.write(`bench:replication failed: ${err.stack ?? err.message}\n`);
+      process.exit(1);
+    },
+  );

@@ -42,11 +42,13 @@ let sink: unknown;
 async function child(storage: 'objects' | 'encoded'): Promise<void> {
   const packr = new Packr({ useRecords: false });
   const host = new ServiceHost({ service: benchKv(), env: { now: () => performance.now() }, backlog: { maxEntries, storage } });
-  for (let i = 0; i < keys; i++) host.execute(packr.unpack(packr.pack({ op: 'set', key: `key:${i}`, value: valueFor(i, 100) })) as BenchRequest);
+  for (let i = 0; i < keys; i++)
+    host.execute(packr.unpack(packr.pack({ op: 'set', key: `key:${i}`, value: valueFor(i, 100) })) as BenchRequest);
   await new Promise((r) => setTimeout(r, 500));
   const pauses: number[] = [];
   const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) pauses.push(e.duration);
+    for (const e of list.getEntries())
+      if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) pauses.push(e.duration);
   });
   obs.observe({ entryTypes: ['gc'] });
   const t0 = performance.now();
@@ -87,22 +89,47 @@ async function main(): Promise<void> {
   for (let p = 0; p < pairs; p++) {
     const order: ('objects' | 'encoded')[] = p % 2 === 0 ? ['objects', 'encoded'] : ['encoded', 'objects'];
     for (const storage of order) {
-      const c = fork(self, ['--child', storage, ...process.argv.slice(2)], { execArgv: ['--conditions=@tandem/source', '--import', 'tsx'] });
+      const c = fork(self, ['--child', storage, ...process.argv.slice(2)], {
+        execArgv: ['--conditions=@tandem/source', '--import', 'tsx'],
+      });
       const r = await new Promise<RunResult>((resolve, reject) => {
         c.once('message', (m) => resolve(m as RunResult));
         c.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
       });
       c.kill('SIGKILL');
       results.push(r);
-      console.error(`${storage}: ${r.scavenges} scavenges, p50 ${r.p50Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(2)} ms, ${r.pauseMsPerS.toFixed(2)} ms/s`);
+      console.error(
+        `${storage}: ${r.scavenges} scavenges, p50 ${r.p50Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(2)} ms, ${r.pauseMsPerS.toFixed(2)} ms/s`,
+      );
     }
   }
   const med = (s: string, k: keyof Omit<RunResult, 'storage'>): number => {
-    const xs = results.filter((r) => r.storage === s).map((r) => r[k]).sort((a, b) => a - b);
+    const xs = results
+      .filter((r) => r.storage === s)
+      .map((r) => r[k])
+      .sort((a, b) => a - b);
     return Number(xs[Math.floor(xs.length / 2)]!.toFixed(3));
   };
-  const summary = Object.fromEntries(['objects', 'encoded'].map((s) => [s, { scavenges: med(s, 'scavenges'), p50Ms: med(s, 'p50Ms'), maxMs: med(s, 'maxMs'), pauseMsPerS: med(s, 'pauseMsPerS') }]));
-  console.log(JSON.stringify({ keys, rate, seconds, maxEntries, pairs, ...summary, ratios: { p50: Number((summary.objects!.p50Ms / summary.encoded!.p50Ms).toFixed(2)), pausePerS: Number((summary.objects!.pauseMsPerS / summary.encoded!.pauseMsPerS).toFixed(2)) } }));
+  const summary = Object.fromEntries(
+    ['objects', 'encoded'].map((s) => [
+      s,
+      { scavenges: med(s, 'scavenges'), p50Ms: med(s, 'p50Ms'), maxMs: med(s, 'maxMs'), pauseMsPerS: med(s, 'pauseMsPerS') },
+    ]),
+  );
+  console.log(
+    JSON.stringify({
+      keys,
+      rate,
+      seconds,
+      maxEntries,
+      pairs,
+      ...summary,
+      ratios: {
+        p50: Number((summary.objects!.p50Ms / summary.encoded!.p50Ms).toFixed(2)),
+        pausePerS: Number((summary.objects!.pauseMsPerS / summary.encoded!.pauseMsPerS).toFixed(2)),
+      },
+    }),
+  );
 }
 
 const ci = process.argv.indexOf('--child');

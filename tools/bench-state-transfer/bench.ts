@@ -89,7 +89,29 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { keys: 1_000_000, valueSize: 100, rate: 2000, baselineMs: 3000, chunkBytes: 512 * 1024, sliceBytes: 32 * 1024, sliceMs: 0.5, window: 8, maxMBps: 0, rounds: 3, semiSpaceMB: 0, primarySemiSpaceMB: 0, joinerNice: 19, warmupRounds: 1, joinerSched: 'idle', joinerMalloc: 'hugepages', state: 'slab', serve: 'worker', serveThread: 'idle', transferCpus: 'last', json: false };
+  const a: Args = {
+    keys: 1_000_000,
+    valueSize: 100,
+    rate: 2000,
+    baselineMs: 3000,
+    chunkBytes: 512 * 1024,
+    sliceBytes: 32 * 1024,
+    sliceMs: 0.5,
+    window: 8,
+    maxMBps: 0,
+    rounds: 3,
+    semiSpaceMB: 0,
+    primarySemiSpaceMB: 0,
+    joinerNice: 19,
+    warmupRounds: 1,
+    joinerSched: 'idle',
+    joinerMalloc: 'hugepages',
+    state: 'slab',
+    serve: 'worker',
+    serveThread: 'idle',
+    transferCpus: 'last',
+    json: false,
+  };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) {
@@ -158,9 +180,20 @@ function child(file: string, env: Record<string, string>, semiSpaceMB: number, f
   // --joiner-sched idle: start the joiner under SCHED_IDLE (util-linux chrt): it runs only when a core is
   // otherwise idle, and a waking serving replica preempts it at once (nice values only reweight shares).
   // --transfer-cpus: the joiner runs on those CPUs only (util-linux taskset).
-  const prefix = file === 'joiner.ts' ? [...(joinerSchedIdle ? ['chrt', '--idle', '0'] : []), ...(transferCpus && process.env.BENCH_PIN_ALL ? ['taskset', '-c', transferCpus] : [])] : [];
+  const prefix =
+    file === 'joiner.ts'
+      ? [
+          ...(joinerSchedIdle ? ['chrt', '--idle', '0'] : []),
+          ...(transferCpus && process.env.BENCH_PIN_ALL ? ['taskset', '-c', transferCpus] : []),
+        ]
+      : [];
   const wrap = prefix.length > 0 ? { execPath: prefix[0]!, execArgvPre: [...prefix.slice(1), process.execPath] } : undefined;
-  return fork(here + file, [], { ...(wrap ? { execPath: wrap.execPath } : {}), execArgv: [...(wrap?.execArgvPre ?? []), ...execArgv, ...gc, ...flags, ...extra, ...prof], env: { ...process.env, BENCH_STATE: stateKind, ...(file === 'joiner.ts' ? joinerEnv : {}), ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return fork(here + file, [], {
+    ...(wrap ? { execPath: wrap.execPath } : {}),
+    execArgv: [...(wrap?.execArgvPre ?? []), ...execArgv, ...gc, ...flags, ...extra, ...prof],
+    env: { ...process.env, BENCH_STATE: stateKind, ...(file === 'joiner.ts' ? joinerEnv : {}), ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
 }
 
 /**
@@ -224,9 +257,16 @@ function showBreakdown(label: string, latencies: number[]): void {
   if (!phase || rows.length === 0) return;
   const top = rows.slice(0, Math.max(1, Math.floor(rows.length / 50)));
   const avg = (i: number): string => (top.reduce((sum, r) => sum + r[i]!, 0) / top.length).toFixed(2);
-  console.error(`[breakdown ${label}] slowest 2% (${top.length} requests), mean ms: total ${avg(0)} = to the primary ${avg(1)} + in the primary ${avg(2)} + back ${avg(3)}`);
+  console.error(
+    `[breakdown ${label}] slowest 2% (${top.length} requests), mean ms: total ${avg(0)} = to the primary ${avg(1)} + in the primary ${avg(2)} + back ${avg(3)}`,
+  );
   // When they were sent, in ms into the phase (clusters at the start or end of a transfer show here).
-  console.error(`[breakdown ${label}] sent at (ms into the phase): ${top.map((r) => Math.round(r[4] - phase.start)).sort((a, b) => a - b).join(' ')}`);
+  console.error(
+    `[breakdown ${label}] sent at (ms into the phase): ${top
+      .map((r) => Math.round(r[4] - phase.start))
+      .sort((a, b) => a - b)
+      .join(' ')}`,
+  );
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -261,7 +301,9 @@ class LoadClient {
         if (typeof reply === 'string' && reply.startsWith('error')) this.errors++;
         p.into.push(performance.now() - p.at);
         if (tRecv !== undefined && tSend !== undefined) {
-          breakdowns.get(p.into)?.rows.push([performance.now() - p.at, tRecv - (performance.timeOrigin + p.at), tSend - tRecv, tGot - tSend, p.at]);
+          breakdowns
+            .get(p.into)
+            ?.rows.push([performance.now() - p.at, tRecv - (performance.timeOrigin + p.at), tSend - tRecv, tGot - tSend, p.at]);
         }
       }
     })().catch(() => {});
@@ -294,7 +336,8 @@ class LoadClient {
         running = false;
         clearTimeout(timer);
         const deadline = performance.now() + 10_000;
-        while (performance.now() < deadline && [...this.#pending.values()].some((p) => p.into === latencies)) await new Promise((r) => setTimeout(r, 5));
+        while (performance.now() < deadline && [...this.#pending.values()].some((p) => p.into === latencies))
+          await new Promise((r) => setTimeout(r, 5));
         for (const [id, p] of this.#pending) {
           if (p.into !== latencies) continue;
           this.#pending.delete(id);
@@ -311,7 +354,8 @@ async function main(): Promise<void> {
   stateKind = args.state;
   joinerSchedIdle = args.joinerSched === 'idle';
   const cpuCount = (await import('node:os')).availableParallelism();
-  transferCpus = args.transferCpus === 'last' ? (cpuCount > 1 ? String(cpuCount - 1) : '') : args.transferCpus === 'none' ? '' : args.transferCpus;
+  transferCpus =
+    args.transferCpus === 'last' ? (cpuCount > 1 ? String(cpuCount - 1) : '') : args.transferCpus === 'none' ? '' : args.transferCpus;
   const pinPrimaryHelpers = transferCpus !== '' && process.env.BENCH_PIN_PRIMARY_HELPERS !== '0';
   // The CPUs not in --transfer-cpus (a taskset list), for the serving replica's main thread and the load generator.
   const otherCpus = transferCpus === '' ? '' : cpusExcept(transferCpus, cpuCount);
@@ -322,17 +366,22 @@ async function main(): Promise<void> {
   const procs: ChildProcess[] = [];
   try {
     log(`filling the serving replica with ${args.keys} keys of ${args.valueSize} B…`);
-    const primary = child('primary.ts', {
-      BENCH_KEYS: String(args.keys),
-      BENCH_VALUE_SIZE: String(args.valueSize),
-      BENCH_CHUNK_BYTES: String(args.chunkBytes),
-      BENCH_SLICE_BYTES: String(args.sliceBytes),
-      BENCH_SLICE_MS: String(args.sliceMs),
-      BENCH_MAX_BPS: String(args.maxMBps * 1e6),
-      BENCH_SERVE: args.serve,
-      BENCH_SERVE_THREAD: args.serveThread,
-      BENCH_TRANSFER_CPUS: transferCpus,
-    }, args.primarySemiSpaceMB, ['--expose-gc', ...(process.env.BENCH_PRIMARY_FLAGS ?? '').split(/\s+/).filter(Boolean)]);
+    const primary = child(
+      'primary.ts',
+      {
+        BENCH_KEYS: String(args.keys),
+        BENCH_VALUE_SIZE: String(args.valueSize),
+        BENCH_CHUNK_BYTES: String(args.chunkBytes),
+        BENCH_SLICE_BYTES: String(args.sliceBytes),
+        BENCH_SLICE_MS: String(args.sliceMs),
+        BENCH_MAX_BPS: String(args.maxMBps * 1e6),
+        BENCH_SERVE: args.serve,
+        BENCH_SERVE_THREAD: args.serveThread,
+        BENCH_TRANSFER_CPUS: transferCpus,
+      },
+      args.primarySemiSpaceMB,
+      ['--expose-gc', ...(process.env.BENCH_PRIMARY_FLAGS ?? '').split(/\s+/).filter(Boolean)],
+    );
     procs.push(primary);
     const ready = await nextReport(primary, 'ready', 300_000);
     log(`  filled in ${ready.fillMs.toFixed(0)} ms; kv at ${ready.kvAddress}, state transfer at ${ready.transferAddress}`);
@@ -346,11 +395,22 @@ async function main(): Promise<void> {
     // beside a transfer thread waited for that thread's page faults and socket calls to finish, however
     // low its priority (the stall log showed 1–9 ms waits for a core). BENCH_PIN_MAIN=0 leaves them free.
     if (otherCpus && process.env.BENCH_PIN_MAIN !== '0' && primary.pid) pin(otherCpus, [primary.pid, process.pid]);
-    if (pinPrimaryHelpers && primary.pid) pin(transferCpus, readdirSync(`/proc/${primary.pid}/task`).map(Number).filter((tid) => tid !== primary.pid));
+    if (pinPrimaryHelpers && primary.pid)
+      pin(
+        transferCpus,
+        readdirSync(`/proc/${primary.pid}/task`)
+          .map(Number)
+          .filter((tid) => tid !== primary.pid),
+      );
 
     // The joiner process is started now (its start-up cost is outside both measured phases); it waits
     // for 'go' before dialling.
-    const joiner = child('joiner.ts', { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window), BENCH_JOINER_NICE: String(args.joinerNice) }, args.semiSpaceMB, (process.env.BENCH_JOINER_FLAGS ?? '').split(/\s+/).filter(Boolean));
+    const joiner = child(
+      'joiner.ts',
+      { BENCH_TRANSFER_ADDRESS: ready.transferAddress, BENCH_WINDOW: String(args.window), BENCH_JOINER_NICE: String(args.joinerNice) },
+      args.semiSpaceMB,
+      (process.env.BENCH_JOINER_FLAGS ?? '').split(/\s+/).filter(Boolean),
+    );
     procs.push(joiner);
     await nextReport(joiner, 'ready', 60_000);
     if (transferCpus && !process.env.BENCH_PIN_ALL && joiner.pid) pin(transferCpus, [joiner.pid]);
@@ -365,12 +425,23 @@ async function main(): Promise<void> {
     await warm.stop();
     const baseAll: number[] = [];
     const duringAll: number[] = [];
-    const rounds: { throughputMBps: number; p99BaselineMs: number; p99DuringMs: number; snapshotMs: number; joinerCpuUsPerRecord: number; joinerPageFaults: number; primaryCpuUsPerRecord: number; entries: number }[] = [];
+    const rounds: {
+      throughputMBps: number;
+      p99BaselineMs: number;
+      p99DuringMs: number;
+      snapshotMs: number;
+      joinerCpuUsPerRecord: number;
+      joinerPageFaults: number;
+      primaryCpuUsPerRecord: number;
+      entries: number;
+    }[] = [];
     let joined: Extract<ChildReport, { t: 'joined' }> | undefined;
     const warmups: typeof rounds = [];
     for (let round = 1 - args.warmupRounds; round <= args.rounds; round++) {
       const warmup = round <= 0;
-      log(`${warmup ? 'warm-up round (not counted)' : `round ${round}`}: ${args.rate} req/s for ${args.baselineMs} ms without a transfer, then during one…`);
+      log(
+        `${warmup ? 'warm-up round (not counted)' : `round ${round}`}: ${args.rate} req/s for ${args.baselineMs} ms without a transfer, then during one…`,
+      );
       const base = load.start();
       await new Promise((r) => setTimeout(r, args.baselineMs));
       const baseRaw = await base.stop();
@@ -474,9 +545,13 @@ async function main(): Promise<void> {
       console.log(JSON.stringify(result));
     } else {
       console.log('');
-      console.log(`snapshot: ${(joined.bytes / 1e6).toFixed(1)} MB, ${joined.records} records; median over ${rounds.length} rounds ${result.throughputMBps} MB/s (target ≥ 100)`);
+      console.log(
+        `snapshot: ${(joined.bytes / 1e6).toFixed(1)} MB, ${joined.records} records; median over ${rounds.length} rounds ${result.throughputMBps} MB/s (target ≥ 100)`,
+      );
       console.log(`catch-up: ${joined.entries} log entries; verified at seq ${joined.seq}; total ${result.transferMs} ms`);
-      console.log(`p99 latency: ${result.p99BaselineMs} ms without a transfer, ${result.p99DuringMs} ms during → ratio ${result.p99Ratio} (target ≤ 2)`);
+      console.log(
+        `p99 latency: ${result.p99BaselineMs} ms without a transfer, ${result.p99DuringMs} ms during → ratio ${result.p99Ratio} (target ≤ 2)`,
+      );
       console.log(`requests: ${result.requestsBaseline} + ${result.requestsDuring}, failed ${failed}; converged: ${converged}`);
     }
     if (!converged || failed > 0) process.exitCode = 1;

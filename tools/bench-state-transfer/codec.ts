@@ -48,7 +48,12 @@ function cpuUs(f: () => void): number {
  * (untimed) handing each chunk to the joiner (timed) — so the joiner's allocations and GC are not
  * charged to the serving side, as in the two processes of a real transfer.
  */
-function run(name: string, produce: (cur: ReturnType<SnapshotMap<string>['snapshot']>) => Uint8Array | undefined, take: (chunk: Uint8Array) => void, built: () => SnapshotMap<string>): Side {
+function run(
+  name: string,
+  produce: (cur: ReturnType<SnapshotMap<string>['snapshot']>) => Uint8Array | undefined,
+  take: (chunk: Uint8Array) => void,
+  built: () => SnapshotMap<string>,
+): Side {
   let serve = 0;
   const c1 = source.snapshot();
   for (;;) {

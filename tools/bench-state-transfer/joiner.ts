@@ -2,7 +2,14 @@
 
 import { createRegistry } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
-import { decodeMessage, encodeMessage, lowerJoinerPriority, nodeTransferEnv, ServiceHost, StateTransferClient } from '@tandem/state-transfer';
+import {
+  decodeMessage,
+  encodeMessage,
+  lowerJoinerPriority,
+  nodeTransferEnv,
+  ServiceHost,
+  StateTransferClient,
+} from '@tandem/state-transfer';
 import { benchKv, type ChildReport } from './kv.js';
 
 const address = process.env.BENCH_TRANSFER_ADDRESS!;
@@ -50,7 +57,17 @@ async function main(): Promise<void> {
       // what serving a transfer costs the serving replica by itself. Reports after snapEnd.
       const conn = await network.dial(address);
       const t0 = performance.now();
-      await conn.send(encodeMessage({ t: 'open', service: 'bench-kv', nodeId: 'null-' + Date.now(), version: 1, formats: [{ format: 'records', minVersion: 1 }], window, encodings: ['text-slices', 'packed-records'] }));
+      await conn.send(
+        encodeMessage({
+          t: 'open',
+          service: 'bench-kv',
+          nodeId: 'null-' + Date.now(),
+          version: 1,
+          formats: [{ format: 'records', minVersion: 1 }],
+          window,
+          encodings: ['text-slices', 'packed-records'],
+        }),
+      );
       let bytes = 0;
       let records = 0;
       let seq = 0;
@@ -66,11 +83,31 @@ async function main(): Promise<void> {
       }
       const ms = performance.now() - t0;
       conn.abort();
-      send({ t: 'joined', bytes, records, entries: 0, transferMs: ms, snapshotMs: ms, snapshotCpuMs: 0, pageFaults: 0, seq, digest: '', resumes: 0 });
+      send({
+        t: 'joined',
+        bytes,
+        records,
+        entries: 0,
+        transferMs: ms,
+        snapshotMs: ms,
+        snapshotCpuMs: 0,
+        pageFaults: 0,
+        seq,
+        digest: '',
+        resumes: 0,
+      });
       continue;
     }
     host = new ServiceHost({ service: benchKv(), env });
-    const client = new StateTransferClient({ env, service: benchKv(), sink: host, nodeId: `bench-joiner-${Date.now()}`, address, window, follow });
+    const client = new StateTransferClient({
+      env,
+      service: benchKv(),
+      sink: host,
+      nodeId: `bench-joiner-${Date.now()}`,
+      address,
+      window,
+      follow,
+    });
     const restorePriority = lowerJoinerPriority(nice);
     let snapshotMs = 0;
     let snapshotCpuMs = 0;
@@ -84,11 +121,26 @@ async function main(): Promise<void> {
         const c = process.cpuUsage(cpu0);
         snapshotCpuMs = (c.user + c.system) / 1000;
         pageFaults = process.resourceUsage().minorPageFault - faults0;
-        if (process.env.BENCH_DEBUG) console.error(`[joiner] snapshot installed: cpu user ${(c.user / 1000).toFixed(0)} ms, system ${(c.system / 1000).toFixed(0)} ms, wall ${snapshotMs.toFixed(0)} ms, ${pageFaults} page faults`);
+        if (process.env.BENCH_DEBUG)
+          console.error(
+            `[joiner] snapshot installed: cpu user ${(c.user / 1000).toFixed(0)} ms, system ${(c.system / 1000).toFixed(0)} ms, wall ${snapshotMs.toFixed(0)} ms, ${pageFaults} page faults`,
+          );
       }
     });
     const r = await client.run().finally(restorePriority);
-    send({ t: 'joined', bytes: r.bytes, records: r.records, entries: r.entries, transferMs: performance.now() - t0, snapshotMs, snapshotCpuMs, pageFaults, seq: r.seq, digest: r.digest, resumes: r.resumes });
+    send({
+      t: 'joined',
+      bytes: r.bytes,
+      records: r.records,
+      entries: r.entries,
+      transferMs: performance.now() - t0,
+      snapshotMs,
+      snapshotCpuMs,
+      pageFaults,
+      seq: r.seq,
+      digest: r.digest,
+      resumes: r.resumes,
+    });
     if (!follow) await client.close();
   }
 }

@@ -1,5 +1,12 @@
 /** The benchmark's key-value service (a SlabMap or SnapshotMap state, streamed as records) and its wire requests. */
-import { mapSnapshotSupport, SlabMap, slabMapSupport, SnapshotMap, type HostedService, type MapSnapshotSupport } from '@tandem/state-transfer';
+import {
+  mapSnapshotSupport,
+  SlabMap,
+  slabMapSupport,
+  SnapshotMap,
+  type HostedService,
+  type MapSnapshotSupport,
+} from '@tandem/state-transfer';
 
 export type BenchRequest = { op: 'set'; key: string; value: string } | { op: 'get'; key: string };
 
@@ -39,7 +46,19 @@ export function valueFor(i: number, size: number): string {
 /** Messages between the orchestrator and its child processes (IPC). */
 export type ChildReport =
   | { t: 'ready'; kvAddress: string; transferAddress: string; keys: number; fillMs: number }
-  | { t: 'joined'; bytes: number; records: number; entries: number; transferMs: number; snapshotMs: number; snapshotCpuMs: number; pageFaults: number; seq: number; digest: string; resumes: number }
+  | {
+      t: 'joined';
+      bytes: number;
+      records: number;
+      entries: number;
+      transferMs: number;
+      snapshotMs: number;
+      snapshotCpuMs: number;
+      pageFaults: number;
+      seq: number;
+      digest: string;
+      resumes: number;
+    }
   | { t: 'digest'; seq: number; digest: string }
   | { t: 'cpu'; cpuMs: number }
   | { t: 'error'; message: string };

@@ -6,7 +6,13 @@
 import { createRegistry, type Connection } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
 import { Packr } from 'msgpackr';
-import { nodeTransferEnv, serveTransfersInWorker, ServiceHost, StateTransferServer, type StateTransferServerEvent } from '@tandem/state-transfer';
+import {
+  nodeTransferEnv,
+  serveTransfersInWorker,
+  ServiceHost,
+  StateTransferServer,
+  type StateTransferServerEvent,
+} from '@tandem/state-transfer';
 import { benchKv, valueFor, type BenchRequest, type ChildReport } from './kv.js';
 
 const keys = Number(process.env.BENCH_KEYS ?? 1_000_000);
@@ -20,7 +26,10 @@ const send = (m: ChildReport): void => void process.send?.(m);
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));
 
-async function serveKv(host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['initialState']>, BenchRequest, string | null>, conn: Connection): Promise<void> {
+async function serveKv(
+  host: ServiceHost<ReturnType<ReturnType<typeof benchKv>['initialState']>, BenchRequest, string | null>,
+  conn: Connection,
+): Promise<void> {
   // BENCH_BREAKDOWN (see bench.ts): replies carry when the request was read and when it was answered.
   const stamp = process.env.BENCH_BREAKDOWN ? (): number => performance.timeOrigin + performance.now() : undefined;
   for await (const msg of conn) {
@@ -44,11 +53,19 @@ async function main(): Promise<void> {
   // whole fill (1M requests with their 100-byte values) as objects on the heap: ~360 MB of old generation
   // that made every scavenge and marking of the serving replica slow, with or without a transfer.
   const backlogEntries = process.env.BENCH_BACKLOG_ENTRIES ? Number(process.env.BENCH_BACKLOG_ENTRIES) : undefined;
-  const host = new ServiceHost({ service: benchKv(), env, backlog: { ...(backlogEntries ? { maxEntries: backlogEntries } : {}), storage: process.env.BENCH_BACKLOG_STORAGE === 'objects' ? 'objects' : 'encoded' } });
+  const host = new ServiceHost({
+    service: benchKv(),
+    env,
+    backlog: {
+      ...(backlogEntries ? { maxEntries: backlogEntries } : {}),
+      storage: process.env.BENCH_BACKLOG_STORAGE === 'objects' ? 'objects' : 'encoded',
+    },
+  });
   const t0 = performance.now();
   // Fill through the request path (decoded like a request from the network), so keys and values are
   // the flat strings a replica holds, not ropes left by building them here.
-  for (let i = 0; i < keys; i++) host.execute(packr.unpack(packr.pack({ op: 'set', key: `key:${i}`, value: valueFor(i, valueSize) })) as BenchRequest);
+  for (let i = 0; i < keys; i++)
+    host.execute(packr.unpack(packr.pack({ op: 'set', key: `key:${i}`, value: valueFor(i, valueSize) })) as BenchRequest);
   const fillMs = performance.now() - t0;
   // Setup, not measured: collect the fill's garbage now (a serving replica in steady state), rather than
   // in the middle of the first measured phase. The orchestrator starts this child with --expose-gc.
@@ -62,8 +79,15 @@ async function main(): Promise<void> {
     // SlabMap's shared slabs; --serve-thread and --transfer-cpus set that thread's scheduling.
     const mode = process.env.BENCH_SERVE_THREAD ?? 'idle';
     const cpus = process.env.BENCH_WORKER_CPUS ?? process.env.BENCH_TRANSFER_CPUS ?? '';
-    const worker = await serveTransfersInWorker({ env, source: host, listen: 'tcp://127.0.0.1:0', server: serverSettings, thread: { ...(mode === 'idle' ? { idle: true } : mode === 'nice' ? { nice: 19 } : {}), ...(cpus ? { cpus } : {}) } });
-    if (worker.thread.refused.length > 0) console.error(`[primary] transfer worker thread settings refused: ${worker.thread.refused.join('; ')}`);
+    const worker = await serveTransfersInWorker({
+      env,
+      source: host,
+      listen: 'tcp://127.0.0.1:0',
+      server: serverSettings,
+      thread: { ...(mode === 'idle' ? { idle: true } : mode === 'nice' ? { nice: 19 } : {}), ...(cpus ? { cpus } : {}) },
+    });
+    if (worker.thread.refused.length > 0)
+      console.error(`[primary] transfer worker thread settings refused: ${worker.thread.refused.join('; ')}`);
     transferAddress = worker.address;
     onServerEvent = (l) => worker.on(l);
   } else {
@@ -71,7 +95,8 @@ async function main(): Promise<void> {
     transferAddress = await server.listen('tcp://127.0.0.1:0');
     onServerEvent = (l) => server.on(l);
   }
-  if (process.env.BENCH_EVENTS) onServerEvent((e) => e.type !== 'progress' && console.error(`[primary event] ${e.type} at ${Date.now() % 1e6}`));
+  if (process.env.BENCH_EVENTS)
+    onServerEvent((e) => e.type !== 'progress' && console.error(`[primary event] ${e.type} at ${Date.now() % 1e6}`));
   const kvListener = await network.listen('tcp://127.0.0.1:0');
   void (async () => {
     for await (const conn of kvListener) void serveKv(host, conn);
@@ -95,7 +120,9 @@ async function main(): Promise<void> {
     setInterval(() => {
       const c = process.cpuUsage(cpu);
       cpu = process.cpuUsage();
-      console.error(`[primary] loop delay p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms max ${(h.max / 1e6).toFixed(1)} ms; cpu ${((c.user + c.system) / 5000).toFixed(0)}%; open snapshots ${host.state.openSnapshots}`);
+      console.error(
+        `[primary] loop delay p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms max ${(h.max / 1e6).toFixed(1)} ms; cpu ${((c.user + c.system) / 5000).toFixed(0)}%; open snapshots ${host.state.openSnapshots}`,
+      );
       h.reset();
     }, 500).unref();
   }
@@ -126,14 +153,19 @@ async function profileTransferPhases(dir: string, kind: 'cpu' | 'heap'): Promise
       session.post('Profiler.enable');
       session.post('Profiler.start');
     } else {
-      session.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as object);
+      session.post('HeapProfiler.startSampling', {
+        samplingInterval: 1024,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      } as object);
     }
     profilers.set(kind, session);
     return;
   }
   profilers.delete(kind);
   const write = (err: Error | null, r: { profile: object }): void => {
-    if (!err) writeFileSync(`${dir}/transfer-${++profileCounts[kind]}.${kind === 'cpu' ? 'cpuprofile' : 'heapprofile'}`, JSON.stringify(r.profile));
+    if (!err)
+      writeFileSync(`${dir}/transfer-${++profileCounts[kind]}.${kind === 'cpu' ? 'cpuprofile' : 'heapprofile'}`, JSON.stringify(r.profile));
     running.disconnect();
   };
   if (kind === 'cpu') running.post('Profiler.stop', write);
@@ -156,7 +188,9 @@ async function gcMeter(): Promise<() => void> {
     const ms = performance.now() - t0;
     t0 = performance.now();
     const label = phase++ % 2 === 0 ? 'baseline' : 'during';
-    console.error(`[gc primary] ${label} ${ms.toFixed(0)} ms: ${pauses.length} GCs, ${pauses.reduce((a, b) => a + b, 0).toFixed(1)} ms paused: ${pauses.map((d) => d.toFixed(1)).join(' ')}`);
+    console.error(
+      `[gc primary] ${label} ${ms.toFixed(0)} ms: ${pauses.length} GCs, ${pauses.reduce((a, b) => a + b, 0).toFixed(1)} ms paused: ${pauses.map((d) => d.toFixed(1)).join(' ')}`,
+    );
     pauses = [];
   };
 }

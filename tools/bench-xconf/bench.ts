@@ -59,7 +59,15 @@ async function startXvfb(n: number): Promise<void> {
 }
 
 async function startDaemon(display: number, servers: number[]): Promise<ChildProcess> {
-  const argv = ['--conditions=@tandem/source', '--import', 'tsx', resolve(root, 'apps/xconf/src/cli.ts'), '--display', `:${display}`, '--quiet'];
+  const argv = [
+    '--conditions=@tandem/source',
+    '--import',
+    'tsx',
+    resolve(root, 'apps/xconf/src/cli.ts'),
+    '--display',
+    `:${display}`,
+    '--quiet',
+  ];
   argv.push('--master', `:${servers[0]}`);
   for (const s of servers.slice(1)) argv.push('--participant', `:${s}`);
   const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -95,7 +103,10 @@ async function startPipeProxy(display: number, target: number): Promise<ChildPro
 /** Runs one x11perf test and returns its best rate (operations per second). */
 async function x11perf(display: number, test: string): Promise<number> {
   const cookie = xauthority.get(display);
-  const out = await run('x11perf', ['-time', time, '-repeat', repeat, test], { DISPLAY: `:${display}`, ...(cookie ? { XAUTHORITY: cookie } : {}) });
+  const out = await run('x11perf', ['-time', time, '-repeat', repeat, test], {
+    DISPLAY: `:${display}`,
+    ...(cookie ? { XAUTHORITY: cookie } : {}),
+  });
   const rates = [...out.matchAll(/\(\s*([\d.]+)\/sec\)/g)].map((m) => Number(m[1]));
   if (!rates.length) throw new Error(`no rate in x11perf output:\n${out}`);
   return Math.max(...rates);
@@ -171,8 +182,11 @@ async function main(): Promise<void> {
       const xa = xauthority.get(display);
       const r = await roundTrips(display, cpuRoundTrips, relays[setup].pid, xa ? cookieFrom(xa) : undefined);
       const total = r.userUs + r.systemUs;
-      if (!cpu[setup] || total < cpu[setup]!.totalUs) cpu[setup] = { userUs: Number(r.userUs.toFixed(1)), systemUs: Number(r.systemUs.toFixed(1)), totalUs: Number(total.toFixed(1)) };
-      log(`round ${round} cpu/rt    ${setup.padEnd(13)} user ${r.userUs.toFixed(1)} µs, system ${r.systemUs.toFixed(1)} µs per round trip (${r.rate.toFixed(0)}/s)`);
+      if (!cpu[setup] || total < cpu[setup]!.totalUs)
+        cpu[setup] = { userUs: Number(r.userUs.toFixed(1)), systemUs: Number(r.systemUs.toFixed(1)), totalUs: Number(total.toFixed(1)) };
+      log(
+        `round ${round} cpu/rt    ${setup.padEnd(13)} user ${r.userUs.toFixed(1)} µs, system ${r.systemUs.toFixed(1)} µs per round trip (${r.rate.toFixed(0)}/s)`,
+      );
     }
   }
   const ratio = (setup: string, key: string): number => Number((result[setup]![key]! / result.direct![key]!).toFixed(3));
@@ -200,7 +214,9 @@ async function main(): Promise<void> {
     console.log('\nratios (through tandem-xconf / direct):');
     console.log(`  round trip (QueryPointer): 1 server ${ratios.roundTrip1}, 3 servers ${ratios.roundTrip3}   (xtrace 0.377)`);
     console.log(`  throughput (rect10):       1 server ${ratios.throughput1}, 3 servers ${ratios.throughput3}   (xtrace 0.214)`);
-    console.log(`  reference, bare Node socket.pipe relay: round trip ${report.nodePipeRatios.roundTrip}, throughput ${report.nodePipeRatios.throughput}`);
+    console.log(
+      `  reference, bare Node socket.pipe relay: round trip ${report.nodePipeRatios.roundTrip}, throughput ${report.nodePipeRatios.throughput}`,
+    );
     console.log('relay CPU per round trip (user + system µs):');
     for (const [setup, c] of Object.entries(cpu)) console.log(`  ${setup.padEnd(13)} ${c.userUs} + ${c.systemUs} = ${c.totalUs}`);
   }

@@ -9,7 +9,14 @@ import type { ReplicationConfig } from '@tandem/core';
 // The runner and the checker from their sources (like tools/bench-* import apps/kv): the command runs
 // without the @tandem/source condition, so @tandem/core & co. resolve to their builds — the same code the
 // replica processes run.
-import { freePort, type ChaosTarget, type ChaosWorkload, type FinalState, type WorkloadContext, type WorkloadVerdict } from '../../packages/testkit/src/chaos/index.js';
+import {
+  freePort,
+  type ChaosTarget,
+  type ChaosWorkload,
+  type FinalState,
+  type WorkloadContext,
+  type WorkloadVerdict,
+} from '../../packages/testkit/src/chaos/index.js';
 import { checkKvHistory } from '../../packages/testkit/src/linearizability/check.js';
 import { builtCliPath } from '../../apps/kv/src/harness/replica-process.js';
 import { Workload } from '../../apps/kv/src/harness/workload.js';
@@ -79,7 +86,14 @@ class KvChaosWorkload implements ChaosWorkload {
       clients: ctx.clients,
       network: createTransportRegistry(),
       config: replication,
-      onResult: (r) => ctx.record({ client: r.client, call: r.call + offset, return: r.return + offset, ok: r.ok, ...(r.epoch !== undefined ? { epoch: r.epoch } : {}) }),
+      onResult: (r) =>
+        ctx.record({
+          client: r.client,
+          call: r.call + offset,
+          return: r.return + offset,
+          ok: r.ok,
+          ...(r.epoch !== undefined ? { epoch: r.epoch } : {}),
+        }),
     });
     offset = this.w.t0 - ctx.origin;
     this.#offset = offset;
@@ -116,13 +130,19 @@ class KvChaosWorkload implements ChaosWorkload {
     const v = this.w.verify(values);
     const t = performance.now();
     const lin = checkKvHistory(this.w.history, { maxSteps: this.#options.maxSteps ?? 5_000_000 });
-    this.#options.log?.(`linearizability: ${lin.verdict} over ${lin.operations} operations on ${lin.keys.length} keys in ${Math.round(performance.now() - t)} ms`);
+    this.#options.log?.(
+      `linearizability: ${lin.verdict} over ${lin.operations} operations on ${lin.keys.length} keys in ${Math.round(performance.now() - t)} ms`,
+    );
     return {
       lost: v.lost,
       duplicated: v.duplicated,
       linearizable: lin.verdict === 'linearizable',
       ...(v.lost > 0 ? { lostAt: this.#lostWindows(keys, values) } : {}),
-      linearizability: { verdict: lin.verdict, operations: lin.operations, ...(lin.failure?.explanation ? { explanation: shortenExplanation(lin.failure.explanation) } : {}) },
+      linearizability: {
+        verdict: lin.verdict,
+        operations: lin.operations,
+        ...(lin.failure?.explanation ? { explanation: shortenExplanation(lin.failure.explanation) } : {}),
+      },
       extra: {
         acknowledgedWrites: v.acknowledged,
         unknownWrites: v.unknown,
@@ -153,7 +173,8 @@ function clusters(times: number[]): { from: number; to: number; count: number }[
  * prefix, and the operations that could not be placed; long values keep their ends.
  */
 export function shortenExplanation(text: string, keepPrefix = 6, keepStuck = 8): string {
-  const cut = (line: string): string => (line.length > 240 ? `${line.slice(0, 80)} …(${line.length - 200} chars)… ${line.slice(-120)}` : line);
+  const cut = (line: string): string =>
+    line.length > 240 ? `${line.slice(0, 80)} …(${line.length - 200} chars)… ${line.slice(-120)}` : line;
   const lines = text.split('\n');
   const stuckAt = lines.findIndex((l) => l.startsWith('completed operations that could not be placed'));
   if (stuckAt < 0) return lines.slice(0, 20).map(cut).join('\n');

@@ -132,7 +132,9 @@ try {
     ...(seed !== undefined ? { seed } : {}),
     outageAbortMs,
     verbose: flags.verbose === true,
-    ...(eventsFile !== undefined ? { onEvent: (e) => writeSync(eventsFile, JSON.stringify({ ...e, at: Math.round(e.at * 10) / 10 }) + '\n') } : {}),
+    ...(eventsFile !== undefined
+      ? { onEvent: (e) => writeSync(eventsFile, JSON.stringify({ ...e, at: Math.round(e.at * 10) / 10 }) + '\n') }
+      : {}),
     signal: controller.signal,
     log,
   });

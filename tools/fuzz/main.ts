@@ -102,7 +102,10 @@ function parseArgs(argv: string[]): Args {
     switch (f) {
       case '--target':
       case '--targets': {
-        const names = value().split(',').map((s) => s.trim()).filter(Boolean);
+        const names = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         for (const n of names) if (!isTargetName(n)) usage(`unknown target "${n}"`);
         a.targets = names as TargetName[];
         break;
@@ -232,7 +235,9 @@ async function runJob(args: Args, options: TargetOptions, job: Job, onProgress: 
       progressMs: Math.min(args.progressMs, 2000),
       cell: sab,
     };
-    const outcome = await new Promise<{ kind: 'done'; result: RunResult } | { kind: 'died'; why: 'hang' | 'crash'; message: string; last: RunCounts }>((resolveOutcome) => {
+    const outcome = await new Promise<
+      { kind: 'done'; result: RunResult } | { kind: 'died'; why: 'hang' | 'crash'; message: string; last: RunCounts }
+    >((resolveOutcome) => {
       const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), {
         workerData: w,
         resourceLimits: { maxOldGenerationSizeMb: 3072 },
@@ -258,7 +263,12 @@ async function runJob(args: Args, options: TargetOptions, job: Job, onProgress: 
         }
         const limit = Atomics.load(cell, 2) === 1 ? args.hangMs + args.shrinkMs : args.hangMs;
         if (now - seenAt > limit) {
-          finish({ kind: 'died', why: 'hang', message: `no progress for ${Math.round(now - seenAt)} ms in one input (synchronous loop?): worker terminated`, last });
+          finish({
+            kind: 'died',
+            why: 'hang',
+            message: `no progress for ${Math.round(now - seenAt)} ms in one input (synchronous loop?): worker terminated`,
+            last,
+          });
           void worker.terminate();
         }
       }, 250);
@@ -271,9 +281,16 @@ async function runJob(args: Args, options: TargetOptions, job: Job, onProgress: 
       });
       worker.on('error', (err) => {
         const oom = (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY';
-        finish({ kind: 'died', why: 'crash', message: oom ? `out of memory (worker heap limit): ${err.message}` : `worker error: ${err.stack ?? err.message}`, last });
+        finish({
+          kind: 'died',
+          why: 'crash',
+          message: oom ? `out of memory (worker heap limit): ${err.message}` : `worker error: ${err.stack ?? err.message}`,
+          last,
+        });
       });
-      worker.on('exit', (code) => finish({ kind: 'died', why: 'crash', message: `worker exited with code ${code} before finishing`, last }));
+      worker.on('exit', (code) =>
+        finish({ kind: 'died', why: 'crash', message: `worker exited with code ${code} before finishing`, last }),
+      );
     });
     if (outcome.kind === 'done') {
       results.push(outcome.result);
@@ -287,7 +304,10 @@ async function runJob(args: Args, options: TargetOptions, job: Job, onProgress: 
     if (outcome.why === 'hang') counts.hangs++;
     else counts.crashes++;
     addCounts(total, counts);
-    const signature = outcome.why === 'hang' ? 'input never finished (worker terminated)' : outcome.message.split('\n')[0]!.replace(/\d+/g, 'N').slice(0, 120);
+    const signature =
+      outcome.why === 'hang'
+        ? 'input never finished (worker terminated)'
+        : outcome.message.split('\n')[0]!.replace(/\d+/g, 'N').slice(0, 120);
     results.push({
       ...counts,
       ms: 0,
@@ -306,14 +326,25 @@ async function runJob(args: Args, options: TargetOptions, job: Job, onProgress: 
         },
       ],
     });
-    log(`${job.target}: input ${at} ${outcome.why === 'hang' ? 'hung' : 'crashed the worker'} — ${outcome.message.split('\n')[0]}; continuing after it`);
+    log(
+      `${job.target}: input ${at} ${outcome.why === 'hang' ? 'hung' : 'crashed the worker'} — ${outcome.message.split('\n')[0]}; continuing after it`,
+    );
     from = at + 1;
     if (++respawns > 50) {
       log(`${job.target}: giving up after 50 worker restarts`);
       break;
     }
   }
-  const merged: RunResult = { ...total, ms: 0, next: end, notes: [], failures: mergeFailures(results.map((r) => r.failures), args.maxFailures) };
+  const merged: RunResult = {
+    ...total,
+    ms: 0,
+    next: end,
+    notes: [],
+    failures: mergeFailures(
+      results.map((r) => r.failures),
+      args.maxFailures,
+    ),
+  };
   merged.notes = [...new Set(results.flatMap((r) => r.notes))];
   return { result: merged, counts: total };
 }
@@ -351,7 +382,10 @@ function saveFailures(args: Args, target: string, options: TargetOptions, report
   const dir = join(args.out, 'failures');
   mkdirSync(dir, { recursive: true });
   report.failures.forEach((f, n) => {
-    const file = join(dir, `${target}-${args.seed}-${f.index}${n > 0 && report.failures.slice(0, n).some((g) => g.index === f.index) ? `-${n}` : ''}.json`);
+    const file = join(
+      dir,
+      `${target}-${args.seed}-${f.index}${n > 0 && report.failures.slice(0, n).some((g) => g.index === f.index) ? `-${n}` : ''}.json`,
+    );
     f.file = relative(root, file);
     f.replay = replayCommand(file);
     writeFileSync(
@@ -404,7 +438,9 @@ async function replay(args: Args, file: string | undefined): Promise<never> {
     path = args.path;
     if (path !== undefined) runs = args.runs === 20_000 ? 1 : args.runs;
   }
-  log(`replaying ${target} seed ${seed} ${path !== undefined ? `path ${path}` : `inputs ${from}..${from + runs - 1}`}${wanted ? ` (expecting "${wanted}")` : ''}`);
+  log(
+    `replaying ${target} seed ${seed} ${path !== undefined ? `path ${path}` : `inputs ${from}..${from + runs - 1}`}${wanted ? ` (expecting "${wanted}")` : ''}`,
+  );
   const t = await loadTarget(target);
   let found = 0;
   let matched = false;
@@ -424,7 +460,13 @@ async function replay(args: Args, file: string | undefined): Promise<never> {
         if (findings.length === 0) console.log('  → nothing found');
         for (const f of findings) {
           console.log(`  → ${f.kind}: ${f.message}`);
-          if (f.stack) console.log(f.stack.split('\n').map((l) => `      ${l}`).join('\n'));
+          if (f.stack)
+            console.log(
+              f.stack
+                .split('\n')
+                .map((l) => `      ${l}`)
+                .join('\n'),
+            );
           if (f.signature === wanted) matched = true;
         }
       }
@@ -457,7 +499,9 @@ async function main(): Promise<void> {
 
   const coreSecurity = resolveCoreSecurity(args.coreSecurity);
   const options = (): TargetOptions => ({ seed: args.seed, coreSecurity, ...(args.inject ? { inject: args.inject } : {}) });
-  log(`seed ${args.seed}, ${args.runs} runs per target from input ${args.from}, targets ${args.targets.join(', ')}, ${args.workers} worker(s)${args.shards > 1 ? `, ${args.shards} shards per target` : ''}${args.targets.includes('core') ? `, core security ${coreSecurity}${args.coreSecurity === 'auto' ? ' (auto)' : ''}` : ''}`);
+  log(
+    `seed ${args.seed}, ${args.runs} runs per target from input ${args.from}, targets ${args.targets.join(', ')}, ${args.workers} worker(s)${args.shards > 1 ? `, ${args.shards} shards per target` : ''}${args.targets.includes('core') ? `, core security ${coreSecurity}${args.coreSecurity === 'auto' ? ' (auto)' : ''}` : ''}`,
+  );
 
   const jobs: Job[] = [];
   for (const target of args.targets) {
@@ -531,7 +575,10 @@ async function main(): Promise<void> {
       seed: args.seed,
       ms,
       rate: ms > 0 ? Math.round((c.runs * 1000) / ms) : 0,
-      failures: mergeFailures(mine.map((o) => o.result.failures), args.maxFailures),
+      failures: mergeFailures(
+        mine.map((o) => o.result.failures),
+        args.maxFailures,
+      ),
       notes: [...new Set(mine.flatMap((o) => o.result.notes))],
     };
     if (args.save && r.failures.length > 0) saveFailures(args, target, options(), r);
@@ -549,7 +596,9 @@ async function main(): Promise<void> {
       for (const note of r.notes) console.log(`    note: ${note}`);
       for (const f of r.failures) {
         console.log(`    ${f.kind} ×${f.count}: ${f.signature}`);
-        console.log(`      first at input ${f.index}${f.reproducesAlone === false ? ` (needs the inputs from ${f.replayFrom})` : ''}: ${f.message.split('\n')[0]!.slice(0, 300)}`);
+        console.log(
+          `      first at input ${f.index}${f.reproducesAlone === false ? ` (needs the inputs from ${f.replayFrom})` : ''}: ${f.message.split('\n')[0]!.slice(0, 300)}`,
+        );
         if (f.replay) console.log(`      replay: ${f.replay}`);
       }
     }

@@ -24,7 +24,18 @@ export interface WorkerJob {
 }
 
 export type WorkerMessage =
-  | { type: 'progress'; counts: { runs: number; crashes: number; hangs: number; honestFailures: number; stateChanged: number; violations: number; restarts: number } }
+  | {
+      type: 'progress';
+      counts: {
+        runs: number;
+        crashes: number;
+        hangs: number;
+        honestFailures: number;
+        stateChanged: number;
+        violations: number;
+        restarts: number;
+      };
+    }
   | { type: 'done'; result: import('./lib/runner.js').RunResult }
   | { type: 'fatal'; message: string };
 

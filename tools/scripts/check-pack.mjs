@@ -184,7 +184,8 @@ function tandemClosure(name, seen = new Set()) {
   const pkg = PACKAGES.find((p) => p.name === name);
   const manifest = JSON.parse(readFileSync(join(root, pkg.dir, 'package.json'), 'utf8'));
   // Optional peers are installed too: the smoke scripts use them as a user who wants them would.
-  for (const dep of [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})]) if (dep.startsWith('@tandem/')) tandemClosure(dep, seen);
+  for (const dep of [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})])
+    if (dep.startsWith('@tandem/')) tandemClosure(dep, seen);
   return [...seen];
 }
 

@@ -16,7 +16,11 @@ import wabtInit from 'wabt';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Each source and the module generated from it (the export is named `name`). */
 export const WASM_SOURCES = [
-  { wat: 'packages/state-transfer/src/maps/wasm/record-hash.wat', out: 'packages/state-transfer/src/maps/record-hash-wasm.ts', name: 'RECORD_HASH_WASM' },
+  {
+    wat: 'packages/state-transfer/src/maps/wasm/record-hash.wat',
+    out: 'packages/state-transfer/src/maps/record-hash-wasm.ts',
+    name: 'RECORD_HASH_WASM',
+  },
 ];
 
 /** The generated module's text for one source. */

@@ -30,7 +30,9 @@ export async function checkHistoryFile(file: string): Promise<number> {
   const report = checkKvHistory(history);
   const ms = performance.now() - started;
   const unknown = history.filter((h) => h.return === undefined).length;
-  console.log(`${file}: ${history.length} operations (${unknown} with unknown outcome), ${report.keys.length} keys, checked in ${ms.toFixed(0)} ms`);
+  console.log(
+    `${file}: ${history.length} operations (${unknown} with unknown outcome), ${report.keys.length} keys, checked in ${ms.toFixed(0)} ms`,
+  );
   for (const k of report.keys) console.log(`  key ${JSON.stringify(k.key)}: ${k.verdict} (${k.operations} ops, ${k.steps} steps)`);
   if (report.verdict === 'linearizable') {
     console.log('LINEARIZABLE');

@@ -35,7 +35,9 @@ const KNOWN_FAULTS: readonly FaultKind[] = [...DEFAULT_FAULT_KINDS, ...LOST_STAT
 
 function usage(message?: string): never {
   if (message) console.error(`sim: ${message}`);
-  console.error('usage: npm run sim -- --seeds N [--from S] [--variant NAME] [--faults K1,K2] [--no-load] [--workers W] [--ops N] [--strict-alarms] [--verbose] [--trace]');
+  console.error(
+    'usage: npm run sim -- --seeds N [--from S] [--variant NAME] [--faults K1,K2] [--no-load] [--workers W] [--ops N] [--strict-alarms] [--verbose] [--trace]',
+  );
   console.error('       npm run sim -- check-history FILE');
   console.error('       npm run sim -- --list-variants | --list-faults');
   process.exit(2);
@@ -74,7 +76,8 @@ function parseArgs(argv: string[]): Args {
         break;
       case '--faults': {
         const list = (argv[++i] ?? usage('--faults needs a comma-separated list of fault kinds')).split(',').filter((k) => k.length > 0);
-        for (const k of list) if (!KNOWN_FAULTS.includes(k as FaultKind)) usage(`unknown fault kind "${k}"; known: ${KNOWN_FAULTS.join(', ')}`);
+        for (const k of list)
+          if (!KNOWN_FAULTS.includes(k as FaultKind)) usage(`unknown fault kind "${k}"; known: ${KNOWN_FAULTS.join(', ')}`);
         if (list.length === 0) usage('--faults needs at least one fault kind');
         a.faults = list as FaultKind[];
         break;
@@ -124,15 +127,26 @@ function describeAlarm(a: SeedResult['alarms']['falseAlarms'][number]): string {
 }
 
 function printFailure(args: Args, r: SeedResult, detailed: boolean): void {
-  const lines = [`✗ seed ${r.seed} FAILED (variant ${args.variant}, piggyback ${r.piggyback}, ${r.historyLength} ops, ${r.virtualMs.toFixed(0)} virtual ms, trace ${r.traceHash})`];
+  const lines = [
+    `✗ seed ${r.seed} FAILED (variant ${args.variant}, piggyback ${r.piggyback}, ${r.historyLength} ops, ${r.virtualMs.toFixed(0)} virtual ms, trace ${r.traceHash})`,
+  ];
   lines.push(`  faults: ${r.faults.length > 0 ? r.faults.join(' → ') : '(none)'}`);
   if (r.load) lines.push(`  load: ${r.load}`);
   for (const a of r.alarms.falseAlarms) lines.push(`  false alarm: ${describeAlarm(a)}`);
   for (const b of r.blocked) lines.push(`  blocked: ${b.node} at ${b.time.toFixed(1)}ms (${b.reason}, haveSeq ${b.haveSeq})`);
-  for (const o of r.operatorActions) lines.push(`  operator: promoted ${o.node} at ${o.time.toFixed(1)}ms (seq ${o.appliedSeq}; ${o.lostOps} acknowledged operations lost)`);
-  for (const f of detailed ? r.failures : r.failures.slice(0, 3)) lines.push('  ' + f.split('\n').slice(0, detailed ? 200 : 12).join('\n    '));
+  for (const o of r.operatorActions)
+    lines.push(`  operator: promoted ${o.node} at ${o.time.toFixed(1)}ms (seq ${o.appliedSeq}; ${o.lostOps} acknowledged operations lost)`);
+  for (const f of detailed ? r.failures : r.failures.slice(0, 3))
+    lines.push(
+      '  ' +
+        f
+          .split('\n')
+          .slice(0, detailed ? 200 : 12)
+          .join('\n    '),
+    );
   if (!detailed && r.failures.length > 3) lines.push(`  … and ${r.failures.length - 3} more`);
-  if (detailed && r.errorLogs && r.errorLogs.length > 0) lines.push('  error log lines:', ...r.errorLogs.map((l) => '    ' + JSON.stringify(l)));
+  if (detailed && r.errorLogs && r.errorLogs.length > 0)
+    lines.push('  error log lines:', ...r.errorLogs.map((l) => '    ' + JSON.stringify(l)));
   if (detailed && r.logs) lines.push('  last log lines:', ...r.logs.map((l) => '    ' + JSON.stringify(l)));
   lines.push(`  replay: ${replayCommand(args, r.seed)}`);
   console.log(lines.join('\n'));
@@ -204,35 +218,73 @@ async function runSeeds(args: Args): Promise<number> {
   const secs = (performance.now() - started) / 1000;
   const wall = results.map((r) => r.wallMs).sort((a, b) => a - b);
   const events = results.reduce((s, r) => s + r.events, 0);
-  const worst = results.reduce<SeedResult | undefined>((w, r) => (w === undefined || r.maxLatencyAfterFaultMs / r.livenessBoundMs > w.maxLatencyAfterFaultMs / w.livenessBoundMs ? r : w), undefined);
+  const worst = results.reduce<SeedResult | undefined>(
+    (w, r) => (w === undefined || r.maxLatencyAfterFaultMs / r.livenessBoundMs > w.maxLatencyAfterFaultMs / w.livenessBoundMs ? r : w),
+    undefined,
+  );
   const coverage: Record<string, number> = {};
   for (const r of results) for (const [k, v] of Object.entries(r.replicaEvents)) if (v > 0) coverage[k] = (coverage[k] ?? 0) + 1;
   console.log(
     `[sim] ${results.length} seeds in ${secs.toFixed(1)} s (${(results.length / secs).toFixed(1)} seeds/s; per seed median ${wall[Math.floor(wall.length / 2)]?.toFixed(0)} ms, max ${wall[wall.length - 1]?.toFixed(0)} ms wall, ${(events / Math.max(1, results.length)).toFixed(0)} events)`,
   );
-  if (worst) console.log(`[sim] worst latency after a disruption: ${worst.maxLatencyAfterFaultMs.toFixed(1)} ms (seed ${worst.seed}; its bound ${worst.livenessBoundMs} ms)`);
-  const gap = results.reduce<SeedResult | undefined>((w, r) => (w === undefined || r.maxServiceGapMs > w.maxServiceGapMs ? r : w), undefined);
-  if (gap) console.log(`[sim] longest time with no replica answering after a fault: ${gap.maxServiceGapMs.toFixed(1)} ms (seed ${gap.seed}; serve bound ${gap.serveBoundMs} ms)`);
-  const alarms = results.reduce((s, r) => ({ total: s.total + r.alarms.total, justified: s.justified + r.alarms.justified }), { total: 0, justified: 0 });
+  if (worst)
+    console.log(
+      `[sim] worst latency after a disruption: ${worst.maxLatencyAfterFaultMs.toFixed(1)} ms (seed ${worst.seed}; its bound ${worst.livenessBoundMs} ms)`,
+    );
+  const gap = results.reduce<SeedResult | undefined>(
+    (w, r) => (w === undefined || r.maxServiceGapMs > w.maxServiceGapMs ? r : w),
+    undefined,
+  );
+  if (gap)
+    console.log(
+      `[sim] longest time with no replica answering after a fault: ${gap.maxServiceGapMs.toFixed(1)} ms (seed ${gap.seed}; serve bound ${gap.serveBoundMs} ms)`,
+    );
+  const alarms = results.reduce((s, r) => ({ total: s.total + r.alarms.total, justified: s.justified + r.alarms.justified }), {
+    total: 0,
+    justified: 0,
+  });
   const stallAlarms = results.reduce((s, r) => s + r.alarms.falseAlarms.filter((a) => a.context === 'stall').length, 0);
   const withFalse = results.filter((r) => falseAlarms(r).length > 0);
   const contexts: Record<string, number> = {};
   for (const r of withFalse) for (const a of falseAlarms(r)) contexts[a.context] = (contexts[a.context] ?? 0) + 1;
   console.log(
-    `[sim] peer-faulty alarms: ${alarms.total} (${alarms.justified} with the peer down, paused or cut off; ${stallAlarms} with the peer's event loop stalled); FALSE alarms (peer up, stalls excluded): ${withFalse.reduce((s, r) => s + falseAlarms(r).length, 0)} in ${withFalse.length} seeds${withFalse.length > 0 ? ` [${Object.entries(contexts).map(([k, v]) => `${k} ${v}`).join(', ')}]: ${withFalse.map((r) => r.seed).slice(0, 30).join(', ')}${withFalse.length > 30 ? ', …' : ''}` : ''}`,
+    `[sim] peer-faulty alarms: ${alarms.total} (${alarms.justified} with the peer down, paused or cut off; ${stallAlarms} with the peer's event loop stalled); FALSE alarms (peer up, stalls excluded): ${withFalse.reduce((s, r) => s + falseAlarms(r).length, 0)} in ${withFalse.length} seeds${
+      withFalse.length > 0
+        ? ` [${Object.entries(contexts)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}]: ${withFalse
+            .map((r) => r.seed)
+            .slice(0, 30)
+            .join(', ')}${withFalse.length > 30 ? ', …' : ''}`
+        : ''
+    }`,
   );
   const blocked = results.filter((r) => r.blocked.length > 0);
   if (blocked.length > 0) {
     const promotes = results.flatMap((r) => r.operatorActions.map((o) => ({ seed: r.seed, ...o })));
     const needless = promotes.filter((o) => o.lostOps === 0);
     console.log(
-      `[sim] runs where a replica reported blocked: ${blocked.length} (${blocked.map((r) => r.seed).slice(0, 30).join(', ')}); operator promotes: ${promotes.length}, ${needless.length} of them losing nothing acknowledged (the pair could have resumed by itself${needless.length > 0 ? `: seeds ${[...new Set(needless.map((o) => o.seed))].slice(0, 30).join(', ')}` : ''})`,
+      `[sim] runs where a replica reported blocked: ${blocked.length} (${blocked
+        .map((r) => r.seed)
+        .slice(0, 30)
+        .join(
+          ', ',
+        )}); operator promotes: ${promotes.length}, ${needless.length} of them losing nothing acknowledged (the pair could have resumed by itself${needless.length > 0 ? `: seeds ${[...new Set(needless.map((o) => o.seed))].slice(0, 30).join(', ')}` : ''})`,
     );
   }
-  console.log(`[sim] runs with: ${Object.entries(coverage).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(
+    `[sim] runs with: ${Object.entries(coverage)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   if (failedSeeds.length === 0) console.log(`[sim] PASS: all ${results.length} seeds passed`);
   else {
-    console.log(`[sim] FAIL: ${failedSeeds.length} of ${results.length} seeds failed: ${failedSeeds.map((f) => f.seed).slice(0, 50).join(', ')}${failedSeeds.length > 50 ? ', …' : ''}`);
+    console.log(
+      `[sim] FAIL: ${failedSeeds.length} of ${results.length} seeds failed: ${failedSeeds
+        .map((f) => f.seed)
+        .slice(0, 50)
+        .join(', ')}${failedSeeds.length > 50 ? ', …' : ''}`,
+    );
     console.log(`[sim] replay the first: ${replayCommand(args, failedSeeds[0]!.seed)}`);
   }
   return failedSeeds.length === 0 ? 0 : 1;

@@ -26,7 +26,11 @@ export interface SeedResult {
   maxServiceGapMs: number;
   serveBoundMs: number;
   /** peer-faulty events: total, true alarms (peer down/paused/cut off), and the others (peer alive). */
-  alarms: { total: number; justified: number; falseAlarms: { time: number; node: string; peer: string; reason: string; context: string }[] };
+  alarms: {
+    total: number;
+    justified: number;
+    falseAlarms: { time: number; node: string; peer: string; reason: string; context: string }[];
+  };
   blocked: { time: number; node: string; reason: string; haveSeq: number }[];
   operatorActions: { time: number; node: string; appliedSeq: number; lostOps: number }[];
   /** The replicas' CPU load, in words (empty: none). */

@@ -15,7 +15,10 @@ process.on('unhandledRejection', (reason) => {
 function describeLoad(load: KvSimulationResult['load']): string {
   if (!load) return '';
   return load.replicas
-    .map((l, i) => `${i === 0 ? 'ra' : 'rb'} ${l.perMessageMs.toFixed(2)}ms/msg+${l.perKiBMs.toFixed(2)}ms/KiB${l.gcEveryMs > 0 ? `, GC ≤${l.gcMaxMs.toFixed(0)}ms every ~${l.gcEveryMs.toFixed(0)}ms` : ''}`)
+    .map(
+      (l, i) =>
+        `${i === 0 ? 'ra' : 'rb'} ${l.perMessageMs.toFixed(2)}ms/msg+${l.perKiBMs.toFixed(2)}ms/KiB${l.gcEveryMs > 0 ? `, GC ≤${l.gcMaxMs.toFixed(0)}ms every ~${l.gcEveryMs.toFixed(0)}ms` : ''}`,
+    )
     .join('; ');
 }
 

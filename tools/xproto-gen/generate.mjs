@@ -42,7 +42,9 @@ function xcbProtoVersion() {
     ['dpkg-query', ['-W', '-f=${Version}', 'xcb-proto']],
   ]) {
     try {
-      const v = execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().replace(/-[^-]*$/, '');
+      const v = execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim()
+        .replace(/-[^-]*$/, '');
       if (v) return v;
     } catch {
       /* try the next source */

@@ -15,18 +15,27 @@ export function parseXml(source) {
     const lt = source.indexOf('<', i);
     if (lt < 0) break;
     if (lt > i) stack[stack.length - 1].text += decode(source.slice(i, lt));
-    if (source.startsWith('<!--', lt)) { i = source.indexOf('-->', lt) + 3; continue; }
+    if (source.startsWith('<!--', lt)) {
+      i = source.indexOf('-->', lt) + 3;
+      continue;
+    }
     if (source.startsWith('<![CDATA[', lt)) {
       const end = source.indexOf(']]>', lt);
       stack[stack.length - 1].text += source.slice(lt + 9, end);
       i = end + 3;
       continue;
     }
-    if (source.startsWith('<?', lt) || source.startsWith('<!', lt)) { i = source.indexOf('>', lt) + 1; continue; }
+    if (source.startsWith('<?', lt) || source.startsWith('<!', lt)) {
+      i = source.indexOf('>', lt) + 1;
+      continue;
+    }
     const gt = source.indexOf('>', lt);
     const body = source.slice(lt + 1, gt);
     i = gt + 1;
-    if (body.startsWith('/')) { stack.pop(); continue; }
+    if (body.startsWith('/')) {
+      stack.pop();
+      continue;
+    }
     const selfClosing = body.endsWith('/');
     const inner = selfClosing ? body.slice(0, -1) : body;
     const name = inner.match(/^[^\s]+/)[0];

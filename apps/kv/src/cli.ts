@@ -14,7 +14,15 @@ import { defaultUpgradeLogDir, parsePids, runUpgradeCli, splitCommand } from './
 import { parseJsonObjectFlag, readServeConfig, replicationSettings } from './config-file.js';
 import { UsageError } from './transports.js';
 import { runPromote, runStatus } from './commands/operator.js';
-import { CLIENT_SECURITY_FLAGS, CLIENT_SECURITY_HELP, clientSecurityFrom, keygen, REPLICA_SECURITY_FLAGS, REPLICA_SECURITY_HELP, replicaSecurityFrom } from './security-options.js';
+import {
+  CLIENT_SECURITY_FLAGS,
+  CLIENT_SECURITY_HELP,
+  clientSecurityFrom,
+  keygen,
+  REPLICA_SECURITY_FLAGS,
+  REPLICA_SECURITY_HELP,
+  replicaSecurityFrom,
+} from './security-options.js';
 
 const HELP = `tandem-kv — a replicated key-value store and lock/lease arbiter
 
@@ -168,10 +176,13 @@ async function main(argv: string[]): Promise<number> {
       if (!listen) throw new UsageError('serve needs --listen ADDR (e.g. tcp://127.0.0.1:7001)');
       if (!peer) throw new UsageError('serve needs --peer ADDR (the other replica, e.g. tcp://127.0.0.1:7002)');
       const role = command === 'rejoin' ? 'backup' : (values.role ?? file.role ?? 'auto');
-      if (command === 'rejoin' && values.role !== undefined && values.role !== 'backup') throw new UsageError('rejoin always joins as backup (drop --role)');
-      if (role !== 'primary' && role !== 'backup' && role !== 'auto') throw new UsageError(`--role must be primary, backup or auto, got "${role}"`);
+      if (command === 'rejoin' && values.role !== undefined && values.role !== 'backup')
+        throw new UsageError('rejoin always joins as backup (drop --role)');
+      if (role !== 'primary' && role !== 'backup' && role !== 'auto')
+        throw new UsageError(`--role must be primary, backup or auto, got "${role}"`);
       const logLevel = values['log-level'] ?? file.logLevel ?? 'warn';
-      if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new UsageError(`--log-level must be debug, info, warn, error or silent`);
+      if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel))
+        throw new UsageError(`--log-level must be debug, info, warn, error or silent`);
       const serviceVersion = serviceVersionFlag(values['service-version']);
       const sec = replicaSecurityFrom(values, file);
       const common = {
@@ -197,7 +208,8 @@ async function main(argv: string[]): Promise<number> {
         return -1; // verified; keep serving as backup until signalled
       }
       const stateTransfer = (values as { 'state-transfer'?: string })['state-transfer'] ?? 'copy';
-      if (stateTransfer !== 'stream' && stateTransfer !== 'copy') throw new UsageError(`--state-transfer must be stream or copy, got "${stateTransfer}"`);
+      if (stateTransfer !== 'stream' && stateTransfer !== 'copy')
+        throw new UsageError(`--state-transfer must be stream or copy, got "${stateTransfer}"`);
       await serve({ ...common, role, stateTransfer });
       return -1; // keep running until signalled
     }
@@ -220,7 +232,15 @@ async function main(argv: string[]): Promise<number> {
       const exec =
         values.exec !== undefined
           ? splitCommand(values.exec)
-          : [process.execPath, process.argv[1]!, 'serve', '--state-transfer', 'stream', '--service-version', String(serviceVersionFlag(values['service-version']))];
+          : [
+              process.execPath,
+              process.argv[1]!,
+              'serve',
+              '--state-transfer',
+              'stream',
+              '--service-version',
+              String(serviceVersionFlag(values['service-version'])),
+            ];
       if (exec.length === 0) throw new UsageError('--exec is empty');
       const replication = values.replication ? parseJsonObjectFlag('replication', values.replication) : {};
       replicationSettings(replication); // validate
@@ -241,7 +261,11 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'call': {
-      const { values, positionals } = parse(rest, { servers: { type: 'string' }, timeout: { type: 'string' }, ...CLIENT_SECURITY_FLAGS }, true);
+      const { values, positionals } = parse(
+        rest,
+        { servers: { type: 'string' }, timeout: { type: 'string' }, ...CLIENT_SECURITY_FLAGS },
+        true,
+      );
       const servers = parseServers(values.servers);
       const request = requestFromWords(positionals);
       const timeout = positiveInt('timeout', values.timeout, 5000);
@@ -310,18 +334,35 @@ async function main(argv: string[]): Promise<number> {
         'tls-ca': { type: 'string' },
         'curve-server-keys': { type: 'string' },
       });
-      const o = { security: replicaSecurityFrom(values), timeoutMs: positiveInt('timeout', values.timeout, 5000), json: values.json === true };
-      if (command === 'status') return runStatus(values.servers ? parseServers(values.servers) : values.server ? [values.server] : parseServers(undefined), o);
+      const o = {
+        security: replicaSecurityFrom(values),
+        timeoutMs: positiveInt('timeout', values.timeout, 5000),
+        json: values.json === true,
+      };
+      if (command === 'status')
+        return runStatus(values.servers ? parseServers(values.servers) : values.server ? [values.server] : parseServers(undefined), o);
       if (!values.server) throw new UsageError('promote needs --server ADDR (the blocked replica)');
-      if (values['accept-loss'] !== true) throw new UsageError('promote loses the acknowledged writes the replica does not hold: pass --accept-loss to confirm');
+      if (values['accept-loss'] !== true)
+        throw new UsageError('promote loses the acknowledged writes the replica does not hold: pass --accept-loss to confirm');
       return runPromote(values.server, o);
     }
     case 'keygen': {
-      const { values } = parse(rest, { out: { type: 'string' }, curve: { type: 'boolean' }, client: { type: 'string' }, force: { type: 'boolean' } });
+      const { values } = parse(rest, {
+        out: { type: 'string' },
+        curve: { type: 'boolean' },
+        client: { type: 'string' },
+        force: { type: 'boolean' },
+      });
       if (!values.out) throw new UsageError('keygen needs --out FILE (the key is never printed)');
       if (values.curve && values.client !== undefined) throw new UsageError('keygen: --curve and --client exclude each other');
-      await keygen(values.out, { ...(values.curve ? { curve: true } : {}), ...(values.client !== undefined ? { client: values.client } : {}) }, values.force === true);
-      process.stderr.write(`tandem-kv: wrote ${values.curve ? 'a CURVE key pair' : values.client !== undefined ? `client key "${values.client}"` : 'a cluster key'} to ${values.out} (mode 0600)\n`);
+      await keygen(
+        values.out,
+        { ...(values.curve ? { curve: true } : {}), ...(values.client !== undefined ? { client: values.client } : {}) },
+        values.force === true,
+      );
+      process.stderr.write(
+        `tandem-kv: wrote ${values.curve ? 'a CURVE key pair' : values.client !== undefined ? `client key "${values.client}"` : 'a cluster key'} to ${values.out} (mode 0600)\n`,
+      );
       return 0;
     }
     default:

@@ -36,7 +36,9 @@ export function readServeConfig(path: string): ServeConfigFile {
   }
   const parsed = serveConfigSchema.safeParse(json);
   if (!parsed.success) {
-    throw new UsageError(`config file ${path}: ` + parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+    throw new UsageError(
+      `config file ${path}: ` + parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '),
+    );
   }
   return parsed.data;
 }

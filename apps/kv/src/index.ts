@@ -1,5 +1,15 @@
 export * from './schema.js';
-export { kvService, applyKv, initialKvState, KV_SERVICE_NAME, FencingError, LockLostError, NotAnIntegerError, type KvState, type Lease } from './service.js';
+export {
+  kvService,
+  applyKv,
+  initialKvState,
+  KV_SERVICE_NAME,
+  FencingError,
+  LockLostError,
+  NotAnIntegerError,
+  type KvState,
+  type Lease,
+} from './service.js';
 export {
   kvServiceV2,
   applyKvV2,
@@ -12,7 +22,14 @@ export {
   type KvServiceDefinition,
   type KvServiceVariant,
 } from './service.js';
-export { rollingUpgrade, UpgradeError, type UpgradeControl, type UpgradeOptions, type UpgradePhase, type UpgradeResult } from './commands/upgrade.js';
+export {
+  rollingUpgrade,
+  UpgradeError,
+  type UpgradeControl,
+  type UpgradeOptions,
+  type UpgradePhase,
+  type UpgradeResult,
+} from './commands/upgrade.js';
 export { probeReplica } from './role-probe.js';
 export { createTransportRegistry, addressFor, UsageError } from './transports.js';
 export { requestFromWords } from './commands/call.js';

@@ -33,9 +33,27 @@ export const kvRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('cas'), key, expected: value.nullable(), value, fence: fenceSchema.optional() }).strict(),
   z.object({ op: z.literal('append'), key, value, fence: fenceSchema.optional() }).strict(),
   /** Add `by` (default 1) to an integer value (absent = 0). */
-  z.object({ op: z.literal('incr'), key, by: z.number().int().min(-(2 ** 31)).max(2 ** 31).optional() }).strict(),
+  z
+    .object({
+      op: z.literal('incr'),
+      key,
+      by: z
+        .number()
+        .int()
+        .min(-(2 ** 31))
+        .max(2 ** 31)
+        .optional(),
+    })
+    .strict(),
   /** Keys starting with `prefix` in ascending order, strictly after `after` when given. */
-  z.object({ op: z.literal('scan'), prefix: z.string().max(MAX_KEY_LENGTH), after: key.optional(), limit: z.number().int().min(1).max(MAX_SCAN_LIMIT).optional() }).strict(),
+  z
+    .object({
+      op: z.literal('scan'),
+      prefix: z.string().max(MAX_KEY_LENGTH),
+      after: key.optional(),
+      limit: z.number().int().min(1).max(MAX_SCAN_LIMIT).optional(),
+    })
+    .strict(),
   /** Acquire (or re-acquire, extending the lease) a lock for `ttlMs`. `owner` defaults to the caller's clientId. */
   z.object({ op: z.literal('acquire'), name: lockName, ttlMs, owner: z.string().min(1).max(256).optional() }).strict(),
   z.object({ op: z.literal('renew'), name: lockName, token, ttlMs }).strict(),

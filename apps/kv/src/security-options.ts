@@ -70,8 +70,19 @@ export const securityConfigSchema = z
     insecure: z.boolean().optional(),
     clientKeysFile: z.string().min(1).optional(),
     requireClientAuth: z.boolean().optional(),
-    tls: z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional(), requireClientCert: z.boolean().optional() }).strict().optional(),
-    curve: z.object({ serverKeysFile: z.string().min(1), allowFile: z.string().min(1).optional() }).strict().optional(),
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        ca: z.string().min(1).optional(),
+        requireClientCert: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    curve: z
+      .object({ serverKeysFile: z.string().min(1), allowFile: z.string().min(1).optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 export type SecurityConfig = z.infer<typeof securityConfigSchema>;
@@ -86,7 +97,8 @@ function readSecret(path: string, what: string): string {
     throw new UsageError(`cannot read ${what} ${path}: ${(err as Error).message}`);
   }
   try {
-    if ((statSync(path).mode & 0o077) !== 0) process.stderr.write(`tandem-kv: warning: ${what} ${path} is readable by other users (chmod 600 ${path})\n`);
+    if ((statSync(path).mode & 0o077) !== 0)
+      process.stderr.write(`tandem-kv: warning: ${what} ${path} is readable by other users (chmod 600 ${path})\n`);
   } catch {
     /* reported by the read above */
   }
@@ -153,7 +165,11 @@ export interface ReplicaSecuritySettings {
 }
 
 /** Flags win over the config file, which wins over TANDEM_CLUSTER_KEY_FILE. */
-export function replicaSecurityFrom(values: Values, file: SecurityConfig = {}, env: NodeJS.ProcessEnv = process.env): ReplicaSecuritySettings {
+export function replicaSecurityFrom(
+  values: Values,
+  file: SecurityConfig = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ReplicaSecuritySettings {
   const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
   const security: ReplicaSecurity = {};
   const transport: TransportSecurity = {};
@@ -165,7 +181,8 @@ export function replicaSecurityFrom(values: Values, file: SecurityConfig = {}, e
   } else parts.push('NO cluster key: peers not authenticated');
   if (values.insecure === true || file.insecure === true) security.insecure = true;
   const clientKeysFile = str('client-keys-file') ?? file.clientKeysFile;
-  if (clientKeysFile !== undefined) security.clientKeys = parseClientKeys(readSecret(clientKeysFile, 'client keys file'), `client keys file ${clientKeysFile}`);
+  if (clientKeysFile !== undefined)
+    security.clientKeys = parseClientKeys(readSecret(clientKeysFile, 'client keys file'), `client keys file ${clientKeysFile}`);
   if (values['require-client-auth'] === true || file.requireClientAuth === true) {
     if (clientKeysFile === undefined) throw new UsageError('--require-client-auth needs --client-keys-file FILE');
     security.requireClientAuth = true;
@@ -177,7 +194,12 @@ export function replicaSecurityFrom(values: Values, file: SecurityConfig = {}, e
   if (cert !== undefined || key !== undefined || ca !== undefined) {
     if (cert === undefined || key === undefined) throw new UsageError('TLS needs both --tls-cert and --tls-key');
     const requireClientCert = ca !== undefined && values['tls-no-client-cert'] !== true && file.tls?.requireClientCert !== false;
-    transport.tls = { cert: readText(cert, 'TLS certificate'), key: readSecret(key, 'TLS key'), ...(ca ? { ca: readText(ca, 'TLS CA') } : {}), requestCert: requireClientCert };
+    transport.tls = {
+      cert: readText(cert, 'TLS certificate'),
+      key: readSecret(key, 'TLS key'),
+      ...(ca ? { ca: readText(ca, 'TLS CA') } : {}),
+      requestCert: requireClientCert,
+    };
     parts.push(`TLS ${requireClientCert ? 'with client certificates required' : 'server-authenticated'}`);
   }
   const curveFile = str('curve-server-keys') ?? file.curve?.serverKeysFile;
@@ -212,12 +234,17 @@ export function clientSecurityFrom(values: Values): ClientSecuritySettings {
   const ca = str('tls-ca');
   if (cert !== undefined || key !== undefined || ca !== undefined) {
     if ((cert === undefined) !== (key === undefined)) throw new UsageError('a TLS client certificate needs both --tls-cert and --tls-key');
-    out.transport.tls = { ...(cert ? { cert: readText(cert, 'TLS certificate') } : {}), ...(key ? { key: readSecret(key, 'TLS key') } : {}), ...(ca ? { ca: readText(ca, 'TLS CA') } : {}) };
+    out.transport.tls = {
+      ...(cert ? { cert: readText(cert, 'TLS certificate') } : {}),
+      ...(key ? { key: readSecret(key, 'TLS key') } : {}),
+      ...(ca ? { ca: readText(ca, 'TLS CA') } : {}),
+    };
   }
   const curveFile = str('curve-client-keys');
   const serverKey = str('curve-server-key');
   if (curveFile !== undefined || serverKey !== undefined) {
-    if (curveFile === undefined || serverKey === undefined) throw new UsageError('CURVE needs both --curve-client-keys FILE and --curve-server-key Z85');
+    if (curveFile === undefined || serverKey === undefined)
+      throw new UsageError('CURVE needs both --curve-client-keys FILE and --curve-server-key Z85');
     if (serverKey.length !== 40) throw new UsageError('--curve-server-key must be a 40-character Z85 public key');
     out.transport.curve = { ...parseCurveKeys(readSecret(curveFile, 'CURVE key file'), `CURVE key file ${curveFile}`), serverKey };
   }

@@ -97,7 +97,9 @@ function checkFence(state: LockState, fence: Fence | undefined, now: number): vo
   if (fence === undefined) return;
   const lease = liveLease(state, fence.lock, now);
   if (lease === undefined || lease.token !== fence.token) {
-    throw new FencingError(`lock "${fence.lock}" is not held with token ${fence.token}` + (lease ? ` (current token ${lease.token})` : ' (not held)'));
+    throw new FencingError(
+      `lock "${fence.lock}" is not held with token ${fence.token}` + (lease ? ` (current token ${lease.token})` : ' (not held)'),
+    );
   }
 }
 
@@ -106,7 +108,12 @@ export function applyKv(state: KvState, req: KvRequest, ctx: Pick<ApplyContext, 
   return applyWith(state, plainStore, req, ctx);
 }
 
-function applyWith<D>(state: LockState & { data: D }, store: ValueStore<D>, req: KvRequest, ctx: Pick<ApplyContext, 'time' | 'clientId'>): KvReply {
+function applyWith<D>(
+  state: LockState & { data: D },
+  store: ValueStore<D>,
+  req: KvRequest,
+  ctx: Pick<ApplyContext, 'time' | 'clientId'>,
+): KvReply {
   const now = ctx.time;
   const data = state.data;
   switch (req.op) {
@@ -169,7 +176,8 @@ function applyWith<D>(state: LockState & { data: D }, store: ValueStore<D>, req:
     }
     case 'renew': {
       const lease = liveLease(state, req.name, now);
-      if (lease === undefined || lease.token !== req.token) throw new LockLostError(`lock "${req.name}" is no longer held with token ${req.token}`);
+      if (lease === undefined || lease.token !== req.token)
+        throw new LockLostError(`lock "${req.name}" is no longer held with token ${req.token}`);
       lease.expiresAt = now + req.ttlMs;
       return { kind: 'renewed', name: req.name, token: lease.token, expiresAt: lease.expiresAt };
     }
@@ -266,7 +274,8 @@ export const kvMigrationV1toV2: StateMigration = {
       throw new TypeError('not a tandem-kv version 1 snapshot');
     }
     const data: [string, StoredValue][] = s.data.map((e) => {
-      if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') throw new TypeError('not a tandem-kv version 1 record');
+      if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string')
+        throw new TypeError('not a tandem-kv version 1 record');
       return [e[0], { v: e[1], t: 0 }];
     });
     return { data, locks: s.locks, lastToken: s.lastToken };
@@ -292,8 +301,13 @@ export const kvServiceV2: KvServiceDefinition<KvStateV2> = withMigrations([kvMig
     if (typeof s !== 'object' || s === null || !Array.isArray(s.data) || !Array.isArray(s.locks) || typeof s.lastToken !== 'number') {
       throw new TypeError('not a tandem-kv version 2 snapshot');
     }
-    for (const e of s.data) if (!Array.isArray(e) || typeof e[0] !== 'string' || !isStoredValue(e[1])) throw new TypeError('not a tandem-kv version 2 record');
-    return { data: new Map(s.data.map(([k, sv]) => [k, { v: sv.v, t: sv.t }])), locks: new Map(s.locks.map(([n, l]) => [n, { ...l }])), lastToken: s.lastToken };
+    for (const e of s.data)
+      if (!Array.isArray(e) || typeof e[0] !== 'string' || !isStoredValue(e[1])) throw new TypeError('not a tandem-kv version 2 record');
+    return {
+      data: new Map(s.data.map(([k, sv]) => [k, { v: sv.v, t: sv.t }])),
+      locks: new Map(s.locks.map(([n, l]) => [n, { ...l }])),
+      lastToken: s.lastToken,
+    };
   },
 });
 
@@ -309,7 +323,13 @@ export const KV_SERVICE_VERSIONS: readonly number[] = [1, 2];
 
 /** The kv service at state version `version` (1 or 2); a RangeError for any other. */
 export function kvServiceVersion(version: number): KvServiceVariant {
-  if (version === 1) return { version, service: kvService as KvServiceDefinition<unknown>, readValue: (s, k) => (s as KvState).data.get(k) };
-  if (version === 2) return { version, service: kvServiceV2 as unknown as KvServiceDefinition<unknown>, readValue: (s, k) => (s as KvStateV2).data.get(k)?.v };
+  if (version === 1)
+    return { version, service: kvService as KvServiceDefinition<unknown>, readValue: (s, k) => (s as KvState).data.get(k) };
+  if (version === 2)
+    return {
+      version,
+      service: kvServiceV2 as unknown as KvServiceDefinition<unknown>,
+      readValue: (s, k) => (s as KvStateV2).data.get(k)?.v,
+    };
   throw new RangeError(`tandem-kv has no service version ${version} (known: ${KV_SERVICE_VERSIONS.join(', ')})`);
 }

@@ -14,7 +14,16 @@ export function createTransportRegistry(sec: TransportSecurity = {}): TransportR
     tcp(tls ? { tls } : {}),
     lazy('ws', ['ws', 'wss'], async () =>
       (await import('@tandem/transport-ws')).websocket(
-        tls ? { tls: { ...(tls.key ? { key: tls.key } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.ca ? { ca: tls.ca } : {}), requireClientCertificate: tls.requestCert === true } } : {},
+        tls
+          ? {
+              tls: {
+                ...(tls.key ? { key: tls.key } : {}),
+                ...(tls.cert ? { cert: tls.cert } : {}),
+                ...(tls.ca ? { ca: tls.ca } : {}),
+                requireClientCertificate: tls.requestCert === true,
+              },
+            }
+          : {},
       ),
     ),
     lazy('zeromq', ['zmq+tcp'], async () => (await import('@tandem/transport-zeromq')).zeromq(sec.curve ? { curve: sec.curve } : {})),

@@ -62,7 +62,10 @@ describe('the primary dies right after it dropped its backup', () => {
     pair.spawn('a', 'backup');
     await pair.a.waitForRole(['backup'], 15_000);
     await honest.appendMany(3);
-    await until('the restarted replica applied the new writes', async () => (await pair.a.status()).appliedSeq === (await pair.b.status()).appliedSeq);
+    await until(
+      'the restarted replica applied the new writes',
+      async () => (await pair.a.status()).appliedSeq === (await pair.b.status()).appliedSeq,
+    );
   }, 90_000);
 });
 

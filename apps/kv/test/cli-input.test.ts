@@ -55,7 +55,15 @@ describe('tandem-kv serve: config file and replication settings', () => {
   };
 
   it('accepts a valid file', () => {
-    const p = file('ok.json', JSON.stringify({ listen: 'tcp://127.0.0.1:7001', peer: 'tcp://127.0.0.1:7002', role: 'backup', replication: { flushIntervalMs: 10 } }));
+    const p = file(
+      'ok.json',
+      JSON.stringify({
+        listen: 'tcp://127.0.0.1:7001',
+        peer: 'tcp://127.0.0.1:7002',
+        role: 'backup',
+        replication: { flushIntervalMs: 10 },
+      }),
+    );
     expect(readServeConfig(p)).toMatchObject({ role: 'backup', replication: { flushIntervalMs: 10 } });
   });
 

@@ -42,10 +42,22 @@ export class MarkerClient {
   #running = false;
   #loop: Promise<void> | undefined;
 
-  constructor(servers: readonly [string, string], key: string, tag: string, config: Partial<ReplicationConfig>, sec: ClientSecuritySettings = { transport: {} }) {
+  constructor(
+    servers: readonly [string, string],
+    key: string,
+    tag: string,
+    config: Partial<ReplicationConfig>,
+    sec: ClientSecuritySettings = { transport: {} },
+  ) {
     this.key = key;
     this.tag = tag;
-    this.client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry(sec.transport) }), servers, config, ...(sec.credentials ? { credentials: sec.credentials } : {}) });
+    this.client = createClient({
+      service: kvService,
+      env: nodeEnv({ network: createTransportRegistry(sec.transport) }),
+      servers,
+      config,
+      ...(sec.credentials ? { credentials: sec.credentials } : {}),
+    });
   }
 
   /** Append the next marker; resolves with the call result, or undefined when the call failed. */
@@ -114,9 +126,25 @@ export class LoadProcess {
   constructor(servers: readonly [string, string], key: string, tag: string, extra: string[], config: Partial<ReplicationConfig>) {
     this.key = key;
     this.tag = tag;
-    this.child = spawn(process.execPath, [builtCliPath(), 'load', '--servers', servers.join(','), '--key', key, '--tag', tag, '--replication', JSON.stringify(config), ...extra], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    this.child = spawn(
+      process.execPath,
+      [
+        builtCliPath(),
+        'load',
+        '--servers',
+        servers.join(','),
+        '--key',
+        key,
+        '--tag',
+        tag,
+        '--replication',
+        JSON.stringify(config),
+        ...extra,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     this.exited = new Promise((r) => this.child.once('exit', () => r()));
     let buf = '';
     this.child.stdout!.setEncoding('utf8');
@@ -158,7 +186,12 @@ export interface MarkerCheck {
 }
 
 /** Read `keys` from the replica's state and check acknowledged markers are present exactly once. */
-export async function checkMarkers(replica: ReplicaProcess, keys: string[], acked: Iterable<string>, issued: Iterable<string>): Promise<MarkerCheck> {
+export async function checkMarkers(
+  replica: ReplicaProcess,
+  keys: string[],
+  acked: Iterable<string>,
+  issued: Iterable<string>,
+): Promise<MarkerCheck> {
   const { values } = await replica.read(keys);
   const found = new Map<string, number>();
   for (const v of values) for (const m of (v ?? '').split(';')) if (m) found.set(m + ';', (found.get(m + ';') ?? 0) + 1);

@@ -23,11 +23,12 @@ const MODES: PiggybackMode[] = ['entries', 'seq-digest'];
 /** A case that needs the tcp:// relay: run it, or (other transports) a test that prints why not. */
 function tcpOnly(name: string, fn: () => Promise<void>): void {
   if (TRANSPORT === 'tcp') it(name, fn);
-  else it(`${name} — not run over ${TRANSPORT} (printed reason)`, () => {
-    const reason = `the fault relay parses tcp:// framing; over ${TRANSPORT} this case is not run`;
-    console.info(`[kv faults] ${reason}`);
-    expect(reason).toContain(TRANSPORT);
-  });
+  else
+    it(`${name} — not run over ${TRANSPORT} (printed reason)`, () => {
+      const reason = `the fault relay parses tcp:// framing; over ${TRANSPORT} this case is not run`;
+      console.info(`[kv faults] ${reason}`);
+      expect(reason).toContain(TRANSPORT);
+    });
 }
 
 let cleanups: (() => Promise<void> | void)[] = [];
@@ -43,7 +44,10 @@ afterEach(async () => {
   }
 });
 
-async function startPair(config: Partial<ReplicationConfig>, extra: Partial<Parameters<typeof ReplicaPair.start>[0]> = {}): Promise<ReplicaPair> {
+async function startPair(
+  config: Partial<ReplicationConfig>,
+  extra: Partial<Parameters<typeof ReplicaPair.start>[0]> = {},
+): Promise<ReplicaPair> {
   const pair = await ReplicaPair.start({ transport: TRANSPORT, replication: config, ...extra });
   cleanups.push(() => pair.stop());
   return pair;
@@ -56,7 +60,11 @@ function marker(config: Partial<ReplicationConfig>, pair: ReplicaPair, key: stri
 }
 
 function expectExactlyOnce(check: Awaited<ReturnType<typeof checkMarkers>>): void {
-  expect({ lost: check.lost, duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({ lost: [], duplicated: [], unexpected: [] });
+  expect({ lost: check.lost, duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({
+    lost: [],
+    duplicated: [],
+    unexpected: [],
+  });
 }
 
 describe.each(MODES)('fault cases over %s piggyback', (mode) => {
@@ -120,30 +128,32 @@ describe.each(MODES)('fault cases over %s piggyback', (mode) => {
     expectExactlyOnce(await checkMarkers(pair.b, ['dead', 'live'], [...dead.acked, ...c.acked.keys()], [...dead.sent, ...c.issued]));
   });
 
-  if (mode === 'entries') it('primary host crash: the primary and its co-located clients die together', async () => {
-    const pair = await startPair(config);
-    const co = [1, 2].map((n) => {
-      const p = new LoadProcess(pair.addresses, `host${n}`, `h${n}`, ['--count', '1000000', '--hold'], config);
-      cleanups.push(() => p.kill());
-      return p;
+  if (mode === 'entries')
+    it('primary host crash: the primary and its co-located clients die together', async () => {
+      const pair = await startPair(config);
+      const co = [1, 2].map((n) => {
+        const p = new LoadProcess(pair.addresses, `host${n}`, `h${n}`, ['--count', '1000000', '--hold'], config);
+        cleanups.push(() => p.kill());
+        return p;
+      });
+      const c = marker(config, pair, 'survivor', 's');
+      await Promise.all(co.map((p) => p.waitFor('co-located client replies', () => p.acked.size >= 5)));
+      c.startLoop();
+      await until('survivor replies', () => c.acked.size >= 20);
+      // one host: the primary and its clients die at the same instant
+      pair.a.signal('SIGKILL');
+      for (const p of co) p.kill();
+      await until('a reply from the new primary', () => c.lastEpoch === 2, 10_000);
+      await until('more replies', () => [...c.acked.values()].filter((r) => r.epoch === 2).length >= 10);
+      await c.stopLoop();
+      const keys = ['survivor', 'host1', 'host2'];
+      const check = await checkMarkers(pair.b, keys, c.acked.keys(), [...c.issued, ...co.flatMap((p) => [...p.sent])]);
+      expectExactlyOnce(check);
     });
-    const c = marker(config, pair, 'survivor', 's');
-    await Promise.all(co.map((p) => p.waitFor('co-located client replies', () => p.acked.size >= 5)));
-    c.startLoop();
-    await until('survivor replies', () => c.acked.size >= 20);
-    // one host: the primary and its clients die at the same instant
-    pair.a.signal('SIGKILL');
-    for (const p of co) p.kill();
-    await until('a reply from the new primary', () => c.lastEpoch === 2, 10_000);
-    await until('more replies', () => [...c.acked.values()].filter((r) => r.epoch === 2).length >= 10);
-    await c.stopLoop();
-    const keys = ['survivor', 'host1', 'host2'];
-    const check = await checkMarkers(pair.b, keys, c.acked.keys(), [...c.issued, ...co.flatMap((p) => [...p.sent])]);
-    expectExactlyOnce(check);
-  });
   else {
     it('primary host crash is not run in seq-digest mode (printed reason)', () => {
-      const reason = 'seq-digest piggyback does not claim to survive a primary host crash (docs/PROTOCOL.md): the dead clients carried the only copies of some entries';
+      const reason =
+        'seq-digest piggyback does not claim to survive a primary host crash (docs/PROTOCOL.md): the dead clients carried the only copies of some entries';
       console.info(`[kv faults] ${reason}`);
       expect(reason).toContain('does not claim');
     });

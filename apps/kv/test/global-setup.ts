@@ -7,7 +7,15 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..', '..', '..');
-const SOURCES = ['apps/kv/src', 'packages/core/src', 'packages/state-transfer/src', 'packages/transport/src', 'packages/transport-tcp/src', 'packages/transport-ws/src', 'packages/transport-zeromq/src'];
+const SOURCES = [
+  'apps/kv/src',
+  'packages/core/src',
+  'packages/state-transfer/src',
+  'packages/transport/src',
+  'packages/transport-tcp/src',
+  'packages/transport-ws/src',
+  'packages/transport-zeromq/src',
+];
 
 function newest(dir: string): number {
   if (!existsSync(dir)) return 0;

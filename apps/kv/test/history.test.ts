@@ -22,7 +22,7 @@ describe('tandem-kv demo --history FILE', () => {
     expect(puts).toBeGreaterThan(50);
     expect(gets).toBeGreaterThan(10);
     const report = checkKvHistory(history);
-    expect(report.verdict, JSON.stringify(report.failure ?? {}).slice(0, 2000)).toBe("linearizable");
-    expect(report.operations).toBe(history.filter((h) => !(h.op === "get" && h.return === undefined)).length);
+    expect(report.verdict, JSON.stringify(report.failure ?? {}).slice(0, 2000)).toBe('linearizable');
+    expect(report.operations).toBe(history.filter((h) => !(h.op === 'get' && h.return === undefined)).length);
   }, 120_000);
 });

@@ -14,7 +14,11 @@ import { runDemo } from '../src/commands/demo.js';
 describe('rejoin under load with a large state', () => {
   it('the demo scenario (8 clients, SIGKILL, takeover, rejoin under load): nothing lost, no second takeover', async () => {
     const r = await runDemo({ json: true, clients: 8, durationS: 6, transport: 'tcp', replication: {} });
-    expect({ lost: r.lost, duplicated: r.duplicated, digestsEqual: r.digests.equal }).toEqual({ lost: 0, duplicated: 0, digestsEqual: true });
+    expect({ lost: r.lost, duplicated: r.duplicated, digestsEqual: r.digests.equal }).toEqual({
+      lost: 0,
+      duplicated: 0,
+      digestsEqual: true,
+    });
     expect(r.epoch).toBe(2); // one takeover (the SIGKILL); a second one means the rejoin split the pair
     // The rejoin streams the state and then catches up from the backlog while 8 clients keep writing; on a
     // loaded 2-core machine the catch-up can take ~25 s (the demo bounds its own waits), hence 90 s here.

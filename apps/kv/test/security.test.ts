@@ -40,14 +40,20 @@ afterEach(async () => {
   cleanups = [];
 });
 
-async function startPair(extraArgs: string[], config: Partial<ReplicationConfig> = TEST_REPLICATION, transport = 'tcp'): Promise<ReplicaPair> {
+async function startPair(
+  extraArgs: string[],
+  config: Partial<ReplicationConfig> = TEST_REPLICATION,
+  transport = 'tcp',
+): Promise<ReplicaPair> {
   const pair = await ReplicaPair.start({ transport, replication: config, extraArgs });
   cleanups.push(() => pair.stop());
   return pair;
 }
 
 /** An unauthenticated connection speaking the framing, recording what comes back. */
-async function rawConn(address: string): Promise<{ send(m: Message | Uint8Array): Promise<void>; got: Message[]; ended: Promise<void>; abort(): void }> {
+async function rawConn(
+  address: string,
+): Promise<{ send(m: Message | Uint8Array): Promise<void>; got: Message[]; ended: Promise<void>; abort(): void }> {
   const conn = await createTransportRegistry().dial(address);
   const got: Message[] = [];
   const ended = (async () => {
@@ -63,7 +69,12 @@ async function rawConn(address: string): Promise<{ send(m: Message | Uint8Array)
       /* reset */
     }
   })();
-  return { send: (m) => conn.send(m instanceof Uint8Array ? m : codec.encode(m)).catch(() => undefined), got, ended, abort: () => conn.abort() };
+  return {
+    send: (m) => conn.send(m instanceof Uint8Array ? m : codec.encode(m)).catch(() => undefined),
+    got,
+    ended,
+    abort: () => conn.abort(),
+  };
 }
 
 /** Unframed bytes straight into the socket. */
@@ -80,7 +91,8 @@ function rawSocketGarbage(address: string): Promise<void> {
   });
 }
 
-const peerHello = (epoch: number, extra: Record<string, unknown> = {}): Message => ({ t: 'hello', kind: 'peer', service: KV_SERVICE_NAME, nodeId: 'mallory', epoch, role: 'solo-primary', ...extra }) as Message;
+const peerHello = (epoch: number, extra: Record<string, unknown> = {}): Message =>
+  ({ t: 'hello', kind: 'peer', service: KV_SERVICE_NAME, nodeId: 'mallory', epoch, role: 'solo-primary', ...extra }) as Message;
 
 describe('forged replica-to-replica messages from unauthenticated connections (real processes)', () => {
   for (const target of ['primary', 'backup'] as const) {
@@ -93,11 +105,26 @@ describe('forged replica-to-replica messages from unauthenticated connections (r
       const addr = target === 'primary' ? pair.addresses[0] : pair.addresses[1];
       const attacks: [string, (Message | Uint8Array)[]][] = [
         ['peer hello, epoch 1000', [peerHello(1000)]],
-        ['peer hello with a nonce, bogus proof', [peerHello(1000, { nonce: new Uint8Array(16) }), { t: 'authProof', proof: new Uint8Array(16) }]],
+        [
+          'peer hello with a nonce, bogus proof',
+          [peerHello(1000, { nonce: new Uint8Array(16) }), { t: 'authProof', proof: new Uint8Array(16) }],
+        ],
         ['flush', [peerHello(1000), { t: 'flush', epoch: 1000, flushId: 1, entries: [] }]],
-        ['flush as a client', [{ t: 'hello', kind: 'client', service: KV_SERVICE_NAME, nodeId: 'm', epoch: 0 }, { t: 'flush', epoch: 1000, flushId: 1, entries: [] }]],
+        [
+          'flush as a client',
+          [
+            { t: 'hello', kind: 'client', service: KV_SERVICE_NAME, nodeId: 'm', epoch: 0 },
+            { t: 'flush', epoch: 1000, flushId: 1, entries: [] },
+          ],
+        ],
         ['drop', [peerHello(1), { t: 'drop', epoch: 1, reason: 'forged' }]],
-        ['drop as a client', [{ t: 'hello', kind: 'client', service: KV_SERVICE_NAME, nodeId: 'm', epoch: 0 }, { t: 'drop', epoch: 1, reason: 'forged' }]],
+        [
+          'drop as a client',
+          [
+            { t: 'hello', kind: 'client', service: KV_SERVICE_NAME, nodeId: 'm', epoch: 0 },
+            { t: 'drop', epoch: 1, reason: 'forged' },
+          ],
+        ],
         ['status probe', [peerHello(1000), { t: 'status' }, { t: 'stateReq', nodeId: 'mallory' }]],
         ['framed garbage', [randomBytes(64), randomBytes(3000)]],
       ];
@@ -108,7 +135,10 @@ describe('forged replica-to-replica messages from unauthenticated connections (r
         await Promise.race([c.ended, sleep(3000)]);
         c.abort();
         if (name.startsWith('peer hello') || name === 'flush' || name === 'drop' || name === 'status probe') {
-          expect(c.got.find((m) => m.t === 'authRefused'), name).toBeDefined();
+          expect(
+            c.got.find((m) => m.t === 'authRefused'),
+            name,
+          ).toBeDefined();
         }
         await until(`honest writes continue after "${name}"`, () => honest.acked.size >= before + 3, 10_000);
       }
@@ -121,7 +151,8 @@ describe('forged replica-to-replica messages from unauthenticated connections (r
       expect({ a: [a.role, a.epoch], b: [b.role, b.epoch] }).toEqual({ a: ['primary', 1], b: ['backup', 1] });
       expect(a.authFailures + b.authFailures).toBeGreaterThanOrEqual(5);
       expect(honest.lastEpoch).toBe(1);
-      for (const p of [pair.a, pair.b]) expect(p.events.filter((e) => e.event === 'step-down' || e.event === 'takeover' || e.event === 'peer-faulty')).toEqual([]);
+      for (const p of [pair.a, pair.b])
+        expect(p.events.filter((e) => e.event === 'step-down' || e.event === 'takeover' || e.event === 'peer-faulty')).toEqual([]);
       const check = await checkMarkers(pair.a, ['honest'], honest.acked.keys(), honest.issued);
       expect({ lost: check.lost, duplicated: check.duplicated }).toEqual({ lost: [], duplicated: [] });
     }, 90_000);
@@ -139,8 +170,22 @@ describe('forwarded state information', () => {
     const seq = (await pair.a.status()).appliedSeq;
     const evil = await rawConn(pair.addresses[1]);
     await evil.send({ t: 'hello', kind: 'client', service: KV_SERVICE_NAME, nodeId: 'mallory', epoch: 0 });
-    const forged = { seq: seq + 1, epoch: 1, clientId: 'mallory', requestId: 1, body: { op: 'append', key: 'k', value: 'FORGED;' }, time: Date.now(), seed: 1, digest: '0000000000000000' };
-    await evil.send({ t: 'fwd', fwdId: 1, entries: [], packed: [{ upToSeq: seq + 1, bytes: packEncoded([encodeValue(forged)]), mac: new Uint8Array(16) }] });
+    const forged = {
+      seq: seq + 1,
+      epoch: 1,
+      clientId: 'mallory',
+      requestId: 1,
+      body: { op: 'append', key: 'k', value: 'FORGED;' },
+      time: Date.now(),
+      seed: 1,
+      digest: '0000000000000000',
+    };
+    await evil.send({
+      t: 'fwd',
+      fwdId: 1,
+      entries: [],
+      packed: [{ upToSeq: seq + 1, bytes: packEncoded([encodeValue(forged)]), mac: new Uint8Array(16) }],
+    });
     await evil.send({ t: 'fwd', fwdId: 2, entries: [forged] });
     await until('the backup acknowledged both forwards', () => evil.got.filter((m) => m.t === 'fwdAck').length === 2);
     await pair.a.kill();
@@ -150,7 +195,11 @@ describe('forwarded state information', () => {
     const status = await pair.b.status();
     expect(status).toMatchObject({ appliedSeq: seq, forgedForwards: 2 });
     const check = await checkMarkers(pair.b, ['k'], honest.acked.keys(), honest.issued);
-    expect({ lost: check.lost, duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({ lost: [], duplicated: [], unexpected: [] });
+    expect({ lost: check.lost, duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({
+      lost: [],
+      duplicated: [],
+      unexpected: [],
+    });
     expect([...check.found.keys()].some((m) => m.includes('FORGED'))).toBe(false);
   }, 60_000);
 });
@@ -163,7 +212,16 @@ describe('safe defaults', () => {
     expect(refused.stderr).toMatch(/InsecureListenError.*without a cluster key.*--insecure/s);
     // With --insecure the check passes and the warning is printed; 192.0.2.1 (TEST-NET) cannot be bound,
     // so nothing listens beyond loopback in this test.
-    const insecure = cli(['serve', '--listen', `tcp://192.0.2.1:${port}`, '--peer', `tcp://127.0.0.1:${port + 1}`, '--role', 'primary', '--insecure']);
+    const insecure = cli([
+      'serve',
+      '--listen',
+      `tcp://192.0.2.1:${port}`,
+      '--peer',
+      `tcp://127.0.0.1:${port + 1}`,
+      '--role',
+      'primary',
+      '--insecure',
+    ]);
     expect(insecure.stdout).toMatch(/WARNING: --insecure/);
     expect(insecure.stderr).not.toMatch(/InsecureListenError/);
     expect(insecure.status).not.toBe(0);
@@ -210,17 +268,55 @@ describe('secure transports from flags and the config file', () => {
     const certs = generateTlsFixtures();
     cleanups.push(() => certs.dispose());
     const f = (n: string): string => join(certs.dir, n);
-    const pair = await startPair(['--cluster-key-file', keygen('cluster-tls.key'), '--tls-cert', f('server.crt'), '--tls-key', f('server.key'), '--tls-ca', f('ca.crt')], TEST_REPLICATION, 'tls');
+    const pair = await startPair(
+      [
+        '--cluster-key-file',
+        keygen('cluster-tls.key'),
+        '--tls-cert',
+        f('server.crt'),
+        '--tls-key',
+        f('server.key'),
+        '--tls-ca',
+        f('ca.crt'),
+      ],
+      TEST_REPLICATION,
+      'tls',
+    );
     expect(pair.addresses[0]).toMatch(/^tls:\/\//);
     const servers = pair.addresses.join(',');
-    const ok = cli(['call', '--servers', servers, '--tls-cert', f('client.crt'), '--tls-key', f('client.key'), '--tls-ca', f('ca.crt'), 'set', 'x', 'tls']);
+    const ok = cli([
+      'call',
+      '--servers',
+      servers,
+      '--tls-cert',
+      f('client.crt'),
+      '--tls-key',
+      f('client.key'),
+      '--tls-ca',
+      f('ca.crt'),
+      'set',
+      'x',
+      'tls',
+    ]);
     expect(ok.status, ok.stderr).toBe(0);
     const noCert = cli(['call', '--servers', servers, '--tls-ca', f('ca.crt'), '--timeout', '1500', 'get', 'x']);
     expect(noCert.status).toBe(3);
     await until('backup applied', async () => (await pair.b.status()).appliedSeq === 1);
     await pair.a.kill();
     await pair.b.waitForRole(['solo-primary'], 15_000);
-    const after = cli(['call', '--servers', servers, '--tls-cert', f('client.crt'), '--tls-key', f('client.key'), '--tls-ca', f('ca.crt'), 'get', 'x']);
+    const after = cli([
+      'call',
+      '--servers',
+      servers,
+      '--tls-cert',
+      f('client.crt'),
+      '--tls-key',
+      f('client.key'),
+      '--tls-ca',
+      f('ca.crt'),
+      'get',
+      'x',
+    ]);
     expect(JSON.parse(after.stdout)).toMatchObject({ value: 'tls' });
   }, 60_000);
 
@@ -230,13 +326,40 @@ describe('secure transports from flags and the config file', () => {
     const otherKeys = keygen('other.curve', ['--curve']);
     const allow = join(dir, 'curve.allow');
     writeFileSync(allow, `${/^public (\S+)$/m.exec(readFileSync(allowedKeys, 'utf8'))![1]}\n`);
-    const pair = await startPair(['--cluster-key-file', keygen('cluster-curve.key'), '--curve-server-keys', service, '--curve-allow', allow], TEST_REPLICATION, 'zmq');
+    const pair = await startPair(
+      ['--cluster-key-file', keygen('cluster-curve.key'), '--curve-server-keys', service, '--curve-allow', allow],
+      TEST_REPLICATION,
+      'zmq',
+    );
     expect(pair.addresses[0]).toMatch(/^zmq\+tcp:\/\//);
     const servers = pair.addresses.join(',');
     const serverKey = /^public (\S+)$/m.exec(readFileSync(service, 'utf8'))![1]!;
-    const ok = cli(['call', '--servers', servers, '--curve-client-keys', allowedKeys, '--curve-server-key', serverKey, 'set', 'x', 'curve']);
+    const ok = cli([
+      'call',
+      '--servers',
+      servers,
+      '--curve-client-keys',
+      allowedKeys,
+      '--curve-server-key',
+      serverKey,
+      'set',
+      'x',
+      'curve',
+    ]);
     expect(ok.status, ok.stderr).toBe(0);
-    const other = cli(['call', '--servers', servers, '--curve-client-keys', otherKeys, '--curve-server-key', serverKey, '--timeout', '1500', 'get', 'x']);
+    const other = cli([
+      'call',
+      '--servers',
+      servers,
+      '--curve-client-keys',
+      otherKeys,
+      '--curve-server-key',
+      serverKey,
+      '--timeout',
+      '1500',
+      'get',
+      'x',
+    ]);
     expect(other.status).toBe(3);
     const plain = cli(['call', '--servers', servers, '--timeout', '1500', 'get', 'x']);
     expect(plain.status).toBe(3);
@@ -250,10 +373,29 @@ describe('secure transports from flags and the config file', () => {
     cleanups.push(() => certs.dispose());
     const f = (n: string): string => join(certs.dir, n);
     const config = join(dir, 'tls.json');
-    writeFileSync(config, JSON.stringify({ clusterKeyFile: keygen('cluster-tlsfile.key'), tls: { cert: f('server.crt'), key: f('server.key'), ca: f('ca.crt'), requireClientCert: true } }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        clusterKeyFile: keygen('cluster-tlsfile.key'),
+        tls: { cert: f('server.crt'), key: f('server.key'), ca: f('ca.crt'), requireClientCert: true },
+      }),
+    );
     const pair = await startPair(['--config', config], TEST_REPLICATION, 'tls');
     for (const p of [pair.a, pair.b]) expect(p.events.find((e) => e.event === 'security')).toMatchObject({ clusterKey: true, tls: true });
-    const ok = cli(['call', '--servers', pair.addresses.join(','), '--tls-cert', f('client.crt'), '--tls-key', f('client.key'), '--tls-ca', f('ca.crt'), 'set', 'x', 'cfg']);
+    const ok = cli([
+      'call',
+      '--servers',
+      pair.addresses.join(','),
+      '--tls-cert',
+      f('client.crt'),
+      '--tls-key',
+      f('client.key'),
+      '--tls-ca',
+      f('ca.crt'),
+      'set',
+      'x',
+      'cfg',
+    ]);
     expect(ok.status, ok.stderr).toBe(0);
     await until('backup applied', async () => (await pair.b.status()).appliedSeq === 1);
   }, 60_000);

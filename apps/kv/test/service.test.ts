@@ -54,8 +54,23 @@ describe('kv: key-value operations', () => {
   it('scan returns keys with the prefix in order, bounded, with paging', () => {
     const s = initialKvState();
     for (const k of ['b/3', 'a/1', 'b/1', 'b/2', 'c/1']) run(s, { op: 'set', key: k, value: k.toUpperCase() });
-    expect(run(s, { op: 'scan', prefix: 'b/' })).toEqual({ kind: 'scan', entries: [['b/1', 'B/1'], ['b/2', 'B/2'], ['b/3', 'B/3']], more: false });
-    expect(run(s, { op: 'scan', prefix: 'b/', limit: 2 })).toEqual({ kind: 'scan', entries: [['b/1', 'B/1'], ['b/2', 'B/2']], more: true });
+    expect(run(s, { op: 'scan', prefix: 'b/' })).toEqual({
+      kind: 'scan',
+      entries: [
+        ['b/1', 'B/1'],
+        ['b/2', 'B/2'],
+        ['b/3', 'B/3'],
+      ],
+      more: false,
+    });
+    expect(run(s, { op: 'scan', prefix: 'b/', limit: 2 })).toEqual({
+      kind: 'scan',
+      entries: [
+        ['b/1', 'B/1'],
+        ['b/2', 'B/2'],
+      ],
+      more: true,
+    });
     expect(run(s, { op: 'scan', prefix: 'b/', after: 'b/2' })).toEqual({ kind: 'scan', entries: [['b/3', 'B/3']], more: false });
     expect(kvRequestSchema.safeParse({ op: 'scan', prefix: '', limit: MAX_SCAN_LIMIT + 1 }).success).toBe(false);
   });
@@ -74,7 +89,12 @@ describe('kv: lock/lease arbiter', () => {
     const s = initialKvState();
     const g = run(s, { op: 'acquire', name: 'printer', ttlMs: 500 }, 1000, A);
     expect(g).toEqual({ kind: 'granted', name: 'printer', token: 1, owner: A, expiresAt: 1500 });
-    expect(run(s, { op: 'acquire', name: 'printer', ttlMs: 500 }, 1200, B)).toEqual({ kind: 'held', name: 'printer', owner: A, until: 1500 });
+    expect(run(s, { op: 'acquire', name: 'printer', ttlMs: 500 }, 1200, B)).toEqual({
+      kind: 'held',
+      name: 'printer',
+      owner: A,
+      until: 1500,
+    });
   });
 
   it('a lease expires at ctx.time ≥ expiresAt and the next grant has a larger token', () => {
@@ -89,7 +109,12 @@ describe('kv: lock/lease arbiter', () => {
     const s = initialKvState();
     run(s, { op: 'acquire', name: 'x', ttlMs: 100 }, 1000, A);
     expect(run(s, { op: 'acquire', name: 'x', ttlMs: 100 }, 1050, A)).toMatchObject({ kind: 'granted', token: 1, expiresAt: 1150 });
-    expect(run(s, { op: 'renew', name: 'x', token: 1, ttlMs: 300 }, 1140, A)).toEqual({ kind: 'renewed', name: 'x', token: 1, expiresAt: 1440 });
+    expect(run(s, { op: 'renew', name: 'x', token: 1, ttlMs: 300 }, 1140, A)).toEqual({
+      kind: 'renewed',
+      name: 'x',
+      token: 1,
+      expiresAt: 1440,
+    });
     expect(run(s, { op: 'acquire', name: 'x', ttlMs: 100 }, 1400, B)).toMatchObject({ kind: 'held', until: 1440 });
     expect(run(s, { op: 'release', name: 'x', token: 1 }, 1410, A)).toEqual({ kind: 'released', name: 'x', released: true });
     expect(run(s, { op: 'acquire', name: 'x', ttlMs: 100 }, 1411, B)).toMatchObject({ kind: 'granted', token: 2, owner: B });
@@ -112,7 +137,9 @@ describe('kv: lock/lease arbiter', () => {
     const err = thrown(() => run(s, { op: 'set', key: 'k', value: 'late-a', fence: { lock: 'x', token: 1 } }, 1210, A));
     expect(err.name).toBe('FencingError');
     expect(run(s, { op: 'get', key: 'k' })).toMatchObject({ value: 'by-a' });
-    expect(run(s, { op: 'cas', key: 'k', expected: 'by-a', value: 'by-b', fence: { lock: 'x', token: 2 } }, 1220, B)).toMatchObject({ ok: true });
+    expect(run(s, { op: 'cas', key: 'k', expected: 'by-a', value: 'by-b', fence: { lock: 'x', token: 2 } }, 1220, B)).toMatchObject({
+      ok: true,
+    });
   });
 
   it('an explicit owner lets separate clients share a grant', () => {

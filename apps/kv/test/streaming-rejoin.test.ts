@@ -89,7 +89,11 @@ describe('tandem-kv rejoin streams the state (real processes)', () => {
       writers.flatMap((w) => [...w.acked.keys()]),
       writers.flatMap((w) => [...w.issued]),
     );
-    expect({ lost: check.lost, duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({ lost: [], duplicated: [], unexpected: [] });
+    expect({ lost: check.lost, duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({
+      lost: [],
+      duplicated: [],
+      unexpected: [],
+    });
     expect(check.found.size).toBeGreaterThan(60);
     const { values } = await joiner.read(['bulk.0', 'bulk.1499']);
     expect(values).toEqual(['x'.repeat(200), 'x'.repeat(200)]);
@@ -97,14 +101,29 @@ describe('tandem-kv rejoin streams the state (real processes)', () => {
 
   it('rejoin with a newer service version streams the older state, migrates it, verifies equal (logical) digests and joins by delta', async () => {
     const [pa, pb] = [`tcp://127.0.0.1:${await freePort()}`, `tcp://127.0.0.1:${await freePort()}`];
-    const primary = ReplicaProcess.spawn({ listen: pa, peer: pb, role: 'primary', nodeId: 'v1', replication: REPLICATION, serviceVersion: 1 });
+    const primary = ReplicaProcess.spawn({
+      listen: pa,
+      peer: pb,
+      role: 'primary',
+      nodeId: 'v1',
+      replication: REPLICATION,
+      serviceVersion: 1,
+    });
     procs.push(primary);
     await primary.waitForRole(['primary', 'solo-primary'], 10_000);
     const c = new MarkerClient([pa, pb], 'up', 'u', REPLICATION);
     clients.push(c);
     await c.appendMany(30);
     c.startLoop();
-    const joiner = ReplicaProcess.spawn({ listen: pb, peer: pa, role: 'backup', nodeId: 'v2', replication: REPLICATION, serviceVersion: 2, command: 'rejoin' });
+    const joiner = ReplicaProcess.spawn({
+      listen: pb,
+      peer: pa,
+      role: 'backup',
+      nodeId: 'v2',
+      replication: REPLICATION,
+      serviceVersion: 2,
+      command: 'rejoin',
+    });
     procs.push(joiner);
     await joiner.waitForEvent((e) => e.event === 'rejoin-verified', 30_000, 'rejoin-verified');
     await c.stopLoop();
@@ -148,7 +167,12 @@ describe('tandem-kv rejoin streams the state (real processes)', () => {
       { phaseTimeoutMs: 20_000 },
     ).catch((err: Error) => {
       // What each replica reported, to tell a slow joiner from one that never got admitted.
-      const report = [...byAddress].map(([a, p]) => `${a} (${p.options.nodeId}): ${p.events.map((e) => JSON.stringify(e)).join('\n  ')}\nstderr: ${p.stderrTail.join('\n')}`).join('\n\n');
+      const report = [...byAddress]
+        .map(
+          ([a, p]) =>
+            `${a} (${p.options.nodeId}): ${p.events.map((e) => JSON.stringify(e)).join('\n  ')}\nstderr: ${p.stderrTail.join('\n')}`,
+        )
+        .join('\n\n');
       throw new Error(`${err.message}\n\n${report}`);
     });
     await sleep(200);
@@ -163,6 +187,10 @@ describe('tandem-kv rejoin streams the state (real processes)', () => {
     const failed = [...c.issued].filter((m) => !c.acked.has(m));
     expect(failed).toEqual([]);
     const check = await checkMarkers(primary, [c.key], [...c.acked.keys()], [...c.issued]);
-    expect({ lost: check.lost, duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({ lost: [], duplicated: [], unexpected: [] });
+    expect({ lost: check.lost, duplicated: check.duplicated, unexpected: check.unexpected }).toEqual({
+      lost: [],
+      duplicated: [],
+      unexpected: [],
+    });
   });
 });

@@ -43,7 +43,12 @@ class KeyWriter {
 
   constructor(servers: readonly [string, string], tag: string) {
     this.tag = tag;
-    this.client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry() }), servers, config: { ...TEST_REPLICATION, callDeadlineMs: 15_000 } });
+    this.client = createClient({
+      service: kvService,
+      env: nodeEnv({ network: createTransportRegistry() }),
+      servers,
+      config: { ...TEST_REPLICATION, callDeadlineMs: 15_000 },
+    });
     writers.push(this);
   }
 
@@ -124,7 +129,13 @@ describe('kv service version 2 and its migration', () => {
   });
 
   it('splits an --exec command line', () => {
-    expect(splitCommand(`node "my dir/cli.js" serve --service-version 2`)).toEqual(['node', 'my dir/cli.js', 'serve', '--service-version', '2']);
+    expect(splitCommand(`node "my dir/cli.js" serve --service-version 2`)).toEqual([
+      'node',
+      'my dir/cli.js',
+      'serve',
+      '--service-version',
+      '2',
+    ]);
   });
 });
 
@@ -163,7 +174,10 @@ describe('rolling upgrade v1 → v2 under load (real processes)', () => {
       },
       { phaseTimeoutMs: 15_000, onPhase: (phase) => phases.push(phase) },
     ).catch((err: Error) => {
-      const state = running.map((p) => `${p.options.nodeId} (v${servingVersion(p)}): ${p.events.map((e) => e.event + (e.role ? ':' + String(e.role) : '')).join(', ')}\n  stderr: ${p.stderrTail.join('\n  ')}`);
+      const state = running.map(
+        (p) =>
+          `${p.options.nodeId} (v${servingVersion(p)}): ${p.events.map((e) => e.event + (e.role ? ':' + String(e.role) : '')).join(', ')}\n  stderr: ${p.stderrTail.join('\n  ')}`,
+      );
       throw new Error(`${err.message}\nphases: ${phases.join(', ')}\n${state.join('\n')}`);
     });
     await sleep(300); // load on the upgraded pair
@@ -209,9 +223,27 @@ describe('tandem-kv rejoin (real processes)', () => {
     const c = new MarkerClient([pa, pb], 'rj', 'r', TEST_REPLICATION);
     clients.push(c);
     await c.appendMany(10);
-    const child = spawn(process.execPath, [builtCliPath(), 'rejoin', '--listen', pb, '--peer', pa, '--service-version', '2', '--json', '--timeout', '20000', '--replication', JSON.stringify(TEST_REPLICATION)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        builtCliPath(),
+        'rejoin',
+        '--listen',
+        pb,
+        '--peer',
+        pa,
+        '--service-version',
+        '2',
+        '--json',
+        '--timeout',
+        '20000',
+        '--replication',
+        JSON.stringify(TEST_REPLICATION),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     try {
       const events: Record<string, unknown>[] = [];

@@ -39,13 +39,15 @@ export class AccessPolicy {
   /** Checks that `p` has `permission` and that the request proves it acts for `p`. */
   require(p: ParticipantConfig, permission: Permission, token: string | undefined): void {
     if (!p.may.includes(permission)) throw new CtlError('unauthorised', `participant "${p.name}" may not ${permission}`);
-    if (!actsFor(p, token)) throw new CtlError('unauthorised', `${token === undefined ? 'a token is required' : 'wrong token'} for participant "${p.name}"`);
+    if (!actsFor(p, token))
+      throw new CtlError('unauthorised', `${token === undefined ? 'a token is required' : 'wrong token'} for participant "${p.name}"`);
   }
 
   /** Checks that `p` may join a conference whose allow-list (if any) is `allow`. */
   requireJoin(p: ParticipantConfig, allow: readonly string[] | undefined, conference: string, token: string | undefined): void {
     this.require(p, 'join', token);
-    if (allow && !allow.includes(p.name)) throw new CtlError('unauthorised', `participant "${p.name}" is not allowed to join conference "${conference}"`);
+    if (allow && !allow.includes(p.name))
+      throw new CtlError('unauthorised', `participant "${p.name}" is not allowed to join conference "${conference}"`);
   }
 
   /**
@@ -55,6 +57,9 @@ export class AccessPolicy {
   requireControl(master: ParticipantConfig, self: ParticipantConfig | undefined, token: string | undefined, what: string): void {
     if (actsFor(master, token)) return;
     if (self && actsFor(self, token)) return;
-    throw new CtlError('unauthorised', `${token === undefined ? 'a token is required' : 'wrong token'} to ${what} (the master's${self ? ` or ${self.name}'s` : ''})`);
+    throw new CtlError(
+      'unauthorised',
+      `${token === undefined ? 'a token is required' : 'wrong token'} to ${what} (the master's${self ? ` or ${self.name}'s` : ''})`,
+    );
   }
 }

@@ -53,7 +53,19 @@ interface Flags {
 }
 
 function parseArgs(argv: string[], serve: boolean): Flags {
-  const out: Flags = { display: '', master: '', participants: [], trigger: 'ctrl+alt+f', tcp: false, quiet: false, noCookie: false, requireCookie: false, socket: undefined, config: undefined, busyPollMicros: undefined };
+  const out: Flags = {
+    display: '',
+    master: '',
+    participants: [],
+    trigger: 'ctrl+alt+f',
+    tcp: false,
+    quiet: false,
+    noCookie: false,
+    requireCookie: false,
+    socket: undefined,
+    config: undefined,
+    busyPollMicros: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -69,10 +81,10 @@ function parseArgs(argv: string[], serve: boolean): Flags {
     else if (a === '--busy-poll-us') {
       const v = value();
       const n = Number(v);
-      if (!/^\d+$/.test(v) || n > 1_000_000) throw new Error(`--busy-poll-us needs a whole number of microseconds from 0 to 1000000, got ${v}`);
+      if (!/^\d+$/.test(v) || n > 1_000_000)
+        throw new Error(`--busy-poll-us needs a whole number of microseconds from 0 to 1000000, got ${v}`);
       out.busyPollMicros = n;
-    }
-    else if (serve && a === '--config') out.config = value();
+    } else if (serve && a === '--config') out.config = value();
     else if (!serve && a === '--display') out.display = value();
     else if (!serve && a === '--master') out.master = value();
     else if (!serve && a === '--participant') out.participants.push(value());
@@ -80,7 +92,10 @@ function parseArgs(argv: string[], serve: boolean): Flags {
     else if (!serve && a === '--tcp') out.tcp = true;
     else if (!serve && a === '--require-cookie') out.requireCookie = true;
     else if (!serve && a === '--no-cookie') out.noCookie = true;
-    else if (serve && (a === '--no-cookie' || a === '--require-cookie')) throw new Error(`${a} is for the command-line conference; with serve --config, set "requireCookie" per conference (and in "runtime")`);
+    else if (serve && (a === '--no-cookie' || a === '--require-cookie'))
+      throw new Error(
+        `${a} is for the command-line conference; with serve --config, set "requireCookie" per conference (and in "runtime")`,
+      );
     else throw new Error(`unknown argument ${a}`);
   }
   if (out.noCookie && out.requireCookie) throw new Error('--no-cookie and --require-cookie contradict each other');
@@ -97,7 +112,14 @@ async function runDaemon(argv: string[], serve: boolean): Promise<void> {
     flags = parseArgs(argv, serve);
     config = serve
       ? loadConfig(flags.config!)
-      : configFromFlags({ display: flags.display, master: flags.master, participants: flags.participants, trigger: flags.trigger, tcp: flags.tcp, requireCookie: !flags.noCookie });
+      : configFromFlags({
+          display: flags.display,
+          master: flags.master,
+          participants: flags.participants,
+          trigger: flags.trigger,
+          tcp: flags.tcp,
+          requireCookie: !flags.noCookie,
+        });
   } catch (err) {
     if (err instanceof ConfigError) console.error(`tandem-xconf: ${err.message}`);
     else console.error(`tandem-xconf: ${(err as Error).message}\n${USAGE}`);
@@ -127,10 +149,14 @@ async function runDaemon(argv: string[], serve: boolean): Promise<void> {
     const hosted = server.conferences.get('default');
     const cookie = hosted?.xauthorityPath ?? null;
     const display = hosted?.display ?? flags.display;
-    const viaCtl = server.ctlPath ? `\`tandem-xconf ctl${server.ctlPath !== defaultCtlSocket() ? ` --socket ${server.ctlPath}` : ''} launch default -- CMD\`, or ` : '';
+    const viaCtl = server.ctlPath
+      ? `\`tandem-xconf ctl${server.ctlPath !== defaultCtlSocket() ? ` --socket ${server.ctlPath}` : ''} launch default -- CMD\`, or `
+      : '';
     console.log(
       `tandem-xconf: ready on ${display}; ` +
-        (cookie ? `applications need the cookie in ${cookie} (${viaCtl}XAUTHORITY=${cookie} DISPLAY=${display} CMD)` : 'applications need no cookie (--no-cookie)'),
+        (cookie
+          ? `applications need the cookie in ${cookie} (${viaCtl}XAUTHORITY=${cookie} DISPLAY=${display} CMD)`
+          : 'applications need no cookie (--no-cookie)'),
     );
   }
   const stop = (): void => resolveDone('signal');

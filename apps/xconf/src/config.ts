@@ -37,7 +37,9 @@ const focusTrigger = z.string().refine(
   },
   { message: 'not a focus trigger (a key chord such as ctrl+alt+f, button, button1..button5, or none)' },
 );
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" and "-" (1–64, not starting with a punctuation mark)');
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" and "-" (1–64, not starting with a punctuation mark)');
 /** Participant names may also be display names (`:92`, `host:3`), as on the command line. */
 const participantName = z.string().regex(/^[A-Za-z0-9:][A-Za-z0-9:._-]{0,63}$/, 'letters, digits, ":", ".", "_" and "-" (1–64)');
 
@@ -96,17 +98,27 @@ export const configSchema = z
       .optional(),
     /** Defaults for conferences started at run time. */
     runtime: z
-      .strictObject({ focusTrigger: focusTrigger.default('ctrl+alt+f'), requireCookie: z.boolean().default(true), tcp: z.boolean().default(false) })
+      .strictObject({
+        focusTrigger: focusTrigger.default('ctrl+alt+f'),
+        requireCookie: z.boolean().default(true),
+        tcp: z.boolean().default(false),
+      })
       .default({ focusTrigger: 'ctrl+alt+f', requireCookie: true, tcp: false }),
   })
   .superRefine((c, ctx) => {
     const names = new Map<string, number>();
     const tokens = new Map<string, number>();
     c.participants.forEach((p, i) => {
-      if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['participants', i, 'name'], message: `duplicate participant name "${p.name}"` });
+      if (names.has(p.name))
+        ctx.addIssue({ code: 'custom', path: ['participants', i, 'name'], message: `duplicate participant name "${p.name}"` });
       names.set(p.name, i);
       if (p.token !== undefined) {
-        if (tokens.has(p.token)) ctx.addIssue({ code: 'custom', path: ['participants', i, 'token'], message: `same token as participants[${tokens.get(p.token)}] (tokens identify participants)` });
+        if (tokens.has(p.token))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['participants', i, 'token'],
+            message: `same token as participants[${tokens.get(p.token)}] (tokens identify participants)`,
+          });
         tokens.set(p.token, i);
       }
     });
@@ -116,25 +128,47 @@ export const configSchema = z
     c.participants.forEach((p, i) => {
       const n = own(p.display);
       if (n === null) return;
-      if (confDisplays.has(n)) ctx.addIssue({ code: 'custom', path: ['participants', i, 'display'], message: `:${n} is conference "${confDisplays.get(n)}"'s own display (the daemon would connect to itself)` });
+      if (confDisplays.has(n))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['participants', i, 'display'],
+          message: `:${n} is conference "${confDisplays.get(n)}"'s own display (the daemon would connect to itself)`,
+        });
       else if (c.runtimeDisplays && n >= c.runtimeDisplays.from && n <= c.runtimeDisplays.to) {
-        ctx.addIssue({ code: 'custom', path: ['participants', i, 'display'], message: `:${n} is inside runtimeDisplays (the daemon would connect to itself)` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['participants', i, 'display'],
+          message: `:${n} is inside runtimeDisplays (the daemon would connect to itself)`,
+        });
       }
     });
     const confNames = new Set<string>();
     const displays = new Map<number, string>();
     c.conferences.forEach((conf, i) => {
-      if (confNames.has(conf.name)) ctx.addIssue({ code: 'custom', path: ['conferences', i, 'name'], message: `duplicate conference name "${conf.name}"` });
+      if (confNames.has(conf.name))
+        ctx.addIssue({ code: 'custom', path: ['conferences', i, 'name'], message: `duplicate conference name "${conf.name}"` });
       confNames.add(conf.name);
       const n = parseDisplay(conf.display).number;
-      if (displays.has(n)) ctx.addIssue({ code: 'custom', path: ['conferences', i, 'display'], message: `display :${n} is also used by conference "${displays.get(n)}"` });
+      if (displays.has(n))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['conferences', i, 'display'],
+          message: `display :${n} is also used by conference "${displays.get(n)}"`,
+        });
       displays.set(n, conf.name);
       const master = names.has(conf.master) ? c.participants[names.get(conf.master)!]! : undefined;
       if (!master) ctx.addIssue({ code: 'custom', path: ['conferences', i, 'master'], message: `no participant named "${conf.master}"` });
-      else if (!master.may.includes('start')) ctx.addIssue({ code: 'custom', path: ['conferences', i, 'master'], message: `participant "${conf.master}" may not start a conference (add "start" to its "may")` });
+      else if (!master.may.includes('start'))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['conferences', i, 'master'],
+          message: `participant "${conf.master}" may not start a conference (add "start" to its "may")`,
+        });
       conf.participants.forEach((p, j) => {
-        if (!names.has(p)) ctx.addIssue({ code: 'custom', path: ['conferences', i, 'participants', j], message: `no participant named "${p}"` });
-        else if (p === conf.master) ctx.addIssue({ code: 'custom', path: ['conferences', i, 'participants', j], message: `"${p}" is already the master` });
+        if (!names.has(p))
+          ctx.addIssue({ code: 'custom', path: ['conferences', i, 'participants', j], message: `no participant named "${p}"` });
+        else if (p === conf.master)
+          ctx.addIssue({ code: 'custom', path: ['conferences', i, 'participants', j], message: `"${p}" is already the master` });
       });
       conf.allow?.forEach((p, j) => {
         if (!names.has(p)) ctx.addIssue({ code: 'custom', path: ['conferences', i, 'allow', j], message: `no participant named "${p}"` });
@@ -158,8 +192,14 @@ export function parseConfig(value: unknown): XconfConfig {
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((i) => ({
-        path: i.path.length > 0 ? formatPath(i.path) : i.code === 'unrecognized_keys' ? `(root) ${(i as { keys?: string[] }).keys?.join(', ') ?? ''}`.trim() : '(root)',
-        message: i.code === 'unrecognized_keys' ? `unknown field ${(i as { keys?: string[] }).keys?.map((k) => `"${k}"`).join(', ')}` : i.message,
+        path:
+          i.path.length > 0
+            ? formatPath(i.path)
+            : i.code === 'unrecognized_keys'
+              ? `(root) ${(i as { keys?: string[] }).keys?.join(', ') ?? ''}`.trim()
+              : '(root)',
+        message:
+          i.code === 'unrecognized_keys' ? `unknown field ${(i as { keys?: string[] }).keys?.map((k) => `"${k}"`).join(', ')}` : i.message,
       })),
     );
   }
@@ -209,7 +249,12 @@ export function configFromFlags(f: FlagsConference, socket?: string): XconfConfi
   const displays = [f.master, ...f.participants];
   return parseConfig({
     control: socket ? { socket } : {},
-    participants: displays.map((d) => ({ name: d, display: d, may: ['start', 'join', 'launch'], ...(f.xauthority ? { xauthority: f.xauthority } : {}) })),
+    participants: displays.map((d) => ({
+      name: d,
+      display: d,
+      may: ['start', 'join', 'launch'],
+      ...(f.xauthority ? { xauthority: f.xauthority } : {}),
+    })),
     conferences: [
       {
         name: 'default',

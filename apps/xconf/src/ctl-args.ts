@@ -64,7 +64,14 @@ export function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv = p
       if (!master) throw new CtlError('bad-request', 'start needs --master PARTICIPANT');
       const display = flags.get('display');
       const trigger = flags.get('focus-trigger');
-      request = { cmd: 'start', conference: args[0]!, master, ...tok, ...(display ? { display } : {}), ...(trigger ? { focusTrigger: trigger } : {}) };
+      request = {
+        cmd: 'start',
+        conference: args[0]!,
+        master,
+        ...tok,
+        ...(display ? { display } : {}),
+        ...(trigger ? { focusTrigger: trigger } : {}),
+      };
       break;
     }
     case 'join':
@@ -77,7 +84,8 @@ export function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv = p
       need(2, 'a conference name and a participant');
       allowed('app');
       const app = flags.get('app');
-      if (app !== undefined && !/^[1-9]\d*$/.test(app)) throw new CtlError('bad-request', `--app takes an application id (see list), not "${app}"`);
+      if (app !== undefined && !/^[1-9]\d*$/.test(app))
+        throw new CtlError('bad-request', `--app takes an application id (see list), not "${app}"`);
       request = { cmd: 'focus', conference: args[0]!, participant: args[1]!, ...tok, ...(app ? { app: Number(app) } : {}) };
       break;
     }
@@ -126,7 +134,9 @@ export function formatCtlResult(req: CtlRequest, result: unknown): string {
     case 'drop':
       return describe(result as ConferenceInfo);
     case 'leave':
-      return 'conferenceClosed' in r ? `${String(r.left)} (the master) left: ${String(r.conferenceClosed)}` : describe(result as ConferenceInfo);
+      return 'conferenceClosed' in r
+        ? `${String(r.left)} (the master) left: ${String(r.conferenceClosed)}`
+        : describe(result as ConferenceInfo);
     case 'focus':
       return `${String(r.focus)} is the input focus of ${String(r.applications)} application(s)`;
     case 'launch':

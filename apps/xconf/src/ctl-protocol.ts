@@ -33,7 +33,14 @@ export const ctlRequestSchema = z.discriminatedUnion('cmd', [
   }),
   z.strictObject({ id: z.number().int().optional(), cmd: z.literal('join'), conference, participant, token }),
   z.strictObject({ id: z.number().int().optional(), cmd: z.literal('leave'), conference, participant, token }),
-  z.strictObject({ id: z.number().int().optional(), cmd: z.literal('focus'), conference, participant, token, app: z.number().int().positive().optional() }),
+  z.strictObject({
+    id: z.number().int().optional(),
+    cmd: z.literal('focus'),
+    conference,
+    participant,
+    token,
+    app: z.number().int().positive().optional(),
+  }),
   z.strictObject({
     id: z.number().int().optional(),
     cmd: z.literal('launch'),
@@ -86,7 +93,10 @@ export function parseCtlRequest(line: string): CtlRequest {
   }
   const r = ctlRequestSchema.safeParse(value);
   if (!r.success) {
-    throw new CtlError('bad-request', r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(request)'}: ${i.message}`).join('; '));
+    throw new CtlError(
+      'bad-request',
+      r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(request)'}: ${i.message}`).join('; '),
+    );
   }
   return r.data;
 }

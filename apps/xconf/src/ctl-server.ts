@@ -25,7 +25,9 @@ export function prepareCtlDirectory(dir: string): void {
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) throw new Error(`${dir} belongs to uid ${st.uid}, not to this user (${uid})`);
   if ((st.mode & 0o077) !== 0) {
-    throw new Error(`${dir} is open to other users (mode ${(st.mode & 0o7777).toString(8)}); the ctl socket and the conference cookies need a private directory: chmod 700 it, or choose another --socket / control.socket`);
+    throw new Error(
+      `${dir} is open to other users (mode ${(st.mode & 0o7777).toString(8)}); the ctl socket and the conference cookies need a private directory: chmod 700 it, or choose another --socket / control.socket`,
+    );
   }
 }
 
@@ -109,10 +111,12 @@ function serveConnection(sock: Socket, handle: CtlHandler, log: (line: string) =
       const raw = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
       // Over-long whether or not its newline came in the same read as the rest of it.
-      if (Buffer.byteLength(raw) > MAX_LINE_BYTES) return refuse(`request line longer than ${MAX_LINE_BYTES} bytes; closing the connection`);
+      if (Buffer.byteLength(raw) > MAX_LINE_BYTES)
+        return refuse(`request line longer than ${MAX_LINE_BYTES} bytes; closing the connection`);
       const line = raw.trim();
       if (!line) continue;
-      if (waiting >= MAX_PENDING_REQUESTS) return refuse(`more than ${MAX_PENDING_REQUESTS} requests waiting on one connection; closing it`);
+      if (waiting >= MAX_PENDING_REQUESTS)
+        return refuse(`more than ${MAX_PENDING_REQUESTS} requests waiting on one connection; closing it`);
       waiting++;
       queue = queue.then(() => answer(line)).finally(() => waiting--);
     }

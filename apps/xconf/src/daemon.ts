@@ -61,7 +61,10 @@ export class XconfServer {
     this.policy = new AccessPolicy(config);
     this.log = opts.log ?? (() => {});
     this.warn = opts.warn ?? opts.log ?? ((line) => console.warn(line));
-    const socket = opts.ctlSocket === undefined ? (config.control.socket ?? defaultCtlSocket()) : (opts.ctlSocket ?? config.control.socket ?? defaultCtlSocket());
+    const socket =
+      opts.ctlSocket === undefined
+        ? (config.control.socket ?? defaultCtlSocket())
+        : (opts.ctlSocket ?? config.control.socket ?? defaultCtlSocket());
     this.stateDir = dirname(socket);
     this.ctlPath = opts.ctlSocket === null || !config.control.enabled ? null : socket;
   }
@@ -157,16 +160,25 @@ export class XconfServer {
     const master = this.policy.participant(req.master);
     this.policy.require(master, 'start', req.token);
     if (declared) {
-      if (declared.master !== master.name) throw new CtlError('unauthorised', `conference "${declared.name}" is declared with master "${declared.master}", not "${master.name}"`);
+      if (declared.master !== master.name)
+        throw new CtlError(
+          'unauthorised',
+          `conference "${declared.name}" is declared with master "${declared.master}", not "${master.name}"`,
+        );
       if (req.display && parseDisplay(req.display).number !== parseDisplay(declared.display).number) {
         throw new CtlError('conflict', `conference "${declared.name}" is declared on display ${declared.display}`);
       }
       const h = await this.startDeclared(declared);
       return this.describe(h);
     }
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(req.conference)) throw new CtlError('bad-request', `bad conference name "${req.conference}"`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(req.conference))
+      throw new CtlError('bad-request', `bad conference name "${req.conference}"`);
     const range = this.config.runtimeDisplays;
-    if (!range) throw new CtlError('unauthorised', `conference "${req.conference}" is not declared and the configuration allows no runtime conferences (runtimeDisplays)`);
+    if (!range)
+      throw new CtlError(
+        'unauthorised',
+        `conference "${req.conference}" is not declared and the configuration allows no runtime conferences (runtimeDisplays)`,
+      );
     let display: number;
     if (req.display) {
       let d;
@@ -175,12 +187,14 @@ export class XconfServer {
       } catch (err) {
         throw new CtlError('bad-request', (err as Error).message);
       }
-      if (d.host !== null || d.number < range.from || d.number > range.to) throw new CtlError('unauthorised', `display ${req.display} is outside runtimeDisplays :${range.from}..:${range.to}`);
+      if (d.host !== null || d.number < range.from || d.number > range.to)
+        throw new CtlError('unauthorised', `display ${req.display} is outside runtimeDisplays :${range.from}..:${range.to}`);
       display = d.number;
     } else {
       const used = new Set([...[...this.conferences.values()].map((h) => h.displayNumber), ...this.startingDisplays]);
       const free = [];
-      for (let n = range.from; n <= range.to; n++) if (!used.has(n) && !existsSync(unixSocketPath(n)) && !existsSync(`/tmp/.X${n}-lock`)) free.push(n);
+      for (let n = range.from; n <= range.to; n++)
+        if (!used.has(n) && !existsSync(unixSocketPath(n)) && !existsSync(`/tmp/.X${n}-lock`)) free.push(n);
       if (free.length === 0) throw new CtlError('conflict', `no free display in runtimeDisplays :${range.from}..:${range.to}`);
       display = free[0]!;
     }
@@ -191,7 +205,16 @@ export class XconfServer {
       throw new CtlError('bad-request', (err as Error).message);
     }
     const h = await this.host(
-      { name: req.conference, display: `:${display}`, master: master.name, participants: [], focusTrigger: trigger.label, tcp: this.config.runtime.tcp, requireCookie: this.config.runtime.requireCookie, autostart: false },
+      {
+        name: req.conference,
+        display: `:${display}`,
+        master: master.name,
+        participants: [],
+        focusTrigger: trigger.label,
+        tcp: this.config.runtime.tcp,
+        requireCookie: this.config.runtime.requireCookie,
+        autostart: false,
+      },
       trigger,
     );
     return this.describe(h);
@@ -204,8 +227,10 @@ export class XconfServer {
 
   private async host(c: ConferenceConfig, trigger: FocusTrigger): Promise<HostedConference> {
     const n = parseDisplay(c.display).number;
-    if (this.conferences.has(c.name) || this.starting.has(c.name)) throw new CtlError('conflict', `conference "${c.name}" is already running`);
-    if (this.startingDisplays.has(n) || [...this.conferences.values()].some((h) => h.displayNumber === n)) throw new CtlError('conflict', `display :${n} is already served by this daemon`);
+    if (this.conferences.has(c.name) || this.starting.has(c.name))
+      throw new CtlError('conflict', `conference "${c.name}" is already running`);
+    if (this.startingDisplays.has(n) || [...this.conferences.values()].some((h) => h.displayNumber === n))
+      throw new CtlError('conflict', `display :${n} is already served by this daemon`);
     for (const name of [c.master, ...c.participants]) this.refuseLoop(this.policy.participant(name), n);
     if (c.requireCookie) prepareCtlDirectory(this.stateDir);
     this.starting.add(c.name);
@@ -250,7 +275,8 @@ export class XconfServer {
     if (n === null) return;
     const own = new Set([...[...this.conferences.values()].map((h) => h.displayNumber), ...this.startingDisplays]);
     if (alsoDisplay !== undefined) own.add(alsoDisplay);
-    if (own.has(n)) throw new CtlError('conflict', `participant "${p.name}" is on :${n}, a display this daemon serves (it would connect to itself)`);
+    if (own.has(n))
+      throw new CtlError('conflict', `participant "${p.name}" is on :${n}, a display this daemon serves (it would connect to itself)`);
   }
 
   private hosted(p: ParticipantConfig): HostedParticipant {
@@ -302,7 +328,12 @@ export class XconfServer {
     const by = this.policy.byToken(req.token);
     // The master, or a participant of the conference who may launch applications into it.
     const launcher = by && by.may.includes('launch') && h.has(by.name) ? by : undefined;
-    this.policy.requireControl(this.policy.participant(h.master.name), launcher, req.token, `drop an application from conference "${h.name}"`);
+    this.policy.requireControl(
+      this.policy.participant(h.master.name),
+      launcher,
+      req.token,
+      `drop an application from conference "${h.name}"`,
+    );
     const app = h.conference.applications.find((a) => a.id === req.app);
     if (!app) throw new CtlError('not-found', `no application ${req.app} in conference "${h.name}"`);
     app.close(`dropped from the conference by ctl`);
@@ -394,7 +425,12 @@ export async function startXconf(opts: XconfOptions): Promise<XconfDaemon> {
     requireCookie: opts.requireCookie,
     xauthority: opts.xauthority,
   });
-  const server = await XconfServer.start(config, { log: opts.log, warn: opts.warn, ctlSocket: opts.ctlSocket ?? null, busyPollMicros: opts.busyPollMicros });
+  const server = await XconfServer.start(config, {
+    log: opts.log,
+    warn: opts.warn,
+    ctlSocket: opts.ctlSocket ?? null,
+    busyPollMicros: opts.busyPollMicros,
+  });
   const hosted = server.conferences.get('default')!;
   const closed = hosted.closed.then(async (reason) => {
     await server.close(reason);

@@ -6,7 +6,13 @@ import { userInfo } from 'node:os';
 import { Conference, encodeClientSetup, parseServerSetup, serverSetupSize, type FocusTrigger, type Upstream } from '@tandem/xconference';
 import { parseDisplay, unixSocketPath } from './display.js';
 import { gateApplication, newCookie, writeXauthority } from './launch-auth.js';
-import { abstractSocketListening, abstractXSocketName, listenOwnerOnly, prepareX11SocketDirectory, socketAcceptsConnections } from './unix-socket.js';
+import {
+  abstractSocketListening,
+  abstractXSocketName,
+  listenOwnerOnly,
+  prepareX11SocketDirectory,
+  socketAcceptsConnections,
+} from './unix-socket.js';
 
 export interface HostedParticipant {
   readonly name: string;
@@ -121,7 +127,13 @@ export class HostedConference {
     );
     if (host.xauthorityPath === null) {
       (opts.warn ?? opts.log)?.(
-        noCookieWarning({ name: host.name, display: host.display, socketPath: host.socketPath, tcpPort: opts.tcp ? 6000 + host.displayNumber : null, participants: [opts.master, ...opts.participants].map((p) => p.display) }),
+        noCookieWarning({
+          name: host.name,
+          display: host.display,
+          socketPath: host.socketPath,
+          tcpPort: opts.tcp ? 6000 + host.displayNumber : null,
+          participants: [opts.master, ...opts.participants].map((p) => p.display),
+        }),
       );
     }
     return host;
@@ -211,7 +223,9 @@ async function claimDisplay(n: number, socketPath: string, lockPath: string): Pr
   // libxcb connects to this abstract name before trying the socket file: whoever listens there gets the
   // display's applications (and their cookies). A real X server holds it; so may one whose file was removed.
   if (abstractSocketListening(abstractXSocketName(n))) {
-    throw new Error(`display :${n} is in use: a process listens on the abstract socket ${abstractXSocketName(n)}, which X clients try before ${socketPath}`);
+    throw new Error(
+      `display :${n} is in use: a process listens on the abstract socket ${abstractXSocketName(n)}, which X clients try before ${socketPath}`,
+    );
   }
   let lock: Stats | undefined;
   try {
@@ -220,7 +234,8 @@ async function claimDisplay(n: number, socketPath: string, lockPath: string): Pr
     lock = undefined;
   }
   // A symlink (even a dangling one) is not followed: the daemon would write its pid wherever it points.
-  if (lock && !lock.isFile()) throw new Error(`display :${n}: ${lockPath} is not a regular file (a symlink?); remove it if no X server uses :${n}`);
+  if (lock && !lock.isFile())
+    throw new Error(`display :${n}: ${lockPath} is not a regular file (a symlink?); remove it if no X server uses :${n}`);
   if (lock) {
     const pid = Number(readFileSync(lockPath, 'latin1').trim());
     let alive = false;
@@ -243,7 +258,8 @@ async function claimDisplay(n: number, socketPath: string, lockPath: string): Pr
     // O_EXCL: never through a symlink someone put there, and never over a lock another server just took.
     writeFileSync(lockPath, `${String(process.pid).padStart(10)}\n`, { flag: 'wx', mode: 0o444 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`display :${n} is in use (lock ${lockPath} was created meanwhile)`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new Error(`display :${n} is in use (lock ${lockPath} was created meanwhile)`);
     throw err;
   }
 }

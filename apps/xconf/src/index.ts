@@ -1,8 +1,28 @@
 export { startXconf, XconfServer, type XconfOptions, type XconfDaemon, type DaemonOptions } from './daemon.js';
 export { parseDisplay, unixSocketPath, upstreamFor, type DisplayName } from './display.js';
-export { parseConfig, loadConfig, configFromFlags, configSchema, ConfigError, PERMISSIONS, type XconfConfig, type ParticipantConfig, type ConferenceConfig, type Permission } from './config.js';
+export {
+  parseConfig,
+  loadConfig,
+  configFromFlags,
+  configSchema,
+  ConfigError,
+  PERMISSIONS,
+  type XconfConfig,
+  type ParticipantConfig,
+  type ConferenceConfig,
+  type Permission,
+} from './config.js';
 export { AccessPolicy, tokenMatches } from './access.js';
-export { CtlError, parseCtlRequest, ctlRequestSchema, type CtlRequest, type CtlReply, type CtlErrorCode, type ConferenceInfo, type ApplicationInfo } from './ctl-protocol.js';
+export {
+  CtlError,
+  parseCtlRequest,
+  ctlRequestSchema,
+  type CtlRequest,
+  type CtlReply,
+  type CtlErrorCode,
+  type ConferenceInfo,
+  type ApplicationInfo,
+} from './ctl-protocol.js';
 export { startCtlServer, defaultCtlSocket, type CtlServer, type CtlHandler } from './ctl-server.js';
 export { ctlRequest } from './ctl-client.js';
 export { parseCtlArgs, formatCtlResult, CTL_USAGE } from './ctl-args.js';

@@ -91,7 +91,14 @@ export function gateApplication(
     }
     const le = setup.byteOrder === 'LE';
     const ok = setup.authName === COOKIE_NAME && setup.authData.length === cookie.length && timingSafeEqual(setup.authData, cookie);
-    done(ok ? null : setup.authName ? `authorization ${setup.authName} rejected (not this conference's cookie)` : 'authorization required (launch with `tandem-xconf ctl launch`)', le);
+    done(
+      ok
+        ? null
+        : setup.authName
+          ? `authorization ${setup.authName} rejected (not this conference's cookie)`
+          : 'authorization required (launch with `tandem-xconf ctl launch`)',
+      le,
+    );
   };
   sock.on('data', onData);
   sock.on('error', onError);

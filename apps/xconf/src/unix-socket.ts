@@ -32,9 +32,12 @@ export function prepareX11SocketDirectory(dir: string = X11_SOCKET_DIR, uid: num
   }
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new Error(`${dir} is not a directory (a symlink or file there could redirect the display socket)`);
-  if (uid !== undefined && st.uid !== 0 && st.uid !== uid) throw new Error(`${dir} belongs to uid ${st.uid}, neither root nor this user (${uid}): its owner could replace the display socket`);
+  if (uid !== undefined && st.uid !== 0 && st.uid !== uid)
+    throw new Error(`${dir} belongs to uid ${st.uid}, neither root nor this user (${uid}): its owner could replace the display socket`);
   if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
-    throw new Error(`${dir} is writable by others without the sticky bit (mode ${(st.mode & 0o7777).toString(8)}): anyone could replace the display socket`);
+    throw new Error(
+      `${dir} is writable by others without the sticky bit (mode ${(st.mode & 0o7777).toString(8)}): anyone could replace the display socket`,
+    );
   }
 }
 

@@ -8,7 +8,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFocusTrigger } from '@tandem/xconference';
 import { startXconf, type XconfDaemon } from '../src/daemon.js';
-import { findWindows, freeDisplays, kill, requireXTools, run, start, startXvfb, stopXvfb, waitFor, type Proc, type XvfbProc } from './x-harness.js';
+import {
+  findWindows,
+  freeDisplays,
+  kill,
+  requireXTools,
+  run,
+  start,
+  startXvfb,
+  stopXvfb,
+  waitFor,
+  type Proc,
+  type XvfbProc,
+} from './x-harness.js';
 
 const haveX = requireXTools('clicks end-to-end');
 
@@ -19,7 +31,8 @@ function received(raw: string): string[] {
     if (raw.startsWith('\x1b[M', i) && i + 6 <= raw.length) {
       out.push(`b${raw.charCodeAt(i + 3) - 32 + 1}`);
       i += 6;
-    } else if (raw.startsWith('\x1b[M', i)) break; // a report still being written
+    } else if (raw.startsWith('\x1b[M', i))
+      break; // a report still being written
     else out.push(raw[i++]!);
   }
   return out;
@@ -41,7 +54,12 @@ describe.skipIf(!haveX)('tandem-xconf: clicks and the button focus trigger, thre
     const script = `stty raw -echo; printf '\\033[?9h'; : > ${readyFile}; exec cat > ${file}`;
     // the conference's cookie (required by default)
     const xauthority = (display === d.chord ? chordDaemon : buttonDaemon).xauthorityPath!;
-    procs.push(start('xterm', ['-title', title, '-geometry', `40x6+10+${y}`, '-e', 'sh', '-c', script], { DISPLAY: display, XAUTHORITY: xauthority }));
+    procs.push(
+      start('xterm', ['-title', title, '-geometry', `40x6+10+${y}`, '-e', 'sh', '-c', script], {
+        DISPLAY: display,
+        XAUTHORITY: xauthority,
+      }),
+    );
     const read = (): string[] => {
       try {
         return received(readFileSync(file, 'latin1'));
@@ -89,9 +107,19 @@ describe.skipIf(!haveX)('tandem-xconf: clicks and the button focus trigger, thre
     Object.assign(d, { master: `:${m}`, p1: `:${a}`, p2: `:${b}`, chord: `:${c1}`, button: `:${c2}` });
     dir = mkdtempSync(join(tmpdir(), 'xconf-clicks-'));
     servers.push(...(await Promise.all([m!, a!, b!].map((n) => startXvfb(n, '480x400x24')))));
-    chordDaemon = await startXconf({ display: d.chord, master: d.master, participants: [d.p1, d.p2], trigger: parseFocusTrigger('ctrl+alt+f') });
+    chordDaemon = await startXconf({
+      display: d.chord,
+      master: d.master,
+      participants: [d.p1, d.p2],
+      trigger: parseFocusTrigger('ctrl+alt+f'),
+    });
     daemons.push(chordDaemon);
-    buttonDaemon = await startXconf({ display: d.button, master: d.master, participants: [d.p1, d.p2], trigger: parseFocusTrigger('button3') });
+    buttonDaemon = await startXconf({
+      display: d.button,
+      master: d.master,
+      participants: [d.p1, d.p2],
+      trigger: parseFocusTrigger('button3'),
+    });
     daemons.push(buttonDaemon);
   }, 60_000);
 

@@ -32,7 +32,13 @@ describe('configuration', () => {
   it('accepts a valid file and fills in defaults', () => {
     const c = parseConfig(good);
     expect(c.participants[2]!.may).toEqual(['join']);
-    expect(c.conferences[0]).toMatchObject({ focusTrigger: 'ctrl+alt+f', requireCookie: true, autostart: true, tcp: false, participants: ['bob'] });
+    expect(c.conferences[0]).toMatchObject({
+      focusTrigger: 'ctrl+alt+f',
+      requireCookie: true,
+      autostart: true,
+      tcp: false,
+      participants: ['bob'],
+    });
     expect(c.control.enabled).toBe(true);
   });
 
@@ -48,7 +54,11 @@ describe('configuration', () => {
       ],
     };
     const found = issues(bad);
-    const has = (path: string, re: RegExp) => expect(found.some((l) => l.startsWith(`${path}: `) && re.test(l)), `${path} ${re} in\n${found.join('\n')}`).toBe(true);
+    const has = (path: string, re: RegExp) =>
+      expect(
+        found.some((l) => l.startsWith(`${path}: `) && re.test(l)),
+        `${path} ${re} in\n${found.join('\n')}`,
+      ).toBe(true);
     has('participants[0].display', /not an X display name/);
     has('participants[0].may[1]', /start|join|launch/);
     has('participants[1].token', /at least 8/);
@@ -116,9 +126,20 @@ describe('configuration', () => {
   it('turns the command line into one conference of display-named participants, with a cookie unless told otherwise', () => {
     const c = configFromFlags({ display: ':95', master: ':91', participants: [':92', '127.0.0.1:3'], trigger: 'button' });
     expect(c.participants.map((p) => p.name)).toEqual([':91', ':92', '127.0.0.1:3']);
-    expect(c.conferences[0]).toMatchObject({ name: 'default', master: ':91', participants: [':92', '127.0.0.1:3'], focusTrigger: 'button', requireCookie: true });
-    expect(configFromFlags({ display: ':95', master: ':91', participants: [], trigger: 'none', requireCookie: false }).conferences[0]!.requireCookie).toBe(false);
-    expect(() => configFromFlags({ display: ':95', master: ':91', participants: [':91'], trigger: 'none' })).toThrow(/duplicate participant name ":91"/);
+    expect(c.conferences[0]).toMatchObject({
+      name: 'default',
+      master: ':91',
+      participants: [':92', '127.0.0.1:3'],
+      focusTrigger: 'button',
+      requireCookie: true,
+    });
+    expect(
+      configFromFlags({ display: ':95', master: ':91', participants: [], trigger: 'none', requireCookie: false }).conferences[0]!
+        .requireCookie,
+    ).toBe(false);
+    expect(() => configFromFlags({ display: ':95', master: ':91', participants: [':91'], trigger: 'none' })).toThrow(
+      /duplicate participant name ":91"/,
+    );
   });
 });
 
@@ -158,7 +179,9 @@ describe('access policy', () => {
     expect(refusal(() => policy.require(bob, 'launch', 'bob-secret-1'))).toBe('unauthorised: participant "bob" may not launch');
     // carol has no token: her allow-list entry is enough
     expect(refusal(() => policy.requireJoin(carol, undefined, 'c', undefined))).toBe('allowed');
-    expect(refusal(() => policy.requireJoin(carol, ['bob'], 'c', undefined))).toBe('unauthorised: participant "carol" is not allowed to join conference "c"');
+    expect(refusal(() => policy.requireJoin(carol, ['bob'], 'c', undefined))).toBe(
+      'unauthorised: participant "carol" is not allowed to join conference "c"',
+    );
     // control actions: the master's token, or the participant's own
     expect(refusal(() => policy.requireControl(alice, bob, 'bob-secret-1', 'x'))).toBe('allowed');
     expect(refusal(() => policy.requireControl(alice, bob, 'alice-secret', 'x'))).toBe('allowed');
@@ -175,8 +198,16 @@ describe('ctl requests', () => {
       json: false,
       request: { cmd: 'start', conference: 'c', master: 'alice', token: 't', display: ':97' },
     });
-    expect(parseCtlArgs(['join', 'c', ':92'], { TANDEM_XCONF_TOKEN: 'from-env' }).request).toEqual({ cmd: 'join', conference: 'c', participant: ':92', token: 'from-env' });
-    expect(parseCtlArgs(['focus', 'c', 'bob', '--app', '3', '--json'], {})).toMatchObject({ json: true, request: { cmd: 'focus', app: 3 } });
+    expect(parseCtlArgs(['join', 'c', ':92'], { TANDEM_XCONF_TOKEN: 'from-env' }).request).toEqual({
+      cmd: 'join',
+      conference: 'c',
+      participant: ':92',
+      token: 'from-env',
+    });
+    expect(parseCtlArgs(['focus', 'c', 'bob', '--app', '3', '--json'], {})).toMatchObject({
+      json: true,
+      request: { cmd: 'focus', app: 3 },
+    });
     expect(parseCtlArgs(['launch', 'c', '--token', 't', '--', 'xlogo', '--geometry', '10x10'], {}).request).toEqual({
       cmd: 'launch',
       conference: 'c',
@@ -196,7 +227,11 @@ describe('ctl requests', () => {
   });
 
   it('validates request lines and names the bad field', () => {
-    expect(parseCtlRequest('{"cmd":"leave","conference":"c","participant":"bob"}')).toEqual({ cmd: 'leave', conference: 'c', participant: 'bob' });
+    expect(parseCtlRequest('{"cmd":"leave","conference":"c","participant":"bob"}')).toEqual({
+      cmd: 'leave',
+      conference: 'c',
+      participant: 'bob',
+    });
     const bad = (line: string): string => {
       try {
         parseCtlRequest(line);
@@ -213,4 +248,3 @@ describe('ctl requests', () => {
     expect(bad('{"cmd":"list","extra":1}')).toMatch(/extra/);
   });
 });
-

@@ -4,7 +4,19 @@
 // and nothing changes for anyone else. The daemon's own sockets bind where they should. Real Xvfb servers,
 // real X clients (xdpyinfo, xlogo, xterm), the daemon as a real process (tsx) and in-process.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +29,21 @@ import { startXconf, XconfServer, type XconfDaemon } from '../src/daemon.js';
 import { noCookieWarning } from '../src/hosted-conference.js';
 import { encodeXauthority, writeXauthority } from '../src/launch-auth.js';
 import { abstractSocketListening, abstractXSocketName, prepareX11SocketDirectory } from '../src/unix-socket.js';
-import { findWindows, freeDisplays, kill, requireXTools, run, start, startXvfb, stopXvfb, textOf, typeInto, waitFor, type Proc, type XvfbProc } from './x-harness.js';
+import {
+  findWindows,
+  freeDisplays,
+  kill,
+  requireXTools,
+  run,
+  start,
+  startXvfb,
+  stopXvfb,
+  textOf,
+  typeInto,
+  waitFor,
+  type Proc,
+  type XvfbProc,
+} from './x-harness.js';
 
 const haveX = requireXTools('cookie');
 const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
@@ -27,10 +53,14 @@ const isRoot = process.getuid?.() === 0;
 /** Starts `tandem-xconf ARGS` as a process and waits for its ready line. */
 async function startDaemon(args: string[]): Promise<Proc> {
   const p = start(process.execPath, [...nodeArgs, ...args]);
-  await waitFor('tandem-xconf ready', async () => {
-    if (p.child.exitCode !== null) throw new Error(`tandem-xconf exited: ${p.output()}`);
-    return p.output().includes('tandem-xconf: ready');
-  }, 30_000);
+  await waitFor(
+    'tandem-xconf ready',
+    async () => {
+      if (p.child.exitCode !== null) throw new Error(`tandem-xconf exited: ${p.output()}`);
+      return p.output().includes('tandem-xconf: ready');
+    },
+    30_000,
+  );
   return p;
 }
 
@@ -73,7 +103,12 @@ describe('tandem-xconf command line: cookie options', () => {
   });
 
   it('refuses --no-cookie with --require-cookie, and both with serve (set per conference there)', async () => {
-    const both = await run(process.execPath, [...nodeArgs, '--display', ':1', '--master', ':2', '--no-cookie', '--require-cookie'], {}, 30_000);
+    const both = await run(
+      process.execPath,
+      [...nodeArgs, '--display', ':1', '--master', ':2', '--no-cookie', '--require-cookie'],
+      {},
+      30_000,
+    );
     expect(both.code).toBe(2);
     expect(both.stderr).toContain('--no-cookie and --require-cookie contradict each other');
     const serve = await run(process.execPath, [...nodeArgs, 'serve', '--config', '/nonexistent.json', '--no-cookie'], {}, 30_000);
@@ -161,14 +196,32 @@ describe('the daemon’s files and directories', () => {
   });
 
   it('the warning without a cookie says who can connect and what they can do', () => {
-    const w = noCookieWarning({ name: 'default', display: ':95', socketPath: '/tmp/.X11-unix/X95', tcpPort: 6095, participants: [':91', 'bob:0'], user: { uid: 1000, username: 'alice' } });
-    expect(w).toMatch(/^tandem-xconf: WARNING: conference "default" on :95 admits X applications WITHOUT a cookie \(--no-cookie \/ requireCookie: false\)/);
-    expect(w).toContain('Every process running as user "alice" (uid 1000) or root can connect to /tmp/.X11-unix/X95, and every local process of any user to 127.0.0.1:6095');
+    const w = noCookieWarning({
+      name: 'default',
+      display: ':95',
+      socketPath: '/tmp/.X11-unix/X95',
+      tcpPort: 6095,
+      participants: [':91', 'bob:0'],
+      user: { uid: 1000, username: 'alice' },
+    });
+    expect(w).toMatch(
+      /^tandem-xconf: WARNING: conference "default" on :95 admits X applications WITHOUT a cookie \(--no-cookie \/ requireCookie: false\)/,
+    );
+    expect(w).toContain(
+      'Every process running as user "alice" (uid 1000) or root can connect to /tmp/.X11-unix/X95, and every local process of any user to 127.0.0.1:6095',
+    );
     expect(w).toContain("can open windows on every participant's display (:91, bob:0) and read that display's input");
     expect(w).toMatch(/keys and clicks of whoever has the input focus, its selections and its screen contents/);
-    expect(noCookieWarning({ name: 'c', display: ':9', socketPath: '/tmp/.X11-unix/X9', tcpPort: null, participants: [':1'], user: { uid: 0, username: 'root' } })).toContain(
-      'Every process running as root can connect to /tmp/.X11-unix/X9; any of them',
-    );
+    expect(
+      noCookieWarning({
+        name: 'c',
+        display: ':9',
+        socketPath: '/tmp/.X11-unix/X9',
+        tcpPort: null,
+        participants: [':1'],
+        user: { uid: 0, username: 'root' },
+      }),
+    ).toContain('Every process running as root can connect to /tmp/.X11-unix/X9; any of them');
   });
 });
 
@@ -182,7 +235,8 @@ describe.skipIf(!haveX)('tandem-xconf command line (a real process): application
   let typed: string;
   let cookieFile = '';
   const d = { master: '', p1: '', conf: '', conf2: '', conf3: '' };
-  const list = async (): Promise<ConferenceInfo[]> => ((await ctlRequest(sock, { cmd: 'list' })) as { conferences: ConferenceInfo[] }).conferences;
+  const list = async (): Promise<ConferenceInfo[]> =>
+    ((await ctlRequest(sock, { cmd: 'list' })) as { conferences: ConferenceInfo[] }).conferences;
   /** `tandem-xconf ctl --socket SOCK launch default -- ARGV` as a process; returns the launched pid. */
   const launch = async (argv: string[]): Promise<number> => {
     const r = await run(process.execPath, [...nodeArgs, 'ctl', '--socket', sock, 'launch', 'default', '--', ...argv], {}, 30_000);
@@ -220,7 +274,10 @@ describe.skipIf(!haveX)('tandem-xconf command line (a real process): application
   });
 
   it('says where the cookie is; the cookie file and the display socket are the daemon user’s only', async () => {
-    const ready = /tandem-xconf: ready on (:\d+); applications need the cookie in (\S+) \(`tandem-xconf ctl --socket (\S+) launch default -- CMD`, or XAUTHORITY=\S+ DISPLAY=:\d+ CMD\)/.exec(daemon!.output());
+    const ready =
+      /tandem-xconf: ready on (:\d+); applications need the cookie in (\S+) \(`tandem-xconf ctl --socket (\S+) launch default -- CMD`, or XAUTHORITY=\S+ DISPLAY=:\d+ CMD\)/.exec(
+        daemon!.output(),
+      );
     expect(ready, daemon!.output()).not.toBeNull();
     expect(ready![1]).toBe(d.conf);
     expect(ready![3]).toBe(sock);
@@ -271,7 +328,10 @@ describe.skipIf(!haveX)('tandem-xconf command line (a real process): application
     expect(textOf(typed)).toBe('before\nafter\n');
     // The refused connections never became applications: the next one launched gets the next id.
     await launch(['xlogo', '-geometry', '50x50+200+10']);
-    await waitFor('launched xlogo on the master and p1', async () => (await findWindows(d.master, 'xlogo')).length === 1 && (await findWindows(d.p1, 'xlogo')).length === 1);
+    await waitFor(
+      'launched xlogo on the master and p1',
+      async () => (await findWindows(d.master, 'xlogo')).length === 1 && (await findWindows(d.p1, 'xlogo')).length === 1,
+    );
     const ids = (await list())[0]!.applications.map((a) => a.id);
     expect(ids).toEqual([...before[0]!.applications.map((a) => a.id), before[0]!.applications[0]!.id + 1]);
     // With the cookie file, any X client works (e.g. not launched through ctl).
@@ -293,11 +353,25 @@ describe.skipIf(!haveX)('tandem-xconf command line (a real process): application
   });
 
   it('--no-cookie admits applications without one, and warns even with --quiet: who can connect, what they can do', async () => {
-    other = await startDaemon(['--display', d.conf3, '--master', d.master, '--participant', d.p1, '--no-cookie', '--tcp', '--quiet', '--socket', join(dir, 'ctl3', 'ctl.sock')]);
+    other = await startDaemon([
+      '--display',
+      d.conf3,
+      '--master',
+      d.master,
+      '--participant',
+      d.p1,
+      '--no-cookie',
+      '--tcp',
+      '--quiet',
+      '--socket',
+      join(dir, 'ctl3', 'ctl.sock'),
+    ]);
     const out = other.output();
     expect(out).toContain(`tandem-xconf: ready on ${d.conf3}; applications need no cookie (--no-cookie)`);
     expect(out).toContain(`tandem-xconf: WARNING: conference "default" on ${d.conf3} admits X applications WITHOUT a cookie`);
-    expect(out).toContain(`can connect to /tmp/.X11-unix/X${d.conf3.slice(1)}, and every local process of any user to 127.0.0.1:${6000 + Number(d.conf3.slice(1))}`);
+    expect(out).toContain(
+      `can connect to /tmp/.X11-unix/X${d.conf3.slice(1)}, and every local process of any user to 127.0.0.1:${6000 + Number(d.conf3.slice(1))}`,
+    );
     expect(out).toContain(`can open windows on every participant's display (${d.master}, ${d.p1}) and read that display's input`);
     expect(out).not.toMatch(/→ master/); // --quiet hides the ordinary log, not the warning
     const r = await run('xdpyinfo', [], { DISPLAY: d.conf3, ...noCookie() });
@@ -373,7 +447,13 @@ describe.skipIf(!haveX)('configuration-file and library conferences: cookie by d
   });
 
   it('startXconf (the library call) requires the cookie unless told otherwise', async () => {
-    lib = await startXconf({ display: d.lib, master: d.master, participants: [], trigger: parseFocusTrigger('none'), warn: (l) => warnings.push(l) });
+    lib = await startXconf({
+      display: d.lib,
+      master: d.master,
+      participants: [],
+      trigger: parseFocusTrigger('none'),
+      warn: (l) => warnings.push(l),
+    });
     expect(lib.xauthorityPath).toMatch(new RegExp(`default-${d.lib.slice(1)}\\.xauth$`));
     const refused = await run('xdpyinfo', [], { DISPLAY: d.lib, ...noCookie() });
     expect(refused.code).not.toBe(0);
@@ -405,9 +485,9 @@ describe.skipIf(!haveX)('configuration-file and library conferences: cookie by d
       expect(abstractSocketListening(abstractXSocketName(n!))).toBe(true);
       // Why it matters: an application given DISPLAY=:n reaches that process, not the daemon.
       expect((await run('xdpyinfo', [], { DISPLAY: `:${n}` })).stdout).toMatch(/320x240 pixels/);
-      await expect(startXconf({ display: `:${n}`, master: d.master, participants: [], trigger: parseFocusTrigger('none') })).rejects.toThrow(
-        new RegExp(`display :${n} is in use: a process listens on the abstract socket @/tmp/\\.X11-unix/X${n}`),
-      );
+      await expect(
+        startXconf({ display: `:${n}`, master: d.master, participants: [], trigger: parseFocusTrigger('none') }),
+      ).rejects.toThrow(new RegExp(`display :${n} is in use: a process listens on the abstract socket @/tmp/\\.X11-unix/X${n}`));
       expect(existsSync(`/tmp/.X11-unix/X${n}`)).toBe(false);
     } finally {
       await stopXvfb(squatter);
@@ -420,7 +500,9 @@ describe.skipIf(!haveX)('configuration-file and library conferences: cookie by d
     const target = join(dir, 'planted-target');
     symlinkSync(target, lock); // dangling: the old code created `target` with the daemon's pid
     try {
-      await expect(startXconf({ display: `:${n}`, master: d.master, participants: [], trigger: parseFocusTrigger('none') })).rejects.toThrow(/is not a regular file \(a symlink\?\)/);
+      await expect(
+        startXconf({ display: `:${n}`, master: d.master, participants: [], trigger: parseFocusTrigger('none') }),
+      ).rejects.toThrow(/is not a regular file \(a symlink\?\)/);
       expect(existsSync(target)).toBe(false);
       expect(lstatSync(lock).isSymbolicLink()).toBe(true);
     } finally {

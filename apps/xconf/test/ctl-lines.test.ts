@@ -29,7 +29,10 @@ describe('ctl server lines', () => {
   });
 
   /** Writes `parts` (a short pause between them), optionally half-closes, collects reply lines until the server closes. */
-  async function talk(parts: string[], halfClose = false): Promise<{ replies: Array<{ id?: number; ok: boolean; error?: { code: string; message: string } }>; calls: CtlRequest[] }> {
+  async function talk(
+    parts: string[],
+    halfClose = false,
+  ): Promise<{ replies: Array<{ id?: number; ok: boolean; error?: { code: string; message: string } }>; calls: CtlRequest[] }> {
     const before = calls.length;
     const s: Socket = connect(path);
     let buf = '';
@@ -45,11 +48,18 @@ describe('ctl server lines', () => {
     if (halfClose) s.end();
     await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
     s.destroy();
-    return { replies: buf.split('\n').filter(Boolean).map((l) => JSON.parse(l)), calls: calls.slice(before) };
+    return {
+      replies: buf
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+      calls: calls.slice(before),
+    };
   }
 
   /** A valid request padded with blanks inside its JSON to `bytes` bytes. */
-  const padded = (id: number, bytes: number): string => `{"id":${id},"cmd":"list"${' '.repeat(bytes - `{"id":${id},"cmd":"list"}`.length)}}`;
+  const padded = (id: number, bytes: number): string =>
+    `{"id":${id},"cmd":"list"${' '.repeat(bytes - `{"id":${id},"cmd":"list"}`.length)}}`;
 
   it('refuses an over-long line that arrives with its newline, and hands nothing more to the daemon', async () => {
     const { replies, calls: handed } = await talk([`${padded(1, MAX_LINE_BYTES + 100)}\n{"id":2,"cmd":"list"}\n`]);

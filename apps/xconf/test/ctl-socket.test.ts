@@ -74,9 +74,17 @@ describe('tandem-xconf ctl socket', () => {
   });
 
   it('answers bad lines with typed errors and keeps the connection usable', async () => {
-    const { replies, closed } = await exchange(['garbage\n', '{"cmd":"warp"}\n', '{"id":7,"cmd":"join","conference":"x"}\n', '{"id":8,"cmd":"list"}\n'], 4);
+    const { replies, closed } = await exchange(
+      ['garbage\n', '{"cmd":"warp"}\n', '{"id":7,"cmd":"join","conference":"x"}\n', '{"id":8,"cmd":"list"}\n'],
+      4,
+    );
     expect(closed).toBe(false);
-    expect(replies.map((r) => (r.ok ? 'ok' : (r.error as { code: string }).code))).toEqual(['bad-request', 'bad-request', 'bad-request', 'ok']);
+    expect(replies.map((r) => (r.ok ? 'ok' : (r.error as { code: string }).code))).toEqual([
+      'bad-request',
+      'bad-request',
+      'bad-request',
+      'ok',
+    ]);
     expect((replies[0]!.error as { message: string }).message).toMatch(/not JSON/);
     expect((replies[2]!.error as { message: string }).message).toMatch(/participant/);
     expect(replies[3]).toEqual({ id: 8, ok: true, result: { conferences: [] } });
@@ -109,11 +117,21 @@ describe('tandem-xconf ctl socket', () => {
         return `${(err as CtlError).code}: ${(err as Error).message}`;
       }
     };
-    expect(await code(ctlRequest(sock, { cmd: 'start', conference: 'later', master: 'alice', token: 'bob-secret-1' }))).toBe('unauthorised: wrong token for participant "alice"');
-    expect(await code(ctlRequest(sock, { cmd: 'start', conference: 'later', master: 'bob', token: 'bob-secret-1' }))).toBe('unauthorised: participant "bob" may not start');
-    expect(await code(ctlRequest(sock, { cmd: 'start', conference: 'adhoc', master: 'alice', token: 'alice-secret' }))).toMatch(/^unauthorised: .*no runtime conferences/);
-    expect(await code(ctlRequest(sock, { cmd: 'join', conference: 'later', participant: 'bob', token: 'bob-secret-1' }))).toBe('not-found: no conference "later" is running');
-    expect(await code(ctlRequest(sock, { cmd: 'launch', conference: 'later', token: 'x', argv: ['true'] }))).toBe('not-found: no conference "later" is running');
+    expect(await code(ctlRequest(sock, { cmd: 'start', conference: 'later', master: 'alice', token: 'bob-secret-1' }))).toBe(
+      'unauthorised: wrong token for participant "alice"',
+    );
+    expect(await code(ctlRequest(sock, { cmd: 'start', conference: 'later', master: 'bob', token: 'bob-secret-1' }))).toBe(
+      'unauthorised: participant "bob" may not start',
+    );
+    expect(await code(ctlRequest(sock, { cmd: 'start', conference: 'adhoc', master: 'alice', token: 'alice-secret' }))).toMatch(
+      /^unauthorised: .*no runtime conferences/,
+    );
+    expect(await code(ctlRequest(sock, { cmd: 'join', conference: 'later', participant: 'bob', token: 'bob-secret-1' }))).toBe(
+      'not-found: no conference "later" is running',
+    );
+    expect(await code(ctlRequest(sock, { cmd: 'launch', conference: 'later', token: 'x', argv: ['true'] }))).toBe(
+      'not-found: no conference "later" is running',
+    );
     expect(await ctlRequest(sock, { cmd: 'list' })).toEqual({ conferences: [] });
   });
 

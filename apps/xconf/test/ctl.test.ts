@@ -10,7 +10,18 @@ import { ctlRequest } from '../src/ctl-client.js';
 import { CtlError, type ConferenceInfo, type CtlRequest } from '../src/ctl-protocol.js';
 import { XconfServer } from '../src/daemon.js';
 import { encodeXauthority } from '../src/launch-auth.js';
-import { findWindows, freeDisplays, requireXTools, run, startXvfb, stopXvfb, textOf, typeInto, waitFor, type XvfbProc } from './x-harness.js';
+import {
+  findWindows,
+  freeDisplays,
+  requireXTools,
+  run,
+  startXvfb,
+  stopXvfb,
+  textOf,
+  typeInto,
+  waitFor,
+  type XvfbProc,
+} from './x-harness.js';
 
 const haveX = requireXTools('ctl');
 
@@ -36,7 +47,8 @@ describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled
     }
   };
   const list = async (): Promise<ConferenceInfo[]> => ((await ctl({ cmd: 'list' })) as { conferences: ConferenceInfo[] }).conferences;
-  const summary = async (): Promise<string[]> => (await list()).map((c) => `${c.name}@${c.display}: ${c.participants.map((p) => p.name).join(',')}`);
+  const summary = async (): Promise<string[]> =>
+    (await list()).map((c) => `${c.name}@${c.display}: ${c.participants.map((p) => p.name).join(',')}`);
   const launch = async (conference: string, token: string, argv: string[]): Promise<number> => {
     const r = (await ctl({ cmd: 'launch', conference, token, argv })) as { pid: number };
     pids.push(r.pid);
@@ -83,8 +95,12 @@ describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled
 
   it('a conference start with a wrong token is refused; with the master’s token it starts', async () => {
     expect(await summary()).toEqual([`helpdesk@${d.helpdesk}: alice,bob`]);
-    expect(await refusal({ cmd: 'start', conference: 'design', master: 'carol', token: TOKENS.dave })).toBe('unauthorised: wrong token for participant "carol"');
-    expect(await refusal({ cmd: 'start', conference: 'design', master: 'dave', token: TOKENS.dave })).toBe('unauthorised: participant "dave" may not start');
+    expect(await refusal({ cmd: 'start', conference: 'design', master: 'carol', token: TOKENS.dave })).toBe(
+      'unauthorised: wrong token for participant "carol"',
+    );
+    expect(await refusal({ cmd: 'start', conference: 'design', master: 'dave', token: TOKENS.dave })).toBe(
+      'unauthorised: participant "dave" may not start',
+    );
     expect(await summary()).toEqual([`helpdesk@${d.helpdesk}: alice,bob`]);
     const started = (await ctl({ cmd: 'start', conference: 'design', master: 'carol', token: TOKENS.carol })) as ConferenceInfo;
     expect(started).toMatchObject({ name: 'design', display: d.design, master: 'carol', focusTrigger: 'button', requireCookie: true });
@@ -115,8 +131,12 @@ describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toMatch(/rejected/);
     // a launch with someone else's token is refused too, and launches nothing
-    expect(await refusal({ cmd: 'launch', conference: 'helpdesk', token: TOKENS.carol, argv: ['xlogo'] })).toBe('unauthorised: participant "carol" is not in conference "helpdesk"');
-    expect(await refusal({ cmd: 'launch', conference: 'helpdesk', token: 'not-a-token', argv: ['xlogo'] })).toMatch(/^unauthorised: wrong token/);
+    expect(await refusal({ cmd: 'launch', conference: 'helpdesk', token: TOKENS.carol, argv: ['xlogo'] })).toBe(
+      'unauthorised: participant "carol" is not in conference "helpdesk"',
+    );
+    expect(await refusal({ cmd: 'launch', conference: 'helpdesk', token: 'not-a-token', argv: ['xlogo'] })).toMatch(
+      /^unauthorised: wrong token/,
+    );
     const info = (await list())[0]!;
     expect(info.applications).toHaveLength(1);
     const ok = await run('xdpyinfo', [], { DISPLAY: d.helpdesk, XAUTHORITY: info.xauthority! });
@@ -135,7 +155,10 @@ describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled
 
   it('ctl focus moves the input focus: keys then reach the application only from the new focus', async () => {
     await launch('helpdesk', TOKENS.alice, ['xterm', '-geometry', '30x5+10+120', '-e', 'sh', '-c', `cat > ${typed}`]);
-    await waitFor('xterm mapped on alice and bob, its shell running', async () => (await xtermReady(d.m1)) && (await xtermReady(d.p1)) && existsSync(typed));
+    await waitFor(
+      'xterm mapped on alice and bob, its shell running',
+      async () => (await xtermReady(d.m1)) && (await xtermReady(d.p1)) && existsSync(typed),
+    );
     // a click from bob does not take the focus: the help desk's policy is "none" (ctl only)
     const w = (await xterm(d.p1))!;
     await run('xdotool', ['mousemove', String(w.x + 20), String(w.y + 20), 'click', '1'], { DISPLAY: d.p1 });
@@ -144,7 +167,9 @@ describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled
     await waitFor('alice’s line', async () => file().includes('alice1'));
     expect(file()).toBe('alice1\n');
     // bob may not take the focus with a wrong token; the trigger policy is "none", so only ctl moves it
-    expect(await refusal({ cmd: 'focus', conference: 'helpdesk', participant: 'bob', token: TOKENS.carol })).toMatch(/^unauthorised: wrong token/);
+    expect(await refusal({ cmd: 'focus', conference: 'helpdesk', participant: 'bob', token: TOKENS.carol })).toMatch(
+      /^unauthorised: wrong token/,
+    );
     const moved = (await ctl({ cmd: 'focus', conference: 'helpdesk', participant: 'bob', token: TOKENS.bob })) as { applications: number };
     expect(moved.applications).toBe(2); // xlogo and xterm
     expect((await list())[0]!.applications.map((a) => a.focus)).toEqual(['bob', 'bob']);
@@ -155,9 +180,15 @@ describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled
   });
 
   it('an unauthorised join is refused with a clear error and changes nothing', async () => {
-    expect(await refusal({ cmd: 'join', conference: 'design', participant: 'dave', token: TOKENS.bob })).toBe('unauthorised: wrong token for participant "dave"');
-    expect(await refusal({ cmd: 'join', conference: 'design', participant: ':199', token: TOKENS.dave })).toBe('unauthorised: ":199" is not on the participants\' allow-list');
-    expect(await refusal({ cmd: 'join', conference: 'design', participant: 'carol', token: TOKENS.carol })).toBe('unauthorised: participant "carol" may not join');
+    expect(await refusal({ cmd: 'join', conference: 'design', participant: 'dave', token: TOKENS.bob })).toBe(
+      'unauthorised: wrong token for participant "dave"',
+    );
+    expect(await refusal({ cmd: 'join', conference: 'design', participant: ':199', token: TOKENS.dave })).toBe(
+      'unauthorised: ":199" is not on the participants\' allow-list',
+    );
+    expect(await refusal({ cmd: 'join', conference: 'design', participant: 'carol', token: TOKENS.carol })).toBe(
+      'unauthorised: participant "carol" may not join',
+    );
     expect(await summary()).toEqual([`helpdesk@${d.helpdesk}: alice,bob`, `design@${d.design}: carol`]);
     expect(await findWindows(d.p2, 'xlogo')).toHaveLength(0);
   });
@@ -188,8 +219,12 @@ describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled
     const apps = (await list())[1]!.applications;
     expect(apps).toHaveLength(3); // xlogo, xterm, and this one
     const second = Math.max(...apps.map((a) => a.id));
-    expect(await refusal({ cmd: 'drop', conference: 'design', app: second, token: TOKENS.dave })).toMatch(/^unauthorised: wrong token to drop/);
-    expect(await refusal({ cmd: 'drop', conference: 'design', app: 99, token: TOKENS.carol })).toBe('not-found: no application 99 in conference "design"');
+    expect(await refusal({ cmd: 'drop', conference: 'design', app: second, token: TOKENS.dave })).toMatch(
+      /^unauthorised: wrong token to drop/,
+    );
+    expect(await refusal({ cmd: 'drop', conference: 'design', app: 99, token: TOKENS.carol })).toBe(
+      'not-found: no application 99 in conference "design"',
+    );
     await ctl({ cmd: 'drop', conference: 'design', app: second, token: TOKENS.carol });
     await waitFor('dropped xlogo gone from carol and dave', async () => !(await logoAt(d.m2, 300)) && !(await logoAt(d.p2, 300)));
     expect(await logoAt(d.m2, 200)).toBe(true);
@@ -221,7 +256,8 @@ describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled
 
   it('the ctl command line talks to the daemon (list, and a refusal with exit code 1)', async () => {
     const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
-    const node = (args: string[]) => run(process.execPath, ['--conditions=@tandem/source', '--import', 'tsx', cli, 'ctl', '--socket', sock, ...args], {}, 30_000);
+    const node = (args: string[]) =>
+      run(process.execPath, ['--conditions=@tandem/source', '--import', 'tsx', cli, 'ctl', '--socket', sock, ...args], {}, 30_000);
     const listed = await node(['list']);
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(new RegExp(`^helpdesk  display ${d.helpdesk}  focus trigger none  cookie `));
@@ -232,7 +268,9 @@ describe.skipIf(!haveX)('tandem-xconf: two conferences in one daemon, controlled
   });
 
   it('the master leaving closes its conference; the daemon stays, and the declared conference can start again', async () => {
-    const r = (await ctl({ cmd: 'leave', conference: 'helpdesk', participant: 'alice', token: TOKENS.alice })) as { conferenceClosed: string };
+    const r = (await ctl({ cmd: 'leave', conference: 'helpdesk', participant: 'alice', token: TOKENS.alice })) as {
+      conferenceClosed: string;
+    };
     expect(r.conferenceClosed).toMatch(/master/);
     expect(await list()).toEqual([]);
     await waitFor('helpdesk xlogo gone', async () => !(await logoAt(d.m1, 10)));

@@ -6,7 +6,23 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFocusTrigger } from '@tandem/xconference';
 import { startXconf, type XconfDaemon } from '../src/daemon.js';
-import { diffRegion, findWindows, freeDisplays, kill, requireXTools, run, screenshot, start, startXvfb, stopXvfb, textOf, typeInto, waitFor, type Proc, type XvfbProc } from './x-harness.js';
+import {
+  diffRegion,
+  findWindows,
+  freeDisplays,
+  kill,
+  requireXTools,
+  run,
+  screenshot,
+  start,
+  startXvfb,
+  stopXvfb,
+  textOf,
+  typeInto,
+  waitFor,
+  type Proc,
+  type XvfbProc,
+} from './x-harness.js';
 
 const haveX = requireXTools('end-to-end');
 
@@ -41,7 +57,13 @@ describe.skipIf(!haveX)('tandem-xconf with three Xvfb servers and unmodified cli
     procs.push(direct1, direct2);
     onlyOnMaster = (await waitFor('direct xclock on the master', async () => (await findWindows(d.master, 'xclock'))[0])).id;
     onlyOnP1 = (await waitFor('direct xlogo on p1', async () => (await findWindows(d.p1, 'xlogo'))[0])).id;
-    daemon = await startXconf({ display: d.conf, master: d.master, participants: [d.p1, d.p2], trigger: parseFocusTrigger('ctrl+alt+f'), tcp: true });
+    daemon = await startXconf({
+      display: d.conf,
+      master: d.master,
+      participants: [d.p1, d.p2],
+      trigger: parseFocusTrigger('ctrl+alt+f'),
+      tcp: true,
+    });
     procs.push(
       start('xlogo', ['-geometry', '100x100+10+10'], env()),
       start('xclock', ['-geometry', '100x100+120+10'], env()),
@@ -113,12 +135,13 @@ describe.skipIf(!haveX)('tandem-xconf with three Xvfb servers and unmodified cli
     const shot = await screenshot(d.master);
     const logo = regions[0]!;
     const colours = new Set<number>();
-    for (let y = logo.y; y < logo.y + logo.height; y += 3) for (let x = logo.x; x < logo.x + logo.width; x += 3) colours.add(shot.pixel(x, y));
+    for (let y = logo.y; y < logo.y + logo.height; y += 3)
+      for (let x = logo.x; x < logo.x + logo.width; x += 3) colours.add(shot.pixel(x, y));
     expect(colours.size).toBeGreaterThan(1); // something was drawn
   });
 
   const xterm = async (disp: string) => (await findWindows(disp, 'xterm')).find((w) => w.x < 500)!;
-  const typeOn = async (disp: string, text: string): Promise<void> => typeInto(disp, (await xterm(disp)), text);
+  const typeOn = async (disp: string, text: string): Promise<void> => typeInto(disp, await xterm(disp), text);
   const file = (): string => textOf(typed);
 
   it('keys on a non-focus display do not reach the application; on the focus display they do', async () => {
@@ -143,7 +166,9 @@ describe.skipIf(!haveX)('tandem-xconf with three Xvfb servers and unmodified cli
   it('errors reach the application only from the master', async () => {
     const before = daemon.conference.totals.droppedErrors;
     // A window that exists only on the master: ChangeProperty fails on the participants; the client sees no error.
-    const lacking = await Promise.all([d.p1, d.p2].map(async (disp) => (await run('xwininfo', ['-id', String(onlyOnMaster)], { DISPLAY: disp })).code !== 0));
+    const lacking = await Promise.all(
+      [d.p1, d.p2].map(async (disp) => (await run('xwininfo', ['-id', String(onlyOnMaster)], { DISPLAY: disp })).code !== 0),
+    );
     expect(lacking).toContain(true);
     const ok = await run('xprop', ['-id', String(onlyOnMaster), '-f', 'TANDEM_TEST', '8s', '-set', 'TANDEM_TEST', 'hello'], env());
     expect(ok.stderr).not.toMatch(/BadWindow/);
@@ -194,11 +219,23 @@ describe.skipIf(!haveX)('tandem-xconf with a server that requires an MIT-MAGIC-C
     const field = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
     writeFileSync(
       file,
-      Buffer.concat([Buffer.from([1, 0]), field(Buffer.from(hostname())), field(Buffer.from(String(n))), field(Buffer.from('MIT-MAGIC-COOKIE-1')), field(cookie)]),
+      Buffer.concat([
+        Buffer.from([1, 0]),
+        field(Buffer.from(hostname())),
+        field(Buffer.from(String(n))),
+        field(Buffer.from('MIT-MAGIC-COOKIE-1')),
+        field(cookie),
+      ]),
     );
     xvfb = await startXvfb(n!, '320x240x24', ['-auth', file], { XAUTHORITY: file });
     expect((await run('xdpyinfo', [], { DISPLAY: `:${n}`, XAUTHORITY: join(dir, 'none') })).code).not.toBe(0); // no cookie, no entry
-    daemon = await startXconf({ display: `:${conf}`, master: `:${n}`, participants: [], trigger: parseFocusTrigger('none'), xauthority: file });
+    daemon = await startXconf({
+      display: `:${conf}`,
+      master: `:${n}`,
+      participants: [],
+      trigger: parseFocusTrigger('none'),
+      xauthority: file,
+    });
     const r = await run('xdpyinfo', [], { DISPLAY: `:${conf}`, XAUTHORITY: daemon.xauthorityPath! });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/320x240 pixels/);

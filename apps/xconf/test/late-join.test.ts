@@ -7,7 +7,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFocusTrigger } from '@tandem/xconference';
 import { startXconf, type XconfDaemon } from '../src/daemon.js';
 import { upstreamFor } from '../src/display.js';
-import { diffRegion, findWindows, freeDisplays, kill, requireXTools, run, screenshot, start, startXvfb, stopXvfb, typeInto, waitFor, type Proc, type WindowInfo, type XvfbProc } from './x-harness.js';
+import {
+  diffRegion,
+  findWindows,
+  freeDisplays,
+  kill,
+  requireXTools,
+  run,
+  screenshot,
+  start,
+  startXvfb,
+  stopXvfb,
+  typeInto,
+  waitFor,
+  type Proc,
+  type WindowInfo,
+  type XvfbProc,
+} from './x-harness.js';
 
 const haveX = requireXTools('late-join');
 
@@ -69,16 +85,20 @@ describe.skipIf(!haveX)('participants joining and leaving running applications (
     servers.push(await startXvfb(a!, '640x480x24'));
     // The late joiner lacks GLX, so its root window id differs from the master's: ids are translated.
     servers.push(await startXvfb(l!, '640x480x24', ['-extension', 'GLX']));
-    daemon = await startXconf({ display: d.conf, master: d.master, participants: [d.p1], trigger: parseFocusTrigger('ctrl+alt+f'), log: (line) => logs.push(line) });
+    daemon = await startXconf({
+      display: d.conf,
+      master: d.master,
+      participants: [d.p1],
+      trigger: parseFocusTrigger('ctrl+alt+f'),
+      log: (line) => logs.push(line),
+    });
     procs.push(start('xterm', ['-geometry', '40x8+10+10', '-e', 'sh', '-c', `cat > ${files.a}`], appEnv()));
     await xtermAt(d.p1, 10);
     expect(daemon.conference.applications.length).toBe(1);
     xtermApp = daemon.conference.applications[0]!.id;
-    procs.push(
-      start('xlogo', ['-geometry', '100x100+400+10'], appEnv()),
-      start('xeyes', ['-geometry', '100x100+520+10'], appEnv()),
-    );
-    for (const name of ['xlogo', 'xeyes']) await waitFor(`${name} on the master`, async () => (await findWindows(d.master, name)).length === 1);
+    procs.push(start('xlogo', ['-geometry', '100x100+400+10'], appEnv()), start('xeyes', ['-geometry', '100x100+520+10'], appEnv()));
+    for (const name of ['xlogo', 'xeyes'])
+      await waitFor(`${name} on the master`, async () => (await findWindows(d.master, name)).length === 1);
     // xterm is ready once it has drawn its cursor; even then its first keys can be lost, so type until seen
     await waitFor('xterm drawn', async () => (await colours(10)) > 1);
     for (let attempt = 0; attempt < 3 && !read(files.a).includes('before'); attempt++) {
@@ -154,7 +174,11 @@ describe.skipIf(!haveX)('participants joining and leaving running applications (
 
   it('two applications with different focus holders: each takes input only from its own', async () => {
     procs.push(start('xterm', ['-geometry', '40x8+300+200', '-e', 'sh', '-c', `cat > ${files.b}`], appEnv()));
-    await waitFor('second xterm on both displays', async () => (await findWindows(d.late, 'xterm')).some((w) => w.x === 300) && (await findWindows(d.master, 'xterm')).some((w) => w.x === 300));
+    await waitFor(
+      'second xterm on both displays',
+      async () =>
+        (await findWindows(d.late, 'xterm')).some((w) => w.x === 300) && (await findWindows(d.master, 'xterm')).some((w) => w.x === 300),
+    );
     const first = xtermSession();
     const second = await waitFor('the second xterm’s session', async () => daemon.conference.applications.find((a) => a.id > xtermApp + 2));
     expect(second.id).not.toBe(first.id);
@@ -176,9 +200,11 @@ describe.skipIf(!haveX)('participants joining and leaving running applications (
     await typeOn(d.late, 10, 'late into A'); // the late joiner is not A's focus: dropped
     await typeOn(d.master, 10, 'master into A');
     await typeInto(d.late, await at(d.late), 'late again into B');
-    await waitFor('both texts', async () => read(files.b).includes('late again into B') && read(files.a).includes('master into A')).catch((err: Error) => {
-      throw new Error(`${err.message}: a=${JSON.stringify(read(files.a))} b=${JSON.stringify(read(files.b))}`);
-    });
+    await waitFor('both texts', async () => read(files.b).includes('late again into B') && read(files.a).includes('master into A')).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}: a=${JSON.stringify(read(files.a))} b=${JSON.stringify(read(files.b))}`);
+      },
+    );
     expect(read(files.b)).toBe(`${bBefore}late again into B\n`);
     expect(read(files.a)).not.toMatch(/late into A|into B/);
     expect(await sameAsMaster(d.late, 10)).toBe('');

@@ -17,7 +17,10 @@ describe('tandem-xconf serve: configuration errors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xconf-serve-bad-'));
     try {
       const file = join(dir, 'config.json');
-      writeFileSync(file, JSON.stringify({ participants: [{ name: 'alice', display: ':1', may: ['start', 'teleport'] }], conferences: [] }));
+      writeFileSync(
+        file,
+        JSON.stringify({ participants: [{ name: 'alice', display: ':1', may: ['start', 'teleport'] }], conferences: [] }),
+      );
       const r = await run(process.execPath, [...nodeArgs, 'serve', '--config', file], {}, 30_000);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/invalid tandem-xconf configuration/);
@@ -74,10 +77,14 @@ describe.skipIf(!haveX)('tandem-xconf serve --config with a real Xvfb', () => {
       }),
     );
     daemon = start(process.execPath, [...nodeArgs, 'serve', '--config', file]);
-    await waitFor('daemon ready', async () => {
-      if (daemon!.child.exitCode !== null) throw new Error(`daemon exited: ${daemon!.output()}`);
-      return daemon!.output().includes('tandem-xconf: ready');
-    }, 30_000);
+    await waitFor(
+      'daemon ready',
+      async () => {
+        if (daemon!.child.exitCode !== null) throw new Error(`daemon exited: ${daemon!.output()}`);
+        return daemon!.output().includes('tandem-xconf: ready');
+      },
+      30_000,
+    );
   });
 
   afterAll(async () => {
@@ -110,7 +117,12 @@ describe.skipIf(!haveX)('tandem-xconf serve --config with a real Xvfb', () => {
   });
 
   it('serves applications launched through ctl, and cleans up on SIGTERM', async () => {
-    const r = (await ctlRequest(sock, { cmd: 'launch', conference: 'team', token: 'lead-token', argv: ['xlogo', '-geometry', '50x50+5+5'] })) as { pid: number };
+    const r = (await ctlRequest(sock, {
+      cmd: 'launch',
+      conference: 'team',
+      token: 'lead-token',
+      argv: ['xlogo', '-geometry', '50x50+5+5'],
+    })) as { pid: number };
     try {
       await waitFor('xlogo on the master', async () => (await run('xwininfo', ['-name', 'xlogo'], { DISPLAY: d.master })).code === 0);
       const guardEnv = { DISPLAY: d.guarded, XAUTHORITY: join(dir, 'guarded.xauth') };

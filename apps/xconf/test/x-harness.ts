@@ -83,20 +83,33 @@ export function start(cmd: string, args: string[], env: Record<string, string> =
 }
 
 /** Runs a command to completion (bounded); resolves with its exit code and output, never rejects. */
-export function run(cmd: string, args: string[], env: Record<string, string> = {}, timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export function run(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 10_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile(cmd, args, { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      res({ code, stdout: stdout.toString('latin1'), stderr: stderr.toString() });
-    });
+    execFile(
+      cmd,
+      args,
+      { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        res({ code, stdout: stdout.toString('latin1'), stderr: stderr.toString() });
+      },
+    );
   });
 }
 
 /** Runs a command returning raw stdout bytes. */
 export function runBytes(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Buffer> {
   return new Promise((res, rej) => {
-    execFile(cmd, args, { env: { ...process.env, ...env }, timeout: 10_000, maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' }, (err, stdout) =>
-      err ? rej(err) : res(stdout),
+    execFile(
+      cmd,
+      args,
+      { env: { ...process.env, ...env }, timeout: 10_000, maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' },
+      (err, stdout) => (err ? rej(err) : res(stdout)),
     );
   });
 }
@@ -215,7 +228,11 @@ export async function screenshot(display: string): Promise<Rgb> {
 }
 
 /** Pixels of a rectangle that differ between two screenshots (count, first position). */
-export function diffRegion(a: Rgb, b: Rgb, r: { x: number; y: number; width: number; height: number }): { differing: number; first: string | null } {
+export function diffRegion(
+  a: Rgb,
+  b: Rgb,
+  r: { x: number; y: number; width: number; height: number },
+): { differing: number; first: string | null } {
   let differing = 0;
   let first: string | null = null;
   for (let y = r.y; y < r.y + r.height; y++) {

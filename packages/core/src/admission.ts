@@ -43,13 +43,24 @@ export class Admission {
         ctx.log('info', 'resume', { joiner: req.nodeId, fromSeq: req.resume.seq, entries: entries.length });
         this.#admit(link, entries, req.nodeId, true);
       } else {
-        ctx.log('info', 'resume-unavailable', { joiner: req.nodeId, fromSeq: req.resume.seq, epoch: req.resume.epoch, appliedSeq: ctx.runner.appliedSeq, logFrom: ctx.roles.primary.tracker.ackedSeq });
+        ctx.log('info', 'resume-unavailable', {
+          joiner: req.nodeId,
+          fromSeq: req.resume.seq,
+          epoch: req.resume.epoch,
+          appliedSeq: ctx.runner.appliedSeq,
+          logFrom: ctx.roles.primary.tracker.ackedSeq,
+        });
         link.send({ t: 'drop', epoch: ctx.epoch, reason: 'resume unavailable: join with a state transfer' });
       }
       return;
     }
     const attachment = ctx.roles.host.attachment;
-    if (req.haveSeq !== undefined && req.haveDigest !== undefined && attachment?.verifiedAt !== undefined && attachment.entriesAfter !== undefined) {
+    if (
+      req.haveSeq !== undefined &&
+      req.haveDigest !== undefined &&
+      attachment?.verifiedAt !== undefined &&
+      attachment.entriesAfter !== undefined
+    ) {
       // The joiner streamed a state: join it from there if our strategy verified it (it may still be
       // reporting the verification: wait for it), else send the whole copy.
       if (this.#deltaPending.has(link)) return;
@@ -133,9 +144,17 @@ export class Admission {
         if (codec.encode(withEntries).length <= link.conn.maxMessageSize) msg = withEntries;
       }
     } else {
-      if (ctx.stateSync.fetch !== undefined || ctx.roles.host.attachment?.verifiedAt !== undefined) ctx.log('info', 'whole-state-copy', { joiner: joinerId });
+      if (ctx.stateSync.fetch !== undefined || ctx.roles.host.attachment?.verifiedAt !== undefined)
+        ctx.log('info', 'whole-state-copy', { joiner: joinerId });
       const snap = ctx.stateSync.capture(runner.takeSnapshot() as unknown as StateSnapshot);
-      msg = { t: 'stateSnap', epoch: ctx.epoch, seq: snap.seq, version: snap.version, snapshot: snap.snapshot, dedup: snap.dedup as StateSnap['dedup'] };
+      msg = {
+        t: 'stateSnap',
+        epoch: ctx.epoch,
+        seq: snap.seq,
+        version: snap.version,
+        snapshot: snap.snapshot,
+        dedup: snap.dedup as StateSnap['dedup'],
+      };
     }
     const snap = msg;
     if (!link.send(msg)) return;

@@ -42,7 +42,8 @@ export class KeyRing {
   static derive(keys: readonly Uint8Array[], purpose: KeyPurpose): KeyRing {
     if (keys.length === 0) throw new KeyError('a key ring needs at least one key');
     for (const k of keys) {
-      if (!(k instanceof Uint8Array) || k.length < MIN_KEY_BYTES) throw new KeyError(`a key must have at least ${MIN_KEY_BYTES} bytes (got ${k instanceof Uint8Array ? k.length : typeof k})`);
+      if (!(k instanceof Uint8Array) || k.length < MIN_KEY_BYTES)
+        throw new KeyError(`a key must have at least ${MIN_KEY_BYTES} bytes (got ${k instanceof Uint8Array ? k.length : typeof k})`);
     }
     return new KeyRing(keys.map((k) => derive(k, purpose)));
   }
@@ -96,7 +97,12 @@ export function handshakeProof(ring: KeyRing, side: 'accept' | 'dial', t: Handsh
   return ring.sign(transcriptBytes(side, t));
 }
 
-export function verifyHandshakeProof(ring: KeyRing, side: 'accept' | 'dial', t: HandshakeTranscript, proof: Uint8Array | undefined): boolean {
+export function verifyHandshakeProof(
+  ring: KeyRing,
+  side: 'accept' | 'dial',
+  t: HandshakeTranscript,
+  proof: Uint8Array | undefined,
+): boolean {
   return ring.verify(proof, transcriptBytes(side, t));
 }
 
@@ -153,7 +159,10 @@ export function parseKeyFile(text: string, what = 'key file'): Uint8Array[] {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     if (!/^[0-9a-fA-F]+$/.test(line) || line.length % 2 !== 0) throw new KeyError(`${what}, line ${i + 1}: not a hex key`);
-    if (line.length < MIN_KEY_BYTES * 2) throw new KeyError(`${what}, line ${i + 1}: a key needs at least ${MIN_KEY_BYTES} bytes (${MIN_KEY_BYTES * 2} hex digits), got ${line.length / 2}`);
+    if (line.length < MIN_KEY_BYTES * 2)
+      throw new KeyError(
+        `${what}, line ${i + 1}: a key needs at least ${MIN_KEY_BYTES} bytes (${MIN_KEY_BYTES * 2} hex digits), got ${line.length / 2}`,
+      );
     keys.push(new Uint8Array(Buffer.from(line, 'hex')));
   }
   if (keys.length === 0) throw new KeyError(`${what}: no key in it`);

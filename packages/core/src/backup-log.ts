@@ -45,7 +45,11 @@ export class BackupLog {
   /** Store an entry for in-order application. `epoch` is the epoch of the primary being followed. */
   offer(entry: Entry, appliedSeq: number, epoch: number, fromPrimary: boolean): OfferResult {
     if (entry.seq <= appliedSeq) return 'duplicate';
-    invariant(this.#fromClients.size <= this.#pending.size, 'backup-log-sources', () => `${this.#fromClients.size} client-only seqs, ${this.#pending.size} pending`);
+    invariant(
+      this.#fromClients.size <= this.#pending.size,
+      'backup-log-sources',
+      () => `${this.#fromClients.size} client-only seqs, ${this.#pending.size} pending`,
+    );
     const pending = this.#pending.get(entry.seq);
     if (pending !== undefined) {
       if (fromPrimary && this.#fromClients.delete(entry.seq) && !sameEntry(pending, entry)) {
@@ -67,7 +71,12 @@ export class BackupLog {
    * is alive, entries only a client has vouched for wait for the primary's flush (which confirms or
    * replaces them); at takeover (`includeClientOnly`) they are applied too — that is what they are for.
    */
-  applyReady(runner: ServiceRunner<unknown, unknown, unknown>, onDivergence: (d: Divergence) => void, includeClientOnly = false, max = Number.POSITIVE_INFINITY): number {
+  applyReady(
+    runner: ServiceRunner<unknown, unknown, unknown>,
+    onDivergence: (d: Divergence) => void,
+    includeClientOnly = false,
+    max = Number.POSITIVE_INFINITY,
+  ): number {
     let applied = 0;
     while (applied < max) {
       const next = runner.appliedSeq + 1;
@@ -79,7 +88,8 @@ export class BackupLog {
       const outcome = runner.apply(entry);
       applied++;
       invariant(runner.appliedSeq === next, 'apply-in-order', () => `applied seq ${next}, the runner is at ${runner.appliedSeq}`);
-      if (outcome.digest !== entry.digest) onDivergence({ seq: entry.seq, expectedDigest: entry.digest, actualDigest: outcome.digest, entry });
+      if (outcome.digest !== entry.digest)
+        onDivergence({ seq: entry.seq, expectedDigest: entry.digest, actualDigest: outcome.digest, entry });
     }
     return applied;
   }
@@ -87,7 +97,8 @@ export class BackupLog {
   /** A backup's invariant: every pending entry is after `appliedSeq` (nothing applied stays, nothing
    * pending was skipped). (A joiner's fetch may apply past entries it collected: retainAfter drops them.) */
   assertAhead(appliedSeq: number): void {
-    for (const seq of this.#pending.keys()) invariant(seq > appliedSeq, 'pending-ahead', () => `pending entry ${seq} is not after the applied seq ${appliedSeq}`);
+    for (const seq of this.#pending.keys())
+      invariant(seq > appliedSeq, 'pending-ahead', () => `pending entry ${seq} is not after the applied seq ${appliedSeq}`);
   }
 
   /** Entries that cannot be applied because an earlier seq is missing (reported at takeover). */

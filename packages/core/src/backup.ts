@@ -88,7 +88,11 @@ export class Backup {
         // Skip lists the backup already applied (the primary's flush got here first): no decoding.
         if (collecting && p.upToSeq <= ctx.runner.appliedSeq) continue;
         if (ring !== undefined && !verifyPackedEntries(ring, p.upToSeq, p.bytes, p.mac)) {
-          this.#forged(link, [p.upToSeq], p.mac === undefined ? 'no MAC on forwarded entries' : 'the MAC of forwarded entries does not verify');
+          this.#forged(
+            link,
+            [p.upToSeq],
+            p.mac === undefined ? 'no MAC on forwarded entries' : 'the MAC of forwarded entries does not verify',
+          );
           continue;
         }
         for (const e of decodeEntries(p.bytes)) entries.push(e); // throws ProtocolViolationError
@@ -138,7 +142,14 @@ export class Backup {
     const remote = link.conn.remoteAddress;
     const clientId = link.hello?.nodeId;
     ctx.rateLog.log('forged-forward', (suppressed) =>
-      ctx.log('error', 'FORGED-FORWARD', { remote, clientId, seqs, reason, suppressed, hint: 'a client forwarded state information the primary did not sequence; not applied' }),
+      ctx.log('error', 'FORGED-FORWARD', {
+        remote,
+        clientId,
+        seqs,
+        reason,
+        suppressed,
+        hint: 'a client forwarded state information the primary did not sequence; not applied',
+      }),
     );
     ctx.emit({ type: 'forged-forward', remote, seqs, reason });
     return false;
@@ -190,7 +201,12 @@ export class Backup {
       this.#probingPrimary = false;
       if (ctx.role !== 'backup') return;
       if (ctx.env.now() < this.#lastFlushAt + ctx.cfg.heartbeatTimeoutMs) return; // a flush came: the watchdog runs
-      if (reply !== undefined && reply.role === 'primary' && reply.epoch === ctx.epoch && this.#slowPrimaryProbes < MAX_SLOW_PRIMARY_PROBES) {
+      if (
+        reply !== undefined &&
+        reply.role === 'primary' &&
+        reply.epoch === ctx.epoch &&
+        this.#slowPrimaryProbes < MAX_SLOW_PRIMARY_PROBES
+      ) {
         // Our primary is alive and still has a backup — us: it is slow (a busy machine), not gone. Its
         // answer counts as a heartbeat; a few in a row without a flush and we join again (below).
         this.#slowPrimaryProbes++;
@@ -232,7 +248,11 @@ export class Backup {
     ctx.backupLog.clear();
     ctx.newLeaderEpoch();
     ctx.takeoverSeq = ctx.runner.appliedSeq;
-    if (gap.length > 0) ctx.reportLost(gap.map((e) => e.seq), `missing seq ${ctx.runner.appliedSeq + 1} at takeover`);
+    if (gap.length > 0)
+      ctx.reportLost(
+        gap.map((e) => e.seq),
+        `missing seq ${ctx.runner.appliedSeq + 1} at takeover`,
+      );
     ctx.log('warn', 'takeover', { appliedSeq: ctx.runner.appliedSeq, silenceMs });
     ctx.followable = false;
     ctx.transitions.setRole('solo-primary');

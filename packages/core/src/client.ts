@@ -8,7 +8,14 @@ import type { CallResult, Client, ClientOptions, ReplicationConfig } from './api
 import { codec } from './codec.js';
 import { resolveConfig } from './config.js';
 import type { Env, TimerHandle } from './env.js';
-import { ApplicationError, InvalidRequestError, ProtocolViolationError, ServiceUnavailableError, StaleEpochError, StoppedError } from './errors.js';
+import {
+  ApplicationError,
+  InvalidRequestError,
+  ProtocolViolationError,
+  ServiceUnavailableError,
+  StaleEpochError,
+  StoppedError,
+} from './errors.js';
 import { ForwardQueue } from './forward-queue.js';
 import { KeyRing } from './auth.js';
 import { AuthenticationError } from './handshake.js';
@@ -84,8 +91,26 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     const hello = (): Hello => ({ t: 'hello', kind: 'client', service: options.service.name, nodeId: this.clientId, epoch: this.#epoch });
     const backoff = Math.max(1, this.#cfg.requestTimeoutMs / 4);
     this.#servers = [
-      new ServerConnection(0, options.servers[0], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff, this.#cfg.requestTimeoutMs),
-      new ServerConnection(1, options.servers[1], this.#env, handlers, hello, this.#cfg.maxMessageSize, backoff, this.#cfg.requestTimeoutMs),
+      new ServerConnection(
+        0,
+        options.servers[0],
+        this.#env,
+        handlers,
+        hello,
+        this.#cfg.maxMessageSize,
+        backoff,
+        this.#cfg.requestTimeoutMs,
+      ),
+      new ServerConnection(
+        1,
+        options.servers[1],
+        this.#env,
+        handlers,
+        hello,
+        this.#cfg.maxMessageSize,
+        backoff,
+        this.#cfg.requestTimeoutMs,
+      ),
     ];
     const creds = options.credentials;
     const auth = creds === undefined ? undefined : { ring: KeyRing.derive([creds.key], 'peer-auth'), keyId: creds.keyId };
@@ -160,8 +185,21 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     const requestId = this.#nextRequestId++;
     const resync = this.#resync;
     this.#resync = false;
-    const bytes = codec.encode(resync ? { t: 'req', clientId: this.clientId, requestId, body, resync } : { t: 'req', clientId: this.clientId, requestId, body });
-    const call: PendingCall = { requestId, body, bytes, startedAt: this.#env.now(), timer: undefined, redirected: false, withInfo, stale: undefined, resolve, reject };
+    const bytes = codec.encode(
+      resync ? { t: 'req', clientId: this.clientId, requestId, body, resync } : { t: 'req', clientId: this.clientId, requestId, body },
+    );
+    const call: PendingCall = {
+      requestId,
+      body,
+      bytes,
+      startedAt: this.#env.now(),
+      timer: undefined,
+      redirected: false,
+      withInfo,
+      stale: undefined,
+      resolve,
+      reject,
+    };
     this.#calls.set(requestId, call);
     this.#servers[this.#primary].send(bytes);
     call.timer = this.#env.setTimer(this.#cfg.requestTimeoutMs, () => this.#onTimeout(call));
@@ -173,8 +211,14 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     const elapsed = this.#env.now() - call.startedAt;
     if (elapsed >= this.#cfg.callDeadlineMs) {
       this.#calls.delete(call.requestId);
-      const why = call.stale === undefined ? '' : ` (only a deposed primary answered: epoch ${call.stale.epoch} < ${call.stale.knownEpoch})`;
-      call.reject(new ServiceUnavailableError(`no reply from ${this.#opts.servers.join(' or ')} within ${this.#cfg.callDeadlineMs} ms${why}`, call.stale === undefined ? undefined : { cause: call.stale }));
+      const why =
+        call.stale === undefined ? '' : ` (only a deposed primary answered: epoch ${call.stale.epoch} < ${call.stale.knownEpoch})`;
+      call.reject(
+        new ServiceUnavailableError(
+          `no reply from ${this.#opts.servers.join(' or ')} within ${this.#cfg.callDeadlineMs} ms${why}`,
+          call.stale === undefined ? undefined : { cause: call.stale },
+        ),
+      );
       return;
     }
     // Patent: a request without a reply is re-sent to both the primary and the backup.
@@ -228,7 +272,11 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     this.#calls.delete(rep.requestId);
     call.timer?.cancel();
     if (rep.error !== undefined) {
-      call.reject(rep.seq === 0 && rep.error.name === 'InvalidRequestError' ? new InvalidRequestError(rep.error.message) : new ApplicationError(rep.error.name, rep.error.message));
+      call.reject(
+        rep.seq === 0 && rep.error.name === 'InvalidRequestError'
+          ? new InvalidRequestError(rep.error.message)
+          : new ApplicationError(rep.error.name, rep.error.message),
+      );
     } else {
       const parsed = this.#opts.service.reply.safeParse(rep.body);
       if (!parsed.success) {

@@ -94,6 +94,9 @@ export function decodeEntries(bytes: Uint8Array): Entry[] {
     throw new ProtocolViolationError(`undecodable packed entries: ${(err as Error).message}`, { cause: err });
   }
   const parsed = entriesSchema.safeParse(raw);
-  if (!parsed.success) throw new ProtocolViolationError(`invalid packed entries: ${parsed.error.issues[0]?.message ?? 'schema mismatch'}`, { cause: parsed.error });
+  if (!parsed.success)
+    throw new ProtocolViolationError(`invalid packed entries: ${parsed.error.issues[0]?.message ?? 'schema mismatch'}`, {
+      cause: parsed.error,
+    });
   return parsed.data;
 }

@@ -40,7 +40,12 @@ export function resolveConfig(partial: Partial<ReplicationConfig> = {}): Replica
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((i) => ({
-        path: i.path.length > 0 ? i.path.join('.') : i.code === 'unrecognized_keys' ? (i as { keys?: string[] }).keys?.join(', ') ?? '(root)' : '(root)',
+        path:
+          i.path.length > 0
+            ? i.path.join('.')
+            : i.code === 'unrecognized_keys'
+              ? ((i as { keys?: string[] }).keys?.join(', ') ?? '(root)')
+              : '(root)',
         message: i.message,
       })),
     );
@@ -48,7 +53,10 @@ export function resolveConfig(partial: Partial<ReplicationConfig> = {}): Replica
   const c = parsed.data;
   const issues: { path: string; message: string }[] = [];
   if (c.heartbeatTimeoutMs < 2 * c.flushIntervalMs) {
-    issues.push({ path: 'heartbeatTimeoutMs', message: `must be at least 2 × flushIntervalMs (${2 * c.flushIntervalMs}) so one lost heartbeat is not a failure` });
+    issues.push({
+      path: 'heartbeatTimeoutMs',
+      message: `must be at least 2 × flushIntervalMs (${2 * c.flushIntervalMs}) so one lost heartbeat is not a failure`,
+    });
   }
   if (c.callDeadlineMs < c.requestTimeoutMs) {
     issues.push({ path: 'callDeadlineMs', message: `must be at least requestTimeoutMs (${c.requestTimeoutMs})` });

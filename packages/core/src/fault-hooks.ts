@@ -37,7 +37,11 @@ export interface FaultHooks {
    * Backup: take entries some other way than through the BackupLog; true when it did (the designed
    * protocol never does).
    */
-  acceptEntries(entries: readonly Entry[], runner: ServiceRunner<unknown, unknown, unknown>, onDivergence: (d: Divergence) => void): boolean;
+  acceptEntries(
+    entries: readonly Entry[],
+    runner: ServiceRunner<unknown, unknown, unknown>,
+    onDivergence: (d: Divergence) => void,
+  ): boolean;
 }
 
 /** The protocol as designed. */

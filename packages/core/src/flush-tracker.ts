@@ -174,7 +174,11 @@ export class FlushTracker {
   acked(ack: FlushAck, now: number): void {
     const before = this.ackedSeq;
     this.#acked(ack, now);
-    invariant(this.ackedSeq >= before && this.flushedSeq >= this.ackedSeq, 'acked-forward', () => `ackedSeq ${before} → ${this.ackedSeq}, flushedSeq ${this.flushedSeq}`);
+    invariant(
+      this.ackedSeq >= before && this.flushedSeq >= this.ackedSeq,
+      'acked-forward',
+      () => `ackedSeq ${before} → ${this.ackedSeq}, flushedSeq ${this.flushedSeq}`,
+    );
   }
 
   #acked(ack: FlushAck, now: number): void {

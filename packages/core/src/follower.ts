@@ -123,7 +123,10 @@ export class Follower {
     const at = askedAt ?? (this.#trustsUnsolicited() ? ctx.env.now() : undefined);
     if (from !== undefined && from <= ctx.runner.appliedSeq) {
       if (at !== undefined) f.lastConfirmAt = Math.max(f.lastConfirmAt, at);
-    } else this.stop(from === undefined ? 'the primary no longer covers us' : `the primary covers from ${from}, beyond our seq ${ctx.runner.appliedSeq}`);
+    } else
+      this.stop(
+        from === undefined ? 'the primary no longer covers us' : `the primary covers from ${from}, beyond our seq ${ctx.runner.appliedSeq}`,
+      );
   }
 
   /** A serving peer answered our probe: may we resume from our own state (it still covers us)? */
@@ -201,7 +204,10 @@ export class Follower {
     const gap = ctx.backupLog.beyondGap();
     if (gap.length > 0) {
       this.stop('entries are missing');
-      ctx.roles.recovery.block(`the solo primary died; the clients' forwards miss seq ${ctx.runner.appliedSeq + 1} (they hold up to ${gap[gap.length - 1]!.seq})`, gap[gap.length - 1]!.seq);
+      ctx.roles.recovery.block(
+        `the solo primary died; the clients' forwards miss seq ${ctx.runner.appliedSeq + 1} (they hold up to ${gap[gap.length - 1]!.seq})`,
+        gap[gap.length - 1]!.seq,
+      );
       return ctx.roles.joiner.scheduleProbe(ctx.retryMs());
     }
     const silenceMs = ctx.env.now() - f.lastConfirmAt;

@@ -76,7 +76,8 @@ export class AcceptGate {
   watch(link: Link): void {
     const timer = this.#env.setTimer(this.#sec.handshakeTimeoutMs, () => {
       this.#deadlines.delete(link);
-      if (link.hello === undefined && !link.isClosed) this.#refuse(link, 'handshake-timeout', `no complete hello within ${this.#sec.handshakeTimeoutMs} ms`, undefined);
+      if (link.hello === undefined && !link.isClosed)
+        this.#refuse(link, 'handshake-timeout', `no complete hello within ${this.#sec.handshakeTimeoutMs} ms`, undefined);
     });
     this.#deadlines.set(link, timer);
     void link.conn.closed.then(() => {
@@ -105,7 +106,8 @@ export class AcceptGate {
     if (m.kind === 'client') return this.#clientHello(link, m);
     const ring = this.#sec.peerRing;
     if (ring === undefined) {
-      if (m.nonce !== undefined) return this.#refuse(link, 'no-key-here', 'this replica has no cluster key: give both replicas the same key', m);
+      if (m.nonce !== undefined)
+        return this.#refuse(link, 'no-key-here', 'this replica has no cluster key: give both replicas the same key', m);
       return this.#admit(link, m); // keyless: peers are trusted (loopback only, docs/SECURITY.md)
     }
     if (m.nonce === undefined) return this.#refuse(link, 'key-required', 'peer connections must authenticate with the cluster key', m);
@@ -114,11 +116,13 @@ export class AcceptGate {
 
   #clientHello(link: Link, m: Hello): { principal: Principal; hello: Hello } | undefined {
     if (m.keyId === undefined && m.nonce === undefined) {
-      if (this.#sec.requireClientAuth) return this.#refuse(link, 'client-auth-required', 'this service requires client authentication (a client key)', m);
+      if (this.#sec.requireClientAuth)
+        return this.#refuse(link, 'client-auth-required', 'this service requires client authentication (a client key)', m);
       return this.#admit(link, m);
     }
     const ring = m.keyId === undefined ? undefined : this.#sec.clientRings.get(m.keyId);
-    if (ring === undefined || m.nonce === undefined) return this.#refuse(link, 'unknown-client', `unknown client key id ${JSON.stringify(m.keyId ?? null)}`, m);
+    if (ring === undefined || m.nonce === undefined)
+      return this.#refuse(link, 'unknown-client', `unknown client key id ${JSON.stringify(m.keyId ?? null)}`, m);
     return this.#challenge(link, m, ring);
   }
 
@@ -167,7 +171,13 @@ export interface DialAuth {
  * the iterator to read the rest of the connection from; rejects with AuthenticationError (the connection
  * is aborted) when the acceptor refuses, proves nothing, or does not answer within `timeoutMs`.
  */
-export async function dialHandshake(conn: Connection, hello: Hello, auth: DialAuth | undefined, env: Env, timeoutMs: number): Promise<AsyncIterator<Uint8Array>> {
+export async function dialHandshake(
+  conn: Connection,
+  hello: Hello,
+  auth: DialAuth | undefined,
+  env: Env,
+  timeoutMs: number,
+): Promise<AsyncIterator<Uint8Array>> {
   const it = conn[Symbol.asyncIterator]();
   if (auth === undefined) {
     void conn.send(codec.encode(hello)).catch(() => undefined);
@@ -183,7 +193,8 @@ export async function dialHandshake(conn: Connection, hello: Hello, auth: DialAu
   });
   try {
     const first = await Promise.race([it.next(), timeout]);
-    if (first === 'timeout') throw new AuthenticationError('handshake-timeout', `no handshake answer from ${conn.remoteAddress} within ${timeoutMs} ms`);
+    if (first === 'timeout')
+      throw new AuthenticationError('handshake-timeout', `no handshake answer from ${conn.remoteAddress} within ${timeoutMs} ms`);
     if (first.done) throw new AuthenticationError('bad-proof', `${conn.remoteAddress} closed the connection during the handshake`);
     const m = codec.decode(first.value);
     if (m.t === 'authRefused') throw new AuthenticationError(m.code, `${conn.remoteAddress} refused the connection: ${m.reason}`);

@@ -10,7 +10,13 @@ export { nodeEnv, stderrLogger, type NodeEnvOptions } from './node-env.js';
 export { createReplica } from './replica.js';
 export { createClient, type ClientDiagnostics } from './client.js';
 export { defineService, valueDigest } from './service.js';
-export { resolveConfig, computeTimingBounds, replicationConfigSchema, DEFAULT_REPLICATION_CONFIG, type DerivedTimingBounds } from './config.js';
+export {
+  resolveConfig,
+  computeTimingBounds,
+  replicationConfigSchema,
+  DEFAULT_REPLICATION_CONFIG,
+  type DerivedTimingBounds,
+} from './config.js';
 export {
   ServiceUnavailableError,
   ApplicationError,
@@ -27,7 +33,13 @@ export {
   type CoreErrorName,
 } from './errors.js';
 export { wholeStateSync } from './state-sync.js';
-export { isLoopbackAddress, InsecureListenError, resolveSecurity, DEFAULT_HANDSHAKE_TIMEOUT_MS, type ResolvedSecurity } from './security.js';
+export {
+  isLoopbackAddress,
+  InsecureListenError,
+  resolveSecurity,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  type ResolvedSecurity,
+} from './security.js';
 export { KeyError, KeyRing, MIN_KEY_BYTES, parseKeyFile, formatKeyFile } from './auth.js';
 export { AuthenticationError } from './handshake.js';
 export { replicaStatus, promoteReplica, type OperatorOptions } from './operator.js';

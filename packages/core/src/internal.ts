@@ -8,7 +8,17 @@ export { codec, encodeValue, decodeValue, decodeValues, packEncoded, decodeEntri
 export { fnv1a64 } from './hash.js';
 export { mulberry32 } from './prng.js';
 export * from './messages.js';
-export { ServiceRunner, applyContext, drawSeed, serviceDigest, replyDigest, type ContextFields, type EntryFields, type Outcome, type Snapshot } from './service.js';
+export {
+  ServiceRunner,
+  applyContext,
+  drawSeed,
+  serviceDigest,
+  replyDigest,
+  type ContextFields,
+  type EntryFields,
+  type Outcome,
+  type Snapshot,
+} from './service.js';
 export { DedupTable, isExpired, type DedupRecord } from './dedup.js';
 export { dialHandshake, type DialAuth } from './handshake.js';
 export { remainderOf } from './link.js';

@@ -26,7 +26,11 @@ export class Joiner {
 
   constructor(ctx: ReplicaContext) {
     this.#ctx = ctx;
-    this.fetch = new StateFetch(ctx, (link) => this.sendStateReq(link), () => this.scheduleProbe(0));
+    this.fetch = new StateFetch(
+      ctx,
+      (link) => this.sendStateReq(link),
+      () => this.scheduleProbe(0),
+    );
   }
 
   // ---------------------------------------------------------------- the probe
@@ -125,7 +129,10 @@ export class Joiner {
           const now = ctx.env.now();
           this.#unansweredSince ??= now;
           if (now - this.#unansweredSince >= ctx.bounds.takeoverMs) {
-            recovery.block(`the peer does not answer (paused, partitioned or overloaded) for ${Math.round(now - this.#unansweredSince)} ms; this replica (epoch ${ctx.epoch}, seq ${ctx.runner.appliedSeq}) may lack writes it acknowledged`, ctx.peerSeqSeen);
+            recovery.block(
+              `the peer does not answer (paused, partitioned or overloaded) for ${Math.round(now - this.#unansweredSince)} ms; this replica (epoch ${ctx.epoch}, seq ${ctx.runner.appliedSeq}) may lack writes it acknowledged`,
+              ctx.peerSeqSeen,
+            );
           }
         }
         this.scheduleProbe(retryMs);
@@ -176,7 +183,9 @@ export class Joiner {
     const ctx = this.#ctx;
     const witness = ctx.opts.witness;
     if (witness) {
-      const ok = await Promise.resolve(witness.mayServeAlone({ nodeId: ctx.nodeId, epoch: Math.max(1, ctx.epoch), reason: 'startup' })).catch(() => false);
+      const ok = await Promise.resolve(
+        witness.mayServeAlone({ nodeId: ctx.nodeId, epoch: Math.max(1, ctx.epoch), reason: 'startup' }),
+      ).catch(() => false);
       if (!ok) return this.scheduleProbe(ctx.cfg.heartbeatTimeoutMs);
     }
     if (ctx.role !== 'starting') return;
@@ -251,7 +260,11 @@ export class Joiner {
         return;
       }
     }
-    invariant(runner.appliedSeq === snap.seq, 'joined-at-snapshot', () => `joined at seq ${runner.appliedSeq}, the primary's copy is at ${snap.seq}`);
+    invariant(
+      runner.appliedSeq === snap.seq,
+      'joined-at-snapshot',
+      () => `joined at seq ${runner.appliedSeq}, the primary's copy is at ${snap.seq}`,
+    );
     // The writes the primary acknowledged after `seq` came with the admission: hold them before we are a
     // backup (our first ack then covers them).
     for (const e of snap.entries ?? []) {

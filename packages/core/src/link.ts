@@ -124,7 +124,11 @@ export class Link {
             return;
           }
           // A bug in a handler must not take the process down: log it, drop this connection.
-          this.#logger.log('error', 'handler-failed', { link: this.conn.id, t: message.t, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+          this.#logger.log('error', 'handler-failed', {
+            link: this.conn.id,
+            t: message.t,
+            error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+          });
           this.conn.abort(err instanceof Error ? err : new Error(String(err)));
           return;
         }

@@ -7,7 +7,8 @@ import { z } from 'zod';
 const seqNo = z.number().int().min(0);
 const epochNo = z.number().int().min(0);
 const id = z.string().min(1).max(256);
-const bytes = (min: number, max: number) => z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length >= min && v.length <= max, `expected ${min}–${max} bytes`);
+const bytes = (min: number, max: number) =>
+  z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length >= min && v.length <= max, `expected ${min}–${max} bytes`);
 /** A handshake nonce or a MAC (auth.ts: NONCE_BYTES, MAC_BYTES). */
 const nonce = bytes(16, 64);
 const macTag = bytes(16, 16);
@@ -63,7 +64,16 @@ export const authProofSchema = z.object({ t: z.literal('authProof'), proof: macT
 /** Why a connection is refused before it is closed (a typed refusal, docs/SECURITY.md). */
 export const authRefusedSchema = z.object({
   t: z.literal('authRefused'),
-  code: z.enum(['key-required', 'no-key-here', 'bad-proof', 'unknown-client', 'client-auth-required', 'handshake-timeout', 'peer-only', 'not-a-peer']),
+  code: z.enum([
+    'key-required',
+    'no-key-here',
+    'bad-proof',
+    'unknown-client',
+    'client-auth-required',
+    'handshake-timeout',
+    'peer-only',
+    'not-a-peer',
+  ]),
   reason: z.string().max(1024),
 });
 
@@ -101,7 +111,12 @@ export const repSchema = z.object({
   mac: macTag.optional(),
 });
 
-export const notPrimarySchema = z.object({ t: z.literal('notPrimary'), requestId: z.number().int().min(0), epoch: epochNo, role: roleSchema });
+export const notPrimarySchema = z.object({
+  t: z.literal('notPrimary'),
+  requestId: z.number().int().min(0),
+  epoch: epochNo,
+  role: roleSchema,
+});
 export const fwdSchema = z.object({
   t: z.literal('fwd'),
   fwdId: z.number().int().min(0),
@@ -109,13 +124,26 @@ export const fwdSchema = z.object({
   entries: z.array(entrySchema),
   /** Packed Entry[] relayed from replies ('entries' mode); the backup decodes and validates them. */
   packed: z
-    .array(z.object({ upToSeq: z.number().int().min(1), bytes: z.custom<Uint8Array>((v) => v instanceof Uint8Array), mac: macTag.optional() }))
+    .array(
+      z.object({ upToSeq: z.number().int().min(1), bytes: z.custom<Uint8Array>((v) => v instanceof Uint8Array), mac: macTag.optional() }),
+    )
     .max(1024)
     .optional(),
 });
 export const fwdAckSchema = z.object({ t: z.literal('fwdAck'), fwdId: z.number().int().min(0), epoch: epochNo, role: roleSchema });
-export const flushSchema = z.object({ t: z.literal('flush'), epoch: epochNo, flushId: z.number().int().min(0), entries: z.array(entrySchema) });
-export const flushAckSchema = z.object({ t: z.literal('flushAck'), epoch: epochNo, flushId: z.number().int().min(0), upToSeq: seqNo, role: roleSchema });
+export const flushSchema = z.object({
+  t: z.literal('flush'),
+  epoch: epochNo,
+  flushId: z.number().int().min(0),
+  entries: z.array(entrySchema),
+});
+export const flushAckSchema = z.object({
+  t: z.literal('flushAck'),
+  epoch: epochNo,
+  flushId: z.number().int().min(0),
+  upToSeq: seqNo,
+  role: roleSchema,
+});
 export const statusSchema = z.object({ t: z.literal('status') });
 export const statusReplySchema = z.object({
   t: z.literal('statusReply'),
@@ -127,9 +155,7 @@ export const statusReplySchema = z.object({
   /** As in hello: a solo primary covering its dropped backup from this seq. */
   follow: seqNo.optional(),
   /** The replica cannot serve and cannot prove that nothing acknowledged is lost: an operator decides. */
-  blocked: z
-    .object({ reason: z.string().max(1024), haveSeq: seqNo, mayLoseFrom: seqNo, mayLoseTo: seqNo.optional() })
-    .optional(),
+  blocked: z.object({ reason: z.string().max(1024), haveSeq: seqNo, mayLoseFrom: seqNo, mayLoseTo: seqNo.optional() }).optional(),
 });
 /** P → B: "you are no longer my backup" (P declared it faulty). B acknowledges, then re-joins. */
 export const dropSchema = z.object({ t: z.literal('drop'), epoch: epochNo, reason: z.string().max(1024) });
@@ -149,7 +175,15 @@ export const stateReqSchema = z.object({
 });
 export const dedupRecordSchema = z.tuple([
   z.string(), // key: clientId + '\u0000' + requestId
-  z.object({ seq: z.number().int().min(1), epoch: epochNo, digest: z.string(), time: z.number(), seed: z.number(), body: z.unknown().optional(), error: remoteErrorSchema.optional() }),
+  z.object({
+    seq: z.number().int().min(1),
+    epoch: epochNo,
+    digest: z.string(),
+    time: z.number(),
+    seed: z.number(),
+    body: z.unknown().optional(),
+    error: remoteErrorSchema.optional(),
+  }),
 ]);
 export const stateSnapSchema = z.object({
   t: z.literal('stateSnap'),

@@ -47,7 +47,8 @@ function jsonSafe(_key: string, value: unknown): unknown {
 
 export function nodeEnv(options: NodeEnvOptions): Env {
   const logger =
-    options.logger ?? (options.logLevel === undefined || options.logLevel === 'silent' ? silentLogger : stderrLogger(options.logLevel, options.logFields));
+    options.logger ??
+    (options.logLevel === undefined || options.logLevel === 'silent' ? silentLogger : stderrLogger(options.logLevel, options.logFields));
   return {
     now: () => performance.now(),
     wallClock: () => Date.now(),

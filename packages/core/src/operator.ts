@@ -28,7 +28,13 @@ async function ask(address: string, message: 'status' | 'promote', o: OperatorOp
   const conn = await o.env.network.dial(address, { timeoutMs });
   try {
     const auth = o.clusterKeys !== undefined && o.clusterKeys.length > 0 ? { ring: KeyRing.derive(o.clusterKeys, 'peer-auth') } : undefined;
-    const it = await dialHandshake(conn, { t: 'hello', kind: 'admin', service: o.service, nodeId: o.nodeId ?? 'operator', epoch: 0 }, auth, o.env, timeoutMs);
+    const it = await dialHandshake(
+      conn,
+      { t: 'hello', kind: 'admin', service: o.service, nodeId: o.nodeId ?? 'operator', epoch: 0 },
+      auth,
+      o.env,
+      timeoutMs,
+    );
     await conn.send(codec.encode(message === 'status' ? { t: 'status' } : { t: 'promote', acceptLoss: true }));
     for (;;) {
       let timer: { cancel(): void } | undefined;

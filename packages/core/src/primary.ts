@@ -83,7 +83,11 @@ export class Primary {
     const runner = ctx.runner;
     const t = this.tracker;
     invariant(SERVING.has(ctx.role) && ctx.epoch >= 1, 'serving-role', () => `serving a request as ${ctx.role} at epoch ${ctx.epoch}`);
-    invariant(ctx.role !== 'primary' || t.ackedSeq <= runner.appliedSeq, 'acked-le-applied', () => `the backup acknowledged seq ${t.ackedSeq}, beyond the primary's ${runner.appliedSeq}`);
+    invariant(
+      ctx.role !== 'primary' || t.ackedSeq <= runner.appliedSeq,
+      'acked-le-applied',
+      () => `the backup acknowledged seq ${t.ackedSeq}, beyond the primary's ${runner.appliedSeq}`,
+    );
     const dup = runner.dedup.get(req.clientId, req.requestId);
     if (dup !== undefined && ctx.faults.answersFromDedup()) {
       const rep = this.#repFromRecord(req.requestId, dup);
@@ -93,7 +97,16 @@ export class Primary {
     }
     const parsed = runner.parseRequest(req.body);
     if (!parsed.ok) {
-      link.send({ t: 'rep', requestId: req.requestId, epoch: ctx.epoch, seq: 0, digest: '', time: 0, seed: 0, error: { name: 'InvalidRequestError', message: parsed.message } });
+      link.send({
+        t: 'rep',
+        requestId: req.requestId,
+        epoch: ctx.epoch,
+        seq: 0,
+        digest: '',
+        time: 0,
+        seed: 0,
+        error: { name: 'InvalidRequestError', message: parsed.message },
+      });
       return;
     }
     const entry: Entry = {
@@ -109,7 +122,15 @@ export class Primary {
     const outcome = runner.applyParsed(entry, parsed.request);
     entry.digest = outcome.digest;
     ctx.roles.host.notifyApplied(entry);
-    const rep: Rep = { t: 'rep', requestId: req.requestId, epoch: ctx.epoch, seq: entry.seq, digest: entry.digest, time: entry.time, seed: entry.seed };
+    const rep: Rep = {
+      t: 'rep',
+      requestId: req.requestId,
+      epoch: ctx.epoch,
+      seq: entry.seq,
+      digest: entry.digest,
+      time: entry.time,
+      seed: entry.seed,
+    };
     if (outcome.error === undefined) rep.body = outcome.body;
     else rep.error = outcome.error;
 
@@ -130,7 +151,8 @@ export class Primary {
     this.#authenticate(rep, req);
     link.send(rep); // the reply goes out first; everything below is bookkeeping
     if (covering) {
-      if (t.log.size >= ctx.cfg.maxUnackedEntries) ctx.roles.solo.endCoverageSoon('the dropped replica has not come back within maxUnackedEntries entries');
+      if (t.log.size >= ctx.cfg.maxUnackedEntries)
+        ctx.roles.solo.endCoverageSoon('the dropped replica has not come back within maxUnackedEntries entries');
       return;
     }
     if (t.overflowing) {
@@ -149,7 +171,8 @@ export class Primary {
     let from = t.ackedSeq;
     const cursor = this.#cursors.get(link);
     const current = cursor !== undefined && cursor.generation === t.generation;
-    if (current) invariant(seq > cursor.upTo, 'piggyback-mark', () => `reply seq ${seq} on a connection already carried up to ${cursor.upTo}`);
+    if (current)
+      invariant(seq > cursor.upTo, 'piggyback-mark', () => `reply seq ${seq} on a connection already carried up to ${cursor.upTo}`);
     if (current && !resync && cursor.upTo > from) from = cursor.upTo;
     const bytes = t.log.packedRange(from);
     if (cursor === undefined) this.#cursors.set(link, { generation: t.generation, upTo: seq });
@@ -167,7 +190,10 @@ export class Primary {
     if (rec.epoch !== ctx.epoch) rep.entryEpoch = rec.epoch;
     if (rec.error !== undefined) rep.error = rec.error;
     else if (isExpired(rec)) {
-      rep.error = { name: 'ReplyExpiredError', message: `request ${requestId} was already applied (seq ${rec.seq}); its reply is no longer kept (dedupMaxBytes)` };
+      rep.error = {
+        name: 'ReplyExpiredError',
+        message: `request ${requestId} was already applied (seq ${rec.seq}); its reply is no longer kept (dedupMaxBytes)`,
+      };
     } else rep.body = rec.body;
     if ((ctx.role === 'solo-primary' && !ctx.roles.solo.covering) || rec.seq <= t.ackedSeq) rep.replicated = true;
     else if (ctx.cfg.piggyback === 'entries') rep.entries = t.log.packedRange(t.ackedSeq, rec.seq);
@@ -201,7 +227,11 @@ export class Primary {
   checkLateEntries(entries: readonly Entry[]): void {
     const ctx = this.#ctx;
     const lost = entries.filter((e) => e.epoch < ctx.epoch && e.seq > ctx.takeoverSeq && ctx.takeoverSeq > 0);
-    if (lost.length > 0) ctx.reportLost(lost.map((e) => e.seq), 'forward arrived after takeover');
+    if (lost.length > 0)
+      ctx.reportLost(
+        lost.map((e) => e.seq),
+        'forward arrived after takeover',
+      );
   }
 
   // ---------------------------------------------------------------- flush, ack, lease
@@ -271,7 +301,9 @@ export class Primary {
         this.ensureFlushSoon();
         return;
       }
-      this.peerFaulty(`no acknowledgement for ${Math.round(now - this.tracker.lastAckAt)} ms and ${ctx.cfg.maxRetransmits} retransmissions`);
+      this.peerFaulty(
+        `no acknowledgement for ${Math.round(now - this.tracker.lastAckAt)} ms and ${ctx.cfg.maxRetransmits} retransmissions`,
+      );
     });
   }
 
@@ -285,14 +317,19 @@ export class Primary {
     if (link !== this.peerLink) return;
     const t = this.tracker;
     // Only a forged or broken peer acknowledges what this primary never sequenced.
-    if (ack.upToSeq > ctx.runner.appliedSeq) ctx.violation(`flushAck up to seq ${ack.upToSeq}, beyond this primary's ${ctx.runner.appliedSeq}`);
+    if (ack.upToSeq > ctx.runner.appliedSeq)
+      ctx.violation(`flushAck up to seq ${ack.upToSeq}, beyond this primary's ${ctx.runner.appliedSeq}`);
     if (t.awaitingJoinAck && ack.upToSeq < t.ackedSeq) {
       // It installed an older copy than the one we keep entries for: the gap cannot be filled.
       this.peerFaulty(`the joiner installed seq ${ack.upToSeq}, older than the copy at ${t.ackedSeq}`);
       return;
     }
     t.acked(ack, ctx.env.now());
-    invariant(t.ackedSeq <= ctx.runner.appliedSeq, 'acked-le-applied', () => `the backup acknowledged seq ${t.ackedSeq}, beyond the primary's ${ctx.runner.appliedSeq}`);
+    invariant(
+      t.ackedSeq <= ctx.runner.appliedSeq,
+      'acked-le-applied',
+      () => `the backup acknowledged seq ${t.ackedSeq}, beyond the primary's ${ctx.runner.appliedSeq}`,
+    );
     if (this.#syncWaiters.length > 0) this.#releaseSyncWaiters();
     if (this.#held.length > 0 && t.leaseValid(ctx.env.now()) && !t.flowControlled) this.releaseHeld();
   }

@@ -25,7 +25,10 @@ export class Recovery {
       peer === undefined
         ? 'no serving primary: nothing listens at the peer address'
         : `no serving primary: the peer is ${peer.role} at epoch ${peer.epoch} (seq ${peer.appliedSeq})`;
-    this.block(`${why}; this replica (epoch ${ctx.epoch}, seq ${ctx.runner.appliedSeq}) may lack writes the last primary acknowledged`, ctx.peerSeqSeen);
+    this.block(
+      `${why}; this replica (epoch ${ctx.epoch}, seq ${ctx.runner.appliedSeq}) may lack writes the last primary acknowledged`,
+      ctx.peerSeqSeen,
+    );
   }
 
   block(reason: string, knownSeq: number): void {
@@ -38,7 +41,10 @@ export class Recovery {
     const same = ctx.blocked !== undefined && ctx.blocked.reason === b.reason && ctx.blocked.haveSeq === b.haveSeq;
     ctx.blocked = b;
     if (same) return;
-    ctx.log('error', 'BLOCKED', { ...b, hint: 'this replica waits for its peer; to serve now from what it holds, accepting the loss: tandem-kv promote --accept-loss (or replica.promote({ acceptLoss: true }))' });
+    ctx.log('error', 'BLOCKED', {
+      ...b,
+      hint: 'this replica waits for its peer; to serve now from what it holds, accepting the loss: tandem-kv promote --accept-loss (or replica.promote({ acceptLoss: true }))',
+    });
     ctx.emit({ type: 'blocked', ...b });
   }
 
@@ -54,7 +60,10 @@ export class Recovery {
     if (options?.acceptLoss !== true) throw new TypeError('promote needs { acceptLoss: true }: writes this replica does not hold are lost');
     if (ctx.role === 'stopped') throw new StoppedError('replica stopped');
     if (SERVING.has(ctx.role) || ctx.listener === undefined) return;
-    if (ctx.role === 'backup') throw new Error('this replica is a backup: it takes over by itself when its primary fails; promote is for a replica that reports blocked');
+    if (ctx.role === 'backup')
+      throw new Error(
+        'this replica is a backup: it takes over by itself when its primary fails; promote is for a replica that reports blocked',
+      );
     const joiner = ctx.roles.joiner;
     joiner.cancelFetch();
     ctx.roles.backup.cancelTimers();
@@ -72,9 +81,19 @@ export class Recovery {
     ctx.takeoverSeq = ctx.runner.appliedSeq;
     ctx.followable = false;
     ctx.blocked = undefined;
-    const ev: Extract<ReplicaEvent, { type: 'promoted' }> = { type: 'promoted', epoch: ctx.epoch, appliedSeq: ctx.runner.appliedSeq, lostFrom };
+    const ev: Extract<ReplicaEvent, { type: 'promoted' }> = {
+      type: 'promoted',
+      epoch: ctx.epoch,
+      appliedSeq: ctx.runner.appliedSeq,
+      lostFrom,
+    };
     if (lostTo >= lostFrom) ev.lostTo = lostTo;
-    ctx.log('error', 'PROMOTED', { appliedSeq: ev.appliedSeq, lostFrom, lostTo: ev.lostTo ?? 'unknown', note: 'an operator accepted the loss of acknowledged writes this replica does not hold' });
+    ctx.log('error', 'PROMOTED', {
+      appliedSeq: ev.appliedSeq,
+      lostFrom,
+      lostTo: ev.lostTo ?? 'unknown',
+      note: 'an operator accepted the loss of acknowledged writes this replica does not hold',
+    });
     ctx.transitions.setRole('solo-primary');
     ctx.emit(ev);
     ctx.roles.solo.startProbe();

@@ -138,7 +138,11 @@ export class ReplicaContext {
 
   /** Set the epoch; it never goes backwards. */
   setEpoch(epoch: number): void {
-    invariant(Number.isInteger(epoch) && epoch >= this.#epoch, 'epoch-monotonic', () => `epoch ${this.#epoch} → ${epoch} (role ${this.#role})`);
+    invariant(
+      Number.isInteger(epoch) && epoch >= this.#epoch,
+      'epoch-monotonic',
+      () => `epoch ${this.#epoch} → ${epoch} (role ${this.#role})`,
+    );
     this.#epoch = epoch;
   }
 
@@ -192,21 +196,38 @@ export class ReplicaContext {
 
   /** Entries the old primary acknowledged that this replica cannot reflect. */
   reportLost(seqs: number[], why: string): void {
-    this.log('error', 'LOST-ENTRIES', { seqs, why, hint: 'replies for these entries were sent by the old primary but cannot be ordered here' });
+    this.log('error', 'LOST-ENTRIES', {
+      seqs,
+      why,
+      hint: 'replies for these entries were sent by the old primary but cannot be ordered here',
+    });
     this.emit({ type: 'lost-entries', epoch: this.#epoch, seqs });
   }
 
   // ------------------------------------------------------------------ what this replica tells its peer
 
   hello(): Hello {
-    const h: Hello = { t: 'hello', kind: 'peer', service: this.opts.service.name, nodeId: this.nodeId, epoch: this.#epoch, role: this.#role };
+    const h: Hello = {
+      t: 'hello',
+      kind: 'peer',
+      service: this.opts.service.name,
+      nodeId: this.nodeId,
+      epoch: this.#epoch,
+      role: this.#role,
+    };
     const follow = this.roles.solo.coveringFrom();
     if (follow !== undefined) h.follow = follow;
     return h;
   }
 
   statusReply(): StatusReply {
-    const r: StatusReply = { t: 'statusReply', role: this.#role, epoch: this.#epoch, appliedSeq: this.runner.appliedSeq, nodeId: this.nodeId };
+    const r: StatusReply = {
+      t: 'statusReply',
+      role: this.#role,
+      epoch: this.#epoch,
+      appliedSeq: this.runner.appliedSeq,
+      nodeId: this.nodeId,
+    };
     if (this.opts.roleHint) r.roleHint = this.opts.roleHint;
     const follow = this.roles.solo.coveringFrom();
     if (follow !== undefined) r.follow = follow;
@@ -256,7 +277,9 @@ export class ReplicaContext {
       // The peer refused us, or could not prove it holds the key: count it like a refusal here.
       const e = err as AuthenticationError;
       this.authFailures++;
-      this.rateLog.log('peer-handshake', (suppressed) => this.log('warn', 'peer-handshake-failed', { peer: this.opts.peer, code: e.code, error: e.message, suppressed }));
+      this.rateLog.log('peer-handshake', (suppressed) =>
+        this.log('warn', 'peer-handshake-failed', { peer: this.opts.peer, code: e.code, error: e.message, suppressed }),
+      );
       this.emit({ type: 'auth-refused', side: 'dialled', remote: this.opts.peer, code: e.code, reason: e.message });
       return { link: undefined, refused: false, alive: true };
     }

@@ -90,7 +90,10 @@ class ReplicaNode implements Replica<unknown> {
     ctx.backupLog.onMismatch = (m) => {
       // A client forwarded something the primary did not sequence (forged or corrupted): never silent.
       ctx.divergences++;
-      ctx.log('error', 'FORWARD-MISMATCH', { ...m, hint: "a client forwarded an entry the primary did not sequence; the primary's copy replaced it" });
+      ctx.log('error', 'FORWARD-MISMATCH', {
+        ...m,
+        hint: "a client forwarded an entry the primary did not sequence; the primary's copy replaced it",
+      });
       ctx.emit({ type: 'divergence', seq: m.seq, expectedDigest: m.flushed.digest, actualDigest: m.forwarded.digest });
     };
     this.#gate = new AcceptGate(ctx.security, opts.service.name, ctx.nodeId, opts.env, (r) => this.#onRefused(r));
@@ -151,13 +154,25 @@ class ReplicaNode implements Replica<unknown> {
     const listener = await ctx.env.network.listen(ctx.opts.listen, { maxMessageSize: ctx.cfg.maxMessageSize });
     ctx.listener = listener;
     ctx.address = listener.address;
-    ctx.log('info', 'replica-start', { address: ctx.address, peer: ctx.opts.peer, roleHint: ctx.opts.roleHint ?? 'auto', config: ctx.cfg, bounds: ctx.bounds });
+    ctx.log('info', 'replica-start', {
+      address: ctx.address,
+      peer: ctx.opts.peer,
+      roleHint: ctx.opts.roleHint ?? 'auto',
+      config: ctx.cfg,
+      bounds: ctx.bounds,
+    });
     if (sec.peerRing !== undefined) {
-      ctx.log('info', 'security', { peers: 'cluster key (HMAC challenge-response)', forwards: 'MAC verified', clients: sec.requireClientAuth ? 'client keys required' : 'open' });
+      ctx.log('info', 'security', {
+        peers: 'cluster key (HMAC challenge-response)',
+        forwards: 'MAC verified',
+        clients: sec.requireClientAuth ? 'client keys required' : 'open',
+      });
     } else {
       ctx.log('warn', 'security', {
         peers: 'NOT authenticated (no cluster key)',
-        note: sec.insecure ? 'insecure: listening beyond loopback without a key' : 'listening on loopback only; any local process can act as the peer',
+        note: sec.insecure
+          ? 'insecure: listening beyond loopback without a key'
+          : 'listening on loopback only; any local process can act as the peer',
       });
     }
     void this.#acceptLoop(listener);
@@ -413,4 +428,3 @@ class ReplicaNode implements Replica<unknown> {
     r.joiner.restart();
   }
 }
-

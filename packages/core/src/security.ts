@@ -65,13 +65,16 @@ export function resolveSecurity(s: ReplicaSecurity = {}): ResolvedSecurity {
   }
   const entries = s.clientKeys instanceof Map ? [...s.clientKeys.entries()] : Object.entries(s.clientKeys ?? {});
   for (const [id, key] of entries) {
-    if (id.length === 0 || id.length > 256) issues.push({ path: 'security.clientKeys', message: `key id "${id}" must have 1–256 characters` });
+    if (id.length === 0 || id.length > 256)
+      issues.push({ path: 'security.clientKeys', message: `key id "${id}" must have 1–256 characters` });
     else keyed(`security.clientKeys.${id}`, () => clientRings.set(id, KeyRing.derive([key], 'peer-auth')));
   }
   const requireClientAuth = s.requireClientAuth === true;
-  if (requireClientAuth && entries.length === 0) issues.push({ path: 'security.requireClientAuth', message: 'needs at least one client key (security.clientKeys)' });
+  if (requireClientAuth && entries.length === 0)
+    issues.push({ path: 'security.requireClientAuth', message: 'needs at least one client key (security.clientKeys)' });
   const handshakeTimeoutMs = s.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-  if (!Number.isFinite(handshakeTimeoutMs) || handshakeTimeoutMs <= 0) issues.push({ path: 'security.handshakeTimeoutMs', message: 'must be a positive number of ms' });
+  if (!Number.isFinite(handshakeTimeoutMs) || handshakeTimeoutMs <= 0)
+    issues.push({ path: 'security.handshakeTimeoutMs', message: 'must be a positive number of ms' });
   if (issues.length > 0) throw new ConfigError(issues);
   return { peerRing, macRing, clientRings, requireClientAuth, insecure: s.insecure === true, handshakeTimeoutMs };
 }

@@ -37,7 +37,16 @@ export class ServerConnection {
    * listens yet) is cheap, and a longer backoff would let a long-lived client miss the new primary for
    * longer than worstCaseFailoverMs after a takeover (its re-sends every requestTimeoutMs would be dropped).
    */
-  constructor(index: 0 | 1, address: string, env: Env, handlers: LinkHandlers, hello: () => Hello, maxMessageSize: number, baseBackoffMs: number, maxBackoffMs = baseBackoffMs * 4) {
+  constructor(
+    index: 0 | 1,
+    address: string,
+    env: Env,
+    handlers: LinkHandlers,
+    hello: () => Hello,
+    maxMessageSize: number,
+    baseBackoffMs: number,
+    maxBackoffMs = baseBackoffMs * 4,
+  ) {
     this.index = index;
     this.address = address;
     this.#env = env;
@@ -104,29 +113,29 @@ export class ServerConnection {
         }
       })
       .then(
-      ({ conn, it }) => {
-        if (gen === this.#dialGen) this.#dialing = false;
-        if (this.#closed || (this.#link !== undefined && !this.#link.isClosed)) {
-          conn.abort(); // closed, or a later dial beside this one connected first
-          return;
-        }
-        this.#failures = 0;
-        const link = new Link(conn, 'out', this.#handlers, this.#env.logger);
-        this.#link = link;
-        link.start(it);
-        const queued = this.#queue;
-        this.#queue = [];
-        for (const b of queued) link.sendBytes(b);
-      },
-      (err: unknown) => {
-        if (gen !== this.#dialGen) return; // abandoned: a later dial is under way
-        this.#dialing = false;
-        this.#queue = [];
-        this.#failures++;
-        const backoff = Math.min(this.#maxBackoffMs, this.#baseBackoffMs * 2 ** Math.min(this.#failures - 1, 10));
-        this.#retryAt = this.#env.now() + backoff;
-        this.#env.logger.log('debug', 'client-dial-failed', { address: this.address, error: (err as Error).message, backoffMs: backoff });
-      },
-    );
+        ({ conn, it }) => {
+          if (gen === this.#dialGen) this.#dialing = false;
+          if (this.#closed || (this.#link !== undefined && !this.#link.isClosed)) {
+            conn.abort(); // closed, or a later dial beside this one connected first
+            return;
+          }
+          this.#failures = 0;
+          const link = new Link(conn, 'out', this.#handlers, this.#env.logger);
+          this.#link = link;
+          link.start(it);
+          const queued = this.#queue;
+          this.#queue = [];
+          for (const b of queued) link.sendBytes(b);
+        },
+        (err: unknown) => {
+          if (gen !== this.#dialGen) return; // abandoned: a later dial is under way
+          this.#dialing = false;
+          this.#queue = [];
+          this.#failures++;
+          const backoff = Math.min(this.#maxBackoffMs, this.#baseBackoffMs * 2 ** Math.min(this.#failures - 1, 10));
+          this.#retryAt = this.#env.now() + backoff;
+          this.#env.logger.log('debug', 'client-dial-failed', { address: this.address, error: (err as Error).message, backoffMs: backoff });
+        },
+      );
   }
 }

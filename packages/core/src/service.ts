@@ -68,7 +68,10 @@ export function valueDigest(value: unknown): string {
 
 /** The digest of a service's state alone: `service.digest(state)`, else the 64-bit FNV-1a of its encoded
  * snapshot. (A replica's state digest adds appliedSeq and the dedup window, ServiceRunner.stateDigest.) */
-export function serviceDigest<State>(service: Pick<ServiceDefinition<State, unknown, unknown>, 'digest' | 'snapshot'>, state: State): string {
+export function serviceDigest<State>(
+  service: Pick<ServiceDefinition<State, unknown, unknown>, 'digest' | 'snapshot'>,
+  state: State,
+): string {
   return service.digest ? service.digest(state) : valueDigest(service.snapshot(state));
 }
 

@@ -234,7 +234,12 @@ export class Solo {
     const c = this.#covering;
     if (c === undefined || c.endingSince !== undefined) return;
     c.endingSince = ctx.env.now();
-    ctx.log('warn', 'coverage-ending', { why, fromSeq: c.from, entries: ctx.roles.primary.tracker.log.size, inMs: ctx.bounds.joinTimeoutMs });
+    ctx.log('warn', 'coverage-ending', {
+      why,
+      fromSeq: c.from,
+      entries: ctx.roles.primary.tracker.log.size,
+      inMs: ctx.bounds.joinTimeoutMs,
+    });
   }
 
   #tickCoverage(): void {
@@ -242,7 +247,11 @@ export class Solo {
     const c = this.#covering;
     if (c === undefined) return;
     const now = ctx.env.now();
-    if (c.endingSince === undefined && now - c.lastReachedAt >= ctx.bounds.joinTimeoutMs && ctx.roles.primary.tracker.log.size >= ctx.cfg.flushMaxEntries) {
+    if (
+      c.endingSince === undefined &&
+      now - c.lastReachedAt >= ctx.bounds.joinTimeoutMs &&
+      ctx.roles.primary.tracker.log.size >= ctx.cfg.flushMaxEntries
+    ) {
       this.endCoverageSoon(`the dropped replica has not answered for ${Math.round(now - c.lastReachedAt)} ms`);
     }
     if (c.endingSince !== undefined && now - c.endingSince >= ctx.bounds.joinTimeoutMs) this.endCoverage('coverage period over');

@@ -128,7 +128,10 @@ export class StateFetch {
       install: ({ seq, state, dedup }) => {
         check();
         const records = dedupRecordsSchema.safeParse(dedup);
-        if (!records.success) throw new ProtocolViolationError(`state transfer: invalid dedup window: ${records.error.issues[0]?.message ?? 'schema mismatch'}`);
+        if (!records.success)
+          throw new ProtocolViolationError(
+            `state transfer: invalid dedup window: ${records.error.issues[0]?.message ?? 'schema mismatch'}`,
+          );
         this.fetched = undefined;
         runner.installState(state, seq, records.data as unknown as [string, DedupRecord][]);
         ctx.log('info', 'state-installed', { seq, records: records.data.length });
@@ -136,13 +139,20 @@ export class StateFetch {
       apply: (raw) => {
         check();
         const parsed = entrySchema.safeParse(raw);
-        if (!parsed.success) throw new ProtocolViolationError(`state transfer: invalid log entry: ${parsed.error.issues[0]?.message ?? 'schema mismatch'}`);
+        if (!parsed.success)
+          throw new ProtocolViolationError(`state transfer: invalid log entry: ${parsed.error.issues[0]?.message ?? 'schema mismatch'}`);
         const e = parsed.data;
-        if (e.seq !== runner.appliedSeq + 1) throw new ProtocolViolationError(`state transfer: entry ${e.seq} does not follow ${runner.appliedSeq}`);
+        if (e.seq !== runner.appliedSeq + 1)
+          throw new ProtocolViolationError(`state transfer: entry ${e.seq} does not follow ${runner.appliedSeq}`);
         const outcome = runner.apply(e);
         if (outcome.digest !== e.digest) {
           ctx.onDivergence({ seq: e.seq, expectedDigest: e.digest, actualDigest: outcome.digest, entry: e });
-          throw new DivergenceError(e.seq, e.digest, outcome.digest, `reply digest mismatch at seq ${e.seq} while catching up (primary ${e.digest}, joiner ${outcome.digest})`);
+          throw new DivergenceError(
+            e.seq,
+            e.digest,
+            outcome.digest,
+            `reply digest mismatch at seq ${e.seq} while catching up (primary ${e.digest}, joiner ${outcome.digest})`,
+          );
         }
       },
       digest: () => runner.stateDigest(),

@@ -86,7 +86,10 @@ export class StateSyncHost {
     const ctx = this.#ctx;
     const accept = this.#attachment?.acceptTransfer;
     if (accept === undefined || !SERVING.has(ctx.role)) {
-      ctx.log('info', 'transfer-refused', { from: hello.nodeId, why: SERVING.has(ctx.role) ? 'no streaming state sync' : `role ${ctx.role}` });
+      ctx.log('info', 'transfer-refused', {
+        from: hello.nodeId,
+        why: SERVING.has(ctx.role) ? 'no streaming state sync' : `role ${ctx.role}`,
+      });
       void link.conn.close('no state transfer here').catch(() => undefined);
       return;
     }

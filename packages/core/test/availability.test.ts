@@ -74,7 +74,15 @@ describe('a backup catching up a long run', () => {
     // A scripted primary: it admits the replica as its backup, then sends one flush of 1 000 entries.
     const net = createMemoryNetwork();
     const listener = await net.listen('mem://scripted-primary');
-    const b = createReplica({ service: kv, env: nodeEnv({ network: net }), listen: 'mem://batch-b', peer: 'mem://scripted-primary', roleHint: 'backup', nodeId: 'B', config: FAST });
+    const b = createReplica({
+      service: kv,
+      env: nodeEnv({ network: net }),
+      listen: 'mem://batch-b',
+      peer: 'mem://scripted-primary',
+      roleHint: 'backup',
+      nodeId: 'B',
+      config: FAST,
+    });
     extra.push(b);
     void b.start();
     const it = listener[Symbol.asyncIterator]();
@@ -91,7 +99,13 @@ describe('a backup catching up a long run', () => {
       }
     }
     const entries: Entry[] = Array.from({ length: 1000 }, (_, i) => ({
-      seq: i + 1, epoch: 1, clientId: 'c', requestId: i + 1, body: { op: 'incr', key: 'n' }, time: 1, seed: 1,
+      seq: i + 1,
+      epoch: 1,
+      clientId: 'c',
+      requestId: i + 1,
+      body: { op: 'incr', key: 'n' },
+      time: 1,
+      seed: 1,
       digest: replyDigest({ value: String(i + 1), seq: i + 1 }, undefined),
     }));
     void (async () => {
@@ -175,7 +189,15 @@ describe('a restarted replica does not start a fresh state beside a live one', (
     await until(() => p.a.status().role === 'solo-primary', 'A alone');
     p.nodeA.pause();
     const nodeB2 = p.cluster.node('B2');
-    const b2 = createReplica({ service: kv, env: nodeB2.env, listen: p.addrB, peer: p.addrA, roleHint: 'auto', nodeId: 'B2', config: FAST });
+    const b2 = createReplica({
+      service: kv,
+      env: nodeB2.env,
+      listen: p.addrB,
+      peer: p.addrA,
+      roleHint: 'auto',
+      nodeId: 'B2',
+      config: FAST,
+    });
     extra.push(b2);
     void b2.start().catch(() => undefined);
     await sleep(computeTimingBounds(FAST).takeoverMs * 3);
@@ -214,7 +236,15 @@ describe('when nothing can prove that no acknowledged write is lost', () => {
     // B restarts with no state and is about to join; A dies before it has the copy.
     const nodeB2 = p.cluster.node('B2');
     p.cluster.dropRule = ({ msg }) => msg.t === 'stateSnap';
-    const b2 = createReplica({ service: kv, env: nodeB2.env, listen: p.addrB, peer: p.addrA, roleHint: 'backup', nodeId: 'B2', config: FAST });
+    const b2 = createReplica({
+      service: kv,
+      env: nodeB2.env,
+      listen: p.addrB,
+      peer: p.addrA,
+      roleHint: 'backup',
+      nodeId: 'B2',
+      config: FAST,
+    });
     extra.push(b2);
     const events: ReplicaEvent[] = [];
     b2.on((e) => events.push(e));
@@ -227,7 +257,15 @@ describe('when nothing can prove that no acknowledged write is lost', () => {
     expect(events.some((e) => e.type === 'blocked')).toBe(true);
     // A restarts with no state: it must not start a fresh epoch over B2's knowledge; it waits.
     const nodeA2 = p.cluster.node('A2');
-    const a2 = createReplica({ service: kv, env: nodeA2.env, listen: p.addrA, peer: p.addrB, roleHint: 'primary', nodeId: 'A2', config: FAST });
+    const a2 = createReplica({
+      service: kv,
+      env: nodeA2.env,
+      listen: p.addrA,
+      peer: p.addrB,
+      roleHint: 'primary',
+      nodeId: 'A2',
+      config: FAST,
+    });
     extra.push(a2);
     void a2.start().catch(() => undefined);
     await sleep(300);

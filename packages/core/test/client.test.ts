@@ -75,7 +75,12 @@ describe('client', () => {
       // first call: epoch 2; then only a deposed primary answering with epoch 1 (the other replica is gone)
       reply(rep(m.requestId, aCount === 1 ? 2 : 1, aCount, aCount === 1 ? 'first' : 'stale'));
     });
-    const c = createClient({ service: kv, env: cluster.node('C').env, servers: ['mem://sa', 'mem://sb-none'], config: { ...FAST, callDeadlineMs: 200 } });
+    const c = createClient({
+      service: kv,
+      env: cluster.node('C').env,
+      servers: ['mem://sa', 'mem://sb-none'],
+      config: { ...FAST, callDeadlineMs: 200 },
+    });
     expect((await c.call({ op: 'get', key: 'x' })).value).toBe('first');
     const err = await c.call({ op: 'get', key: 'x' }).catch((e: unknown) => e);
     expect(isCoreError(err, 'ServiceUnavailableError')).toBe(true);
@@ -89,7 +94,12 @@ describe('client', () => {
 
   it('fails with ServiceUnavailableError after callDeadlineMs when nothing answers', async () => {
     const cluster = new TestCluster();
-    const c = createClient({ service: kv, env: cluster.node('C').env, servers: ['mem://none1', 'mem://none2'], config: { ...FAST, callDeadlineMs: 150 } });
+    const c = createClient({
+      service: kv,
+      env: cluster.node('C').env,
+      servers: ['mem://none1', 'mem://none2'],
+      config: { ...FAST, callDeadlineMs: 150 },
+    });
     const err = await c.call({ op: 'get', key: 'x' }).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'ServiceUnavailableError' });
     expect((err as Error).cause).toBeUndefined(); // no stale answer met: no StaleEpochError

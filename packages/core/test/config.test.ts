@@ -28,7 +28,9 @@ describe('config', () => {
   });
 
   it('rejects inconsistent combinations', () => {
-    expect(() => resolveConfig({ flushIntervalMs: 100, heartbeatTimeoutMs: 150 })).toThrow(/heartbeatTimeoutMs: must be at least 2 × flushIntervalMs/);
+    expect(() => resolveConfig({ flushIntervalMs: 100, heartbeatTimeoutMs: 150 })).toThrow(
+      /heartbeatTimeoutMs: must be at least 2 × flushIntervalMs/,
+    );
     expect(() => resolveConfig({ requestTimeoutMs: 500, callDeadlineMs: 100 })).toThrow(/callDeadlineMs/);
   });
 });

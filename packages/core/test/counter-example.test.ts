@@ -8,8 +8,22 @@ import { FAST } from './helpers/setup.js';
 describe('examples/counter.ts', () => {
   it('counts across a primary failure', async () => {
     const cluster = new TestCluster();
-    const a = createReplica({ service: counter, env: cluster.node('a').env, listen: 'mem://ca', peer: 'mem://cb', roleHint: 'primary', config: FAST });
-    const b = createReplica({ service: counter, env: cluster.node('b').env, listen: 'mem://cb', peer: 'mem://ca', roleHint: 'backup', config: FAST });
+    const a = createReplica({
+      service: counter,
+      env: cluster.node('a').env,
+      listen: 'mem://ca',
+      peer: 'mem://cb',
+      roleHint: 'primary',
+      config: FAST,
+    });
+    const b = createReplica({
+      service: counter,
+      env: cluster.node('b').env,
+      listen: 'mem://cb',
+      peer: 'mem://ca',
+      roleHint: 'backup',
+      config: FAST,
+    });
     await a.start();
     await b.start();
     const client = createClient({ service: counter, env: cluster.node('c').env, servers: ['mem://ca', 'mem://cb'], config: FAST });

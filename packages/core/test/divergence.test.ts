@@ -70,7 +70,24 @@ describe('forward cross-check', () => {
       for await (const _ of conn) void _;
     })();
     await conn.send(codec.encode({ t: 'hello', kind: 'client', service: 'kv', nodeId: 'rogue', epoch: 0 }));
-    await conn.send(codec.encode({ t: 'fwd', fwdId: 1, entries: [{ seq: 3, epoch: 1, clientId: 'rogue', requestId: 9, body: { op: 'put', key: 'evil', value: 'x' }, time: 0, seed: 0, digest: 'ffffffffffffffff' }] }));
+    await conn.send(
+      codec.encode({
+        t: 'fwd',
+        fwdId: 1,
+        entries: [
+          {
+            seq: 3,
+            epoch: 1,
+            clientId: 'rogue',
+            requestId: 9,
+            body: { op: 'put', key: 'evil', value: 'x' },
+            time: 0,
+            seed: 0,
+            digest: 'ffffffffffffffff',
+          },
+        ],
+      }),
+    );
     await c.call({ op: 'put', key: 'b', value: '2' });
     await c.call({ op: 'put', key: 'c', value: '3' });
     await until(() => pair!.b.status().appliedSeq === 3, 'B applied 3');

@@ -211,7 +211,8 @@ describe('fault cases', () => {
     // Nothing from the primary's host reaches B any more (flushes with entries, the local client's forwards).
     pair.cluster.dropRule = ({ from, msg }) => (from === 'A' && msg.t === 'flush' && msg.entries.length > 0) || from === 'A-host-client';
     // local's request must reach A: only its outgoing fwd is dropped (the req goes A-host-client → A).
-    pair.cluster.dropRule = ({ from, msg }) => (from === 'A' && msg.t === 'flush' && msg.entries.length > 0) || (from === 'A-host-client' && msg.t === 'fwd');
+    pair.cluster.dropRule = ({ from, msg }) =>
+      (from === 'A' && msg.t === 'flush' && msg.entries.length > 0) || (from === 'A-host-client' && msg.t === 'fwd');
     await local.call({ op: 'put', key: 'local', value: 'L' });
     const r2 = await remote.callWithInfo({ op: 'put', key: 'remote', value: 'R' });
     await remote.drain();
@@ -228,7 +229,8 @@ describe('fault cases', () => {
     pair = await startPair({ piggyback: 'seq-digest' });
     const local = pair.client('A-host-client');
     const remote = pair.client('C2');
-    pair.cluster.dropRule = ({ from, msg }) => (from === 'A' && msg.t === 'flush' && msg.entries.length > 0) || (from === 'A-host-client' && msg.t === 'fwd');
+    pair.cluster.dropRule = ({ from, msg }) =>
+      (from === 'A' && msg.t === 'flush' && msg.entries.length > 0) || (from === 'A-host-client' && msg.t === 'fwd');
     await local.call({ op: 'put', key: 'local', value: 'L' });
     const r2 = await remote.callWithInfo({ op: 'put', key: 'remote', value: 'R' });
     await remote.drain();
@@ -310,7 +312,15 @@ describe('rejoin', () => {
     // restart A on a fresh node at the same address
     const { createReplica } = await import('../src/replica.js');
     const { kv, FAST } = await import('./helpers/setup.js');
-    const a2 = createReplica({ service: kv, env: p.cluster.node('A2').env, listen: p.addrA, peer: p.addrB, roleHint: 'primary', nodeId: 'A', config: FAST });
+    const a2 = createReplica({
+      service: kv,
+      env: p.cluster.node('A2').env,
+      listen: p.addrA,
+      peer: p.addrB,
+      roleHint: 'primary',
+      nodeId: 'A',
+      config: FAST,
+    });
     try {
       await a2.start();
       expect(a2.status().role).toBe('backup');

@@ -14,7 +14,16 @@ import type { Entry } from '../src/messages.js';
 import { ServiceRunner } from '../src/service.js';
 import { FAST, kv, startPair } from './helpers/setup.js';
 
-const entry = (seq: number, epoch = 1): Entry => ({ seq, epoch, clientId: 'c', requestId: seq, body: { op: 'incr', key: 'n' }, time: 0, seed: 0, digest: '' });
+const entry = (seq: number, epoch = 1): Entry => ({
+  seq,
+  epoch,
+  clientId: 'c',
+  requestId: seq,
+  body: { op: 'incr', key: 'n' },
+  time: 0,
+  seed: 0,
+  digest: '',
+});
 
 /** The InvariantError `fn` throws (fails the test when it throws anything else, or nothing). */
 function invariantOf(fn: () => unknown): InvariantError {
@@ -28,9 +37,11 @@ function invariantOf(fn: () => unknown): InvariantError {
 }
 
 describe('core errors: one convention', () => {
-  it('every error class named in CORE_ERROR_NAMES is exported (public or internal entry) with a static name equal to its instances\' name', () => {
+  it("every error class named in CORE_ERROR_NAMES is exported (public or internal entry) with a static name equal to its instances' name", () => {
     for (const name of CORE_ERROR_NAMES) {
-      const cls = ((core as Record<string, unknown>)[name] ?? (internal as Record<string, unknown>)[name]) as { name: string; prototype: Error } | undefined;
+      const cls = ((core as Record<string, unknown>)[name] ?? (internal as Record<string, unknown>)[name]) as
+        | { name: string; prototype: Error }
+        | undefined;
       expect(cls, name).toBeTypeOf('function');
       expect(cls!.name).toBe(name);
       expect(Object.getPrototypeOf(cls!.prototype)).toBe(Error.prototype); // flat: extends Error directly

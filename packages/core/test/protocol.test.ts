@@ -14,10 +14,17 @@ afterEach(async () => {
 
 describe('codec', () => {
   it('round-trips every message and rejects invalid bytes with ProtocolViolationError', () => {
-    const m = { t: 'flush', epoch: 3, flushId: 9, entries: [{ seq: 1, epoch: 3, clientId: 'c', requestId: 1, body: { x: [1, 2] }, time: 5, seed: 7, digest: 'ab' }] } satisfies Message;
+    const m = {
+      t: 'flush',
+      epoch: 3,
+      flushId: 9,
+      entries: [{ seq: 1, epoch: 3, clientId: 'c', requestId: 1, body: { x: [1, 2] }, time: 5, seed: 7, digest: 'ab' }],
+    } satisfies Message;
     expect(codec.decode(codec.encode(m))).toEqual(m);
     expect(() => codec.decode(new Uint8Array([0xc1]))).toThrow(expect.objectContaining({ name: 'ProtocolViolationError' }));
-    expect(() => codec.decode(encode({ t: 'flush', epoch: -1, flushId: 1, entries: [] }))).toThrow(expect.objectContaining({ name: 'ProtocolViolationError' }));
+    expect(() => codec.decode(encode({ t: 'flush', epoch: -1, flushId: 1, entries: [] }))).toThrow(
+      expect.objectContaining({ name: 'ProtocolViolationError' }),
+    );
     expect(() => codec.decode(encode({ t: 'nonsense' }))).toThrow(/invalid message/);
   });
 });
@@ -30,7 +37,10 @@ describe('invalid input at a replica', () => {
     ['a hello for another service', [codec.encode({ t: 'hello', kind: 'client', service: 'other', nodeId: 'x', epoch: 0 })]],
     [
       'a client sending a flush',
-      [codec.encode({ t: 'hello', kind: 'client', service: 'kv', nodeId: 'x', epoch: 0 }), codec.encode({ t: 'flush', epoch: 99, flushId: 1, entries: [] })],
+      [
+        codec.encode({ t: 'hello', kind: 'client', service: 'kv', nodeId: 'x', epoch: 0 }),
+        codec.encode({ t: 'flush', epoch: 99, flushId: 1, entries: [] }),
+      ],
     ],
   ];
   it.each(cases)('%s → connection closed, protocol-error event, service unaffected', async (_name, messages) => {

@@ -36,12 +36,23 @@ async function rig(config: Partial<ReplicationConfig> = {}, hintB: 'backup' | 'a
   cluster.nameAddress(addrB, 'B');
   const cfg = { ...FAST, ...config };
   const nodeB = cluster.node('B');
-  const a = createReplica({ service: kv, env: cluster.node('A').env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: cfg });
+  const a = createReplica({
+    service: kv,
+    env: cluster.node('A').env,
+    listen: addrA,
+    peer: addrB,
+    roleHint: 'primary',
+    nodeId: 'A',
+    config: cfg,
+  });
   const b = createReplica({ service: kv, env: nodeB.env, listen: addrB, peer: addrA, roleHint: hintB, nodeId: 'B', config: cfg });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));
   b.on((e) => events.b.push(e));
-  stoppers.push(() => a.stop(), () => b.stop());
+  stoppers.push(
+    () => a.stop(),
+    () => b.stop(),
+  );
   await a.start();
   return {
     cluster,
@@ -83,7 +94,10 @@ describe('rejoin under load with a slow state install', () => {
     await r.startB();
     await sleep(700); // the stall, then several takeover periods
     const acked = await w.stop();
-    await until(() => [r.a, r.b].some((x) => x.status().role === 'primary') && [r.a, r.b].some((x) => x.status().role === 'backup'), 'pair settled');
+    await until(
+      () => [r.a, r.b].some((x) => x.status().role === 'primary') && [r.a, r.b].some((x) => x.status().role === 'backup'),
+      'pair settled',
+    );
     const p = serving(r);
     const state = p.state;
     const missing = acked.filter((k) => !state.has(k));
@@ -124,7 +138,8 @@ describe('a backup the primary declared faulty cannot take over', () => {
     await until(() => r.a.status().role === 'primary' && r.b.status().role === 'backup', 'B joined');
     const w = writer(r.client());
     // Everything A says to B over the flush connection is lost (flushes, drops, probing hellos); A itself is alive.
-    r.cluster.dropRule = ({ from, msg }) => from === 'A' && (msg.t === 'flush' || msg.t === 'drop' || (msg.t === 'hello' && msg.role === 'solo-primary'));
+    r.cluster.dropRule = ({ from, msg }) =>
+      from === 'A' && (msg.t === 'flush' || msg.t === 'drop' || (msg.t === 'hello' && msg.role === 'solo-primary'));
     await sleep(600); // several takeover periods
     const acked = await w.stop();
     r.cluster.dropRule = undefined;

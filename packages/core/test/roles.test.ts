@@ -16,24 +16,55 @@ afterEach(async () => {
 describe('startup', () => {
   it("two 'auto' replicas started together settle as one primary and one backup", async () => {
     const cluster = new TestCluster();
-    const a = createReplica({ service: kv, env: cluster.node('a').env, listen: 'mem://auto-a', peer: 'mem://auto-b', nodeId: 'auto-a', config: FAST });
-    const b = createReplica({ service: kv, env: cluster.node('b').env, listen: 'mem://auto-b', peer: 'mem://auto-a', nodeId: 'auto-b', config: FAST });
+    const a = createReplica({
+      service: kv,
+      env: cluster.node('a').env,
+      listen: 'mem://auto-a',
+      peer: 'mem://auto-b',
+      nodeId: 'auto-a',
+      config: FAST,
+    });
+    const b = createReplica({
+      service: kv,
+      env: cluster.node('b').env,
+      listen: 'mem://auto-b',
+      peer: 'mem://auto-a',
+      nodeId: 'auto-b',
+      config: FAST,
+    });
     extra.push(a, b);
     await Promise.all([a.start(), b.start()]);
-    await until(() => [a, b].some((r) => r.status().role === 'primary') && [a, b].some((r) => r.status().role === 'backup'), 'primary + backup');
+    await until(
+      () => [a, b].some((r) => r.status().role === 'primary') && [a, b].some((r) => r.status().role === 'backup'),
+      'primary + backup',
+    );
     expect(new Set([a.status().epoch, b.status().epoch])).toEqual(new Set([1]));
   });
 
   it("a 'backup' replica waits until a primary appears", async () => {
     const cluster = new TestCluster();
-    const b = createReplica({ service: kv, env: cluster.node('b').env, listen: 'mem://w-b', peer: 'mem://w-a', roleHint: 'backup', config: FAST });
+    const b = createReplica({
+      service: kv,
+      env: cluster.node('b').env,
+      listen: 'mem://w-b',
+      peer: 'mem://w-a',
+      roleHint: 'backup',
+      config: FAST,
+    });
     extra.push(b);
     let started = false;
     void b.start().then(() => (started = true));
     await sleep(100);
     expect(started).toBe(false);
     expect(b.status().role).toBe('starting');
-    const a = createReplica({ service: kv, env: cluster.node('a').env, listen: 'mem://w-a', peer: 'mem://w-b', roleHint: 'primary', config: FAST });
+    const a = createReplica({
+      service: kv,
+      env: cluster.node('a').env,
+      listen: 'mem://w-a',
+      peer: 'mem://w-b',
+      roleHint: 'primary',
+      config: FAST,
+    });
     extra.push(a);
     await a.start();
     await until(() => started, 'backup started');
@@ -45,7 +76,14 @@ describe('witness', () => {
   it('a backup does not take over when the witness refuses', async () => {
     const cluster = new TestCluster();
     const asked: string[] = [];
-    const a = createReplica({ service: kv, env: cluster.node('A').env, listen: 'mem://wa', peer: 'mem://wb', roleHint: 'primary', config: FAST });
+    const a = createReplica({
+      service: kv,
+      env: cluster.node('A').env,
+      listen: 'mem://wa',
+      peer: 'mem://wb',
+      roleHint: 'primary',
+      config: FAST,
+    });
     const b = createReplica({
       service: kv,
       env: cluster.node('B').env,

@@ -27,7 +27,11 @@ afterEach(async () => {
 });
 
 /** A raw connection from node `from` to `address` that records what it receives. */
-async function raw(p: Pair, address: string, from = 'evil'): Promise<{ conn: Connection; got: Message[]; ended: Promise<void>; send(m: Message | Uint8Array): Promise<void> }> {
+async function raw(
+  p: Pair,
+  address: string,
+  from = 'evil',
+): Promise<{ conn: Connection; got: Message[]; ended: Promise<void>; send(m: Message | Uint8Array): Promise<void> }> {
   const conn = await p.cluster.node(from).env.network.dial(address);
   const got: Message[] = [];
   const ended = (async () => {
@@ -61,7 +65,10 @@ describe('a pair with a cluster key', () => {
   });
 
   it('replicas with different keys never pair: each refuses the other and says why', async () => {
-    pair = await startPair({}, undefined, undefined, { security: { a: { clusterKeys: [key()] }, b: { clusterKeys: [key()] } }, waitForPair: false });
+    pair = await startPair({}, undefined, undefined, {
+      security: { a: { clusterKeys: [key()] }, b: { clusterKeys: [key()] } },
+      waitForPair: false,
+    });
     // A started (it leads); B cannot authenticate A and keeps waiting as `starting`.
     await sleep(200);
     expect(pair.b.status().role).toBe('starting');
@@ -73,11 +80,17 @@ describe('a pair with a cluster key', () => {
 describe('forged replica-to-replica messages from an unauthenticated connection change nothing', () => {
   const forged: [string, Message[]][] = [
     ['a peer hello with a high epoch', [hello('peer')]],
-    ['a peer hello with a nonce, then a bogus proof', [hello('peer', { nonce: new Uint8Array(16) }), { t: 'authProof', proof: new Uint8Array(16) }]],
+    [
+      'a peer hello with a nonce, then a bogus proof',
+      [hello('peer', { nonce: new Uint8Array(16) }), { t: 'authProof', proof: new Uint8Array(16) }],
+    ],
     ['a flush', [hello('peer'), { t: 'flush', epoch: 1000, flushId: 1, entries: [] }]],
     ['a drop', [hello('peer'), { t: 'drop', epoch: 1, reason: 'forged' }]],
     ['a status probe, then a stateReq', [hello('peer'), { t: 'status' }, { t: 'stateReq', nodeId: 'evil' }]],
-    ['a client hello, then a flush and a drop', [hello('client'), { t: 'flush', epoch: 1000, flushId: 1, entries: [] }, { t: 'drop', epoch: 1, reason: 'x' }]],
+    [
+      'a client hello, then a flush and a drop',
+      [hello('client'), { t: 'flush', epoch: 1000, flushId: 1, entries: [] }, { t: 'drop', epoch: 1, reason: 'x' }],
+    ],
     ['a transfer hello without a key', [hello('transfer')]],
   ];
   for (const target of ['primary', 'backup'] as const) {
@@ -95,7 +108,9 @@ describe('forged replica-to-replica messages from an unauthenticated connection 
       await sleep(100); // long enough for any wrongly adopted epoch to depose someone
       expect(pair.a.status()).toMatchObject({ role: 'primary', epoch: 1 });
       expect(pair.b.status()).toMatchObject({ role: 'backup', epoch: 1 });
-      expect(pair.events.a.some((x) => x.type === 'step-down') || pair.events.b.some((x) => x.type === 'step-down' || x.type === 'takeover')).toBe(false);
+      expect(
+        pair.events.a.some((x) => x.type === 'step-down') || pair.events.b.some((x) => x.type === 'step-down' || x.type === 'takeover'),
+      ).toBe(false);
     });
   }
 
@@ -126,7 +141,15 @@ describe('a keyed handshake', () => {
     expect(ch.t).toBe('authChallenge');
     if (ch.t !== 'authChallenge') return;
     const ring = KeyRing.derive([k], 'peer-auth');
-    const t: HandshakeTranscript = { service: 'kv', kind: 'peer', dialerId: 'B2', acceptorId: ch.nodeId, dialerNonce: nonce, acceptorNonce: ch.nonce, dialerEpoch: 1 };
+    const t: HandshakeTranscript = {
+      service: 'kv',
+      kind: 'peer',
+      dialerId: 'B2',
+      acceptorId: ch.nodeId,
+      dialerNonce: nonce,
+      acceptorNonce: ch.nonce,
+      dialerEpoch: 1,
+    };
     expect(ring.verify(ch.proof, encodeValue(['tandem-auth/1', 'accept', 'kv', 'peer', 'B2', ch.nodeId, nonce, ch.nonce, 1]))).toBe(true);
     await e.send({ t: 'authProof', proof: handshakeProof(ring, 'dial', t) });
     await e.send({ t: 'status' });
@@ -144,7 +167,15 @@ describe('a keyed handshake', () => {
     await until(() => first.got.length > 0, 'challenge');
     const ch = first.got[0]!;
     if (ch.t !== 'authChallenge') throw new Error('no challenge');
-    const proof = handshakeProof(ring, 'dial', { service: 'kv', kind: 'peer', dialerId: 'X', acceptorId: ch.nodeId, dialerNonce: nonce, acceptorNonce: ch.nonce, dialerEpoch: 1 });
+    const proof = handshakeProof(ring, 'dial', {
+      service: 'kv',
+      kind: 'peer',
+      dialerId: 'X',
+      acceptorId: ch.nodeId,
+      dialerNonce: nonce,
+      acceptorNonce: ch.nonce,
+      dialerEpoch: 1,
+    });
     const second = await raw(pair, pair.addrA);
     await second.send(hello('peer', { nodeId: 'X', epoch: 1, nonce }));
     await second.send({ t: 'authProof', proof });
@@ -155,7 +186,9 @@ describe('a keyed handshake', () => {
   it('key rotation: a replica signing with the new key pairs with one that still signs with the old (both accept both)', async () => {
     const oldKey = key();
     const newKey = key();
-    pair = await startPair({}, undefined, undefined, { security: { a: { clusterKeys: [newKey, oldKey] }, b: { clusterKeys: [oldKey, newKey] } } });
+    pair = await startPair({}, undefined, undefined, {
+      security: { a: { clusterKeys: [newKey, oldKey] }, b: { clusterKeys: [oldKey, newKey] } },
+    });
     const c = pair.client('C');
     await c.call({ op: 'incr', key: 'n' });
     await until(() => pair!.b.status().appliedSeq === 1, 'backup applied');
@@ -166,14 +199,25 @@ describe('a keyed handshake', () => {
 describe('forwarded state information must carry the primary MAC', () => {
   it('a forged forward is reported and not applied when the primary dies before its flush', async () => {
     // Slow flushes: the primary dies long before it would flush.
-    pair = await startPair({ flushIntervalMs: 500, heartbeatTimeoutMs: 1000, flushMaxEntries: 100 }, undefined, undefined, { security: { clusterKeys: [key()] } });
+    pair = await startPair({ flushIntervalMs: 500, heartbeatTimeoutMs: 1000, flushMaxEntries: 100 }, undefined, undefined, {
+      security: { clusterKeys: [key()] },
+    });
     const c = pair.client('C');
     await c.call({ op: 'put', key: 'x', value: 'honest' });
     await c.drain();
     // An attacker posing as a client forwards seq 2 with a valid shape and a made-up MAC.
     const evil = await raw(pair, pair.addrB);
     await evil.send({ t: 'hello', kind: 'client', service: 'kv', nodeId: 'evil', epoch: 0 });
-    const entry = { seq: 2, epoch: 1, clientId: 'evil', requestId: 1, body: { op: 'put', key: 'x', value: 'forged' }, time: 1, seed: 1, digest: 'ffff' };
+    const entry = {
+      seq: 2,
+      epoch: 1,
+      clientId: 'evil',
+      requestId: 1,
+      body: { op: 'put', key: 'x', value: 'forged' },
+      time: 1,
+      seed: 1,
+      digest: 'ffff',
+    };
     const bytes = packEncoded([encodeValue(entry)]);
     await evil.send({ t: 'fwd', fwdId: 1, entries: [], packed: [{ upToSeq: 2, bytes, mac: new Uint8Array(16) }] });
     await evil.send({ t: 'fwd', fwdId: 2, entries: [{ ...entry, mac: new Uint8Array(16) }] });
@@ -196,7 +240,12 @@ describe('forwarded state information must carry the primary MAC', () => {
   });
 
   it('seq-digest mode: honest forwards verify and a forged one is refused', async () => {
-    pair = await startPair({ piggyback: 'seq-digest', flushIntervalMs: 500, heartbeatTimeoutMs: 1000, flushMaxEntries: 100 }, undefined, undefined, { security: { clusterKeys: [key()] } });
+    pair = await startPair(
+      { piggyback: 'seq-digest', flushIntervalMs: 500, heartbeatTimeoutMs: 1000, flushMaxEntries: 100 },
+      undefined,
+      undefined,
+      { security: { clusterKeys: [key()] } },
+    );
     const c = pair.client('C');
     await c.call({ op: 'put', key: 'x', value: 'a' });
     await c.call({ op: 'put', key: 'y', value: { toString: () => 'b' }.toString() });
@@ -211,7 +260,9 @@ describe('forwarded state information must carry the primary MAC', () => {
 describe('client authentication', () => {
   it('required: a client without a key is refused before anything is sequenced; one with a key works', async () => {
     const ck = key();
-    pair = await startPair({}, undefined, undefined, { security: { clusterKeys: [key()], requireClientAuth: true, clientKeys: { app: ck } } });
+    pair = await startPair({}, undefined, undefined, {
+      security: { clusterKeys: [key()], requireClientAuth: true, clientKeys: { app: ck } },
+    });
     const anon = pair.client('anon');
     await expect(anon.call({ op: 'incr', key: 'n' })).rejects.toMatchObject({ name: 'AuthenticationError', code: 'client-auth-required' });
     const wrong = pair.client('wrong', {}, { keyId: 'app', key: key() });
@@ -225,16 +276,26 @@ describe('client authentication', () => {
 describe('safe defaults', () => {
   it('without a cluster key a replica refuses to listen beyond loopback unless insecure', async () => {
     const net = createMemoryNetwork();
-    const env = nodeEnv({ network: { name: 'stub', schemes: ['tcp'], listen: (a, o) => net.listen('mem://x', o), dial: (a, o) => net.dial(a, o) } });
+    const env = nodeEnv({
+      network: { name: 'stub', schemes: ['tcp'], listen: (a, o) => net.listen('mem://x', o), dial: (a, o) => net.dial(a, o) },
+    });
     const r = createReplica({ service: kv, env, listen: 'tcp://0.0.0.0:7001', peer: 'tcp://10.0.0.2:7001' });
     await expect(r.start()).rejects.toMatchObject({ name: 'InsecureListenError' });
-    const keyed = createReplica({ service: kv, env, listen: 'tcp://0.0.0.0:7001', peer: 'tcp://10.0.0.2:7001', security: { clusterKeys: [key()] } });
+    const keyed = createReplica({
+      service: kv,
+      env,
+      listen: 'tcp://0.0.0.0:7001',
+      peer: 'tcp://10.0.0.2:7001',
+      security: { clusterKeys: [key()] },
+    });
     expect(keyed.status().role).toBe('starting'); // constructing is fine; start() would listen
   });
 
   it('loopback addresses', () => {
-    for (const a of ['tcp://127.0.0.1:1', 'tcp://localhost:1', 'tcp://[::1]:1', 'ws://127.1.2.3:9/x', 'zmq+tcp://127.0.0.1:5', 'mem://a']) expect(isLoopbackAddress(a)).toBe(true);
-    for (const a of ['tcp://0.0.0.0:1', 'tcp://[::]:1', 'tcp://10.0.0.1:1', 'tls://example.com:1', 'tcp://127.0.0.300:1', 'nonsense']) expect(isLoopbackAddress(a)).toBe(false);
+    for (const a of ['tcp://127.0.0.1:1', 'tcp://localhost:1', 'tcp://[::1]:1', 'ws://127.1.2.3:9/x', 'zmq+tcp://127.0.0.1:5', 'mem://a'])
+      expect(isLoopbackAddress(a)).toBe(true);
+    for (const a of ['tcp://0.0.0.0:1', 'tcp://[::]:1', 'tcp://10.0.0.1:1', 'tls://example.com:1', 'tcp://127.0.0.300:1', 'nonsense'])
+      expect(isLoopbackAddress(a)).toBe(false);
   });
 
   it('key files: one hex key per line, comments allowed; short or malformed keys are refused', () => {
@@ -253,8 +314,13 @@ describe('operator connections', () => {
     const k = key();
     pair = await startPair({}, undefined, undefined, { security: { clusterKeys: [k] } });
     const env = pair.cluster.node('op').env;
-    await expect(replicaStatus(pair.addrA, { env, service: 'kv' })).rejects.toMatchObject({ name: 'AuthenticationError', code: 'key-required' });
-    await expect(replicaStatus(pair.addrA, { env, service: 'kv', clusterKeys: [key()] })).rejects.toMatchObject({ name: 'AuthenticationError' });
+    await expect(replicaStatus(pair.addrA, { env, service: 'kv' })).rejects.toMatchObject({
+      name: 'AuthenticationError',
+      code: 'key-required',
+    });
+    await expect(replicaStatus(pair.addrA, { env, service: 'kv', clusterKeys: [key()] })).rejects.toMatchObject({
+      name: 'AuthenticationError',
+    });
     expect(await replicaStatus(pair.addrB, { env, service: 'kv', clusterKeys: [k] })).toMatchObject({ role: 'backup', epoch: 1 });
     expect(await promoteReplica(pair.addrA, { env, service: 'kv', clusterKeys: [k] })).toMatchObject({ role: 'primary', epoch: 1 });
     expect(await promoteReplica(pair.addrB, { env, service: 'kv', clusterKeys: [k] })).toMatchObject({ role: 'backup', epoch: 1 });

@@ -36,7 +36,16 @@ describe('client reconnect backoff', () => {
     const { env, advance } = virtualEnv(dials);
     const handlers = { onMessage: () => undefined, onClose: () => undefined, onViolation: () => undefined };
     const hello = () => ({ t: 'hello', kind: 'client', service: 'kv', nodeId: 'c', epoch: 0 }) as const;
-    const conn = new ServerConnection(1, 'mem://nowhere', env, handlers, hello, cfg.maxMessageSize, cfg.requestTimeoutMs / 4, cfg.requestTimeoutMs);
+    const conn = new ServerConnection(
+      1,
+      'mem://nowhere',
+      env,
+      handlers,
+      hello,
+      cfg.maxMessageSize,
+      cfg.requestTimeoutMs / 4,
+      cfg.requestTimeoutMs,
+    );
     // The client re-sends a pending call every requestTimeoutMs; 40 re-sends (a long outage).
     for (let i = 0; i < 40; i++) {
       conn.send(new Uint8Array([1]));
@@ -65,10 +74,27 @@ describe('a dial that hangs (a host that is down: its SYN unanswered)', () => {
           pending.push({ resolve: resolve as (c: unknown) => void, n: pending.length });
         }),
     };
-    const env: Env = { now: () => now, wallClock: () => now, setTimer: (): TimerHandle => ({ cancel: () => undefined }), random: () => 0.5, randomBytes: (n) => new Uint8Array(n), network, logger: silentLogger };
+    const env: Env = {
+      now: () => now,
+      wallClock: () => now,
+      setTimer: (): TimerHandle => ({ cancel: () => undefined }),
+      random: () => 0.5,
+      randomBytes: (n) => new Uint8Array(n),
+      network,
+      logger: silentLogger,
+    };
     const handlers = { onMessage: () => undefined, onClose: () => undefined, onViolation: () => undefined };
     const hello = () => ({ t: 'hello', kind: 'client', service: 'kv', nodeId: 'c', epoch: 0 }) as const;
-    const conn = new ServerConnection(0, 'mem://down', env, handlers, hello, cfg.maxMessageSize, cfg.requestTimeoutMs / 4, cfg.requestTimeoutMs);
+    const conn = new ServerConnection(
+      0,
+      'mem://down',
+      env,
+      handlers,
+      hello,
+      cfg.maxMessageSize,
+      cfg.requestTimeoutMs / 4,
+      cfg.requestTimeoutMs,
+    );
     expect(conn.send(new Uint8Array([1]))).toBe(true); // first dial: hangs
     now += cfg.requestTimeoutMs / 2;
     conn.send(new Uint8Array([2]));

@@ -96,8 +96,26 @@ async function rig(syncA: StateSync, syncB: StateSync) {
   const addrB = `mem://ssh-b${n}`;
   cluster.nameAddress(addrA, 'A');
   cluster.nameAddress(addrB, 'B');
-  const a = createReplica({ service: kv, env: cluster.node('A').env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: FAST, stateSync: syncA });
-  const b = createReplica({ service: kv, env: cluster.node('B').env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: FAST, stateSync: syncB });
+  const a = createReplica({
+    service: kv,
+    env: cluster.node('A').env,
+    listen: addrA,
+    peer: addrB,
+    roleHint: 'primary',
+    nodeId: 'A',
+    config: FAST,
+    stateSync: syncA,
+  });
+  const b = createReplica({
+    service: kv,
+    env: cluster.node('B').env,
+    listen: addrB,
+    peer: addrA,
+    roleHint: 'backup',
+    nodeId: 'B',
+    config: FAST,
+    stateSync: syncB,
+  });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));
   b.on((e) => events.b.push(e));
@@ -111,7 +129,8 @@ async function rig(syncA: StateSync, syncB: StateSync) {
   return { cluster, a, b, events, c, addrA };
 }
 
-const modes = (events: ReplicaEvent[]): (string | undefined)[] => events.filter((e) => e.type === 'peer-joined').map((e) => (e as { mode?: string }).mode);
+const modes = (events: ReplicaEvent[]): (string | undefined)[] =>
+  events.filter((e) => e.type === 'peer-joined').map((e) => (e as { mode?: string }).mode);
 
 describe('StateSync hooks: fetch, then a delta join', () => {
   it('a joiner that fetched a verified state while a client writes is admitted by delta: no whole-state stateSnap, equal digests, nothing lost after a takeover', async () => {
@@ -126,13 +145,18 @@ describe('StateSync hooks: fetch, then a delta join', () => {
     await sleep(100);
     const acked = await w.stop();
     await r.c.drain();
-    await until(() => r.a.status().appliedSeq === r.b.status().appliedSeq && r.a.status().stateDigest === r.b.status().stateDigest, 'equal digests');
+    await until(
+      () => r.a.status().appliedSeq === r.b.status().appliedSeq && r.a.status().stateDigest === r.b.status().stateDigest,
+      'equal digests',
+    );
 
     const snaps = r.cluster.find((x) => x.from === 'A' && x.msg.t === 'stateSnap');
     expect(snaps.length).toBe(1);
     expect(snaps[0]!.msg).toMatchObject({ t: 'stateSnap', delta: true, snapshot: null, dedup: [] });
     const req = r.cluster.find((x) => x.from === 'B' && x.msg.t === 'stateReq');
-    expect(req.map((x) => x.msg)).toEqual([{ t: 'stateReq', nodeId: 'B', haveSeq: shared.verified!.seq, haveDigest: shared.verified!.digest }]);
+    expect(req.map((x) => x.msg)).toEqual([
+      { t: 'stateReq', nodeId: 'B', haveSeq: shared.verified!.seq, haveDigest: shared.verified!.digest },
+    ]);
     expect(modes(r.events.a)).toEqual(['delta']);
     expect(shared.fetches).toBe(1);
     expect(r.events.b.filter((e) => e.type === 'divergence')).toEqual([]);
@@ -209,7 +233,9 @@ describe('StateSync hooks: fetch, then a delta join', () => {
     expect(err).toBeInstanceOf(DivergenceError);
     expect(err).toMatchObject({ name: 'DivergenceError', code: 'DIVERGENCE', seq: 1, expectedDigest: 'ffffffffffffffff' });
     expect(err.actualDigest).toBe(shared.backlog[0]!.digest);
-    expect(r.events.b.filter((e) => e.type === 'divergence')).toEqual([{ type: 'divergence', seq: 1, expectedDigest: 'ffffffffffffffff', actualDigest: err.actualDigest }]);
+    expect(r.events.b.filter((e) => e.type === 'divergence')).toEqual([
+      { type: 'divergence', seq: 1, expectedDigest: 'ffffffffffffffff', actualDigest: err.actualDigest },
+    ]);
     expect(modes(r.events.a)).toEqual(['copy']);
     await until(() => (r.b.state as KvState).get('k4') === 'v', 'B has the copy');
   });
@@ -233,7 +259,15 @@ describe('StateSync hooks: fetch, then a delta join', () => {
     expect(r.events.a.filter((e) => e.type === 'protocol-error')).toEqual([]);
 
     // A replica whose strategy does not stream (B here, once it serves alone) closes such a connection.
-    const solo = createReplica({ service: kv, env: r.cluster.node('D').env, listen: 'mem://ssh-solo', peer: 'mem://ssh-nobody', roleHint: 'primary', nodeId: 'D', config: FAST });
+    const solo = createReplica({
+      service: kv,
+      env: r.cluster.node('D').env,
+      listen: 'mem://ssh-solo',
+      peer: 'mem://ssh-nobody',
+      roleHint: 'primary',
+      nodeId: 'D',
+      config: FAST,
+    });
     stoppers.push(() => solo.stop());
     await solo.start();
     const c2 = await r.cluster.node('C').env.network.dial('mem://ssh-solo');
@@ -243,4 +277,3 @@ describe('StateSync hooks: fetch, then a delta join', () => {
     expect(solo.status().role).toBe('solo-primary');
   });
 });
-

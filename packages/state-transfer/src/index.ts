@@ -7,9 +7,26 @@ export { SlabMap, RECORD_HEADER, type SlabMapOptions, type SlabMapBuilder } from
 export type { PackedSlice, TextSlice } from './maps/record-codec.js';
 export { ReplicationBacklog, type BacklogOptions, type BacklogView, type LogEntry } from './backlog.js';
 export type { TransferSource, TransferSink, CapturedState, CapturedStateBody, InstalledState, StateHead } from './source.js';
-export { serviceVersion, supportsChunks, isPackedCursor, type PackedSnapshotCursor, type PackedResult, type SnapshotCursor, type StateBuilder, type StateMigration, type TransferableService } from './transferable.js';
+export {
+  serviceVersion,
+  supportsChunks,
+  isPackedCursor,
+  type PackedSnapshotCursor,
+  type PackedResult,
+  type SnapshotCursor,
+  type StateBuilder,
+  type StateMigration,
+  type TransferableService,
+} from './transferable.js';
 export { migrationPath, migrateRecords, migrateSnapshot, type TransferFormat } from './migrations.js';
-export { ProgressMeter, formatProgress, progressBar, type TransferProgress, type TransferPhase, type ProgressOutput } from './protocol/progress.js';
+export {
+  ProgressMeter,
+  formatProgress,
+  progressBar,
+  type TransferProgress,
+  type TransferPhase,
+  type ProgressOutput,
+} from './protocol/progress.js';
 export { chunkChecksum, WholeStateChecksum } from './protocol/checksum.js';
 export { decodeMessage, encodeMessage, transferMessageSchema, type TransferMessage } from './protocol/messages.js';
 export type { TransferEnv } from './env.js';
@@ -18,6 +35,20 @@ export { nodeTransferEnv, withImmediateYield } from './node-env.js';
 export { lowerJoinerPriority, JOINER_NICE_DELTA } from './node-priority.js';
 export { yieldToEventLoop } from './env.js';
 export { versionedStateSync } from './replica/replica-sync.js';
-export { streamingStateSync, type StreamingStateSync, type StreamingStateSyncOptions, type StreamingStateSyncEvent, type StreamingServerSettings, type StreamingClientSettings } from './replica/streaming-state-sync.js';
-export { serveTransfersInWorker, type TransferWorker, type TransferWorkerOptions, type WorkerServerSettings, type WorkerThreadSettings, type WorkerTransportSpec } from './worker/worker-server.js';
+export {
+  streamingStateSync,
+  type StreamingStateSync,
+  type StreamingStateSyncOptions,
+  type StreamingStateSyncEvent,
+  type StreamingServerSettings,
+  type StreamingClientSettings,
+} from './replica/streaming-state-sync.js';
+export {
+  serveTransfersInWorker,
+  type TransferWorker,
+  type TransferWorkerOptions,
+  type WorkerServerSettings,
+  type WorkerThreadSettings,
+  type WorkerTransportSpec,
+} from './worker/worker-server.js';
 export { isShareableCursor, type ShareableSnapshotCursor, type SharedSnapshotPlan } from './maps/slab-cursor.js';

@@ -10,13 +10,16 @@ export type TransferFormat = 'records' | 'blob';
 /** The steps from → to (exclusive of from), or a MigrationError naming the missing step. */
 export function migrationPath(service: TransferableService<unknown>, from: number, format: TransferFormat): StateMigration[] {
   const to = serviceVersion(service);
-  if (from > to) throw new VersionMismatchError(`state version ${from} is newer than this replica's version ${to}; upgrade this replica first`);
+  if (from > to)
+    throw new VersionMismatchError(`state version ${from} is newer than this replica's version ${to}; upgrade this replica first`);
   const steps: StateMigration[] = [];
   for (let v = from; v < to; v++) {
     const step = service.migrations?.find((m) => m.from === v);
     if (!step) throw new MigrationError(`service "${service.name}" has no migration from version ${v} to ${v + 1}`);
-    if (format === 'records' && !step.record) throw new MigrationError(`migration ${v}→${v + 1} of "${service.name}" has no record() step for a chunked transfer`);
-    if (format === 'blob' && !step.snapshot) throw new MigrationError(`migration ${v}→${v + 1} of "${service.name}" has no snapshot() step`);
+    if (format === 'records' && !step.record)
+      throw new MigrationError(`migration ${v}→${v + 1} of "${service.name}" has no record() step for a chunked transfer`);
+    if (format === 'blob' && !step.snapshot)
+      throw new MigrationError(`migration ${v}→${v + 1} of "${service.name}" has no snapshot() step`);
     steps.push(step);
   }
   return steps;

@@ -18,7 +18,9 @@ import { getPriority, setPriority } from 'node:os';
 /** The process's thread ids on Linux (0 = "this thread/process" elsewhere). */
 function threadIds(): number[] {
   try {
-    return readdirSync('/proc/self/task').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+    return readdirSync('/proc/self/task')
+      .map(Number)
+      .filter((n) => Number.isInteger(n) && n > 0);
   } catch {
     return [0];
   }

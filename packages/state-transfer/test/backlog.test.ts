@@ -40,7 +40,10 @@ describe('ReplicationBacklog', () => {
   });
 
   it("'encoded' gives back equal entries, decoded afresh; 'objects' (the default) gives the same objects", () => {
-    const enc = new ReplicationBacklog<{ seq: number; body: { op: string; key: string; n: number[] } }>({ maxEntries: 10, storage: 'encoded' });
+    const enc = new ReplicationBacklog<{ seq: number; body: { op: string; key: string; n: number[] } }>({
+      maxEntries: 10,
+      storage: 'encoded',
+    });
     const obj = new ReplicationBacklog<{ seq: number; body: { op: string; key: string; n: number[] } }>({ maxEntries: 10 });
     const entries = Array.from({ length: 5 }, (_, i) => ({ seq: i + 1, body: { op: 'set', key: `k${i}`, n: [i, i * 2] } }));
     for (const e of entries) {
@@ -63,7 +66,15 @@ describe('ReplicationBacklog', () => {
       const b = new ReplicationBacklog<{ seq: number; v: string }>({ maxEntries: 70_000, storage });
       // Across slabs (1 MiB each): some entries of 20 KiB.
       for (let seq = 1; seq <= 70_000; seq++) b.append({ seq, v: seq % 997 === 0 ? 'x'.repeat(20_000) : `v${seq}` });
-      for (const [seq, max] of [[1, 1], [5, 15], [5, 16], [100, 65_535], [3, 65_536], [1, 70_000], [69_990, 100]] as const) {
+      for (const [seq, max] of [
+        [1, 1],
+        [5, 15],
+        [5, 16],
+        [100, 65_535],
+        [3, 65_536],
+        [1, 70_000],
+        [69_990, 100],
+      ] as const) {
         expect(unpack(b.readPacked(seq, max)), `${storage} ${seq} ${max}`).toEqual(b.read(seq, max));
       }
       expect(unpack(b.readPacked(70_001, 10))).toEqual([]);
@@ -77,7 +88,10 @@ describe('ReplicationBacklog', () => {
     const p = 'x'.repeat(10_000); // ~10 KB per entry: ~100 per 1 MiB slab
     for (let s = 1; s <= 20_000; s++) b.append({ seq: s, p });
     expect(b.size).toBe(1000);
-    expect(b.read(19_001, 2).map((e) => [e.seq, e.p.length])).toEqual([[19_001, 10_000], [19_002, 10_000]]);
+    expect(b.read(19_001, 2).map((e) => [e.seq, e.p.length])).toEqual([
+      [19_001, 10_000],
+      [19_002, 10_000],
+    ]);
     // 1000 entries of ~10 KB need ~10 slabs; 20 000 appended would have needed ~200.
     expect(b.slabBytes).toBeLessThanOrEqual(12 * (1 << 20));
     const big = 'y'.repeat(3 << 20); // larger than a slab

@@ -80,7 +80,9 @@ describe('state-transfer errors', () => {
     expect((await early.closed).by).toBe('remote');
 
     const late = await network.dial(address); // an ack for a chunk never sent
-    await late.send(encodeMessage({ t: 'open', service: 'kv', nodeId: 'j', version: 1, formats: [{ format: 'records', minVersion: 1 }], window: 1 }));
+    await late.send(
+      encodeMessage({ t: 'open', service: 'kv', nodeId: 'j', version: 1, formats: [{ format: 'records', minVersion: 1 }], window: 1 }),
+    );
     for await (const bytes of late) {
       void bytes; // the meta
       break;
@@ -91,7 +93,10 @@ describe('state-transfer errors', () => {
     expect((await late.closed).by).toBe('remote');
 
     const errors = events.flatMap((e) => (e.type === 'protocol-error' ? [e.error] : []));
-    expect(errors.map((e) => e.message)).toEqual(['state transfer: expected open, got ack', 'state transfer: ack for chunk 1000000 never sent']);
+    expect(errors.map((e) => e.message)).toEqual([
+      'state transfer: expected open, got ack',
+      'state transfer: ack for chunk 1000000 never sent',
+    ]);
     for (const err of errors) {
       expect(isStateTransferError(err, 'TransferProtocolError'), String(err)).toBe(true);
       expect(err).toBeInstanceOf(TransferProtocolError);
@@ -99,7 +104,7 @@ describe('state-transfer errors', () => {
     await server.close();
   });
 
-  it("a state whose builder throws a Node error fails the transfer with TransferFailedError, the original as cause", async () => {
+  it('a state whose builder throws a Node error fails the transfer with TransferFailedError, the original as cause', async () => {
     // Before: isStateTransferError took Node's ERR_BUFFER_OUT_OF_BOUNDS for one of the package's, and run()
     // rejected with the raw RangeError.
     const network = createMemoryNetwork();

@@ -2,7 +2,16 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { createMemoryNetwork } from '@tandem/transport';
-import { chunkChecksum, decodeMessage, encodeMessage, ServiceHost, SlabMap, StateTransferClient, WholeStateChecksum, type TransferMessage } from '../src/index.js';
+import {
+  chunkChecksum,
+  decodeMessage,
+  encodeMessage,
+  ServiceHost,
+  SlabMap,
+  StateTransferClient,
+  WholeStateChecksum,
+  type TransferMessage,
+} from '../src/index.js';
 import { kvServiceV1, testEnv } from './helpers.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
@@ -36,7 +45,9 @@ describe('fuzz regressions', () => {
             if (m.t === 'chunk' && !('transferId' in m)) {
               const crc = chunkChecksum(m.data);
               whole.add(crc, m.data.length);
-              await conn.send(encodeMessage({ t: 'chunk', transferId: 't1', index: m.index, section: 'state', records: 1, crc, data: m.data }));
+              await conn.send(
+                encodeMessage({ t: 'chunk', transferId: 't1', index: m.index, section: 'state', records: 1, crc, data: m.data }),
+              );
             } else if (m.t === 'snapEnd') {
               await conn.send(encodeMessage({ ...m, checksum: whole.digest() }));
             } else await conn.send(encodeMessage(m as TransferMessage));
@@ -46,7 +57,16 @@ describe('fuzz regressions', () => {
       }
     })();
     const sink = new ServiceHost({ service: kvServiceV1(), env });
-    const client = new StateTransferClient({ env, service: kvServiceV1(), sink, nodeId: 'joiner', address: 'mem://hostile-st', idleTimeoutMs: 500, maxReconnects: 1, reconnectDelayMs: 5 });
+    const client = new StateTransferClient({
+      env,
+      service: kvServiceV1(),
+      sink,
+      nodeId: 'joiner',
+      address: 'mem://hostile-st',
+      idleTimeoutMs: 500,
+      maxReconnects: 1,
+      reconnectDelayMs: 5,
+    });
     try {
       return await client.run().then(
         () => 'verified',

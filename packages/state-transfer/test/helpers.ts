@@ -42,7 +42,10 @@ export const kvRequest = z.union([
 export type KvRequest = z.infer<typeof kvRequest>;
 
 /** The kv requests on any string map (SnapshotMap, SlabMap). */
-export function applyKv(state: { set(k: string, v: string): unknown; delete(k: string): boolean; get(k: string): string | undefined }, req: KvRequest): string | null {
+export function applyKv(
+  state: { set(k: string, v: string): unknown; delete(k: string): boolean; get(k: string): string | undefined },
+  req: KvRequest,
+): string | null {
   if (req.op === 'set') {
     state.set(req.key, req.value);
     return 'OK';
@@ -124,7 +127,8 @@ export function transformIncoming(conn: Connection, transform: (msg: Uint8Array,
       };
     },
   });
-  for (const k of ['send', 'close', 'abort'] as const) Object.defineProperty(proxy, k, { value: (conn[k] as (...a: unknown[]) => unknown).bind(conn) });
+  for (const k of ['send', 'close', 'abort'] as const)
+    Object.defineProperty(proxy, k, { value: (conn[k] as (...a: unknown[]) => unknown).bind(conn) });
   for (const k of ['id', 'localAddress', 'remoteAddress', 'maxMessageSize', 'isClosed', 'closed'] as const) {
     Object.defineProperty(proxy, k, { get: () => conn[k] });
   }
@@ -157,7 +161,12 @@ export function waitRole(r: Replica<unknown>, roles: Role[], ms = 15_000): Promi
  * `count` random writes to a map (SnapshotMap or SlabMap): 40 % overwrite/insert a key of `keySpace`,
  * 30 % delete one, 30 % insert a fresh key — what snapshot tests interleave with reading a cursor.
  */
-export function randomWrites(map: { set(k: string, v: string): unknown; delete(k: string): boolean }, rnd: () => number, count: number, keySpace: number): void {
+export function randomWrites(
+  map: { set(k: string, v: string): unknown; delete(k: string): boolean },
+  rnd: () => number,
+  count: number,
+  keySpace: number,
+): void {
   for (let j = 0; j < count; j++) {
     const k = `k${Math.floor(rnd() * keySpace)}`;
     const r = rnd();

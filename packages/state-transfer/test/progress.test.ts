@@ -25,8 +25,17 @@ describe('progress', () => {
 
   it('formats a bar and redraws one line on a TTY', () => {
     const p: TransferProgress = {
-      phase: 'snapshot', transferId: 'x', bytes: 54_100_000, records: 450_000, totalRecords: 1_000_000, entries: 0,
-      percent: 45, bytesPerSecond: 120_300_000, elapsedMs: 450, resumes: 1, restarts: 0,
+      phase: 'snapshot',
+      transferId: 'x',
+      bytes: 54_100_000,
+      records: 450_000,
+      totalRecords: 1_000_000,
+      entries: 0,
+      percent: 45,
+      bytesPerSecond: 120_300_000,
+      elapsedMs: 450,
+      resumes: 1,
+      restarts: 0,
     };
     const line = formatProgress(p, 20);
     expect(line).toContain('[#########-----------]');

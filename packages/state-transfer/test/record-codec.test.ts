@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { ChunkBufferPool, ChunkProducer } from '../src/protocol/chunk-producer.js';
 import { pack } from '../src/codec.js';
 import { decodeMessage, encodeMessage, type ChunkMsg } from '../src/protocol/messages.js';
-import { decodeRecordSlices, encodeRecordSlice, encodeRecordSliceInto, isPackedSlice, isTextSlice, sliceItems } from '../src/maps/record-codec.js';
+import {
+  decodeRecordSlices,
+  encodeRecordSlice,
+  encodeRecordSliceInto,
+  isPackedSlice,
+  isTextSlice,
+  sliceItems,
+} from '../src/maps/record-codec.js';
 import { SlabMap } from '../src/maps/slab-map.js';
 import { SnapshotMap } from '../src/maps/snapshot-map.js';
 
@@ -31,7 +38,10 @@ describe('record slices (chunk encoding)', () => {
 
   it('decodes the legacy layout (msgpack arrays back to back) for a joiner talking to an older server', () => {
     const legacy = concat([pack(['a', '1', 'b', '2']), pack(['c', { v: 3 }])]);
-    expect(decodeRecordSlices(legacy).map(sliceItems)).toEqual([['a', '1', 'b', '2'], ['c', { v: 3 }]]);
+    expect(decodeRecordSlices(legacy).map(sliceItems)).toEqual([
+      ['a', '1', 'b', '2'],
+      ['c', { v: 3 }],
+    ]);
     expect(encodeRecordSlice(['a', '1'], false)).toEqual(pack(['a', '1']));
   });
 
@@ -134,7 +144,12 @@ describe('ChunkProducer', () => {
     for (let i = 0; i < 5000; i++) map.set(`key:${i}`, `value-${'x'.repeat(i % 40)}-${i}`);
     const env = { now: () => 0, setTimer: () => ({ cancel() {} }), yieldNow: () => Promise.resolve() } as never;
     const captured = { seq: 1, epoch: 1, version: 1, body: { format: 'records' as const, cursor: map.snapshot() } };
-    const producer = new ChunkProducer(env, 'tid', captured, { chunkBytes: 16 * 1024, sliceBytes: 4 * 1024, sliceMs: 0, framedSlices: true });
+    const producer = new ChunkProducer(env, 'tid', captured, {
+      chunkBytes: 16 * 1024,
+      sliceBytes: 4 * 1024,
+      sliceMs: 0,
+      framedSlices: true,
+    });
     const rebuilt = SnapshotMap.builder<string>();
     const buffers = new Set<ArrayBufferLike>();
     let chunks = 0;
@@ -165,7 +180,14 @@ describe('ChunkProducer', () => {
     const pool = new ChunkBufferPool(8);
     const transfer = async (): Promise<Set<ArrayBufferLike>> => {
       const captured = { seq: 1, epoch: 1, version: 1, body: { format: 'records' as const, cursor: map.snapshot() } };
-      const producer = new ChunkProducer(env, 'tid', captured, { chunkBytes: 8 * 1024, sliceBytes: 2000, sliceMs: 0, framedSlices: true, packedSlices: true, pool });
+      const producer = new ChunkProducer(env, 'tid', captured, {
+        chunkBytes: 8 * 1024,
+        sliceBytes: 2000,
+        sliceMs: 0,
+        framedSlices: true,
+        packedSlices: true,
+        pool,
+      });
       const buffers = new Set<ArrayBufferLike>();
       const inFlight: ChunkMsg[] = [];
       for (let c = await producer.next(); c; c = await producer.next()) {
@@ -190,7 +212,13 @@ describe('ChunkProducer', () => {
     for (let i = 0; i < 20_000; i++) map.set(`key:${i}`, `value-${'x'.repeat(i % 90)}-${i}`);
     const env = { now: () => 0, setTimer: () => ({ cancel() {} }), yieldNow: () => Promise.resolve() } as never;
     const captured = { seq: 1, epoch: 1, version: 1, body: { format: 'records' as const, cursor: map.snapshot() } };
-    const producer = new ChunkProducer(env, 'tid', captured, { chunkBytes: 16 * 1024, sliceBytes: 3000, sliceMs: 0, framedSlices: true, packedSlices: true });
+    const producer = new ChunkProducer(env, 'tid', captured, {
+      chunkBytes: 16 * 1024,
+      sliceBytes: 3000,
+      sliceMs: 0,
+      framedSlices: true,
+      packedSlices: true,
+    });
     const rebuilt = SlabMap.builder({ slabBytes: 64 * 1024 });
     const buffers = new Set<ArrayBufferLike>();
     let chunks = 0;

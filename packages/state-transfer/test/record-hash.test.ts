@@ -17,7 +17,8 @@ function randomRecords(seed: number, count: number, raw = false, unique = false)
     const n = Math.floor(rnd() * (max + 1));
     if (raw && rnd() < 0.2) return Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
     let s = '';
-    for (let i = 0; i < n; i++) s += rnd() < 0.1 ? String.fromCodePoint(0xa0 + Math.floor(rnd() * 0x2f000)) : String.fromCharCode(32 + Math.floor(rnd() * 95));
+    for (let i = 0; i < n; i++)
+      s += rnd() < 0.1 ? String.fromCodePoint(0xa0 + Math.floor(rnd() * 0x2f000)) : String.fromCharCode(32 + Math.floor(rnd() * 95));
     return Buffer.from(s, 'utf8');
   };
   const parts: Buffer[] = [];
@@ -84,7 +85,11 @@ describe('record hashing in WebAssembly', () => {
   it("gives entry-hash.ts's results bit for bit: key hashes, offsets, digest lanes, high bits", () => {
     const hasher = recordRunHasher();
     expect(hasher, 'WebAssembly is available in Node 20').toBeDefined();
-    for (const [seed, raw] of [[1, false], [2, true], [3, false]] as const) {
+    for (const [seed, raw] of [
+      [1, false],
+      [2, true],
+      [3, false],
+    ] as const) {
       const records = randomRecords(seed, 500, raw);
       // At an odd offset of a larger buffer, with a base and running sums carried in.
       const host = Buffer.alloc(records.length + 13);
@@ -136,7 +141,10 @@ describe('record hashing in WebAssembly', () => {
         const kAt = o + 8;
         const keyEnd = kAt + v.getUint32(o, true);
         const valueEnd = keyEnd + v.getUint32(o + 4, true);
-        expected.set(Buffer.from(s.bytes.subarray(kAt, keyEnd)).toString('utf8'), Buffer.from(s.bytes.subarray(keyEnd, valueEnd)).toString('utf8'));
+        expected.set(
+          Buffer.from(s.bytes.subarray(kAt, keyEnd)).toString('utf8'),
+          Buffer.from(s.bytes.subarray(keyEnd, valueEnd)).toString('utf8'),
+        );
         o = valueEnd;
       }
     }

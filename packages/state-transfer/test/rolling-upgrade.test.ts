@@ -24,15 +24,29 @@ afterEach(async () => {
   for (const r of replicas.splice(0)) await r.stop().catch(() => {});
 });
 
-
 describe('rolling upgrade (version 1 → 2) of a replica pair', () => {
   it('upgrades both replicas under load with zero failed client requests', async () => {
     const network = createMemoryNetwork();
     T0 = Date.now();
     const A = 'mem://upgrade-a';
     const B = 'mem://upgrade-b';
-    const start = (service: ServiceDefinition<never, KvRequest, string | null>, listen: string, peer: string, roleHint: 'primary' | 'backup' | 'auto', nodeId: string) => {
-      const r = createReplica({ service, env: testEnv(network), listen, peer, roleHint, nodeId, config: FAST_CONFIG, stateSync: versionedStateSync(service) });
+    const start = (
+      service: ServiceDefinition<never, KvRequest, string | null>,
+      listen: string,
+      peer: string,
+      roleHint: 'primary' | 'backup' | 'auto',
+      nodeId: string,
+    ) => {
+      const r = createReplica({
+        service,
+        env: testEnv(network),
+        listen,
+        peer,
+        roleHint,
+        nodeId,
+        config: FAST_CONFIG,
+        stateSync: versionedStateSync(service),
+      });
       replicas.push(r as Replica<unknown>);
       r.on((e) => process.env.DBG && console.log(`${Date.now() - T0} ms ${nodeId} ${JSON.stringify(e)}`));
       return r as Replica<unknown>;

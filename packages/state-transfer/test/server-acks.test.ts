@@ -81,7 +81,15 @@ describe('state transfer server: acknowledgements read together', () => {
       const server = new StateTransferServer({ env, source: primary, chunkBytes: 2048, follow: false });
       const { conn, push, sent } = scriptedConnection();
       void server.handle(conn);
-      push({ t: 'open', service: 'kv', nodeId: 'j', version: 1, formats: [{ format: 'records', minVersion: 1 }], window: 1024, encodings: ['text-slices'] });
+      push({
+        t: 'open',
+        service: 'kv',
+        nodeId: 'j',
+        version: 1,
+        formats: [{ format: 'records', minVersion: 1 }],
+        window: 1024,
+        encodings: ['text-slices'],
+      });
       // Every chunk goes out at once (the window is larger than the state); the server then waits for
       // acks. All of them are out when their records add up to the snapshot's (a fixed pause could end
       // while a busy machine still had the server producing, and the acks below then covered too few).

@@ -2,8 +2,26 @@ import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '@tandem/core';
 import { createMemoryNetwork } from '@tandem/transport';
-import { ServiceHost, SlabMap, slabMapSupport, SnapshotMap, StateTransferClient, StateTransferServer, decodeMessage, encodeMessage, type HostedService, type PackedSnapshotCursor } from '../src/index.js';
-import { decodeRecordSlices, framePackedSlice, isPackedSlice, PACKED_SLICE_OVERHEAD, sliceItems, type PackedSlice } from '../src/maps/record-codec.js';
+import {
+  ServiceHost,
+  SlabMap,
+  slabMapSupport,
+  SnapshotMap,
+  StateTransferClient,
+  StateTransferServer,
+  decodeMessage,
+  encodeMessage,
+  type HostedService,
+  type PackedSnapshotCursor,
+} from '../src/index.js';
+import {
+  decodeRecordSlices,
+  framePackedSlice,
+  isPackedSlice,
+  PACKED_SLICE_OVERHEAD,
+  sliceItems,
+  type PackedSlice,
+} from '../src/maps/record-codec.js';
 import { SlabRunCursor } from '../src/maps/slab-cursor.js';
 import { randomWrites, testEnv } from './helpers.js';
 
@@ -42,7 +60,7 @@ describe('SlabMap', () => {
     const ref = new Map<string, string>();
     const odd = ['', 'é', 'Ā', '日本', '😀', 'a\u0000b', 'x'.repeat(100_000)];
     for (let i = 0; i < 40_000; i++) {
-      const k = rnd() < 0.05 ? odd[Math.floor(rnd() * odd.length)]! + i % 7 : `k${Math.floor(rnd() * 3000)}`;
+      const k = rnd() < 0.05 ? odd[Math.floor(rnd() * odd.length)]! + (i % 7) : `k${Math.floor(rnd() * 3000)}`;
       const r = rnd();
       if (r < 0.6) {
         const v = rnd() < 0.02 ? odd[Math.floor(rnd() * odd.length)]! : `v${i}`;
@@ -287,7 +305,17 @@ describe('SlabMap', () => {
     const address = await server.listen('mem://slab');
     // What travels: a raw joiner announcing packed records gets kind-2 slices.
     const raw = await network.dial(address);
-    await raw.send(encodeMessage({ t: 'open', service: 'slab-kv', nodeId: 'raw', version: 1, formats: [{ format: 'records', minVersion: 1 }], window: 2, encodings: ['text-slices', 'packed-records'] }));
+    await raw.send(
+      encodeMessage({
+        t: 'open',
+        service: 'slab-kv',
+        nodeId: 'raw',
+        version: 1,
+        formats: [{ format: 'records', minVersion: 1 }],
+        window: 2,
+        encodings: ['text-slices', 'packed-records'],
+      }),
+    );
     for await (const bytes of raw) {
       const m = decodeMessage(bytes);
       if (m.t !== 'chunk') continue;

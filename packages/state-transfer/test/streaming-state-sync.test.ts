@@ -27,7 +27,10 @@ import type { ServiceDefinition } from '@tandem/core';
 
 const kv = defineService({
   name: 'kv-stream',
-  request: z.union([z.object({ op: z.literal('put'), key: z.string(), value: z.string() }), z.object({ op: z.literal('incr'), key: z.string() })]),
+  request: z.union([
+    z.object({ op: z.literal('put'), key: z.string(), value: z.string() }),
+    z.object({ op: z.literal('incr'), key: z.string() }),
+  ]),
   reply: z.object({ value: z.string().nullable(), seq: z.number() }),
   initialState: () => new Map<string, string>(),
   apply(state, req, ctx) {
@@ -79,7 +82,6 @@ const stoppers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const s of stoppers.splice(0).reverse()) await s().catch(() => undefined);
 });
-
 
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -134,8 +136,26 @@ async function rig(syncA: StateSync, syncB: StateSync): Promise<Rig> {
   const env = testEnv(network);
   const addrA = `mem://stream-a${n}`;
   const addrB = `mem://stream-b${n}`;
-  const a = createReplica({ service: kv, env: envA, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: FAST_CONFIG, stateSync: syncA });
-  const b = createReplica({ service: kv, env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: FAST_CONFIG, stateSync: syncB });
+  const a = createReplica({
+    service: kv,
+    env: envA,
+    listen: addrA,
+    peer: addrB,
+    roleHint: 'primary',
+    nodeId: 'A',
+    config: FAST_CONFIG,
+    stateSync: syncA,
+  });
+  const b = createReplica({
+    service: kv,
+    env,
+    listen: addrB,
+    peer: addrA,
+    roleHint: 'backup',
+    nodeId: 'B',
+    config: FAST_CONFIG,
+    stateSync: syncB,
+  });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));
   b.on((e) => events.b.push(e));
@@ -223,7 +243,10 @@ describe('streamingStateSync: a core replica rejoins through the streaming engin
     expect(r.events.a.filter((e) => e.type === 'peer-joined').map((e) => (e as { mode?: string }).mode)).toEqual(['copy']);
     await c.call({ op: 'put', key: 'after', value: 'v' });
     await c.drain();
-    await until('equal digests', () => r.a.status().stateDigest === r.b.status().stateDigest && r.a.status().appliedSeq === r.b.status().appliedSeq);
+    await until(
+      'equal digests',
+      () => r.a.status().stateDigest === r.b.status().stateDigest && r.a.status().appliedSeq === r.b.status().appliedSeq,
+    );
     expect(r.b.state.get('k199')).toBe('v');
   });
 
@@ -241,7 +264,11 @@ describe('streamingStateSync: a core replica rejoins through the streaming engin
   });
 
   it('streams a copy-on-write SnapshotMap state as records — snapshot() is never called on the primary — while a client writes', async () => {
-    const base = { ...kvServiceV1(), reply: z.union([z.string(), z.null()]) } as ServiceDefinition<SnapshotMap<string>, KvRequest, string | null>;
+    const base = { ...kvServiceV1(), reply: z.union([z.string(), z.null()]) } as ServiceDefinition<
+      SnapshotMap<string>,
+      KvRequest,
+      string | null
+    >;
     let snapshotCalls = 0;
     const svcA = { ...base, snapshot: (st: SnapshotMap<string>) => (snapshotCalls++, base.snapshot(st)) };
     const formats: string[] = [];
@@ -249,9 +276,27 @@ describe('streamingStateSync: a core replica rejoins through the streaming engin
     const env = testEnv(network);
     const n = ++rigNo;
     const [addrA, addrB] = [`mem://rec-a${n}`, `mem://rec-b${n}`];
-    const a = createReplica({ service: svcA, env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: FAST_CONFIG, stateSync: streamingStateSync({ service: svcA, server: { chunkBytes: 16 * 1024 } }) });
+    const a = createReplica({
+      service: svcA,
+      env,
+      listen: addrA,
+      peer: addrB,
+      roleHint: 'primary',
+      nodeId: 'A',
+      config: FAST_CONFIG,
+      stateSync: streamingStateSync({ service: svcA, server: { chunkBytes: 16 * 1024 } }),
+    });
     const syncB = streamingStateSync({ service: base, onEvent: (e) => e.side === 'joiner' && e.type === 'meta' && formats.push(e.format) });
-    const b = createReplica({ service: base, env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: FAST_CONFIG, stateSync: syncB });
+    const b = createReplica({
+      service: base,
+      env,
+      listen: addrB,
+      peer: addrA,
+      roleHint: 'backup',
+      nodeId: 'B',
+      config: FAST_CONFIG,
+      stateSync: syncB,
+    });
     const joins: ReplicaEvent[] = [];
     a.on((e) => e.type === 'peer-joined' && joins.push(e));
     stoppers.push(
@@ -261,7 +306,8 @@ describe('streamingStateSync: a core replica rejoins through the streaming engin
     await a.start();
     const c = createClient({ service: base, env, servers: [addrA, addrB], config: FAST_CONFIG });
     stoppers.push(() => c.close());
-    for (let i = 0; i < 4000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, k) => c.call({ op: 'set', key: `k${i + k}`, value: 'v'.repeat(40) })));
+    for (let i = 0; i < 4000; i += 100)
+      await Promise.all(Array.from({ length: 100 }, (_, k) => c.call({ op: 'set', key: `k${i + k}`, value: 'v'.repeat(40) })));
     let running = true;
     let written = 0;
     const loop = (async () => {
@@ -278,7 +324,10 @@ describe('streamingStateSync: a core replica rejoins through the streaming engin
     running = false;
     await loop;
     await c.drain();
-    await until('equal digests', () => a.status().appliedSeq === b.status().appliedSeq && a.status().stateDigest === b.status().stateDigest);
+    await until(
+      'equal digests',
+      () => a.status().appliedSeq === b.status().appliedSeq && a.status().stateDigest === b.status().stateDigest,
+    );
     expect(formats).toEqual(['records']);
     expect(joins.map((e) => (e as { mode?: string }).mode)).toEqual(['delta']);
     expect(snapshotCalls).toBe(0);

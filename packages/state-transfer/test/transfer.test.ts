@@ -120,7 +120,15 @@ describe('state transfer over a connection', () => {
       return conn;
     };
     const load = writer(primary, 20_000, 10);
-    const client = new StateTransferClient({ env, service: kvServiceV1(), sink: joiner, nodeId: 'j', dial, reconnectDelayMs: 10, window: 4 });
+    const client = new StateTransferClient({
+      env,
+      service: kvServiceV1(),
+      sink: joiner,
+      nodeId: 'j',
+      dial,
+      reconnectDelayMs: 10,
+      window: 4,
+    });
     const lost: StateTransferClientEvent[] = [];
     client.on((e) => e.type === 'connection-lost' && lost.push(e));
     const result = await client.run();
@@ -241,7 +249,13 @@ describe('state transfer over a connection', () => {
     const plain = new StateTransferServer({ env, source: lagging, chunkBytes: 16 * 1024, maxRestarts: 1 });
     const plainEvents: StateTransferServerEvent[] = [];
     plain.on((e) => plainEvents.push(e));
-    const client1 = new StateTransferClient({ env, service: kvServiceV1(), sink: new ServiceHost({ service: kvServiceV1(), env }), nodeId: 'j1', address: await plain.listen('mem://lagging-plain') });
+    const client1 = new StateTransferClient({
+      env,
+      service: kvServiceV1(),
+      sink: new ServiceHost({ service: kvServiceV1(), env }),
+      nodeId: 'j1',
+      address: await plain.listen('mem://lagging-plain'),
+    });
     await expect(client1.run()).rejects.toThrow(/is not the backlog's last seq/);
     expect(plainEvents.filter((e) => e.type === 'restart').length).toBeGreaterThan(0);
     await client1.close();
@@ -258,7 +272,13 @@ describe('state transfer over a connection', () => {
     };
     const server = new StateTransferServer({ env, source: withHeadAfter, chunkBytes: 16 * 1024, follow: false });
     const joiner = new ServiceHost({ service: kvServiceV1(), env });
-    const client = new StateTransferClient({ env, service: kvServiceV1(), sink: joiner, nodeId: 'j2', address: await server.listen('mem://lagging-after') });
+    const client = new StateTransferClient({
+      env,
+      service: kvServiceV1(),
+      sink: joiner,
+      nodeId: 'j2',
+      address: await server.listen('mem://lagging-after'),
+    });
     const result = await client.run();
     expect(result.seq).toBe(primary.seq);
     expect(joiner.digest()).toBe(primary.digest());
@@ -342,7 +362,16 @@ describe('state transfer over a connection', () => {
     fill((r) => primary.execute(r), 500);
     const address = await server.listen('mem://legacy');
     const conn = await network.dial(address);
-    await conn.send(encodeMessage({ t: 'open', service: 'kv', nodeId: 'old-joiner', version: 1, formats: [{ format: 'records', minVersion: 1 }], window: 4 }));
+    await conn.send(
+      encodeMessage({
+        t: 'open',
+        service: 'kv',
+        nodeId: 'old-joiner',
+        version: 1,
+        formats: [{ format: 'records', minVersion: 1 }],
+        window: 4,
+      }),
+    );
     let items = 0;
     for await (const bytes of conn) {
       const m = decodeMessage(bytes);
@@ -370,7 +399,15 @@ describe('state transfer over a connection', () => {
     const serverEvents: StateTransferServerEvent[] = [];
     server.on((e) => serverEvents.push(e));
     const address = await server.listen('mem://mismatch');
-    const client = new StateTransferClient({ env, service: flaky, sink: joiner, nodeId: 'j', address, maxRestarts: 2, reconnectDelayMs: 1 });
+    const client = new StateTransferClient({
+      env,
+      service: flaky,
+      sink: joiner,
+      nodeId: 'j',
+      address,
+      maxRestarts: 2,
+      reconnectDelayMs: 1,
+    });
     const err = await client.run().catch((e: unknown) => e);
     expect(isStateTransferError(err, 'TransferFailedError')).toBe(true);
     expect(serverEvents.filter((e) => e.type === 'digest-mismatch').length).toBe(3);

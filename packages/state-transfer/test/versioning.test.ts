@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryNetwork } from '@tandem/transport';
-import { ServiceHost, StateTransferClient, StateTransferServer, isStateTransferError, type HostedService, type SnapshotMap } from '../src/index.js';
+import {
+  ServiceHost,
+  StateTransferClient,
+  StateTransferServer,
+  isStateTransferError,
+  type HostedService,
+  type SnapshotMap,
+} from '../src/index.js';
 import { fill, kvServiceV1, kvServiceV2, testEnv, v1ToV2, type KvRequest, type V2Value } from './helpers.js';
 
 async function transfer<S>(

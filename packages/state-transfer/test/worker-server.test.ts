@@ -62,7 +62,11 @@ afterEach(async () => {
   for (const w of workers.splice(0)) await w.close();
 });
 
-async function join<S>(service: HostedService<S, KvRequest, string | null>, owner: ServiceHost<S, KvRequest, string | null>, worker: TransferWorker) {
+async function join<S>(
+  service: HostedService<S, KvRequest, string | null>,
+  owner: ServiceHost<S, KvRequest, string | null>,
+  worker: TransferWorker,
+) {
   const env = nodeTransferEnv({ network: createRegistry([tcp()]) });
   const joiner = new ServiceHost({ service, env });
   const client = new StateTransferClient({ env, service, sink: joiner, nodeId: 'joiner', address: worker.address, follow: true });
@@ -82,12 +86,19 @@ describe('serveTransfersInWorker', () => {
     // tests below keep the default 'objects' backlog (encoded per question).
     const owner = new ServiceHost({ service, env: ownerEnv, backlog: { storage: 'encoded' } });
     fill((r) => owner.execute(r), KEYS);
-    const worker = await serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0', server: { chunkBytes: 128 * 1024 } });
+    const worker = await serveTransfersInWorker({
+      env: ownerEnv,
+      source: owner,
+      listen: 'tcp://127.0.0.1:0',
+      server: { chunkBytes: 128 * 1024 },
+    });
     workers.push(worker);
     const events: StateTransferServerEvent[] = [];
     worker.on((e) => events.push(e));
     const { joiner, result, writes } = await join(service, owner, worker);
-    console.log(`[worker-server] ${result.records} records, ${(result.bytes / 1e6).toFixed(1)} MB, ${result.entries} catch-up entries, ${writes} writes; owner answered ${JSON.stringify(worker.answered)}`);
+    console.log(
+      `[worker-server] ${result.records} records, ${(result.bytes / 1e6).toFixed(1)} MB, ${result.entries} catch-up entries, ${writes} writes; owner answered ${JSON.stringify(worker.answered)}`,
+    );
     expect(writes).toBeGreaterThan(0);
     expect(result.entries).toBeGreaterThan(0);
     expect(result.seq).toBeGreaterThanOrEqual(result.snapshotSeq);
@@ -111,16 +122,20 @@ describe('serveTransfersInWorker', () => {
   it.each([
     ['a SlabMap that is not in shared memory', slabKv(false)],
     ['a SnapshotMap', kvServiceV1()],
-  ] as const)('streams %s through the owner (records on request)', async (_label, service: HostedService<unknown, KvRequest, string | null>) => {
-    const owner = new ServiceHost({ service, env: ownerEnv });
-    fill((r) => owner.execute(r), 20_000);
-    const worker = await serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0' });
-    workers.push(worker);
-    const { joiner } = await join(service, owner, worker);
-    expect(joiner.digest()).toBe(owner.digest());
-    expect(worker.answered.next ?? 0).toBeGreaterThan(0);
-    expect(worker.answered.skips ?? 0).toBe(0);
-  }, 60_000);
+  ] as const)(
+    'streams %s through the owner (records on request)',
+    async (_label, service: HostedService<unknown, KvRequest, string | null>) => {
+      const owner = new ServiceHost({ service, env: ownerEnv });
+      fill((r) => owner.execute(r), 20_000);
+      const worker = await serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0' });
+      workers.push(worker);
+      const { joiner } = await join(service, owner, worker);
+      expect(joiner.digest()).toBe(owner.digest());
+      expect(worker.answered.next ?? 0).toBeGreaterThan(0);
+      expect(worker.answered.skips ?? 0).toBe(0);
+    },
+    60_000,
+  );
 
   it('applies thread settings to the worker thread only (Linux)', async (ctx) => {
     let linux = true;
@@ -137,14 +152,20 @@ describe('serveTransfersInWorker', () => {
     const worker = await serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0', thread: { nice: 7 } });
     workers.push(worker);
     expect(worker.thread.applied).toContain('nice 7');
-    const niceOf = (tid: number): number => Number(readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const niceOf = (tid: number): number =>
+      Number(readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
     expect(niceOf(worker.thread.tid)).toBe(7);
     expect(niceOf(process.pid)).toBe(0);
   }, 30_000);
 
   it('a worker that cannot start fails with a typed error naming the cause', async () => {
     const owner = new ServiceHost({ service: slabKv(true), env: ownerEnv });
-    const start = serveTransfersInWorker({ env: ownerEnv, source: owner, listen: 'tcp://127.0.0.1:0', transports: [{ module: '@tandem/transport-tcp', factory: 'noSuchFactory' }] });
+    const start = serveTransfersInWorker({
+      env: ownerEnv,
+      source: owner,
+      listen: 'tcp://127.0.0.1:0',
+      transports: [{ module: '@tandem/transport-tcp', factory: 'noSuchFactory' }],
+    });
     await expect(start).rejects.toBeInstanceOf(TransferWorkerError);
     await expect(start).rejects.toThrow(/noSuchFactory/);
   }, 30_000);

@@ -10,5 +10,15 @@ export * from './sim/simulation.js';
 export * from './sim/kv-service.js';
 export * from './sim/faults.js';
 export * from './sim/kv-run.js';
-export type { KvCluster, KvClusterHooks, ReplicaSlot, ClientSlot, Outage, BlockedReport, BlockedInfo, OperatorAction, PrimaryKill } from './sim/kv-cluster.js';
+export type {
+  KvCluster,
+  KvClusterHooks,
+  ReplicaSlot,
+  ClientSlot,
+  Outage,
+  BlockedReport,
+  BlockedInfo,
+  OperatorAction,
+  PrimaryKill,
+} from './sim/kv-cluster.js';
 export type { AlarmSummary, FalseAlarm, LivenessBounds } from './sim/kv-checks.js';

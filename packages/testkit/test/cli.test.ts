@@ -43,7 +43,9 @@ describe('tools/sim runner', () => {
     const r = run('main.ts', ['--seeds', '3', '--from', '1', '--faults', 'stall-backup,crash-backup', '--no-load']);
     expect(r.out).toContain('[sim] faults drawn from: stall-backup, crash-backup');
     expect(r.out).toMatch(/\[sim\] longest time with no replica answering after a fault: [\d.]+ ms \(seed \d+; serve bound 505 ms\)/);
-    expect(r.out).toMatch(/\[sim\] peer-faulty alarms: \d+ \(\d+ with the peer down, paused or cut off; \d+ with the peer's event loop stalled\); FALSE alarms \(peer up, stalls excluded\): \d+ in \d+ seeds/);
+    expect(r.out).toMatch(
+      /\[sim\] peer-faulty alarms: \d+ \(\d+ with the peer down, paused or cut off; \d+ with the peer's event loop stalled\); FALSE alarms \(peer up, stalls excluded\): \d+ in \d+ seeds/,
+    );
     expect(r.code).toBe(0);
     const list = run('main.ts', ['--list-faults']);
     expect(list.out).toMatch(/crash-primary-after-drop\s+default/);

@@ -79,7 +79,12 @@ describe('the liveness checks can fail', () => {
         onStart(cluster: KvCluster) {
           // One client alone is cut off from both replicas for 1.5 s.
           const c = cluster.clients[2]!.node;
-          cluster.sim.scheduler.after(300, 'test', () => cluster.sim.network.partition([c], cluster.replicas.map((s) => s.node)));
+          cluster.sim.scheduler.after(300, 'test', () =>
+            cluster.sim.network.partition(
+              [c],
+              cluster.replicas.map((s) => s.node),
+            ),
+          );
           cluster.sim.scheduler.after(1800, 'test', () => cluster.sim.network.heal());
         },
       },
@@ -92,7 +97,14 @@ describe('the liveness checks can fail', () => {
 describe('faults during recovery and slow replicas', () => {
   it('the default generator draws the classic and the recovery kinds, not the lost-state one', () => {
     expect(VARIANTS.correct!.faults).toEqual(DEFAULT_FAULT_KINDS);
-    for (const k of ['crash-backup-while-joining', 'crash-after-rejoin', 'crash-primary-after-drop', 'pause-primary-after-takeover', 'stall-primary', 'stall-backup'] as const) {
+    for (const k of [
+      'crash-backup-while-joining',
+      'crash-after-rejoin',
+      'crash-primary-after-drop',
+      'pause-primary-after-takeover',
+      'stall-primary',
+      'stall-backup',
+    ] as const) {
       expect(DEFAULT_FAULT_KINDS).toContain(k);
     }
     for (const k of LOST_STATE_FAULT_KINDS) expect(DEFAULT_FAULT_KINDS).not.toContain(k);
@@ -170,7 +182,10 @@ function emulateBlocked(): { wrapReplica(replica: Replica<SimKvState>, slot: Rep
           const s = replica.status();
           const other = cluster.other(slot);
           const o = cluster.live(other) ? raw.get(other.name)?.status().role : undefined;
-          const stuck = s.role === 'starting' && cluster.sim.now - startedAt > cluster.bounds.takeoverMs && (o === undefined || o === 'starting' || o === 'joining');
+          const stuck =
+            s.role === 'starting' &&
+            cluster.sim.now - startedAt > cluster.bounds.takeoverMs &&
+            (o === undefined || o === 'starting' || o === 'joining');
           return stuck ? { ...s, blocked: { reason: 'cannot prove nothing acknowledged was lost', haveSeq: s.appliedSeq } } : s;
         },
         promote(_options: { acceptLoss: boolean }) {
@@ -193,7 +208,8 @@ describe('lost state: blocked and the operator', () => {
         return new Proxy(replica, {
           get(target, prop) {
             if (prop === 'status') return () => ({ ...target.status(), blocked: undefined });
-            if (prop === 'on') return (l: (e: { type: string }) => void) => target.on((e) => (e as { type: string }).type !== 'blocked' && l(e));
+            if (prop === 'on')
+              return (l: (e: { type: string }) => void) => target.on((e) => (e as { type: string }).type !== 'blocked' && l(e));
             if (prop === 'promote') return undefined;
             const v = Reflect.get(target, prop, target) as unknown; // getters see the replica itself (private fields)
             return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -208,7 +224,9 @@ describe('lost state: blocked and the operator', () => {
     }
     expect(failing).toBeDefined();
     expect(failing!.ok).toBe(false);
-    expect(failing!.failures.join('\n')).toMatch(/lost state: after the primary was killed at [\d.]+ms while \w+ held no state, no replica reported blocked/);
+    expect(failing!.failures.join('\n')).toMatch(
+      /lost state: after the primary was killed at [\d.]+ms while \w+ held no state, no replica reported blocked/,
+    );
   });
 
   it('the lost-state variant with the core as it is: a replica that reports blocked is promoted by the operator; without a report the run fails', async () => {

@@ -21,7 +21,8 @@ export function parseTcpAddress(address: string): TcpAddress {
   if (scheme !== 'tcp' && scheme !== 'tls') {
     throw new InvalidAddressError(`not a tcp:// or tls:// address: ${address}`, { address });
   }
-  if (url.port === '') throw new InvalidAddressError(`address needs a port (use :0 to let the system choose when listening): ${address}`, { address });
+  if (url.port === '')
+    throw new InvalidAddressError(`address needs a port (use :0 to let the system choose when listening): ${address}`, { address });
   if ((url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || url.username) {
     throw new InvalidAddressError(`tcp addresses have only a host and a port: ${address}`, { address });
   }

@@ -17,10 +17,9 @@ process.env.TANDEM_TEST_TLS_KEY = certs.clientKey;
 process.env.TANDEM_TEST_TLS_CERT = certs.clientCert;
 
 describeTransportCompliance(
-  tcpHarness(
-    'tls',
-    { tls: { ca: certs.ca, key: certs.serverKey, cert: certs.serverCert, requestCert: true } },
-    peerModule,
-    { ca: certs.ca, key: certs.clientKey, cert: certs.clientCert },
-  ),
+  tcpHarness('tls', { tls: { ca: certs.ca, key: certs.serverKey, cert: certs.serverCert, requestCert: true } }, peerModule, {
+    ca: certs.ca,
+    key: certs.clientKey,
+    cert: certs.clientCert,
+  }),
 );

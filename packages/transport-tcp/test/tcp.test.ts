@@ -10,11 +10,15 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /** A listener plus a raw socket connected to it, and the accepted connection. */
-async function rawPair(maxMessageSize?: number): Promise<{ raw: net.Socket; conn: Connection; rawClosed: Promise<void>; close: () => Promise<void> }> {
+async function rawPair(
+  maxMessageSize?: number,
+): Promise<{ raw: net.Socket; conn: Connection; rawClosed: Promise<void>; close: () => Promise<void> }> {
   return rawPairWith(maxMessageSize ? { maxMessageSize } : {});
 }
 
-async function rawPairWith(options: ListenOptions): Promise<{ raw: net.Socket; conn: Connection; rawClosed: Promise<void>; close: () => Promise<void> }> {
+async function rawPairWith(
+  options: ListenOptions,
+): Promise<{ raw: net.Socket; conn: Connection; rawClosed: Promise<void>; close: () => Promise<void> }> {
   const listener = await tcp().listen('tcp://127.0.0.1:0', options);
   const { port } = parseTcpAddress(listener.address);
   const raw = net.connect({ host: '127.0.0.1', port });
@@ -44,7 +48,9 @@ describe('tcp addresses', () => {
 
   it('rejects addresses without a port, with a path, or of another scheme with InvalidAddressError', async () => {
     for (const bad of ['tcp://127.0.0.1', 'tcp://127.0.0.1:80/x', 'http://127.0.0.1:80', 'tcp//x:1', 'tcp://:80']) {
-      const err = await tcp().dial(bad).catch((e: unknown) => e);
+      const err = await tcp()
+        .dial(bad)
+        .catch((e: unknown) => e);
       expect(isTransportError(err, 'InvalidAddressError'), `${bad}: ${String(err)}`).toBe(true);
     }
   });
@@ -53,7 +59,12 @@ describe('tcp addresses', () => {
 describe('tcp framing over a real socket', () => {
   it('reassembles frames a raw peer writes one byte at a time', async () => {
     const p = await rawPair();
-    const stream = concat([STREAM_PREAMBLE, encodeFrame(new TextEncoder().encode('split')), encodeFrame(new Uint8Array(0)), encodeFrame(Uint8Array.of(1, 2, 3))]);
+    const stream = concat([
+      STREAM_PREAMBLE,
+      encodeFrame(new TextEncoder().encode('split')),
+      encodeFrame(new Uint8Array(0)),
+      encodeFrame(Uint8Array.of(1, 2, 3)),
+    ]);
     for (const byte of stream) {
       p.raw.write(Uint8Array.of(byte));
       await new Promise((r) => setImmediate(r));
@@ -90,7 +101,9 @@ describe('tcp framing over a real socket', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as net.AddressInfo;
-    const err = await tcp().dial(`tcp://127.0.0.1:${port}`, { timeoutMs: 5000 }).catch((e: unknown) => e);
+    const err = await tcp()
+      .dial(`tcp://127.0.0.1:${port}`, { timeoutMs: 5000 })
+      .catch((e: unknown) => e);
     expect(isTransportError(err, 'ProtocolError'), String(err)).toBe(true);
     await new Promise<void>((r) => server.close(() => r()));
   });
@@ -110,7 +123,10 @@ describe('tcp framing over a real socket', () => {
       const it = client[Symbol.asyncIterator]();
       for (let i = 0; i < sent.length; i++) got.push((await it.next()).value!);
       // Messages kept while later ones were read are intact (not views of a reused buffer).
-      expect(got.map((m) => m.byteLength), `directReads ${directReads}`).toEqual(sizes);
+      expect(
+        got.map((m) => m.byteLength),
+        `directReads ${directReads}`,
+      ).toEqual(sizes);
       const differing = got.flatMap((m, i) => (Buffer.from(m).equals(Buffer.from(sent[i]!)) ? [] : [i]));
       expect(differing, `directReads ${directReads}: messages whose bytes differ`).toEqual([]);
       client.abort();
@@ -183,7 +199,10 @@ describe('tcp resource bounds', () => {
   });
 
   it('a dialled connection whose server stops inside a frame closes with TimeoutError (small and large frames)', async () => {
-    for (const [length, sent] of [[10, 3], [200_000, 70_000]] as const) {
+    for (const [length, sent] of [
+      [10, 3],
+      [200_000, 70_000],
+    ] as const) {
       const server = net.createServer((s) => {
         s.on('error', () => undefined);
         s.write(concat([STREAM_PREAMBLE, encodeFrame(Uint8Array.of(7)), encodeFrameHeader(length), new Uint8Array(sent)]));
@@ -200,7 +219,7 @@ describe('tcp resource bounds', () => {
     }
   });
 
-  it('holds at most sendHighWaterMark bytes in the socket for a peer that never reads (default: the socket\'s 16 KiB)', async () => {
+  it("holds at most sendHighWaterMark bytes in the socket for a peer that never reads (default: the socket's 16 KiB)", async () => {
     for (const sendHighWaterMark of [undefined, 1024 * 1024]) {
       const listener = await tcp().listen('tcp://127.0.0.1:0', sendHighWaterMark === undefined ? {} : { sendHighWaterMark });
       const { port } = parseTcpAddress(listener.address);

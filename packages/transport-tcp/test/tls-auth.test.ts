@@ -68,14 +68,19 @@ describe('tls mutual authentication', () => {
   });
 
   it('will not listen on tls:// without a key and certificate', async () => {
-    const err = await tcp().listen('tls://127.0.0.1:0').catch((e: unknown) => e);
+    const err = await tcp()
+      .listen('tls://127.0.0.1:0')
+      .catch((e: unknown) => e);
     expect(isTransportError(err, 'InvalidAddressError')).toBe(true);
   });
 });
 
 describe('tls handshake deadline', () => {
   it('cuts off a client that stops in the middle of its TLS handshake after tlsHandshakeTimeoutMs, and keeps serving', async () => {
-    const server = tcp({ tls: { key: certs.serverKey, cert: certs.serverCert, ca: certs.ca, requestCert: true }, tlsHandshakeTimeoutMs: 300 });
+    const server = tcp({
+      tls: { key: certs.serverKey, cert: certs.serverCert, ca: certs.ca, requestCert: true },
+      tlsHandshakeTimeoutMs: 300,
+    });
     const listener = await server.listen('tls://127.0.0.1:0');
     const url = new URL(listener.address);
     const raw = connect({ host: '127.0.0.1', port: Number(url.port) }, () => raw.write(Uint8Array.of(0x16, 0x03, 0x01, 0x00, 0xff, 0x01)));

@@ -63,7 +63,9 @@ export class FrameWatch {
     const len7 = h[1]! & 0x7f;
     let length = len7;
     if (len7 === 126) length = (h[2]! << 8) | h[3]!;
-    else if (len7 === 127) length = (h[2]! * 2 ** 24 + ((h[3]! << 16) | (h[4]! << 8) | h[5]!)) * 2 ** 32 + (h[6]! * 2 ** 24 + ((h[7]! << 16) | (h[8]! << 8) | h[9]!));
+    else if (len7 === 127)
+      length =
+        (h[2]! * 2 ** 24 + ((h[3]! << 16) | (h[4]! << 8) | h[5]!)) * 2 ** 32 + (h[6]! * 2 ** 24 + ((h[7]! << 16) | (h[8]! << 8) | h[9]!));
     // control frames (opcode 8+) may come between fragments and do not end the message
     if (opcode < 8) this.#fragmented = !fin;
     this.#headerFill = 0;

@@ -23,7 +23,16 @@ import { WebSocketListener } from './ws-listener.js';
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 
 /** Socket error codes that mean "nobody is there to talk to". */
-const REFUSED_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'EPIPE']);
+const REFUSED_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'EPIPE',
+]);
 
 /** The WebSocket transport: `ws://host:port/path` and `wss://host:port/path`. */
 export class WebSocketTransport implements Transport {
@@ -91,10 +100,17 @@ export class WebSocketTransport implements Transport {
       const onError = (err: Error & { code?: string }): void => fail(mapDialError(err, canonical));
       const onUnexpectedResponse = (_req: unknown, res: IncomingMessage): void => {
         res.resume();
-        fail(new ConnectionRefusedError(`${canonical} answered HTTP ${res.statusCode ?? '?'} instead of a WebSocket upgrade`, { address: canonical }));
+        fail(
+          new ConnectionRefusedError(`${canonical} answered HTTP ${res.statusCode ?? '?'} instead of a WebSocket upgrade`, {
+            address: canonical,
+          }),
+        );
       };
       const onAbort = (): void => fail(new AbortError('dial aborted', { address: canonical, cause: signal?.reason }));
-      const timer = setTimeout(() => fail(new TimeoutError(`dial to ${canonical} timed out after ${timeoutMs} ms`, { address: canonical })), timeoutMs);
+      const timer = setTimeout(
+        () => fail(new TimeoutError(`dial to ${canonical} timed out after ${timeoutMs} ms`, { address: canonical })),
+        timeoutMs,
+      );
       ws.on('open', onOpen);
       ws.on('error', onError);
       ws.on('unexpected-response', onUnexpectedResponse);
@@ -105,9 +121,15 @@ export class WebSocketTransport implements Transport {
 
 function mapDialError(err: Error & { code?: string }, address: string): Error {
   const code = err.code ?? '';
-  if (REFUSED_CODES.has(code)) return new ConnectionRefusedError(`cannot connect to ${address}: ${err.message}`, { address, cause: err, nothingListens: code === 'ECONNREFUSED' });
+  if (REFUSED_CODES.has(code))
+    return new ConnectionRefusedError(`cannot connect to ${address}: ${err.message}`, {
+      address,
+      cause: err,
+      nothingListens: code === 'ECONNREFUSED',
+    });
   if (code === 'ETIMEDOUT') return new TimeoutError(`connecting to ${address} timed out`, { address, cause: err });
-  if (/socket hang up/i.test(err.message)) return new ConnectionRefusedError(`${address} closed the connection during the handshake`, { address, cause: err });
+  if (/socket hang up/i.test(err.message))
+    return new ConnectionRefusedError(`${address} closed the connection during the handshake`, { address, cause: err });
   // TLS verification failures, a non-HTTP answer, a bad upgrade response…
   return new ProtocolError(`handshake with ${address} failed: ${err.message}`, { address, cause: err });
 }

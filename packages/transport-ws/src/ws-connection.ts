@@ -154,7 +154,10 @@ export class WebSocketConnection extends BaseConnection {
     this.#heard();
     if (this.isClosed || this.#endingLocally) return;
     if (!isBinary) {
-      this.fail(new ProtocolError('received a text frame; this transport carries binary messages only', { address: this.remoteAddress }), 'protocol error');
+      this.fail(
+        new ProtocolError('received a text frame; this transport carries binary messages only', { address: this.remoteAddress }),
+        'protocol error',
+      );
       return;
     }
     this.deliver(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
@@ -165,13 +168,20 @@ export class WebSocketConnection extends BaseConnection {
     const code = err.code ?? '';
     if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
       // ws stops at the frame header, so the exact size is unknown: report "more than the limit".
-      this.fail(new MessageTooLargeError(this.maxMessageSize + 1, this.maxMessageSize, { address: this.remoteAddress, cause: err }), 'message too large');
+      this.fail(
+        new MessageTooLargeError(this.maxMessageSize + 1, this.maxMessageSize, { address: this.remoteAddress, cause: err }),
+        'message too large',
+      );
     } else if (code.startsWith('WS_ERR_')) {
       this.fail(new ProtocolError(`invalid WebSocket data: ${err.message}`, { address: this.remoteAddress, cause: err }), 'protocol error');
     } else if (!this.#endingLocally) {
       this.#endingLocally = true;
       this.#ws.terminate();
-      this.terminate({ by: 'remote', reason: 'reset', error: new ConnectionClosedError(`connection reset: ${err.message}`, { address: this.remoteAddress, cause: err }) });
+      this.terminate({
+        by: 'remote',
+        reason: 'reset',
+        error: new ConnectionClosedError(`connection reset: ${err.message}`, { address: this.remoteAddress, cause: err }),
+      });
     }
   }
 
@@ -195,7 +205,10 @@ export class WebSocketConnection extends BaseConnection {
       // Reading is paused: the peer's pings sit unread in the socket, so silence proves nothing.
       this.#lastHeard = performance.now();
     } else if (performance.now() - this.#lastHeard >= this.#options.livenessTimeoutMs) {
-      this.fail(new TimeoutError(`peer silent for ${this.#options.livenessTimeoutMs} ms`, { address: this.remoteAddress }), 'liveness timeout');
+      this.fail(
+        new TimeoutError(`peer silent for ${this.#options.livenessTimeoutMs} ms`, { address: this.remoteAddress }),
+        'liveness timeout',
+      );
       return;
     }
     // Every end pings on its own timer, so a peer whose own reader is paused still proves it is alive.
@@ -221,12 +234,24 @@ function remoteCloseInfo(code: number, reason: string, address: string): CloseIn
     case CLOSE_ABNORMAL:
       return { by: 'remote', reason: 'reset', error: new ConnectionClosedError('connection reset (no close frame)', { address }) };
     case CLOSE_MESSAGE_TOO_BIG:
-      return { by: 'remote', reason: `peer refused a message as too large${detail}`, error: new ConnectionClosedError(`peer closed with code 1009 (message too big)${detail}`, { address }) };
+      return {
+        by: 'remote',
+        reason: `peer refused a message as too large${detail}`,
+        error: new ConnectionClosedError(`peer closed with code 1009 (message too big)${detail}`, { address }),
+      };
     case CLOSE_PROTOCOL_ERROR:
     case CLOSE_UNSUPPORTED_DATA:
-      return { by: 'remote', reason: `peer reported a protocol error${detail}`, error: new ProtocolError(`peer closed with code ${code}${detail}`, { address }) };
+      return {
+        by: 'remote',
+        reason: `peer reported a protocol error${detail}`,
+        error: new ProtocolError(`peer closed with code ${code}${detail}`, { address }),
+      };
     default:
-      return { by: 'remote', reason: reason || `closed by peer (code ${code})`, error: new ConnectionClosedError(`peer closed with code ${code}${detail}`, { address }) };
+      return {
+        by: 'remote',
+        reason: reason || `closed by peer (code ${code})`,
+        error: new ConnectionClosedError(`peer closed with code ${code}${detail}`, { address }),
+      };
   }
 }
 
@@ -238,5 +263,10 @@ function swallow(): void {
 function truncateReason(reason: string): string {
   const bytes = Buffer.from(reason, 'utf8');
   if (bytes.byteLength <= 123) return reason;
-  return bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '') + '…';
+  return (
+    bytes
+      .subarray(0, 120)
+      .toString('utf8')
+      .replace(/\uFFFD$/, '') + '…'
+  );
 }

@@ -83,7 +83,9 @@ export class WebSocketListener implements Listener {
     const http = {
       headersTimeout: partialFrameTimeoutMs,
       requestTimeout: partialFrameTimeoutMs,
-      ...(partialFrameTimeoutMs > 0 ? { connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(partialFrameTimeoutMs / 4))) } : {}),
+      ...(partialFrameTimeoutMs > 0
+        ? { connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(partialFrameTimeoutMs / 4))) }
+        : {}),
     };
     let server: Server;
     if (addr.secure) {

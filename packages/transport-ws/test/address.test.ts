@@ -10,7 +10,9 @@ describe('ws addresses', () => {
     ['ws://127.0.0.1:80/x?y=1', 'a query'],
     ['not a url', 'not a URL'],
   ])('dial rejects %s (%s) with InvalidAddressError', async (address) => {
-    const err = await websocket().dial(address).catch((e: unknown) => e);
+    const err = await websocket()
+      .dial(address)
+      .catch((e: unknown) => e);
     expect(isTransportError(err, 'InvalidAddressError')).toBe(true);
   });
 
@@ -21,7 +23,9 @@ describe('ws addresses', () => {
   });
 
   it('refuses to listen on wss:// without a key and certificate', async () => {
-    const err = await websocket().listen('wss://127.0.0.1:0/x').catch((e: unknown) => e);
+    const err = await websocket()
+      .listen('wss://127.0.0.1:0/x')
+      .catch((e: unknown) => e);
     expect(isTransportError(err, 'InvalidAddressError')).toBe(true);
   });
 });

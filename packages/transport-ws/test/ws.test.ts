@@ -65,7 +65,9 @@ describe('ws transport specifics', () => {
   it('refuses a dial to a path nobody serves with ConnectionRefusedError', async () => {
     const listener = await listen();
     const wrong = listener.address.replace('/tandem', '/other');
-    const err = await websocket().dial(wrong).catch((e: unknown) => e);
+    const err = await websocket()
+      .dial(wrong)
+      .catch((e: unknown) => e);
     expect(isTransportError(err, 'ConnectionRefusedError')).toBe(true);
   });
 
@@ -121,8 +123,10 @@ describe('ws transport specifics', () => {
     const s = netConnect(port, '127.0.0.1');
     s.on('error', () => {});
     cleanups.push(() => void s.destroy());
-    s.write('GET /tandem HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    s.write(
+      'GET /tandem HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
     const conn = await accepted;
     s.write(Buffer.from([0x8f, 0x80, 0, 0, 0, 0, 0xff, 0xff])); // reserved opcode 0xF
     const info = await conn.closed;
@@ -184,18 +188,24 @@ describe('ws transport specifics', () => {
 
     it('rejects a server certificate from an unknown CA with ProtocolError', async () => {
       const listener = await listen(websocket({ tls: serverTls }), 'wss://127.0.0.1:0/secure');
-      const err = await websocket({ tls: { ca: fixture('other-ca.crt') } }).dial(listener.address).catch((e: unknown) => e);
+      const err = await websocket({ tls: { ca: fixture('other-ca.crt') } })
+        .dial(listener.address)
+        .catch((e: unknown) => e);
       expect(isTransportError(err, 'ProtocolError')).toBe(true);
     });
 
     it('with mutual TLS, accepts a client with a certificate and refuses one without', async () => {
       const listener = await listen(websocket({ tls: { ...serverTls, requireClientCertificate: true } }), 'wss://127.0.0.1:0/secure');
       const accepted = firstConnection(listener);
-      const withCert = await websocket({ tls: { ca: fixture('ca.crt'), key: fixture('client.key'), cert: fixture('client.crt') } }).dial(listener.address);
+      const withCert = await websocket({ tls: { ca: fixture('ca.crt'), key: fixture('client.key'), cert: fixture('client.crt') } }).dial(
+        listener.address,
+      );
       cleanups.push(() => withCert.abort());
       await withCert.send(new Uint8Array([5]));
       expect([...(await readOne(await accepted))]).toEqual([5]);
-      const err = await websocket({ tls: { ca: fixture('ca.crt') } }).dial(listener.address, { timeoutMs: 5_000 }).catch((e: unknown) => e);
+      const err = await websocket({ tls: { ca: fixture('ca.crt') } })
+        .dial(listener.address, { timeoutMs: 5_000 })
+        .catch((e: unknown) => e);
       expect(isTransportError(err)).toBe(true);
       expect((err as Error).name).not.toBe('TimeoutError');
     });
@@ -256,11 +266,16 @@ describe('ws transport specifics', () => {
           if (!request.includes('\r\n\r\n')) return;
           const key = /sec-websocket-key: *(\S+)/i.exec(request)![1]!;
           const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-          s.write(Buffer.concat([
-            Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`, 'latin1'),
-            Buffer.from([0x82, 1, 7]),
-            Buffer.from([0x82, 10, 1, 2]),
-          ]));
+          s.write(
+            Buffer.concat([
+              Buffer.from(
+                `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+                'latin1',
+              ),
+              Buffer.from([0x82, 1, 7]),
+              Buffer.from([0x82, 10, 1, 2]),
+            ]),
+          );
           request = '';
         });
       });
@@ -285,7 +300,10 @@ describe('ws transport specifics', () => {
         const chunk = new Uint8Array(64 * 1024);
         let bytes = 0;
         for (let i = 0; i < 10_000; i++) {
-          const r = await Promise.race([sender.send(chunk).then(() => 'sent'), new Promise((res) => setTimeout(() => res('pending'), 300))]);
+          const r = await Promise.race([
+            sender.send(chunk).then(() => 'sent'),
+            new Promise((res) => setTimeout(() => res('pending'), 300)),
+          ]);
           if (r === 'pending') break;
           bytes += chunk.byteLength;
         }

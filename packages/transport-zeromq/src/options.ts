@@ -55,7 +55,8 @@ export function resolveZmqOptions(options: ZeroMqTransportOptions = {}): Resolve
     for (const k of ['publicKey', 'secretKey'] as const) {
       if (typeof curve[k] !== 'string' || curve[k].length !== 40) throw new RangeError(`curve.${k} must be a 40-character Z85 key`);
     }
-    if (curve.serverKey !== undefined && curve.serverKey.length !== 40) throw new RangeError('curve.serverKey must be a 40-character Z85 key');
+    if (curve.serverKey !== undefined && curve.serverKey.length !== 40)
+      throw new RangeError('curve.serverKey must be a 40-character Z85 key');
   }
   let allowClientKey: ZmqClientKeyCheck | undefined;
   const allowed = curve?.allowedClientKeys;
@@ -65,7 +66,8 @@ export function resolveZmqOptions(options: ZeroMqTransportOptions = {}): Resolve
     const keys = new Set<string>();
     for (const key of allowed) {
       const canonical = canonicalCurveKey(key);
-      if (canonical === undefined) throw new RangeError(`curve.allowedClientKeys: ${JSON.stringify(key)} is not a 40-character Z85 public key`);
+      if (canonical === undefined)
+        throw new RangeError(`curve.allowedClientKeys: ${JSON.stringify(key)} is not a 40-character Z85 public key`);
       keys.add(canonical);
     }
     allowClientKey = (clientKey) => keys.has(clientKey);

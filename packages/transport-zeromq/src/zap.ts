@@ -101,7 +101,9 @@ class ZapHandler {
     const [peer, delimiter, version, requestId, domain, address, , mechanism, ...credentials] = frames;
     if (!peer || !delimiter || delimiter.byteLength !== 0 || !version || !requestId) return; // not a ZAP request
     const reply = (status: '200' | '400', text: string, userId = ''): void => {
-      sender.send([peer, EMPTY, version, requestId, Buffer.from(status), Buffer.from(text), Buffer.from(userId), EMPTY]).catch(() => undefined);
+      sender
+        .send([peer, EMPTY, version, requestId, Buffer.from(status), Buffer.from(text), Buffer.from(userId), EMPTY])
+        .catch(() => undefined);
     };
     if (version.toString('latin1') !== '1.0' || !domain || !mechanism) return reply('400', 'malformed ZAP request');
     const policy = this.#policies.get(domain.toString('utf8'));

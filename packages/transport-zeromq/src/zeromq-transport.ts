@@ -1,4 +1,11 @@
-import { checkConnectionOptions, type Connection, type DialOptions, type Listener, type ListenOptions, type Transport } from '@tandem/transport';
+import {
+  checkConnectionOptions,
+  type Connection,
+  type DialOptions,
+  type Listener,
+  type ListenOptions,
+  type Transport,
+} from '@tandem/transport';
 import { ZMQ_SCHEME, fromEndpoint, parseZmqAddress } from './address.js';
 import { resolveZmqOptions, type ResolvedZmqOptions, type ZeroMqTransportOptions } from './options.js';
 import { dialZmq } from './zmq-dialer.js';

@@ -153,7 +153,11 @@ export class ZmqConnection extends BaseConnection {
   linkLost(detail: string): void {
     this.#closeAcked?.();
     if (this.isClosed || this.#endingLocally) return;
-    this.terminate({ by: 'remote', reason: 'reset', error: new ConnectionClosedError(`connection reset: ${detail}`, { address: this.remoteAddress }) });
+    this.terminate({
+      by: 'remote',
+      reason: 'reset',
+      error: new ConnectionClosedError(`connection reset: ${detail}`, { address: this.remoteAddress }),
+    });
   }
 
   /** Send a ping now (used when the listener suspects a peer is gone). */
@@ -186,10 +190,13 @@ export class ZmqConnection extends BaseConnection {
 
   protected destroyTransport(error: Error | undefined): void {
     this.#endingLocally = true;
-    const code = isTransportError(error, 'MessageTooLargeError') ? CloseCode.MessageTooLarge
-      : isTransportError(error, 'ProtocolError') ? CloseCode.ProtocolError
-      : isTransportError(error, 'TimeoutError') ? CloseCode.Timeout
-      : CloseCode.Normal;
+    const code = isTransportError(error, 'MessageTooLargeError')
+      ? CloseCode.MessageTooLarge
+      : isTransportError(error, 'ProtocolError')
+        ? CloseCode.ProtocolError
+        : isTransportError(error, 'TimeoutError')
+          ? CloseCode.Timeout
+          : CloseCode.Normal;
     this.#sendControl(Kind.Close, encodeClose(code, error ? error.message : 'aborted'));
     this.#release();
   }
@@ -257,7 +264,14 @@ export class ZmqConnection extends BaseConnection {
 
   /** Ends the connection for a fault of the peer's; destroyTransport sends the matching CLOSE code. */
   #failWith(error: Error): void {
-    this.fail(error, isTransportError(error, 'TimeoutError') ? 'liveness timeout' : isTransportError(error, 'MessageTooLargeError') ? 'message too large' : 'protocol error');
+    this.fail(
+      error,
+      isTransportError(error, 'TimeoutError')
+        ? 'liveness timeout'
+        : isTransportError(error, 'MessageTooLargeError')
+          ? 'message too large'
+          : 'protocol error',
+    );
   }
 
   #checkLiveness(): void {
@@ -289,10 +303,22 @@ function remoteCloseInfo(code: number, reason: string, address: string): CloseIn
     case CloseCode.Normal:
       return { by: 'remote', reason: reason || 'closed by peer' };
     case CloseCode.MessageTooLarge:
-      return { by: 'remote', reason: `peer refused a message as too large${detail}`, error: new ConnectionClosedError(`peer closed: message too large${detail}`, { address }) };
+      return {
+        by: 'remote',
+        reason: `peer refused a message as too large${detail}`,
+        error: new ConnectionClosedError(`peer closed: message too large${detail}`, { address }),
+      };
     case CloseCode.Timeout:
-      return { by: 'remote', reason: `peer timed out${detail}`, error: new ConnectionClosedError(`peer closed: liveness timeout${detail}`, { address }) };
+      return {
+        by: 'remote',
+        reason: `peer timed out${detail}`,
+        error: new ConnectionClosedError(`peer closed: liveness timeout${detail}`, { address }),
+      };
     default:
-      return { by: 'remote', reason: `peer reported a protocol error${detail}`, error: new ProtocolError(`peer closed with a protocol error${detail}`, { address }) };
+      return {
+        by: 'remote',
+        reason: `peer reported a protocol error${detail}`,
+        error: new ProtocolError(`peer closed with a protocol error${detail}`, { address }),
+      };
   }
 }

@@ -24,13 +24,19 @@ const CLOSE_LINGER_MS = 500;
 type DialOutcome = { kind: 'welcome'; payload: Buffer | undefined } | { kind: 'error'; error: Error };
 
 /** Dial: one DEALER socket per connection, HELLO → WELCOME, then the connection. */
-export async function dialZmq(addr: ZmqAddress, address: string, options: ResolvedZmqOptions, dialOptions: DialOptions): Promise<Connection> {
+export async function dialZmq(
+  addr: ZmqAddress,
+  address: string,
+  options: ResolvedZmqOptions,
+  dialOptions: DialOptions,
+): Promise<Connection> {
   const signal = dialOptions.signal;
   if (signal?.aborted) throw new AbortError('dial aborted', { address, cause: signal.reason });
   const maxMessageSize = dialOptions.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
   const window = dialOptions.receiveHighWaterMark ?? DEFAULT_RECEIVE_HIGH_WATER_MARK;
   const curve = options.curve;
-  if (curve && curve.serverKey === undefined) throw new ProtocolError('dialling with CURVE needs curve.serverKey (the listener public key)', { address });
+  if (curve && curve.serverKey === undefined)
+    throw new ProtocolError('dialling with CURVE needs curve.serverKey (the listener public key)', { address });
   const dealer = new zmq.Dealer({
     ...commonSocketOptions(options, Math.max(maxMessageSize, 64)),
     // The dial's own deadline governs; libzmq's handshake timer must not fire first.
@@ -74,7 +80,8 @@ export async function dialZmq(addr: ZmqAddress, address: string, options: Resolv
             break;
           case 'connect:retry':
           case 'close':
-            if (!tcpConnected) failDial(new ConnectionRefusedError(`nothing accepts connections at ${address}`, { address, nothingListens: true }));
+            if (!tcpConnected)
+              failDial(new ConnectionRefusedError(`nothing accepts connections at ${address}`, { address, nothingListens: true }));
             break;
           case 'handshake:error:auth':
             // the listener's ZAP handler said no: its allow-list lacks our CURVE key, or it is full or closed
@@ -89,11 +96,18 @@ export async function dialZmq(addr: ZmqAddress, address: string, options: Resolv
           case 'handshake:error:other':
             if ((event.error as { code?: string } | undefined)?.code === 'EAGAIN') {
               failDial(new TimeoutError(`ZMTP handshake with ${address} timed out`, { address, cause: event.error }));
-            } else failDial(new ProtocolError(`ZMTP handshake with ${address} failed (${event.type}${event.error ? `: ${event.error.message}` : ''})`, { address, cause: event.error }));
+            } else
+              failDial(
+                new ProtocolError(`ZMTP handshake with ${address} failed (${event.type}${event.error ? `: ${event.error.message}` : ''})`, {
+                  address,
+                  cause: event.error,
+                }),
+              );
             break;
           case 'disconnect':
             if (conn) conn.linkLost('the TCP connection dropped');
-            else if (!zmtpReady) failDial(new ProtocolError(`ZMTP handshake with ${address} failed (security settings differ?)`, { address }));
+            else if (!zmtpReady)
+              failDial(new ProtocolError(`ZMTP handshake with ${address} failed (security settings differ?)`, { address }));
             else failDial(new ConnectionRefusedError(`${address} dropped the connection during the handshake`, { address }));
             break;
           default:
@@ -116,8 +130,10 @@ export async function dialZmq(addr: ZmqAddress, address: string, options: Resolv
         }
         const k = kind?.byteLength === 1 ? kind[0] : -1;
         if (k === Kind.Welcome) settleDial?.({ kind: 'welcome', payload });
-        else if (k === Kind.Refuse) failDial(new ConnectionRefusedError(`${address} refused the connection: ${payload?.toString('utf8') ?? ''}`, { address }));
-        else if (k === Kind.Close) failDial(new ConnectionRefusedError(`${address} closed the connection: ${decodeClose(payload).reason}`, { address }));
+        else if (k === Kind.Refuse)
+          failDial(new ConnectionRefusedError(`${address} refused the connection: ${payload?.toString('utf8') ?? ''}`, { address }));
+        else if (k === Kind.Close)
+          failDial(new ConnectionRefusedError(`${address} closed the connection: ${decodeClose(payload).reason}`, { address }));
         else failDial(new ProtocolError(`${address} answered the greeting with frame kind ${k}`, { address }));
       }
     } catch (err) {
@@ -135,9 +151,7 @@ export async function dialZmq(addr: ZmqAddress, address: string, options: Resolv
   } catch (cause) {
     failDial(new ConnectionRefusedError(`cannot connect to ${address}`, { address, cause }));
   }
-  sender
-    .send([kindFrame(Kind.Hello), encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize, window })])
-    .catch(() => undefined);
+  sender.send([kindFrame(Kind.Hello), encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize, window })]).catch(() => undefined);
 
   const outcome = await dialed;
   settleDial = undefined;

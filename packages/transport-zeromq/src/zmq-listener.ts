@@ -161,7 +161,8 @@ export class ZmqListener implements Listener {
       this.#sender.send(body ? [id, kindFrame(kind), body] : [id, kindFrame(kind)]).catch(() => undefined);
     };
     if (this.#closed) return reply(Kind.Refuse, Buffer.from('listener closed'));
-    if (this.#connections.size >= this.#maxConnections) return reply(Kind.Refuse, Buffer.from(`${this.#maxConnections} connections open (maxConnections)`));
+    if (this.#connections.size >= this.#maxConnections)
+      return reply(Kind.Refuse, Buffer.from(`${this.#maxConnections} connections open (maxConnections)`));
     if (this.#accepted.size >= MAX_UNTAKEN_CONNECTIONS) return reply(Kind.Refuse, Buffer.from('too many connections waiting'));
     const peer = decodeGreeting(payload);
     if (!peer) return reply(Kind.Refuse, Buffer.from('unsupported greeting'));

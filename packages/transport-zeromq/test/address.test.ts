@@ -10,7 +10,9 @@ describe('zeromq addresses', () => {
     ['zmq+tcp://127.0.0.1:80/path', 'a path'],
     ['not a url', 'not a URL'],
   ])('dial rejects %s (%s) with InvalidAddressError', async (address) => {
-    const err = await zeromq().dial(address).catch((e: unknown) => e);
+    const err = await zeromq()
+      .dial(address)
+      .catch((e: unknown) => e);
     expect(isTransportError(err, 'InvalidAddressError')).toBe(true);
   });
 

@@ -32,7 +32,10 @@ async function readOne(conn: Connection): Promise<Uint8Array> {
 }
 
 const endpoint = (address: string): string => address.replace('zmq+tcp://', 'tcp://');
-const hello = (): Buffer[] => [Buffer.from([Kind.Hello]), encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize: 1 << 20, window: 1 << 20 })];
+const hello = (): Buffer[] => [
+  Buffer.from([Kind.Hello]),
+  encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize: 1 << 20, window: 1 << 20 }),
+];
 
 function rawDealer(address: string): zmq.Dealer {
   const d = new zmq.Dealer({ linger: 0 });
@@ -63,7 +66,11 @@ describe('zeromq transport specifics', () => {
     cleanups.push(() => conn.abort());
     const accepted = await nextConnection(it);
     const port = Number(new URL(listener.address).port);
-    const garbage = [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.alloc(64, 0xff), Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0])];
+    const garbage = [
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+      Buffer.alloc(64, 0xff),
+      Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0]),
+    ];
     for (const bytes of garbage) {
       await new Promise<void>((resolve, reject) => {
         const s = netConnect(port, '127.0.0.1', () => s.write(bytes));
@@ -130,7 +137,11 @@ describe('zeromq transport specifics', () => {
     const address = router.lastEndpoint!.replace('tcp://', 'zmq+tcp://');
     const dialing = zeromq().dial(address);
     const [id] = await router.receive();
-    await router.send([id!, Buffer.from([Kind.Welcome]), encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize: 1 << 20, window: 1 << 20 })]);
+    await router.send([
+      id!,
+      Buffer.from([Kind.Welcome]),
+      encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize: 1 << 20, window: 1 << 20 }),
+    ]);
     const conn = await dialing;
     cleanups.push(() => conn.abort());
     router.close();
@@ -148,13 +159,17 @@ describe('zeromq transport specifics', () => {
     const accepted = await nextConnection(it);
     await listener.close();
     // still bound while a connection lives: a second listen fails
-    const again = await zeromq().listen(listener.address).catch((e: unknown) => e);
+    const again = await zeromq()
+      .listen(listener.address)
+      .catch((e: unknown) => e);
     expect(isTransportError(again, 'AddressInUseError')).toBe(true);
     await conn.close();
     await accepted.closed;
     let relisten: Listener | undefined;
     for (let i = 0; i < 100 && !relisten; i++) {
-      relisten = await zeromq().listen(listener.address).catch(() => undefined);
+      relisten = await zeromq()
+        .listen(listener.address)
+        .catch(() => undefined);
       if (!relisten) await new Promise((r) => setTimeout(r, 20));
     }
     expect(relisten).toBeDefined();
@@ -183,7 +198,9 @@ describe('zeromq transport specifics', () => {
         .dial(listener.address, { timeoutMs: 3_000 })
         .catch((e: unknown) => e);
       expect(isTransportError(wrongKey), String(wrongKey)).toBe(true);
-      const plain = await zeromq().dial(listener.address, { timeoutMs: 3_000 }).catch((e: unknown) => e);
+      const plain = await zeromq()
+        .dial(listener.address, { timeoutMs: 3_000 })
+        .catch((e: unknown) => e);
       expect(isTransportError(plain), String(plain)).toBe(true);
       // and a proper dial still works afterwards
       const it = listener[Symbol.asyncIterator]();
@@ -272,7 +289,9 @@ describe('zeromq transport specifics', () => {
 
     it('refuses a dialler without CURVE (ProtocolError: the mechanisms differ) and one with the wrong server key', async () => {
       const { listener, accepted } = await curveListener([alice.publicKey]);
-      const plain = await zeromq().dial(listener.address, { timeoutMs: 5_000 }).catch((e: unknown) => e);
+      const plain = await zeromq()
+        .dial(listener.address, { timeoutMs: 5_000 })
+        .catch((e: unknown) => e);
       expect(isTransportError(plain, 'ProtocolError'), String(plain)).toBe(true);
       const wrongServer = await zeromq({ curve: { ...alice, serverKey: curveKeyPair().publicKey } })
         .dial(listener.address, { timeoutMs: 3_000 })
@@ -304,7 +323,10 @@ describe('zeromq transport specifics', () => {
       const listener = await listen({ pingIntervalMs: 0 }, { sendHighWaterMark });
       const it = listener[Symbol.asyncIterator]();
       const raw = rawDealer(listener.address);
-      await raw.send([Buffer.from([Kind.Hello]), encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize: 1 << 20, window: 0xffff_ffff })]);
+      await raw.send([
+        Buffer.from([Kind.Hello]),
+        encodeGreeting({ version: PROTOCOL_VERSION, maxMessageSize: 1 << 20, window: 0xffff_ffff }),
+      ]);
       await raw.receive(); // WELCOME; the raw peer reads nothing more and grants no credit
       const conn = await nextConnection(it);
       const chunk = new Uint8Array(64 * 1024);

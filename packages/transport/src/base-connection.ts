@@ -404,7 +404,9 @@ export abstract class BaseConnection implements Connection {
         return;
       }
       this.fail(
-        new TimeoutError(`the peer sent part of a frame and then nothing for ${this.partialFrameTimeoutMs} ms`, { address: this.remoteAddress }),
+        new TimeoutError(`the peer sent part of a frame and then nothing for ${this.partialFrameTimeoutMs} ms`, {
+          address: this.remoteAddress,
+        }),
         'partial frame timeout',
       );
     });

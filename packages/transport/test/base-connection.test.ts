@@ -65,7 +65,11 @@ describe('BaseConnection', () => {
   it('close() gives up on sends a peer never takes after closeTimeoutMs: TimeoutError, pending sends fail', async () => {
     const { clock, client, server } = await pair({ receiveHighWaterMark: 100 });
     const outcomes: unknown[] = [];
-    for (let i = 0; i < 5; i++) client.send(new Uint8Array(200)).then(() => outcomes.push('sent'), (e: unknown) => outcomes.push(e));
+    for (let i = 0; i < 5; i++)
+      client.send(new Uint8Array(200)).then(
+        () => outcomes.push('sent'),
+        (e: unknown) => outcomes.push(e),
+      );
     await clock.advance(1);
     let closed = false;
     const closing = client.close().then(() => (closed = true));

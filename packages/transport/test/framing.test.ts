@@ -10,7 +10,6 @@ import {
 } from '@tandem/transport';
 import { mulberry32 } from './prng.js';
 
-
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let at = 0;
@@ -154,7 +153,9 @@ describe('FrameDecoder', () => {
       err = e;
     }
     expect(isTransportError(err, 'ProtocolError')).toBe(true);
-    expect(() => new FrameDecoder({ maxMessageSize: 1, expectPreamble: true }).push(new TextEncoder().encode('GET / HTTP/1.1'))).toThrow(/preamble/);
+    expect(() => new FrameDecoder({ maxMessageSize: 1, expectPreamble: true }).push(new TextEncoder().encode('GET / HTTP/1.1'))).toThrow(
+      /preamble/,
+    );
   });
 
   it('rejects another framing version with ProtocolError naming the version', () => {

@@ -1,11 +1,6 @@
 // Every fault hook of the memory network, proven on virtual time (a manual scheduler) with a seeded random.
 import { describe, expect, it } from 'vitest';
-import {
-  createMemoryNetwork,
-  isTransportError,
-  type Connection,
-  type MemoryNetwork,
-} from '@tandem/transport';
+import { createMemoryNetwork, isTransportError, type Connection, type MemoryNetwork } from '@tandem/transport';
 import { flush, ManualScheduler } from './manual-scheduler.js';
 import { mulberry32 } from './prng.js';
 
@@ -165,7 +160,10 @@ describe('memory network fault injection', () => {
     expect(w.atServer).toEqual([]);
     expect(w.net.stats.blocked).toBe(1);
 
-    const dialB = w.net.host('a').dial('mem://b', { timeoutMs: 1000 }).catch((e: unknown) => e);
+    const dialB = w.net
+      .host('a')
+      .dial('mem://b', { timeoutMs: 1000 })
+      .catch((e: unknown) => e);
     const dialC = w.net.host('a').dial('mem://c', { timeoutMs: 1000 });
     await w.clock.advance(999);
     expect((await otherAccept).done).toBe(false); // c is in no group: reachable

@@ -134,7 +134,11 @@ describe('send bounds', () => {
     const c = client as BaseConnection;
     expect(c.maxSendQueueBytes).toBe(2_000);
     const outcomes: unknown[] = [];
-    const send = (n: number) => void client.send(new Uint8Array(n)).then(() => outcomes.push('sent'), (e: unknown) => outcomes.push(e));
+    const send = (n: number) =>
+      void client.send(new Uint8Array(n)).then(
+        () => outcomes.push('sent'),
+        (e: unknown) => outcomes.push(e),
+      );
     // the receiver does not read (and pauses at 100 bytes): nothing is handed on for good
     send(500);
     await clock.advance(1);

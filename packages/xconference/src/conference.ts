@@ -76,7 +76,11 @@ export class Conference {
       const at = this.participants.indexOf(up);
       if (at >= 0) this.participants.splice(at, 1); // (already gone if its server dropped during the join)
       for (const s of this.sessions) s.removeParticipant(up.name);
-      const why = failure ? (failure.reason instanceof Error ? failure.reason.message : String(failure.reason)) : `the conference closed (${this.closedReason})`;
+      const why = failure
+        ? failure.reason instanceof Error
+          ? failure.reason.message
+          : String(failure.reason)
+        : `the conference closed (${this.closedReason})`;
       this.opts.log?.(`participant ${up.name} could not join: ${why}`);
       const code = failure ? (isXconferenceError(failure.reason, 'JoinError') ? failure.reason.code : 'failed') : 'closed';
       throw new JoinError(code, `${up.name} could not join: ${why}`, failure ? { cause: failure.reason } : undefined);

@@ -15,7 +15,9 @@ describe('request and event categories', () => {
     expect(defined.length).toBeGreaterThanOrEqual(119);
     const missing = defined.filter((op) => REQUEST_CATEGORIES[op] === undefined);
     expect(missing).toEqual([]);
-    const extra = Object.keys(REQUEST_CATEGORIES).map(Number).filter((op) => !REQUESTS[op]);
+    const extra = Object.keys(REQUEST_CATEGORIES)
+      .map(Number)
+      .filter((op) => !REQUESTS[op]);
     expect(extra).toEqual([]);
   });
 

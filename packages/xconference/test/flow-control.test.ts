@@ -29,7 +29,7 @@ afterEach(async () => {
   await rig.close();
 });
 
-it('a slow participant pauses the application instead of growing the daemon\'s buffers; all arrives afterwards', async () => {
+it("a slow participant pauses the application instead of growing the daemon's buffers; all arrives afterwards", async () => {
   const [master, slow] = servers as [FakeXServer, FakeXServer];
   client = await RawXClient.open(rig.port);
   const c = client;
@@ -59,7 +59,7 @@ it('a slow participant pauses the application instead of growing the daemon\'s b
   await c.until(() => c.replies().some((r) => r.readUInt16LE(2) === seq));
 }, 40_000);
 
-it('an application that does not read pauses the servers instead of growing the daemon\'s buffers', async () => {
+it("an application that does not read pauses the servers instead of growing the daemon's buffers", async () => {
   const [master] = servers as [FakeXServer, FakeXServer];
   client = await RawXClient.open(rig.port);
   const c = client;

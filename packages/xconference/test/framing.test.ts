@@ -42,7 +42,9 @@ describe('RequestFramer', () => {
     big[0] = 72;
     big.writeUInt16LE(0, 2);
     big.writeUInt32LE(3, 4);
-    expect(() => collect(new RequestFramer(true), [big])).toThrowError(expect.objectContaining({ name: 'XProtocolError', code: 'bad-length' }));
+    expect(() => collect(new RequestFramer(true), [big])).toThrowError(
+      expect.objectContaining({ name: 'XProtocolError', code: 'bad-length' }),
+    );
     const f = new RequestFramer(true);
     f.bigRequests = true;
     expect(collect(f, [big.subarray(0, 6), big.subarray(6)]).map((m) => m.length)).toEqual([12]);

@@ -37,9 +37,17 @@ describe('generated tables', () => {
   });
 
   it('name every request, event and error by its xproto name', () => {
-    expect(Object.entries(Opcode).map(([name, op]) => REQUESTS[op]?.name === name).every(Boolean)).toBe(true);
+    expect(
+      Object.entries(Opcode)
+        .map(([name, op]) => REQUESTS[op]?.name === name)
+        .every(Boolean),
+    ).toBe(true);
     expect(Object.keys(Opcode).length).toBe(REQUESTS.filter(Boolean).length);
-    expect(Object.entries(EventCode).map(([name, code]) => EVENTS[code]?.name === name).every(Boolean)).toBe(true);
+    expect(
+      Object.entries(EventCode)
+        .map(([name, code]) => EVENTS[code]?.name === name)
+        .every(Boolean),
+    ).toBe(true);
     expect(Object.keys(EventCode).length).toBe(EVENTS.filter(Boolean).length);
     expect(Object.entries(ErrorCode)).toEqual(ERRORS.map((e) => [e.name, e.code]));
     expect([Opcode.CreateWindow, Opcode.InternAtom, Opcode.NoOperation, EventCode.KeyPress, ErrorCode.Window]).toEqual([1, 16, 127, 2, 3]);

@@ -86,7 +86,18 @@ async function runningApp(): Promise<RawXClient> {
 }
 
 /** What p3 received after setup, as opcode names, skipping the proxy's keyboard-mapping request. */
-const NAMES: Record<number, string> = { 1: 'CreateWindow', 2: 'ChangeWindowAttributes', 8: 'MapWindow', 16: 'InternAtom', 18: 'ChangeProperty', 43: 'GetInputFocus', 53: 'CreatePixmap', 55: 'CreateGC', 60: 'FreeGC', 72: 'PutImage' };
+const NAMES: Record<number, string> = {
+  1: 'CreateWindow',
+  2: 'ChangeWindowAttributes',
+  8: 'MapWindow',
+  16: 'InternAtom',
+  18: 'ChangeProperty',
+  43: 'GetInputFocus',
+  53: 'CreatePixmap',
+  55: 'CreateGC',
+  60: 'FreeGC',
+  72: 'PutImage',
+};
 const received = (s: FakeXServer): string[] => s.received.filter((r) => r.opcode !== 101).map((r) => NAMES[r.opcode] ?? String(r.opcode));
 
 describe('a participant joining a running application', () => {
@@ -96,7 +107,17 @@ describe('a participant joining a running application', () => {
     await c.until(() => p3.ofOpcode(8).length === 1); // the replay is on its way when the join resolves
     expect(conference.participantNames).toEqual(['master', 'p1', 'p3']);
     expect(conference.applications[0]!.participants).toEqual(['master', 'p1', 'p3']);
-    expect(received(p3)).toEqual(['InternAtom', 'GetInputFocus', 'CreatePixmap', 'CreateGC', 'PutImage', 'FreeGC', 'CreateWindow', 'ChangeProperty', 'MapWindow']);
+    expect(received(p3)).toEqual([
+      'InternAtom',
+      'GetInputFocus',
+      'CreatePixmap',
+      'CreateGC',
+      'PutImage',
+      'FreeGC',
+      'CreateWindow',
+      'ChangeProperty',
+      'MapWindow',
+    ]);
     const [, , pix, gc, put, , win, prop, map] = p3.received.filter((r) => r.opcode !== 101).map((r) => r.bytes);
     expect(pix!.readUInt32LE(4)).toBe(0x600002); // translated to p3's base
     expect(pix!.readUInt32LE(8)).toBe(0x77); // its root
@@ -106,9 +127,13 @@ describe('a participant joining a running application', () => {
     expect(put!.readUInt32LE(4)).toBe(0x600002);
     expect([put!.readUInt16LE(12), put!.readUInt16LE(14), put![21]]).toEqual([4, 3, 24]);
     expect([...Array(12).keys()].map((i) => put!.readUInt32LE(24 + 4 * i))).toEqual([...Array(12).keys()]);
-    expect([win!.readUInt32LE(4), win!.readUInt32LE(8), win!.readUInt32LE(28), win!.readUInt32LE(32)]).toEqual([0x600001, 0x77, 0x800, 0x8000]);
+    expect([win!.readUInt32LE(4), win!.readUInt32LE(8), win!.readUInt32LE(28), win!.readUInt32LE(32)]).toEqual([
+      0x600001, 0x77, 0x800, 0x8000,
+    ]);
     // position as the application asked; size and border as the master reports them (GetGeometry)
-    expect([win!.readInt16LE(12), win!.readInt16LE(14), win!.readUInt16LE(16), win!.readUInt16LE(18), win!.readUInt16LE(20)]).toEqual([5, 6, 77, 55, 3]);
+    expect([win!.readInt16LE(12), win!.readInt16LE(14), win!.readUInt16LE(16), win!.readUInt16LE(18), win!.readUInt16LE(20)]).toEqual([
+      5, 6, 77, 55, 3,
+    ]);
     expect(master.ofOpcode(14).length).toBe(1);
     expect(prop!.readUInt32LE(4)).toBe(0x600001);
     expect(prop!.readUInt32LE(8)).toBe(700); // p3's own atom for TANDEM_LABEL

@@ -12,11 +12,34 @@ const W4 = BASE + 4;
 const enc = new RequestEncoder(true);
 
 const name = (op: number): string =>
-  ({ 1: 'CreateWindow', 8: 'MapWindow', 18: 'ChangeProperty', 45: 'OpenFont', 46: 'CloseFont', 53: 'CreatePixmap', 55: 'CreateGC', 58: 'SetDashes', 59: 'SetClipRectangles', 60: 'FreeGC', 78: 'CreateColormap', 93: 'CreateCursor', 94: 'CreateGlyphCursor', 95: 'FreeCursor' })[op] ?? String(op);
+  ({
+    1: 'CreateWindow',
+    8: 'MapWindow',
+    18: 'ChangeProperty',
+    45: 'OpenFont',
+    46: 'CloseFont',
+    53: 'CreatePixmap',
+    55: 'CreateGC',
+    58: 'SetDashes',
+    59: 'SetClipRectangles',
+    60: 'FreeGC',
+    78: 'CreateColormap',
+    93: 'CreateCursor',
+    94: 'CreateGlyphCursor',
+    95: 'FreeCursor',
+  })[op] ?? String(op);
 /** The plan as "Opcode id" lines (id = first field). */
 const summary = (reqs: Buffer[]): string[] => reqs.map((r) => `${name(r[0]!)} ${r.readUInt32LE(4).toString(16)}`);
 
-function createWindow(id: number, parent: number, x: number, y: number, w: number, h: number, values: Map<number, number> = new Map()): Buffer {
+function createWindow(
+  id: number,
+  parent: number,
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+  values: Map<number, number> = new Map(),
+): Buffer {
   const head = Buffer.alloc(24);
   head.writeUInt32LE(id, 0);
   head.writeUInt32LE(parent, 4);
@@ -51,7 +74,8 @@ function openFont(id: number, fontName: string): Buffer {
 }
 const createGC = (id: number, drawable: number, values: Map<number, number>): Buffer =>
   enc.request(55, 0, Buffer.concat([enc.words(0, 0, [id, drawable]).subarray(4), enc.valueList(values)]));
-const changeGC = (id: number, values: Map<number, number>): Buffer => enc.request(56, 0, Buffer.concat([enc.words(0, 0, [id]).subarray(4), enc.valueList(values)]));
+const changeGC = (id: number, values: Map<number, number>): Buffer =>
+  enc.request(56, 0, Buffer.concat([enc.words(0, 0, [id]).subarray(4), enc.valueList(values)]));
 const createPixmap = (id: number, depth: number, w: number, h: number): Buffer => {
   const r = enc.words(53, depth, [id, ROOT, 0]);
   r.writeUInt16LE(w, 12);
@@ -69,25 +93,56 @@ describe('ResourceTracker', () => {
   it('keeps a window with merged attributes and geometry, and replays it created, then mapped', () => {
     const { t, feed } = tracker();
     feed(
-      createWindow(W1, ROOT, 10, 20, 100, 50, new Map([[0x2, 0xffffff], [0x800, 0x8000]])),
+      createWindow(
+        W1,
+        ROOT,
+        10,
+        20,
+        100,
+        50,
+        new Map([
+          [0x2, 0xffffff],
+          [0x800, 0x8000],
+        ]),
+      ),
       enc.words(2, 0, [W1, 0x1 | 0x800, 0, 0x8001]), // background pixmap None replaces the pixel; new event mask
-      configure(W1, new Map([[1, 30], [4, 200]])),
+      configure(
+        W1,
+        new Map([
+          [1, 30],
+          [4, 200],
+        ]),
+      ),
       idReq(8, W1),
     );
     const w = t.windows.get(W1)!;
     expect([w.x, w.y, w.width, w.height, w.mapped]).toEqual([30, 20, 200, 50, true]);
-    expect([...w.values]).toEqual([[0x800, 0x8001], [0x1, 0]]);
+    expect([...w.values]).toEqual([
+      [0x800, 0x8001],
+      [0x1, 0],
+    ]);
     const plan = planReplay(t, true);
     expect(summary(plan.after)).toEqual([`CreateWindow ${W1.toString(16)}`, `MapWindow ${W1.toString(16)}`]);
     const cw = plan.after[0]!;
-    expect([cw.readUInt32LE(8), cw.readInt16LE(12), cw.readInt16LE(14), cw.readUInt16LE(16), cw.readUInt16LE(18)]).toEqual([ROOT, 30, 20, 200, 50]);
+    expect([cw.readUInt32LE(8), cw.readInt16LE(12), cw.readInt16LE(14), cw.readUInt16LE(16), cw.readUInt16LE(18)]).toEqual([
+      ROOT,
+      30,
+      20,
+      200,
+      50,
+    ]);
     expect(cw.readUInt32LE(28)).toBe(0x801); // value mask, then values in bit order
     expect([cw.readUInt32LE(32), cw.readUInt32LE(36)]).toEqual([0, 0x8001]);
   });
 
   it('drops a destroyed window with its subtree and properties; DestroySubwindows keeps the parent', () => {
     const { t, feed } = tracker();
-    feed(createWindow(W1, ROOT, 0, 0, 10, 10), createWindow(W2, W1, 0, 0, 5, 5), createWindow(W3, W2, 0, 0, 2, 2), changeProperty(0, W3, 39, 31, 'x'));
+    feed(
+      createWindow(W1, ROOT, 0, 0, 10, 10),
+      createWindow(W2, W1, 0, 0, 5, 5),
+      createWindow(W3, W2, 0, 0, 2, 2),
+      changeProperty(0, W3, 39, 31, 'x'),
+    );
     expect(t.stats.propertyBytes).toBe(1);
     feed(idReq(5, W1));
     expect([...t.windows.keys()]).toEqual([W1]);
@@ -105,7 +160,13 @@ describe('ResourceTracker', () => {
       createWindow(W3, W1, 0, 0, 10, 10),
       createWindow(W4, W1, 0, 0, 10, 10),
       configure(W4, new Map([[64, 1]])), // W4 to the bottom
-      configure(W2, new Map([[32, W3], [64, 0]])), // W2 just above W3
+      configure(
+        W2,
+        new Map([
+          [32, W3],
+          [64, 0],
+        ]),
+      ), // W2 just above W3
       enc.words(9, 0, [W1]), // MapSubwindows
       idReq(8, W1),
       idReq(10, W3),
@@ -148,12 +209,45 @@ describe('ResourceTracker', () => {
     const { t, feed } = tracker();
     const G1 = BASE + 10;
     const G2 = BASE + 11;
-    feed(createWindow(W1, ROOT, 0, 0, 10, 10), createGC(G1, W1, new Map([[4, 0xff0000], [16, 2]])), changeGC(G1, new Map([[4, 0x00ff00], [8, 7]])));
+    feed(
+      createWindow(W1, ROOT, 0, 0, 10, 10),
+      createGC(
+        G1,
+        W1,
+        new Map([
+          [4, 0xff0000],
+          [16, 2],
+        ]),
+      ),
+      changeGC(
+        G1,
+        new Map([
+          [4, 0x00ff00],
+          [8, 7],
+        ]),
+      ),
+    );
     const clip = enc.request(59, 0, Buffer.concat([enc.words(0, 0, [G1]).subarray(4), Buffer.from([1, 0, 2, 0, 0, 0, 0, 0, 5, 0, 5, 0])]));
     const dashes = enc.request(58, 0, Buffer.from([...enc.words(0, 0, [G1]).subarray(4), 0, 0, 2, 0, 3, 1]));
-    feed(clip, dashes, changeGC(G1, new Map([[0x20000, 9], [0x100000, 4]])), createGC(G2, ROOT, new Map()), idReq(60, G2));
+    feed(
+      clip,
+      dashes,
+      changeGC(
+        G1,
+        new Map([
+          [0x20000, 9],
+          [0x100000, 4],
+        ]),
+      ),
+      createGC(G2, ROOT, new Map()),
+      idReq(60, G2),
+    );
     const gc = t.gcs.get(G1)!;
-    expect([...gc.values].sort((a, b) => a[0] - b[0])).toEqual([[4, 0x00ff00], [8, 7], [16, 2]]);
+    expect([...gc.values].sort((a, b) => a[0] - b[0])).toEqual([
+      [4, 0x00ff00],
+      [8, 7],
+      [16, 2],
+    ]);
     expect(gc.clip!.readInt16LE(8)).toBe(9);
     expect(gc.clip!.readInt16LE(10)).toBe(2);
     expect(gc.dashes!.readUInt16LE(8)).toBe(4);
@@ -173,13 +267,36 @@ describe('ResourceTracker', () => {
     const { t, feed } = tracker();
     const G1 = BASE + 10;
     const G2 = BASE + 11;
-    feed(createGC(G1, ROOT, new Map([[4, 1], [8, 2]])), createGC(G2, ROOT, new Map([[4, 9], [16, 3]])), enc.words(57, 0, [G1, G2, 4 | 16]));
+    feed(
+      createGC(
+        G1,
+        ROOT,
+        new Map([
+          [4, 1],
+          [8, 2],
+        ]),
+      ),
+      createGC(
+        G2,
+        ROOT,
+        new Map([
+          [4, 9],
+          [16, 3],
+        ]),
+      ),
+      enc.words(57, 0, [G1, G2, 4 | 16]),
+    );
     expect([...t.gcs.get(G2)!.values].sort((a, b) => a[0] - b[0])).toEqual([[4, 1]]);
   });
 
   it('keeps the final value of each property: replace, append, prepend, delete, rotate', () => {
     const { t, feed } = tracker();
-    feed(createWindow(W1, ROOT, 0, 0, 10, 10), changeProperty(0, W1, 39, 31, 'mid'), changeProperty(2, W1, 39, 31, '-end'), changeProperty(1, W1, 39, 31, 'start-'));
+    feed(
+      createWindow(W1, ROOT, 0, 0, 10, 10),
+      changeProperty(0, W1, 39, 31, 'mid'),
+      changeProperty(2, W1, 39, 31, '-end'),
+      changeProperty(1, W1, 39, 31, 'start-'),
+    );
     const text = (atom: number): string | undefined => t.properties.get(W1)?.get(atom)?.data.toString('latin1');
     expect(text(39)).toBe('start-mid-end');
     feed(changeProperty(2, W1, 39, 4 /* another type: BadMatch */, 'x'));
@@ -250,20 +367,36 @@ describe('ResourceTracker', () => {
   it('plans fonts, colormaps and pixmaps (with their images) before windows; freed pixmaps are gone', () => {
     const { t, feed } = tracker();
     const cmap = enc.words(78, 0, [BASE + 20, W1, 0x21]);
-    feed(createWindow(W1, ROOT, 0, 0, 1, 1), openFont(BASE + 7, 'fixed'), cmap, createPixmap(BASE + 5, 24, 4, 3), createPixmap(BASE + 6, 1, 8, 8), idReq(54, BASE + 6));
+    feed(
+      createWindow(W1, ROOT, 0, 0, 1, 1),
+      openFont(BASE + 7, 'fixed'),
+      cmap,
+      createPixmap(BASE + 5, 24, 4, 3),
+      createPixmap(BASE + 6, 1, 8, 8),
+      idReq(54, BASE + 6),
+    );
     const plan = planReplay(t, true);
-    expect(summary(plan.before)).toEqual([`OpenFont ${(BASE + 7).toString(16)}`, `CreateColormap ${(BASE + 20).toString(16)}`, `CreatePixmap ${(BASE + 5).toString(16)}`]);
+    expect(summary(plan.before)).toEqual([
+      `OpenFont ${(BASE + 7).toString(16)}`,
+      `CreateColormap ${(BASE + 20).toString(16)}`,
+      `CreatePixmap ${(BASE + 5).toString(16)}`,
+    ]);
     expect(plan.before[1]!.readUInt32LE(8)).toBe(ROOT); // the colormap's window stands for the screen: the root
     expect(plan.images).toEqual([{ pixmap: BASE + 5, depth: 24, width: 4, height: 3 }]);
     expect(t.isLive(plan.imageGc)).toBe(false);
-    expect(((plan.imageGc & ~MASK) >>> 0) === BASE).toBe(true);
+    expect((plan.imageGc & ~MASK) >>> 0 === BASE).toBe(true);
   });
 
   it('skips a cursor whose source pixmap was freed, and drops the window attribute that used it', () => {
     const { t, feed } = tracker();
     const P = BASE + 5;
     const C = BASE + 30;
-    feed(createPixmap(P, 1, 16, 16), enc.words(93, 0, [C, P, 0, 0, 0, 0, 0]), idReq(54, P), createWindow(W1, ROOT, 0, 0, 10, 10, new Map([[0x4000, C]])));
+    feed(
+      createPixmap(P, 1, 16, 16),
+      enc.words(93, 0, [C, P, 0, 0, 0, 0, 0]),
+      idReq(54, P),
+      createWindow(W1, ROOT, 0, 0, 10, 10, new Map([[0x4000, C]])),
+    );
     const plan = planReplay(t, true);
     expect(plan.after.some((r) => r[0] === 93)).toBe(false);
     expect(plan.skipped.join('\n')).toMatch(/cursor 0x40001e not recreated/);
@@ -332,6 +465,8 @@ describe('ResourceTracker', () => {
 
   it('tracks exactly the requests that create, change or free what it keeps (by name, from the generated table)', () => {
     const tracked = [...TRACKED_OPCODES.keys()].filter((op) => TRACKED_OPCODES[op] !== 0);
-    expect(tracked).toEqual([1, 2, 4, 5, 7, 8, 9, 10, 11, 12, 13, 18, 19, 45, 46, 53, 54, 55, 56, 57, 58, 59, 60, 78, 79, 93, 94, 95, 96, 114]);
+    expect(tracked).toEqual([
+      1, 2, 4, 5, 7, 8, 9, 10, 11, 12, 13, 18, 19, 45, 46, 53, 54, 55, 56, 57, 58, 59, 60, 78, 79, 93, 94, 95, 96, 114,
+    ]);
   });
 });

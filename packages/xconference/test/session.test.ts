@@ -101,7 +101,9 @@ describe('ApplicationSession with three servers', () => {
     const c = await app();
     const seq = c.words(10, 0, [0x400003]); // UnmapWindow: every fake server answers BadWindow
     await sync(c);
-    await c.until(() => [master, p1, p2].every((s) => s.ofOpcode(10).length === 1) && conference.applications[0]!.stats.droppedErrors === 2);
+    await c.until(
+      () => [master, p1, p2].every((s) => s.ofOpcode(10).length === 1) && conference.applications[0]!.stats.droppedErrors === 2,
+    );
     expect(c.errors()).toHaveLength(1);
     expect(c.errors()[0]!.readUInt16LE(2)).toBe(seq);
     const session = conference.applications[0]!;
@@ -126,7 +128,12 @@ describe('ApplicationSession with three servers', () => {
     await c.until(() => c.events().length >= 3);
     await sync(c);
     // servers are independent, so only the set (not the order across servers) is fixed
-    expect(c.events().map((e) => e[0]).sort((x, y) => x! - y!)).toEqual([2, 12, 34]);
+    expect(
+      c
+        .events()
+        .map((e) => e[0])
+        .sort((x, y) => x! - y!),
+    ).toEqual([2, 12, 34]);
     expect(c.events(12)[0]!.readUInt32LE(4)).toBe(0x400003);
   });
 
@@ -247,7 +254,12 @@ describe('ApplicationSession with three servers', () => {
     expect(c.replies()).toHaveLength(1); // only the sync reply so far: ListFonts waits for GetGeometry
     p1.release();
     await c.until(() => c.replies().length === 3);
-    expect(c.replies().slice(1).map((r) => r.readUInt16LE(2))).toEqual([geo, fonts]);
+    expect(
+      c
+        .replies()
+        .slice(1)
+        .map((r) => r.readUInt16LE(2)),
+    ).toEqual([geo, fonts]);
   });
 
   it('sends unanswered queries again to the master when the focus participant leaves', async () => {

@@ -25,7 +25,14 @@ describe('connection setup', () => {
       const raw = encodeServerSetup({ le, base: 0x400000, mask: 0x1fffff, screen: screen(0x50d) });
       expect(serverSetupSize(raw, le)).toBe(raw.length);
       const s = parseServerSetup(raw, le);
-      expect(s).toMatchObject({ status: 'success', resourceIdBase: 0x400000, resourceIdMask: 0x1fffff, minKeycode: 8, maxKeycode: 255, vendor: 'Fake X' });
+      expect(s).toMatchObject({
+        status: 'success',
+        resourceIdBase: 0x400000,
+        resourceIdMask: 0x1fffff,
+        minKeycode: 8,
+        maxKeycode: 255,
+        vendor: 'Fake X',
+      });
       expect(s.screens[0]).toMatchObject({ root: 0x50d, defaultColormap: 0x20, rootVisual: 0x21, rootDepth: 24 });
       expect(s.screens[0]!.visuals[0]).toMatchObject({ id: 0x21, depth: 24, klass: 4, redMask: 0xff0000 });
     }

@@ -50,7 +50,9 @@ describe('translateRequest', () => {
     const out = translateRequest(req, map, true);
     expect(out).not.toBe(req);
     expect(req.readUInt32LE(4)).toBe(0x400005); // original untouched (the master gets it)
-    expect([out.readUInt32LE(4), out.readUInt32LE(8), out.readUInt32LE(32), out.readUInt32LE(36)]).toEqual([0x200005, 0x42, 0x200009, 0x21]);
+    expect([out.readUInt32LE(4), out.readUInt32LE(8), out.readUInt32LE(32), out.readUInt32LE(36)]).toEqual([
+      0x200005, 0x42, 0x200009, 0x21,
+    ]);
   });
 
   it('shifts field offsets by 4 for BIG-REQUESTS requests', () => {
@@ -99,7 +101,9 @@ describe('translating replies and events to the application', () => {
     reply.writeUInt32LE(0x200003, 32);
     reply.writeUInt32LE(0x999999, 36);
     const out = translateReply(reply, 15, map, true);
-    expect([out.readUInt32LE(8), out.readUInt32LE(12), out.readUInt32LE(32), out.readUInt32LE(36)]).toEqual([0x50d, 0x50d, 0x400003, 0x999999]);
+    expect([out.readUInt32LE(8), out.readUInt32LE(12), out.readUInt32LE(32), out.readUInt32LE(36)]).toEqual([
+      0x50d, 0x50d, 0x400003, 0x999999,
+    ]);
   });
   it('maps the windows of a KeyPress', () => {
     const ev = Buffer.alloc(32);
@@ -117,7 +121,13 @@ describe('depth and pixel translation (24-bit master, 16-bit 5-6-5 server)', () 
       le: true,
       base: 0x200000,
       mask: 0x1fffff,
-      screen: { root: 0x3ff, colormap: 0x20, rootVisual: 0x21, depth: 16, visuals: [{ id: 0x21, depth: 16, klass: 4, red: 0xf800, green: 0x7e0, blue: 0x1f }] },
+      screen: {
+        root: 0x3ff,
+        colormap: 0x20,
+        rootVisual: 0x21,
+        depth: 16,
+        visuals: [{ id: 0x21, depth: 16, klass: 4, red: 0xf800, green: 0x7e0, blue: 0x1f }],
+      },
     }),
     true,
   );

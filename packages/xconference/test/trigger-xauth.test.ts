@@ -21,7 +21,13 @@ describe('parseFocusTrigger', () => {
 
 function entry(family: number, address: string, display: string, name: string, data: Buffer): Buffer {
   const f = (b: Buffer) => Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-  return Buffer.concat([Buffer.from([family >> 8, family & 0xff]), f(Buffer.from(address)), f(Buffer.from(display)), f(Buffer.from(name)), f(data)]);
+  return Buffer.concat([
+    Buffer.from([family >> 8, family & 0xff]),
+    f(Buffer.from(address)),
+    f(Buffer.from(display)),
+    f(Buffer.from(name)),
+    f(data),
+  ]);
 }
 
 describe('Xauthority', () => {
@@ -29,7 +35,13 @@ describe('Xauthority', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xauth-'));
     const file = join(dir, 'Xauthority');
     const cookie = Buffer.alloc(16, 0x5a);
-    writeFileSync(file, Buffer.concat([entry(256, 'otherhost', '91', 'MIT-MAGIC-COOKIE-1', Buffer.alloc(16, 1)), entry(256, 'myhost', '91', 'MIT-MAGIC-COOKIE-1', cookie)]));
+    writeFileSync(
+      file,
+      Buffer.concat([
+        entry(256, 'otherhost', '91', 'MIT-MAGIC-COOKIE-1', Buffer.alloc(16, 1)),
+        entry(256, 'myhost', '91', 'MIT-MAGIC-COOKIE-1', cookie),
+      ]),
+    );
     try {
       const entries = readXauthority(file);
       expect(entries).toHaveLength(2);

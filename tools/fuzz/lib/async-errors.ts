@@ -52,5 +52,10 @@ export function crashFinding(where: string, err: unknown): Finding {
   const e = err instanceof Error ? err : undefined;
   const name = e?.name ?? typeof err;
   const message = e?.message ?? String(err);
-  return { kind: 'crash', signature: `${where}: ${name}: ${normalise(message)}`, message: `${where}: ${name}: ${message}`, ...(e?.stack ? { stack: e.stack } : {}) };
+  return {
+    kind: 'crash',
+    signature: `${where}: ${name}: ${normalise(message)}`,
+    message: `${where}: ${name}: ${message}`,
+    ...(e?.stack ? { stack: e.stack } : {}),
+  };
 }

@@ -89,7 +89,16 @@ async function runOne<W>(target: FuzzTarget<unknown, W>, world: W, input: unknow
   try {
     const r = await withTimeout(target.run(world, input), timeoutMs);
     if (r === TIMEOUT) {
-      outcome = { findings: [{ kind: 'hang', signature: `input not settled within ${timeoutMs} ms (wall clock)`, message: `the input did not settle within ${timeoutMs} ms of wall-clock time` }], broken: true };
+      outcome = {
+        findings: [
+          {
+            kind: 'hang',
+            signature: `input not settled within ${timeoutMs} ms (wall clock)`,
+            message: `the input did not settle within ${timeoutMs} ms of wall-clock time`,
+          },
+        ],
+        broken: true,
+      };
     } else outcome = r;
   } catch (err) {
     outcome = { findings: [crashFinding(`${target.name} input threw`, err)], broken: true };
@@ -199,7 +208,12 @@ export async function runTarget(req: RunRequest): Promise<RunResult> {
 }
 
 /** Run the failing input alone on a fresh world; if it fails the same way, let fast-check shrink it. */
-async function reproduce(req: RunRequest, target: FuzzTarget<unknown, unknown>, f: FailureSummary & { value?: unknown }, timeoutMs: number): Promise<void> {
+async function reproduce(
+  req: RunRequest,
+  target: FuzzTarget<unknown, unknown>,
+  f: FailureSummary & { value?: unknown },
+  timeoutMs: number,
+): Promise<void> {
   if (f.kind === 'hang' && f.signature.startsWith('input not settled')) {
     f.reproducesAlone = undefined; // a wall-clock hang is too slow to shrink here
     return;

@@ -97,9 +97,15 @@ export function zodArbitrary(schema: unknown, hints: Hints = {}, field?: string)
       const { min, max, int } = numberBounds(s);
       const lo = Math.max(min, -1_000_000);
       const hi = Math.min(max, 1_000_000);
-      const edge = fc.constantFrom(...new Set([min, max, min - 1, max + 1, 0, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER].filter((x) => Number.isFinite(x))));
+      const edge = fc.constantFrom(
+        ...new Set([min, max, min - 1, max + 1, 0, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER].filter((x) => Number.isFinite(x))),
+      );
       const body = int ? fc.integer({ min: Math.min(lo, hi), max: Math.max(lo, hi) }) : fc.double({ min: lo, max: hi, noNaN: true });
-      return fc.oneof({ weight: 5, arbitrary: body }, { weight: 1, arbitrary: edge }, { weight: int ? 0 : 1, arbitrary: fc.constantFrom(NaN, Infinity, 0.5) });
+      return fc.oneof(
+        { weight: 5, arbitrary: body },
+        { weight: 1, arbitrary: edge },
+        { weight: int ? 0 : 1, arbitrary: fc.constantFrom(NaN, Infinity, 0.5) },
+      );
     }
     case 'bigint':
       return fc.bigInt();
@@ -137,11 +143,19 @@ export type ValueMutation =
 export const valueMutation: fc.Arbitrary<ValueMutation> = fc.oneof(
   fc.record({ op: fc.constant('delete' as const), at: fc.nat() }),
   fc.record({ op: fc.constant('replace' as const), at: fc.nat(), value: anyValue }),
-  fc.record({ op: fc.constant('add' as const), key: fc.constantFrom('t', 'epoch', 'extra', '__proto__', 'constructor', 'seq'), value: anyValue }),
+  fc.record({
+    op: fc.constant('add' as const),
+    key: fc.constantFrom('t', 'epoch', 'extra', '__proto__', 'constructor', 'seq'),
+    value: anyValue,
+  }),
 );
 
 /** Every (container, key) pair inside a value, depth first. */
-function places(v: unknown, out: [Record<string | number, unknown>, string | number][] = [], depth = 0): [Record<string | number, unknown>, string | number][] {
+function places(
+  v: unknown,
+  out: [Record<string | number, unknown>, string | number][] = [],
+  depth = 0,
+): [Record<string | number, unknown>, string | number][] {
   if (depth > 6 || v === null || typeof v !== 'object' || v instanceof Uint8Array) return out;
   const o = v as Record<string | number, unknown>;
   for (const k of Array.isArray(v) ? v.keys() : Object.keys(o)) {
@@ -157,7 +171,8 @@ export function mutateValue(value: unknown, mutations: readonly ValueMutation[])
   const copy = structuredClone(value);
   for (const m of mutations) {
     if (m.op === 'add') {
-      if (copy !== null && typeof copy === 'object' && !Array.isArray(copy)) Object.defineProperty(copy, m.key, { value: structuredClone(m.value), enumerable: true, writable: true, configurable: true });
+      if (copy !== null && typeof copy === 'object' && !Array.isArray(copy))
+        Object.defineProperty(copy, m.key, { value: structuredClone(m.value), enumerable: true, writable: true, configurable: true });
       continue;
     }
     const all = places(copy);

@@ -23,7 +23,16 @@
  */
 import fc from 'fast-check';
 import { z } from 'zod';
-import { createClient, createReplica, defineService, type Client, type ClientDiagnostics, type Replica, type ReplicaEvent, type ReplicationConfig } from '@tandem/core';
+import {
+  createClient,
+  createReplica,
+  defineService,
+  type Client,
+  type ClientDiagnostics,
+  type Replica,
+  type ReplicaEvent,
+  type ReplicationConfig,
+} from '@tandem/core';
 import { codec, encodeValue, entrySchema, helloSchema, messageSchema } from '@tandem/core/internal';
 import type { Connection } from '@tandem/transport';
 import { crashFinding, normalise } from '../lib/async-errors.js';
@@ -75,10 +84,19 @@ export interface CoreInput {
 const sym = (kind: Sym['$sym'], ds: number[]): fc.Arbitrary<Sym> => fc.constantFrom(...ds).map((d) => ({ $sym: kind, d }));
 
 function hints(): Hints {
-  const epoch = fc.oneof({ weight: 6, arbitrary: sym('epoch', [-1, 0, 0, 1, 1, 2, 1000]) }, { weight: 1, arbitrary: fc.constantFrom(0, 2 ** 31, Number.MAX_SAFE_INTEGER) });
-  const seq = fc.oneof({ weight: 6, arbitrary: sym('seq', [-1, 0, 1, 1, 2, 50]) }, { weight: 1, arbitrary: fc.constantFrom(0, 1, 2 ** 31, Number.MAX_SAFE_INTEGER) });
+  const epoch = fc.oneof(
+    { weight: 6, arbitrary: sym('epoch', [-1, 0, 0, 1, 1, 2, 1000]) },
+    { weight: 1, arbitrary: fc.constantFrom(0, 2 ** 31, Number.MAX_SAFE_INTEGER) },
+  );
+  const seq = fc.oneof(
+    { weight: 6, arbitrary: sym('seq', [-1, 0, 1, 1, 2, 50]) },
+    { weight: 1, arbitrary: fc.constantFrom(0, 1, 2 ** 31, Number.MAX_SAFE_INTEGER) },
+  );
   const attackerBody = fc.oneof(
-    { weight: 4, arbitrary: fc.record({ op: fc.constant('add'), k: fc.constantFrom('x0', 'x1', 'x2'), n: fc.integer({ min: -9, max: 9 }) }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({ op: fc.constant('add'), k: fc.constantFrom('x0', 'x1', 'x2'), n: fc.integer({ min: -9, max: 9 }) }),
+    },
     { weight: 1, arbitrary: anyValue },
   );
   const h: Hints = {
@@ -96,7 +114,10 @@ function hints(): Hints {
     snapshot: fc.oneof(fc.constant([['x0', 5]]), fc.constant([['h0', 1000]]), anyValue),
   };
   const entry = zodArbitrary(entrySchema, h);
-  h['bytes'] = fc.oneof({ weight: 3, arbitrary: fc.array(entry, { maxLength: 3 }).map((e): Pack => ({ $pack: e })) }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 48 }) });
+  h['bytes'] = fc.oneof(
+    { weight: 3, arbitrary: fc.array(entry, { maxLength: 3 }).map((e): Pack => ({ $pack: e })) },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 48 }) },
+  );
   return h;
 }
 
@@ -121,11 +142,21 @@ function arbitrary(): fc.Arbitrary<CoreInput> {
         msgs: fc.array(payload, { minLength: 1, maxLength: 4 }),
       }),
     },
-    { weight: 1, arbitrary: fc.record({ s: fc.constant('raw' as const), to, preamble: fc.boolean(), bytes: fc.uint8Array({ maxLength: 200 }) }) },
-    { weight: 2, arbitrary: fc.record({ s: fc.constant('honest' as const), k: fc.nat(HONEST_KEYS - 1), n: fc.integer({ min: -50, max: 50 }) }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({ s: fc.constant('raw' as const), to, preamble: fc.boolean(), bytes: fc.uint8Array({ maxLength: 200 }) }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({ s: fc.constant('honest' as const), k: fc.nat(HONEST_KEYS - 1), n: fc.integer({ min: -50, max: 50 }) }),
+    },
     { weight: 2, arbitrary: fc.record({ s: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 160 }) }) },
   );
-  return fc.record({ steps: fc.array(step, { minLength: 1, maxLength: 5 }), k: fc.nat(HONEST_KEYS - 1), n: fc.integer({ min: -50, max: 50 }) });
+  return fc.record({
+    steps: fc.array(step, { minLength: 1, maxLength: 5 }),
+    k: fc.nat(HONEST_KEYS - 1),
+    n: fc.integer({ min: -50, max: 50 }),
+  });
 }
 
 /** Replace symbols by values of the live pair; pack forged entry lists. */
@@ -133,7 +164,8 @@ function resolveSyms(v: unknown, ctx: { epoch: number; seq: number }): unknown {
   if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
   if (Array.isArray(v)) return v.map((x) => resolveSyms(x, ctx));
   const o = v as Record<string, unknown>;
-  if (typeof o['$sym'] === 'string') return Math.max(0, (o['$sym'] === 'epoch' ? ctx.epoch : ctx.seq) + (typeof o['d'] === 'number' ? o['d'] : 0));
+  if (typeof o['$sym'] === 'string')
+    return Math.max(0, (o['$sym'] === 'epoch' ? ctx.epoch : ctx.seq) + (typeof o['d'] === 'number' ? o['d'] : 0));
   if (Array.isArray(o['$pack'])) return encodeValue(resolveSyms(o['$pack'], ctx));
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(o)) out[k] = resolveSyms(o[k], ctx);
@@ -232,13 +264,36 @@ async function honestCall(w: CoreWorld, k: number, n: number): Promise<CallResul
     (err: Error) => (settled = { err }),
   );
   const r = await w.vw.run(3000, () => settled !== undefined);
-  if (r === 'budget') return { ok: false, kind: 'hang', signature: 'event budget exceeded during an honest call', message: 'more than 20 000 events while an honest call was pending (livelock)' };
-  if (settled === undefined) return { ok: false, kind: 'hang', signature: 'honest call never settled', message: 'an honest call neither resolved nor rejected within 3 s (virtual) — past its 1.5 s deadline' };
-  if (settled.err) return { ok: false, kind: 'honest-failure', signature: `honest call failed: ${settled.err.name}`, message: `honest call add(${key}, ${n}) failed: ${settled.err.name}: ${settled.err.message}` };
+  if (r === 'budget')
+    return {
+      ok: false,
+      kind: 'hang',
+      signature: 'event budget exceeded during an honest call',
+      message: 'more than 20 000 events while an honest call was pending (livelock)',
+    };
+  if (settled === undefined)
+    return {
+      ok: false,
+      kind: 'hang',
+      signature: 'honest call never settled',
+      message: 'an honest call neither resolved nor rejected within 3 s (virtual) — past its 1.5 s deadline',
+    };
+  if (settled.err)
+    return {
+      ok: false,
+      kind: 'honest-failure',
+      signature: `honest call failed: ${settled.err.name}`,
+      message: `honest call add(${key}, ${n}) failed: ${settled.err.name}: ${settled.err.message}`,
+    };
   const expected = (w.model.get(key) ?? 0) + n;
   w.model.set(key, expected);
   if (settled.v !== expected) {
-    return { ok: false, kind: 'honest-failure', signature: 'honest call got a wrong answer', message: `add(${key}, ${n}) answered ${settled.v}, the model says ${expected}` };
+    return {
+      ok: false,
+      kind: 'honest-failure',
+      signature: 'honest call got a wrong answer',
+      message: `add(${key}, ${n}) answered ${settled.v}, the model says ${expected}`,
+    };
   }
   return { ok: true };
 }
@@ -251,7 +306,16 @@ function sameMap(a: Map<string, number>, b: Map<string, number>): boolean {
 
 const STATE_EVENTS = new Set(['role', 'takeover', 'step-down', 'peer-faulty', 'peer-joined', 'divergence', 'lost-entries']);
 /** Error-level logs that mean a component caught its own bug. */
-const CRASH_LOGS = new Set(['handler-failed', 'encode-failed', 'listener-failed', 'accept-failed', 'applied-listener-failed', 'state-sync-attach-failed', 'state-sync-detach-failed', 'transfer-accept-failed']);
+const CRASH_LOGS = new Set([
+  'handler-failed',
+  'encode-failed',
+  'listener-failed',
+  'accept-failed',
+  'applied-listener-failed',
+  'state-sync-attach-failed',
+  'state-sync-detach-failed',
+  'transfer-accept-failed',
+]);
 
 async function run(w: CoreWorld, input: CoreInput): Promise<InputOutcome> {
   const findings: Finding[] = [];
@@ -344,7 +408,12 @@ async function run(w: CoreWorld, input: CoreInput): Promise<InputOutcome> {
     // Slow to catch up (or not at all): give it a few more flush intervals.
     for (let i = 0; i < 8 && !hung && w.b.status().appliedSeq !== w.a.status().appliedSeq; i++) await advance(50);
   }
-  if (hung) findings.push({ kind: 'hang', signature: 'event budget exceeded (livelock)', message: 'more than 20 000 scheduler events in one step of the input' });
+  if (hung)
+    findings.push({
+      kind: 'hang',
+      signature: 'event budget exceeded (livelock)',
+      message: 'more than 20 000 scheduler events in one step of the input',
+    });
 
   // Exceptions that escaped callbacks, and components that caught their own bugs.
   for (const err of w.vw.takeCallbackErrors()) findings.push(crashFinding('exception in a timer or delivery callback', err));
@@ -352,7 +421,12 @@ async function run(w: CoreWorld, input: CoreInput): Promise<InputOutcome> {
     if (l.level !== 'error') continue;
     if (CRASH_LOGS.has(l.event)) {
       const e = String(l.fields?.['error'] ?? '');
-      findings.push({ kind: 'crash', signature: `${l.event} on ${l.node}: ${normalise(e.split('\n')[0] ?? '')}`, message: `${l.node} logged ${l.event}: ${e.split('\n')[0]}`, stack: e });
+      findings.push({
+        kind: 'crash',
+        signature: `${l.event} on ${l.node}: ${normalise(e.split('\n')[0] ?? '')}`,
+        message: `${l.node} logged ${l.event}: ${e.split('\n')[0]}`,
+        stack: e,
+      });
     }
   }
   w.vw.logs.length = 0;
@@ -361,20 +435,32 @@ async function run(w: CoreWorld, input: CoreInput): Promise<InputOutcome> {
   const sa = w.a.status();
   const sb = w.b.status();
   const changed = (signature: string, message: string): void => void findings.push({ kind: 'state-changed', signature, message });
-  if (sa.role !== 'primary' || sb.role !== 'backup') changed(`roles changed to ${sa.role}/${sb.role}`, `a is ${sa.role} (was primary), b is ${sb.role} (was backup)`);
+  if (sa.role !== 'primary' || sb.role !== 'backup')
+    changed(`roles changed to ${sa.role}/${sb.role}`, `a is ${sa.role} (was primary), b is ${sb.role} (was backup)`);
   if (sa.epoch !== w.epoch || sb.epoch !== w.epoch) changed('epoch changed', `epochs a ${sa.epoch}, b ${sb.epoch}; was ${w.epoch}`);
   const honestPart = new Map([...w.a.state].filter(([k]) => k.startsWith('h')));
   if (sa.role === 'primary' && !sameMap(honestPart, w.model)) {
-    changed('primary state differs from the honest writes', `primary's honest keys ${JSON.stringify([...honestPart])}, model ${JSON.stringify([...w.model])}`);
+    changed(
+      'primary state differs from the honest writes',
+      `primary's honest keys ${JSON.stringify([...honestPart])}, model ${JSON.stringify([...w.model])}`,
+    );
   }
   if (sa.role === 'primary' && sb.role === 'backup' && (sb.appliedSeq !== sa.appliedSeq || sb.stateDigest !== sa.stateDigest)) {
-    changed(sb.appliedSeq !== sa.appliedSeq ? 'backup behind the primary after settling' : 'backup state differs from the primary', `primary seq ${sa.appliedSeq} ${sa.stateDigest}, backup seq ${sb.appliedSeq} ${sb.stateDigest}`);
+    changed(
+      sb.appliedSeq !== sa.appliedSeq ? 'backup behind the primary after settling' : 'backup state differs from the primary',
+      `primary seq ${sa.appliedSeq} ${sa.stateDigest}, backup seq ${sb.appliedSeq} ${sb.stateDigest}`,
+    );
   }
   if (sa.divergences !== w.baseline.aDivergences || sb.divergences !== w.baseline.bDivergences) {
-    changed('divergence reported', `divergences a ${sa.divergences}, b ${sb.divergences} (were ${w.baseline.aDivergences}, ${w.baseline.bDivergences})`);
+    changed(
+      'divergence reported',
+      `divergences a ${sa.divergences}, b ${sb.divergences} (were ${w.baseline.aDivergences}, ${w.baseline.bDivergences})`,
+    );
   }
   for (const node of ['a', 'b'] as const) {
-    for (const e of w.watch[node].events) if (STATE_EVENTS.has(e.type)) changed(`${e.type} event on ${node === 'a' ? 'the primary' : 'the backup'}`, `${node}: ${JSON.stringify(e)}`);
+    for (const e of w.watch[node].events)
+      if (STATE_EVENTS.has(e.type))
+        changed(`${e.type} event on ${node === 'a' ? 'the primary' : 'the backup'}`, `${node}: ${JSON.stringify(e)}`);
     w.watch[node].events.length = 0;
   }
   const broken = hung || findings.some((f) => f.kind !== 'crash');
@@ -400,6 +486,8 @@ export function coreTarget(): FuzzTarget<CoreInput, CoreWorld> {
     notes: (_w, options) =>
       options.coreSecurity === 'on'
         ? ['core security on: the pair shares a cluster key the attackers do not know']
-        : ['core security off (no peer authentication in @tandem/core, or --core-security off): forged peer messages are EXPECTED to disrupt the pair until auth lands'],
+        : [
+            'core security off (no peer authentication in @tandem/core, or --core-security off): forged peer messages are EXPECTED to disrupt the pair until auth lands',
+          ],
   };
 }

@@ -31,7 +31,10 @@ class Wrapped implements DecoderLike {
 
 /** Allocates for any announced length and checks the limit only on complete messages. */
 class AllocFirst extends Wrapped {
-  constructor(private readonly limit: number, options: FrameDecoderOptions) {
+  constructor(
+    private readonly limit: number,
+    options: FrameDecoderOptions,
+  ) {
     super(new FrameDecoder({ ...options, maxMessageSize: MAX_FRAME_LENGTH }));
   }
   override push(chunk: Uint8Array): Uint8Array[] {

@@ -61,10 +61,16 @@ const MAX_ALLOWED_ALLOC = 2 * 1024 * 1024;
 
 function arbitrary(): fc.Arbitrary<FramingInput> {
   const bytes = (max: number) => fc.uint8Array({ maxLength: max });
-  const message = fc.oneof({ weight: 8, arbitrary: bytes(24) }, { weight: 2, arbitrary: bytes(300) }, { weight: 1, arbitrary: bytes(5000) });
+  const message = fc.oneof(
+    { weight: 8, arbitrary: bytes(24) },
+    { weight: 2, arbitrary: bytes(300) },
+    { weight: 1, arbitrary: bytes(5000) },
+  );
   const lengthValue: fc.Arbitrary<LengthValue> = fc.oneof(
     fc.record({ rel: fc.constant('max' as const), d: fc.integer({ min: -2, max: 3 }) }),
-    fc.record({ abs: fc.oneof(fc.nat(64), fc.constantFrom(MAX_FRAME_LENGTH, 0x8000_0000, 0x7fff_ffff, 0x0100_0000, 0x0100_0001, 0x00ff_ffff)) }),
+    fc.record({
+      abs: fc.oneof(fc.nat(64), fc.constantFrom(MAX_FRAME_LENGTH, 0x8000_0000, 0x7fff_ffff, 0x0100_0000, 0x0100_0001, 0x00ff_ffff)),
+    }),
   );
   const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     fc.record({ op: fc.constant('flip' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
@@ -81,7 +87,10 @@ function arbitrary(): fc.Arbitrary<FramingInput> {
     callFinish: fc.boolean(),
     random: fc.option(bytes(64), { freq: 6 }),
     messages: fc.array(message, { maxLength: 8 }),
-    mutations: fc.oneof({ weight: 2, arbitrary: fc.constant([] as Mutation[]) }, { weight: 5, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }) }),
+    mutations: fc.oneof(
+      { weight: 2, arbitrary: fc.constant([] as Mutation[]) },
+      { weight: 5, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }) },
+    ),
     cuts: fc.array(fc.nat(), { maxLength: 12 }),
   });
 }
@@ -227,7 +236,11 @@ export function runFramingInput(input: FramingInput, create: DecoderFactory): Fi
   const stream = buildStream(input);
   const expected = referenceDecode(stream, input.maxMessageSize, input.expectPreamble);
   const limit = Math.min(input.maxMessageSize, MAX_FRAME_LENGTH);
-  const options: FrameDecoderOptions = { maxMessageSize: input.maxMessageSize, expectPreamble: input.expectPreamble, reusedChunks: input.reusedChunks };
+  const options: FrameDecoderOptions = {
+    maxMessageSize: input.maxMessageSize,
+    expectPreamble: input.expectPreamble,
+    reusedChunks: input.reusedChunks,
+  };
   let decoder: DecoderLike;
   try {
     decoder = create(options);
@@ -254,7 +267,7 @@ export function runFramingInput(input: FramingInput, create: DecoderFactory): Fi
     return true;
   };
 
-  outer: for (let c = 0; c + 1 < bounds.length; c++) {
+  for (let c = 0; c + 1 < bounds.length; c++) {
     let start = bounds[c]!;
     const end = bounds[c + 1]!;
     // In-place filling of a message being assembled, as a socket reading into partialRest() does.
@@ -272,7 +285,7 @@ export function runFramingInput(input: FramingInput, create: DecoderFactory): Fi
         if (!step(() => decoder.filled(n))) {
           thrown!.chunkStart = start;
           thrown!.chunkEnd = start + n;
-          break outer;
+          break;
         }
         start += n;
       }
@@ -291,7 +304,11 @@ export function runFramingInput(input: FramingInput, create: DecoderFactory): Fi
     if (input.reusedChunks) scratch.fill(0xee);
     const buffered = decoder.bufferedBytes;
     if (buffered > limit + FRAME_HEADER_BYTES) {
-      findings.push({ kind: 'violation', signature: 'decoder buffers more than the message limit', message: `${buffered} bytes buffered with a limit of ${limit}` });
+      findings.push({
+        kind: 'violation',
+        signature: 'decoder buffers more than the message limit',
+        message: `${buffered} bytes buffered with a limit of ${limit}`,
+      });
     }
   }
 
@@ -315,9 +332,17 @@ export function runFramingInput(input: FramingInput, create: DecoderFactory): Fi
     const name = err?.name ?? typeof err;
     if (!TYPED.has(name)) findings.push(crashFinding('FrameDecoder', thrown.error));
     else if (expected.error === undefined) {
-      findings.push({ kind: 'violation', signature: `spurious ${name}`, message: `${name} on a stream the reference decodes without error: ${(thrown.error as Error).message}` });
+      findings.push({
+        kind: 'violation',
+        signature: `spurious ${name}`,
+        message: `${name} on a stream the reference decodes without error: ${(thrown.error as Error).message}`,
+      });
     } else if (expected.error.name !== name) {
-      findings.push({ kind: 'violation', signature: `${name} instead of ${expected.error.name}`, message: (thrown.error as Error).message });
+      findings.push({
+        kind: 'violation',
+        signature: `${name} instead of ${expected.error.name}`,
+        message: (thrown.error as Error).message,
+      });
     } else if (expected.error.at < thrown.chunkStart || expected.error.at >= thrown.chunkEnd) {
       findings.push({
         kind: 'violation',
@@ -326,14 +351,22 @@ export function runFramingInput(input: FramingInput, create: DecoderFactory): Fi
       });
     }
   } else if (thrown === undefined && expected.error !== undefined) {
-    findings.push({ kind: 'violation', signature: `missed ${expected.error.name}`, message: `the stream breaks at byte ${expected.error.at} (${expected.error.name}) but the decoder accepted it` });
+    findings.push({
+      kind: 'violation',
+      signature: `missed ${expected.error.name}`,
+      message: `the stream breaks at byte ${expected.error.at} (${expected.error.name}) but the decoder accepted it`,
+    });
   }
 
   // push() throws instead of returning what it completed in the same chunk: exactly the frames that
   // ended before the chunk that broke the stream come out.
   const due = thrown !== undefined ? expected.frames.filter((f) => f.end <= Math.max(0, thrown!.chunkStart)) : expected.frames;
   if (got.length !== due.length) {
-    findings.push({ kind: 'honest-failure', signature: 'wrong number of frames', message: `decoded ${got.length} frames, expected ${due.length}` });
+    findings.push({
+      kind: 'honest-failure',
+      signature: 'wrong number of frames',
+      message: `decoded ${got.length} frames, expected ${due.length}`,
+    });
   } else {
     for (let i = 0; i < got.length; i++) {
       if (!equalBytes(got[i]!, expected.frames[i]!.bytes)) {
@@ -351,9 +384,17 @@ export function runFramingInput(input: FramingInput, create: DecoderFactory): Fi
     const fname = (finishError as { name?: string } | undefined)?.name;
     if (finishError !== undefined && fname !== 'ProtocolError') findings.push(crashFinding('FrameDecoder.finish', finishError));
     else if (expected.midFrame && finishError === undefined) {
-      findings.push({ kind: 'violation', signature: 'finish() accepted a stream that ended mid-frame', message: `stream of ${stream.length} bytes ends inside a frame` });
+      findings.push({
+        kind: 'violation',
+        signature: 'finish() accepted a stream that ended mid-frame',
+        message: `stream of ${stream.length} bytes ends inside a frame`,
+      });
     } else if (!expected.midFrame && finishError !== undefined) {
-      findings.push({ kind: 'violation', signature: 'finish() refused a complete stream', message: normalise((finishError as Error).message) });
+      findings.push({
+        kind: 'violation',
+        signature: 'finish() refused a complete stream',
+        message: normalise((finishError as Error).message),
+      });
     }
   }
   if (thrown?.error instanceof AllocationBomb && !findings.some((f) => f.signature === 'allocation larger than the message limit')) {

@@ -69,10 +69,22 @@ function applyKv(state: { set(k: string, v: string): unknown; delete(k: string):
 const MAP_OPTIONS = { buckets: 16 };
 const SLAB_OPTIONS = { slabBytes: 64 * 1024 };
 function mapService(): HostedService<SnapshotMap<string>, KvRequest, string> {
-  return { name: 'kv', version: 1, initialState: () => new SnapshotMap<string>(MAP_OPTIONS), apply: (s, r) => applyKv(s, kvRequest.parse(r)), ...mapSnapshotSupport<string>(MAP_OPTIONS) };
+  return {
+    name: 'kv',
+    version: 1,
+    initialState: () => new SnapshotMap<string>(MAP_OPTIONS),
+    apply: (s, r) => applyKv(s, kvRequest.parse(r)),
+    ...mapSnapshotSupport<string>(MAP_OPTIONS),
+  };
 }
 function slabService(): HostedService<SlabMap, KvRequest, string> {
-  return { name: 'kv', version: 1, initialState: () => new SlabMap(SLAB_OPTIONS), apply: (s, r) => applyKv(s, kvRequest.parse(r)), ...slabMapSupport(SLAB_OPTIONS) };
+  return {
+    name: 'kv',
+    version: 1,
+    initialState: () => new SlabMap(SLAB_OPTIONS),
+    apply: (s, r) => applyKv(s, kvRequest.parse(r)),
+    ...slabMapSupport(SLAB_OPTIONS),
+  };
 }
 
 // ---------------------------------------------------------------- inputs
@@ -148,14 +160,20 @@ function encodeSlices(slices: Slice[]): Uint8Array {
 const sym = (kind: Sym['$sym'], ds: number[] = [0]): fc.Arbitrary<Sym> => fc.constantFrom(...ds).map((d) => ({ $sym: kind, d }));
 
 function hints(): Hints {
-  const small = fc.oneof({ weight: 5, arbitrary: fc.nat(6) }, { weight: 1, arbitrary: fc.constantFrom(1024, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER) });
+  const small = fc.oneof(
+    { weight: 5, arbitrary: fc.nat(6) },
+    { weight: 1, arbitrary: fc.constantFrom(1024, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER) },
+  );
   const id = fc.oneof({ weight: 3, arbitrary: sym('tid') }, { weight: 1, arbitrary: fc.constantFrom('0011223344556677', 'x', 'joiner') });
   const entry = fc.record({
     seq: fc.oneof({ weight: 4, arbitrary: sym('nextSeq', [0, 0, 0, 1, -1]) }, { weight: 1, arbitrary: small }),
     epoch: fc.constantFrom(1, 2),
     clientId: fc.constant('evil'),
     requestId: fc.nat(9),
-    body: fc.oneof(fc.record({ op: fc.constant('set'), key: fc.constantFrom('k1', 'k2', 'evil'), value: fc.string({ maxLength: 6 }) }), anyValue),
+    body: fc.oneof(
+      fc.record({ op: fc.constant('set'), key: fc.constantFrom('k1', 'k2', 'evil'), value: fc.string({ maxLength: 6 }) }),
+      anyValue,
+    ),
     time: fc.nat(),
     seed: fc.nat(),
   });
@@ -173,11 +191,20 @@ function hints(): Hints {
     records: small,
     bytes: small,
     epoch: fc.constantFrom(1, 2, 0),
-    totalRecords: fc.oneof({ weight: 4, arbitrary: fc.nat(50) }, { weight: 1, arbitrary: fc.constantFrom(2 ** 20, 2 ** 24, 2 ** 28, 2 ** 31, Number.MAX_SAFE_INTEGER) }),
+    totalRecords: fc.oneof(
+      { weight: 4, arbitrary: fc.nat(50) },
+      { weight: 1, arbitrary: fc.constantFrom(2 ** 20, 2 ** 24, 2 ** 28, 2 ** 31, Number.MAX_SAFE_INTEGER) },
+    ),
     window: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.constantFrom(0, 1024, 1025)),
-    data: fc.oneof({ weight: 4, arbitrary: fc.array(sliceArb(), { maxLength: 3 }).map(encodeSlices) }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) }),
+    data: fc.oneof(
+      { weight: 4, arbitrary: fc.array(sliceArb(), { maxLength: 3 }).map(encodeSlices) },
+      { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) },
+    ),
     crc: fc.oneof({ weight: 4, arbitrary: fc.constant<Crc>({ $crc: true }) }, { weight: 1, arbitrary: fc.nat() }),
-    checksum: fc.oneof({ weight: 3, arbitrary: fc.constant<Whole>({ $whole: true }) }, { weight: 1, arbitrary: fc.string({ maxLength: 32 }) }),
+    checksum: fc.oneof(
+      { weight: 3, arbitrary: fc.constant<Whole>({ $whole: true }) },
+      { weight: 1, arbitrary: fc.string({ maxLength: 32 }) },
+    ),
     digest: fc.oneof({ weight: 3, arbitrary: sym('digest') }, { weight: 1, arbitrary: fc.string({ maxLength: 32 }) }),
     entries: fc.array(entry, { maxLength: 4 }),
   };
@@ -206,23 +233,50 @@ function arbitrary(): fc.Arbitrary<StInput> {
       format: fc.constantFrom('records' as const, 'blob' as const),
       seq: fc.nat(5),
       version: fc.oneof({ weight: 8, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constantFrom(0, 2) }),
-      totalRecords: fc.option(fc.oneof({ weight: 8, arbitrary: fc.nat(20) }, { weight: 1, arbitrary: fc.constantFrom(2 ** 20, 2 ** 28, Number.MAX_SAFE_INTEGER) }), { freq: 2 }),
+      totalRecords: fc.option(
+        fc.oneof(
+          { weight: 8, arbitrary: fc.nat(20) },
+          { weight: 1, arbitrary: fc.constantFrom(2 ** 20, 2 ** 28, Number.MAX_SAFE_INTEGER) },
+        ),
+        { freq: 2 },
+      ),
       slices: fc.array(fc.array(sliceArb(), { minLength: 1, maxLength: 3 }), { maxLength: 3 }),
       blob: fc.oneof({ weight: 4, arbitrary: fc.array(fc.tuple(ascii, ascii), { maxLength: 6 }) }, { weight: 1, arbitrary: anyValue }),
       blobCuts: fc.array(fc.nat(), { maxLength: 2 }),
       aux: fc.option(fc.oneof(anyValue, fc.uint8Array({ maxLength: 8 })), { freq: 4 }),
       end: fc.oneof({ weight: 6, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
       logs: fc.array(entry, { maxLength: 2 }),
-      caught: fc.oneof({ weight: 4, arbitrary: fc.constant('real' as const) }, { weight: 1, arbitrary: fc.constantFrom('other' as const, 'none' as const) }),
+      caught: fc.oneof(
+        { weight: 4, arbitrary: fc.constant('real' as const) },
+        { weight: 1, arbitrary: fc.constantFrom('other' as const, 'none' as const) },
+      ),
       perturb: fc.array(fc.record({ at: fc.nat(), mut: valueMutation }), { maxLength: 1 }),
       extra: fc.array(payload, { maxLength: 1 }),
     })
     .map((c) => {
       const tid: Sym = { $sym: 'tid' };
       const ms: unknown[] = [
-        { t: 'meta', transferId: tid, resumed: false, seq: c.seq, epoch: 1, version: c.version, format: c.format, ...(c.totalRecords === null ? {} : { totalRecords: c.totalRecords }), startChunk: 0 },
+        {
+          t: 'meta',
+          transferId: tid,
+          resumed: false,
+          seq: c.seq,
+          epoch: 1,
+          version: c.version,
+          format: c.format,
+          ...(c.totalRecords === null ? {} : { totalRecords: c.totalRecords }),
+          startChunk: 0,
+        },
       ];
-      const chunk = (data: Uint8Array, section: 'state' | 'aux'): unknown => ({ t: 'chunk', transferId: tid, index: { $sym: 'chunkIndex' }, section, records: 1, crc: { $crc: true }, data });
+      const chunk = (data: Uint8Array, section: 'state' | 'aux'): unknown => ({
+        t: 'chunk',
+        transferId: tid,
+        index: { $sym: 'chunkIndex' },
+        section,
+        records: 1,
+        crc: { $crc: true },
+        data,
+      });
       if (c.format === 'records') for (const sl of c.slices) ms.push(chunk(encodeSlices(sl), 'state'));
       else {
         const blob = packr.pack(c.blob);
@@ -232,7 +286,13 @@ function arbitrary(): fc.Arbitrary<StInput> {
       if (c.aux !== null) ms.push(chunk(c.aux instanceof Uint8Array ? c.aux : packr.pack(c.aux), 'aux'));
       if (c.end) ms.push({ t: 'snapEnd', transferId: tid, chunks: { $sym: 'chunks' }, records: 1, bytes: 1, checksum: { $whole: true } });
       for (const entries of c.logs) ms.push({ t: 'log', transferId: tid, entries });
-      if (c.caught !== 'none') ms.push({ t: 'caughtUp', transferId: tid, seq: { $sym: 'lastSeq' }, digest: c.caught === 'real' ? { $sym: 'digest' } : 'not-the-digest' });
+      if (c.caught !== 'none')
+        ms.push({
+          t: 'caughtUp',
+          transferId: tid,
+          seq: { $sym: 'lastSeq' },
+          digest: c.caught === 'real' ? { $sym: 'digest' } : 'not-the-digest',
+        });
       const out = ms.map((m): Payload => ({ m, mut: [] }));
       for (const p of c.perturb) {
         const target = out[p.at % out.length]! as { m: unknown; mut: ValueMutation[] };
@@ -246,7 +306,10 @@ function arbitrary(): fc.Arbitrary<StInput> {
       weight: 4,
       arbitrary: fc.record({
         mode: fc.constant('server' as const),
-        attackers: fc.array(fc.record({ conn: fc.nat(1), msgs: fc.array(payload, { minLength: 1, maxLength: 5 }) }), { minLength: 1, maxLength: 3 }),
+        attackers: fc.array(fc.record({ conn: fc.nat(1), msgs: fc.array(payload, { minLength: 1, maxLength: 5 }) }), {
+          minLength: 1,
+          maxLength: 3,
+        }),
         writes: fc.nat(6),
         honestWindow: fc.integer({ min: 1, max: 8 }),
         slab: fc.boolean(),
@@ -353,14 +416,28 @@ let worldNo = 0;
 async function setup(options: TargetOptions): Promise<StWorld> {
   const vw = new VirtualWorld((options.seed ^ Math.imul(++worldNo, 0x85ebca6b)) >>> 0);
   const env = vw.env('source');
-  const source = new ServiceHost({ service: mapService(), env: { now: env.now, wallClock: env.wallClock, random: env.random }, backlog: { maxEntries: 10_000 } });
+  const source = new ServiceHost({
+    service: mapService(),
+    env: { now: env.now, wallClock: env.wallClock, random: env.random },
+    backlog: { maxEntries: 10_000 },
+  });
   const model = new Map<string, string>();
   for (let i = 0; i < KEYS; i++) {
     const req = { op: 'set' as const, key: `key:${i}`, value: `v${i}`.padEnd(i % 7, '.') };
     source.execute(req);
     model.set(req.key, req.value);
   }
-  const server = new StateTransferServer({ env, source, chunkBytes: 256, sliceBytes: 128, maxWindow: 4, logBatch: 8, resumeTimeoutMs: 1000, idleTimeoutMs: 800, maxRestarts: 2 });
+  const server = new StateTransferServer({
+    env,
+    source,
+    chunkBytes: 256,
+    sliceBytes: 128,
+    maxWindow: 4,
+    logBatch: 8,
+    resumeTimeoutMs: 1000,
+    idleTimeoutMs: 800,
+    maxRestarts: 2,
+  });
   const listening = server.listen('mem://st');
   await vw.run(1);
   await listening;
@@ -434,7 +511,18 @@ async function runServer(w: StWorld, input: Extract<StInput, { mode: 'server' }>
   };
   // The honest joiner.
   const joiner = new ServiceHost({ service: input.slab ? (slabService() as never) : mapService(), env: vw.env('joiner') });
-  const client = new StateTransferClient({ env: vw.env('joiner'), service: joiner.service, sink: joiner, nodeId: 'joiner', address: 'mem://st', window: input.honestWindow, idleTimeoutMs: 1000, maxReconnects: 3, reconnectDelayMs: 20, maxRestarts: 2 });
+  const client = new StateTransferClient({
+    env: vw.env('joiner'),
+    service: joiner.service,
+    sink: joiner,
+    nodeId: 'joiner',
+    address: 'mem://st',
+    window: input.honestWindow,
+    idleTimeoutMs: 1000,
+    maxReconnects: 3,
+    reconnectDelayMs: 20,
+    maxRestarts: 2,
+  });
   let outcome: { ok: true; digest: string; seq: number } | { ok: false; err: unknown } | undefined;
   client.run().then(
     (r) => (outcome = { ok: true, digest: r.digest, seq: r.seq }),
@@ -442,13 +530,23 @@ async function runServer(w: StWorld, input: Extract<StInput, { mode: 'server' }>
   );
   // The attackers, on their own connections, reading what the server answers.
   const conns: (Connection | undefined)[] = [];
-  const r: Resolve = { tid: 'feedfacefeedface', seq: w.source.seq, digest: w.source.head().digest, nextSeq: w.source.seq + 1, chunks: 0, whole: new WholeStateChecksum() };
+  const r: Resolve = {
+    tid: 'feedfacefeedface',
+    seq: w.source.seq,
+    digest: w.source.head().digest,
+    nextSeq: w.source.seq + 1,
+    chunks: 0,
+    whole: new WholeStateChecksum(),
+  };
   const net = vw.net.host('evil');
   for (const a of input.attackers) {
     let conn = conns[a.conn];
     if (conn === undefined || conn.isClosed) {
       let dialled: Connection | undefined;
-      net.dial('mem://st', { timeoutMs: 100 }).then((c) => (dialled = c), () => undefined);
+      net.dial('mem://st', { timeoutMs: 100 }).then(
+        (c) => (dialled = c),
+        () => undefined,
+      );
       await advance(1);
       if (!dialled) continue;
       conn = dialled;
@@ -485,22 +583,51 @@ async function runServer(w: StWorld, input: Extract<StInput, { mode: 'server' }>
   }
   await advance(4000, () => outcome !== undefined);
   for (const c of conns) c?.abort();
-  if (outcome === undefined && !hung) findings.push({ kind: 'hang', signature: 'honest joiner never finished', message: 'the honest transfer neither verified nor failed within 4 s (virtual)' });
+  if (outcome === undefined && !hung)
+    findings.push({
+      kind: 'hang',
+      signature: 'honest joiner never finished',
+      message: 'the honest transfer neither verified nor failed within 4 s (virtual)',
+    });
   else if (outcome !== undefined && !outcome.ok) {
     const e = outcome.err as Error;
-    findings.push({ kind: 'honest-failure', signature: `honest transfer failed: ${e?.name}: ${normalise(e?.message ?? '')}`, message: `the honest joiner failed: ${e?.name}: ${e?.message}`, ...(e?.stack ? { stack: e.stack } : {}) });
+    findings.push({
+      kind: 'honest-failure',
+      signature: `honest transfer failed: ${e?.name}: ${normalise(e?.message ?? '')}`,
+      message: `the honest joiner failed: ${e?.name}: ${e?.message}`,
+      ...(e?.stack ? { stack: e.stack } : {}),
+    });
   } else if (outcome !== undefined && outcome.ok && joiner.head().digest !== outcome.digest) {
-    findings.push({ kind: 'honest-failure', signature: 'honest joiner verified a digest it does not have', message: `verified ${outcome.digest}, holds ${joiner.head().digest}` });
+    findings.push({
+      kind: 'honest-failure',
+      signature: 'honest joiner verified a digest it does not have',
+      message: `verified ${outcome.digest}, holds ${joiner.head().digest}`,
+    });
   }
   await client.close().catch(() => undefined);
   // The source's state is what its own writes made it.
   const expected = new SnapshotMap<string>(MAP_OPTIONS);
   for (const [k, v] of w.model) expected.set(k, v);
-  if (expected.digest() !== w.source.digest()) findings.push({ kind: 'state-changed', signature: 'source state changed', message: 'the serving replica holds a state its own writes did not make' });
+  if (expected.digest() !== w.source.digest())
+    findings.push({
+      kind: 'state-changed',
+      signature: 'source state changed',
+      message: 'the serving replica holds a state its own writes did not make',
+    });
   // Every session of a gone joiner expires.
   await advance(3000, () => w.server.sessions === 0);
-  if (!hung && w.server.sessions > 0) findings.push({ kind: 'violation', signature: 'sessions outlive their joiners', message: `${w.server.sessions} sessions left 3 s (virtual) after every joiner left (resumeTimeoutMs 1 s)` });
-  if (hung) findings.push({ kind: 'hang', signature: 'event budget exceeded (livelock)', message: 'more than 50 000 scheduler events in one step' });
+  if (!hung && w.server.sessions > 0)
+    findings.push({
+      kind: 'violation',
+      signature: 'sessions outlive their joiners',
+      message: `${w.server.sessions} sessions left 3 s (virtual) after every joiner left (resumeTimeoutMs 1 s)`,
+    });
+  if (hung)
+    findings.push({
+      kind: 'hang',
+      signature: 'event budget exceeded (livelock)',
+      message: 'more than 50 000 scheduler events in one step',
+    });
   return hung || findings.length > 0;
 }
 
@@ -509,7 +636,18 @@ async function runJoiner(w: StWorld, input: Extract<StInput, { mode: 'joiner' }>
   const joiner = new ServiceHost({ service: input.slab ? (slabService() as never) : mapService(), env: vw.env('joiner') });
   w.script = { payloads: input.script };
   currentJoinerDigest = joiner.head().digest;
-  const client = new StateTransferClient({ env: vw.env('joiner'), service: joiner.service, sink: joiner, nodeId: 'joiner', address: 'mem://evil-st', follow: input.follow, idleTimeoutMs: 300, maxReconnects: 2, reconnectDelayMs: 10, maxRestarts: 2 });
+  const client = new StateTransferClient({
+    env: vw.env('joiner'),
+    service: joiner.service,
+    sink: joiner,
+    nodeId: 'joiner',
+    address: 'mem://evil-st',
+    follow: input.follow,
+    idleTimeoutMs: 300,
+    maxReconnects: 2,
+    reconnectDelayMs: 10,
+    maxRestarts: 2,
+  });
   client.on((e) => {
     if (e.type === 'installed' || e.type === 'progress') currentJoinerDigest = joiner.head().digest;
   });
@@ -520,24 +658,51 @@ async function runJoiner(w: StWorld, input: Extract<StInput, { mode: 'joiner' }>
     (err: unknown) => (outcome = { ok: false, err }),
   );
   let hung = false;
-  const r = await vw.run(10_000, () => {
-    if (outcome === undefined) currentJoinerDigest = joiner.head().digest;
-    return outcome !== undefined;
-  }, 50_000);
+  const r = await vw.run(
+    10_000,
+    () => {
+      if (outcome === undefined) currentJoinerDigest = joiner.head().digest;
+      return outcome !== undefined;
+    },
+    50_000,
+  );
   if (r === 'budget') hung = true;
   const grew = getHeapStatistics().external_memory - before;
-  if (grew > MEMORY_BOUND) findings.push({ kind: 'violation', signature: 'joiner allocated far more than it received', message: `external (ArrayBuffer) memory grew by ${Math.round(grew / 1048576)} MiB during one transfer of a few hundred bytes` });
-  if (hung) findings.push({ kind: 'hang', signature: 'event budget exceeded (livelock)', message: 'more than 50 000 scheduler events while the joiner ran' });
+  if (grew > MEMORY_BOUND)
+    findings.push({
+      kind: 'violation',
+      signature: 'joiner allocated far more than it received',
+      message: `external (ArrayBuffer) memory grew by ${Math.round(grew / 1048576)} MiB during one transfer of a few hundred bytes`,
+    });
+  if (hung)
+    findings.push({
+      kind: 'hang',
+      signature: 'event budget exceeded (livelock)',
+      message: 'more than 50 000 scheduler events while the joiner ran',
+    });
   else if (outcome === undefined) {
-    if (!input.follow) findings.push({ kind: 'hang', signature: 'joiner never settled', message: 'StateTransferClient.run() neither resolved nor rejected within 10 s (virtual) against a hostile server' });
+    if (!input.follow)
+      findings.push({
+        kind: 'hang',
+        signature: 'joiner never settled',
+        message: 'StateTransferClient.run() neither resolved nor rejected within 10 s (virtual) against a hostile server',
+      });
   } else if (!outcome.ok) {
     const f = typedOrFinding('StateTransferClient.run()', outcome.err);
     if (f) findings.push(f);
   }
   let closed = false;
-  void client.close().then(() => (closed = true), () => (closed = true));
+  void client.close().then(
+    () => (closed = true),
+    () => (closed = true),
+  );
   await vw.run(2000, () => closed);
-  if (!closed) findings.push({ kind: 'hang', signature: 'client.close() never settled', message: 'StateTransferClient.close() did not settle within 2 s (virtual)' });
+  if (!closed)
+    findings.push({
+      kind: 'hang',
+      signature: 'client.close() never settled',
+      message: 'StateTransferClient.close() did not settle within 2 s (virtual)',
+    });
   w.script = undefined;
   return false;
 }

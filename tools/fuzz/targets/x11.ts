@@ -27,7 +27,7 @@ import { ApplicationSession, RequestFramer, ServerMessageFramer } from '@tandem/
 import { FakeXServer } from '../../../packages/xconference/test/helpers/fake-x-server.js';
 import { encodeServerSetup, screen } from '../../../packages/xconference/test/helpers/setup-builder.js';
 import { crashFinding, normalise } from '../lib/async-errors.js';
-import { FakeSocket, FakeSocketNet } from '../lib/fake-socket.js';
+import { type FakeSocket, FakeSocketNet } from '../lib/fake-socket.js';
 import type { Finding, FuzzTarget, InputOutcome } from '../lib/types.js';
 
 const MASTER = { base: 0x400000, root: 0x50d, atomBase: 300, bigReqOpcode: 133 };
@@ -53,7 +53,12 @@ type AppReq =
   | { r: 'noop'; units: number }
   | { r: 'any'; opcode: number; data: number; body: Uint8Array };
 
-type ByteMut = { op: 'flip'; at: number; xor: number } | { op: 'insert'; at: number; bytes: Uint8Array } | { op: 'delete'; at: number; len: number } | { op: 'truncate'; at: number } | { op: 'length'; at: number; units: number };
+type ByteMut =
+  | { op: 'flip'; at: number; xor: number }
+  | { op: 'insert'; at: number; bytes: Uint8Array }
+  | { op: 'delete'; at: number; len: number }
+  | { op: 'truncate'; at: number }
+  | { op: 'length'; at: number; units: number };
 
 type ServerMsg =
   | { m: 'event'; code: number; detail: number; body: Uint8Array }
@@ -65,10 +70,36 @@ type ServerMsg =
 type SetupKind = { kind: 'valid' } | { kind: 'mutated'; muts: ByteMut[] } | { kind: 'random'; bytes: Uint8Array };
 
 export type X11Input =
-  | { mode: 'app'; le: boolean; trigger: 'none' | 'button' | 'ctrl+alt+f'; setup: SetupKind; phases: AppReq[][]; big: boolean; muts: ByteMut[]; cuts: number[] }
-  | { mode: 'server'; le: boolean; trigger: 'none' | 'button'; phases: AppReq[][]; big: boolean; hostile: 0 | 1; setup: SetupKind; script: ServerMsg[][] }
+  | {
+      mode: 'app';
+      le: boolean;
+      trigger: 'none' | 'button' | 'ctrl+alt+f';
+      setup: SetupKind;
+      phases: AppReq[][];
+      big: boolean;
+      muts: ByteMut[];
+      cuts: number[];
+    }
+  | {
+      mode: 'server';
+      le: boolean;
+      trigger: 'none' | 'button';
+      phases: AppReq[][];
+      big: boolean;
+      hostile: 0 | 1;
+      setup: SetupKind;
+      script: ServerMsg[][];
+    }
   | { mode: 'join'; le: boolean; before: AppReq[][]; after: AppReq[]; hostile: boolean; setup: SetupKind; script: ServerMsg[] }
-  | { mode: 'parse'; which: 'client-setup' | 'server-setup' | 'requests' | 'server-messages'; le: boolean; big: boolean; bytes: Uint8Array; muts: ByteMut[]; cuts: number[] };
+  | {
+      mode: 'parse';
+      which: 'client-setup' | 'server-setup' | 'requests' | 'server-messages';
+      le: boolean;
+      big: boolean;
+      bytes: Uint8Array;
+      muts: ByteMut[];
+      cuts: number[];
+    };
 
 function byteMut(): fc.Arbitrary<ByteMut> {
   return fc.oneof(
@@ -76,13 +107,20 @@ function byteMut(): fc.Arbitrary<ByteMut> {
     fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
     fc.record({ op: fc.constant('delete' as const), at: fc.nat(), len: fc.integer({ min: 1, max: 8 }) }),
     fc.record({ op: fc.constant('truncate' as const), at: fc.nat() }),
-    fc.record({ op: fc.constant('length' as const), at: fc.nat(), units: fc.oneof(fc.nat(8), fc.constantFrom(0, 0xffff, 0x10000, 0x3fffffff, 0xffffffff)) }),
+    fc.record({
+      op: fc.constant('length' as const),
+      at: fc.nat(),
+      units: fc.oneof(fc.nat(8), fc.constantFrom(0, 0xffff, 0x10000, 0x3fffffff, 0xffffffff)),
+    }),
   );
 }
 
 function appReq(): fc.Arbitrary<AppReq> {
   const k = fc.nat(7);
-  const name = fc.oneof(fc.constantFrom('WM_PROTOCOLS', 'WM_DELETE_WINDOW', '_NET_WM_NAME', 'UTF8_STRING', 'ATOM', ''), fc.string({ maxLength: 20 }));
+  const name = fc.oneof(
+    fc.constantFrom('WM_PROTOCOLS', 'WM_DELETE_WINDOW', '_NET_WM_NAME', 'UTF8_STRING', 'ATOM', ''),
+    fc.string({ maxLength: 20 }),
+  );
   return fc.oneof(
     fc.record({ r: fc.constant('intern' as const), name, onlyIfExists: fc.boolean() }),
     fc.record({ r: fc.constant('queryExt' as const), name: fc.constantFrom('BIG-REQUESTS', 'RENDER', 'XInputExtension', 'MIT-SHM', 'x') }),
@@ -96,23 +134,53 @@ function appReq(): fc.Arbitrary<AppReq> {
     fc.record({ r: fc.constant('createPixmap' as const), k, w: fc.integer({ min: 1, max: 64 }), h: fc.integer({ min: 1, max: 64 }) }),
     fc.record({ r: fc.constant('freePixmap' as const), k }),
     fc.record({ r: fc.constant('createGC' as const), k }),
-    fc.record({ r: fc.constant('changeProperty' as const), k, format: fc.constantFrom(8 as const, 16 as const, 32 as const), items: fc.nat(12) }),
+    fc.record({
+      r: fc.constant('changeProperty' as const),
+      k,
+      format: fc.constantFrom(8 as const, 16 as const, 32 as const),
+      items: fc.nat(12),
+    }),
     fc.record({ r: fc.constant('polyLine' as const), k, points: fc.nat(40), big: fc.boolean() }),
     fc.record({ r: fc.constant('noop' as const), units: fc.integer({ min: 1, max: 4 }) }),
   );
 }
 
 function anyReq(): fc.Arbitrary<AppReq> {
-  return fc.record({ r: fc.constant('any' as const), opcode: fc.integer({ min: 0, max: 255 }), data: fc.nat(255), body: fc.uint8Array({ maxLength: 40 }) });
+  return fc.record({
+    r: fc.constant('any' as const),
+    opcode: fc.integer({ min: 0, max: 255 }),
+    data: fc.nat(255),
+    body: fc.uint8Array({ maxLength: 40 }),
+  });
 }
 
 function serverMsg(): fc.Arbitrary<ServerMsg> {
   const seq = fc.oneof(fc.constant('last' as const), fc.nat(0xffff));
   return fc.oneof(
-    { weight: 4, arbitrary: fc.record({ m: fc.constant('event' as const), code: fc.oneof(fc.integer({ min: 2, max: 35 }), fc.integer({ min: 2, max: 255 })), detail: fc.nat(255), body: fc.uint8Array({ minLength: 28, maxLength: 28 }) }) },
-    { weight: 3, arbitrary: fc.record({ m: fc.constant('reply' as const), seq, detail: fc.nat(255), extra: fc.oneof(fc.nat(4), fc.constantFrom(0x10000, 0x3ffffff8)), body: fc.uint8Array({ maxLength: 40 }) }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        m: fc.constant('event' as const),
+        code: fc.oneof(fc.integer({ min: 2, max: 35 }), fc.integer({ min: 2, max: 255 })),
+        detail: fc.nat(255),
+        body: fc.uint8Array({ minLength: 28, maxLength: 28 }),
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        m: fc.constant('reply' as const),
+        seq,
+        detail: fc.nat(255),
+        extra: fc.oneof(fc.nat(4), fc.constantFrom(0x10000, 0x3ffffff8)),
+        body: fc.uint8Array({ maxLength: 40 }),
+      }),
+    },
     { weight: 2, arbitrary: fc.record({ m: fc.constant('error' as const), code: fc.nat(255), seq }) },
-    { weight: 1, arbitrary: fc.record({ m: fc.constant('generic' as const), units: fc.oneof(fc.nat(4), fc.constantFrom(0xffffffff, 0x4000000)) }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({ m: fc.constant('generic' as const), units: fc.oneof(fc.nat(4), fc.constantFrom(0xffffffff, 0x4000000)) }),
+    },
     { weight: 1, arbitrary: fc.record({ m: fc.constant('raw' as const), bytes: fc.uint8Array({ maxLength: 40 }) }) },
   );
 }
@@ -120,13 +188,23 @@ function serverMsg(): fc.Arbitrary<ServerMsg> {
 function setupKind(): fc.Arbitrary<SetupKind> {
   return fc.oneof(
     { weight: 6, arbitrary: fc.constant({ kind: 'valid' as const }) },
-    { weight: 3, arbitrary: fc.record({ kind: fc.constant('mutated' as const), muts: fc.array(byteMut(), { minLength: 1, maxLength: 3 }) }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({ kind: fc.constant('mutated' as const), muts: fc.array(byteMut(), { minLength: 1, maxLength: 3 }) }),
+    },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('random' as const), bytes: fc.uint8Array({ maxLength: 64 }) }) },
   );
 }
 
 function arbitrary(): fc.Arbitrary<X11Input> {
-  const phases = (hostile: boolean) => fc.array(fc.array(hostile ? fc.oneof({ weight: 6, arbitrary: appReq() }, { weight: 1, arbitrary: anyReq() }) : appReq(), { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 3 });
+  const phases = (hostile: boolean) =>
+    fc.array(
+      fc.array(hostile ? fc.oneof({ weight: 6, arbitrary: appReq() }, { weight: 1, arbitrary: anyReq() }) : appReq(), {
+        minLength: 1,
+        maxLength: 6,
+      }),
+      { minLength: 1, maxLength: 3 },
+    );
   return fc.oneof(
     {
       weight: 4,
@@ -137,7 +215,10 @@ function arbitrary(): fc.Arbitrary<X11Input> {
         setup: fc.oneof({ weight: 8, arbitrary: fc.constant({ kind: 'valid' as const }) }, { weight: 2, arbitrary: setupKind() }),
         phases: phases(true),
         big: fc.boolean(),
-        muts: fc.oneof({ weight: 2, arbitrary: fc.constant([] as ByteMut[]) }, { weight: 2, arbitrary: fc.array(byteMut(), { minLength: 1, maxLength: 3 }) }),
+        muts: fc.oneof(
+          { weight: 2, arbitrary: fc.constant([] as ByteMut[]) },
+          { weight: 2, arbitrary: fc.array(byteMut(), { minLength: 1, maxLength: 3 }) },
+        ),
         cuts: fc.array(fc.nat(), { maxLength: 6 }),
       }),
     },
@@ -228,7 +309,15 @@ function request(le: boolean, opcode: number, data: number, body: Buffer, big = 
 }
 
 function clientSetup(le: boolean): Buffer {
-  return new Enc(le).u8(le ? 0x6c : 0x42).u8(0).u16(11).u16(0).u16(0).u16(0).u16(0).done();
+  return new Enc(le)
+    .u8(le ? 0x6c : 0x42)
+    .u8(0)
+    .u16(11)
+    .u16(0)
+    .u16(0)
+    .u16(0)
+    .u16(0)
+    .done();
 }
 
 /** Bytes of one request (and whether it expects a reply). `bigOn`: BIG-REQUESTS is enabled. */
@@ -245,7 +334,17 @@ function encodeReq(le: boolean, r: AppReq, bigOn: boolean): { bytes: Buffer; rep
       return { bytes: request(le, 98, 0, e().u16(name.length).u16(0).bytes(name).done()), reply: true };
     }
     case 'geometry':
-      return { bytes: request(le, 14, 0, e().u32(r.target === 0 ? MASTER.root : id(r.target)).done()), reply: true };
+      return {
+        bytes: request(
+          le,
+          14,
+          0,
+          e()
+            .u32(r.target === 0 ? MASTER.root : id(r.target))
+            .done(),
+        ),
+        reply: true,
+      };
     case 'focus':
       return { bytes: request(le, 43, 0, Buffer.alloc(0)), reply: true };
     case 'pointer':
@@ -268,18 +367,58 @@ function encodeReq(le: boolean, r: AppReq, bigOn: boolean): { bytes: Buffer; rep
     case 'map':
       return { bytes: request(le, 8, 0, e().u32(id(r.k)).done()), reply: false };
     case 'createPixmap':
-      return { bytes: request(le, 53, 24, e().u32(id(r.k + 8)).u32(MASTER.root).u16(r.w).u16(r.h).done()), reply: false };
+      return {
+        bytes: request(
+          le,
+          53,
+          24,
+          e()
+            .u32(id(r.k + 8))
+            .u32(MASTER.root)
+            .u16(r.w)
+            .u16(r.h)
+            .done(),
+        ),
+        reply: false,
+      };
     case 'freePixmap':
-      return { bytes: request(le, 54, 0, e().u32(id(r.k + 8)).done()), reply: false };
+      return {
+        bytes: request(
+          le,
+          54,
+          0,
+          e()
+            .u32(id(r.k + 8))
+            .done(),
+        ),
+        reply: false,
+      };
     case 'createGC':
-      return { bytes: request(le, 55, 0, e().u32(id(r.k + 16)).u32(MASTER.root).u32(0).done()), reply: false };
+      return {
+        bytes: request(
+          le,
+          55,
+          0,
+          e()
+            .u32(id(r.k + 16))
+            .u32(MASTER.root)
+            .u32(0)
+            .done(),
+        ),
+        reply: false,
+      };
     case 'changeProperty': {
       const unit = r.format / 8;
       const data = Buffer.alloc(r.items * unit, 0x41);
-      return { bytes: request(le, 18, 0, e().u32(id(r.k)).u32(39).u32(31).u8(r.format).u8(0).u16(0).u32(r.items).bytes(data).done()), reply: false };
+      return {
+        bytes: request(le, 18, 0, e().u32(id(r.k)).u32(39).u32(31).u8(r.format).u8(0).u16(0).u32(r.items).bytes(data).done()),
+        reply: false,
+      };
     }
     case 'polyLine': {
-      const body = e().u32(id(r.k)).u32(id(r.k + 16));
+      const body = e()
+        .u32(id(r.k))
+        .u32(id(r.k + 16));
       for (let i = 0; i < r.points; i++) body.u16(i).u16(i * 2);
       return { bytes: request(le, 65, 0, body.done(), r.big && bigOn), reply: false };
     }
@@ -364,7 +503,15 @@ function serverBytes(le: boolean, msg: ServerMsg, lastSeq: number): Buffer {
       return b;
     }
     case 'error':
-      return e.u8(0).u8(msg.code).u16(msg.seq === 'last' ? lastSeq : msg.seq).u32(0).u16(0).u8(1).bytes(Buffer.alloc(21)).done();
+      return e
+        .u8(0)
+        .u8(msg.code)
+        .u16(msg.seq === 'last' ? lastSeq : msg.seq)
+        .u32(0)
+        .u16(0)
+        .u8(1)
+        .bytes(Buffer.alloc(21))
+        .done();
     case 'generic':
       return e.u8(35).u8(0).u16(lastSeq).u32(msg.units).bytes(Buffer.alloc(24)).done();
     case 'raw':
@@ -417,7 +564,9 @@ interface Plan {
 function plan(le: boolean, phases: AppReq[][], big: boolean): Plan {
   const out: Plan = { phases: [], replySeqs: [] };
   let seq = 0;
-  const all: AppReq[][] = big ? [[{ r: 'queryExt', name: 'BIG-REQUESTS' }], [{ r: 'any', opcode: MASTER.bigReqOpcode, data: 0, body: new Uint8Array(0) }], ...phases] : phases;
+  const all: AppReq[][] = big
+    ? [[{ r: 'queryExt', name: 'BIG-REQUESTS' }], [{ r: 'any', opcode: MASTER.bigReqOpcode, data: 0, body: new Uint8Array(0) }], ...phases]
+    : phases;
   let bigOn = false;
   for (let p = 0; p < all.length; p++) {
     const bufs: Buffer[] = [];
@@ -459,7 +608,8 @@ class HostileServer {
       if (!this.#setupDone) {
         this.#setupDone = true;
         const valid = validServerSetup(this.le, this.params);
-        let bytes = setup.kind === 'valid' ? valid : setup.kind === 'mutated' ? mutate(valid, setup.muts, this.le) : Buffer.from(setup.bytes);
+        let bytes =
+          setup.kind === 'valid' ? valid : setup.kind === 'mutated' ? mutate(valid, setup.muts, this.le) : Buffer.from(setup.bytes);
         if (complete) {
           if (bytes.length < 8) bytes = Buffer.concat([bytes, Buffer.alloc(8 - bytes.length)]);
           const size = serverSetupSize(bytes, this.le)!;
@@ -493,7 +643,13 @@ interface Rig {
  * A session of master + p1 on fake sockets. Timeouts are real time: generous where an honest server must
  * answer (a loaded machine can stall for a moment), short where a hostile one may stay silent.
  */
-function makeRig(le: boolean, trigger: string, hostile: { who: 0 | 1; setup: SetupKind } | undefined, joinTimeoutMs = 40, setupTimeoutMs = 2000): Rig {
+function makeRig(
+  le: boolean,
+  trigger: string,
+  hostile: { who: 0 | 1; setup: SetupKind } | undefined,
+  joinTimeoutMs = 40,
+  setupTimeoutMs = 2000,
+): Rig {
   const net = new FakeSocketNet();
   const upstreamSockets: FakeSocket[] = [];
   const rig = {} as Rig;
@@ -574,21 +730,48 @@ async function runSession(input: Extract<X11Input, { mode: 'app' | 'server' }>):
     input.setup.kind === 'valid' &&
     ((input.mode === 'app' && input.muts.length === 0 && !input.phases.some((ph) => ph.some((r) => r.r === 'any'))) ||
       (input.mode === 'server' && input.hostile === 1 && input.trigger === 'none'));
-  if (!settledAll) findings.push({ kind: 'hang', signature: 'session never quiet', message: 'the fake sockets still had deliveries in flight after 5000 event-loop turns' });
+  if (!settledAll)
+    findings.push({
+      kind: 'hang',
+      signature: 'session never quiet',
+      message: 'the fake sockets still had deliveries in flight after 5000 event-loop turns',
+    });
   if (honest && settledAll) {
     const seen = readApp(rig.app.received!, le);
     const closed = rig.session.isClosed;
     if (closed) {
-      findings.push({ kind: 'honest-failure', signature: `honest application's session closed: ${normalise(rig.closedReason ?? '')}`, message: `the session of an application that sent only valid requests closed: ${rig.closedReason}` });
+      findings.push({
+        kind: 'honest-failure',
+        signature: `honest application's session closed: ${normalise(rig.closedReason ?? '')}`,
+        message: `the session of an application that sent only valid requests closed: ${rig.closedReason}`,
+      });
     } else if (!seen.setupOk) {
-      findings.push({ kind: 'honest-failure', signature: 'honest application got no setup reply', message: 'no successful setup reply reached the application' });
+      findings.push({
+        kind: 'honest-failure',
+        signature: 'honest application got no setup reply',
+        message: 'no successful setup reply reached the application',
+      });
     } else {
       const want = p.replySeqs.map((s) => s & 0xffff);
-      if (seen.malformed) findings.push({ kind: 'honest-failure', signature: 'application received a malformed stream', message: 'what the application received does not frame as X11 messages' });
+      if (seen.malformed)
+        findings.push({
+          kind: 'honest-failure',
+          signature: 'application received a malformed stream',
+          message: 'what the application received does not frame as X11 messages',
+        });
       if (seen.replies.join(',') !== want.join(',')) {
-        findings.push({ kind: 'honest-failure', signature: 'replies missing, duplicated or out of order', message: `replies for sequence numbers [${seen.replies.join(',')}], expected [${want.join(',')}]` });
+        findings.push({
+          kind: 'honest-failure',
+          signature: 'replies missing, duplicated or out of order',
+          message: `replies for sequence numbers [${seen.replies.join(',')}], expected [${want.join(',')}]`,
+        });
       }
-      if (seen.errors.length > 0) findings.push({ kind: 'honest-failure', signature: 'errors for valid requests', message: `errors for sequence numbers [${seen.errors.join(',')}]` });
+      if (seen.errors.length > 0)
+        findings.push({
+          kind: 'honest-failure',
+          signature: 'errors for valid requests',
+          message: `errors for sequence numbers [${seen.errors.join(',')}]`,
+        });
     }
   }
   // The application leaves: the session must close, and with it every server connection.
@@ -596,9 +779,18 @@ async function runSession(input: Extract<X11Input, { mode: 'app' | 'server' }>):
   await settle();
   // (While the servers' setup replies are awaited, their connections close when setupTimeoutMs passes.)
   const setupForwarded = readApp(rig.app.received!, le).setupOk;
-  if (!rig.session.isClosed) findings.push({ kind: 'violation', signature: 'session outlives its application', message: 'the application disconnected but its session is still open' });
+  if (!rig.session.isClosed)
+    findings.push({
+      kind: 'violation',
+      signature: 'session outlives its application',
+      message: 'the application disconnected but its session is still open',
+    });
   else if (setupForwarded && rig.upstreamSockets.some((s) => !s.destroyed)) {
-    findings.push({ kind: 'violation', signature: 'server connection left open after the session closed', message: `${rig.upstreamSockets.filter((s) => !s.destroyed).length} upstream sockets still open` });
+    findings.push({
+      kind: 'violation',
+      signature: 'server connection left open after the session closed',
+      message: `${rig.upstreamSockets.filter((s) => !s.destroyed).length} upstream sockets still open`,
+    });
   }
   const err = rig.session.lastError;
   if (err && err.name !== 'XProtocolError') findings.push(crashFinding('session error', err));
@@ -642,22 +834,52 @@ async function runJoin(input: Extract<X11Input, { mode: 'join' }>): Promise<Find
     await new Promise((r) => setTimeout(r, 2)); // the join's own timeout is in real time
     await settle();
   }
-  if (!settledAll) findings.push({ kind: 'hang', signature: 'session never quiet', message: 'deliveries still in flight after 5000 event-loop turns' });
-  if (joined === undefined) findings.push({ kind: 'hang', signature: 'late join never settled', message: `addParticipant neither resolved nor rejected within its ${Math.max(joinTimeoutMs, setupTimeoutMs)} ms timeouts (+200 ms)` });
-  else if (!joined.ok && !input.hostile) findings.push({ kind: 'honest-failure', signature: `late join of an honest server failed: ${normalise(joined.err?.message ?? '')}`, message: `addParticipant failed: ${joined.err?.message}` });
+  if (!settledAll)
+    findings.push({ kind: 'hang', signature: 'session never quiet', message: 'deliveries still in flight after 5000 event-loop turns' });
+  if (joined === undefined)
+    findings.push({
+      kind: 'hang',
+      signature: 'late join never settled',
+      message: `addParticipant neither resolved nor rejected within its ${Math.max(joinTimeoutMs, setupTimeoutMs)} ms timeouts (+200 ms)`,
+    });
+  else if (!joined.ok && !input.hostile)
+    findings.push({
+      kind: 'honest-failure',
+      signature: `late join of an honest server failed: ${normalise(joined.err?.message ?? '')}`,
+      message: `addParticipant failed: ${joined.err?.message}`,
+    });
   if (settledAll) {
     const seen = readApp(rig.app.received!, le);
     if (rig.session.isClosed) {
-      findings.push({ kind: 'honest-failure', signature: `session closed by a late join: ${normalise(rig.closedReason ?? '')}`, message: `the honest application's session closed while ${input.hostile ? 'a hostile' : 'an honest'} participant joined: ${rig.closedReason}` });
+      findings.push({
+        kind: 'honest-failure',
+        signature: `session closed by a late join: ${normalise(rig.closedReason ?? '')}`,
+        message: `the honest application's session closed while ${input.hostile ? 'a hostile' : 'an honest'} participant joined: ${rig.closedReason}`,
+      });
     } else {
       const want = p.replySeqs.map((s) => s & 0xffff);
-      if (seen.replies.join(',') !== want.join(',')) findings.push({ kind: 'honest-failure', signature: 'replies missing, duplicated or out of order around a late join', message: `replies [${seen.replies.join(',')}], expected [${want.join(',')}]` });
-      if (seen.errors.length > 0) findings.push({ kind: 'honest-failure', signature: 'errors for valid requests around a late join', message: `errors for [${seen.errors.join(',')}]` });
+      if (seen.replies.join(',') !== want.join(','))
+        findings.push({
+          kind: 'honest-failure',
+          signature: 'replies missing, duplicated or out of order around a late join',
+          message: `replies [${seen.replies.join(',')}], expected [${want.join(',')}]`,
+        });
+      if (seen.errors.length > 0)
+        findings.push({
+          kind: 'honest-failure',
+          signature: 'errors for valid requests around a late join',
+          message: `errors for [${seen.errors.join(',')}]`,
+        });
     }
   }
   rig.app.destroy();
   await settle();
-  if (!rig.session.isClosed) findings.push({ kind: 'violation', signature: 'session outlives its application', message: 'the application disconnected but its session is still open' });
+  if (!rig.session.isClosed)
+    findings.push({
+      kind: 'violation',
+      signature: 'session outlives its application',
+      message: 'the application disconnected but its session is still open',
+    });
   for (const e of rig.net.listenerErrors) findings.push(crashFinding('exception in a socket listener', e));
   return findings;
 }
@@ -666,7 +888,11 @@ function runParse(input: Extract<X11Input, { mode: 'parse' }>): Finding[] {
   const findings: Finding[] = [];
   const le = input.le;
   const base =
-    input.which === 'client-setup' ? Buffer.concat([clientSetup(le), Buffer.from(input.bytes)]) : input.which === 'server-setup' ? validServerSetup(le, MASTER) : Buffer.from(input.bytes);
+    input.which === 'client-setup'
+      ? Buffer.concat([clientSetup(le), Buffer.from(input.bytes)])
+      : input.which === 'server-setup'
+        ? validServerSetup(le, MASTER)
+        : Buffer.from(input.bytes);
   const bytes = input.muts.length > 0 || input.which !== 'server-setup' ? mutate(base, input.muts, le) : base;
   const allowed = (where: string, fn: () => void): void => {
     try {
@@ -679,7 +905,12 @@ function runParse(input: Extract<X11Input, { mode: 'parse' }>): Finding[] {
     case 'client-setup':
       allowed('parseClientSetup', () => {
         const s = parseClientSetup(bytes);
-        if (s && s.size > bytes.length) findings.push({ kind: 'violation', signature: 'client setup larger than its bytes', message: `size ${s.size} > ${bytes.length}` });
+        if (s && s.size > bytes.length)
+          findings.push({
+            kind: 'violation',
+            signature: 'client setup larger than its bytes',
+            message: `size ${s.size} > ${bytes.length}`,
+          });
       });
       break;
     case 'server-setup':
@@ -705,11 +936,21 @@ function runParse(input: Extract<X11Input, { mode: 'parse' }>): Finding[] {
             } else {
               want = m[0] === 1 || (m[0]! & 0x7f) === 35 ? 32 + 4 * (le ? m.readUInt32LE(4) : m.readUInt32BE(4)) : 32;
             }
-            if (m.length !== want) findings.push({ kind: 'violation', signature: `${input.which}: message of the wrong size`, message: `framed ${m.length} bytes, its header says ${want}` });
+            if (m.length !== want)
+              findings.push({
+                kind: 'violation',
+                signature: `${input.which}: message of the wrong size`,
+                message: `framed ${m.length} bytes, its header says ${want}`,
+              });
           });
         }
       });
-      if (total + framer.pending > bytes.length) findings.push({ kind: 'violation', signature: `${input.which}: more bytes out than in`, message: `${total} framed + ${framer.pending} pending > ${bytes.length}` });
+      if (total + framer.pending > bytes.length)
+        findings.push({
+          kind: 'violation',
+          signature: `${input.which}: more bytes out than in`,
+          message: `${total} framed + ${framer.pending} pending > ${bytes.length}`,
+        });
       break;
     }
   }

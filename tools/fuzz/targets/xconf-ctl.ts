@@ -22,7 +22,14 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { CtlError, ctlReplySchema, ctlRequestSchema, MAX_LINE_BYTES, parseCtlRequest, type CtlRequest } from '../../../apps/xconf/src/ctl-protocol.js';
+import {
+  CtlError,
+  ctlReplySchema,
+  ctlRequestSchema,
+  MAX_LINE_BYTES,
+  parseCtlRequest,
+  type CtlRequest,
+} from '../../../apps/xconf/src/ctl-protocol.js';
 import { startCtlServer, type CtlServer } from '../../../apps/xconf/src/ctl-server.js';
 import { crashFinding } from '../lib/async-errors.js';
 import type { Finding, FuzzTarget, InputOutcome } from '../lib/types.js';
@@ -63,7 +70,10 @@ function arbitrary(): fc.Arbitrary<CtlInput> {
   const request = zodArbitrary(ctlRequestSchema, hints);
   const line: fc.Arbitrary<Line> = fc.oneof(
     { weight: 30, arbitrary: fc.record({ l: fc.constant('req' as const), m: request, mut: fc.constant([] as ValueMutation[]) }) },
-    { weight: 12, arbitrary: fc.record({ l: fc.constant('req' as const), m: request, mut: fc.array(valueMutation, { minLength: 1, maxLength: 2 }) }) },
+    {
+      weight: 12,
+      arbitrary: fc.record({ l: fc.constant('req' as const), m: request, mut: fc.array(valueMutation, { minLength: 1, maxLength: 2 }) }),
+    },
     { weight: 6, arbitrary: fc.record({ l: fc.constant('json' as const), v: anyValue }) },
     { weight: 6, arbitrary: fc.record({ l: fc.constant('text' as const), s: fc.string({ maxLength: 30 }) }) },
     { weight: 3, arbitrary: fc.record({ l: fc.constant('bytes' as const), b: fc.uint8Array({ maxLength: 30 }) }) },
@@ -76,7 +86,10 @@ function arbitrary(): fc.Arbitrary<CtlInput> {
       fc.record({
         lines: fc.array(line, { minLength: 1, maxLength: 8 }),
         crlf: fc.boolean(),
-        flood: fc.oneof({ weight: 12, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(MAX_PENDING - 2, MAX_PENDING, MAX_PENDING + 5) }),
+        flood: fc.oneof(
+          { weight: 12, arbitrary: fc.constant(0) },
+          { weight: 1, arbitrary: fc.constantFrom(MAX_PENDING - 2, MAX_PENDING, MAX_PENDING + 5) },
+        ),
         cuts: fc.array(fc.nat(), { maxLength: 6 }),
         then: fc.constantFrom('read' as const, 'read' as const, 'read' as const, 'end' as const, 'destroy' as const),
         unterminated: fc.boolean(),
@@ -240,10 +253,11 @@ async function exchange(w: World, c: CtlInput['conns'][number], findings: Findin
   let closed = false;
   let bad = false;
   let wake: (() => void) | undefined;
-  const event = (): Promise<void> => new Promise<void>((resolve) => {
-    wake = resolve;
-    setTimeout(resolve, 50);
-  });
+  const event = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, 50);
+    });
   await new Promise<void>((resolve) => {
     sock.once('connect', resolve);
     sock.once('error', () => resolve());
@@ -284,7 +298,11 @@ async function exchange(w: World, c: CtlInput['conns'][number], findings: Findin
     while (!closed && replies.length < expectAll && Date.now() < deadline) await event();
     complete = replies.length >= expectAll && !closed;
     if (!closed && replies.length < expectAll && !floodMode) {
-      findings.push({ kind: 'hang', signature: 'replies missing after 2 s', message: `${replies.length} replies to ${expectAll} request lines within 2 s` });
+      findings.push({
+        kind: 'hang',
+        signature: 'replies missing after 2 s',
+        message: `${replies.length} replies to ${expectAll} request lines within 2 s`,
+      });
     }
     sock.destroy();
   }
@@ -298,7 +316,12 @@ async function exchange(w: World, c: CtlInput['conns'][number], findings: Findin
       await new Promise((r) => setTimeout(r, 1));
     }
   }
-  if (bad) findings.push({ kind: 'violation', signature: 'reply line is not a valid ctl reply', message: 'the server wrote a line that does not parse as a ctl reply' });
+  if (bad)
+    findings.push({
+      kind: 'violation',
+      signature: 'reply line is not a valid ctl reply',
+      message: 'the server wrote a line that does not parse as a ctl reply',
+    });
 
   const calls = w.calls.slice(callsBefore);
   const valid = exp.lines.filter((l) => l.req !== undefined).map((l) => JSON.stringify(l.req));
@@ -308,7 +331,10 @@ async function exchange(w: World, c: CtlInput['conns'][number], findings: Findin
     if (got[i] !== valid[i]) {
       findings.push({
         kind: 'state-changed',
-        signature: longLine && i >= valid.length - exp.lines.filter((l) => l.tooLong).length ? 'daemon acted on a request after an over-long line' : 'daemon handed a request that was not sent (or out of order)',
+        signature:
+          longLine && i >= valid.length - exp.lines.filter((l) => l.tooLong).length
+            ? 'daemon acted on a request after an over-long line'
+            : 'daemon handed a request that was not sent (or out of order)',
         message: `request ${i} handed to the daemon: ${got[i]?.slice(0, 200)}; expected ${valid[i]?.slice(0, 200) ?? 'none'}`,
       });
       break;
@@ -316,7 +342,11 @@ async function exchange(w: World, c: CtlInput['conns'][number], findings: Findin
   }
   if (c.then === 'destroy' || floodMode) return; // replies and calls cut short: only the checks above apply
   if (got.length < valid.length && !longLine) {
-    findings.push({ kind: 'violation', signature: 'valid request not handed to the daemon', message: `${got.length} of ${valid.length} valid requests reached the daemon` });
+    findings.push({
+      kind: 'violation',
+      signature: 'valid request not handed to the daemon',
+      message: `${got.length} of ${valid.length} valid requests reached the daemon`,
+    });
   }
   // One reply per request line, in order, with the request's id; bad-request for invalid or over-long lines.
   const n = Math.min(replies.length, exp.lines.length);
@@ -325,20 +355,48 @@ async function exchange(w: World, c: CtlInput['conns'][number], findings: Findin
     const e = exp.lines[i]!;
     if (r === undefined) continue;
     if (e.tooLong) {
-      if (r.ok || r.error?.code !== 'bad-request') findings.push({ kind: 'violation', signature: 'over-long line not refused', message: `a line of ${Buffer.byteLength(e.raw)} bytes (limit ${MAX_LINE_BYTES}) got ${JSON.stringify(r).slice(0, 200)}` });
+      if (r.ok || r.error?.code !== 'bad-request')
+        findings.push({
+          kind: 'violation',
+          signature: 'over-long line not refused',
+          message: `a line of ${Buffer.byteLength(e.raw)} bytes (limit ${MAX_LINE_BYTES}) got ${JSON.stringify(r).slice(0, 200)}`,
+        });
       continue;
     }
     if (e.req === undefined && (r.ok || r.error?.code !== 'bad-request')) {
-      findings.push({ kind: 'violation', signature: 'invalid line not refused with bad-request', message: `line ${JSON.stringify(e.raw.slice(0, 100))} got ${JSON.stringify(r).slice(0, 200)}` });
+      findings.push({
+        kind: 'violation',
+        signature: 'invalid line not refused with bad-request',
+        message: `line ${JSON.stringify(e.raw.slice(0, 100))} got ${JSON.stringify(r).slice(0, 200)}`,
+      });
     }
     if (e.req !== undefined && e.req.id !== undefined && r.id !== e.req.id) {
-      findings.push({ kind: 'violation', signature: 'reply with the wrong id (out of order?)', message: `reply ${i} has id ${r.id}, its request ${e.req.id}` });
+      findings.push({
+        kind: 'violation',
+        signature: 'reply with the wrong id (out of order?)',
+        message: `reply ${i} has id ${r.id}, its request ${e.req.id}`,
+      });
     }
   }
-  if (replies.length > exp.lines.length) findings.push({ kind: 'violation', signature: 'more replies than request lines', message: `${replies.length} replies to ${exp.lines.length} request lines` });
+  if (replies.length > exp.lines.length)
+    findings.push({
+      kind: 'violation',
+      signature: 'more replies than request lines',
+      message: `${replies.length} replies to ${exp.lines.length} request lines`,
+    });
   if (longLine) {
-    if (!closed) findings.push({ kind: 'violation', signature: 'connection kept open after an over-long line', message: 'the server did not close the connection after refusing an over-long line' });
-    if (replies.length < exp.lines.length) findings.push({ kind: 'violation', signature: 'over-long line not answered', message: `${replies.length} replies, ${exp.lines.length} lines up to and including the over-long one` });
+    if (!closed)
+      findings.push({
+        kind: 'violation',
+        signature: 'connection kept open after an over-long line',
+        message: 'the server did not close the connection after refusing an over-long line',
+      });
+    if (replies.length < exp.lines.length)
+      findings.push({
+        kind: 'violation',
+        signature: 'over-long line not answered',
+        message: `${replies.length} replies, ${exp.lines.length} lines up to and including the over-long one`,
+      });
   } else if (c.then === 'read' && replies.length < exp.lines.length) {
     // (hang already reported)
   }
@@ -355,7 +413,12 @@ async function run(w: World, input: CtlInput): Promise<InputOutcome> {
   }
   // The server must still answer an honest user: a valid request on its long-lived connection.
   const alive = await honestList(w);
-  if (!alive) findings.push({ kind: 'honest-failure', signature: 'ctl server stopped answering', message: 'an honest connection sending a valid list request got no ok reply within 2 s' });
+  if (!alive)
+    findings.push({
+      kind: 'honest-failure',
+      signature: 'ctl server stopped answering',
+      message: 'an honest connection sending a valid list request got no ok reply within 2 s',
+    });
   const seen = new Set<string>();
   return { findings: findings.filter((f) => (seen.has(f.signature) ? false : (seen.add(f.signature), true))), broken: !alive };
 }

@@ -43,7 +43,11 @@ function checkShape(r: RunResult, runs: number): void {
 }
 
 function fuzz(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--conditions=@tandem/source', '--import', 'tsx', main, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--conditions=@tandem/source', '--import', 'tsx', main, ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -59,7 +63,16 @@ describe('fuzz targets', () => {
   it('the same seed gives the same inputs (replayable)', async () => {
     const seen: string[][] = [[], []];
     for (const i of [0, 1]) {
-      await runTarget({ target: framingTarget(), options, seed: 99, from: 5, runs: 20, shrink: 0, onInput: (index, input) => seen[i]!.push(`${index}:${JSON.stringify(input, (_k, v: unknown) => (v instanceof Uint8Array ? [...v] : v))}`) });
+      await runTarget({
+        target: framingTarget(),
+        options,
+        seed: 99,
+        from: 5,
+        runs: 20,
+        shrink: 0,
+        onInput: (index, input) =>
+          seen[i]!.push(`${index}:${JSON.stringify(input, (_k, v: unknown) => (v instanceof Uint8Array ? [...v] : v))}`),
+      });
     }
     expect(seen[0]).toHaveLength(20);
     expect(seen[0]).toEqual(seen[1]);
@@ -68,7 +81,15 @@ describe('fuzz targets', () => {
 
 describe('the harness can fail', () => {
   it('a decoder that corrupts messages is caught (honest failures) and shrunk to a small input', async () => {
-    const r = await runTarget({ target: framingTarget(brokenDecoder('corrupt')), options, seed: 1, from: 0, runs: 400, shrink: 1, shrinkMs: 5000 });
+    const r = await runTarget({
+      target: framingTarget(brokenDecoder('corrupt')),
+      options,
+      seed: 1,
+      from: 0,
+      runs: 400,
+      shrink: 1,
+      shrinkMs: 5000,
+    });
     expect(r.honestFailures).toBeGreaterThan(0);
     const f = r.failures.find((x) => x.kind === 'honest-failure')!;
     expect(f.reproducesAlone).toBe(true);
@@ -105,7 +126,23 @@ describe('npm run fuzz', () => {
   }, 120_000);
 
   it('a broken decoder fails the run (exit 1), its input is saved with a replay command, and the replay reproduces it', () => {
-    const r = fuzz(['--target', 'framing', '--runs', '300', '--seed', '5', '--json', '--inject', 'alloc-first', '--out', out, '--shrink', '1', '--shrink-ms', '3000']);
+    const r = fuzz([
+      '--target',
+      'framing',
+      '--runs',
+      '300',
+      '--seed',
+      '5',
+      '--json',
+      '--inject',
+      'alloc-first',
+      '--out',
+      out,
+      '--shrink',
+      '1',
+      '--shrink-ms',
+      '3000',
+    ]);
     expect(r.status).toBe(1);
     const report = JSON.parse(r.stdout) as FuzzReport;
     expect(report.ok).toBe(false);

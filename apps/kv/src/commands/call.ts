@@ -21,13 +21,15 @@ export const CALL_COMMANDS = `  get KEY                      value of KEY (null 
   release NAME TOKEN           give a lease back`;
 
 function int(word: string | undefined, what: string): number {
-  if (word === undefined || !/^-?\d+$/.test(word)) throw new UsageError(`${what} must be an integer, got ${word === undefined ? 'nothing' : JSON.stringify(word)}`);
+  if (word === undefined || !/^-?\d+$/.test(word))
+    throw new UsageError(`${what} must be an integer, got ${word === undefined ? 'nothing' : JSON.stringify(word)}`);
   return Number(word);
 }
 
 function need(words: string[], n: number, usage: string): void {
   if (words.length - 1 < n) throw new UsageError(`usage: tandem-kv call --servers A,B ${usage}`);
-  if (words.length - 1 > n + (usage.includes('[') ? 1 : 0)) throw new UsageError(`too many arguments; usage: tandem-kv call --servers A,B ${usage}`);
+  if (words.length - 1 > n + (usage.includes('[') ? 1 : 0))
+    throw new UsageError(`too many arguments; usage: tandem-kv call --servers A,B ${usage}`);
 }
 
 /** Turn command words (`set k v`) into a validated kv request. */
@@ -68,7 +70,10 @@ export function requestFromWords(words: string[]): KvRequest {
     case 'lock':
     case 'acquire':
       need(words, 2, 'lock NAME TTL_MS [OWNER]');
-      req = c === undefined ? { op: 'acquire', name: a, ttlMs: int(b, 'TTL_MS') } : { op: 'acquire', name: a, ttlMs: int(b, 'TTL_MS'), owner: c };
+      req =
+        c === undefined
+          ? { op: 'acquire', name: a, ttlMs: int(b, 'TTL_MS') }
+          : { op: 'acquire', name: a, ttlMs: int(b, 'TTL_MS'), owner: c };
       break;
     case 'renew':
       need(words, 3, 'renew NAME TOKEN TTL_MS');
@@ -85,20 +90,36 @@ export function requestFromWords(words: string[]): KvRequest {
       throw new UsageError(`unknown command "${cmd}"; one of:\n${CALL_COMMANDS}`);
   }
   const parsed = kvRequestSchema.safeParse(req);
-  if (!parsed.success) throw new UsageError(`invalid ${cmd}: ` + parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  if (!parsed.success)
+    throw new UsageError(`invalid ${cmd}: ` + parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   return parsed.data;
 }
 
 export function parseServers(text: string | undefined): [string, string] {
-  if (text === undefined) throw new UsageError('--servers is required: the two replicas, e.g. --servers tcp://127.0.0.1:7001,tcp://127.0.0.1:7002');
-  const parts = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (text === undefined)
+    throw new UsageError('--servers is required: the two replicas, e.g. --servers tcp://127.0.0.1:7001,tcp://127.0.0.1:7002');
+  const parts = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (parts.length !== 2) throw new UsageError(`--servers needs exactly two addresses separated by a comma, got ${parts.length}`);
   return [parts[0]!, parts[1]!];
 }
 
 /** Send one request; resolves with the reply, rejects with the core's typed errors. */
-export async function callOnce(servers: [string, string], request: KvRequest, config: Partial<ReplicationConfig>, sec: ClientSecuritySettings = { transport: {} }): Promise<KvReply> {
-  const client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry(sec.transport) }), servers, config, ...(sec.credentials ? { credentials: sec.credentials } : {}) });
+export async function callOnce(
+  servers: [string, string],
+  request: KvRequest,
+  config: Partial<ReplicationConfig>,
+  sec: ClientSecuritySettings = { transport: {} },
+): Promise<KvReply> {
+  const client = createClient({
+    service: kvService,
+    env: nodeEnv({ network: createTransportRegistry(sec.transport) }),
+    servers,
+    config,
+    ...(sec.credentials ? { credentials: sec.credentials } : {}),
+  });
   try {
     const reply = await client.call(request);
     // Hand the state information to the backup before exiting (bounded: the primary's flush covers it anyway).

@@ -63,7 +63,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** What the rejoined replica (and the primary that admitted it) reported about the transfer. */
 function rejoinSummary(joiner: ReplicaProcess, primary: ReplicaProcess): RejoinSummary {
-  const find = (p: ReplicaProcess, event: string): Record<string, unknown> | undefined => [...p.events].reverse().find((e) => e.event === event);
+  const find = (p: ReplicaProcess, event: string): Record<string, unknown> | undefined =>
+    [...p.events].reverse().find((e) => e.event === event);
   const state = find(joiner, 'rejoin-state');
   const start = find(joiner, 'transfer-start');
   const verified = find(joiner, 'transfer-verified');
@@ -95,9 +96,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     transport: opts.transport,
     replication: opts.replication,
     extraArgs: ['--cluster-key-file', keyFile],
-    ...(replicaLog ? { logLevel: 'info' as const, onStderr: (node: string, line: string) => appendFileSync(replicaLog, `${node} ${line}\n`) } : {}),
+    ...(replicaLog
+      ? { logLevel: 'info' as const, onStderr: (node: string, line: string) => appendFileSync(replicaLog, `${node} ${line}\n`) }
+      : {}),
   });
-  const workload = new Workload({ servers: pair.addresses, clients: opts.clients, network: createTransportRegistry(), config: opts.replication });
+  const workload = new Workload({
+    servers: pair.addresses,
+    clients: opts.clients,
+    network: createTransportRegistry(),
+    config: opts.replication,
+  });
   say(`  a (pid ${pair.a.pid}) primary at ${pair.addresses[0]}; b (pid ${pair.b.pid}) backup at ${pair.addresses[1]}`);
   let lastCount = 0;
   let lastAt = workload.now();
@@ -107,7 +115,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     rate = ((workload.completed - lastCount) * 1000) / Math.max(1, now - lastAt);
     lastCount = workload.completed;
     lastAt = now;
-    writeProgress(`[${(now / 1000).toFixed(1)} s] ${phase.padEnd(9)} ${Math.round(rate).toString().padStart(6)} ops/s  ${workload.completed} replies  ${workload.failed} failed calls`);
+    writeProgress(
+      `[${(now / 1000).toFixed(1)} s] ${phase.padEnd(9)} ${Math.round(rate).toString().padStart(6)} ops/s  ${workload.completed} replies  ${workload.failed} failed calls`,
+    );
   }, 250);
   try {
     const d = opts.durationS * 1000;
@@ -123,7 +133,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const recoverDeadline = Date.now() + 15_000;
     while (workload.recoveredClients(killedAt, 1) < opts.clients && Date.now() < recoverDeadline) await sleep(10);
     const failovers = workload.failoverTimes(killedAt, 1);
-    say(`  b took over; first successful reply per client after ${Math.round(percentile(failovers, 50))} ms (p50), ${Math.round(Math.max(...failovers))} ms (max)`);
+    say(
+      `  b took over; first successful reply per client after ${Math.round(percentile(failovers, 50))} ms (p50), ${Math.round(Math.max(...failovers))} ms (max)`,
+    );
 
     phase = 'rejoin';
     await sleep(d * 0.15);
@@ -135,7 +147,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const rejoinMs = workload.now() - restartAt;
     // The two processes report on separate pipes: a's "backup" can arrive before b's "peer-joined" (how it
     // admitted a). Wait briefly for the latter so the summary can say how a joined.
-    await pair.b.waitForEvent((e) => e.event === 'peer-joined' && pair.b.events.indexOf(e) >= primaryEventsBefore, 2000, 'peer-joined').catch(() => undefined);
+    await pair.b
+      .waitForEvent((e) => e.event === 'peer-joined' && pair.b.events.indexOf(e) >= primaryEventsBefore, 2000, 'peer-joined')
+      .catch(() => undefined);
     const rejoined = rejoinSummary(pair.a, pair.b);
     say(
       rejoined.via === 'stream'
@@ -196,7 +210,8 @@ export function describeDemo(r: DemoResult): string {
     `  final epoch / seq   ${r.epoch} / ${r.appliedSeq}`,
     `  state digests       a ${r.digests.a}  b ${r.digests.b}  ${r.digests.equal ? 'equal' : 'DIFFERENT'}`,
   ];
-  if (r.staleReads > 0) lines.push(`  stale reads         ${r.staleReads} (a client read its own log without a write it had seen acknowledged)`);
+  if (r.staleReads > 0)
+    lines.push(`  stale reads         ${r.staleReads} (a client read its own log without a write it had seen acknowledged)`);
   if (r.history) lines.push(`  history             ${r.history}`);
   for (const d of r.details) lines.push(`  ! ${d}`);
   return lines.join('\n');

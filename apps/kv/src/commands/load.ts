@@ -15,7 +15,10 @@ import { parseServers } from './call.js';
 import { parseJsonObjectFlag } from '../config-file.js';
 import { CLIENT_SECURITY_FLAGS, clientSecurityFrom } from '../security-options.js';
 
-type Parse = (args: string[], options: Record<string, { type: 'string' | 'boolean' }>) => { values: Record<string, string | boolean | undefined> };
+type Parse = (
+  args: string[],
+  options: Record<string, { type: 'string' | 'boolean' }>,
+) => { values: Record<string, string | boolean | undefined> };
 
 export async function runLoad(args: string[], parse: Parse): Promise<number> {
   const { values } = parse(args, {
@@ -39,7 +42,13 @@ export async function runLoad(args: string[], parse: Parse): Promise<number> {
   const dieAfter = values['die-after-send'] === undefined ? -1 : Number(values['die-after-send']);
   if (!Number.isInteger(count) || count < 0) throw new UsageError('--count must be a non-negative integer');
   const config = typeof values.replication === 'string' ? parseJsonObjectFlag('replication', values.replication) : {};
-  const client = createClient({ service: kvService, env: nodeEnv({ network: createTransportRegistry(sec.transport) }), servers, config, ...(sec.credentials ? { credentials: sec.credentials } : {}) });
+  const client = createClient({
+    service: kvService,
+    env: nodeEnv({ network: createTransportRegistry(sec.transport) }),
+    servers,
+    config,
+    ...(sec.credentials ? { credentials: sec.credentials } : {}),
+  });
   const line = (o: Record<string, unknown>): void => {
     process.stdout.write(JSON.stringify(o) + '\n');
   };

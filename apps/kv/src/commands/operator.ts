@@ -58,7 +58,9 @@ export async function runPromote(address: string, o: OperatorCliOptions): Promis
     return 0;
   }
   if (before.role === 'backup') {
-    process.stderr.write(`tandem-kv: ${address} is a backup: it takes over by itself when its primary fails; promote is for a replica that reports blocked\n`);
+    process.stderr.write(
+      `tandem-kv: ${address} is a backup: it takes over by itself when its primary fails; promote is for a replica that reports blocked\n`,
+    );
     return 1;
   }
   const after = await promoteReplica(address, opts(o));

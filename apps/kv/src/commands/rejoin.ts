@@ -15,7 +15,8 @@ import type { Replica } from '@tandem/core';
 import { lowerJoinerPriority, progressBar, type TransferPhase } from '@tandem/state-transfer';
 import { serve, type ServeOptions, type ServeOutput } from './serve.js';
 
-export interface RejoinOptions extends Omit<ServeOptions, 'role' | 'onCreated' | 'onStateInstalled' | 'stateTransfer' | 'onTransferProgress' | 'onTransferEvent'> {
+export interface RejoinOptions
+  extends Omit<ServeOptions, 'role' | 'onCreated' | 'onStateInstalled' | 'stateTransfer' | 'onTransferProgress' | 'onTransferEvent'> {
   /** Give up (exit 1) when not verified within this many ms (default 60 000). */
   timeoutMs: number;
   /** Where the progress bar goes (default process.stderr). */
@@ -82,7 +83,11 @@ export async function rejoin(opts: RejoinOptions): Promise<RejoinResult> {
       r.on((e) => {
         if (e.type === 'role' && e.role === 'backup') bar.done();
       });
-      o('rejoin-phase', { phase: 'joining', peer: opts.peer }, `rejoin: joining the primary at ${opts.peer}; streaming its state while it serves…`);
+      o(
+        'rejoin-phase',
+        { phase: 'joining', peer: opts.peer },
+        `rejoin: joining the primary at ${opts.peer}; streaming its state while it serves…`,
+      );
     },
     onTransferEvent: (e) => {
       if (e.side === 'joiner' && e.type === 'verified') {
@@ -112,7 +117,8 @@ export async function rejoin(opts: RejoinOptions): Promise<RejoinResult> {
   });
   try {
     for (;;) {
-      if (Date.now() - started > opts.timeoutMs) throw new Error(`rejoin: not a verified backup within ${opts.timeoutMs} ms (role ${roleNow})`);
+      if (Date.now() - started > opts.timeoutMs)
+        throw new Error(`rejoin: not a verified backup within ${opts.timeoutMs} ms (role ${roleNow})`);
       if (roleNow !== 'backup') {
         await new Promise<void>((res) => {
           roleChanged = res;
@@ -121,7 +127,11 @@ export async function rejoin(opts: RejoinOptions): Promise<RejoinResult> {
         continue;
       }
       const from = transferVerified?.seq ?? installedSeq;
-      say('rejoin-phase', { phase: 'backup', seq: from, via: via ?? 'stream' }, `rejoin: backup from seq ${from ?? '?'}; checking the primary's flushes…`);
+      say(
+        'rejoin-phase',
+        { phase: 'backup', seq: from, via: via ?? 'stream' },
+        `rejoin: backup from seq ${from ?? '?'}; checking the primary's flushes…`,
+      );
       await new Promise((res) => setTimeout(res, 3 * interval));
       if (divergence !== undefined) throw new Error(`rejoin: ${divergence}`);
       if (roleNow !== 'backup') continue; // dropped meanwhile: it joins again
@@ -131,7 +141,15 @@ export async function rejoin(opts: RejoinOptions): Promise<RejoinResult> {
       if (transferVerified) result.transferVerifiedSeq = transferVerified.seq;
       say(
         'rejoin-verified',
-        { phase: 'verified', seq: s.appliedSeq, installedSeq, digest: s.stateDigest, epoch: s.epoch, via: result.via, transferVerifiedSeq: result.transferVerifiedSeq },
+        {
+          phase: 'verified',
+          seq: s.appliedSeq,
+          installedSeq,
+          digest: s.stateDigest,
+          epoch: s.epoch,
+          via: result.via,
+          transferVerifiedSeq: result.transferVerifiedSeq,
+        },
         `rejoin: VERIFIED — backup at seq ${s.appliedSeq} (state ${result.via === 'stream' ? `streamed at ${installedSeq}, digests equal at ${transferVerified?.seq}` : `copied at ${installedSeq}`}), every reply digest matched the primary's since; state digest ${s.stateDigest}. Serving as backup.`,
       );
       return result;

@@ -4,7 +4,17 @@
  * --json). When started with an IPC channel (the demo, tests and benchmark harness), it also answers
  * {type:'status'} and {type:'read', keys} messages from its parent.
  */
-import { computeTimingBounds, createReplica, nodeEnv, type ReplicaEvent, type ReplicaSecurity, type ReplicationConfig, type Replica, type StateSnapshot, type StateSync } from '@tandem/core';
+import {
+  computeTimingBounds,
+  createReplica,
+  nodeEnv,
+  type ReplicaEvent,
+  type ReplicaSecurity,
+  type ReplicationConfig,
+  type Replica,
+  type StateSnapshot,
+  type StateSync,
+} from '@tandem/core';
 import { streamingStateSync, withImmediateYield, type StreamingStateSyncEvent, type TransferProgress } from '@tandem/state-transfer';
 import { kvServiceVersion, type KvServiceVariant } from '../service.js';
 import { createTransportRegistry } from '../transports.js';
@@ -56,11 +66,19 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     else process.stdout.write(`[${nodeId}] ${human}\n`);
   };
   // yieldNow (setImmediate): a primary streaming its state yields to pending requests between slices.
-  const env = withImmediateYield(nodeEnv({ network: createTransportRegistry(opts.transportSecurity), logLevel: opts.logLevel, logFields: { node: nodeId } }));
+  const env = withImmediateYield(
+    nodeEnv({ network: createTransportRegistry(opts.transportSecurity), logLevel: opts.logLevel, logFields: { node: nodeId } }),
+  );
   const sec = opts.security ?? {};
   out(
     'security',
-    { clusterKey: (sec.clusterKeys?.length ?? 0) > 0, insecure: sec.insecure === true, requireClientAuth: sec.requireClientAuth === true, tls: opts.transportSecurity?.tls !== undefined, curve: opts.transportSecurity?.curve !== undefined },
+    {
+      clusterKey: (sec.clusterKeys?.length ?? 0) > 0,
+      insecure: sec.insecure === true,
+      requireClientAuth: sec.requireClientAuth === true,
+      tls: opts.transportSecurity?.tls !== undefined,
+      curve: opts.transportSecurity?.curve !== undefined,
+    },
     `security: ${opts.securitySummary ?? ((sec.clusterKeys?.length ?? 0) > 0 ? 'cluster key' : 'NO cluster key: peers not authenticated')}${(sec.clusterKeys?.length ?? 0) === 0 ? (sec.insecure ? ' — WARNING: --insecure: any host that reaches this address can act as the peer and take the pair down' : ' (loopback only)') : ''}`,
   );
   const bounds = computeTimingBounds(opts.replication);
@@ -107,7 +125,12 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     if (e.type === 'auth-refused' || e.type === 'forged-forward') {
       const now = Date.now();
       if (now - window.start >= 10_000) {
-        if (window.hidden > 0) out('suppressed', { events: window.hidden }, `(${window.hidden} more refused connections / forged forwards in the last ${Math.round((now - window.start) / 1000)} s)`);
+        if (window.hidden > 0)
+          out(
+            'suppressed',
+            { events: window.hidden },
+            `(${window.hidden} more refused connections / forged forwards in the last ${Math.round((now - window.start) / 1000)} s)`,
+          );
         window = { start: now, shown: 0, hidden: 0 };
       }
       if (window.shown >= 5) {
@@ -157,7 +180,12 @@ function reportEvent(e: ReplicaEvent, out: ServeOutput): void {
     case 'blocked':
       return out(
         'blocked',
-        { reason: e.reason, haveSeq: e.haveSeq, mayLoseFrom: e.mayLoseFrom, ...(e.mayLoseTo !== undefined ? { mayLoseTo: e.mayLoseTo } : {}) },
+        {
+          reason: e.reason,
+          haveSeq: e.haveSeq,
+          mayLoseFrom: e.mayLoseFrom,
+          ...(e.mayLoseTo !== undefined ? { mayLoseTo: e.mayLoseTo } : {}),
+        },
         `BLOCKED: ${e.reason}. Waiting for the peer. Writes from seq ${e.mayLoseFrom}${e.mayLoseTo !== undefined ? ` to ${e.mayLoseTo}` : ''} may be lost if you promote this replica: tandem-kv promote --server ADDR --accept-loss`,
       );
     case 'promoted':
@@ -167,9 +195,17 @@ function reportEvent(e: ReplicaEvent, out: ServeOutput): void {
         `PROMOTED by an operator: serving at epoch ${e.epoch} from seq ${e.appliedSeq}; acknowledged writes from seq ${e.lostFrom}${e.lostTo !== undefined ? ` to ${e.lostTo}` : ''} may be lost`,
       );
     case 'step-down':
-      return out('step-down', { epoch: e.epoch, newerEpoch: e.newerEpoch }, `stepping down: epoch ${e.newerEpoch} is newer than ours (${e.epoch})`);
+      return out(
+        'step-down',
+        { epoch: e.epoch, newerEpoch: e.newerEpoch },
+        `stepping down: epoch ${e.newerEpoch} is newer than ours (${e.epoch})`,
+      );
     case 'divergence':
-      return out('divergence', { seq: e.seq, expected: e.expectedDigest, actual: e.actualDigest }, `DIVERGENCE at seq ${e.seq}: primary digest ${e.expectedDigest}, ours ${e.actualDigest}`);
+      return out(
+        'divergence',
+        { seq: e.seq, expected: e.expectedDigest, actual: e.actualDigest },
+        `DIVERGENCE at seq ${e.seq}: primary digest ${e.expectedDigest}, ours ${e.actualDigest}`,
+      );
     case 'peer-faulty':
       return out('peer-faulty', { reason: e.reason }, `backup declared faulty (${e.reason}); serving alone`);
     case 'peer-joined':
@@ -183,13 +219,25 @@ function reportEvent(e: ReplicaEvent, out: ServeOutput): void {
             : `backup joined at seq ${e.seq} (whole-state copy)`,
       );
     case 'protocol-error':
-      return out('protocol-error', { remote: e.remote, error: e.error.message }, `protocol error from ${e.remote}: ${e.error.message} (connection closed)`);
+      return out(
+        'protocol-error',
+        { remote: e.remote, error: e.error.message },
+        `protocol error from ${e.remote}: ${e.error.message} (connection closed)`,
+      );
     case 'lost-entries':
       return out('lost-entries', { epoch: e.epoch, seqs: e.seqs }, `LOST ENTRIES beyond a gap at takeover: seqs ${e.seqs.join(', ')}`);
     case 'auth-refused':
-      return out('auth-refused', { side: e.side, remote: e.remote, code: e.code, reason: e.reason }, `${e.side === 'accepted' ? 'refused a connection from' : 'handshake with the peer failed:'} ${e.remote} (${e.code}: ${e.reason})`);
+      return out(
+        'auth-refused',
+        { side: e.side, remote: e.remote, code: e.code, reason: e.reason },
+        `${e.side === 'accepted' ? 'refused a connection from' : 'handshake with the peer failed:'} ${e.remote} (${e.code}: ${e.reason})`,
+      );
     case 'forged-forward':
-      return out('forged-forward', { remote: e.remote, seqs: e.seqs, reason: e.reason }, `FORGED FORWARD from ${e.remote} (seqs ${e.seqs.join(', ')}): ${e.reason}; not applied`);
+      return out(
+        'forged-forward',
+        { remote: e.remote, seqs: e.seqs, reason: e.reason },
+        `FORGED FORWARD from ${e.remote} (seqs ${e.seqs.join(', ')}): ${e.reason}; not applied`,
+      );
   }
 }
 
@@ -198,29 +246,62 @@ function reportTransferEvent(e: StreamingStateSyncEvent, out: ServeOutput): void
   if (e.side === 'server') {
     switch (e.type) {
       case 'session-open':
-        return out('transfer-serving', { joiner: e.nodeId, seq: e.seq, format: e.format, version: e.version }, `streaming the state at seq ${e.seq} to ${e.nodeId} (${e.format}, version ${e.version}) while serving`);
+        return out(
+          'transfer-serving',
+          { joiner: e.nodeId, seq: e.seq, format: e.format, version: e.version },
+          `streaming the state at seq ${e.seq} to ${e.nodeId} (${e.format}, version ${e.version}) while serving`,
+        );
       case 'verified':
-        return out('transfer-served', { joiner: e.nodeId, seq: e.seq, digest: e.digest }, `${e.nodeId} verified the streamed state at seq ${e.seq} (digest ${e.digest})`);
+        return out(
+          'transfer-served',
+          { joiner: e.nodeId, seq: e.seq, digest: e.digest },
+          `${e.nodeId} verified the streamed state at seq ${e.seq} (digest ${e.digest})`,
+        );
       case 'restart':
         return out('transfer-restart', { joiner: e.nodeId, reason: e.reason }, `state transfer to ${e.nodeId} restarts: ${e.reason}`);
       case 'digest-mismatch':
-        return out('transfer-digest-mismatch', { joiner: e.nodeId, seq: e.seq, expected: e.expected, actual: e.actual }, `DIGEST MISMATCH: ${e.nodeId} at seq ${e.seq} has ${e.actual}, ours ${e.expected}`);
+        return out(
+          'transfer-digest-mismatch',
+          { joiner: e.nodeId, seq: e.seq, expected: e.expected, actual: e.actual },
+          `DIGEST MISMATCH: ${e.nodeId} at seq ${e.seq} has ${e.actual}, ours ${e.expected}`,
+        );
       case 'protocol-error':
-        return out('transfer-protocol-error', { remote: e.remote, error: e.error.message }, `state transfer protocol error from ${e.remote}: ${e.error.message}`);
+        return out(
+          'transfer-protocol-error',
+          { remote: e.remote, error: e.error.message },
+          `state transfer protocol error from ${e.remote}: ${e.error.message}`,
+        );
       default:
         return;
     }
   }
   switch (e.type) {
     case 'meta':
-      if (e.resumed) return out('transfer-resumed', { transferId: e.transferId, startChunk: e.startChunk }, `state transfer resumed at chunk ${e.startChunk}`);
-      return out('transfer-start', { transferId: e.transferId, seq: e.seq, version: e.version, format: e.format }, `streaming the primary's state at seq ${e.seq} (${e.format}, version ${e.version})`);
+      if (e.resumed)
+        return out(
+          'transfer-resumed',
+          { transferId: e.transferId, startChunk: e.startChunk },
+          `state transfer resumed at chunk ${e.startChunk}`,
+        );
+      return out(
+        'transfer-start',
+        { transferId: e.transferId, seq: e.seq, version: e.version, format: e.format },
+        `streaming the primary's state at seq ${e.seq} (${e.format}, version ${e.version})`,
+      );
     case 'verified':
-      return out('transfer-verified', { seq: e.seq, digest: e.digest }, `state verified equal to the primary's at seq ${e.seq} (digest ${e.digest})`);
+      return out(
+        'transfer-verified',
+        { seq: e.seq, digest: e.digest },
+        `state verified equal to the primary's at seq ${e.seq} (digest ${e.digest})`,
+      );
     case 'restart':
       return out('transfer-restart', { reason: e.reason }, `state transfer restarts: ${e.reason}`);
     case 'connection-lost':
-      return out('transfer-connection-lost', { nextChunk: e.nextChunk, appliedSeq: e.appliedSeq, reason: e.reason }, `state transfer connection lost (${e.reason}); resuming at chunk ${e.nextChunk}`);
+      return out(
+        'transfer-connection-lost',
+        { nextChunk: e.nextChunk, appliedSeq: e.appliedSeq, reason: e.reason },
+        `state transfer connection lost (${e.reason}); resuming at chunk ${e.nextChunk}`,
+      );
     case 'error':
       return out('transfer-error', { error: e.error.message }, `state transfer: ${e.error.name}: ${e.error.message}`);
     default:
@@ -237,7 +318,13 @@ function attachIpc(replica: Replica<unknown>, variant: KvServiceVariant): void {
       process.send?.({ type: 'status', id: m.id, status: replica.status(), serviceVersion: variant.version });
     } else if (m.type === 'read' && Array.isArray(m.keys)) {
       const state = replica.state;
-      process.send?.({ type: 'read', id: m.id, status: replica.status(), serviceVersion: variant.version, values: m.keys.map((k) => variant.readValue(state, String(k)) ?? null) });
+      process.send?.({
+        type: 'read',
+        id: m.id,
+        status: replica.status(),
+        serviceVersion: variant.version,
+        values: m.keys.map((k) => variant.readValue(state, String(k)) ?? null),
+      });
     }
   });
   // Do not let the IPC channel keep the process alive on its own, and exit if the parent goes away.

@@ -59,7 +59,11 @@ async function waitUntil(what: string, cond: () => Promise<boolean>, timeoutMs: 
   }
 }
 
-export async function rollingUpgrade(servers: readonly [string, string], control: UpgradeControl, opts: UpgradeOptions = {}): Promise<UpgradeResult> {
+export async function rollingUpgrade(
+  servers: readonly [string, string],
+  control: UpgradeControl,
+  opts: UpgradeOptions = {},
+): Promise<UpgradeResult> {
   const timeout = opts.phaseTimeoutMs ?? 30_000;
   const phase = opts.onPhase ?? (() => undefined);
   const [ra, rb] = await Promise.all([control.role(servers[0]), control.role(servers[1])]);
@@ -67,7 +71,10 @@ export async function rollingUpgrade(servers: readonly [string, string], control
   let backup: string;
   if (ra === 'primary' && rb === 'backup') [primary, backup] = servers;
   else if (rb === 'primary' && ra === 'backup') [backup, primary] = servers;
-  else throw new UpgradeError(`the pair is not primary + backup (${servers[0]}: ${ra ?? 'not answering'}, ${servers[1]}: ${rb ?? 'not answering'}); upgrade needs a healthy pair`);
+  else
+    throw new UpgradeError(
+      `the pair is not primary + backup (${servers[0]}: ${ra ?? 'not answering'}, ${servers[1]}: ${rb ?? 'not answering'}); upgrade needs a healthy pair`,
+    );
   phase('inspect', `primary ${primary}, backup ${backup}`);
 
   phase('stop-backup', `stopping the backup at ${backup}; ${primary} serves alone meanwhile`);
@@ -158,10 +165,14 @@ export async function runUpgradeCli(o: UpgradeCliOptions): Promise<UpgradeResult
       const [cmd, ...args] = o.exec;
       const logFile = join(o.logDir, `tandem-kv-${address.replace(/[^a-zA-Z0-9]+/g, '_')}-${Date.now()}.log`);
       const fd = openSync(logFile, 'a');
-      const child = spawn(cmd!, [...args, '--listen', address, '--peer', peer, '--role', 'backup', '--replication', JSON.stringify(o.replication)], {
-        detached: true,
-        stdio: ['ignore', fd, fd],
-      });
+      const child = spawn(
+        cmd!,
+        [...args, '--listen', address, '--peer', peer, '--role', 'backup', '--replication', JSON.stringify(o.replication)],
+        {
+          detached: true,
+          stdio: ['ignore', fd, fd],
+        },
+      );
       child.unref();
       if (child.pid === undefined) throw new UpgradeError(`could not start ${cmd}`);
       pidOf.set(address, child.pid);
@@ -182,7 +193,7 @@ export function defaultUpgradeLogDir(): string {
 export function parsePids(v: string | undefined): [number, number] {
   const parts = (v ?? '').split(',').map((s) => s.trim());
   if (parts.length !== 2 || !parts.every((p) => /^\d+$/.test(p) && Number(p) > 0)) {
-    throw new UsageError('upgrade needs --pids PID_A,PID_B (the running replicas\' process ids, in the order of --servers)');
+    throw new UsageError("upgrade needs --pids PID_A,PID_B (the running replicas' process ids, in the order of --servers)");
   }
   return [Number(parts[0]), Number(parts[1])];
 }

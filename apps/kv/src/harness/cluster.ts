@@ -56,7 +56,11 @@ export class ReplicaPair {
   }
 
   /** Spawn (or re-spawn, after a kill) replica `which` on its fixed address. */
-  spawn(which: 'a' | 'b', role: 'primary' | 'backup' | 'auto', extra: Pick<ReplicaProcessOptions, 'command' | 'stateTransfer'> = {}): ReplicaProcess {
+  spawn(
+    which: 'a' | 'b',
+    role: 'primary' | 'backup' | 'auto',
+    extra: Pick<ReplicaProcessOptions, 'command' | 'stateTransfer'> = {},
+  ): ReplicaProcess {
     const i = which === 'a' ? 0 : 1;
     const peer = this.options.peerOverride?.[which] ?? this.addresses[1 - i]!;
     const onStderr = this.options.onStderr;

@@ -142,10 +142,18 @@ export class ReplicaProcess {
           const e = this.events[from]!;
           if (pred(e)) return done(() => resolve(e));
         }
-        if (this.#exitedFlag) done(() => reject(new Error(`${this.options.nodeId} exited while waiting for ${what}; stderr:\n${this.stderrTail.join('\n')}`)));
+        if (this.#exitedFlag)
+          done(() => reject(new Error(`${this.options.nodeId} exited while waiting for ${what}; stderr:\n${this.stderrTail.join('\n')}`)));
       };
       const timer = setTimeout(
-        () => done(() => reject(new Error(`${this.options.nodeId}: no ${what} within ${timeoutMs} ms (events: ${this.events.map((e) => e.event + (e.role ? ':' + String(e.role) : '')).join(', ')})\nstderr:\n${this.stderrTail.join('\n')}`))),
+        () =>
+          done(() =>
+            reject(
+              new Error(
+                `${this.options.nodeId}: no ${what} within ${timeoutMs} ms (events: ${this.events.map((e) => e.event + (e.role ? ':' + String(e.role) : '')).join(', ')})\nstderr:\n${this.stderrTail.join('\n')}`,
+              ),
+            ),
+          ),
         timeoutMs,
       );
       const done = (f: () => void): void => {

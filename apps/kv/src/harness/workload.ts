@@ -79,7 +79,9 @@ export class Workload {
     this.options = options;
     for (let i = 0; i < options.clients; i++) {
       this.records.push({ index: i, markers: new Map(), ackedIncrs: 0, unknownIncrs: 0, ackedLog: [], staleReads: 0, successes: [] });
-      this.#clients.push(createClient({ service: kvService, env: nodeEnv({ network: options.network }), servers: options.servers, config: options.config }));
+      this.#clients.push(
+        createClient({ service: kvService, env: nodeEnv({ network: options.network }), servers: options.servers, config: options.config }),
+      );
     }
   }
 
@@ -107,7 +109,11 @@ export class Workload {
     await Promise.all(this.#clients.map((c) => c.close()));
   }
 
-  async #call(rec: ClientRecord, req: KvRequest, hist: Omit<HistoryOp, 'call' | 'return' | 'client'> | undefined): Promise<KvReply | undefined> {
+  async #call(
+    rec: ClientRecord,
+    req: KvRequest,
+    hist: Omit<HistoryOp, 'call' | 'return' | 'client'> | undefined,
+  ): Promise<KvReply | undefined> {
     const call = this.now();
     const h: HistoryOp | undefined = hist && this.options.history !== false ? { client: rec.index, ...hist, call } : undefined;
     if (h) this.history.push(h);
@@ -150,7 +156,8 @@ export class Workload {
       const sharedMarker = `s${c}.${round};`;
       const sk = `${SHARED_PREFIX}${round % shared}`;
       rec.markers.set(sharedMarker, 'unknown');
-      if (await this.#call(rec, { op: 'append', key: sk, value: sharedMarker }, { op: 'append', key: sk, value: sharedMarker })) rec.markers.set(sharedMarker, 'acked');
+      if (await this.#call(rec, { op: 'append', key: sk, value: sharedMarker }, { op: 'append', key: sk, value: sharedMarker }))
+        rec.markers.set(sharedMarker, 'acked');
       if (!this.#running) break;
       if (await this.#call(rec, { op: 'incr', key: ctrKey(c) }, undefined)) rec.ackedIncrs++;
       else rec.unknownIncrs++;
@@ -158,7 +165,12 @@ export class Workload {
       await this.#call(rec, { op: 'set', key: regKey(c), value: String(round) }, { op: 'put', key: regKey(c), value: String(round) });
       const g = await this.#call(rec, { op: 'get', key: logKey(c) }, { op: 'get', key: logKey(c), value: null });
       if (g && g.kind === 'value') {
-        const seen = new Set((g.value ?? '').split(';').filter((m) => m.length > 0).map((m) => m + ';'));
+        const seen = new Set(
+          (g.value ?? '')
+            .split(';')
+            .filter((m) => m.length > 0)
+            .map((m) => m + ';'),
+        );
         if (rec.ackedLog.some((m) => !seen.has(m))) rec.staleReads++;
       }
     }

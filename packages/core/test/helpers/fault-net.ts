@@ -5,7 +5,14 @@
  * Every message sent is decoded and kept in `trace` so tests can assert orderings.
  */
 import { randomBytes } from 'node:crypto';
-import { ConnectionClosedError, ConnectionRefusedError, type CloseInfo, type Connection, type Listener, type Transport } from '@tandem/transport';
+import {
+  ConnectionClosedError,
+  ConnectionRefusedError,
+  type CloseInfo,
+  type Connection,
+  type Listener,
+  type Transport,
+} from '@tandem/transport';
 import { codec } from '../../src/codec.js';
 import type { Env, TimerHandle } from '../../src/env.js';
 import type { Message } from '../../src/messages.js';
@@ -45,11 +52,14 @@ export class TestNode {
       wallClock: () => Date.now(),
       setTimer(ms: number, fn: () => void): TimerHandle {
         let cancelled = false;
-        const t = setTimeout(() => {
-          if (cancelled || node.crashed) return;
-          if (node.paused) node.#deferredTimers.push(() => !cancelled && !node.crashed && fn());
-          else fn();
-        }, Math.max(0, ms));
+        const t = setTimeout(
+          () => {
+            if (cancelled || node.crashed) return;
+            if (node.paused) node.#deferredTimers.push(() => !cancelled && !node.crashed && fn());
+            else fn();
+          },
+          Math.max(0, ms),
+        );
         return {
           cancel: () => {
             cancelled = true;

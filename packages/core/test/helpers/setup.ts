@@ -66,7 +66,12 @@ export interface PairOptions {
   waitForPair?: boolean;
 }
 
-export async function startPair(config: Partial<ReplicationConfig> = {}, service = kv, broken?: BrokenVariant, options: PairOptions = {}): Promise<Pair> {
+export async function startPair(
+  config: Partial<ReplicationConfig> = {},
+  service = kv,
+  broken?: BrokenVariant,
+  options: PairOptions = {},
+): Promise<Pair> {
   const cluster = new TestCluster();
   const n = ++pairNo;
   const addrA = `mem://a${n}`;
@@ -79,9 +84,27 @@ export async function startPair(config: Partial<ReplicationConfig> = {}, service
   const sec = options.security;
   const secA = sec === undefined ? undefined : 'a' in sec && 'b' in sec ? sec.a : (sec as ReplicaSecurity);
   const secB = sec === undefined ? undefined : 'a' in sec && 'b' in sec ? sec.b : (sec as ReplicaSecurity);
-  const a = createReplica({ service, env: nodeA.env, listen: addrA, peer: addrB, roleHint: 'primary', nodeId: 'A', config: cfg, ...(secA ? { security: secA } : {}) });
+  const a = createReplica({
+    service,
+    env: nodeA.env,
+    listen: addrA,
+    peer: addrB,
+    roleHint: 'primary',
+    nodeId: 'A',
+    config: cfg,
+    ...(secA ? { security: secA } : {}),
+  });
   if (broken) installFaultHooks(a, broken);
-  const b = createReplica({ service, env: nodeB.env, listen: addrB, peer: addrA, roleHint: 'backup', nodeId: 'B', config: cfg, ...(secB ? { security: secB } : {}) });
+  const b = createReplica({
+    service,
+    env: nodeB.env,
+    listen: addrB,
+    peer: addrA,
+    roleHint: 'backup',
+    nodeId: 'B',
+    config: cfg,
+    ...(secB ? { security: secB } : {}),
+  });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));
   b.on((e) => events.b.push(e));
@@ -100,7 +123,13 @@ export async function startPair(config: Partial<ReplicationConfig> = {}, service
     addrA,
     addrB,
     client(node, extra = {}, credentials) {
-      const c = createClient({ service, env: cluster.node(node).env, servers: [addrA, addrB], config: { ...cfg, ...extra }, ...(credentials ? { credentials } : {}) });
+      const c = createClient({
+        service,
+        env: cluster.node(node).env,
+        servers: [addrA, addrB],
+        config: { ...cfg, ...extra },
+        ...(credentials ? { credentials } : {}),
+      });
       clients.push(c);
       return c;
     },

@@ -319,6 +319,8 @@ function probeAddress(slots: Int32Array, mask: number, h: number, slabId: number
 function checkRepeat(other: Slab, o: number, slab: Slab, at: number): void {
   const kl = slab.view.getUint32(at, true);
   if (other.view.getUint32(o, true) === kl && sameBytes(other.view, o + RECORD_HEADER, slab.view, at + RECORD_HEADER, kl)) {
-    throw new TypeError(`SlabMap records repeat the key ${JSON.stringify(slab.buf.toString('utf8', at + RECORD_HEADER, at + RECORD_HEADER + Math.min(kl, 100)))}`);
+    throw new TypeError(
+      `SlabMap records repeat the key ${JSON.stringify(slab.buf.toString('utf8', at + RECORD_HEADER, at + RECORD_HEADER + Math.min(kl, 100)))}`,
+    );
   }
 }

@@ -220,7 +220,8 @@ class Build {
 
 /** Throw a TypeError unless the record's key [kAt, keyEnd) and value [keyEnd, valueEnd) are UTF-8. */
 function checkUtf8Record(slab: Slab, kAt: number, keyEnd: number, valueEnd: number): void {
-  if (!(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd)))) throw new TypeError('SlabMap record is not UTF-8');
+  if (!(isUtf8(slab.buf.subarray(kAt, keyEnd)) && isUtf8(slab.buf.subarray(keyEnd, valueEnd))))
+    throw new TypeError('SlabMap record is not UTF-8');
 }
 
 /** checkUtf8Record for every record in slab[base, stop). */

@@ -85,7 +85,8 @@ export class SlabMap {
 
   constructor(options: SlabMapOptions = {}) {
     const slab = options.slabBytes ?? DEFAULT_SLAB;
-    if (!Number.isInteger(slab) || slab < MIN_SLAB || slab >= 2 ** 31) throw new RangeError(`slabBytes must be an integer from ${MIN_SLAB} to 2^31 - 1 (got ${slab})`);
+    if (!Number.isInteger(slab) || slab < MIN_SLAB || slab >= 2 ** 31)
+      throw new RangeError(`slabBytes must be an integer from ${MIN_SLAB} to 2^31 - 1 (got ${slab})`);
     this.#slabBytes = slab;
     this.#shared = options.shared === true;
     this.#index = new SlabIndex(options.expectedSize ?? 0);

@@ -77,7 +77,8 @@ export class ChunkBufferPool {
 
   /** Give a buffer of this pool back (any view of it); others are ignored. */
   recycle(b: Uint8Array): void {
-    if (this.#owned.has(b.buffer) && this.#free.length < this.maxFree) this.#free.push(Buffer.from(b.buffer, HEADROOM, b.buffer.byteLength - HEADROOM));
+    if (this.#owned.has(b.buffer) && this.#free.length < this.maxFree)
+      this.#free.push(Buffer.from(b.buffer, HEADROOM, b.buffer.byteLength - HEADROOM));
   }
 }
 
@@ -270,7 +271,15 @@ export class ChunkProducer {
     const d = chunk.data;
     if (this.#pool.owns(d)) {
       // Same map, same key order as encodeMessage; `data` last, as an empty bin8 (c4 00) to be widened.
-      const head = pack({ t: 'chunk', transferId: chunk.transferId, index: chunk.index, section: chunk.section, records: chunk.records, crc: chunk.crc, data: EMPTY });
+      const head = pack({
+        t: 'chunk',
+        transferId: chunk.transferId,
+        index: chunk.index,
+        section: chunk.section,
+        records: chunk.records,
+        crc: chunk.crc,
+        data: EMPTY,
+      });
       const n = head.length;
       if (n + 3 <= HEADROOM && head[n - 2] === 0xc4 && head[n - 1] === 0) {
         const headerBytes = n - 2 + 5;

@@ -11,7 +11,15 @@ import type { Connection } from '@tandem/transport';
 import type { LogEntry } from '../backlog.js';
 import { chunkChecksum, WholeStateChecksum } from './checksum.js';
 import { unpack } from '../codec.js';
-import { decodeRecordSlices, isPackedSlice, isTextSlice, PACKED_RECORDS, sliceItems, TEXT_SLICES, type RecordSlice } from '../maps/record-codec.js';
+import {
+  decodeRecordSlices,
+  isPackedSlice,
+  isTextSlice,
+  PACKED_RECORDS,
+  sliceItems,
+  TEXT_SLICES,
+  type RecordSlice,
+} from '../maps/record-codec.js';
 import type { TransferEnv } from '../env.js';
 import {
   ChecksumMismatchError,
@@ -164,7 +172,8 @@ export class StateTransferClient<State> {
       try {
         conn = this.#o.dial ? await this.#o.dial() : await this.#env.network.dial(this.#o.address!);
       } catch (err) {
-        if (++failures > maxReconnects) throw new TransferFailedError(`could not reach the serving replica: ${(err as Error).message}`, { cause: err });
+        if (++failures > maxReconnects)
+          throw new TransferFailedError(`could not reach the serving replica: ${(err as Error).message}`, { cause: err });
         await this.#sleep(delay);
         continue;
       }
@@ -179,13 +188,20 @@ export class StateTransferClient<State> {
       if (outcome === 'done' || this.#closed) break;
       if (this.#progressMark() !== before) failures = 0;
       if (outcome === 'fresh') {
-        if (++this.#restarts > (this.#o.maxRestarts ?? 3)) throw new TransferFailedError(`gave up after ${this.#restarts - 1} fresh transfers`);
+        if (++this.#restarts > (this.#o.maxRestarts ?? 3))
+          throw new TransferFailedError(`gave up after ${this.#restarts - 1} fresh transfers`);
         this.#meter.restarts = this.#restarts;
         this.#rx = undefined;
         continue;
       }
       const rx = this.#rx;
-      this.#emit({ type: 'connection-lost', transferId: rx?.meta.transferId, nextChunk: rx?.nextChunk ?? 0, appliedSeq: rx?.appliedSeq ?? 0, reason: (await conn.closed).reason });
+      this.#emit({
+        type: 'connection-lost',
+        transferId: rx?.meta.transferId,
+        nextChunk: rx?.nextChunk ?? 0,
+        appliedSeq: rx?.appliedSeq ?? 0,
+        reason: (await conn.closed).reason,
+      });
       if (++failures > maxReconnects) throw new TransferFailedError(`connection lost ${failures} times without progress`);
       if (rx) this.#meter.resumes++;
       await this.#sleep(delay);
@@ -217,7 +233,9 @@ export class StateTransferClient<State> {
           formats,
           window: Math.max(1, Math.min(1024, this.#o.window ?? 8)),
           encodings: [TEXT_SLICES, PACKED_RECORDS],
-          ...(resumable ? { resume: { transferId: resumable.meta.transferId, nextChunk: resumable.nextChunk, appliedSeq: resumable.appliedSeq } } : {}),
+          ...(resumable
+            ? { resume: { transferId: resumable.meta.transferId, nextChunk: resumable.nextChunk, appliedSeq: resumable.appliedSeq } }
+            : {}),
         }),
       )
       .catch(() => {});
@@ -290,7 +308,8 @@ export class StateTransferClient<State> {
         const fresh = i === 0 ? m.entries : m.entries.slice(i);
         if (fresh.length === 0) return 'continue';
         for (let k = 0; k < fresh.length; k++) {
-          if (fresh[k]!.seq !== rx.appliedSeq + 1 + k) throw new TransferProtocolError(`log gap: expected seq ${rx.appliedSeq + 1 + k}, got ${fresh[k]!.seq}`);
+          if (fresh[k]!.seq !== rx.appliedSeq + 1 + k)
+            throw new TransferProtocolError(`log gap: expected seq ${rx.appliedSeq + 1 + k}, got ${fresh[k]!.seq}`);
         }
         this.#o.sink.apply(fresh as LogEntry[]);
         rx.appliedSeq += fresh.length;
@@ -302,10 +321,13 @@ export class StateTransferClient<State> {
       case 'caughtUp': {
         const rx = this.#rx;
         if (!rx || m.transferId !== rx.meta.transferId) return 'continue';
-        if (!rx.installed || m.seq !== rx.appliedSeq) throw new TransferProtocolError(`caughtUp at seq ${m.seq} but the joiner is at ${rx.appliedSeq}`);
+        if (!rx.installed || m.seq !== rx.appliedSeq)
+          throw new TransferProtocolError(`caughtUp at seq ${m.seq} but the joiner is at ${rx.appliedSeq}`);
         const head = this.#o.sink.head();
         const ok = head.seq === m.seq && head.digest === m.digest;
-        void conn.send(encodeMessage({ t: 'verified', transferId: rx.meta.transferId, seq: head.seq, digest: head.digest, ok })).catch(() => {});
+        void conn
+          .send(encodeMessage({ t: 'verified', transferId: rx.meta.transferId, seq: head.seq, digest: head.digest, ok }))
+          .catch(() => {});
         if (!ok) {
           const err = new DigestMismatchError(m.seq, m.digest, head.digest);
           this.#emit({ type: 'restart', reason: err.message });
@@ -350,19 +372,30 @@ export class StateTransferClient<State> {
   #onMeta(conn: Connection, m: MetaMsg): Outcome {
     const rx = this.#rx;
     if (m.resumed && rx && rx.meta.transferId === m.transferId) {
-      if (!rx.installed && m.startChunk !== rx.nextChunk) throw new TransferProtocolError(`resumed at chunk ${m.startChunk}, expected ${rx.nextChunk}`);
-      this.#emit({ type: 'meta', transferId: m.transferId, seq: m.seq, version: m.version, format: m.format, resumed: true, startChunk: m.startChunk });
+      if (!rx.installed && m.startChunk !== rx.nextChunk)
+        throw new TransferProtocolError(`resumed at chunk ${m.startChunk}, expected ${rx.nextChunk}`);
+      this.#emit({
+        type: 'meta',
+        transferId: m.transferId,
+        seq: m.seq,
+        version: m.version,
+        format: m.format,
+        resumed: true,
+        startChunk: m.startChunk,
+      });
       return 'continue';
     }
     if (rx) {
       this.#restarts++;
       this.#meter.restarts = this.#restarts;
       this.#emit({ type: 'restart', reason: 'the server started a fresh transfer' });
-      if (this.#restarts > (this.#o.maxRestarts ?? 3) + 1) throw new TransferFailedError(`gave up after ${this.#restarts - 1} fresh transfers`);
+      if (this.#restarts > (this.#o.maxRestarts ?? 3) + 1)
+        throw new TransferFailedError(`gave up after ${this.#restarts - 1} fresh transfers`);
     }
     const svc = this.#o.service;
     const steps = migrationPath(svc as TransferableService<unknown>, m.version, m.format);
-    if (m.format === 'records' && !supportsChunks(svc)) throw new TransferProtocolError('records format offered to a service without restoreChunks');
+    if (m.format === 'records' && !supportsChunks(svc))
+      throw new TransferProtocolError('records format offered to a service without restoreChunks');
     this.#rx = {
       meta: m,
       steps,
@@ -394,7 +427,9 @@ export class StateTransferClient<State> {
       this.#emit({ type: 'corrupt-chunk', transferId: m.transferId, index: m.index, expectedCrc: m.crc, actualCrc: crc });
       if (rx.nackedFor !== m.index) {
         rx.nackedFor = m.index;
-        void conn.send(encodeMessage({ t: 'nack', transferId: m.transferId, index: m.index, reason: `crc ${crc} != ${m.crc}` })).catch(() => {});
+        void conn
+          .send(encodeMessage({ t: 'nack', transferId: m.transferId, index: m.index, reason: `crc ${crc} != ${m.crc}` }))
+          .catch(() => {});
       }
       return 'continue';
     }
@@ -463,7 +498,11 @@ export class StateTransferClient<State> {
   }
 
   #ack(conn: Connection, rx: Receiving<State>): void {
-    void conn.send(encodeMessage({ t: 'ack', transferId: rx.meta.transferId, nextChunk: rx.nextChunk, appliedSeq: rx.installed ? rx.appliedSeq : 0 })).catch(() => {});
+    void conn
+      .send(
+        encodeMessage({ t: 'ack', transferId: rx.meta.transferId, nextChunk: rx.nextChunk, appliedSeq: rx.installed ? rx.appliedSeq : 0 }),
+      )
+      .catch(() => {});
   }
 
   #progress(force: boolean): void {

@@ -19,7 +19,10 @@ export const openSchema = z.object({
   /** The joiner's state format version. */
   version: nat,
   /** Formats the joiner can take, best first, each with the oldest state version it can migrate from. */
-  formats: z.array(z.object({ format, minVersion: nat })).min(1).max(2),
+  formats: z
+    .array(z.object({ format, minVersion: nat }))
+    .min(1)
+    .max(2),
   /** Most unacknowledged chunks in flight. */
   window: z.number().int().min(1).max(1024),
   /** Chunk encodings the joiner understands beyond the original one (e.g. 'text-slices'). */
@@ -93,10 +96,21 @@ export const logSchema = z.object({
 export const caughtUpSchema = z.object({ t: z.literal('caughtUp'), transferId: id, seq: nat, digest: z.string().max(256) });
 
 /** J→S: the joiner's digest at that seq and whether it matched. */
-export const verifiedSchema = z.object({ t: z.literal('verified'), transferId: id, seq: nat, digest: z.string().max(256), ok: z.boolean() });
+export const verifiedSchema = z.object({
+  t: z.literal('verified'),
+  transferId: id,
+  seq: nat,
+  digest: z.string().max(256),
+  ok: z.boolean(),
+});
 
 /** Either way: a fatal condition. `retry` = the joiner may start a fresh transfer. */
-export const failSchema = z.object({ t: z.literal('fail'), code: z.string().max(128), message: z.string().max(64 * 1024), retry: z.boolean() });
+export const failSchema = z.object({
+  t: z.literal('fail'),
+  code: z.string().max(128),
+  message: z.string().max(64 * 1024),
+  retry: z.boolean(),
+});
 
 export const transferMessageSchema = z.discriminatedUnion('t', [
   openSchema,
@@ -138,7 +152,10 @@ export function decodeMessage(bytes: Uint8Array): TransferMessage {
   const r = transferMessageSchema.safeParse(raw);
   if (!r.success) {
     const first = r.error.issues[0];
-    throw new TransferProtocolError(`invalid transfer message: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'schema mismatch'}`, { cause: r.error });
+    throw new TransferProtocolError(
+      `invalid transfer message: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'schema mismatch'}`,
+      { cause: r.error },
+    );
   }
   return r.data;
 }

@@ -50,14 +50,21 @@ export interface Session {
 }
 
 /** The terms of a transfer the server offers a joiner's `open`, or why it refuses (never retried). */
-export type OpenTerms = { format: TransferFormat; window: number; encodings: SliceEncodings } | { refused: { code: string; message: string } };
+export type OpenTerms =
+  | { format: TransferFormat; window: number; encodings: SliceEncodings }
+  | { refused: { code: string; message: string } };
 
 export function negotiate(m: OpenMsg, src: TransferSource, maxWindow: number): OpenTerms {
   const refused = (code: string, message: string): OpenTerms => ({ refused: { code, message } });
   if (m.service !== src.serviceName) return refused('ERR_SERVICE_MISMATCH', `this replica serves "${src.serviceName}", not "${m.service}"`);
-  if (m.version < src.version) return refused('ERR_VERSION_MISMATCH', `state version ${src.version} is newer than the joiner's ${m.version}; upgrade the joiner`);
+  if (m.version < src.version)
+    return refused('ERR_VERSION_MISMATCH', `state version ${src.version} is newer than the joiner's ${m.version}; upgrade the joiner`);
   const usable = m.formats.filter((f) => f.minVersion <= src.version);
-  if (usable.length === 0) return refused('ERR_VERSION_MISMATCH', `state version ${src.version} is older than the joiner can migrate from (${Math.min(...m.formats.map((f) => f.minVersion))})`);
+  if (usable.length === 0)
+    return refused(
+      'ERR_VERSION_MISMATCH',
+      `state version ${src.version} is older than the joiner can migrate from (${Math.min(...m.formats.map((f) => f.minVersion))})`,
+    );
   const format = usable.map((f) => f.format).find((f) => f === 'blob' || src.canStreamRecords);
   if (!format) return refused('ERR_FORMAT', `no common transfer format (joiner: ${m.formats.map((f) => f.format).join(',')})`);
   const framed = m.encodings?.includes(TEXT_SLICES) === true;

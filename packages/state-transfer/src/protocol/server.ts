@@ -13,7 +13,16 @@ import { TransferProtocolError } from '../errors.js';
 import { decodeMessage, encodeMessage, type OpenMsg, type TransferMessage } from './messages.js';
 import type { TransferFormat } from '../migrations.js';
 import { ProgressMeter, type TransferProgress } from './progress.js';
-import { acknowledge, canResume, createSession, metaMessage, negotiate, resumePosition, type Session, type SliceEncodings } from './server-session.js';
+import {
+  acknowledge,
+  canResume,
+  createSession,
+  metaMessage,
+  negotiate,
+  resumePosition,
+  type Session,
+  type SliceEncodings,
+} from './server-session.js';
 import type { StateHead, TransferSource } from '../source.js';
 
 export interface StateTransferServerOptions {
@@ -184,13 +193,21 @@ export class StateTransferServer {
     const terms = negotiate(m, this.#source, this.#o.maxWindow);
     if ('refused' in terms) {
       const { code, message } = terms.refused;
-      void conn.send(encodeMessage({ t: 'fail', code, message, retry: false })).catch(() => {}).finally(() => void conn.close());
+      void conn
+        .send(encodeMessage({ t: 'fail', code, message, retry: false }))
+        .catch(() => {})
+        .finally(() => void conn.close());
       return undefined;
     }
     const { format, window } = terms;
 
     const existing = m.resume ? this.#sessions.get(m.resume.transferId) : undefined;
-    if (existing && m.resume && existing.nodeId === m.nodeId && canResume(existing, m.resume.nextChunk, m.resume.appliedSeq, this.#source.backlog)) {
+    if (
+      existing &&
+      m.resume &&
+      existing.nodeId === m.nodeId &&
+      canResume(existing, m.resume.nextChunk, m.resume.appliedSeq, this.#source.backlog)
+    ) {
       const old = existing.conn;
       existing.conn = undefined;
       old?.abort();
@@ -201,7 +218,13 @@ export class StateTransferServer {
       existing.conn = conn;
       existing.meter.resumes++;
       void conn.send(metaMessage(existing, true)).catch(() => {});
-      this.#emit({ type: 'session-resumed', transferId: existing.transferId, nodeId: m.nodeId, nextChunk: m.resume.nextChunk, appliedSeq: m.resume.appliedSeq });
+      this.#emit({
+        type: 'session-resumed',
+        transferId: existing.transferId,
+        nodeId: m.nodeId,
+        nextChunk: m.resume.nextChunk,
+        appliedSeq: m.resume.appliedSeq,
+      });
       return existing;
     }
     if (existing) this.#dispose(existing, 'replaced by a fresh transfer');
@@ -219,7 +242,13 @@ export class StateTransferServer {
   #newSession(nodeId: string, format: TransferFormat, window: number, restarts: number, encodings: SliceEncodings): Session {
     const transferId = randomId(this.#env);
     const captured = this.#source.capture(format);
-    const producer = new ChunkProducer(this.#env, transferId, captured, { chunkBytes: this.#o.chunkBytes, sliceBytes: this.#o.sliceBytes, sliceMs: this.#o.sliceMs, pool: this.#buffers, ...encodings });
+    const producer = new ChunkProducer(this.#env, transferId, captured, {
+      chunkBytes: this.#o.chunkBytes,
+      sliceBytes: this.#o.sliceBytes,
+      sliceMs: this.#o.sliceMs,
+      pool: this.#buffers,
+      ...encodings,
+    });
     const meter = new ProgressMeter(() => this.#env.now(), this.#o.progressIntervalMs);
     meter.restart(transferId, producer.totalRecords);
     meter.restarts = restarts;
@@ -243,7 +272,8 @@ export class StateTransferServer {
         return true;
       case 'nack':
         if (m.transferId !== s.transferId) return true;
-        if (m.index < s.ackedNext || m.index >= s.producer.produced) return this.#protocolError(conn, `nack for chunk ${m.index} outside ${s.ackedNext}..${s.producer.produced - 1}`);
+        if (m.index < s.ackedNext || m.index >= s.producer.produced)
+          return this.#protocolError(conn, `nack for chunk ${m.index} outside ${s.ackedNext}..${s.producer.produced - 1}`);
         s.sentNext = Math.min(s.sentNext, m.index);
         this.#emit({ type: 'chunk-resent', transferId: s.transferId, index: m.index, reason: m.reason });
         s.wake.notify();
@@ -261,7 +291,14 @@ export class StateTransferServer {
             this.#dispose(s, 'verified');
           }
         } else {
-          this.#emit({ type: 'digest-mismatch', transferId: s.transferId, nodeId: s.nodeId, seq: m.seq, expected: s.sentDigest, actual: m.digest });
+          this.#emit({
+            type: 'digest-mismatch',
+            transferId: s.transferId,
+            nodeId: s.nodeId,
+            seq: m.seq,
+            expected: s.sentDigest,
+            actual: m.digest,
+          });
           this.#dispose(s, 'digest mismatch');
         }
         s.wake.notify();
@@ -313,7 +350,12 @@ export class StateTransferServer {
 
   async #snapshotStep(s: Session, conn: Connection): Promise<boolean> {
     const p = s.producer;
-    if (!this.#source.backlog.covers(s.captured.seq + 1)) return this.#restart(s, conn, `backlog overrun during the snapshot (needs seq ${s.captured.seq + 1}, starts at ${this.#source.backlog.firstSeq})`);
+    if (!this.#source.backlog.covers(s.captured.seq + 1))
+      return this.#restart(
+        s,
+        conn,
+        `backlog overrun during the snapshot (needs seq ${s.captured.seq + 1}, starts at ${this.#source.backlog.firstSeq})`,
+      );
     if (s.sentNext < p.produced) {
       if (s.sentNext - s.ackedNext >= s.window) return false;
       const chunk = s.retained.get(s.sentNext);
@@ -342,7 +384,14 @@ export class StateTransferServer {
     }
     if (s.ackedNext < p.produced) return false;
     await conn.send(
-      encodeMessage({ t: 'snapEnd', transferId: s.transferId, chunks: p.produced, records: p.records, bytes: p.bytes, checksum: p.checksum.digest() }),
+      encodeMessage({
+        t: 'snapEnd',
+        transferId: s.transferId,
+        chunks: p.produced,
+        records: p.records,
+        bytes: p.bytes,
+        checksum: p.checksum.digest(),
+      }),
     );
     s.meter.phase = 'catch-up';
     this.#progress(s, true);
@@ -380,7 +429,11 @@ export class StateTransferServer {
         head = r.head;
       } else head = this.#source.head();
       if (head.seq !== s.logNext - 1) {
-        return this.#restart(s, conn, `source head ${head.seq} is not the backlog's last seq ${s.logNext - 1} (every applied entry must be appended to the backlog)`);
+        return this.#restart(
+          s,
+          conn,
+          `source head ${head.seq} is not the backlog's last seq ${s.logNext - 1} (every applied entry must be appended to the backlog)`,
+        );
       }
       s.phase = 'verifying';
       s.sentDigest = head.digest;
@@ -394,7 +447,16 @@ export class StateTransferServer {
     this.#emit({ type: 'restart', transferId: s.transferId, nodeId: s.nodeId, reason });
     this.#dispose(s, reason);
     if (s.restarts + 1 > this.#o.maxRestarts) {
-      await conn.send(encodeMessage({ t: 'fail', code: 'ERR_BACKLOG_OVERRUN', message: `${reason}; gave up after ${s.restarts} fresh transfers`, retry: false })).catch(() => {});
+      await conn
+        .send(
+          encodeMessage({
+            t: 'fail',
+            code: 'ERR_BACKLOG_OVERRUN',
+            message: `${reason}; gave up after ${s.restarts} fresh transfers`,
+            retry: false,
+          }),
+        )
+        .catch(() => {});
       void conn.close();
       return false;
     }

@@ -35,7 +35,10 @@ import type { CapturedState, TransferSink, TransferSource } from '../source.js';
 import { supportsChunks, type TransferableService } from '../transferable.js';
 
 export type StreamingServerSettings = Omit<StateTransferServerOptions, 'env' | 'source' | 'follow'>;
-export type StreamingClientSettings = Omit<StateTransferClientOptions<unknown>, 'env' | 'service' | 'sink' | 'nodeId' | 'address' | 'dial' | 'follow'>;
+export type StreamingClientSettings = Omit<
+  StateTransferClientOptions<unknown>,
+  'env' | 'service' | 'sink' | 'nodeId' | 'address' | 'dial' | 'follow'
+>;
 
 export interface StreamingStateSyncOptions {
   /** This replica's service (with `migrations` to receive an older version's state). For the digest

@@ -18,7 +18,17 @@ import { StateTransferServer } from '../protocol/server.js';
 import { SlabRunCursor } from '../maps/slab-cursor.js';
 import type { CapturedState, StateHead, TransferSource } from '../source.js';
 import type { SnapshotCursor } from '../transferable.js';
-import { FLAG_ANSWERED, FLAG_WANT_APPEND, type CapturedOverPort, type OwnerCommand, type RpcQuestion, type RpcReply, type RpcRequest, type WorkerData, type WorkerReport } from './worker-protocol.js';
+import {
+  FLAG_ANSWERED,
+  FLAG_WANT_APPEND,
+  type CapturedOverPort,
+  type OwnerCommand,
+  type RpcQuestion,
+  type RpcReply,
+  type RpcRequest,
+  type WorkerData,
+  type WorkerReport,
+} from './worker-protocol.js';
 
 /** How long a question to the owner may stay unanswered before the worker gives up on it. */
 const RPC_TIMEOUT_MS = 30_000;
@@ -179,7 +189,8 @@ async function main(): Promise<void> {
     backlog,
     capture(format: TransferFormat): CapturedState {
       const c = ask<CapturedOverPort>({ op: 'capture', format });
-      const body: CapturedState['body'] = c.body.format === 'records' ? { format: 'records', cursor: cursorOver(c.body, ask) } : { format: 'blob', bytes: c.body.bytes };
+      const body: CapturedState['body'] =
+        c.body.format === 'records' ? { format: 'records', cursor: cursorOver(c.body, ask) } : { format: 'blob', bytes: c.body.bytes };
       return { seq: c.seq, epoch: c.epoch, version: c.version, body, ...(c.aux === undefined ? {} : { aux: c.aux }) };
     },
     head: () => ask<StateHead>({ op: 'head' }),

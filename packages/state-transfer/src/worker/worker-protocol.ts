@@ -72,7 +72,13 @@ export type CapturedOverPort = {
     | { format: 'blob'; bytes: Uint8Array };
 };
 
-export type RpcReply = { id: number } & ({ ok: true; value: CapturedOverPort | StateHead | { entries: Uint8Array; head?: StateHead } | Uint8Array | number[] | unknown[] | undefined } | { ok: false; error: string });
+export type RpcReply = { id: number } & (
+  | {
+      ok: true;
+      value: CapturedOverPort | StateHead | { entries: Uint8Array; head?: StateHead } | Uint8Array | number[] | unknown[] | undefined;
+    }
+  | { ok: false; error: string }
+);
 
 /** Worker → owner on the control port. */
 export type WorkerReport =

@@ -93,7 +93,11 @@ function workerEntry(): { entry: URL | string; eval: boolean; execArgv?: string[
   if (!import.meta.url.endsWith('.ts')) return { entry: new URL('./transfer-worker.js', import.meta.url), eval: false };
   const entry = new URL('./transfer-worker.ts', import.meta.url).href;
   // The package's ESM entry (require.resolve gives the CommonJS one, which cannot register from a worker).
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const tsx = pathToFileURL(
+    createRequire(import.meta.url)
+      .resolve('tsx/esm/api')
+      .replace(/\.cjs$/, '.mjs'),
+  ).href;
   const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
   return { entry: code, eval: true, execArgv: ['--conditions=@tandem/source'] };
 }
@@ -164,7 +168,8 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
   // Backlog entries cross as one msgpack array, not a structured clone (cloning entry objects cost this
   // thread ~5 µs per entry, encoding them about a tenth of that); a ReplicationBacklog with 'encoded'
   // storage hands over its stored bytes without encoding anything, so it may answer many at once.
-  const readPacked = (seq: number, max: number): Uint8Array => (backlog instanceof ReplicationBacklog ? backlog.readPacked(seq, max) : pack(backlog.read(seq, max)));
+  const readPacked = (seq: number, max: number): Uint8Array =>
+    backlog instanceof ReplicationBacklog ? backlog.readPacked(seq, max) : pack(backlog.read(seq, max));
   const encoded = backlog instanceof ReplicationBacklog && backlog.storage === 'encoded';
   const readMax = (max: number): number => (encoded ? max : Math.min(max, OBJECT_READ_MAX));
   const answer = (req: RpcRequest): unknown => {
@@ -210,7 +215,11 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
     try {
       rpc.port1.postMessage(reply);
     } catch (err) {
-      rpc.port1.postMessage({ id: req.id, ok: false, error: `the answer to ${req.op} cannot be sent: ${(err as Error).message}` } satisfies RpcReply);
+      rpc.port1.postMessage({
+        id: req.id,
+        ok: false,
+        error: `the answer to ${req.op} cannot be sent: ${(err as Error).message}`,
+      } satisfies RpcReply);
     }
     Atomics.store(flags, FLAG_ANSWERED, 1);
     Atomics.notify(flags, FLAG_ANSWERED);
@@ -240,7 +249,9 @@ export async function serveTransfersInWorker(options: TransferWorkerOptions): Pr
 
   const address = await new Promise<string>((resolve, reject) => {
     const startMs = options.startTimeoutMs ?? 30_000;
-    const timer = options.env.setTimer(startMs, () => reject(new TransferWorkerError(`the transfer worker did not listen within ${startMs} ms`)));
+    const timer = options.env.setTimer(startMs, () =>
+      reject(new TransferWorkerError(`the transfer worker did not listen within ${startMs} ms`)),
+    );
     const fail = (err: Error): void => {
       timer.cancel();
       reject(err);

@@ -25,7 +25,12 @@ export interface Outage {
  * Gaps between consecutive successful replies (return times), counting the run's start and end as edges.
  * Returns every gap longer than `minMs` (sorted by time) and the longest gap.
  */
-export function findOutages(successReturns: readonly number[], start: number, end: number, minMs: number): { outages: Outage[]; longestMs: number } {
+export function findOutages(
+  successReturns: readonly number[],
+  start: number,
+  end: number,
+  minMs: number,
+): { outages: Outage[]; longestMs: number } {
   const times = successReturns.filter((t) => t >= start && t <= end).sort((a, b) => a - b);
   const outages: Outage[] = [];
   let longestMs = 0;
@@ -66,7 +71,12 @@ export function classifyAlarms(alarms: readonly AlarmEvent[], faults: readonly F
   return alarms.map((a) => {
     const explainedBy = faults.find((f) => within(f, a.peer, a.at));
     const declarerFaulted = faults.find((f) => within(f, a.node, a.at));
-    return { ...a, falseAlarm: explainedBy === undefined, ...(explainedBy ? { explainedBy } : {}), ...(declarerFaulted ? { declarerFaulted } : {}) };
+    return {
+      ...a,
+      falseAlarm: explainedBy === undefined,
+      ...(explainedBy ? { explainedBy } : {}),
+      ...(declarerFaulted ? { declarerFaulted } : {}),
+    };
   });
 }
 

@@ -22,14 +22,34 @@ export function replicaEventLine(e: ReplicaEvent, node?: string): Record<string,
  * Print `timing` now and every later event of `replica`; returns the unsubscribe function.
  * `config` is the replication configuration the replica was given (for the bounds).
  */
-export function printReplicaEvents(replica: Replica<unknown>, config: Partial<ReplicationConfig> = {}, options: { node?: string; write?: LineWriter } = {}): () => void {
+export function printReplicaEvents(
+  replica: Replica<unknown>,
+  config: Partial<ReplicationConfig> = {},
+  options: { node?: string; write?: LineWriter } = {},
+): () => void {
   const write = options.write ?? stdoutWriter;
-  write(JSON.stringify({ event: 'timing', ...(options.node !== undefined ? { node: options.node } : {}), bounds: computeTimingBounds(config), config }));
+  write(
+    JSON.stringify({
+      event: 'timing',
+      ...(options.node !== undefined ? { node: options.node } : {}),
+      bounds: computeTimingBounds(config),
+      config,
+    }),
+  );
   return replica.on((e) => write(JSON.stringify(replicaEventLine(e, options.node))));
 }
 
 /** Print `serving` with the replica's role and epoch (after `await replica.start()`). */
 export function printServing(replica: Replica<unknown>, options: { node?: string; write?: LineWriter } = {}): void {
   const s = replica.status();
-  (options.write ?? stdoutWriter)(JSON.stringify({ event: 'serving', ...(options.node !== undefined ? { node: options.node } : {}), role: s.role, epoch: s.epoch, appliedSeq: s.appliedSeq, pid: process.pid }));
+  (options.write ?? stdoutWriter)(
+    JSON.stringify({
+      event: 'serving',
+      ...(options.node !== undefined ? { node: options.node } : {}),
+      role: s.role,
+      epoch: s.epoch,
+      appliedSeq: s.appliedSeq,
+      pid: process.pid,
+    }),
+  );
 }

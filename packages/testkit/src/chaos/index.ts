@@ -4,10 +4,33 @@
  * report (lost, duplicated, linearizable, stalls, false alarms, takeover times). See docs/TESTING.md.
  */
 export { runChaos, freePort, type ChaosOptions, type ChaosControl, type RestartMode } from './runner.js';
-export { buildReport, formatChaosReport, CHAOS_RULE, type ChaosReport, type ActionRecord, type StallRecord, type NemesisMode, type RunEnd, type RunRecord, type ChaosBoundsReport } from './report.js';
+export {
+  buildReport,
+  formatChaosReport,
+  CHAOS_RULE,
+  type ChaosReport,
+  type ActionRecord,
+  type StallRecord,
+  type NemesisMode,
+  type RunEnd,
+  type RunRecord,
+  type ChaosBoundsReport,
+} from './report.js';
 export { ChaosReplica, parseJsonEventLine } from './process.js';
 export { printReplicaEvents, printServing, replicaEventLine, type LineWriter } from './events.js';
-export { findOutages, classifyAlarms, firstReplyAfter, percentile, summarize, type FaultSpan, type Outage, type AlarmEvent, type ClassifiedAlarm, type SuccessRecord, type LatencySummary } from './analysis.js';
+export {
+  findOutages,
+  classifyAlarms,
+  firstReplyAfter,
+  percentile,
+  summarize,
+  type FaultSpan,
+  type Outage,
+  type AlarmEvent,
+  type ClassifiedAlarm,
+  type SuccessRecord,
+  type LatencySummary,
+} from './analysis.js';
 export type {
   ChaosTarget,
   ChaosWorkload,

@@ -175,7 +175,8 @@ export class ChaosReplica {
   /** Ask over IPC: sends `{...message, id}`, resolves with the answer carrying the same id. */
   ask(message: Record<string, unknown>, timeoutMs = 1000): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
-      if (!this.alive || !this.child.connected) return reject(new Error(`${this.name} has no IPC channel (not running, or started without ipc)`));
+      if (!this.alive || !this.child.connected)
+        return reject(new Error(`${this.name} has no IPC channel (not running, or started without ipc)`));
       const id = this.#nextId++;
       const timer = setTimeout(() => {
         this.#pending.delete(id);

@@ -2,7 +2,16 @@
  * The chaos report: what a run recorded, judged (stalls, false alarms, takeovers, the workload's verdict)
  * into one JSON object, and its human summary.
  */
-import { classifyAlarms, findOutages, firstReplyAfter, summarize, type ClassifiedAlarm, type FaultSpan, type LatencySummary, type SuccessRecord } from './analysis.js';
+import {
+  classifyAlarms,
+  findOutages,
+  firstReplyAfter,
+  summarize,
+  type ClassifiedAlarm,
+  type FaultSpan,
+  type LatencySummary,
+  type SuccessRecord,
+} from './analysis.js';
 import { compactEvent } from './process.js';
 import type { TimedEvent, WorkloadVerdict } from './types.js';
 
@@ -157,7 +166,15 @@ export function buildReport(rec: RunRecord): ChaosReport {
   const start = rec.loadStartedAt ?? 0;
   const end = rec.loadStoppedAt;
   const stallBound = b ? b.stallBoundMs : Infinity;
-  const { outages, longestMs } = rec.loadStartedAt !== undefined ? findOutages(rec.successes.map((s) => s.return), start, end, stallBound) : { outages: [], longestMs: 0 };
+  const { outages, longestMs } =
+    rec.loadStartedAt !== undefined
+      ? findOutages(
+          rec.successes.map((s) => s.return),
+          start,
+          end,
+          stallBound,
+        )
+      : { outages: [], longestMs: 0 };
 
   // False alarms: every peer-faulty during the load against the nemesis' faults.
   const alarms = rec.events
@@ -187,7 +204,10 @@ export function buildReport(rec: RunRecord): ChaosReport {
       to: Math.round(o.to),
       ms: Math.round(o.ms),
       actions: rec.actions.filter((a) => a.at >= o.from - stallBound && a.at <= o.to).map((a) => a.n),
-      events: rec.events.filter((e) => e.at >= o.from && e.at <= o.to && NOTABLE.has(e.event)).slice(0, 25).map(compactEvent),
+      events: rec.events
+        .filter((e) => e.at >= o.from && e.at <= o.to && NOTABLE.has(e.event))
+        .slice(0, 25)
+        .map(compactEvent),
     };
     const cause = stallCause(o.from, o.to, rec, classified, stallBound);
     if (cause) s.cause = cause;
@@ -214,9 +234,11 @@ export function buildReport(rec: RunRecord): ChaosReport {
   if (lost !== null && lost > 0) failures.push(`${lost} acknowledged writes lost`);
   if (duplicated !== null && duplicated > 0) failures.push(`${duplicated} writes applied more than once`);
   if (linearizable === false) failures.push(`history not linearizable${v?.linearizability ? ` (${v.linearizability.verdict})` : ''}`);
-  if (outages.length > 0) failures.push(`${outages.length} stalls: no successful reply for longer than ${stallBound} ms (longest ${Math.round(longestMs)} ms)`);
+  if (outages.length > 0)
+    failures.push(`${outages.length} stalls: no successful reply for longer than ${stallBound} ms (longest ${Math.round(longestMs)} ms)`);
   if (falseAlarmRecords.length > 0) failures.push(`${falseAlarmRecords.length} false alarms: a running replica declared faulty`);
-  if (rec.redundancyRecords.length > 0) failures.push(`redundancy lost ${rec.redundancyRecords.length}×: ${rec.redundancyRecords.map((r) => r.why).join('; ')}`);
+  if (rec.redundancyRecords.length > 0)
+    failures.push(`redundancy lost ${rec.redundancyRecords.length}×: ${rec.redundancyRecords.map((r) => r.why).join('; ')}`);
   if (rec.unexpectedExits.length > 0) failures.push(`${rec.unexpectedExits.length} replicas exited by themselves`);
   if (divergences > 0) failures.push(`${divergences} divergence events`);
 
@@ -252,7 +274,14 @@ export function buildReport(rec: RunRecord): ChaosReport {
     clients: rec.clients,
     actionsPlanned: rec.actionsPlanned,
     durationMs: Math.round(end - start),
-    bounds: b ?? { worstCaseFailoverMs: NaN, rejoinBoundMs: NaN, rejoinBoundFrom: 'bounds.joinTimeoutMs', stallBoundMs: NaN, detectionWindowMs: NaN, pauseMs: NaN },
+    bounds: b ?? {
+      worstCaseFailoverMs: NaN,
+      rejoinBoundMs: NaN,
+      rejoinBoundFrom: 'bounds.joinTimeoutMs',
+      stallBoundMs: NaN,
+      detectionWindowMs: NaN,
+      pauseMs: NaN,
+    },
     stallRecords,
     falseAlarmRecords,
     verification: v
@@ -300,8 +329,11 @@ function lossCause(from: number, to: number, rec: RunRecord, alarms: readonly Cl
   if (!a) return undefined;
   const what = `${a.fault} of primary ${a.node} (#${a.n} at ${a.at} ms)`;
   const drop = [...alarms].reverse().find((x) => x.node === a.node && x.at <= a.at && x.at >= from - 5000);
-  if (drop) return `${what} ${Math.round(a.at - drop.at)} ms after ${a.node} declared ${drop.peer} faulty (${drop.reason ?? '?'}${drop.falseAlarm ? ', a FALSE ALARM' : ''})`;
-  const joined = [...rec.events].reverse().find((e) => e.event === 'peer-joined' && e.node === a.node && e.at <= a.at && e.at >= from - 5000);
+  if (drop)
+    return `${what} ${Math.round(a.at - drop.at)} ms after ${a.node} declared ${drop.peer} faulty (${drop.reason ?? '?'}${drop.falseAlarm ? ', a FALSE ALARM' : ''})`;
+  const joined = [...rec.events]
+    .reverse()
+    .find((e) => e.event === 'peer-joined' && e.node === a.node && e.at <= a.at && e.at >= from - 5000);
   if (joined) {
     return `${what} ${Math.round(a.at - joined.at)} ms after ${a.peer.node} joined it as backup (${String(joined.mode ?? 'copy')} join at seq ${String(joined.seq)}); ${a.peer.node} took over without the writes ${a.node} had acknowledged alone before the join`;
   }
@@ -337,16 +369,23 @@ export function formatChaosReport(r: ChaosReport): string {
   ];
   if (r.failures.length > 0) lines.push('  failed because:', ...r.failures.map((f) => `    - ${f}`));
   for (const s of r.stallRecords.slice(0, 5)) {
-    lines.push(`  stall ${s.from}–${s.to} ms (${s.ms} ms)${s.aborted ? ' — the run ended on it' : ''}; actions ${s.actions.join(', ') || 'none'}`);
+    lines.push(
+      `  stall ${s.from}–${s.to} ms (${s.ms} ms)${s.aborted ? ' — the run ended on it' : ''}; actions ${s.actions.join(', ') || 'none'}`,
+    );
     if (s.cause) lines.push(`    cause: ${s.cause}`);
-    lines.push(`    events: ${s.events.map((e) => `${String(e.node)}:${String(e.event)}${e.role ? `=${String(e.role)}` : ''}@${String(e.at)}`).join(' ') || 'none'}`);
+    lines.push(
+      `    events: ${s.events.map((e) => `${String(e.node)}:${String(e.event)}${e.role ? `=${String(e.role)}` : ''}@${String(e.at)}`).join(' ') || 'none'}`,
+    );
     for (const rep of s.replicas ?? []) lines.push(`    ${JSON.stringify(rep).slice(0, 600)}`);
   }
   for (const w of r.lostWindows ?? []) {
-    lines.push(`  ${w.count} lost writes acknowledged at ${w.from}–${w.to} ms; actions around: ${w.actions.map((a) => `#${a.n} ${a.fault} ${a.target} ${a.node}@${a.at} (peer ${a.peerRole ?? '?'})`).join(', ') || 'none'}`);
+    lines.push(
+      `  ${w.count} lost writes acknowledged at ${w.from}–${w.to} ms; actions around: ${w.actions.map((a) => `#${a.n} ${a.fault} ${a.target} ${a.node}@${a.at} (peer ${a.peerRole ?? '?'})`).join(', ') || 'none'}`,
+    );
     if (w.cause) lines.push(`    cause: ${w.cause}`);
   }
-  for (const f of r.falseAlarmRecords.slice(0, 5)) lines.push(`  false alarm at ${f.at} ms: ${f.node} declared ${f.peer} faulty (${f.reason ?? '?'})`);
+  for (const f of r.falseAlarmRecords.slice(0, 5))
+    lines.push(`  false alarm at ${f.at} ms: ${f.node} declared ${f.peer} faulty (${f.reason ?? '?'})`);
   const ver = r.verification as { details?: string[]; linearizability?: { explanation?: string } };
   for (const d of (ver.details ?? []).slice(0, 10)) lines.push(`  ${d}`);
   if (ver.linearizability?.explanation) lines.push(ver.linearizability.explanation.split('\n').slice(0, 30).join('\n'));

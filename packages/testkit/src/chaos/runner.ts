@@ -18,7 +18,16 @@ import { classifyAlarms, type FaultSpan, type SuccessRecord } from './analysis.j
 import { ChaosReplica, compactEvent, parseJsonEventLine } from './process.js';
 import { ChaosRandom } from './random.js';
 import { buildReport, CHAOS_RULE, type ActionRecord, type ChaosReport, type NemesisMode, type RunEnd } from './report.js';
-import type { CallResult, ChaosBounds, ChaosTarget, ChaosWorkload, ReplicaLaunch, SlotIndex, TimedEvent, WorkloadVerdict } from './types.js';
+import type {
+  CallResult,
+  ChaosBounds,
+  ChaosTarget,
+  ChaosWorkload,
+  ReplicaLaunch,
+  SlotIndex,
+  TimedEvent,
+  WorkloadVerdict,
+} from './types.js';
 
 export type RestartMode = 'serve' | 'rejoin' | 'alternate' | 'random';
 
@@ -89,7 +98,8 @@ class Aborted extends Error {
 
 class ChaosRun {
   readonly target: ChaosTarget;
-  readonly o: Required<Omit<ChaosOptions, 'signal' | 'onStarted' | 'onEvent' | 'log' | 'seed'>> & Pick<ChaosOptions, 'signal' | 'onStarted' | 'onEvent'> & { seed: number; log: (line: string) => void };
+  readonly o: Required<Omit<ChaosOptions, 'signal' | 'onStarted' | 'onEvent' | 'log' | 'seed'>> &
+    Pick<ChaosOptions, 'signal' | 'onStarted' | 'onEvent'> & { seed: number; log: (line: string) => void };
   readonly origin = performance.now();
   readonly rnd: ChaosRandom;
   servers: readonly [string, string] = ['', ''];
@@ -211,7 +221,8 @@ class ChaosRun {
   async waitFor(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
     const deadline = this.now() + timeoutMs;
     while (!pred()) {
-      if (this.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms; ${this.processes.map((p) => JSON.stringify(p.describe(8))).join('; ')}`);
+      if (this.now() > deadline)
+        throw new Error(`no ${what} within ${timeoutMs} ms; ${this.processes.map((p) => JSON.stringify(p.describe(8))).join('; ')}`);
       await this.waitChange(Math.min(100, Math.max(1, deadline - this.now())));
     }
   }
@@ -233,7 +244,15 @@ class ChaosRun {
 
   spawnSlot(slot: SlotIndex, role: 'primary' | 'backup', how: ReplicaLaunch['how']): ChaosReplica {
     const generation = this.generations[slot]++;
-    const launch: ReplicaLaunch = { slot, name: slot === 0 ? 'a' : 'b', listen: this.servers[slot], peer: this.servers[1 - slot]!, role, how, generation };
+    const launch: ReplicaLaunch = {
+      slot,
+      name: slot === 0 ? 'a' : 'b',
+      listen: this.servers[slot],
+      peer: this.servers[1 - slot]!,
+      role,
+      how,
+      generation,
+    };
     const p = new ChaosReplica({
       launch,
       command: this.target.launch(launch),
@@ -253,12 +272,27 @@ class ChaosRun {
     if (this.loadStartedAt !== undefined && this.ended === undefined) {
       if (e.event === 'peer-faulty') {
         const peer = r.launch.slot === 0 ? 'b' : 'a';
-        const [c] = classifyAlarms([{ at: e.at, node: r.name, peer, reason: String(e.reason ?? '') }], this.faults, this.detectionWindowMs());
-        this.log(`${c!.falseAlarm ? 'FALSE ALARM: ' : ''}${r.name} declared ${peer} faulty (${String(e.reason ?? '?')})${c!.falseAlarm ? ` — ${peer} was neither killed nor paused in the last ${this.detectionWindowMs()} ms` : ''}`);
+        const [c] = classifyAlarms(
+          [{ at: e.at, node: r.name, peer, reason: String(e.reason ?? '') }],
+          this.faults,
+          this.detectionWindowMs(),
+        );
+        this.log(
+          `${c!.falseAlarm ? 'FALSE ALARM: ' : ''}${r.name} declared ${peer} faulty (${String(e.reason ?? '?')})${c!.falseAlarm ? ` — ${peer} was neither killed nor paused in the last ${this.detectionWindowMs()} ms` : ''}`,
+        );
       } else if (e.event === 'takeover') this.log(`${r.name} took over at epoch ${String(e.epoch)}`);
-      else if (e.event === 'divergence' || e.event === 'lost-entries') this.log(`${e.event.toUpperCase()} on ${r.name}: ${JSON.stringify(compactEvent(e))}`);
-      else if ((e.event === 'role' || e.event === 'serving') && r.role === 'backup' && r.heldStateSince === e.at && (r.launch.generation > 0 || r.resumedAt !== undefined)) {
-        const since = r.resumedAt !== undefined ? `${Math.round(e.at - r.resumedAt)} ms after SIGCONT` : `${Math.round(e.at - r.spawnedAt)} ms after ${r.launch.how === 'rejoin' ? 'rejoin' : 'restart'}`;
+      else if (e.event === 'divergence' || e.event === 'lost-entries')
+        this.log(`${e.event.toUpperCase()} on ${r.name}: ${JSON.stringify(compactEvent(e))}`);
+      else if (
+        (e.event === 'role' || e.event === 'serving') &&
+        r.role === 'backup' &&
+        r.heldStateSince === e.at &&
+        (r.launch.generation > 0 || r.resumedAt !== undefined)
+      ) {
+        const since =
+          r.resumedAt !== undefined
+            ? `${Math.round(e.at - r.resumedAt)} ms after SIGCONT`
+            : `${Math.round(e.at - r.spawnedAt)} ms after ${r.launch.how === 'rejoin' ? 'rejoin' : 'restart'}`;
         this.log(`${r.name} holds state again: backup ${since}`);
       }
     }
@@ -267,7 +301,14 @@ class ChaosRun {
 
   #onExit(r: ChaosReplica): void {
     if (!r.killedByNemesis && !r.stopping && this.ended === undefined) {
-      const rec = { node: r.name, pid: r.pid, generation: r.launch.generation, at: Math.round(r.exitedAt!), exit: r.exit, stderrTail: r.stderrTail.slice(-10) };
+      const rec = {
+        node: r.name,
+        pid: r.pid,
+        generation: r.launch.generation,
+        at: Math.round(r.exitedAt!),
+        exit: r.exit,
+        stderrTail: r.stderrTail.slice(-10),
+      };
       this.unexpectedExits.push(rec);
       this.log(`UNEXPECTED EXIT of ${r.name} (pid ${r.pid}, ${JSON.stringify(r.exit)}); stderr: ${r.stderrTail.slice(-3).join(' | ')}`);
       if (this.loadStartedAt !== undefined && this.slots[r.launch.slot] === r) {
@@ -322,7 +363,9 @@ class ChaosRun {
     let verifyError: string | undefined;
     let servingNode: string | undefined;
     try {
-      this.servers = this.target.addresses ? await this.target.addresses() : [`tcp://127.0.0.1:${await freePort()}`, `tcp://127.0.0.1:${await freePort()}`];
+      this.servers = this.target.addresses
+        ? await this.target.addresses()
+        : [`tcp://127.0.0.1:${await freePort()}`, `tcp://127.0.0.1:${await freePort()}`];
       await this.#startPair();
       this.workload = this.target.workload({
         servers: this.servers,
@@ -341,7 +384,13 @@ class ChaosRun {
           `stall bound ${this.stallBoundMs()} ms (worst-case failover ${this.b.worstCaseFailoverMs} + rejoin ${this.rejoinBoundMs()} from ${this.rejoinFrom}), pause ${this.pauseMs()} ms`,
       );
       this.log(`RULE: ${CHAOS_RULE}`);
-      this.o.onStarted?.({ now: () => this.now(), replicas: () => [...this.slots], servers: this.servers, bounds: this.b, actions: () => this.actions });
+      this.o.onStarted?.({
+        now: () => this.now(),
+        replicas: () => [...this.slots],
+        servers: this.servers,
+        bounds: this.b,
+        actions: () => this.actions,
+      });
       await this.sleep(this.o.warmupMs);
       await this.#nemesis();
       await this.#finishFaults();
@@ -387,9 +436,16 @@ class ChaosRun {
     };
     await this.waitFor(() => a.serving || exited(a)(), timeout, 'serving primary a');
     const b = this.spawnSlot(1, 'backup', 'start');
-    await this.waitFor(() => (b.role === 'backup' && a.role === 'primary') || exited(a)() || exited(b)(), timeout, 'pair a primary + b backup');
+    await this.waitFor(
+      () => (b.role === 'backup' && a.role === 'primary') || exited(a)() || exited(b)(),
+      timeout,
+      'pair a primary + b backup',
+    );
     if (this.target.bounds) this.bounds = { ...this.target.bounds };
-    if (!this.bounds) throw new Error(`no timing event with bounds {worstCaseFailoverMs, joinTimeoutMs, …} on the replicas' stdout; give ChaosTarget.bounds`);
+    if (!this.bounds)
+      throw new Error(
+        `no timing event with bounds {worstCaseFailoverMs, joinTimeoutMs, …} on the replicas' stdout; give ChaosTarget.bounds`,
+      );
     this.rejoinFrom = this.bounds.rejoinMs !== undefined ? 'bounds.rejoinMs' : 'bounds.joinTimeoutMs';
     const t = this.now();
     a.heldStateSince = t;
@@ -418,7 +474,9 @@ class ChaosRun {
       const ops = this.okCount + this.failCount;
       if (this.#lastProgress > 0) {
         const rate = ((ops - this.#lastProgressOps) * 1000) / (now - this.#lastProgress);
-        this.log(`${this.actions.length}/${this.o.actions} actions, ${ops} ops (${Math.round(rate)}/s), ${this.okCount} acked; ${this.#rolesLine()}`);
+        this.log(
+          `${this.actions.length}/${this.o.actions} actions, ${ops} ops (${Math.round(rate)}/s), ${this.okCount} acked; ${this.#rolesLine()}`,
+        );
       }
       this.#lastProgress = now;
       this.#lastProgressOps = ops;
@@ -433,7 +491,10 @@ class ChaosRun {
 
   #rolesLine(): string {
     return this.slots
-      .map((p, i) => `${i === 0 ? 'a' : 'b'}=${!p ? 'down' : !p.alive ? 'down' : p.paused ? 'paused' : (p.role ?? 'starting')}${p && p.alive && p.heldStateSince === undefined ? '(no state)' : ''}`)
+      .map(
+        (p, i) =>
+          `${i === 0 ? 'a' : 'b'}=${!p ? 'down' : !p.alive ? 'down' : p.paused ? 'paused' : (p.role ?? 'starting')}${p && p.alive && p.heldStateSince === undefined ? '(no state)' : ''}`,
+      )
       .join(' ');
   }
 
@@ -531,7 +592,11 @@ class ChaosRun {
       target: kind,
       role: p.role ?? null,
       epoch: p.epoch ?? null,
-      peer: { node: q.name, role: q.role ?? null, heldStateForMs: q.heldStateSince !== undefined ? Math.round(at - q.heldStateSince) : null },
+      peer: {
+        node: q.name,
+        role: q.role ?? null,
+        heldStateForMs: q.heldStateSince !== undefined ? Math.round(at - q.heldStateSince) : null,
+      },
       waitedMs: Math.round(waitedMs),
       delayMs: Math.round(delayMs),
     };
@@ -593,7 +658,9 @@ class ChaosRun {
       rec.endedAt = Math.round(span.end);
       rec.restart = how;
     }
-    this.log(`restarted ${np.name} with ${how === 'rejoin' ? 'rejoin' : 'serve --role backup'} (pid ${np.pid}, ${Math.round(delay)} ms after the exit)`);
+    this.log(
+      `restarted ${np.name} with ${how === 'rejoin' ? 'rejoin' : 'serve --role backup'} (pid ${np.pid}, ${Math.round(delay)} ms after the exit)`,
+    );
     this.#changed();
   }
 
@@ -673,10 +740,11 @@ class ChaosRun {
       return;
     }
     // Resume anything still paused (an aborted run), so that calls in flight can finish.
-    for (const p of this.slots) if (p?.paused) {
-      p.signal('SIGCONT');
-      p.paused = false;
-    }
+    for (const p of this.slots)
+      if (p?.paused) {
+        p.signal('SIGCONT');
+        p.paused = false;
+      }
     let timer: NodeJS.Timeout | undefined;
     const stopped = await Promise.race([
       this.workload.stop().then(() => true),
@@ -691,7 +759,11 @@ class ChaosRun {
     while (!this.healthy() && this.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     let best: ChaosReplica | undefined;
     for (const p of this.slots) if (p && p.up && p.serving && (!best || (p.epoch ?? 0) > (best.epoch ?? 0))) best = p;
-    this.log(best ? `settled: reading ${best.name} (${best.role} @${best.epoch ?? '?'}); ${this.#rolesLine()}` : `no replica is serving (${this.#rolesLine()}); the state cannot be read`);
+    this.log(
+      best
+        ? `settled: reading ${best.name} (${best.role} @${best.epoch ?? '?'}); ${this.#rolesLine()}`
+        : `no replica is serving (${this.#rolesLine()}); the state cannot be read`,
+    );
     return best;
   }
 

@@ -43,13 +43,15 @@ export function parseKvHistory(json: unknown): KvHistoryOp[] {
     const at = `[${i}]`;
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HistoryFormatError(at, 'not an object');
     const o = raw as Record<string, unknown>;
-    if (typeof o.client !== 'string' && typeof o.client !== 'number') throw new HistoryFormatError(`${at}.client`, 'must be a string or number');
+    if (typeof o.client !== 'string' && typeof o.client !== 'number')
+      throw new HistoryFormatError(`${at}.client`, 'must be a string or number');
     if (typeof o.op !== 'string' || !OPS.has(o.op)) throw new HistoryFormatError(`${at}.op`, 'must be "get", "put" or "append"');
     if (typeof o.key !== 'string') throw new HistoryFormatError(`${at}.key`, 'must be a string');
     const op = o.op as KvOpName;
     let value: string | null;
     if (op === 'get') {
-      if (o.value !== undefined && o.value !== null && typeof o.value !== 'string') throw new HistoryFormatError(`${at}.value`, 'a get reads a string or null');
+      if (o.value !== undefined && o.value !== null && typeof o.value !== 'string')
+        throw new HistoryFormatError(`${at}.value`, 'a get reads a string or null');
       value = (o.value as string | null | undefined) ?? null;
     } else {
       if (typeof o.value !== 'string') throw new HistoryFormatError(`${at}.value`, `a ${op} writes a string`);
@@ -58,7 +60,8 @@ export function parseKvHistory(json: unknown): KvHistoryOp[] {
     if (typeof o.call !== 'number' || !Number.isFinite(o.call)) throw new HistoryFormatError(`${at}.call`, 'must be a finite number');
     let ret: number | undefined;
     if (o.return !== undefined && o.return !== null) {
-      if (typeof o.return !== 'number' || !Number.isFinite(o.return)) throw new HistoryFormatError(`${at}.return`, 'must be a finite number, or absent for an unknown outcome');
+      if (typeof o.return !== 'number' || !Number.isFinite(o.return))
+        throw new HistoryFormatError(`${at}.return`, 'must be a finite number, or absent for an unknown outcome');
       if (o.return < o.call) throw new HistoryFormatError(`${at}.return`, `returns (${o.return}) before its call (${o.call})`);
       ret = o.return;
     }
@@ -87,5 +90,8 @@ export const kvRegisterModel: Model<string | null, KvInput> = {
   },
   hash: (state) => (state === null ? '\u0000' : 's' + state),
   describe: (state) => (state === null ? '(absent)' : JSON.stringify(state)),
-  describeInput: (input) => (input.op === 'get' ? `get → ${input.value === null ? '(absent)' : JSON.stringify(input.value)}` : `${input.op} ${JSON.stringify(input.value)}`),
+  describeInput: (input) =>
+    input.op === 'get'
+      ? `get → ${input.value === null ? '(absent)' : JSON.stringify(input.value)}`
+      : `${input.op} ${JSON.stringify(input.value)}`,
 };

@@ -55,14 +55,16 @@ export function checkKvRun(cluster: KvCluster, bounds: LivenessBounds): KvCheckR
   const failures: string[] = [];
   for (const r of cluster.replicaEvents) {
     if (r.event.type === 'divergence') failures.push(`divergence reported by ${r.node} at seq ${r.event.seq}`);
-    if (r.event.type === 'lost-entries') failures.push(`${r.node} reported lost entries ${r.event.seqs.join(',')} (epoch ${r.event.epoch})`);
+    if (r.event.type === 'lost-entries')
+      failures.push(`${r.node} reported lost entries ${r.event.seqs.join(',')} (epoch ${r.event.epoch})`);
     // The simulated network never corrupts bytes: a protocol violation is a bug of one of the stacks.
     if (r.event.type === 'protocol-error') failures.push(`protocol error at ${r.node} from ${r.event.remote}: ${r.event.error.message}`);
   }
   failures.push(...cluster.servedBehind);
   for (const slot of cluster.replicas) {
     if (!cluster.live(slot)) continue;
-    for (const d of duplicateApplications(slot.replica!.state)) failures.push(`exactly-once: ${slot.name} applied ${d.request} ${d.times} times`);
+    for (const d of duplicateApplications(slot.replica!.state))
+      failures.push(`exactly-once: ${slot.name} applied ${d.request} ${d.times} times`);
   }
 
   // The guarantee covers replies received by SURVIVING clients. A client that dies together with the
@@ -81,14 +83,23 @@ export function checkKvRun(cluster: KvCluster, bounds: LivenessBounds): KvCheckR
     const r = i === 0 ? linearizability : checkKvHistory(seg);
     if (r.verdict === 'linearizable') return;
     if (linearizability.verdict === 'linearizable') linearizability = r;
-    const where = segments.length > 1 ? ` (history segment ${i + 1} of ${segments.length}: ${i === 0 ? 'before the first operator promote' : `after the operator promote at ${fmt(cluster.operatorActions[i - 1]!.time)}`})` : '';
+    const where =
+      segments.length > 1
+        ? ` (history segment ${i + 1} of ${segments.length}: ${i === 0 ? 'before the first operator promote' : `after the operator promote at ${fmt(cluster.operatorActions[i - 1]!.time)}`})`
+        : '';
     failures.push(`linearizability${where}: ${r.verdict}\n${r.failure?.explanation ?? ''}`);
   });
 
   failures.push(...checkBlocked(cluster));
   const liveness = checkLiveness(cluster, bounds);
   failures.push(...liveness.failures);
-  return { failures, linearizability, maxLatencyMs: liveness.maxLatencyMs, maxServiceGapMs: liveness.maxServiceGapMs, alarms: countAlarms(cluster) };
+  return {
+    failures,
+    linearizability,
+    maxLatencyMs: liveness.maxLatencyMs,
+    maxServiceGapMs: liveness.maxServiceGapMs,
+    alarms: countAlarms(cluster),
+  };
 }
 
 const fmt = (ms: number) => `${ms.toFixed(1)}ms`;
@@ -135,7 +146,10 @@ function checkLiveness(cluster: KvCluster, bounds: LivenessBounds): { failures: 
 
   // 2. The pair serves: from the later of a call and the last fault action, SOME client gets an answer (or
   //    a replica reports `blocked`: it says plainly why not) within the serve bound.
-  const answers = [...cluster.history.filter((h) => h.return !== undefined).map((h) => h.return!), ...cluster.blockedReports.map((b) => b.time)].sort((a, b) => a - b);
+  const answers = [
+    ...cluster.history.filter((h) => h.return !== undefined).map((h) => h.return!),
+    ...cluster.blockedReports.map((b) => b.time),
+  ].sort((a, b) => a - b);
   let maxServiceGapMs = 0;
   let worst: { gap: number; from: number; to: number; op: KvHistoryOp; pendingAtEnd: boolean } | undefined;
   for (const h of cluster.history) {
@@ -211,7 +225,9 @@ function checkBlocked(cluster: KvCluster): string[] {
     if (kill === undefined) failures.push(`${b.node} reported blocked at ${fmt(b.time)} (${b.reason}) although no primary was ever killed`);
     else if (kill.otherRole === 'backup' && !kill.dropping && cluster.variant.expectBlocked !== true) {
       // A kill with a backup in place is the single fault the protocol must survive by itself.
-      failures.push(`${b.node} reported blocked at ${fmt(b.time)} (${b.reason}) after a single fault: ${kill.node} was killed at ${fmt(kill.time)} while ${kill.node === 'ra' ? 'rb' : 'ra'} was its backup`);
+      failures.push(
+        `${b.node} reported blocked at ${fmt(b.time)} (${b.reason}) after a single fault: ${kill.node} was killed at ${fmt(kill.time)} while ${kill.node === 'ra' ? 'rb' : 'ra'} was its backup`,
+      );
     }
   }
   // After a lost-state double fault, a replica must say so (before the pair serves again).

@@ -191,7 +191,13 @@ export class KvCluster {
     const clientHosts: (SimHost | string)[] = [hostA, hostB];
     for (let i = 0; i < options.clients; i++) {
       const name = `c${i}`;
-      this.clients.push({ name, node: sim.node(name, clientHosts[i] ?? `host-${name}`), remaining: options.opsPerClient, finished: false, incarnation: 0 });
+      this.clients.push({
+        name,
+        node: sim.node(name, clientHosts[i] ?? `host-${name}`),
+        remaining: options.opsPerClient,
+        finished: false,
+        incarnation: 0,
+      });
     }
     this.clientNodes = new Set(this.clients.map((c) => c.node));
   }
@@ -213,7 +219,10 @@ export class KvCluster {
 
   /** The next replica event (from now on) matching `pred`, or undefined after `timeoutMs`. The promise
    * resolves in the same scheduler step as the event (act on it with `after(0)`: right after it). */
-  nextEvent(pred: (e: { time: number; node: string; event: ReplicaEvent }) => boolean, timeoutMs: number): Promise<{ time: number; node: string; event: ReplicaEvent } | undefined> {
+  nextEvent(
+    pred: (e: { time: number; node: string; event: ReplicaEvent }) => boolean,
+    timeoutMs: number,
+  ): Promise<{ time: number; node: string; event: ReplicaEvent } | undefined> {
     return new Promise((resolve) => {
       let done = false;
       const waiter: EventWaiter = {
@@ -305,7 +314,8 @@ export class KvCluster {
     this.sim.crashHost(host);
     for (const n of host.nodes) {
       this.#closeOutages(n, 'paused');
-      if (!this.outages.some((o) => o.node === n.name && o.kind === 'down' && o.to === Number.POSITIVE_INFINITY)) this.#openOutage(n, 'down');
+      if (!this.outages.some((o) => o.node === n.name && o.kind === 'down' && o.to === Number.POSITIVE_INFINITY))
+        this.#openOutage(n, 'down');
       this.#clientDied(n);
     }
     this.#updateServing();
@@ -331,9 +341,11 @@ export class KvCluster {
     node.stall(ms);
     // The outage lasts until the node has worked through what queued during the stall (see noteFaultWhenIdle).
     const o = this.#openOutage(node, 'stalled');
-    this.sim.scheduler.after(ms, 'driver', () => this.#whenIdle(node, () => {
-      if (o.to === Number.POSITIVE_INFINITY) o.to = this.sim.now;
-    }));
+    this.sim.scheduler.after(ms, 'driver', () =>
+      this.#whenIdle(node, () => {
+        if (o.to === Number.POSITIVE_INFINITY) o.to = this.sim.now;
+      }),
+    );
   }
 
   /** Run `then` once `node` is idle (its backlog done), or after `maxMs`, or at once when it is not up. */
@@ -380,7 +392,9 @@ export class KvCluster {
     const slot = this.replicas.find((s) => s.node === node);
     if (!slot || node.state === 'down' || !SERVING.has(this.role(slot)!)) return;
     const other = this.other(slot);
-    const mine = this.replicaEvents.filter((e) => e.node === slot.name && (e.event.type === 'peer-joined' || e.event.type === 'peer-faulty'));
+    const mine = this.replicaEvents.filter(
+      (e) => e.node === slot.name && (e.event.type === 'peer-joined' || e.event.type === 'peer-faulty'),
+    );
     this.primaryKills.push({
       time: this.sim.now,
       node: slot.name,
@@ -436,7 +450,14 @@ export class KvCluster {
     replica.on((event) => {
       if (slot.node.incarnation !== inc) return;
       const type = (event as { type: string }).type;
-      if (type === 'role' || type === 'takeover' || type === 'step-down' || type === 'divergence' || type === 'lost-entries' || type === 'blocked') {
+      if (
+        type === 'role' ||
+        type === 'takeover' ||
+        type === 'step-down' ||
+        type === 'divergence' ||
+        type === 'lost-entries' ||
+        type === 'blocked'
+      ) {
         sched.note(`${slot.name} ${type} ${'role' in event ? event.role : ''} ${'epoch' in event ? event.epoch : ''}`);
       }
       if (type === 'blocked') this.#noteBlocked(slot, event as unknown as Partial<BlockedInfo>);
@@ -463,7 +484,12 @@ export class KvCluster {
     if (!slot.node.host.up) this.sim.rebootHost(slot.node.host);
     slot.node.restart();
     this.#closeOutages(slot.node, 'down');
-    this.noteFault(roleHint === 'backup' ? `restart ${slot.name} (rejoins as backup)` : `restart ${slot.name} (role auto: must find the serving peer and rejoin)`, false);
+    this.noteFault(
+      roleHint === 'backup'
+        ? `restart ${slot.name} (rejoins as backup)`
+        : `restart ${slot.name} (role auto: must find the serving peer and rejoin)`,
+      false,
+    );
     this.startReplica(slot, roleHint);
   }
 
@@ -516,7 +542,9 @@ export class KvCluster {
   healthy(): boolean {
     const p = this.primary();
     const b = this.backup();
-    return p !== undefined && b !== undefined && p !== b && this.role(p) === 'primary' && p.replica!.status().epoch === b.replica!.status().epoch;
+    return (
+      p !== undefined && b !== undefined && p !== b && this.role(p) === 'primary' && p.replica!.status().epoch === b.replica!.status().epoch
+    );
   }
 
   describeRoles(): string {
@@ -535,7 +563,12 @@ export class KvCluster {
   #noteBlocked(slot: ReplicaSlot, info: Partial<BlockedInfo>): void {
     const last = this.blockedReports.filter((b) => b.node === slot.name).at(-1);
     if (last && (this.operatorActions.at(-1)?.time ?? -1) < last.time) return; // same episode
-    this.blockedReports.push({ time: this.sim.now, node: slot.name, reason: String(info.reason ?? '?'), haveSeq: Number(info.haveSeq ?? slot.replica!.status().appliedSeq) });
+    this.blockedReports.push({
+      time: this.sim.now,
+      node: slot.name,
+      reason: String(info.reason ?? '?'),
+      haveSeq: Number(info.haveSeq ?? slot.replica!.status().appliedSeq),
+    });
     this.onBlocked?.();
   }
 
@@ -578,7 +611,14 @@ export class KvCluster {
     const seq = slot.replica!.status().appliedSeq;
     const now = this.sim.now;
     const lost = this.#lostOps(seq, now);
-    this.operatorActions.push({ time: now, node: slot.name, appliedSeq: seq, lostOps: lost, data: [...slot.replica!.state.data], served: false });
+    this.operatorActions.push({
+      time: now,
+      node: slot.name,
+      appliedSeq: seq,
+      lostOps: lost,
+      data: [...slot.replica!.state.data],
+      served: false,
+    });
     this.noteFault(`operator: ${slot.name}.promote({ acceptLoss: true }) at seq ${seq} (${lost} acknowledged operations beyond it)`);
     try {
       const r = (slot.replica as unknown as MaybeBlockingReplica).promote!({ acceptLoss: true });
@@ -647,7 +687,9 @@ export class KvCluster {
       const from = i === 0 ? Number.NEGATIVE_INFINITY : cuts[i - 1]!.time;
       const to = i === cuts.length ? Number.POSITIVE_INFINITY : cuts[i]!.time;
       const seg: KvHistoryOp[] = [];
-      if (i > 0) for (const [key, value] of cuts[i - 1]!.data) seg.push({ client: 'operator', op: 'put', key, value, call: from - 2, return: from - 1 });
+      if (i > 0)
+        for (const [key, value] of cuts[i - 1]!.data)
+          seg.push({ client: 'operator', op: 'put', key, value, call: from - 2, return: from - 1 });
       for (const h of history) {
         if (h.call >= to) continue;
         if (h.call < from) {
@@ -681,7 +723,11 @@ export class KvCluster {
         const key = `k${rng.int(0, this.keys - 1)}`;
         const r = rng.next();
         const req: SimKvRequest =
-          r < 0.4 ? { op: 'get', key } : r < 0.6 ? { op: 'put', key, value: `${label}.${i};` } : { op: 'append', key, value: `${label}.${i};` };
+          r < 0.4
+            ? { op: 'get', key }
+            : r < 0.6
+              ? { op: 'put', key, value: `${label}.${i};` }
+              : { op: 'append', key, value: `${label}.${i};` };
         const rec: KvHistoryOp = { client: label, op: req.op, key, value: req.op === 'get' ? null : req.value, call: sched.now };
         this.history.push(rec);
         sched.note(`call ${label} ${req.op} ${key}`);
@@ -694,7 +740,9 @@ export class KvCluster {
         } catch (err) {
           if (slot.node.incarnation !== inc) return;
           if (errorName(err) === 'ServiceUnavailableError') {
-            this.failures.push(`liveness: ${label} ${req.op} ${key} called at ${rec.call.toFixed(1)}ms failed with ServiceUnavailableError at ${sched.now.toFixed(1)}ms`);
+            this.failures.push(
+              `liveness: ${label} ${req.op} ${key} called at ${rec.call.toFixed(1)}ms failed with ServiceUnavailableError at ${sched.now.toFixed(1)}ms`,
+            );
           } else this.failures.push(`${label} ${req.op} ${key}: unexpected ${errorName(err)}: ${(err as Error).message}`);
         }
       }
@@ -717,7 +765,10 @@ export class KvCluster {
   }
 
   /** Read a key through a fresh client process, recording the read in the history. */
-  async finalRead(key: string, reader: { callWithInfo(req: SimKvRequest): Promise<{ reply: SimKvReply; seq: number; epoch: number }> }): Promise<void> {
+  async finalRead(
+    key: string,
+    reader: { callWithInfo(req: SimKvRequest): Promise<{ reply: SimKvReply; seq: number; epoch: number }> },
+  ): Promise<void> {
     const rec: KvHistoryOp = { client: 'reader', op: 'get', key, value: null, call: this.sim.now };
     this.history.push(rec);
     try {

@@ -24,7 +24,8 @@ function isForward(bytes: Uint8Array): boolean {
   }
 }
 
-const isRole = (node: string, role: string) => (e: { node: string; event: { type: string; role?: string } }) => e.node === node && e.event.type === 'role' && e.event.role === role;
+const isRole = (node: string, role: string) => (e: { node: string; event: { type: string; role?: string } }) =>
+  e.node === node && e.event.type === 'role' && e.event.role === role;
 
 export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<void> {
   const sim = cluster.sim;
@@ -70,7 +71,9 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
           victim = to;
           sim.network.onTransmit = undefined;
           cluster.crash(p.node);
-          cluster.noteFault(`crash-primary-slow-forward ${p.name} (right after a send to ${to.name}; its next ${cluster.cfg.maxRetransmits} forwards to ${b.name} lost, then one delayed)`);
+          cluster.noteFault(
+            `crash-primary-slow-forward ${p.name} (right after a send to ${to.name}; its next ${cluster.cfg.maxRetransmits} forwards to ${b.name} lost, then one delayed)`,
+          );
         }
       };
       let forwards = 0;
@@ -97,7 +100,8 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       const host = p.node.host;
       cluster.crashHost(host);
       cluster.noteFault(`crash-primary-host ${host.name} (${host.nodes.map((n) => n.name).join(', ')})`);
-      for (const c of cluster.clients) if (c.node.host === host) cluster.diedWithPrimary.push({ label: `${c.name}#${c.incarnation}`, at: sched.now });
+      for (const c of cluster.clients)
+        if (c.node.host === host) cluster.diedWithPrimary.push({ label: `${c.name}#${c.incarnation}`, at: sched.now });
       await cluster.sleep(rng.between(20, 2 * cluster.bounds.takeoverMs));
       sim.rebootHost(host);
       cluster.restartReplica(p);
@@ -127,7 +131,8 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
     case 'pause-backup': {
       const target = kind === 'pause-primary' ? p : b;
       if (!target) return;
-      const ms = kind === 'pause-primary' ? rng.between(0.3, 3) * cluster.bounds.takeoverMs : rng.between(0.5, 4) * cluster.bounds.peerFaultyMs;
+      const ms =
+        kind === 'pause-primary' ? rng.between(0.3, 3) * cluster.bounds.takeoverMs : rng.between(0.5, 4) * cluster.bounds.peerFaultyMs;
       cluster.pause(target.node);
       cluster.noteFault(`${kind} ${target.name} for ${ms.toFixed(1)}ms`);
       await cluster.sleep(ms);
@@ -234,7 +239,9 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       if (!cluster.live(second) || second.node.state === 'down') return;
       const what = SERVING_ROLES.has(cluster.role(second) ?? 'stopped') ? 'primary' : cluster.role(second);
       cluster.crash(second.node);
-      cluster.noteFault(`crash ${what} ${second.name} ${(sched.now - rejoined.time).toFixed(1)}ms after ${first.name} rejoined${slowCopyMs > 0 ? ` (its copy took ${slowCopyMs.toFixed(1)}ms longer)` : ''}`);
+      cluster.noteFault(
+        `crash ${what} ${second.name} ${(sched.now - rejoined.time).toFixed(1)}ms after ${first.name} rejoined${slowCopyMs > 0 ? ` (its copy took ${slowCopyMs.toFixed(1)}ms longer)` : ''}`,
+      );
       await cluster.sleep(rng.between(20, 2 * cluster.bounds.takeoverMs));
       cluster.restartReplica(second, restartHint(cluster));
       return;
@@ -262,7 +269,9 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
         endIsolation = cluster.isolate(b.node);
         sim.network.interceptor = (from, to) => (from === b.node && to === p.node ? 'drop' : undefined);
       }
-      cluster.noteFault(`${how === 'lose-acks' ? `lose ${b.name}'s messages to ${p.name}` : `${how} backup ${b.name} for ${ms.toFixed(1)}ms`} (until ${p.name} declares it faulty)`);
+      cluster.noteFault(
+        `${how === 'lose-acks' ? `lose ${b.name}'s messages to ${p.name}` : `${how} backup ${b.name} for ${ms.toFixed(1)}ms`} (until ${p.name} declares it faulty)`,
+      );
       const stopIsolation = () => {
         if (endIsolation) {
           sim.network.interceptor = undefined;
@@ -294,7 +303,10 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
         // right after the primary declared it faulty (its drop is on the way)
       } else if (when === 'joining' || when === 'solo') {
         stopIsolation();
-        const ev = await cluster.nextEvent(when === 'joining' ? isRole(b.name, 'joining') : isRole(p.name, 'solo-primary'), 2 * cluster.bounds.takeoverMs + ms);
+        const ev = await cluster.nextEvent(
+          when === 'joining' ? isRole(b.name, 'joining') : isRole(p.name, 'solo-primary'),
+          2 * cluster.bounds.takeoverMs + ms,
+        );
         if (!ev) {
           await cluster.sleep(Math.max(0, endAt - sched.now));
           return;
@@ -315,12 +327,15 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       }
       cluster.crash(p.node);
       primaryKilled = true;
-      cluster.noteFault(`crash-primary ${p.name} (${when}: ${(sched.now - alarm.time).toFixed(1)}ms after it declared ${b.name} faulty; ${b.name} is ${cluster.role(b) ?? 'down'})`);
+      cluster.noteFault(
+        `crash-primary ${p.name} (${when}: ${(sched.now - alarm.time).toFixed(1)}ms after it declared ${b.name} faulty; ${b.name} is ${cluster.role(b) ?? 'down'})`,
+      );
       // The dropped backup, still paused, stalled or working through what queued meanwhile, is the only
       // replica holding the state now: the liveness clock starts when it is idle again.
       if (b.node.state === 'paused' || b.node.busy) cluster.frozenSoleHolder(b.node, Math.max(endAt, sched.now));
       // Its stall already over but its backlog not: the liveness clock restarts when it is idle.
-      if (b.node.state === 'up' && b.node.busy && endAt <= sched.now) cluster.noteFaultWhenIdle(b.node, `${b.name} done with the backlog of its stall`);
+      if (b.node.state === 'up' && b.node.busy && endAt <= sched.now)
+        cluster.noteFaultWhenIdle(b.node, `${b.name} done with the backlog of its stall`);
       await cluster.sleep(rng.between(20, 2 * cluster.bounds.takeoverMs));
       cluster.restartReplica(p, restartHint(cluster));
       await cluster.sleep(Math.max(0, endAt - sched.now));
@@ -334,7 +349,10 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       const restartAt = sched.now + rng.between(20, 2 * cluster.bounds.takeoverMs);
       const hint = restartHint(cluster);
       sched.at(restartAt, 'driver', () => cluster.restartReplica(p, hint));
-      const takeover = await cluster.nextEvent((e) => e.node === b.name && e.event.type === 'takeover', cluster.bounds.worstCaseFailoverMs + 500);
+      const takeover = await cluster.nextEvent(
+        (e) => e.node === b.name && e.event.type === 'takeover',
+        cluster.bounds.worstCaseFailoverMs + 500,
+      );
       if (!takeover) {
         await cluster.sleep(Math.max(0, restartAt - sched.now));
         return;
@@ -343,7 +361,9 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       const ms = rng.between(0.3, 3) * cluster.bounds.takeoverMs;
       cluster.pause(b.node);
       cluster.frozenSoleHolder(b.node, sched.now + ms);
-      cluster.noteFault(`pause-primary ${b.name} ${(sched.now - takeover.time).toFixed(1)}ms after its takeover, for ${ms.toFixed(1)}ms (${p.name}: ${cluster.role(p) ?? 'down'})`);
+      cluster.noteFault(
+        `pause-primary ${b.name} ${(sched.now - takeover.time).toFixed(1)}ms after its takeover, for ${ms.toFixed(1)}ms (${p.name}: ${cluster.role(p) ?? 'down'})`,
+      );
       await cluster.sleep(ms);
       cluster.resume(b.node);
       // Nobody else holds the state (the old primary restarted empty): until now nobody could serve.
@@ -366,12 +386,21 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       const joinerEpoch = b.replica!.status().epoch;
       cluster.crash(p.node);
       const at = sched.now;
-      cluster.noteFault(`crash-primary ${p.name} while ${b.name} joins (${phase}; it holds no state${joinerEpoch === 0 ? ' and has not heard from the primary yet' : ''})`);
+      cluster.noteFault(
+        `crash-primary ${p.name} while ${b.name} joins (${phase}; it holds no state${joinerEpoch === 0 ? ' and has not heard from the primary yet' : ''})`,
+      );
       await cluster.sleep(rng.between(20, 2 * cluster.bounds.takeoverMs));
       // A copy already in flight may still land: then the joiner holds the state after all.
-      const installed = cluster.replicaEvents.some((e) => e.time >= at && e.node === b.name && e.event.type === 'role' && e.event.role === 'backup');
+      const installed = cluster.replicaEvents.some(
+        (e) => e.time >= at && e.node === b.name && e.event.type === 'role' && e.event.role === 'backup',
+      );
       cluster.lostState.push({ at, joiner: b.name, averted: installed, joinerEpoch });
-      cluster.noteFault(installed ? `(${b.name} installed the copy that was in flight: state not lost)` : `LOST STATE: neither replica holds the state since ${at.toFixed(1)}ms`, false);
+      cluster.noteFault(
+        installed
+          ? `(${b.name} installed the copy that was in flight: state not lost)`
+          : `LOST STATE: neither replica holds the state since ${at.toFixed(1)}ms`,
+        false,
+      );
       cluster.restartReplica(p);
       return;
     }

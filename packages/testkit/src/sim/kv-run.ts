@@ -122,7 +122,12 @@ export function drawLoadProfile(rng: { chance(p: number): boolean; between(a: nu
   if (rng.chance(0.5)) return undefined;
   const replica = () =>
     rng.chance(0.7)
-      ? { perMessageMs: rng.between(0.05, 1), perKiBMs: rng.between(0, 0.5), gcEveryMs: rng.chance(0.5) ? rng.between(100, 400) : 0, gcMaxMs: rng.between(1, 40) }
+      ? {
+          perMessageMs: rng.between(0.05, 1),
+          perKiBMs: rng.between(0, 0.5),
+          gcEveryMs: rng.chance(0.5) ? rng.between(100, 400) : 0,
+          gcMaxMs: rng.between(1, 40),
+        }
       : { perMessageMs: 0, perKiBMs: 0, gcEveryMs: 0, gcMaxMs: 0 };
   return { replicas: [replica(), replica()] };
 }
@@ -152,12 +157,16 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
   const livenessBoundMs = bounds.opBoundMs;
   const failures = cluster.failures;
   // The classic generator draws nothing more (its seeds replay the first version's runs).
-  const load = options.load === false ? undefined : (options.load ?? (variant.load === true && variant.classic !== true ? drawLoadProfile(rng) : undefined));
+  const load =
+    options.load === false
+      ? undefined
+      : (options.load ?? (variant.load === true && variant.classic !== true ? drawLoadProfile(rng) : undefined));
   if (load) cluster.applyLoad(load);
 
   /** Stop waiting: an operation has certainly broken the bound, or nobody served for longer than it (only
    * checked while no fault action can come: between faults, and after the last one). */
-  const overdue = () => !cluster.awaitingOperator && (cluster.overdue(bounds.opBoundMs) !== undefined || cluster.unservedTooLong(bounds.serveBoundMs));
+  const overdue = () =>
+    !cluster.awaitingOperator && (cluster.overdue(bounds.opBoundMs) !== undefined || cluster.unservedTooLong(bounds.serveBoundMs));
   let monitoring = false;
   let stoppedEarly = false;
   /**
@@ -173,9 +182,16 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
     if (blocked.length === 0) return;
     const target = blocked.sort((a, b) => b.replica!.status().appliedSeq - a.replica!.status().appliedSeq)[0]!;
     // One promote per replica incarnation and takeover period (the core may take a moment to act on it).
-    if (lastPromote && lastPromote.node === target.name && lastPromote.inc === target.node.incarnation && sim.now - lastPromote.at < cluster.bounds.takeoverMs) return;
+    if (
+      lastPromote &&
+      lastPromote.node === target.name &&
+      lastPromote.inc === target.node.incarnation &&
+      sim.now - lastPromote.at < cluster.bounds.takeoverMs
+    )
+      return;
     if (!cluster.canPromote(target)) {
-      if (!unanswerable) failures.push(`recovery: ${target.name} is blocked (${cluster.describeRoles()}) and offers no operator action (promote)`);
+      if (!unanswerable)
+        failures.push(`recovery: ${target.name} is blocked (${cluster.describeRoles()}) and offers no operator action (promote)`);
       unanswerable = true;
       return;
     }
@@ -234,10 +250,15 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
       // would otherwise meet the next crash: two faults at once). The recovery kinds strike earlier on
       // purpose, inside injectFault.
       const target = cluster.primary()?.replica?.status().appliedSeq ?? 0;
-      const caughtUp = await recoverUntil(() => cluster.healthy() && (cluster.backup()?.replica?.status().appliedSeq ?? -1) >= target, 10_000);
+      const caughtUp = await recoverUntil(
+        () => cluster.healthy() && (cluster.backup()?.replica?.status().appliedSeq ?? -1) >= target,
+        10_000,
+      );
       if (caughtUp === 'stop') return;
       if (!caughtUp) {
-        failures.push(`recovery: the backup did not catch up to seq ${target} within 10000 ms after the fault (roles: ${cluster.describeRoles()})`);
+        failures.push(
+          `recovery: the backup did not catch up to seq ${target} within 10000 ms after the fault (roles: ${cluster.describeRoles()})`,
+        );
         return;
       }
       await cluster.sleep(rng.between(20, 300));
@@ -246,21 +267,30 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
     const done = await recoverUntil(() => cluster.clients.every((c) => c.finished || c.node.state === 'down'), 60_000, 20);
     if (done === 'stop') return;
     if (!done) {
-      failures.push(`liveness: the workload did not finish (${cluster.clients.filter((c) => !c.finished).map((c) => c.name).join(', ')} still busy)`);
+      failures.push(
+        `liveness: the workload did not finish (${cluster.clients
+          .filter((c) => !c.finished)
+          .map((c) => c.name)
+          .join(', ')} still busy)`,
+      );
       return;
     }
     // Final reads of every key through a fresh client: an acknowledged write that was lost shows here.
     const reader = createClient({ service: cluster.service, env: sim.node('reader').env(), servers: cluster.servers, config });
     for (let k = 0; k < cluster.keys; k++) await cluster.finalRead(`k${k}`, reader);
     // Quiescence: the backup catches up through flushes.
-    const converged = await cluster.waitUntil(() => {
-      const p = cluster.primary();
-      const b = cluster.backup();
-      if (!p || !b) return false;
-      const ps = p.replica!.status();
-      const bs = b.replica!.status();
-      return ps.appliedSeq === bs.appliedSeq && ps.stateDigest === bs.stateDigest;
-    }, 3000, 10);
+    const converged = await cluster.waitUntil(
+      () => {
+        const p = cluster.primary();
+        const b = cluster.backup();
+        if (!p || !b) return false;
+        const ps = p.replica!.status();
+        const bs = b.replica!.status();
+        return ps.appliedSeq === bs.appliedSeq && ps.stateDigest === bs.stateDigest;
+      },
+      3000,
+      10,
+    );
     if (!converged) {
       const st = cluster.replicas.map((r) => (cluster.live(r) ? r.replica!.status() : undefined));
       failures.push(
@@ -280,9 +310,15 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
   const maxVirtualMs = options.maxVirtualMs ?? 120_000;
   try {
     // Also stop as soon as the liveness bound is certainly broken (the checks below say how).
-    await sim.run({ stopWhen: () => finished || (monitoring && (stoppedEarly ||= overdue())), until: maxVirtualMs, maxEvents: options.maxEvents ?? 400_000 });
+    await sim.run({
+      stopWhen: () => finished || (monitoring && (stoppedEarly ||= overdue())),
+      until: maxVirtualMs,
+      maxEvents: options.maxEvents ?? 400_000,
+    });
   } catch (err) {
-    failures.push(`${(err as Error).message} at virtual ${sched.now.toFixed(3)}ms; last events:\n    ${sched.recent.slice(-20).join('\n    ')}`);
+    failures.push(
+      `${(err as Error).message} at virtual ${sched.now.toFixed(3)}ms; last events:\n    ${sched.recent.slice(-20).join('\n    ')}`,
+    );
     finished = true;
   }
   if (!finished && !stoppedEarly) failures.push(`the run did not finish within ${maxVirtualMs} virtual ms`);
@@ -314,7 +350,14 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
     network: { ...sim.network.stats },
     replicaEvents: cluster.replicaEvents.reduce<Record<string, number>>((acc, r) => {
       const e = r.event as { type: string; role?: string; follower?: boolean; mode?: string };
-      const k = e.type === 'role' ? `role:${e.role}` : e.type === 'takeover' && e.follower ? 'takeover:follower' : e.type === 'peer-joined' && e.mode === 'resume' ? 'peer-joined:resume' : e.type;
+      const k =
+        e.type === 'role'
+          ? `role:${e.role}`
+          : e.type === 'takeover' && e.follower
+            ? 'takeover:follower'
+            : e.type === 'peer-joined' && e.mode === 'resume'
+              ? 'peer-joined:resume'
+              : e.type;
       acc[k] = (acc[k] ?? 0) + 1;
       return acc;
     }, {}),

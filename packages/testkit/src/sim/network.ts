@@ -155,7 +155,14 @@ class SimConnection implements Connection {
     if (this.#closeInfo) return;
     if (bytes.length > this.maxMessageSize) {
       // Each end enforces its own limit: the peer broke it, so this end drops the connection (the peer sees a reset).
-      this.#end({ by: 'remote', reason: 'message too large', error: new MessageTooLargeError(bytes.length, this.maxMessageSize, { address: this.remoteAddress }) }, true);
+      this.#end(
+        {
+          by: 'remote',
+          reason: 'message too large',
+          error: new MessageTooLargeError(bytes.length, this.maxMessageSize, { address: this.remoteAddress }),
+        },
+        true,
+      );
       this.#net.transmitClose(this, 'rst');
       return;
     }
@@ -169,7 +176,12 @@ class SimConnection implements Connection {
   /** The peer or the network ended the connection (already gated on this node). */
   remoteEnd(kind: 'fin' | 'rst'): void {
     if (this.#closeInfo) return;
-    this.#end(kind === 'fin' ? { by: 'remote', reason: 'closed by peer' } : { by: 'remote', reason: 'reset', error: new ConnectionClosedError('connection reset') }, kind === 'rst');
+    this.#end(
+      kind === 'fin'
+        ? { by: 'remote', reason: 'closed by peer' }
+        : { by: 'remote', reason: 'reset', error: new ConnectionClosedError('connection reset') },
+      kind === 'rst',
+    );
   }
 
   #end(info: CloseInfo, discard: boolean): void {
@@ -441,7 +453,9 @@ export class SimNetwork {
     // Data reaching a dead process on a live host (crashed, or rebooted since): the kernel answers with a reset.
     if (!delivered && !quiet && to.node.host.up && from.alive && !from.isClosed) {
       const inc = from.inc;
-      this.#sched.after(this.#delay(), `rst ${to.node.name}->${from.node.name}`, () => from.node.gate(inc, 'rst', () => from.remoteEnd('rst')));
+      this.#sched.after(this.#delay(), `rst ${to.node.name}->${from.node.name}`, () =>
+        from.node.gate(inc, 'rst', () => from.remoteEnd('rst')),
+      );
     }
   }
 
@@ -483,7 +497,9 @@ export class SimNetwork {
       };
       const timeoutMs = options.timeoutMs ?? 10_000;
       const timer = this.#sched.after(timeoutMs, `dial-timeout ${node.name}`, () =>
-        node.gate(inc, 'dial-timeout', () => settle(() => reject(new TimeoutError(`dial ${address} timed out after ${timeoutMs} ms`, { address })))),
+        node.gate(inc, 'dial-timeout', () =>
+          settle(() => reject(new TimeoutError(`dial ${address} timed out after ${timeoutMs} ms`, { address }))),
+        ),
       );
       if (options.signal) {
         const signal = options.signal;
@@ -503,7 +519,9 @@ export class SimNetwork {
         if (!l || l.closedFlag) {
           if (host && !host.up) return; // a dead machine answers nothing
           this.#sched.after(this.#delay(), `refused ${address}->${node.name}`, () =>
-            node.gate(inc, 'refused', () => settle(() => reject(new ConnectionRefusedError(`nothing listens at ${address}`, { address, nothingListens: true })))),
+            node.gate(inc, 'refused', () =>
+              settle(() => reject(new ConnectionRefusedError(`nothing listens at ${address}`, { address, nothingListens: true }))),
+            ),
           );
           return;
         }
@@ -512,14 +530,29 @@ export class SimNetwork {
           // A live listener at its limit: refused at once, and the refusal proves nothing about the process.
           this.#sched.after(this.#delay(), `refused ${address}->${node.name}`, () =>
             node.gate(inc, 'refused', () =>
-              settle(() => reject(new ConnectionRefusedError(`${address} refused the connection: ${limit} open (maxConnections)`, { address, nothingListens: false }))),
+              settle(() =>
+                reject(
+                  new ConnectionRefusedError(`${address} refused the connection: ${limit} open (maxConnections)`, {
+                    address,
+                    nothingListens: false,
+                  }),
+                ),
+              ),
             ),
           );
           return;
         }
         // Each end has its own limit (a send above the sender's fails there; above the receiver's, the receiver drops the connection).
         const client = new SimConnection(this, `sim-${n}c`, node, inc, local, address, options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
-        const server = new SimConnection(this, `sim-${n}s`, l.node, l.inc, address, local, l.options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
+        const server = new SimConnection(
+          this,
+          `sim-${n}s`,
+          l.node,
+          l.inc,
+          address,
+          local,
+          l.options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+        );
         l.open++;
         void server.closed.then(() => l.open--);
         client.peer = server;
@@ -533,7 +566,8 @@ export class SimNetwork {
         server.out.lastAt = this.#sched.now;
         this.#sched.after(this.#delay(), `synack ${address}->${node.name}`, () => {
           node.gate(inc, 'synack', () => {
-            if (settled) client.abort(); // the dial timed out or was aborted meanwhile: nobody wants it
+            if (settled)
+              client.abort(); // the dial timed out or was aborted meanwhile: nobody wants it
             else settle(() => resolve(client));
           });
         });

@@ -11,7 +11,13 @@ import { printReplicaEvents, printServing } from '@tandem/testkit/chaos';
 import { counterService } from './counter-service.js';
 
 const { values } = parseArgs({
-  options: { listen: { type: 'string' }, peer: { type: 'string' }, role: { type: 'string' }, 'node-id': { type: 'string' }, replication: { type: 'string' } },
+  options: {
+    listen: { type: 'string' },
+    peer: { type: 'string' },
+    role: { type: 'string' },
+    'node-id': { type: 'string' },
+    replication: { type: 'string' },
+  },
 });
 const config = JSON.parse(values.replication ?? '{}') as Partial<ReplicationConfig>;
 const node = values['node-id'] ?? values.listen!;

@@ -66,14 +66,21 @@ class CounterWorkload implements ChaosWorkload {
     readonly ctx: WorkloadContext,
     readonly config: Partial<ReplicationConfig>,
   ) {
-    this.clients = Array.from({ length: ctx.clients }, () => createClient({ service: counterService, env: nodeEnv({ network: this.network }), servers: [...ctx.servers], config }));
+    this.clients = Array.from({ length: ctx.clients }, () =>
+      createClient({ service: counterService, env: nodeEnv({ network: this.network }), servers: [...ctx.servers], config }),
+    );
   }
 
   start(): void {
     this.running = true;
     this.loops = this.clients.map(async (client, c) => {
       while (this.running) {
-        const op: { index: number; client: string; input: AddInput; call: number; return?: number } = { index: this.history.length, client: `c${c}`, input: { add: 1 }, call: this.ctx.now() };
+        const op: { index: number; client: string; input: AddInput; call: number; return?: number } = {
+          index: this.history.length,
+          client: `c${c}`,
+          input: { add: 1 },
+          call: this.ctx.now(),
+        };
         this.history.push(op);
         try {
           const r = await client.callWithInfo({ add: 1 });
@@ -98,7 +105,12 @@ class CounterWorkload implements ChaosWorkload {
   // 3. The verdict: read the state through the service (add 0), compare with what clients were told.
   async verify(final: FinalState): Promise<WorkloadVerdict> {
     if (!final.serving) throw new Error('no replica is serving');
-    const reader = createClient({ service: counterService, env: nodeEnv({ network: this.network }), servers: [...final.servers], config: this.config });
+    const reader = createClient({
+      service: counterService,
+      env: nodeEnv({ network: this.network }),
+      servers: [...final.servers],
+      config: this.config,
+    });
     try {
       const { total } = await reader.call({ add: 0 });
       const lin = checkOperations(counterModel, this.history);
@@ -106,7 +118,11 @@ class CounterWorkload implements ChaosWorkload {
         lost: Math.max(0, this.acked - total),
         duplicated: Math.max(0, total - this.acked - this.unknown),
         linearizable: lin.verdict === 'linearizable',
-        linearizability: { verdict: lin.verdict, operations: this.history.length, ...(lin.explanation ? { explanation: lin.explanation.slice(0, 4000) } : {}) },
+        linearizability: {
+          verdict: lin.verdict,
+          operations: this.history.length,
+          ...(lin.explanation ? { explanation: lin.explanation.slice(0, 4000) } : {}),
+        },
         extra: { total, acked: this.acked, unknown: this.unknown },
       };
     } finally {

@@ -7,7 +7,15 @@ import { runChaos, type ChaosControl, type ChaosReplica, type ChaosReport } from
 import { counterTarget } from './counter-target.js';
 
 /** Small timeouts: worst-case failover 182 ms, join timeout 2 000 ms → stall bound 2 182 ms. */
-const FAST: Partial<ReplicationConfig> = { flushIntervalMs: 10, heartbeatTimeoutMs: 60, ackTimeoutMs: 20, maxRetransmits: 2, requestTimeoutMs: 40, forwardDelayMs: 2, callDeadlineMs: 3000 };
+const FAST: Partial<ReplicationConfig> = {
+  flushIntervalMs: 10,
+  heartbeatTimeoutMs: 60,
+  ackTimeoutMs: 20,
+  maxRetransmits: 2,
+  requestTimeoutMs: 40,
+  forwardDelayMs: 2,
+  callDeadlineMs: 3000,
+};
 const quiet = (): void => undefined;
 
 function isRunning(pid: number | undefined): boolean {
@@ -22,10 +30,11 @@ function isRunning(pid: number | undefined): boolean {
 
 function signalAll(ctl: ChaosControl, sig: NodeJS.Signals): number[] {
   const pids: number[] = [];
-  for (const r of ctl.replicas()) if (r?.pid !== undefined) {
-    process.kill(r.pid, sig);
-    pids.push(r.pid);
-  }
+  for (const r of ctl.replicas())
+    if (r?.pid !== undefined) {
+      process.kill(r.pid, sig);
+      pids.push(r.pid);
+    }
   return pids;
 }
 
@@ -61,7 +70,11 @@ describe('runChaos on a service of your own', () => {
     expect(report.ok).toBe(false);
     expect(report.failures.join('\n')).toMatch(/stalls/);
     // Nothing was lost meanwhile: the verdict still comes in.
-    expect({ lost: report.lost, duplicated: report.duplicated, linearizable: report.linearizable }).toEqual({ lost: 0, duplicated: 0, linearizable: true });
+    expect({ lost: report.lost, duplicated: report.duplicated, linearizable: report.linearizable }).toEqual({
+      lost: 0,
+      duplicated: 0,
+      linearizable: true,
+    });
   }, 60_000);
 
   it('counts a peer-faulty without a nemesis action as a false alarm, and not the one its own pause explains', async () => {
@@ -109,9 +122,14 @@ describe('runChaos on a service of your own', () => {
     const why = JSON.stringify({ ownPause, actions: report.actions, falseAlarms: report.falseAlarmRecords, durationMs: report.durationMs });
     expect(report.peerFaultyEvents, why).toBeGreaterThanOrEqual(2);
     const nemesis = report.actions![0]!;
-    const explained = report.falseAlarmRecords.filter((f) => f.at >= nemesis.at && f.at <= nemesis.endedAt! + report.bounds.detectionWindowMs);
+    const explained = report.falseAlarmRecords.filter(
+      (f) => f.at >= nemesis.at && f.at <= nemesis.endedAt! + report.bounds.detectionWindowMs,
+    );
     expect(explained, 'the nemesis pause was counted as a false alarm').toEqual([]);
-    expect(report.peerFaultyEvents - report.falseAlarms, `no peer-faulty was explained by the nemesis pause: ${why}`).toBeGreaterThanOrEqual(1);
+    expect(
+      report.peerFaultyEvents - report.falseAlarms,
+      `no peer-faulty was explained by the nemesis pause: ${why}`,
+    ).toBeGreaterThanOrEqual(1);
     const ours = report.falseAlarmRecords.filter((f) => f.at >= ownPause!.from && f.at <= ownPause!.to + report.bounds.detectionWindowMs);
     expect(ours.length, JSON.stringify(report.falseAlarmRecords)).toBeGreaterThanOrEqual(1);
     expect(ours[0]!.reason).toBeTruthy();

@@ -20,7 +20,9 @@ describe('checkKvHistory — known-good histories', () => {
   });
 
   it('accepts a read of an absent key as null', () => {
-    expect(checkKvHistory([op('a', 'get', null, 0, 1), op('a', 'append', 'z', 2, 3), op('a', 'get', 'z', 4, 5)]).verdict).toBe('linearizable');
+    expect(checkKvHistory([op('a', 'get', null, 0, 1), op('a', 'append', 'z', 2, 3), op('a', 'get', 'z', 4, 5)]).verdict).toBe(
+      'linearizable',
+    );
   });
 
   it('accepts concurrent overlap in either order', () => {
@@ -51,7 +53,12 @@ describe('checkKvHistory — known-good histories', () => {
   });
 
   it('checks keys independently', () => {
-    const h = [op('a', 'put', '1', 0, 10, 'k1'), op('b', 'put', '2', 0, 10, 'k2'), op('c', 'get', '1', 11, 12, 'k1'), op('c', 'get', '2', 13, 14, 'k2')];
+    const h = [
+      op('a', 'put', '1', 0, 10, 'k1'),
+      op('b', 'put', '2', 0, 10, 'k2'),
+      op('c', 'get', '1', 11, 12, 'k1'),
+      op('c', 'get', '2', 13, 14, 'k2'),
+    ];
     const r = checkKvHistory(h);
     expect(r.verdict).toBe('linearizable');
     expect(r.keys.map((k) => k.key)).toEqual(['k1', 'k2']);
@@ -93,7 +100,12 @@ describe('checkKvHistory — known-bad histories', () => {
   });
 
   it('reports the failing key among good ones', () => {
-    const h = [op('a', 'put', '1', 0, 1, 'good'), op('a', 'get', '1', 2, 3, 'good'), op('b', 'put', '2', 0, 1, 'bad'), op('b', 'get', null, 2, 3, 'bad')];
+    const h = [
+      op('a', 'put', '1', 0, 1, 'good'),
+      op('a', 'get', '1', 2, 3, 'good'),
+      op('b', 'put', '2', 0, 1, 'bad'),
+      op('b', 'get', null, 2, 3, 'bad'),
+    ];
     const r = checkKvHistory(h);
     expect(r.verdict).toBe('not-linearizable');
     expect(r.failure?.key).toBe('bad');
@@ -165,7 +177,7 @@ describe('checkKvHistory scales to simulation-sized histories', () => {
   it('accepts 600 operations by 6 clients on 3 keys from a simulated linearizable execution', () => {
     // A register executed atomically at a random point inside each operation's interval.
     let seed = 7;
-    const r = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const r = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     const state = new Map<string, string | null>();
     const events: { at: number; apply: () => void }[] = [];
     const h: KvHistoryOp[] = [];

@@ -73,7 +73,7 @@ describe('runKvSimulation — the real protocol under one fault at a time', () =
   });
 });
 
-describe('the broken variants\' fault profiles are survivable', () => {
+describe("the broken variants' fault profiles are survivable", () => {
   it.each(['no-forward-wait', 'unordered-apply', 'skip-dedup'])('the correct protocol passes the %s profile on 25 seeds', async (name) => {
     for (let seed = 1; seed <= 25; seed++) {
       const r = await runKvSimulation({ seed, faultKinds: VARIANTS[name]!.faults });
@@ -95,7 +95,9 @@ describe('the simulator finds broken protocols within 200 seeds', () => {
   // runs (and by `npm run sim`). A variant added to VARIANTS is covered here without further code.
   const broken = Object.entries(VARIANTS).filter(([, v]) => v.broken);
   it('knows the broken variants', () => {
-    expect(broken.map(([name]) => name)).toEqual(expect.arrayContaining(['seq-digest-host-crash', 'no-forward-wait', 'unordered-apply', 'skip-dedup']));
+    expect(broken.map(([name]) => name)).toEqual(
+      expect.arrayContaining(['seq-digest-host-crash', 'no-forward-wait', 'unordered-apply', 'skip-dedup']),
+    );
     for (const [name, v] of broken) expect(v.expect, `${name} says what it must break`).toBeInstanceOf(RegExp);
   });
   it.each(broken.map(([name, v]) => [name, v.expect!] as const))('%s', async (variant, expected) => {

@@ -89,7 +89,10 @@ class Reader {
 /** Takes connections from one listener with a single long-lived iterator. */
 class Acceptor {
   readonly #it: AsyncIterator<Connection>;
-  constructor(listener: Listener, private readonly scope: Scope) {
+  constructor(
+    listener: Listener,
+    private readonly scope: Scope,
+  ) {
     this.#it = listener[Symbol.asyncIterator]();
   }
   async next(ms = 10_000): Promise<Connection> {
@@ -212,7 +215,13 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
     /** A listener on the harness address, plus a connected (dialler, acceptor) pair. */
     async function connectedPair(
       options: { listen?: Parameters<Transport['listen']>[1]; dial?: Parameters<Transport['dial']>[1] } = {},
-    ): Promise<{ listener: Listener; acceptor: Acceptor; client: Connection; server: Connection; transports: { server: Transport; client: Transport } }> {
+    ): Promise<{
+      listener: Listener;
+      acceptor: Acceptor;
+      client: Connection;
+      server: Connection;
+      transports: { server: Transport; client: Transport };
+    }> {
       const t = await transports();
       const listener = scope.listener(await t.server.listen(harness.listenAddress(), options.listen));
       const acceptor = new Acceptor(listener, scope);
@@ -254,45 +263,53 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       expect(str(await cr.next())).toBe('pong');
     });
 
-    it('keeps the order of 10,000 messages in each direction at once', async () => {
-      const { client, server } = await connectedPair();
-      const N = 10_000;
-      const readAll = async (conn: Connection): Promise<number[]> => {
-        const r = new Reader(conn);
-        const got: number[] = [];
-        for (let i = 0; i < N; i++) got.push(seqOf(await r.next(`message ${i}`)));
-        return got;
-      };
-      const sendAll = async (conn: Connection): Promise<void> => {
-        const sends: Promise<void>[] = [];
-        for (let i = 0; i < N; i++) sends.push(conn.send(seq(i, i % 50)));
-        await Promise.all(sends);
-      };
-      const [atServer, atClient] = await Promise.all([readAll(server), readAll(client), sendAll(client), sendAll(server)]);
-      const expected = Array.from({ length: N }, (_, i) => i);
-      expect(atServer).toEqual(expected);
-      expect(atClient).toEqual(expected);
-    }, HEAVY_TEST_TIMEOUT_MS);
+    it(
+      'keeps the order of 10,000 messages in each direction at once',
+      async () => {
+        const { client, server } = await connectedPair();
+        const N = 10_000;
+        const readAll = async (conn: Connection): Promise<number[]> => {
+          const r = new Reader(conn);
+          const got: number[] = [];
+          for (let i = 0; i < N; i++) got.push(seqOf(await r.next(`message ${i}`)));
+          return got;
+        };
+        const sendAll = async (conn: Connection): Promise<void> => {
+          const sends: Promise<void>[] = [];
+          for (let i = 0; i < N; i++) sends.push(conn.send(seq(i, i % 50)));
+          await Promise.all(sends);
+        };
+        const [atServer, atClient] = await Promise.all([readAll(server), readAll(client), sendAll(client), sendAll(server)]);
+        const expected = Array.from({ length: N }, (_, i) => i);
+        expect(atServer).toEqual(expected);
+        expect(atClient).toEqual(expected);
+      },
+      HEAVY_TEST_TIMEOUT_MS,
+    );
 
-    it('serves 1,000 concurrent connections', async () => {
-      const t = await transports();
-      const listener = scope.listener(await t.server.listen(harness.listenAddress()));
-      serveEcho(listener, scope);
-      const N = 1000;
-      const results = await Promise.all(
-        Array.from({ length: N }, async (_, i) => {
-          // generous bounds: 1,000 simultaneous handshakes (TLS!) on two busy cores take a while
-          const c = scope.conn(await t.client.dial(listener.address, { timeoutMs: 60_000 }));
-          await c.send(text(`client ${i}`));
-          const r = new Reader(c);
-          const reply = str(await r.next('the echo', 60_000));
-          r.release();
-          return reply;
-        }),
-      );
-      expect(results).toEqual(Array.from({ length: N }, (_, i) => `client ${i}`));
-      await Promise.all(scope.conns.map((c) => c.close()));
-    }, HEAVY_TEST_TIMEOUT_MS);
+    it(
+      'serves 1,000 concurrent connections',
+      async () => {
+        const t = await transports();
+        const listener = scope.listener(await t.server.listen(harness.listenAddress()));
+        serveEcho(listener, scope);
+        const N = 1000;
+        const results = await Promise.all(
+          Array.from({ length: N }, async (_, i) => {
+            // generous bounds: 1,000 simultaneous handshakes (TLS!) on two busy cores take a while
+            const c = scope.conn(await t.client.dial(listener.address, { timeoutMs: 60_000 }));
+            await c.send(text(`client ${i}`));
+            const r = new Reader(c);
+            const reply = str(await r.next('the echo', 60_000));
+            r.release();
+            return reply;
+          }),
+        );
+        expect(results).toEqual(Array.from({ length: N }, (_, i) => `client ${i}`));
+        await Promise.all(scope.conns.map((c) => c.close()));
+      },
+      HEAVY_TEST_TIMEOUT_MS,
+    );
 
     it('carries empty messages as messages', async () => {
       const { client, server } = await connectedPair();
@@ -310,14 +327,18 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       expect((await cr.next()).byteLength).toBe(0);
     });
 
-    it('carries a message of exactly the maximum size intact', async () => {
-      const { client, server } = await connectedPair();
-      const big = pattern(client.maxMessageSize, 3);
-      const sr = new Reader(server);
-      const [, got] = await Promise.all([client.send(big), sr.next('the maximum-size message', 20_000)]);
-      expect(got.byteLength).toBe(client.maxMessageSize);
-      expect(sameBytes(got, big)).toBe(true);
-    }, HEAVY_TEST_TIMEOUT_MS);
+    it(
+      'carries a message of exactly the maximum size intact',
+      async () => {
+        const { client, server } = await connectedPair();
+        const big = pattern(client.maxMessageSize, 3);
+        const sr = new Reader(server);
+        const [, got] = await Promise.all([client.send(big), sr.next('the maximum-size message', 20_000)]);
+        expect(got.byteLength).toBe(client.maxMessageSize);
+        expect(sameBytes(got, big)).toBe(true);
+      },
+      HEAVY_TEST_TIMEOUT_MS,
+    );
 
     it('rejects an oversized send with MessageTooLargeError and stays usable', async () => {
       const { client, server } = await connectedPair({ dial: { maxMessageSize: 4096 } });
@@ -366,10 +387,7 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
           accepted.push(r.value);
         }
       })();
-      const garbage = [
-        text('GET / HTTP/1.1\r\nHost: example\r\nConnection: keep-alive\r\n\r\n'),
-        new Uint8Array(64).fill(0xff),
-      ];
+      const garbage = [text('GET / HTTP/1.1\r\nHost: example\r\nConnection: keep-alive\r\n\r\n'), new Uint8Array(64).fill(0xff)];
       for (const bytes of garbage) {
         const raw = await harness.openRaw(listener.address);
         scope.cleanups.push(() => raw.destroy());
@@ -466,10 +484,18 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
 
     it('abort: pending sends fail with ConnectionClosedError and the peer sees the connection end', async () => {
       // a send queue large enough for the 64 MiB below (its limit has a test of its own)
-      const { client, server } = await connectedPair({ listen: { receiveHighWaterMark: 64 * 1024 }, dial: { maxSendQueueBytes: 256 * 1024 * 1024 } });
+      const { client, server } = await connectedPair({
+        listen: { receiveHighWaterMark: 64 * 1024 },
+        dial: { maxSendQueueBytes: 256 * 1024 * 1024 },
+      });
       // nobody reads on the server, so the sends back up behind the receive bound and the network buffers
       const chunk = new Uint8Array(1024 * 1024);
-      const sends = Array.from({ length: 64 }, () => client.send(chunk).then(() => 'sent' as const, (e: unknown) => e));
+      const sends = Array.from({ length: 64 }, () =>
+        client.send(chunk).then(
+          () => 'sent' as const,
+          (e: unknown) => e,
+        ),
+      );
       await sleep(50);
       client.abort(new Error('test abort'));
       const outcomes = await within(Promise.all(sends), 10_000, 'every pending send to settle');
@@ -483,62 +509,75 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       const sr = new Reader(server);
       let ended = false;
       for (let i = 0; i < 64 && !ended; i++) {
-        ended = await within(sr.next('the rest before the end', 10_000).then(() => false, () => true), 10_000, 'reading on');
+        ended = await within(
+          sr.next('the rest before the end', 10_000).then(
+            () => false,
+            () => true,
+          ),
+          10_000,
+          'reading on',
+        );
       }
       expect(ended, 'the peer must see the aborted connection end').toBe(true);
       const theirs = await within(server.closed, 10_000, 'the peer to see the abort');
       expect(theirs.by).toBe('remote');
     });
 
-    it('bounds memory while 200 MB go to a reader that pauses (the sender awaits each send)', async () => {
-      const { client, server } = await connectedPair();
-      const MB = 1024 * 1024;
-      const total = 200 * MB;
-      const chunk = pattern(MB, 5);
-      let sent = 0;
-      let read = 0;
-      let maxUnread = 0;
-      let rssBefore = process.memoryUsage().rss;
-      let rssMax = rssBefore;
-      const sample = (): void => {
-        maxUnread = Math.max(maxUnread, sent - read);
-        rssMax = Math.max(rssMax, process.memoryUsage().rss);
-      };
-      const sender = (async () => {
-        while (sent < total) {
-          await client.send(chunk);
-          sent += chunk.byteLength;
+    it(
+      'bounds memory while 200 MB go to a reader that pauses (the sender awaits each send)',
+      async () => {
+        const { client, server } = await connectedPair();
+        const MB = 1024 * 1024;
+        const total = 200 * MB;
+        const chunk = pattern(MB, 5);
+        let sent = 0;
+        let read = 0;
+        let maxUnread = 0;
+        let rssBefore = process.memoryUsage().rss;
+        let rssMax = rssBefore;
+        const sample = (): void => {
+          maxUnread = Math.max(maxUnread, sent - read);
+          rssMax = Math.max(rssMax, process.memoryUsage().rss);
+        };
+        const sender = (async () => {
+          while (sent < total) {
+            await client.send(chunk);
+            sent += chunk.byteLength;
+            sample();
+          }
+        })();
+        const sr = new Reader(server);
+        read += (await sr.next()).byteLength;
+        rssBefore = Math.min(rssBefore, process.memoryUsage().rss);
+        // pause: read nothing until the sender has made no progress for a while
+        let last = -1;
+        let still = 0;
+        while (still < 5 && sent < total) {
+          await sleep(40);
+          sample();
+          still = sent === last ? still + 1 : 0;
+          last = sent;
+        }
+        expect(sent, 'the sender must stall while the reader pauses').toBeLessThan(total);
+        expect(sent - read).toBeLessThan(64 * MB);
+        // resume and read everything
+        while (read < total) {
+          const m = await sr.next('the rest of the transfer', 20_000);
+          read += m.byteLength;
           sample();
         }
-      })();
-      const sr = new Reader(server);
-      read += (await sr.next()).byteLength;
-      rssBefore = Math.min(rssBefore, process.memoryUsage().rss);
-      // pause: read nothing until the sender has made no progress for a while
-      let last = -1;
-      let still = 0;
-      while (still < 5 && sent < total) {
-        await sleep(40);
-        sample();
-        still = sent === last ? still + 1 : 0;
-        last = sent;
-      }
-      expect(sent, 'the sender must stall while the reader pauses').toBeLessThan(total);
-      expect(sent - read).toBeLessThan(64 * MB);
-      // resume and read everything
-      while (read < total) {
-        const m = await sr.next('the rest of the transfer', 20_000);
-        read += m.byteLength;
-        sample();
-      }
-      await sender;
-      expect(read).toBe(total);
-      if (process.env.TANDEM_COMPLIANCE_VERBOSE) {
-        console.log(`[${harness.name}] max unread ${(maxUnread / MB).toFixed(1)} MB, RSS growth ${((rssMax - rssBefore) / MB).toFixed(1)} MB`);
-      }
-      expect(maxUnread, 'sent-but-unread bytes').toBeLessThan(64 * MB);
-      expect(rssMax - rssBefore, 'process RSS growth').toBeLessThan(128 * MB);
-    }, HEAVY_TEST_TIMEOUT_MS);
+        await sender;
+        expect(read).toBe(total);
+        if (process.env.TANDEM_COMPLIANCE_VERBOSE) {
+          console.log(
+            `[${harness.name}] max unread ${(maxUnread / MB).toFixed(1)} MB, RSS growth ${((rssMax - rssBefore) / MB).toFixed(1)} MB`,
+          );
+        }
+        expect(maxUnread, 'sent-but-unread bytes').toBeLessThan(64 * MB);
+        expect(rssMax - rssBefore, 'process RSS growth').toBeLessThan(128 * MB);
+      },
+      HEAVY_TEST_TIMEOUT_MS,
+    );
 
     it('listener close: iteration ends, new dials are refused, accepted connections keep working', async () => {
       const { listener, acceptor, client, server } = await connectedPair();
@@ -546,7 +585,10 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       await listener.close();
       expect((await acceptor.step()).done).toBe(true);
       const t = await transports();
-      expectTransportError(await rejection(t.client.dial(listener.address, { timeoutMs: 5_000 }), 'dial after listener close'), 'ConnectionRefusedError');
+      expectTransportError(
+        await rejection(t.client.dial(listener.address, { timeoutMs: 5_000 }), 'dial after listener close'),
+        'ConnectionRefusedError',
+      );
       await client.send(text('still open'));
       expect(str(await new Reader(server).next())).toBe('still open');
       await server.send(text('yes'));
@@ -586,13 +628,24 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
 
     it('rejects a negative or non-numeric bound at listen and dial with RangeError (not later, in a socket callback)', async () => {
       const t = await transports();
-      const bad = [{ maxConnections: -1 }, { partialFrameTimeoutMs: -5 }, { maxSendQueueBytes: Number.NaN }, { sendHighWaterMark: '1' as unknown as number }];
+      const bad = [
+        { maxConnections: -1 },
+        { partialFrameTimeoutMs: -5 },
+        { maxSendQueueBytes: Number.NaN },
+        { sendHighWaterMark: '1' as unknown as number },
+      ];
       for (const options of bad) {
-        const err = await rejection(t.server.listen(harness.listenAddress(), options).then((l) => scope.listener(l)), `listen with ${JSON.stringify(options)}`);
+        const err = await rejection(
+          t.server.listen(harness.listenAddress(), options).then((l) => scope.listener(l)),
+          `listen with ${JSON.stringify(options)}`,
+        );
         expect(err, JSON.stringify(options)).toBeInstanceOf(RangeError);
       }
       const listener = scope.listener(await t.server.listen(harness.listenAddress()));
-      const err = await rejection(t.client.dial(listener.address, { maxSendQueueBytes: -1 }).then((c) => scope.conn(c)), 'a dial with maxSendQueueBytes -1');
+      const err = await rejection(
+        t.client.dial(listener.address, { maxSendQueueBytes: -1 }).then((c) => scope.conn(c)),
+        'a dial with maxSendQueueBytes -1',
+      );
       expect(err).toBeInstanceOf(RangeError);
     });
 
@@ -695,7 +748,12 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
       const outcomes: Promise<unknown>[] = [];
       // up to 256 MiB, in bursts, letting the transport hand on what it can in between
       for (let i = 0; i < 4096 && !client.isClosed; i++) {
-        outcomes.push(client.send(chunk).then(() => 'sent' as const, (e: unknown) => e));
+        outcomes.push(
+          client.send(chunk).then(
+            () => 'sent' as const,
+            (e: unknown) => e,
+          ),
+        );
         if (i % 16 === 15) await sleep(1);
       }
       expect(client.isClosed, 'a queue that only grows must hit its limit').toBe(true);
@@ -716,4 +774,3 @@ export function describeTransportCompliance(harness: ComplianceHarness): void {
     });
   });
 }
-

@@ -13,7 +13,10 @@ async function main(): Promise<void> {
   const [moduleArg, address] = listen ? [args[0], args[2]] : args;
   if (!moduleArg || !address) throw new Error('usage: peer-process <module> <address> | peer-process <module> listen <address>');
   const url = moduleArg.startsWith('file:') ? moduleArg : pathToFileURL(moduleArg).href;
-  const mod = (await import(url)) as { createTransport?: () => Transport | Promise<Transport>; default?: () => Transport | Promise<Transport> };
+  const mod = (await import(url)) as {
+    createTransport?: () => Transport | Promise<Transport>;
+    default?: () => Transport | Promise<Transport>;
+  };
   const factory = mod.createTransport ?? mod.default;
   if (typeof factory !== 'function') throw new Error(`${moduleArg} exports no createTransport()`);
   const transport = await factory();

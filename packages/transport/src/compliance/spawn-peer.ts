@@ -35,7 +35,10 @@ export async function spawnListenerProcess(peerModule: string, listenAddress: st
   return { ...peer, address };
 }
 
-function startRunner(peerModule: string, runnerArgs: string[]): { peer: PeerProcess; child: ReturnType<typeof spawn> & { stdout: NodeJS.ReadableStream } } {
+function startRunner(
+  peerModule: string,
+  runnerArgs: string[],
+): { peer: PeerProcess; child: ReturnType<typeof spawn> & { stdout: NodeJS.ReadableStream } } {
   const runner = runnerPath();
   const modulePath = peerModule.startsWith('file:') ? fileURLToPath(peerModule) : peerModule;
   const needsTsx = runner.endsWith('.ts') || /\.[mc]?ts$/.test(modulePath);

@@ -86,9 +86,7 @@ export class MemoryLink {
     if (this.#closed) return;
     this.close();
     const target = this.#target;
-    cancellable(this.#net.schedule, this.#net.faultsFor(this.fromHost, this.toHost).delayMs, () =>
-      target.endFromLink(reason),
-    );
+    cancellable(this.#net.schedule, this.#net.faultsFor(this.fromHost, this.toHost).delayMs, () => target.endFromLink(reason));
   }
 
   /** Network severed the link: the receiver sees it closed at once. */
@@ -170,10 +168,7 @@ export class MemoryLink {
   }
 
   #isFull(): boolean {
-    return (
-      !this.#closed &&
-      (this.#receiverPaused || this.#inFlightBytes > Math.min(this.#target.receiveHighWaterMark, this.sendLimit))
-    );
+    return !this.#closed && (this.#receiverPaused || this.#inFlightBytes > Math.min(this.#target.receiveHighWaterMark, this.sendLimit));
   }
 
   #maybeRelease(): void {

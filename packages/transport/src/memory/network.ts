@@ -8,24 +8,18 @@
  * partitions and severing are addressed by host.
  */
 import { AcceptQueue } from '../accept-queue.js';
+import { AbortError, AddressInUseError, ConnectionRefusedError, InvalidAddressError, TimeoutError } from '../errors.js';
 import {
-  AbortError,
-  AddressInUseError,
-  ConnectionRefusedError,
-  InvalidAddressError,
-  TimeoutError,
-} from '../errors.js';
-import { checkConnectionOptions, DEFAULT_MAX_CONNECTIONS, type Connection, type DialOptions, type Listener, type ListenOptions, type Transport } from '../types.js';
+  checkConnectionOptions,
+  DEFAULT_MAX_CONNECTIONS,
+  type Connection,
+  type DialOptions,
+  type Listener,
+  type ListenOptions,
+  type Transport,
+} from '../types.js';
 import { MemoryConnection } from './connection.js';
-import {
-  cancellable,
-  defaultSchedule,
-  hostOf,
-  NO_FAULTS,
-  type LinkFaults,
-  type RandomSource,
-  type Schedule,
-} from './faults.js';
+import { cancellable, defaultSchedule, hostOf, NO_FAULTS, type LinkFaults, type RandomSource, type Schedule } from './faults.js';
 import { MemoryLink } from './link.js';
 import { MemoryStreamConnection, RawMemoryPeer } from './raw.js';
 
@@ -274,7 +268,13 @@ export class MemoryNetwork implements Transport {
           return;
         }
         if (listener.isFull) {
-          finish(() => reject(new ConnectionRefusedError(`${address} refused the connection: it has ${listener.maxConnections} open (maxConnections)`, { address })));
+          finish(() =>
+            reject(
+              new ConnectionRefusedError(`${address} refused the connection: it has ${listener.maxConnections} open (maxConnections)`, {
+                address,
+              }),
+            ),
+          );
           return;
         }
         finish(() => resolve(this.#connect(listener, fromHost, options)));
@@ -290,8 +290,12 @@ export class MemoryNetwork implements Transport {
   dialRaw(address: string, fromHost = this.defaultHost): RawMemoryPeer {
     const name = parseMemoryAddress(address);
     const listener = this.#listeners.get(name);
-    if (!listener || listener.isClosed) throw new ConnectionRefusedError(`nothing listens at ${address}`, { address, nothingListens: true });
-    if (listener.isFull) throw new ConnectionRefusedError(`${address} refused the connection: it has ${listener.maxConnections} open (maxConnections)`, { address });
+    if (!listener || listener.isClosed)
+      throw new ConnectionRefusedError(`nothing listens at ${address}`, { address, nothingListens: true });
+    if (listener.isFull)
+      throw new ConnectionRefusedError(`${address} refused the connection: it has ${listener.maxConnections} open (maxConnections)`, {
+        address,
+      });
     const localAddress = `${MEMORY_SCHEME}://${fromHost}#${++this.#dialCount}`;
     const peer = new RawMemoryPeer(this.schedule);
     const conn = new MemoryStreamConnection(peer, this.schedule, {
@@ -307,7 +311,11 @@ export class MemoryNetwork implements Transport {
     const localAddress = `${MEMORY_SCHEME}://${fromHost}#${++this.#dialCount}`;
     const toHost = hostOf(listener.name);
     const dialer = new MemoryConnection({ localAddress, remoteAddress: listener.address, ...connectionInit(options) });
-    const acceptor = new MemoryConnection({ localAddress: listener.address, remoteAddress: localAddress, ...connectionInit(listener.options) });
+    const acceptor = new MemoryConnection({
+      localAddress: listener.address,
+      remoteAddress: localAddress,
+      ...connectionInit(listener.options),
+    });
     const forward = new MemoryLink(this, fromHost, toHost, acceptor);
     const backward = new MemoryLink(this, toHost, fromHost, dialer);
     forward.sendLimit = dialer.sendHighWaterMark;

@@ -114,7 +114,9 @@ export class LateJoin {
         const size = img.width * img.height * (img.depth === 1 ? 1 / 8 : 4);
         const layout = imageLayout(master, link, img.depth);
         if (!layout) {
-          this.plan.skipped.push(`pixmap 0x${img.pixmap.toString(16)}: contents not copied (no image layout for depth ${img.depth} on ${link.name})`);
+          this.plan.skipped.push(
+            `pixmap 0x${img.pixmap.toString(16)}: contents not copied (no image layout for depth ${img.depth} on ${link.name})`,
+          );
           continue;
         }
         if (size > budget) {
@@ -138,7 +140,9 @@ export class LateJoin {
           // close the conference).
           try {
             const data = reply.subarray(32, 32 + 4 * read32(reply, 4, le));
-            const out = layout.convert ? convertZPixmap(data, img.width, img.height, layout.convert.from, layout.convert.to, layout.convert.pixel) : Buffer.from(data);
+            const out = layout.convert
+              ? convertZPixmap(data, img.width, img.height, layout.convert.from, layout.convert.to, layout.convert.pixel)
+              : Buffer.from(data);
             if (out) this.imageData.set(img.pixmap, { depth: layout.depth, data: out });
             else this.plan.skipped.push(`pixmap 0x${img.pixmap.toString(16)}: contents not copied (short image or unsupported layout)`);
           } catch (err) {
@@ -241,7 +245,8 @@ function imageLayout(
   if (!fm || !fs) return null;
   const from: ImageFormat = { le: master.setup.imageByteOrder === 'LE', bitsPerPixel: fm.bitsPerPixel, scanlinePad: fm.scanlinePad };
   const to: ImageFormat = { le: link.setup.imageByteOrder === 'LE', bitsPerPixel: fs.bitsPerPixel, scanlinePad: fs.scanlinePad };
-  const sameLayout = from.bitsPerPixel === to.bitsPerPixel && from.scanlinePad === to.scanlinePad && (from.le === to.le || from.bitsPerPixel <= 8);
+  const sameLayout =
+    from.bitsPerPixel === to.bitsPerPixel && from.scanlinePad === to.scanlinePad && (from.le === to.le || from.bitsPerPixel <= 8);
   const rootDepth = depth === link.ids.appDepth;
   if (depth === 1) return sameLayout ? { depth, convert: null } : null; // bitmaps: bit order assumed alike
   if (sameLayout && target === depth && !(rootDepth && link.ids.convertsPixels)) return { depth, convert: null };
@@ -261,4 +266,3 @@ function writeWord(b: Buffer, off: number, v: number, le: boolean): void {
   if (le) b.writeUInt32LE(v >>> 0, off);
   else b.writeUInt32BE(v >>> 0, off);
 }
-

@@ -59,7 +59,12 @@ export class RequestEncoder {
   valueList(values: ReadonlyMap<number, number>): Buffer {
     const bits = [...values.keys()].sort((a, b) => a - b);
     const out = Buffer.alloc(4 + 4 * bits.length);
-    write32(out, 0, bits.reduce((m, b) => (m | b) >>> 0, 0), this.le);
+    write32(
+      out,
+      0,
+      bits.reduce((m, b) => (m | b) >>> 0, 0),
+      this.le,
+    );
     bits.forEach((b, i) => write32(out, 4 + 4 * i, values.get(b)!, this.le));
     return out;
   }
@@ -183,7 +188,11 @@ export function planReplay(t: ResourceTracker, le: boolean): ReplayPlan {
     dropIf(CW.borderPixmap, (v) => v === 0 || t.pixmaps.has(v) || !ownId(t, v), 'border pixmap');
     dropIf(CW.colormap, (v) => v === 0 || t.colormaps.has(v) || !ownId(t, v), 'colormap');
     dropIf(CW.cursor, (v) => v === 0 || cursorOk.has(v) || !ownId(t, v), 'cursor');
-    const head = words(le, [w.id, parent, ((w.y & 0xffff) << 16) | (w.x & 0xffff), (w.height << 16) | w.width, (w.klass << 16) | w.borderWidth, w.visual], [2, 3, 4]);
+    const head = words(
+      le,
+      [w.id, parent, ((w.y & 0xffff) << 16) | (w.x & 0xffff), (w.height << 16) | w.width, (w.klass << 16) | w.borderWidth, w.visual],
+      [2, 3, 4],
+    );
     const request = enc.request(Opcode.CreateWindow, w.depth, Buffer.concat([head, enc.valueList(values)]));
     after.push(request);
     if (parent === t.root) topLevels.push({ id: w.id, request });
@@ -271,5 +280,5 @@ function readWord(b: Buffer, off: number, le: boolean): number {
 
 /** True for ids in the application's range (its own resources); other clients' ids are left alone. */
 function ownId(t: ResourceTracker, id: number): boolean {
-  return ((id & ~t.idMask) >>> 0) === t.idBase;
+  return (id & ~t.idMask) >>> 0 === t.idBase;
 }

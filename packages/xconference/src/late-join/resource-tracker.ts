@@ -108,14 +108,14 @@ export class ResourceTracker {
       this.gcs.has(id) ||
       this.fonts.has(id) ||
       this.colormaps.has(id) ||
-      (this.cursors.get(id)?.freed === false)
+      this.cursors.get(id)?.freed === false
     );
   }
 
   /** An id of the application's range that no live resource uses, searching down from the top of the range. */
   unusedId(exclude: ReadonlySet<number> = new Set()): number {
     for (let low = this.idMask; low > 0; low--) {
-      const id = ((this.idBase | (low & this.idMask)) >>> 0);
+      const id = (this.idBase | (low & this.idMask)) >>> 0;
       if (!this.isLive(id) && !exclude.has(id) && !this.cursors.has(id)) return id;
     }
     throw new Error('no unused resource id');
@@ -238,7 +238,16 @@ export class ResourceTracker {
     for (const [bit, v] of values) gc.values.set(bit, v);
   }
 
-  private changeProperty(mode: number, window: number, atom: number, type: number, format: number, units: number, req: Buffer, dataOffset: number): void {
+  private changeProperty(
+    mode: number,
+    window: number,
+    atom: number,
+    type: number,
+    format: number,
+    units: number,
+    req: Buffer,
+    dataOffset: number,
+  ): void {
     if (!this.windows.has(window)) return; // only the application's own windows
     if (format !== 8 && format !== 16 && format !== 32) return;
     const bytes = Math.min(units * (format / 8), Math.max(0, req.length - dataOffset));
@@ -254,7 +263,9 @@ export class ResourceTracker {
     const grow = value.length - (old?.data.length ?? 0);
     if (this.propertyBytes + grow > this.maxPropertyBytes) {
       this.notKept++;
-      this.log(`resource tracker: property ${atom} of window 0x${window.toString(16)} (${value.length} bytes) not kept: over ${this.maxPropertyBytes} bytes of properties`);
+      this.log(
+        `resource tracker: property ${atom} of window 0x${window.toString(16)} (${value.length} bytes) not kept: over ${this.maxPropertyBytes} bytes of properties`,
+      );
       if (old) {
         props!.delete(atom);
         this.propertyBytes -= old.data.length;
@@ -379,7 +390,13 @@ export class ResourceTracker {
     CreateGC(t, r) {
       const id = r.u32(4);
       if (!t.fresh(id)) return;
-      t.gcs.set(id, { id, drawable: r.u32(8), values: mergeValues(new Map(), r.req, r.at(12), r.at(16), r.le, null), dashes: null, clip: null });
+      t.gcs.set(id, {
+        id,
+        drawable: r.u32(8),
+        values: mergeValues(new Map(), r.req, r.at(12), r.at(16), r.le, null),
+        dashes: null,
+        clip: null,
+      });
     },
     ChangeGC(t, r) {
       const gc = t.gcs.get(r.u32(4));

@@ -42,7 +42,8 @@ export class BusyPoll {
     readonly micros = DEFAULT_BUSY_POLL_MICROS,
     private readonly clock: BusyPollClock = nodeClock,
   ) {
-    if (!Number.isFinite(micros) || micros < 0) throw new RangeError(`busy-poll budget must be a non-negative number of microseconds, got ${micros}`);
+    if (!Number.isFinite(micros) || micros < 0)
+      throw new RangeError(`busy-poll budget must be a non-negative number of microseconds, got ${micros}`);
     this.budgetMs = micros / 1000;
   }
 

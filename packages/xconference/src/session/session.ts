@@ -253,7 +253,9 @@ export class ApplicationSession {
 
   private fail(err: unknown): void {
     const typed =
-      err instanceof XProtocolError ? err : new XProtocolError('malformed-request', `malformed request: ${err instanceof Error ? err.message : String(err)}`);
+      err instanceof XProtocolError
+        ? err
+        : new XProtocolError('malformed-request', `malformed request: ${err instanceof Error ? err.message : String(err)}`);
     const msg = `${typed.name}(${typed.code}): ${typed.message}`;
     this.lastError = typed;
     this.opts.log?.(`app ${this.id}: ${msg}`);
@@ -284,7 +286,9 @@ export class ApplicationSession {
     this.focus = this.links[0]!;
     this.framer = new RequestFramer(this.le);
     const ms = master.setup;
-    this.tracker = new ResourceTracker(this.le, ms.screens[0]?.root ?? 0, ms.resourceIdBase >>> 0, ms.resourceIdMask >>> 0, (line) => this.opts.log?.(`app ${this.id}: ${line}`));
+    this.tracker = new ResourceTracker(this.le, ms.screens[0]?.root ?? 0, ms.resourceIdBase >>> 0, ms.resourceIdMask >>> 0, (line) =>
+      this.opts.log?.(`app ${this.id}: ${line}`),
+    );
     for (const w of this.startWaiters.splice(0)) w.resolve();
     for (const link of this.links) {
       this.attach(link, () => this.onServerGone(link));
@@ -465,7 +469,11 @@ export class ApplicationSession {
   private handleEvent(link: ServerLink, msg: Buffer, seq: number): void {
     const category = eventCategory(msg[0]!);
     let pass: boolean;
-    if (category === EventCategory.UserInteraction && link !== this.focus && isFocusTrigger(this.opts.trigger, link.triggerKeycode, msg, this.le)) {
+    if (
+      category === EventCategory.UserInteraction &&
+      link !== this.focus &&
+      isFocusTrigger(this.opts.trigger, link.triggerKeycode, msg, this.le)
+    ) {
       this.changeFocus(link);
       // A button trigger is also input (the click lands); a key chord is reserved for switching.
       pass = this.opts.trigger.kind === 'button';
@@ -491,4 +499,3 @@ export class ApplicationSession {
     this.appWriter.write(msg);
   }
 }
-

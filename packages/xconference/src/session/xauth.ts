@@ -36,7 +36,13 @@ export function readXauthority(path: string | undefined): XauthEntry[] {
     const name = field();
     const data = field();
     if (!address || !display || !name || !data) break;
-    out.push({ family, address: Buffer.from(address), display: display.toString('latin1'), name: name.toString('latin1'), data: Buffer.from(data) });
+    out.push({
+      family,
+      address: Buffer.from(address),
+      display: display.toString('latin1'),
+      name: name.toString('latin1'),
+      data: Buffer.from(data),
+    });
   }
   return out;
 }

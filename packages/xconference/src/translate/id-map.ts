@@ -102,7 +102,7 @@ export class IdMap {
     if (kind === 'VISUALID') return this.visualToServer.get(id) ?? id;
     if (id === this.appRoot) return this.root;
     if (id === this.appColormap) return this.colormap;
-    if (((id & ~this.appMask) >>> 0) === this.appBase) return ((id & this.appMask & this.mask) | this.base) >>> 0;
+    if ((id & ~this.appMask) >>> 0 === this.appBase) return ((id & this.appMask & this.mask) | this.base) >>> 0;
     return id;
   }
 
@@ -112,7 +112,7 @@ export class IdMap {
     if (kind === 'VISUALID') return this.visualToApp.get(id) ?? id;
     if (id === this.root) return this.appRoot;
     if (id === this.colormap) return this.appColormap;
-    if (((id & ~this.mask) >>> 0) === this.base) return ((id & this.mask & this.appMask) | this.appBase) >>> 0;
+    if ((id & ~this.mask) >>> 0 === this.base) return ((id & this.mask & this.appMask) | this.appBase) >>> 0;
     return id;
   }
 }

@@ -23,7 +23,14 @@ const SUPPORTED_PAD: ReadonlySet<number> = new Set([8, 16, 32]);
  * `pixel` (e.g. TrueColor 8-8-8 → 5-6-5). Returns null if a layout is not supported (bits per pixel other
  * than 8, 16, 32, a scanline pad other than 8, 16, 32) or the data is shorter than the image.
  */
-export function convertZPixmap(data: Buffer, width: number, height: number, from: ImageFormat, to: ImageFormat, pixel: (value: number) => number): Buffer | null {
+export function convertZPixmap(
+  data: Buffer,
+  width: number,
+  height: number,
+  from: ImageFormat,
+  to: ImageFormat,
+  pixel: (value: number) => number,
+): Buffer | null {
   if (!SUPPORTED_BPP.has(from.bitsPerPixel) || !SUPPORTED_BPP.has(to.bitsPerPixel)) return null;
   if (!SUPPORTED_PAD.has(from.scanlinePad) || !SUPPORTED_PAD.has(to.scanlinePad)) return null;
   const inRow = rowBytes(width, from);

@@ -240,7 +240,10 @@ export interface TestConference {
  * Starts `participants` (master first), a conference of them (trigger `none` unless given) and a
  * listener that hands it every connection.
  */
-export async function startConference(participants: readonly FakeXServer[], options: Partial<Omit<ConferenceOptions, 'participants'>> = {}): Promise<TestConference> {
+export async function startConference(
+  participants: readonly FakeXServer[],
+  options: Partial<Omit<ConferenceOptions, 'participants'>> = {},
+): Promise<TestConference> {
   await Promise.all(participants.map((s) => s.start()));
   const conference = new Conference({ trigger: parseFocusTrigger('none'), ...options, participants: participants.map(upstreamOf) });
   const listener = await listenForApplications(conference);

@@ -9,7 +9,14 @@ export interface FakeScreen {
   visuals: Array<{ id: number; depth: number; klass: number; red: number; green: number; blue: number }>;
 }
 
-export function encodeServerSetup(opts: { le: boolean; base: number; mask: number; screen: FakeScreen; vendor?: string; maxRequest?: number }): Buffer {
+export function encodeServerSetup(opts: {
+  le: boolean;
+  base: number;
+  mask: number;
+  screen: FakeScreen;
+  vendor?: string;
+  maxRequest?: number;
+}): Buffer {
   const { le, screen } = opts;
   const vendor = Buffer.from(opts.vendor ?? 'Fake X');
   const depths = [...new Set(screen.visuals.map((v) => v.depth))];
