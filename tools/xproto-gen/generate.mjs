@@ -39,6 +39,7 @@ function xcbProtoVersion() {
   }
   for (const [cmd, argv] of [
     ['pkg-config', ['--modversion', 'xcb-proto']],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a template
     ['dpkg-query', ['-W', '-f=${Version}', 'xcb-proto']],
   ]) {
     try {

@@ -327,7 +327,7 @@ export class XconfServer {
     const h = this.running(req.conference);
     const by = this.policy.byToken(req.token);
     // The master, or a participant of the conference who may launch applications into it.
-    const launcher = by && by.may.includes('launch') && h.has(by.name) ? by : undefined;
+    const launcher = by?.may.includes('launch') && h.has(by.name) ? by : undefined;
     this.policy.requireControl(
       this.policy.participant(h.master.name),
       launcher,

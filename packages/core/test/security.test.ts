@@ -277,7 +277,7 @@ describe('safe defaults', () => {
   it('without a cluster key a replica refuses to listen beyond loopback unless insecure', async () => {
     const net = createMemoryNetwork();
     const env = nodeEnv({
-      network: { name: 'stub', schemes: ['tcp'], listen: (a, o) => net.listen('mem://x', o), dial: (a, o) => net.dial(a, o) },
+      network: { name: 'stub', schemes: ['tcp'], listen: (_a, o) => net.listen('mem://x', o), dial: (a, o) => net.dial(a, o) },
     });
     const r = createReplica({ service: kv, env, listen: 'tcp://0.0.0.0:7001', peer: 'tcp://10.0.0.2:7001' });
     await expect(r.start()).rejects.toMatchObject({ name: 'InsecureListenError' });

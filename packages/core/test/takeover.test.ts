@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { until } from './helpers/fault-net.js';
 import { startPair, type Pair } from './helpers/setup.js';
 
 let pair: Pair | undefined;

@@ -112,7 +112,7 @@ describe('state transfer over a connection', () => {
       dials++;
       if (dials === 1) {
         // Cut the first connection after a few chunks arrived.
-        return transformIncoming(conn, (msg) => {
+        return transformIncoming(conn, (_msg) => {
           if (++chunksOnFirst === 10) setTimeout(() => conn.abort(new Error('cable pulled')), 0);
           return undefined;
         });

@@ -66,7 +66,7 @@ export function encodeNumber(n: number): Buffer {
 }
 
 export function decodeNumber(payload: Buffer | undefined): number | undefined {
-  if (!payload || payload.byteLength !== 8) return undefined;
+  if (payload?.byteLength !== 8) return undefined;
   const n = payload.readDoubleBE(0);
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }

@@ -11,7 +11,7 @@ describe('convertZPixmap', () => {
     const to = { le: false, bitsPerPixel: 16, scanlinePad: 32 };
     const pixels = [0xff0000, 0x00ff00, 0x0000ff, 0xffffff, 0x000000, 0x808080];
     const data = Buffer.alloc(rowBytes(3, from) * 2);
-    pixels.forEach((p, i) => data.writeUInt32LE(p, 4 * i));
+    for (const [i, p] of pixels.entries()) data.writeUInt32LE(p, 4 * i);
     const out = convertZPixmap(data, 3, 2, from, to, to565)!;
     expect(rowBytes(3, to)).toBe(8); // 48 bits padded to 64
     expect(out.length).toBe(16);

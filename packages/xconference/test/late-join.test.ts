@@ -269,7 +269,7 @@ describe('a participant joining a running application', () => {
       expect(quick.applications[0]!.participants).toEqual(['master']);
     } finally {
       quick.close('test over');
-      own.close();
+      await own.close();
     }
   });
 

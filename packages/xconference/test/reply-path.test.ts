@@ -1,12 +1,10 @@
 // With three servers, replies that the master (or the focus) gives never wait for participants that do not
 // answer: a participant holding every reply back does not delay the application.
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import type { Conference } from '../src/conference.js';
 import { FakeXServer, startConference, type TestConference } from './helpers/fake-x-server.js';
 import { RawXClient } from './helpers/x-client.js';
 
 let servers: FakeXServer[];
-let conference: Conference;
 let rig: TestConference;
 let client: RawXClient | null = null;
 
@@ -17,7 +15,6 @@ beforeEach(async () => {
     new FakeXServer('p2', { base: 0x400000, root: 0x50d, atomBase: 300, bigReqOpcode: 133 }),
   ];
   rig = await startConference(servers);
-  conference = rig.conference;
 });
 
 afterEach(async () => {

@@ -86,7 +86,13 @@ const createPixmap = (id: number, depth: number, w: number, h: number): Buffer =
 function tracker(limits = {}): { t: ResourceTracker; feed: (...reqs: Buffer[]) => void; logs: string[] } {
   const logs: string[] = [];
   const t = new ResourceTracker(true, ROOT, BASE, MASK, (l) => logs.push(l), limits);
-  return { t, feed: (...reqs) => reqs.forEach((r) => t.observe(r)), logs };
+  return {
+    t,
+    feed: (...reqs) => {
+      for (const r of reqs) t.observe(r);
+    },
+    logs,
+  };
 }
 
 describe('ResourceTracker', () => {

@@ -597,7 +597,7 @@ async function runServer(w: StWorld, input: Extract<StInput, { mode: 'server' }>
       message: `the honest joiner failed: ${e?.name}: ${e?.message}`,
       ...(e?.stack ? { stack: e.stack } : {}),
     });
-  } else if (outcome !== undefined && outcome.ok && joiner.head().digest !== outcome.digest) {
+  } else if (outcome?.ok && joiner.head().digest !== outcome.digest) {
     findings.push({
       kind: 'honest-failure',
       signature: 'honest joiner verified a digest it does not have',

@@ -54,7 +54,7 @@ export interface CtlInput {
     flood: number;
     cuts: number[];
     /** After writing: leave open and read everything, end (half-close), or destroy at once. */
-    then: 'read' | 'end' | 'destroy';
+    ending: 'read' | 'end' | 'destroy';
     /** No newline after the last line. */
     unterminated: boolean;
   }[];
@@ -91,7 +91,7 @@ function arbitrary(): fc.Arbitrary<CtlInput> {
           { weight: 1, arbitrary: fc.constantFrom(MAX_PENDING - 2, MAX_PENDING, MAX_PENDING + 5) },
         ),
         cuts: fc.array(fc.nat(), { maxLength: 6 }),
-        then: fc.constantFrom('read' as const, 'read' as const, 'read' as const, 'end' as const, 'destroy' as const),
+        ending: fc.constantFrom('read' as const, 'read' as const, 'read' as const, 'end' as const, 'destroy' as const),
         unterminated: fc.boolean(),
       }),
       { minLength: 1, maxLength: 2 },
@@ -289,11 +289,11 @@ async function exchange(w: World, c: CtlInput['conns'][number], findings: Findin
   const longLine = exp.lines.some((l) => l.tooLong);
   const floodMode = c.flood > 0;
   let complete = false;
-  if (c.then === 'destroy') {
+  if (c.ending === 'destroy') {
     sock.destroy();
     await done;
   } else {
-    if (c.then === 'end') sock.end();
+    if (c.ending === 'end') sock.end();
     const deadline = Date.now() + 2000;
     while (!closed && replies.length < expectAll && Date.now() < deadline) await event();
     complete = replies.length >= expectAll && !closed;
@@ -340,7 +340,7 @@ async function exchange(w: World, c: CtlInput['conns'][number], findings: Findin
       break;
     }
   }
-  if (c.then === 'destroy' || floodMode) return; // replies and calls cut short: only the checks above apply
+  if (c.ending === 'destroy' || floodMode) return; // replies and calls cut short: only the checks above apply
   if (got.length < valid.length && !longLine) {
     findings.push({
       kind: 'violation',
@@ -397,7 +397,7 @@ async function exchange(w: World, c: CtlInput['conns'][number], findings: Findin
         signature: 'over-long line not answered',
         message: `${replies.length} replies, ${exp.lines.length} lines up to and including the over-long one`,
       });
-  } else if (c.then === 'read' && replies.length < exp.lines.length) {
+  } else if (c.ending === 'read' && replies.length < exp.lines.length) {
     // (hang already reported)
   }
 }

@@ -135,10 +135,10 @@ export class TestNode {
         } catch {
           msg = undefined;
         }
-        const dropped = msg !== undefined && cluster.dropRule !== undefined && cluster.dropRule({ from: node.name, to, msg });
+        const dropped = (msg && cluster.dropRule?.({ from: node.name, to, msg })) === true;
         if (msg !== undefined) cluster.trace.push({ no: cluster.trace.length, from: node.name, to, msg, dropped });
         if (dropped) return Promise.resolve();
-        const twice = msg !== undefined && cluster.duplicateRule !== undefined && cluster.duplicateRule({ from: node.name, to, msg });
+        const twice = msg && cluster.duplicateRule?.({ from: node.name, to, msg });
         if (node.paused) {
           node.#heldSends.push(() => void inner.send(bytes).catch(() => undefined));
           return Promise.resolve();

@@ -493,7 +493,7 @@ class ChaosRun {
     return this.slots
       .map(
         (p, i) =>
-          `${i === 0 ? 'a' : 'b'}=${!p ? 'down' : !p.alive ? 'down' : p.paused ? 'paused' : (p.role ?? 'starting')}${p && p.alive && p.heldStateSince === undefined ? '(no state)' : ''}`,
+          `${i === 0 ? 'a' : 'b'}=${!p ? 'down' : !p.alive ? 'down' : p.paused ? 'paused' : (p.role ?? 'starting')}${p?.alive && p.heldStateSince === undefined ? '(no state)' : ''}`,
       )
       .join(' ');
   }
@@ -503,7 +503,7 @@ class ChaosRun {
   kindOf(p: ChaosReplica): 'primary' | 'backup' {
     const q = this.other(p);
     if (!p.serving) return 'backup';
-    if (q && q.alive && q.serving && (q.epoch ?? 0) > (p.epoch ?? 0)) return 'backup';
+    if (q?.alive && q.serving && (q.epoch ?? 0) > (p.epoch ?? 0)) return 'backup';
     return 'primary';
   }
 
@@ -515,11 +515,11 @@ class ChaosRun {
   #rearmResumed(): void {
     const now = this.now();
     for (const p of this.slots) {
-      if (!p || !p.up || p.heldStateSince !== undefined || p.resumedAt === undefined || now - p.resumedAt < this.b.takeoverMs) continue;
+      if (!p?.up || p.heldStateSince !== undefined || p.resumedAt === undefined || now - p.resumedAt < this.b.takeoverMs) continue;
       const q = this.other(p);
-      const dropped = q !== undefined && q.events.some((e) => e.event === 'peer-faulty' && e.at >= (p.pausedAt ?? 0));
+      const dropped = q?.events.some((e) => e.event === 'peer-faulty' && e.at >= (p.pausedAt ?? 0));
       const stillPrimary = p.serving && this.kindOf(p) === 'primary' && !(q?.alive && q.serving);
-      const stillBackup = p.role === 'backup' && !dropped && q !== undefined && q.serving;
+      const stillBackup = p.role === 'backup' && !dropped && q?.serving;
       if (stillPrimary || stillBackup) {
         p.heldStateSince = now;
         this.log(`${p.name} holds state again: still ${p.role} ${Math.round(now - p.resumedAt)} ms after SIGCONT (nothing displaced it)`);
@@ -530,7 +530,7 @@ class ChaosRun {
   /** May `p` be faulted now? Only when the other replica runs and holds state (THE RULE). */
   eligible(p: ChaosReplica): boolean {
     const q = this.other(p);
-    return p.up && q !== undefined && q.up && q.heldStateSince !== undefined && this.slots[p.launch.slot] === p;
+    return p.up && q?.up === true && q.heldStateSince !== undefined && this.slots[p.launch.slot] === p;
   }
 
   candidate(kind: 'primary' | 'backup'): ChaosReplica | undefined {
@@ -758,7 +758,7 @@ class ChaosRun {
     const deadline = this.now() + (this.ended === 'completed' ? this.o.settleMs : Math.min(this.o.settleMs, 1000));
     while (!this.healthy() && this.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     let best: ChaosReplica | undefined;
-    for (const p of this.slots) if (p && p.up && p.serving && (!best || (p.epoch ?? 0) > (best.epoch ?? 0))) best = p;
+    for (const p of this.slots) if (p?.up && p.serving && (!best || (p.epoch ?? 0) > (best.epoch ?? 0))) best = p;
     this.log(
       best
         ? `settled: reading ${best.name} (${best.role} @${best.epoch ?? '?'}); ${this.#rolesLine()}`

@@ -22,7 +22,7 @@ export async function expectKilledListenerNoticed(opts: {
     await conn.send(new Uint8Array([1]));
     const it = conn[Symbol.asyncIterator]();
     expect([...((await it.next()).value as Uint8Array)]).toEqual([1]);
-    listener.kill();
+    await listener.kill();
     const info = await conn.closed;
     expect(info.by).toBe('remote');
     expect((await it.next()).done).toBe(true);

@@ -51,7 +51,7 @@ export class RequestEncoder {
 
   words(opcode: number, data: number, values: readonly number[]): Buffer {
     const body = Buffer.alloc(4 * values.length);
-    values.forEach((v, i) => write32(body, 4 * i, v, this.le));
+    for (const [i, v] of values.entries()) write32(body, 4 * i, v, this.le);
     return this.request(opcode, data, body);
   }
 
@@ -65,7 +65,7 @@ export class RequestEncoder {
       bits.reduce((m, b) => (m | b) >>> 0, 0),
       this.le,
     );
-    bits.forEach((b, i) => write32(out, 4 + 4 * i, values.get(b)!, this.le));
+    for (const [i, b] of bits.entries()) write32(out, 4 + 4 * i, values.get(b)!, this.le);
     return out;
   }
 

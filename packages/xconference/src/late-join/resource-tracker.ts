@@ -293,7 +293,7 @@ export class ResourceTracker {
     const old = atoms.map((a) => props.get(a));
     if (old.some((p) => p === undefined) || new Set(atoms).size !== count) return; // the server answers an error
     // The value of atoms[i] becomes the value of atoms[(i + delta) mod n].
-    atoms.forEach((_, i) => props.set(atoms[(((i + delta) % count) + count) % count]!, old[i]!));
+    for (let i = 0; i < atoms.length; i++) props.set(atoms[(((i + delta) % count) + count) % count]!, old[i]!);
   }
 
   /**

@@ -371,7 +371,7 @@ export class ApplicationSession {
     if (TRACKED_OPCODES[opcode] !== 0 || this.joins.length !== 0) this.observe(req, opcode, appSeq, category);
     const master = this.links[0]!;
     const spec = REQUESTS[opcode];
-    if (enablesBigRequests || (spec !== undefined && spec.hasReply)) {
+    if (enablesBigRequests || spec?.hasReply) {
       const responder = answeredByFocus(category) ? this.focus! : master;
       this.order.expect(appSeq, responder);
       if (responder !== master) this.resend.set(appSeq, Buffer.from(req));

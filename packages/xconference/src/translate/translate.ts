@@ -110,7 +110,7 @@ export function translateRequest(req: Buffer, map: IdMap, le: boolean): Buffer {
   else if (opcode === Opcode.PolyText8 || opcode === Opcode.PolyText16) translateTextItems(w, 16 + shift, opcode === Opcode.PolyText16);
   else if (opcode === Opcode.SendEvent) {
     const event = EVENTS[req[12 + shift]! & 0x7f];
-    if (event && event.hasSequence) w.fields(event.resources, 12 + shift, 0);
+    if (event?.hasSequence) w.fields(event.resources, 12 + shift, 0);
   }
   return w.out;
 }

@@ -94,7 +94,7 @@ export class RawXClient {
   /** A request whose body is a list of 32-bit values. */
   words(opcode: number, data: number, values: number[]): number {
     const body = Buffer.alloc(values.length * 4);
-    values.forEach((v, i) => write32(body, 4 * i, v, this.le));
+    for (const [i, v] of values.entries()) write32(body, 4 * i, v, this.le);
     return this.request(opcode, data, body);
   }
 
