@@ -1,5 +1,6 @@
 /** A hand-driven protocol connection (hello + req) for asserting exactly what a replica answers. */
-import { codec, type Message } from '@tandem/core';
+import type { Message } from '@tandem/core';
+import { codec } from '@tandem/core/internal';
 import type { Connection } from '@tandem/transport';
 import { KV_SERVICE_NAME } from '../src/service.js';
 import { createTransportRegistry } from '../src/transports.js';

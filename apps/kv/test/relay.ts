@@ -8,7 +8,7 @@
  * Dropping whole frames keeps the framing valid, so what the endpoints see is real message loss.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { mulberry32 } from '@tandem/core';
+import { mulberry32 } from '@tandem/core/internal';
 import { encodeFrame, FrameDecoder, MAX_FRAME_LENGTH, STREAM_PREAMBLE } from '@tandem/transport';
 
 export interface RelayOptions {

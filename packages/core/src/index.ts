@@ -68,12 +68,3 @@ export type {
   RemoteError,
   DedupRecordWire,
 } from './messages.js';
-
-/**
- * @deprecated Moved to `@tandem/core/internal`; re-exported here only until the tests of sibling
- * packages that still import them from `@tandem/core` (apps/kv/test, packages/state-transfer/test)
- * import them from there. Not part of the public API.
- */
-export { codec, encodeValue, packEncoded, type Codec } from './codec.js';
-/** @deprecated Moved to `@tandem/core/internal` (see above). */
-export { mulberry32 } from './prng.js';

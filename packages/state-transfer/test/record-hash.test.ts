@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mulberry32 } from '@tandem/core';
+import { mulberry32 } from '@tandem/core/internal';
 import { SlabMap, SnapshotMap } from '../src/index.js';
 import { combine, hashBytes, laneA, laneB, SEED_A, SEED_B, VALUE_SEED_A, VALUE_SEED_B } from '../src/maps/entry-hash.js';
 import { decodeRecordSlices, framePackedSlice, PACKED_SLICE_OVERHEAD, type PackedSlice } from '../src/maps/record-codec.js';

@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '@tandem/core';
+import { mulberry32 } from '@tandem/core/internal';
 import { createMemoryNetwork } from '@tandem/transport';
 import {
   ServiceHost,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '@tandem/core';
+import { mulberry32 } from '@tandem/core/internal';
 import { SnapshotMap } from '../src/index.js';
 import { randomWrites } from './helpers.js';
 

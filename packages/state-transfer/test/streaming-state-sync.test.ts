@@ -8,7 +8,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  codec,
   createClient,
   createReplica,
   defineService,
@@ -20,6 +19,7 @@ import {
   type ReplicaEvent,
   type StateSync,
 } from '@tandem/core';
+import { codec } from '@tandem/core/internal';
 import { createMemoryNetwork, type Connection, type Transport } from '@tandem/transport';
 import { streamingStateSync, type SnapshotMap, type StreamingStateSync, type TransferProgress } from '../src/index.js';
 import { FAST_CONFIG, kvServiceV1, sleep, testEnv, waitRole, type KvRequest } from './helpers.js';

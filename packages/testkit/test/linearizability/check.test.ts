@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkKvHistory } from '../../src/linearizability/check.js';
 import { HistoryFormatError, kvRegisterModel, parseKvHistory, type KvHistoryOp } from '../../src/linearizability/kv-history.js';
-import { mulberry32 } from '@tandem/core';
+import { mulberry32 } from '@tandem/core/internal';
 
 const op = (client: string, o: KvHistoryOp['op'], value: string | null, call: number, ret?: number, key = 'k'): KvHistoryOp => ({
   client,
