@@ -102,7 +102,7 @@ process.exit(0);
   },
   {
     dir: 'packages/state-transfer',
-    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'dist/transfer-worker.js', 'README.md'],
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'dist/worker/transfer-worker.js', 'README.md'],
     forbid: ['ws', 'zeromq'],
     smoke: `
 import assert from 'node:assert/strict';
@@ -139,7 +139,7 @@ assert.equal(slabJoiner.head().digest, slabPrimary.head().digest);
 assert.equal(slabJoiner.state.get('k4999'), 'v4999');
 await slabClient.close(); await slabServer.close();
 console.log('  SlabMap: streamed ' + slabResult.records + ' records, digests equal at seq ' + slabResult.seq);
-// Served from a worker thread (dist/transfer-worker.js; TCP from the installed @tandem/transport-tcp).
+// Served from a worker thread (dist/worker/transfer-worker.js; TCP from the installed @tandem/transport-tcp).
 const { createRegistry } = await import('@tandem/transport');
 const { tcp } = await import('@tandem/transport-tcp');
 const { serveTransfersInWorker } = await import('@tandem/state-transfer');
