@@ -9,7 +9,18 @@
  * CBCAST (deliver m from j when VT(m)[j] = VT(p)[j] + 1 and VT(m)[k] ≤ VT(p)[k] for k ≠ j). Both kinds
  * carry both vectors, so causal order holds across them too. See docs/CAUSAL.md.
  */
-import type { CausalEnv, CausalTimer } from './env.js';
+import { type CausalState, checkCausalState } from './delivery-state.js';
+import {
+  type CausalDeliveryOptions,
+  type CausalDeliveryStats,
+  DEFAULT_GAP_TIMEOUT_MS,
+  DEFAULT_MAX_HELD_BYTES,
+  DEFAULT_MAX_HELD_MESSAGES,
+  type Delivery,
+  type HeldReport,
+  type ReceiveOutcome,
+} from './delivery-types.js';
+import type { CausalEnv } from './env.js';
 import {
   CausalBufferFullError,
   CausalClosedError,
@@ -18,92 +29,24 @@ import {
   type MessageId,
   type MissingPredecessor,
 } from './errors.js';
+import { GapDeadlines } from './gap-deadlines.js';
 import { InTransitSet } from './in-transit.js';
 import { MinHeap } from './min-heap.js';
-import { BROADCAST, checkStamp, stampSeq, type CausalMessage, type CausalStamp, type InTransitEntry } from './stamp.js';
+import { BROADCAST, checkStamp, stampSeq, type CausalMessage, type CausalStamp } from './stamp.js';
 import { VectorClock } from './vector-clock.js';
 
-export const DEFAULT_GAP_TIMEOUT_MS = 10_000;
-export const DEFAULT_MAX_HELD_MESSAGES = 10_000;
-export const DEFAULT_MAX_HELD_BYTES = 64 * 1024 * 1024;
-
-/** Bounds of the held-message buffer. */
-export interface CausalLimits {
-  /** Most messages held (received, waiting for predecessors) at once. Default DEFAULT_MAX_HELD_MESSAGES. */
-  maxHeldMessages?: number;
-  /** Most bytes held at once (payload size by `sizeOf` plus the stamp's in-memory size). Default DEFAULT_MAX_HELD_BYTES. */
-  maxHeldBytes?: number;
-  /** Most messages held from any one sender. Default: maxHeldMessages (no per-sender bound). */
-  maxHeldPerSender?: number;
-}
-
-export interface Delivery<P> {
-  readonly id: MessageId;
-  readonly from: string;
-  readonly kind: 'direct' | 'broadcast';
-  readonly payload: P;
-  readonly stamp: CausalStamp;
-}
-
-export interface CausalDeliveryOptions<P> extends CausalLimits {
-  /** This member's id; must be in `members`. */
-  self: string;
-  /** The group, in the same order at every member (membership is static). */
-  members: readonly string[];
-  env: CausalEnv;
-  /** Called once per message, in causal order, with the delivery state already updated (so sends made here depend on it). */
-  deliver: (delivery: Delivery<P>) => void;
-  /** Called once per message held longer than `gapTimeoutMs`. */
-  onGap?: (gap: CausalGapError) => void;
-  /** How long a message may wait for its predecessors before a CausalGapError is reported. Default DEFAULT_GAP_TIMEOUT_MS. */
-  gapTimeoutMs?: number;
-  /** Start from a snapshot() of this member's state (a backup taking over, a restarted replica). */
-  state?: CausalState;
-  /** Payload size in bytes for the held-bytes bound. Default: byteLength of a Uint8Array, 2 × length of a string, else 0. */
-  sizeOf?: (payload: P) => number;
-}
-
-/**
- * What became of a received message: delivered at once (possibly with held messages after it), held for
- * predecessors, dropped as a duplicate (already delivered or already held), or refused because the held
- * buffer is full (`error`; it was not stored and may be offered again).
- */
-export interface ReceiveOutcome {
-  readonly status: 'delivered' | 'held' | 'duplicate' | 'refused';
-  readonly id: MessageId;
-  /** Messages delivered by this call (this one and held ones it released). */
-  readonly delivered: number;
-  readonly error?: CausalBufferFullError;
-}
-
-/** The delivery state of one member, as snapshot() returns it (JSON-safe). */
-export interface CausalState {
-  readonly members: readonly string[];
-  readonly self: string;
-  readonly direct: readonly number[];
-  readonly broadcast: readonly number[];
-  readonly inTransit: readonly InTransitEntry[];
-  readonly knownDelivered: readonly { readonly member: number; readonly direct: readonly number[] }[];
-  readonly lastDirect: readonly number[];
-}
-
-/** A held message and what it waits for. */
-export interface HeldReport {
-  readonly id: MessageId;
-  readonly heldSince: number;
-  readonly missing: readonly MissingPredecessor[];
-}
-
-export interface CausalDeliveryStats {
-  delivered: number;
-  held: number;
-  heldBytes: number;
-  duplicates: number;
-  refused: number;
-  gaps: number;
-  /** Largest number of messages ever held at once. */
-  maxHeldSeen: number;
-}
+export {
+  DEFAULT_GAP_TIMEOUT_MS,
+  DEFAULT_MAX_HELD_BYTES,
+  DEFAULT_MAX_HELD_MESSAGES,
+  type CausalDeliveryOptions,
+  type CausalDeliveryStats,
+  type CausalLimits,
+  type Delivery,
+  type HeldReport,
+  type ReceiveOutcome,
+} from './delivery-types.js';
+export type { CausalState } from './delivery-state.js';
 
 const DIRECT = 0;
 const BCAST = 1;
@@ -135,7 +78,6 @@ export class CausalDelivery<P = Uint8Array> {
   readonly #env: CausalEnv;
   readonly #deliver: (delivery: Delivery<P>) => void;
   readonly #onGap: ((gap: CausalGapError) => void) | undefined;
-  readonly #gapTimeoutMs: number;
   readonly #sizeOf: (payload: P) => number;
   readonly #maxHeld: number;
   readonly #maxHeldBytes: number;
@@ -157,10 +99,7 @@ export class CausalDelivery<P = Uint8Array> {
   /** Waiters per (kind, member): held messages keyed by the entry value they wait for. */
   readonly #waiters: MinHeap<Held<P>>[];
   /** Held messages in arrival order, for gap deadlines (lazy: delivered/reported ones are skipped). */
-  #gapQueue: Held<P>[] = [];
-  #gapHead = 0;
-  #gapTimer: CausalTimer | undefined;
-  #gapTimerAt = Infinity;
+  readonly #gaps: GapDeadlines<Held<P>>;
   #draining = false;
   #closed = false;
   readonly #stats: CausalDeliveryStats = { delivered: 0, held: 0, heldBytes: 0, duplicates: 0, refused: 0, gaps: 0, maxHeldSeen: 0 };
@@ -187,7 +126,8 @@ export class CausalDelivery<P = Uint8Array> {
     this.#env = options.env;
     this.#deliver = options.deliver;
     this.#onGap = options.onGap;
-    this.#gapTimeoutMs = positive('gapTimeoutMs', options.gapTimeoutMs, DEFAULT_GAP_TIMEOUT_MS);
+    const gapTimeoutMs = positive('gapTimeoutMs', options.gapTimeoutMs, DEFAULT_GAP_TIMEOUT_MS);
+    this.#gaps = new GapDeadlines(this.#env, gapTimeoutMs, () => this.#reportGaps());
     this.#sizeOf = options.sizeOf ?? defaultSizeOf;
     this.#maxHeld = positive('maxHeldMessages', options.maxHeldMessages, DEFAULT_MAX_HELD_MESSAGES);
     this.#maxHeldBytes = positive('maxHeldBytes', options.maxHeldBytes, DEFAULT_MAX_HELD_BYTES);
@@ -224,25 +164,10 @@ export class CausalDelivery<P = Uint8Array> {
   }
 
   #restore(state: CausalState): void {
-    const fail = (why: string): never => {
-      throw new CausalProtocolError(`cannot restore causal state: ${why}`);
-    };
+    checkCausalState(state, this.self, this.members, this.#me);
     const n = this.#size;
-    if (state.self !== this.self) fail(`it is ${String(state.self)}'s, not ${this.self}'s`);
-    if (!Array.isArray(state.members) || state.members.length !== n || state.members.some((m, i) => m !== this.members[i])) {
-      fail('a different member list');
-    }
-    const counts = (v: unknown): v is number[] => Array.isArray(v) && v.length === n && v.every((x) => Number.isSafeInteger(x) && x >= 0);
-    if (!counts(state.direct) || !counts(state.broadcast) || !counts(state.lastDirect)) fail(`vectors of ${n} counts expected`);
-    if (!Array.isArray(state.inTransit) || !Array.isArray(state.knownDelivered)) fail('malformed in-transit or known-delivered lists');
-    for (const e of state.inTransit) {
-      if (!Number.isInteger(e?.to) || e.to < 0 || e.to >= n || e.to === this.#me || !counts(e.latest)) fail('malformed in-transit entry');
-      for (let k = 0; k < n; k++) this.#inTransit.record(e.to, k, e.latest[k]!);
-    }
-    for (const d of state.knownDelivered) {
-      if (!Number.isInteger(d?.member) || d.member < 0 || d.member >= n || !counts(d.direct)) fail('malformed known-delivered entry');
-      this.#knownDelivered.set(d.member, [...d.direct]);
-    }
+    for (const e of state.inTransit) for (let k = 0; k < n; k++) this.#inTransit.record(e.to, k, e.latest[k]!);
+    for (const d of state.knownDelivered) this.#knownDelivered.set(d.member, [...d.direct]);
     this.#direct.merge(state.direct);
     this.#broadcast.merge(state.broadcast);
     for (let k = 0; k < n; k++) this.#lastDirect[k] = state.lastDirect[k]!;
@@ -338,10 +263,8 @@ export class CausalDelivery<P = Uint8Array> {
     this.#heldBytes += bytes;
     this.#stats.maxHeldSeen = Math.max(this.#stats.maxHeldSeen, this.#held.size);
     this.#waiters[wait.kind * this.#size + wait.member]!.push(wait.value, held);
-    this.#gapQueue.push(held);
-    // entries of messages delivered since are skipped lazily; keep them from piling up behind a long wait
-    if (this.#gapQueue.length - this.#gapHead > 2 * this.#held.size + 1024) this.#compactGapQueue();
-    this.#armGapTimer();
+    this.#gaps.add(held, this.#held.size);
+    this.#gaps.arm();
     return { status: 'held', id, delivered: 0 };
   }
 
@@ -428,49 +351,15 @@ export class CausalDelivery<P = Uint8Array> {
 
   // ---- gap deadlines ------------------------------------------------------------------------------------
 
-  #armGapTimer(): void {
-    while (this.#gapHead < this.#gapQueue.length) {
-      const head = this.#gapQueue[this.#gapHead]!;
-      if (head.live && !head.reported) break;
-      this.#gapHead++;
-    }
-    if (this.#gapHead > 1024 && this.#gapHead * 2 > this.#gapQueue.length) this.#compactGapQueue();
-    const head = this.#gapQueue[this.#gapHead];
-    if (!head) {
-      this.#gapTimer?.cancel();
-      this.#gapTimer = undefined;
-      this.#gapTimerAt = Infinity;
-      return;
-    }
-    const at = head.since + this.#gapTimeoutMs;
-    if (this.#gapTimer && this.#gapTimerAt <= at) return;
-    this.#gapTimer?.cancel();
-    this.#gapTimerAt = at;
-    this.#gapTimer = this.#env.setTimer(Math.max(0, at - this.#env.now()), () => {
-      this.#gapTimer = undefined;
-      this.#gapTimerAt = Infinity;
-      this.#reportGaps();
-    });
-  }
-
-  #compactGapQueue(): void {
-    this.#gapQueue = this.#gapQueue.slice(this.#gapHead).filter((h) => h.live && !h.reported);
-    this.#gapHead = 0;
-  }
-
   #reportGaps(): void {
     if (this.#closed) return;
     const now = this.#env.now();
     const reports: CausalGapError[] = [];
-    for (; this.#gapHead < this.#gapQueue.length; this.#gapHead++) {
-      const held = this.#gapQueue[this.#gapHead]!;
-      if (!held.live || held.reported) continue;
-      if (held.since + this.#gapTimeoutMs > now) break;
-      held.reported = true;
+    for (const held of this.#gaps.takeDue(now)) {
       this.#stats.gaps++;
       reports.push(new CausalGapError(this.self, held.id, this.#missing(held.message.stamp), held.since, now - held.since));
     }
-    this.#armGapTimer();
+    this.#gaps.arm();
     for (const gap of reports) this.#onGap?.(gap);
   }
 
@@ -565,9 +454,9 @@ export class CausalDelivery<P = Uint8Array> {
         const wait = this.#firstUnmet(held.message.stamp)!;
         this.#waiters[wait.kind * this.#size + wait.member]!.push(wait.value, held);
       }
-      this.#compactGapQueue();
+      this.#gaps.compact();
     }
-    this.#armGapTimer();
+    this.#gaps.arm();
     return n;
   }
 
@@ -575,12 +464,9 @@ export class CausalDelivery<P = Uint8Array> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#gapTimer?.cancel();
-    this.#gapTimer = undefined;
+    this.#gaps.clear();
     for (const held of [...this.#held.values()]) this.#unhold(held);
     for (const heap of this.#waiters) heap.clear();
-    this.#gapQueue = [];
-    this.#gapHead = 0;
   }
 
   get closed(): boolean {

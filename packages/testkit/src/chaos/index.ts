@@ -3,7 +3,8 @@
  * @tandem/core — SIGKILL / SIGSTOP of the primary or the backup under flat-out load, restarts, and one
  * report (lost, duplicated, linearizable, stalls, false alarms, takeover times). See docs/TESTING.md.
  */
-export { runChaos, freePort, type ChaosOptions, type ChaosControl, type RestartMode } from './runner.js';
+export { runChaos, freePort } from './runner.js';
+export type { ChaosOptions, ChaosControl, RestartMode } from './options.js';
 export {
   buildReport,
   formatChaosReport,

@@ -12,12 +12,15 @@
  * once the restarted replica is backup. A drop the service decided on its own (a `peer-faulty`) does not
  * re-arm the rule: that is a fault of the system under test, and the runner reports what follows.
  */
-import { performance } from 'node:perf_hooks';
 import { createServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { classifyAlarms, type FaultSpan, type SuccessRecord } from './analysis.js';
+import { rearmResumed, restartLater, runNemesis } from './nemesis.js';
+import { type ChaosOptions, type ResolvedChaosOptions, resolveChaosOptions } from './options.js';
 import { ChaosReplica, compactEvent, parseJsonEventLine } from './process.js';
 import { ChaosRandom } from './random.js';
-import { buildReport, CHAOS_RULE, type ActionRecord, type ChaosReport, type NemesisMode, type RunEnd } from './report.js';
+import { CHAOS_RULE, type ActionRecord, type ChaosReport, type RunEnd } from './report.js';
+import { runReport, settle, stopLoad } from './run-end.js';
 import type {
   CallResult,
   ChaosBounds,
@@ -29,63 +32,7 @@ import type {
   WorkloadVerdict,
 } from './types.js';
 
-export type RestartMode = 'serve' | 'rejoin' | 'alternate' | 'random';
-
-export interface ChaosOptions {
-  /** Nemesis actions (kills + stops). */
-  actions: number;
-  clients: number;
-  nemesis: NemesisMode;
-  seed?: number;
-  /** How a killed replica comes back (default 'alternate': serve, rejoin, serve, …). */
-  restart?: RestartMode;
-  /** Which replica the nemesis aims at (default 'both': primary or backup at random). */
-  targets?: 'primary' | 'backup' | 'both';
-  /** Wait after the chosen target becomes eligible, ms (default [0, 200]). */
-  delayMs?: readonly [number, number];
-  /** Probability of a longer wait instead, in `longDelayMs` (default 0.15, [200, 1500]). */
-  longDelayChance?: number;
-  longDelayMs?: readonly [number, number];
-  /** From a kill's exit to the restart, ms (default [0, 400]). */
-  restartDelayMs?: readonly [number, number];
-  /** A SIGSTOP lasts worstCaseFailoverMs + this (default 250). */
-  pauseMarginMs?: number;
-  /** Load before the first action (default 500 ms). */
-  warmupMs?: number;
-  /** Keep the load at least this long, even with no actions left (default 0). */
-  minDurationMs?: number;
-  /** Load after the pair recovered from the last action (default 500 ms). */
-  tailMs?: number;
-  /** End the run when no call succeeded for this long (default 20 000 ms). */
-  outageAbortMs?: number;
-  /** End the run when the pair has not been primary + backup again for this long (default 20 000 ms). */
-  redundancyTimeoutMs?: number;
-  /** After the load stopped: wait up to this long for primary + backup before reading (default 5 000 ms). */
-  settleMs?: number;
-  startTimeoutMs?: number;
-  /** Bound on the workload's stop (default 30 000 ms). */
-  stopTimeoutMs?: number;
-  /** Progress lines (default: stderr). */
-  log?: (line: string) => void;
-  /** Per-action records in the report. */
-  verbose?: boolean;
-  /** Abort (Ctrl-C): the processes are killed and a partial report (no verification) returned. */
-  signal?: AbortSignal;
-  /** Every replica event as it arrives (run clock in `at`), e.g. to keep a timeline for a post-mortem. */
-  onEvent?: (event: TimedEvent) => void;
-  /** Called once the pair serves and the load runs (tests use it to interfere behind the nemesis' back). */
-  onStarted?: (control: ChaosControl) => void;
-}
-
-export interface ChaosControl {
-  now(): number;
-  /** The current process of each slot. */
-  replicas(): readonly (ChaosReplica | undefined)[];
-  servers: readonly [string, string];
-  bounds: ChaosBounds;
-  /** The nemesis' actions so far. */
-  actions(): readonly ActionRecord[];
-}
+export type { ChaosControl, ChaosOptions, RestartMode } from './options.js';
 
 export async function runChaos(target: ChaosTarget, options: ChaosOptions): Promise<ChaosReport> {
   return new ChaosRun(target, options).run();
@@ -96,10 +43,10 @@ class Aborted extends Error {
   override readonly name = 'Aborted';
 }
 
-class ChaosRun {
+/** One chaos run (internal: its members are shared with nemesis.ts and run-end.ts). */
+export class ChaosRun {
   readonly target: ChaosTarget;
-  readonly o: Required<Omit<ChaosOptions, 'signal' | 'onStarted' | 'onEvent' | 'log' | 'seed'>> &
-    Pick<ChaosOptions, 'signal' | 'onStarted' | 'onEvent'> & { seed: number; log: (line: string) => void };
+  readonly o: ResolvedChaosOptions;
   readonly origin = performance.now();
   readonly rnd: ChaosRandom;
   servers: readonly [string, string] = ['', ''];
@@ -134,37 +81,10 @@ class ChaosRun {
   #changeWaiters = new Set<() => void>();
   #abortWaiters = new Set<(err: Aborted) => void>();
   workload: ChaosWorkload | undefined;
-
   constructor(target: ChaosTarget, options: ChaosOptions) {
     this.target = target;
-    const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
-    this.o = {
-      restart: 'alternate',
-      targets: 'both',
-      delayMs: [0, 200],
-      longDelayChance: 0.15,
-      longDelayMs: [200, 1500],
-      restartDelayMs: [0, 400],
-      pauseMarginMs: 250,
-      warmupMs: 500,
-      minDurationMs: 0,
-      tailMs: 500,
-      outageAbortMs: 20_000,
-      redundancyTimeoutMs: 20_000,
-      settleMs: 5_000,
-      startTimeoutMs: 20_000,
-      stopTimeoutMs: 30_000,
-      verbose: false,
-      ...stripUndefined(options),
-      actions: options.actions,
-      clients: options.clients,
-      nemesis: options.nemesis,
-      seed,
-      log: options.log ?? ((line: string) => void process.stderr.write(line + '\n')),
-    };
-    if (!Number.isInteger(this.o.actions) || this.o.actions < 0) throw new RangeError('actions must be a non-negative integer');
-    if (!Number.isInteger(this.o.clients) || this.o.clients < 1) throw new RangeError('clients must be a positive integer');
-    this.rnd = new ChaosRandom(seed);
+    this.o = resolveChaosOptions(options);
+    this.rnd = new ChaosRandom(this.o.seed);
   }
 
   now(): number {
@@ -177,7 +97,7 @@ class ChaosRun {
 
   // ---- waiting ----------------------------------------------------------------------------------
 
-  #changed(): void {
+  changed(): void {
     for (const w of this.#changeWaiters) w();
     this.#changeWaiters.clear();
   }
@@ -296,7 +216,7 @@ class ChaosRun {
         this.log(`${r.name} holds state again: backup ${since}`);
       }
     }
-    this.#changed();
+    this.changed();
   }
 
   #onExit(r: ChaosReplica): void {
@@ -314,10 +234,10 @@ class ChaosRun {
       if (this.loadStartedAt !== undefined && this.slots[r.launch.slot] === r) {
         const span: FaultSpan = { node: r.name, kind: 'kill', start: r.exitedAt!, end: Infinity };
         this.faults.push(span);
-        this.#track(this.#restartLater(r, span, undefined));
+        this.track(restartLater(this, r, span, undefined));
       }
     }
-    this.#changed();
+    this.changed();
   }
 
   #takeBounds(e: TimedEvent): void {
@@ -392,7 +312,7 @@ class ChaosRun {
         actions: () => this.actions,
       });
       await this.sleep(this.o.warmupMs);
-      await this.#nemesis();
+      await runNemesis(this);
       await this.#finishFaults();
       await this.#recoverTail();
       if (this.ended === undefined) this.ended = 'completed';
@@ -404,9 +324,9 @@ class ChaosRun {
       }
     }
     try {
-      await this.#stopLoad();
+      await stopLoad(this);
       if (this.ended !== 'interrupted' && this.workload) {
-        const serving = await this.#settle();
+        const serving = await settle(this);
         servingNode = serving?.name;
         try {
           verdict = await this.workload.verify({ serving, replicas: [...this.slots], servers: this.servers });
@@ -424,7 +344,7 @@ class ChaosRun {
       this.shutdownAt = this.now(); // events after this are the runner's own doing
       await Promise.all(this.processes.map((p) => (this.ended === 'interrupted' ? p.kill() : p.stop())));
     }
-    return this.#report(verdict, verifyError, servingNode);
+    return runReport(this, verdict, verifyError, servingNode);
   }
 
   async #startPair(): Promise<void> {
@@ -469,27 +389,27 @@ class ChaosRun {
   #watchdog(): void {
     const now = this.now();
     if (!this.loadRunning || this.ended !== undefined) return;
-    this.#rearmResumed();
+    rearmResumed(this);
     if (now - this.#lastProgress >= 5000) {
       const ops = this.okCount + this.failCount;
       if (this.#lastProgress > 0) {
         const rate = ((ops - this.#lastProgressOps) * 1000) / (now - this.#lastProgress);
         this.log(
-          `${this.actions.length}/${this.o.actions} actions, ${ops} ops (${Math.round(rate)}/s), ${this.okCount} acked; ${this.#rolesLine()}`,
+          `${this.actions.length}/${this.o.actions} actions, ${ops} ops (${Math.round(rate)}/s), ${this.okCount} acked; ${this.rolesLine()}`,
         );
       }
       this.#lastProgress = now;
       this.#lastProgressOps = ops;
     }
     if (now - this.lastSuccessAt > this.o.outageAbortMs) {
-      this.log(`OUTAGE: no successful reply for ${Math.round(now - this.lastSuccessAt)} ms — ending the run (${this.#rolesLine()})`);
+      this.log(`OUTAGE: no successful reply for ${Math.round(now - this.lastSuccessAt)} ms — ending the run (${this.rolesLine()})`);
       const from = this.lastSuccessAt;
       this.abort('outage');
       this.abortedAt = { from, to: now };
     }
   }
 
-  #rolesLine(): string {
+  rolesLine(): string {
     return this.slots
       .map(
         (p, i) =>
@@ -498,185 +418,7 @@ class ChaosRun {
       .join(' ');
   }
 
-  // ---- the nemesis ------------------------------------------------------------------------------
-
-  kindOf(p: ChaosReplica): 'primary' | 'backup' {
-    const q = this.other(p);
-    if (!p.serving) return 'backup';
-    if (q?.alive && q.serving && (q.epoch ?? 0) > (p.epoch ?? 0)) return 'backup';
-    return 'primary';
-  }
-
-  /**
-   * A resumed replica holds state again when it reports `backup` — or, once a takeover would have shown
-   * (takeoverMs after SIGCONT), when nothing displaced it: still the serving primary with no newer epoch
-   * beside it, or still backup without its primary having declared it faulty since the SIGSTOP.
-   */
-  #rearmResumed(): void {
-    const now = this.now();
-    for (const p of this.slots) {
-      if (!p?.up || p.heldStateSince !== undefined || p.resumedAt === undefined || now - p.resumedAt < this.b.takeoverMs) continue;
-      const q = this.other(p);
-      const dropped = q?.events.some((e) => e.event === 'peer-faulty' && e.at >= (p.pausedAt ?? 0));
-      const stillPrimary = p.serving && this.kindOf(p) === 'primary' && !(q?.alive && q.serving);
-      const stillBackup = p.role === 'backup' && !dropped && q?.serving;
-      if (stillPrimary || stillBackup) {
-        p.heldStateSince = now;
-        this.log(`${p.name} holds state again: still ${p.role} ${Math.round(now - p.resumedAt)} ms after SIGCONT (nothing displaced it)`);
-      }
-    }
-  }
-
-  /** May `p` be faulted now? Only when the other replica runs and holds state (THE RULE). */
-  eligible(p: ChaosReplica): boolean {
-    const q = this.other(p);
-    return p.up && q?.up === true && q.heldStateSince !== undefined && this.slots[p.launch.slot] === p;
-  }
-
-  candidate(kind: 'primary' | 'backup'): ChaosReplica | undefined {
-    for (const p of this.slots) if (p && this.kindOf(p) === kind && this.eligible(p)) return p;
-    return undefined;
-  }
-
-  /** The serving replica is up but the other runs without state: the rule holds the nemesis back. */
-  blockedByRule(): boolean {
-    for (const p of this.slots) {
-      const q = p && this.other(p);
-      if (p && q && p.up && this.kindOf(p) === 'primary' && q.up && q.heldStateSince === undefined) return true;
-    }
-    return false;
-  }
-
-  async #nemesis(): Promise<void> {
-    let waitStart = this.now();
-    let deferred = false;
-    for (let i = 0; i < this.o.actions; ) {
-      const kind: 'primary' | 'backup' = this.o.targets === 'both' ? (this.rnd.chance(0.5) ? 'primary' : 'backup') : this.o.targets;
-      const fault: 'kill' | 'stop' = this.o.nemesis === 'mixed' ? (this.rnd.chance(0.5) ? 'kill' : 'stop') : this.o.nemesis;
-      const delay = this.rnd.chance(this.o.longDelayChance) ? this.rnd.between(...this.o.longDelayMs) : this.rnd.between(...this.o.delayMs);
-      let target: ChaosReplica | undefined;
-      for (;;) {
-        target = this.candidate(kind);
-        if (target) break;
-        if (kind === 'primary' && !deferred && this.blockedByRule()) {
-          deferred = true;
-          this.ruleDeferrals++;
-        }
-        // (No reply for a while either: that is an outage, which the watchdog reports.)
-        if (this.now() - waitStart > this.o.redundancyTimeoutMs && this.now() - this.lastSuccessAt < this.stallBoundMs()) {
-          this.#redundancyLoss(`the nemesis waited ${this.o.redundancyTimeoutMs} ms for a ${kind} it may fault`);
-          return;
-        }
-        await this.waitChange(50);
-      }
-      const waited = this.now() - waitStart;
-      await this.sleep(delay);
-      if (!this.eligible(target) || this.kindOf(target) !== kind) continue; // things moved: choose again
-      i++;
-      this.#strike(target, kind, fault, i, waited, delay);
-      waitStart = this.now();
-      deferred = false;
-    }
-  }
-
-  #strike(p: ChaosReplica, kind: 'primary' | 'backup', fault: 'kill' | 'stop', n: number, waitedMs: number, delayMs: number): void {
-    const q = this.other(p)!;
-    const at = this.now();
-    const rec: ActionRecord = {
-      n,
-      at: Math.round(at),
-      fault,
-      node: p.name,
-      pid: p.pid,
-      generation: p.launch.generation,
-      target: kind,
-      role: p.role ?? null,
-      epoch: p.epoch ?? null,
-      peer: {
-        node: q.name,
-        role: q.role ?? null,
-        heldStateForMs: q.heldStateSince !== undefined ? Math.round(at - q.heldStateSince) : null,
-      },
-      waitedMs: Math.round(waitedMs),
-      delayMs: Math.round(delayMs),
-    };
-    this.actions.push(rec);
-    const span: FaultSpan = { node: p.name, kind: fault, start: at, end: Infinity };
-    this.faults.push(span);
-    const what = `${kind} ${p.name} (${p.role ?? 'starting'}${p.epoch !== undefined ? ` @${p.epoch}` : ''}, pid ${p.pid}); ${q.name} is ${q.role ?? 'starting'}, holds state since ${rec.peer.heldStateForMs} ms`;
-    if (fault === 'kill') {
-      p.killedByNemesis = true;
-      p.signal('SIGKILL');
-      this.log(`#${n}/${this.o.actions} SIGKILL ${what}`);
-      this.#track(this.#restartLater(p, span, rec));
-    } else {
-      p.signal('SIGSTOP');
-      p.paused = true;
-      p.pausedAt = at;
-      const pauseMs = this.pauseMs();
-      this.log(`#${n}/${this.o.actions} SIGSTOP ${what}; SIGCONT in ${pauseMs} ms`);
-      this.#track(
-        new Promise<void>((resolve) => {
-          const t = setTimeout(() => {
-            this.timers.delete(t);
-            if (p.alive) {
-              p.signal('SIGCONT');
-              p.paused = false;
-              p.heldStateSince = undefined; // it must report `backup` again before the other may be faulted
-              p.resumedAt = this.now();
-            }
-            span.end = this.now();
-            rec.endedAt = Math.round(span.end);
-            this.log(`SIGCONT ${p.name} (pid ${p.pid})`);
-            this.#changed();
-            resolve();
-          }, pauseMs);
-          this.timers.add(t);
-        }),
-      );
-    }
-    this.#changed();
-  }
-
-  async #restartLater(p: ChaosReplica, span: FaultSpan, rec: ActionRecord | undefined): Promise<void> {
-    await p.exited;
-    const delay = this.rnd.between(...this.o.restartDelayMs);
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.timers.delete(t);
-        resolve();
-      }, delay);
-      this.timers.add(t);
-    });
-    if (this.ended !== undefined && this.ended !== 'completed') return;
-    const how = this.#restartHow();
-    const slot = p.launch.slot;
-    this.restartCount[how]++;
-    const np = this.spawnSlot(slot, 'backup', how);
-    span.end = this.now();
-    if (rec) {
-      rec.endedAt = Math.round(span.end);
-      rec.restart = how;
-    }
-    this.log(
-      `restarted ${np.name} with ${how === 'rejoin' ? 'rejoin' : 'serve --role backup'} (pid ${np.pid}, ${Math.round(delay)} ms after the exit)`,
-    );
-    this.#changed();
-  }
-
-  #restartHow(): 'serve' | 'rejoin' {
-    switch (this.o.restart) {
-      case 'serve':
-      case 'rejoin':
-        return this.o.restart;
-      case 'random':
-        return this.rnd.chance(0.5) ? 'serve' : 'rejoin';
-      default:
-        return this.restartToggle++ % 2 === 0 ? 'serve' : 'rejoin';
-    }
-  }
-
-  #track(p: Promise<void>): void {
+  track(p: Promise<void>): void {
     const q = p.catch(() => undefined).finally(() => this.pendingFaults.delete(q));
     this.pendingFaults.add(q);
   }
@@ -697,7 +439,7 @@ class ChaosRun {
     const start = this.now();
     while (!this.healthy()) {
       if (this.now() - start > this.o.redundancyTimeoutMs && this.now() - this.lastSuccessAt < this.stallBoundMs()) {
-        this.#redundancyLoss(`the pair was not primary + backup again within ${this.o.redundancyTimeoutMs} ms after the last action`);
+        this.redundancyLoss(`the pair was not primary + backup again within ${this.o.redundancyTimeoutMs} ms after the last action`);
         return;
       }
       await this.waitChange(50);
@@ -707,113 +449,12 @@ class ChaosRun {
     if (this.now() < minEnd) await this.sleep(minEnd - this.now());
   }
 
-  #redundancyLoss(why: string): void {
+  redundancyLoss(why: string): void {
     const rec = { at: Math.round(this.now()), why, replicas: this.slots.map((p) => p?.describe(10) ?? null) };
     this.redundancyRecords.push(rec);
-    this.log(`REDUNDANCY LOST: ${why} (${this.#rolesLine()}) — ending the run`);
+    this.log(`REDUNDANCY LOST: ${why} (${this.rolesLine()}) — ending the run`);
     this.abort('redundancy');
   }
-
-  // ---- the end ----------------------------------------------------------------------------------
-
-  async #stopLoad(): Promise<void> {
-    if (this.ended === 'outage' || this.ended === 'redundancy') {
-      // Each replica's last status and events, while the pair is still as it was.
-      this.endSnapshot = await Promise.all(
-        this.slots.map(async (p) => {
-          if (!p) return { node: null };
-          let status: unknown;
-          try {
-            status = await p.status(1000);
-          } catch (err) {
-            status = `no answer: ${(err as Error).message}`;
-          }
-          return { ...p.describe(20), status: status ?? null };
-        }),
-      );
-    }
-    if (!this.workload || !this.loadRunning) return;
-    this.loadRunning = false;
-    this.loadStoppedAt = this.now();
-    if (this.ended === 'interrupted') {
-      void this.workload.stop().catch(() => undefined);
-      return;
-    }
-    // Resume anything still paused (an aborted run), so that calls in flight can finish.
-    for (const p of this.slots)
-      if (p?.paused) {
-        p.signal('SIGCONT');
-        p.paused = false;
-      }
-    let timer: NodeJS.Timeout | undefined;
-    const stopped = await Promise.race([
-      this.workload.stop().then(() => true),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.o.stopTimeoutMs))),
-    ]);
-    clearTimeout(timer);
-    if (!stopped) this.log(`the workload did not stop within ${this.o.stopTimeoutMs} ms; reading anyway`);
-  }
-
-  async #settle(): Promise<ChaosReplica | undefined> {
-    const deadline = this.now() + (this.ended === 'completed' ? this.o.settleMs : Math.min(this.o.settleMs, 1000));
-    while (!this.healthy() && this.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    let best: ChaosReplica | undefined;
-    for (const p of this.slots) if (p?.up && p.serving && (!best || (p.epoch ?? 0) > (best.epoch ?? 0))) best = p;
-    this.log(
-      best
-        ? `settled: reading ${best.name} (${best.role} @${best.epoch ?? '?'}); ${this.#rolesLine()}`
-        : `no replica is serving (${this.#rolesLine()}); the state cannot be read`,
-    );
-    return best;
-  }
-
-  #report(verdict: WorkloadVerdict | undefined, verifyError: string | undefined, servingNode: string | undefined): ChaosReport {
-    const hasBounds = this.bounds !== undefined;
-    return buildReport({
-      target: this.target.name,
-      seed: this.o.seed,
-      nemesis: this.o.nemesis,
-      clients: this.o.clients,
-      actionsPlanned: this.o.actions,
-      verbose: this.o.verbose,
-      ended: this.ended ?? 'error',
-      error: this.error,
-      bounds: hasBounds
-        ? {
-            worstCaseFailoverMs: this.b.worstCaseFailoverMs,
-            rejoinBoundMs: this.rejoinBoundMs(),
-            rejoinBoundFrom: this.rejoinFrom,
-            stallBoundMs: this.stallBoundMs(),
-            detectionWindowMs: this.detectionWindowMs(),
-            pauseMs: this.pauseMs(),
-          }
-        : undefined,
-      loadStartedAt: this.loadStartedAt,
-      loadStoppedAt: this.loadStoppedAt ?? this.now(),
-      successes: this.successes,
-      okCount: this.okCount,
-      failCount: this.failCount,
-      events: this.processes
-        .flatMap((p) => p.events)
-        .filter((e) => this.shutdownAt === undefined || e.at < this.shutdownAt)
-        .sort((x, y) => x.at - y.at),
-      actions: this.actions,
-      faults: this.faults,
-      restarts: this.restartCount,
-      ruleDeferrals: this.ruleDeferrals,
-      redundancyRecords: this.redundancyRecords,
-      unexpectedExits: this.unexpectedExits,
-      abortedAt: this.abortedAt,
-      endSnapshot: this.endSnapshot,
-      verdict,
-      verifyError,
-      servingNode,
-    });
-  }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
