@@ -337,7 +337,7 @@ function arbitrary(): fc.Arbitrary<StInput> {
   );
 }
 
-interface Resolve {
+export interface Resolve {
   tid: string;
   seq: number;
   digest: string;
@@ -349,9 +349,24 @@ interface Resolve {
   whole: WholeStateChecksum;
 }
 
-function resolveSyms(v: unknown, r: Resolve): unknown {
+/**
+ * Replace the script's symbols with this run's values. A mutation can make a value contain itself (a
+ * replace that inserts an ancestor); bytes on the wire cannot be cyclic, so a cycle is cut to null here
+ * rather than recursing without end (seen as a stack overflow in the harness at input 25,948 of the 1M run).
+ */
+export function resolveSyms(v: unknown, r: Resolve, ancestors: Set<object> = new Set()): unknown {
   if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
-  if (Array.isArray(v)) return v.map((x) => resolveSyms(x, r));
+  if (ancestors.has(v)) return null;
+  ancestors.add(v);
+  try {
+    return resolveObject(v, r, ancestors);
+  } finally {
+    ancestors.delete(v);
+  }
+}
+
+function resolveObject(v: object, r: Resolve, ancestors: Set<object>): unknown {
+  if (Array.isArray(v)) return v.map((x) => resolveSyms(x, r, ancestors));
   const o = v as Record<string, unknown>;
   if (typeof o['$sym'] === 'string') {
     const d = typeof o['d'] === 'number' ? o['d'] : 0;
@@ -374,7 +389,7 @@ function resolveSyms(v: unknown, r: Resolve): unknown {
   }
   if (o['$crc'] === true || o['$whole'] === true) return o; // filled in by the caller
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(o)) out[k] = resolveSyms(o[k], r);
+  for (const k of Object.keys(o)) out[k] = resolveSyms(o[k], r, ancestors);
   if (out['t'] === 'meta' && typeof out['seq'] === 'number') r.nextSeq = out['seq'] + 1;
   // A chunk: its CRC over its (resolved) data, and the running whole-state checksum.
   if (out['t'] === 'chunk' && out['data'] instanceof Uint8Array) {

@@ -13,6 +13,7 @@ import type { FuzzReport, TargetOptions } from '../lib/types.js';
 import { framingTarget } from '../targets/framing.js';
 import { brokenDecoder } from '../targets/framing-broken.js';
 import { loadTarget, TARGET_INFO, TARGET_NAMES } from '../targets/index.js';
+import { type Resolve, resolveSyms } from '../targets/state-transfer.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const main = resolve(here, '..', 'main.ts');
@@ -59,6 +60,17 @@ describe('fuzz targets', () => {
       if (name !== 'core') expect(r.failures.map((f) => `${f.kind}: ${f.message}`)).toEqual([]); // fixed so far; core: until auth lands
     }, 120_000);
   }
+
+  it('state-transfer: a mutated message that contains itself is cut at the cycle, not recursed into', () => {
+    // Found by an on-demand 1M run (input 25,948): a replace mutation inserted an ancestor into a message and
+    // the harness overflowed its stack resolving it. Bytes on the wire cannot be cyclic: the cycle becomes null.
+    const msg: Record<string, unknown> = { t: 'ack', transferId: { $sym: 'tid' }, nextChunk: 1024 };
+    msg['inner'] = [[msg]];
+    const r = { tid: 'T1', seq: 5, digest: 'd', nextSeq: 1, chunks: 0 } as unknown as Resolve;
+    expect(resolveSyms(msg, r)).toEqual({ t: 'ack', transferId: 'T1', nextChunk: 1024, inner: [[null]] });
+    const shared = { a: 1 };
+    expect(resolveSyms({ x: shared, y: [shared] }, r)).toEqual({ x: { a: 1 }, y: [{ a: 1 }] });
+  });
 
   it('the same seed gives the same inputs (replayable)', async () => {
     const seen: string[][] = [[], []];
