@@ -7,17 +7,30 @@
  *       MAC and the backup verifies each forward (docs/SECURITY.md) — ratios.authVsNoAuthP50 = b'/b;
  *   (c) replicated synchronously (replyMode 'sync': the primary replies after the backup's ack);
  * at concurrency 1 and 64, interleaved round by round (a,b,c,a,b,c…) so machine noise hits all three.
- * Then the failover time from SIGKILL of the primary to a client's first reply from the new primary,
- * over ≥20 kills with small timeouts. Replicas are `tandem-kv serve` child processes (apps/kv/dist).
+ * Then the failover times with the default configuration, over ≥20 faults each (failoverMs):
+ *   processCrash — SIGKILL of the primary process (its kernel resets every connection; the backup's dial
+ *                  is refused): the fast path, bounded by processCrashFailoverMs;
+ *   hostCrash    — SIGSTOP of the primary (silence, no reset, as when its host dies): the heartbeat
+ *                  detector, bounded by worstCaseFailoverMs;
+ * each from the signal to a client's first reply from the new primary, with every acknowledged increment
+ * checked afterwards. Replicas are `tandem-kv serve` child processes (apps/kv/dist).
  *
- *   npm run bench:replication -- [--json] [--quick] [--transport tcp|ws|zmq] [--kills N]
+ *   npm run bench:replication -- [--json] [--quick] [--transport tcp|ws|zmq] [--kills N] [--failover-only]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { computeTimingBounds, createClient, nodeEnv, type Client, type ClientDiagnostics, type ReplicationConfig } from '@tandem/core';
+import {
+  computeTimingBounds,
+  createClient,
+  nodeEnv,
+  resolveConfig,
+  type Client,
+  type ClientDiagnostics,
+  type ReplicationConfig,
+} from '@tandem/core';
 import { ReplicaPair } from '../../apps/kv/src/harness/cluster.js';
 import { freePort } from '../../apps/kv/src/harness/free-port.js';
 import { ReplicaProcess } from '../../apps/kv/src/harness/replica-process.js';
@@ -36,6 +49,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string' },
     'run-ms': { type: 'string' },
     piggyback: { type: 'string' },
+    'failover-only': { type: 'boolean' },
   },
 });
 /** Piggyback mode for (b) and (c); default: the core's default. */
@@ -62,16 +76,10 @@ interface Target {
   stop: () => Promise<void>;
 }
 
-/** Small timeouts for the kill loop (the throughput runs use the defaults). */
-const FAILOVER_CONFIG: Partial<ReplicationConfig> = {
-  flushIntervalMs: 20,
-  heartbeatTimeoutMs: 150,
-  ackTimeoutMs: 50,
-  maxRetransmits: 2,
-  requestTimeoutMs: 50,
-  forwardDelayMs: 1,
-  callDeadlineMs: 10_000,
-};
+/** The host-crash run uses the default configuration; the process-crash run turns the opt-in fast path on
+ * (`fastFailover`, off by default: docs/PROTOCOL.md "Fast path for a dead process"). Both are printed. */
+const FAILOVER_CONFIG: Partial<ReplicationConfig> = {};
+const PROCESS_CRASH_CONFIG: Partial<ReplicationConfig> = { fastFailover: true };
 
 async function startTarget(kind: Kind): Promise<Target> {
   const network = createTransportRegistry();
@@ -137,23 +145,29 @@ function summarise(s: Samples): { p50: number; p99: number; throughput: number; 
 const r3 = (n: number): number => Math.round(n * 1000) / 1000;
 
 interface FailoverResult {
+  /** 'kill': SIGKILL of the primary process (resets, refused dials); 'stop': SIGSTOP (silence, no reset). */
+  fault: 'SIGKILL' | 'SIGSTOP';
   p50: number;
+  p99: number;
   max: number;
   samples: number[];
   /** Kills after which no new primary answered within 10 s (the pair is then restarted), with why. */
   stuck: { kill: number; status: string }[];
-  computedWorstCaseMs: number;
+  /** The computed bound for this kind of fault (processCrashFailoverMs or worstCaseFailoverMs). */
+  computedBoundMs: number;
+  boundName: 'processCrashFailoverMs' | 'worstCaseFailoverMs';
+  withinBound: boolean;
   config: Partial<ReplicationConfig>;
   /** Every acknowledged increment checked against the serving replica after each pair's last kill. */
   check: { acknowledged: number; lost: number; duplicated: number; unverifiable: number };
 }
 
-async function failoverRun(): Promise<FailoverResult> {
+async function failoverRun(mode: 'kill' | 'stop', config: Partial<ReplicationConfig>): Promise<FailoverResult> {
   const debug = process.env.BENCH_DEBUG !== undefined;
   const startPair = (): Promise<ReplicaPair> =>
     ReplicaPair.start({
       transport,
-      replication: FAILOVER_CONFIG,
+      replication: config,
       extraArgs: ['--cluster-key-file', clusterKey],
       logLevel: debug ? 'info' : 'error',
       onStderr: (n, l) => debug && log(`${n} ${l.slice(0, 240)}`),
@@ -173,7 +187,7 @@ async function failoverRun(): Promise<FailoverResult> {
   // A fresh client per kill: a long-lived client's dial backoff towards the replica that was dead
   // (core ServerConnection, up to 2 s) would otherwise be measured too — see the report.
   const startClient = (): void => {
-    const c = createClient({ service: kvService, env: nodeEnv({ network }), servers: pair.addresses, config: FAILOVER_CONFIG });
+    const c = createClient({ service: kvService, env: nodeEnv({ network }), servers: pair.addresses, config: config });
     client = c;
     running = true;
     const a = acked;
@@ -226,10 +240,13 @@ async function failoverRun(): Promise<FailoverResult> {
       await client!.drain();
       const epochBefore = client!.epoch;
       const t0 = performance.now();
-      victim.signal('SIGKILL');
+      victim.signal(mode === 'kill' ? 'SIGKILL' : 'SIGSTOP');
+      if (debug) log(`KILL at ${new Date().toISOString()}`);
       let done = false;
       while (!(done = successes.some(([t, e]) => t >= t0 && e > epochBefore)) && performance.now() - t0 < 10_000)
-        await new Promise((r) => setTimeout(r, 2));
+        await new Promise((r) => setTimeout(r, 1));
+      // A stopped primary is killed once the new one serves (while stopped: no reply of it can come).
+      if (mode === 'stop') victim.signal('SIGKILL');
       await victim.exited;
       if (!done) {
         const other = victim === pair.a ? pair.b : pair.a;
@@ -258,15 +275,51 @@ async function failoverRun(): Promise<FailoverResult> {
     await stopClient();
     await pair.stop();
   }
+  const bounds = computeTimingBounds(config);
+  const boundName = mode === 'kill' ? 'processCrashFailoverMs' : 'worstCaseFailoverMs';
+  const computedBoundMs = bounds[boundName];
+  const max = r3(Math.max(...samples));
   return {
+    fault: mode === 'kill' ? 'SIGKILL' : 'SIGSTOP',
     p50: r3(percentile(samples, 50)),
-    max: r3(Math.max(...samples)),
+    p99: r3(percentile(samples, 99)),
+    max,
     samples: samples.map(r3),
     stuck,
-    computedWorstCaseMs: computeTimingBounds(FAILOVER_CONFIG).worstCaseFailoverMs,
-    config: FAILOVER_CONFIG,
+    computedBoundMs,
+    boundName,
+    withinBound: max <= computedBoundMs,
+    config: resolveConfig(config),
     check,
   };
+}
+
+async function failoverBoth(): Promise<{ processCrash: FailoverResult; hostCrash: FailoverResult }> {
+  log(`  failover (fastFailover on): SIGKILL the primary ${kills} times, time to the first reply from the new primary…`);
+  const processCrash = await failoverRun('kill', PROCESS_CRASH_CONFIG);
+  log(`  failover: SIGSTOP the primary ${kills} times (no reset: the host-crash path)…`);
+  const hostCrash = await failoverRun('stop', FAILOVER_CONFIG);
+  return { processCrash, hostCrash };
+}
+
+const failoverLine = (name: string, f: FailoverResult): string =>
+  `  ${name} (${f.fault} → first reply from the new primary, ${f.samples.length} faults): p50 ${f.p50} ms, p99 ${f.p99} ms, max ${f.max} ms (computed ${f.boundName} ${f.computedBoundMs} ms${f.withinBound ? '' : ', EXCEEDED'}); ${f.check.acknowledged} acknowledged increments: ${f.check.lost} lost, ${f.check.duplicated} duplicated${f.stuck.length ? `; ${f.stuck.length} without a new primary within 10 s` : ''}`;
+
+async function failoverOnly(): Promise<void> {
+  const started = performance.now();
+  await keygen(clusterKey, {}, true);
+  const failoverMs = await failoverBoth();
+  const out = {
+    transport,
+    failoverSecurity: 'cluster key on (peers authenticated, MACs)',
+    failoverMs,
+    durationS: Math.round((performance.now() - started) / 100) / 10,
+  };
+  if (flags.json) process.stdout.write(JSON.stringify(out) + '\n');
+  else {
+    process.stdout.write(failoverLine('processCrash', failoverMs.processCrash) + '\n');
+    process.stdout.write(failoverLine('hostCrash   ', failoverMs.hostCrash) + '\n');
+  }
 }
 
 async function main(): Promise<void> {
@@ -298,8 +351,7 @@ async function main(): Promise<void> {
   }
   const p50 = (k: Kind, c: number): number => results[k]![`c${c}`]!.p50;
   const tput = (k: Kind, c: number): number => results[k]![`c${c}`]!.throughput;
-  log('  failover: SIGKILL the primary, time to the first reply from the new primary…');
-  const failover = await failoverRun();
+  const failover = await failoverBoth();
   const ratios = {
     replicatedVsUnreplicatedP50: r3(p50('replicated', 1) / p50('unreplicated', 1)),
     replicatedVsSyncP50: r3(p50('replicated', 1) / p50('sync', 1)),
@@ -351,13 +403,12 @@ async function main(): Promise<void> {
   log(
     `  ratios (concurrency 64): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50At64}, replicated/sync p50 ${ratios.replicatedVsSyncP50At64}; throughput replicated/unreplicated ${ratios.replicatedVsUnreplicatedThroughputAt64}, replicated/sync ${ratios.replicatedVsSyncThroughputAt64}`,
   );
-  log(
-    `  failover (SIGKILL → first reply from the new primary, ${failover.samples.length} kills): p50 ${failover.p50} ms, max ${failover.max} ms (computed worst case ${failover.computedWorstCaseMs} ms); ${failover.check.acknowledged} acknowledged increments across the kills: ${failover.check.lost} lost, ${failover.check.duplicated} duplicated${failover.stuck.length ? `; ${failover.stuck.length} kills without a new primary within 10 s` : ''}`,
-  );
+  log(failoverLine('failover processCrash', failover.processCrash));
+  log(failoverLine('failover hostCrash   ', failover.hostCrash));
   log(`  baseline: ${out.baseline}`);
 }
 
-main()
+(flags['failover-only'] === true ? failoverOnly() : main())
   .finally(() => rmSync(keyDir, { recursive: true, force: true }))
   .then(
     () => setTimeout(() => process.exit(0), 100).unref(),

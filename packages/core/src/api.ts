@@ -76,6 +76,15 @@ export interface ReplicationConfig {
   callDeadlineMs: number;
   /** The client batches forwards for at most this long before sending them to the backup. */
   forwardDelayMs: number;
+  /** Process-crash fast path: a reset from the primary confirmed by a refused dial lets the backup take
+   * over after processCrashGraceMs instead of the heartbeat silence (docs/PROTOCOL.md). Default false:
+   * it rests on timing (every answered client's forward arrives within processCrashTransitMs beyond
+   * forwardDelayMs), not on a proof — a client or network later than that loses its last write (reported as
+   * `lost-entries`). Turn it on where that allowance holds (one host, loopback, no packet loss). */
+  fastFailover: boolean;
+  /** The allowance, beyond forwardDelayMs, for a reply's transit, a client's scheduling lateness and its
+   * forward's transit on the process-crash fast path. Default 20. */
+  processCrashTransitMs: number;
   /** Bound on a client's not-yet-acknowledged forwards; new calls wait when it is full. */
   maxPendingForwards: number;
   /** Bound on the primary's unacknowledged entries before the backup is declared faulty. */
@@ -122,6 +131,45 @@ export interface ReplicaOptions<State, Req, Rep> {
   /** Who may connect as the peer and as a client (docs/SECURITY.md). Without a cluster key the replica
    * refuses to listen beyond loopback unless `insecure`. */
   security?: ReplicaSecurity;
+  /** Optional hooks for a layer above the core (causal replication, `@tandem/causal`); without them the
+   * replica behaves exactly as before. */
+  hooks?: ReplicaHooks;
+}
+
+/** A request as a serving replica's admission hook sees it (before it is sequenced). */
+export interface HeldRequest {
+  /** The caller's client id. */
+  readonly clientId: string;
+  /** The caller's request number (with clientId, the exactly-once key). */
+  readonly requestId: number;
+  /** The request body exactly as the client sent it (already valid for the service's request schema). */
+  readonly body: unknown;
+}
+
+/**
+ * Small generic hooks into a serving replica (primary or solo primary). They run only where requests are
+ * sequenced — the backup replays the log and never calls them — so whatever they decide must show in the
+ * log (the order of entries, their bodies) to be replicated. `@tandem/causal`'s `causalReplicaHooks` uses
+ * them to sequence a request only after its causal predecessors and to send a service's outbound messages.
+ */
+export interface ReplicaHooks {
+  /**
+   * Called before sequencing a request that is not a duplicate (duplicates are answered from the dedup
+   * window first) with the current state (read only). `true` sequences it now; `false` holds it: not
+   * sequenced, not answered. Held requests are offered again, in arrival order, after every entry this
+   * replica applies; a retransmission replaces the held copy. A request held longer than
+   * `holdTimeoutMs` is answered with an error reply (`seq` 0, name `HoldTimeoutError`), never sequenced.
+   */
+  admit?(request: HeldRequest, state: unknown): boolean;
+  /** How long a request may stay held by `admit` (default 10 000 ms). */
+  holdTimeoutMs?: number;
+  /**
+   * Called after the serving replica applied `entry` (state already updated), before its reply goes out.
+   * A returned promise delays that reply until it settles (FIG. 4a: reply only after a callee answered);
+   * anything else lets it go at once. A retransmission of that request waits for the same promise. (With
+   * replyMode 'sync' the reply waits for the backup's acknowledgement only.)
+   */
+  afterApply?(entry: Entry, state: unknown): Promise<void> | undefined;
 }
 
 /** A third party that decides whether a replica may serve alone (e.g. a lock in a coordination service). */

@@ -5,18 +5,34 @@
  * it is alive, and — when it is not — takes over: applies every entry it can order, raises the epoch and
  * serves alone.
  */
+import type { CloseInfo } from '@tandem/transport';
 import { verifyEntryMac, verifyPackedEntries } from './auth.js';
 import { decodeEntries } from './codec.js';
 import type { TimerHandle } from './env.js';
 import { invariant } from './errors.js';
 import type { Link } from './link.js';
-import type { Entry, Flush, Fwd } from './messages.js';
+import type { Entry, Flush, Fwd, Req } from './messages.js';
 import { SERVING, type ReplicaContext } from './replica-context.js';
 
 /** Entries a backup applies per turn of the event loop (see applyPending). */
 const APPLY_BATCH = 256;
 /** Takeover probes a slow primary may answer in a row (each counts as a heartbeat) before the backup re-joins. */
 const MAX_SLOW_PRIMARY_PROBES = 3;
+/** Client requests a backup holds while it checks whether its primary's process died (then serves them). */
+const MAX_HELD_REQUESTS = 1024;
+
+/** Dials of the primary's address before the fast path gives up (none refused, none greeted). */
+const CONFIRM_DIALS = 3;
+/** Pause between them. */
+const CONFIRM_REDIAL_MS = 2;
+
+/** The process-crash fast path under way (docs/PROTOCOL.md, "Fast path for a dead process"). */
+interface ProcessCrashCheck {
+  phase: 'dialing' | 'grace';
+  timer: TimerHandle | undefined;
+  /** When the primary's connection closed. */
+  lostAt: number;
+}
 
 export class Backup {
   readonly #ctx: ReplicaContext;
@@ -28,6 +44,11 @@ export class Backup {
   #suspectTimer: TimerHandle | undefined;
   /** The backup is asking its primary whether it is alive before taking over. */
   #probingPrimary = false;
+  /** The connection the primary's last flush arrived on: its reset or close starts the fast path. */
+  #primaryLink: Link | undefined;
+  #crashCheck: ProcessCrashCheck | undefined;
+  /** Client requests held during the crash check (served after the takeover, else told notPrimary). */
+  #held: { link: Link; req: Req }[] = [];
 
   constructor(ctx: ReplicaContext) {
     this.#ctx = ctx;
@@ -38,9 +59,10 @@ export class Backup {
     return this.#lastFlushAt;
   }
 
-  /** A joiner became backup now: its heartbeat clock starts. */
-  noteJoined(): void {
+  /** A joiner became backup now: its heartbeat clock starts; `link`: the primary flushes on it. */
+  noteJoined(link?: Link): void {
     this.#lastFlushAt = this.#ctx.env.now();
+    this.#primaryLink = link;
   }
 
   // ---------------------------------------------------------------- entries
@@ -62,6 +84,9 @@ export class Backup {
     invariant(ctx.epoch >= 1, 'backup-epoch', () => `a backup at epoch ${ctx.epoch}`);
     this.#lastFlushAt = ctx.env.now();
     this.#slowPrimaryProbes = 0;
+    this.#primaryLink = link;
+    // A flush: a primary is alive, whatever closed before.
+    if (this.#crashCheck !== undefined) this.#endCrashCheck('a flush arrived');
     if (this.#suspectTimer) {
       this.#suspectTimer.cancel();
       this.#suspectTimer = undefined;
@@ -224,6 +249,90 @@ export class Backup {
     });
   }
 
+  // ---------------------------------------------------------------- fast path for a dead process
+
+  /**
+   * A connection closed. When it is the one our primary flushes on and the primary (or the network)
+   * ended it, ask whether the primary's process is gone: dial its address. Nothing listening there (a
+   * refused dial) proves it dead — it sends no reply any more — so after processCrashGraceMs every reply
+   * it ever sent has reached its client and that client's forward has reached us: take over then. A dial
+   * that connects (or times out) proves nothing: the heartbeat detector stays in charge.
+   */
+  onLinkClosed(link: Link, info: CloseInfo): void {
+    if (link !== this.#primaryLink) return;
+    this.#primaryLink = undefined;
+    const ctx = this.#ctx;
+    if (ctx.role !== 'backup' || info.by !== 'remote' || !ctx.cfg.fastFailover || this.#crashCheck !== undefined) return;
+    const check: ProcessCrashCheck = { phase: 'dialing', timer: undefined, lostAt: ctx.env.now() };
+    this.#crashCheck = check;
+    ctx.log('info', 'primary-link-lost', { reason: info.reason });
+    if (!ctx.faults.confirmsProcessCrash()) return this.#takeoverIfAllowed(); // (a broken variant: any reset is a crash)
+    this.#dialToConfirm(check, 1);
+  }
+
+  /**
+   * Dial the primary's address. Refused, nothing listening: the process is gone. Connected and greeted
+   * (the handshake completed): it lives. Anything else — connected and then reset before the handshake
+   * completed (a dying process whose listener the kernel has not closed yet), a handshake refused, a
+   * timeout — proves nothing: ask again shortly, a few times, then leave it to the heartbeat detector.
+   */
+  #dialToConfirm(check: ProcessCrashCheck, attempt: number): void {
+    const ctx = this.#ctx;
+    void ctx.dialPeerResult(ctx.dialBudgetMs).then(({ link: probe, refused }) => {
+      if (probe !== undefined) void probe.conn.close('process-crash check: alive').catch(() => undefined);
+      if (this.#crashCheck !== check) return;
+      if (ctx.role !== 'backup') return this.#endCrashCheck('no longer backup');
+      if (refused) return this.#processGone(check);
+      // Something listens and answers (a live primary after a network reset, or a restarted process): the
+      // heartbeat detector decides.
+      if (probe !== undefined) return this.#endCrashCheck('the primary accepts connections');
+      if (attempt >= CONFIRM_DIALS) return this.#endCrashCheck('the dial was not refused');
+      check.timer = ctx.env.setTimer(CONFIRM_REDIAL_MS, () => {
+        check.timer = undefined;
+        if (this.#crashCheck === check && ctx.role === 'backup') this.#dialToConfirm(check, attempt + 1);
+      });
+    });
+  }
+
+  #processGone(check: ProcessCrashCheck): void {
+    const ctx = this.#ctx;
+    const graceMs = ctx.faults.processCrashGraceMs(ctx.bounds.processCrashGraceMs);
+    check.phase = 'grace';
+    ctx.log('warn', 'primary-process-gone', { graceMs, sinceLostMs: Math.round(ctx.env.now() - check.lostAt) });
+    check.timer = ctx.env.setTimer(graceMs, () => {
+      check.timer = undefined;
+      if (this.#crashCheck !== check || ctx.role !== 'backup') return;
+      this.#takeoverIfAllowed();
+    });
+  }
+
+  /** Stop the fast path; requests held meanwhile are told notPrimary (the client re-sends elsewhere). */
+  #endCrashCheck(why: string): void {
+    const ctx = this.#ctx;
+    const check = this.#crashCheck;
+    if (check === undefined) return;
+    check.timer?.cancel();
+    this.#crashCheck = undefined;
+    ctx.log('info', 'process-crash-check-ended', { why });
+    const held = this.#held;
+    this.#held = [];
+    for (const h of held) h.link.send({ t: 'notPrimary', requestId: h.req.requestId, epoch: ctx.epoch, role: ctx.role });
+  }
+
+  /** While the fast path is under way, client requests wait here for the takeover (true: held). */
+  holdRequest(link: Link, req: Req): boolean {
+    if (this.#crashCheck === undefined || this.#ctx.role !== 'backup' || this.#held.length >= MAX_HELD_REQUESTS) return false;
+    this.#held.push({ link, req });
+    return true;
+  }
+
+  /** Serving now: answer the requests held during the crash check. */
+  #serveHeld(): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const h of held) if (!h.link.isClosed) this.#ctx.roles.primary.onRequest(h.link, h.req);
+  }
+
   #takeoverIfAllowed(): void {
     const ctx = this.#ctx;
     const witness = ctx.opts.witness;
@@ -231,16 +340,25 @@ export class Backup {
     void Promise.resolve(witness.mayServeAlone({ nodeId: ctx.nodeId, epoch: ctx.epoch + 1, reason: 'takeover' })).then(
       (ok) => {
         if (ok && ctx.role === 'backup') this.#takeover(ctx.env.now() - this.#lastFlushAt);
-        else if (ctx.role === 'backup') this.armWatchdog();
+        else if (ctx.role === 'backup') this.#witnessRefused();
       },
-      () => ctx.role === 'backup' && this.armWatchdog(),
+      () => ctx.role === 'backup' && this.#witnessRefused(),
     );
+  }
+
+  #witnessRefused(): void {
+    this.#endCrashCheck('the witness refused a takeover');
+    this.armWatchdog();
   }
 
   #takeover(silenceMs: number): void {
     const ctx = this.#ctx;
     invariant(ctx.role === 'backup', 'takeover-role', () => `a takeover by a ${ctx.role}`);
+    const processCrash = this.#crashCheck?.phase === 'grace';
+    const held = this.#held;
+    this.#held = [];
     this.cancelTimers();
+    this.#held = held;
     // Everything the clients forwarded that can be ordered is applied now (the P-crash-after-reply case).
     ctx.backupLog.applyReady(ctx.runner, (d) => ctx.onDivergence(d), true);
     if (ctx.faults.appliesInOrder) ctx.backupLog.assertAhead(ctx.runner.appliedSeq);
@@ -253,11 +371,12 @@ export class Backup {
         gap.map((e) => e.seq),
         `missing seq ${ctx.runner.appliedSeq + 1} at takeover`,
       );
-    ctx.log('warn', 'takeover', { appliedSeq: ctx.runner.appliedSeq, silenceMs });
+    ctx.log('warn', 'takeover', { appliedSeq: ctx.runner.appliedSeq, silenceMs, ...(processCrash ? { processCrash } : {}) });
     ctx.followable = false;
     ctx.transitions.setRole('solo-primary');
     ctx.emit({ type: 'takeover', epoch: ctx.epoch, appliedSeq: ctx.runner.appliedSeq, silenceMs });
     ctx.roles.solo.startProbe();
+    this.#serveHeld();
   }
 
   cancelTimers(): void {
@@ -265,6 +384,8 @@ export class Backup {
     this.#watchdog = undefined;
     this.#suspectTimer?.cancel();
     this.#suspectTimer = undefined;
+    this.#endCrashCheck('the backup role ended');
+    this.#primaryLink = undefined;
   }
 
   /** The replica stops: no catching up any more. */

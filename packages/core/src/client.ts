@@ -4,9 +4,10 @@
  * is applied at most once); the reply is handed to the application first, then its state information is
  * forwarded to the other replica.
  */
+import type { CloseInfo } from '@tandem/transport';
 import type { CallResult, Client, ClientOptions, ReplicationConfig } from './api.js';
 import { codec } from './codec.js';
-import { resolveConfig } from './config.js';
+import { computeTimingBounds, resolveConfig } from './config.js';
 import type { Env, TimerHandle } from './env.js';
 import {
   ApplicationError,
@@ -33,6 +34,8 @@ interface PendingCall {
   withInfo: boolean;
   /** The last reply this call got from a deposed primary (the cause when its deadline passes). */
   stale: StaleEpochError | undefined;
+  /** A quick re-send to a backup that may be about to take over (see #onNotPrimary). */
+  quickRetry: TimerHandle | undefined;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
 }
@@ -73,17 +76,25 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
   #staleReplies = 0;
   #closed = false;
   #resync = false;
+  /** The server's connection was reset or closed by it (or the network) and nothing has come from it
+   * since: its process may be dead (docs/PROTOCOL.md, "Fast path for a dead process"). */
+  readonly #lostAt: [number, number] = [Number.NaN, Number.NaN];
+  /** How long after such a loss a backup that says notPrimary is asked again quickly. */
+  readonly #quickRetryForMs: number;
 
   constructor(options: ClientOptions<Req, Rep>) {
     this.#opts = options;
     this.#cfg = resolveConfig(options.config);
     this.#env = options.env;
+    this.#quickRetryForMs = computeTimingBounds(this.#cfg).processCrashFailoverMs;
     this.clientId = options.clientId ?? toHex(options.env.randomBytes(16));
     const handlers = {
       onMessage: (link: Link, m: Message) => this.#onMessage(link, m),
-      onClose: (link: Link) => {
+      onClose: (link: Link, info: CloseInfo) => {
+        const from = this.#indexOf(link);
         this.#servers[0].linkClosed(link);
         this.#servers[1].linkClosed(link);
+        if (from !== undefined && info.by === 'remote') this.#onServerLost(from);
       },
       onViolation: (link: Link, error: ProtocolViolationError) =>
         this.#env.logger.log('warn', 'protocol-error', { remote: link.conn.remoteAddress, error: error.message }),
@@ -158,6 +169,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     this.#closed = true;
     for (const c of this.#calls.values()) {
       c.timer?.cancel();
+      c.quickRetry?.cancel();
       c.reject(new StoppedError('client closed'));
     }
     this.#calls.clear();
@@ -197,6 +209,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
       redirected: false,
       withInfo,
       stale: undefined,
+      quickRetry: undefined,
       resolve,
       reject,
     };
@@ -211,6 +224,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     const elapsed = this.#env.now() - call.startedAt;
     if (elapsed >= this.#cfg.callDeadlineMs) {
       this.#calls.delete(call.requestId);
+      call.quickRetry?.cancel();
       const why =
         call.stale === undefined ? '' : ` (only a deposed primary answered: epoch ${call.stale.epoch} < ${call.stale.knownEpoch})`;
       call.reject(
@@ -241,6 +255,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     }
     const from = this.#indexOf(link);
     if (from === undefined) return;
+    this.#lostAt[from] = Number.NaN;
     switch (m.t) {
       case 'rep':
         return this.#onRep(from, m);
@@ -271,6 +286,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     this.#primary = from;
     this.#calls.delete(rep.requestId);
     call.timer?.cancel();
+    call.quickRetry?.cancel();
     if (rep.error !== undefined) {
       call.reject(
         rep.seq === 0 && rep.error.name === 'InvalidRequestError'
@@ -311,16 +327,54 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     this.#env.logger.log('warn', 'client-refused', { code: err.code, error: err.message });
     for (const c of this.#calls.values()) {
       c.timer?.cancel();
+      c.quickRetry?.cancel();
       c.reject(err);
     }
     this.#calls.clear();
   }
 
+  /**
+   * Server `i` reset or closed our connection. When it is the one we believe primary, its process may
+   * be dead and the backup may take over within processCrashGraceMs: push the pending forwards to the
+   * backup at once (so it holds every entry we were answered with before it decides), and send the calls
+   * waiting for a reply to the backup now — it holds them while it checks, and answers them once it
+   * serves (or tells us notPrimary when the primary turns out alive: then they go back to it).
+   */
+  #onServerLost(i: 0 | 1): void {
+    if (this.#closed || !this.#cfg.fastFailover) return;
+    this.#lostAt[i] = this.#env.now();
+    if (i !== this.#primary) return;
+    const other: 0 | 1 = i === 0 ? 1 : 0;
+    this.#servers[other].retryNow();
+    this.#forwards.pushNow();
+    this.#primary = other;
+    for (const call of this.#calls.values()) this.#servers[other].send(call.bytes);
+  }
+
   #onNotPrimary(from: 0 | 1, m: NotPrimary): void {
     if (m.epoch > this.#epoch) this.#epoch = m.epoch;
     const other: 0 | 1 = from === 0 ? 1 : 0;
-    this.#primary = other;
     const call = this.#calls.get(m.requestId);
+    if (m.role === 'backup' && this.#env.now() - this.#lostAt[other] <= this.#quickRetryForMs) {
+      // The other one reset our connection: it may be dead, and this backup about to take over (it may
+      // have answered before it saw the reset itself). Stay with it, ask it again shortly — and the
+      // other one too, once, in case it lives.
+      this.#primary = from;
+      if (call === undefined) return;
+      if (!call.redirected) {
+        call.redirected = true;
+        this.#servers[other].send(call.bytes);
+      }
+      if (call.quickRetry === undefined) {
+        const ms = Math.max(1, Math.min(this.#cfg.forwardDelayMs, this.#cfg.requestTimeoutMs / 10));
+        call.quickRetry = this.#env.setTimer(ms, () => {
+          call.quickRetry = undefined;
+          if (this.#calls.get(call.requestId) === call) this.#servers[this.#primary].send(call.bytes);
+        });
+      }
+      return;
+    }
+    this.#primary = other;
     if (call !== undefined && !call.redirected) {
       call.redirected = true;
       this.#servers[other].send(call.bytes);

@@ -21,6 +21,8 @@ export const replicationConfigSchema = z
     requestTimeoutMs: ms.default(100),
     callDeadlineMs: ms.default(10_000),
     forwardDelayMs: z.number().finite().min(0).default(5),
+    fastFailover: z.boolean().default(false),
+    processCrashTransitMs: z.number().finite().min(0).default(20),
     maxPendingForwards: positiveInt.default(1024),
     maxUnackedEntries: positiveInt.default(10_000),
     dedupWindow: positiveInt.default(100_000),
@@ -83,6 +85,16 @@ export interface DerivedTimingBounds extends TimingBounds {
   takeoverProbeMs: number;
   /** How long a primary waits for a joiner's first ack (sent once it installed the state copy). */
   joinTimeoutMs: number;
+  /** Process crash (the primary's connection reset or closed AND a dial finds nothing listening at its
+   * address): the backup waits this long after the refused dial, then takes over (docs/PROTOCOL.md,
+   * "Fast path for a dead process"). 0 when `fastFailover` is off. */
+  processCrashGraceMs: number;
+  /** Process crash: from the kernel resetting the dead primary's sockets (its teardown before that is not
+   * counted) to a client's first successful reply (the reset reaching
+   * the backup and the clients, the refused dial, the grace, the held request answered). Equals
+   * worstCaseFailoverMs when `fastFailover` is off; a host crash (silence, no reset) keeps
+   * worstCaseFailoverMs. */
+  processCrashFailoverMs: number;
 }
 
 /**
@@ -106,6 +118,14 @@ export interface DerivedTimingBounds extends TimingBounds {
  *   pause against the backup). A shorter bound gains nothing: a primary that drops its backup must not
  *   serve alone before takeoverMs after the last acknowledged flush (the backup could still take over).
  * - dialTimeoutMs = (maxRetransmits + 1) × ackTimeoutMs — a dial or status question that takes longer failed.
+ * - processCrashGraceMs = forwardDelayMs + processCrashTransitMs — after the primary's connection was
+ *   reset or closed and a dial found nothing listening at its address (the process is dead: it sends
+ *   nothing more), every reply it ever sent reached its client and that client's forward reached the
+ *   backup within this long: the reply's transit, the client's forward batching, the client's scheduling
+ *   lateness and the forward's transit fit in processCrashTransitMs beyond forwardDelayMs.
+ * - processCrashFailoverMs = processCrashGraceMs + processCrashTransitMs — plus the reset reaching the
+ *   backup, its refused dial, and the held request's reply (a client that saw the reset re-sends its
+ *   calls to the backup at once; the backup holds them until it serves).
  */
 export function computeTimingBounds(config: Partial<ReplicationConfig> = {}): DerivedTimingBounds {
   const c = resolveConfig(config);
@@ -121,5 +141,7 @@ export function computeTimingBounds(config: Partial<ReplicationConfig> = {}): De
     dialTimeoutMs: (c.maxRetransmits + 1) * c.ackTimeoutMs,
     takeoverProbeMs,
     joinTimeoutMs: Math.max(10 * takeoverMs, 2000),
+    processCrashGraceMs: c.fastFailover ? c.forwardDelayMs + c.processCrashTransitMs : 0,
+    processCrashFailoverMs: c.fastFailover ? c.forwardDelayMs + 2 * c.processCrashTransitMs : takeoverMs + c.requestTimeoutMs,
   };
 }

@@ -14,11 +14,29 @@ import type { Entry } from './messages.js';
  * 'unordered-apply': the backup applies entries as they arrive, skipping gaps;
  * 'skip-dedup': the primary applies a retransmitted request again;
  * 'no-follower-takeover': a dropped backup neither follows nor reports blocked — it waits as `joining`
- * for good when the primary that dropped it dies (the stall of 78d7e4e).
+ * for good when the primary that dropped it dies (the stall of 78d7e4e);
+ * 'fast-takeover-unconfirmed': the backup takes a reset of its primary's connection for a process crash
+ * and takes over at once, without the refused dial (a reset from the network, the primary alive, makes a
+ * second primary);
+ * 'fast-takeover-no-grace': after the refused dial the backup takes over at once, without waiting for the
+ * clients' forwards of the replies the dead primary sent last.
  */
-export type BrokenVariant = 'no-forward-wait' | 'unordered-apply' | 'skip-dedup' | 'no-follower-takeover';
+export type BrokenVariant =
+  | 'no-forward-wait'
+  | 'unordered-apply'
+  | 'skip-dedup'
+  | 'no-follower-takeover'
+  | 'fast-takeover-unconfirmed'
+  | 'fast-takeover-no-grace';
 
-export const BROKEN_VARIANTS: readonly BrokenVariant[] = ['no-forward-wait', 'unordered-apply', 'skip-dedup', 'no-follower-takeover'];
+export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
+  'no-forward-wait',
+  'unordered-apply',
+  'skip-dedup',
+  'no-follower-takeover',
+  'fast-takeover-unconfirmed',
+  'fast-takeover-no-grace',
+];
 
 export interface FaultHooks {
   /** The broken variant, or undefined for the protocol as designed. */
@@ -33,6 +51,10 @@ export interface FaultHooks {
   follows(): boolean;
   /** A replica that cannot prove nothing acknowledged is lost reports `blocked`. */
   reportsBlocked(): boolean;
+  /** Backup, process-crash fast path: a reset is confirmed by a dial that finds nothing listening. */
+  confirmsProcessCrash(): boolean;
+  /** Backup, process-crash fast path: the grace after the refused dial (given the designed one). */
+  processCrashGraceMs(designed: number): number;
   /**
    * Backup: take entries some other way than through the BackupLog; true when it did (the designed
    * protocol never does).
@@ -52,6 +74,8 @@ export const NO_FAULT_HOOKS: FaultHooks = Object.freeze({
   waitsForForwards: () => true,
   follows: () => true,
   reportsBlocked: () => true,
+  confirmsProcessCrash: () => true,
+  processCrashGraceMs: (designed: number) => designed,
   acceptEntries: () => false,
 });
 
@@ -62,6 +86,10 @@ export function faultHooksFor(variant: BrokenVariant): FaultHooks {
       return { ...NO_FAULT_HOOKS, variant, answersFromDedup: () => false };
     case 'no-forward-wait':
       return { ...NO_FAULT_HOOKS, variant, waitsForForwards: () => false };
+    case 'fast-takeover-unconfirmed':
+      return { ...NO_FAULT_HOOKS, variant, confirmsProcessCrash: () => false };
+    case 'fast-takeover-no-grace':
+      return { ...NO_FAULT_HOOKS, variant, processCrashGraceMs: () => 0 };
     case 'no-follower-takeover':
       return { ...NO_FAULT_HOOKS, variant, follows: () => false, reportsBlocked: () => false };
     case 'unordered-apply':

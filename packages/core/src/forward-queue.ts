@@ -119,6 +119,16 @@ export class ForwardQueue {
     this.#armBatch();
   }
 
+  /**
+   * The primary's connection was reset or closed (its process may be dead, and the backup may take over
+   * after a short grace): send the batch now rather than after forwardDelayMs, and send every forward
+   * not yet acknowledged once more (its re-send timer keeps running).
+   */
+  pushNow(): void {
+    for (const f of this.#inFlight.values()) this.#sink.send(f.target, f.bytes);
+    this.#sendBatch();
+  }
+
   onAck(fwdId: number): void {
     const f = this.#inFlight.get(fwdId);
     if (f === undefined) return;

@@ -276,7 +276,7 @@ export class Joiner {
     this.#joinLink = undefined; // the primary now uses this connection for its flushes
     ctx.setEpoch(snap.epoch);
     ctx.backupLog.retainAfter(runner.appliedSeq, snap.epoch); // forwards collected while joining, beyond what we hold
-    ctx.roles.backup.noteJoined();
+    ctx.roles.backup.noteJoined(link);
     ctx.log('info', 'joined', { seq: snap.seq, from: link.remote, mode: resumed ? 'resume' : snap.delta === true ? 'delta' : 'copy' });
     follower.stop('joined');
     ctx.followable = true;

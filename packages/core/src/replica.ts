@@ -265,6 +265,7 @@ class ReplicaNode implements Replica<unknown> {
     this.#roles.joiner.onLinkClosed(link);
     this.#roles.primary.onLinkClosed(link, info);
     this.#roles.solo.onDropLinkClosed(link);
+    this.#roles.backup.onLinkClosed(link, info);
   }
 
   #onViolation(link: Link, error: ProtocolViolationError): void {
@@ -292,6 +293,7 @@ class ReplicaNode implements Replica<unknown> {
     switch (m.t) {
       case 'req':
         if (!fromClient) ctx.violation('req from a non-client connection');
+        if (r.backup.holdRequest(link, m)) return; // the primary's process may be gone: served after the takeover
         return r.primary.onRequest(link, m);
       case 'fwd':
         if (!fromClient) ctx.violation('fwd from a non-client connection');

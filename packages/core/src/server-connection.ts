@@ -83,6 +83,12 @@ export class ServerConnection {
     return true;
   }
 
+  /** Forget the re-dial backoff: the next send dials at once (the other replica's connection was just
+   * reset — this one may be about to take over, and the forwards must reach it within the grace). */
+  retryNow(): void {
+    this.#retryAt = 0;
+  }
+
   /** Called by the owner when a link closes. */
   linkClosed(link: Link): void {
     if (this.#link === link) this.#link = undefined;

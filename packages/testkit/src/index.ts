@@ -10,8 +10,8 @@ export * from './sim/simulation.js';
 export * from './sim/kv-service.js';
 export * from './sim/faults.js';
 export * from './sim/kv-run.js';
+export type { KvCluster } from './sim/kv-cluster.js';
 export type {
-  KvCluster,
   KvClusterHooks,
   ReplicaSlot,
   ClientSlot,
@@ -20,5 +20,5 @@ export type {
   BlockedInfo,
   OperatorAction,
   PrimaryKill,
-} from './sim/kv-cluster.js';
+} from './sim/kv-cluster-types.js';
 export type { AlarmSummary, FalseAlarm, LivenessBounds } from './sim/kv-checks.js';

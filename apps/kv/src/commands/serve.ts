@@ -85,7 +85,7 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
   out(
     'timing',
     { bounds, config: opts.replication },
-    `worst-case failover ${bounds.worstCaseFailoverMs} ms = heartbeat timeout ${opts.replication.heartbeatTimeoutMs} + forward window ${bounds.forwardWindowMs} + takeover probe ${bounds.takeoverProbeMs} + request retry ${opts.replication.requestTimeoutMs} (piggyback ${opts.replication.piggyback}, reply ${opts.replication.replyMode})`,
+    `worst-case failover ${bounds.worstCaseFailoverMs} ms (host crash: silence) = heartbeat timeout ${opts.replication.heartbeatTimeoutMs} + forward window ${bounds.forwardWindowMs} + takeover probe ${bounds.takeoverProbeMs} + request retry ${opts.replication.requestTimeoutMs}; ${bounds.processCrashGraceMs > 0 ? `process crash (reset + refused dial): ${bounds.processCrashFailoverMs} ms = grace ${bounds.processCrashGraceMs} (forward delay + transit allowance) + transit allowance` : 'process-crash fast path off'} (piggyback ${opts.replication.piggyback}, reply ${opts.replication.replyMode})`,
   );
   const streaming = streamingStateSync({
     service: variant.service,

@@ -83,6 +83,12 @@ export class TestNode {
     this.#heldSends = [];
   }
 
+  /** A reset from the network while this node's process lives (a middlebox RST): its connections are
+   * aborted, its listener and timers stay. */
+  resetConnections(): void {
+    for (const c of this.#conns) c.abort();
+  }
+
   /** Like SIGSTOP: nothing runs, nothing is delivered to or from this node (the clock keeps going). */
   pause(): void {
     this.paused = true;

@@ -1,3 +1,4 @@
+import type { ReplicationConfig } from '@tandem/core';
 import type { BrokenVariant } from '@tandem/core/internal';
 
 /**
@@ -21,7 +22,9 @@ export type FaultKind =
   /** The primary dies right after handing a message to a client (a reply not yet flushed to the backup). */
   | 'crash-primary-after-reply'
   /** The primary dies right after a reply, and that client's forwards to the backup are lost twice and the
-   * third is slow (within ackTimeoutMs): the last moment the forward window is designed to cover. */
+   * third is slow (within ackTimeoutMs): the last moment the forward window is designed to cover. Lost
+   * forwards on an open connection are outside the process-crash fast path's assumptions, so here the dead
+   * process's resets are lost too: the backup learns of the death by silence (the heartbeat path). */
   | 'crash-primary-slow-forward'
   /** The primary's machine dies: the primary and its co-located client together, silently. */
   | 'crash-primary-host'
@@ -57,6 +60,17 @@ export type FaultKind =
   /** The primary is killed; right after the backup took over, the new primary is paused (SIGSTOP) while
    * the restarted old primary (no state yet) waits to join; it resumes later. */
   | 'pause-primary-after-takeover'
+  // ---- process crash vs host crash vs a reset from the network (the fast path, docs/PROTOCOL.md) ------
+  /** The primary process dies right after a reply: the kernel resets its connections to the backup and to
+   * every client, and dials to it are refused. The answered client's event loop is busy for a while
+   * (within processCrashTransitMs): its forward comes after the backup saw the reset and the refused dial. */
+  | 'crash-primary-process'
+  /** The primary process dies, but its resets are lost on the way: nobody sees a reset (dials are
+   * refused); the heartbeat detector must take over, as for a host crash. */
+  | 'crash-primary-silent'
+  /** Every connection of the primary is reset by the network while the primary lives and listens: the
+   * backup's dial connects, so no takeover — a second primary would answer beside the first. */
+  | 'reset-primary-connections'
   // ---- not in the default set ----------------------------------------------------------------------
   /** LOST STATE: the backup is killed, restarts, and while it is still joining (no state yet) the primary
    * is killed too. Every primary/backup system loses acknowledged data here; the expected outcome is that
@@ -88,8 +102,15 @@ export const RECOVERY_FAULT_KINDS: readonly FaultKind[] = [
   'pause-primary-after-takeover',
 ];
 
+/** A dead process (resets, refused dials) vs a silent death vs a reset while the process lives. */
+export const PROCESS_CRASH_FAULT_KINDS: readonly FaultKind[] = [
+  'crash-primary-process',
+  'crash-primary-silent',
+  'reset-primary-connections',
+];
+
 /** What the default ('correct') run draws from: every fault the pair must survive by itself. */
-export const DEFAULT_FAULT_KINDS: readonly FaultKind[] = [...CLASSIC_FAULT_KINDS, ...RECOVERY_FAULT_KINDS];
+export const DEFAULT_FAULT_KINDS: readonly FaultKind[] = [...CLASSIC_FAULT_KINDS, ...RECOVERY_FAULT_KINDS, ...PROCESS_CRASH_FAULT_KINDS];
 
 /** @deprecated the classic set; kept for callers of the first version. Use DEFAULT_FAULT_KINDS. */
 export const ALL_FAULT_KINDS: readonly FaultKind[] = CLASSIC_FAULT_KINDS;
@@ -119,6 +140,8 @@ export interface VariantSpec {
   faultInjection?: { variant: BrokenVariant };
   /** Forces the piggyback mode (otherwise the seed picks one). */
   piggyback?: 'seq-digest' | 'entries';
+  /** Replication settings of this variant (a run's own `config` option overrides them). */
+  config?: Partial<ReplicationConfig>;
   /** The faults this variant draws from. */
   faults: readonly FaultKind[];
   /** True when the variant is expected to fail (the simulator must find it). */
@@ -142,8 +165,14 @@ export interface VariantSpec {
  *   'no-follower-takeover': brokenVariant('no-follower-takeover', ['crash-primary-after-drop'], /liveness/, '…'),
  * and kv-run.test.ts then checks that the simulator finds it within 200 seeds.
  */
-export function brokenVariant(name: BrokenVariant, faults: readonly FaultKind[], expect: RegExp, description: string): VariantSpec {
-  return { faultInjection: { variant: name }, faults, broken: true, expect, description };
+export function brokenVariant(
+  name: BrokenVariant,
+  faults: readonly FaultKind[],
+  expect: RegExp,
+  description: string,
+  config?: Partial<ReplicationConfig>,
+): VariantSpec {
+  return { faultInjection: { variant: name }, faults, broken: true, expect, description, ...(config ? { config } : {}) };
 }
 
 /** Faults excluded in seq-digest mode: a host crash loses the co-located client's forward — the known,
@@ -157,6 +186,14 @@ export const VARIANTS: Readonly<Record<string, VariantSpec>> = {
     load: true,
     description:
       'the protocol as designed, both piggyback modes (seq-digest without primary-host crashes); classic faults, faults during recovery, stalls and CPU load',
+  },
+  'fast-failover': {
+    faults: DEFAULT_FAULT_KINDS,
+    broken: false,
+    load: true,
+    config: { fastFailover: true },
+    description:
+      'the correct protocol with the opt-in process-crash fast path on (fastFailover): every fault of `correct`, the answered client never later than the transit allowance',
   },
   classic: {
     faults: CLASSIC_FAULT_KINDS,
@@ -194,6 +231,20 @@ export const VARIANTS: Readonly<Record<string, VariantSpec>> = {
     ['crash-primary-after-drop'],
     /liveness: no replica (served|answered)/,
     'BROKEN: a dropped replica never takes over (nor says it is blocked) when the primary that dropped it dies: the pair stalls (78d7e4e)',
+  ),
+  'fast-takeover-unconfirmed': brokenVariant(
+    'fast-takeover-unconfirmed',
+    ['reset-primary-connections'],
+    /linearizability|lost entries|acknowledged data|convergence|exactly-once/,
+    'BROKEN: the backup takes any reset of its primary connection for a process crash and takes over at once (no refused dial, no grace)',
+    { fastFailover: true },
+  ),
+  'fast-takeover-no-grace': brokenVariant(
+    'fast-takeover-no-grace',
+    ['crash-primary-process'],
+    /linearizability|lost entries|acknowledged data|convergence/,
+    'BROKEN: after the reset and the refused dial the backup takes over at once, without waiting for the forwards of the last replies',
+    { fastFailover: true },
   ),
   'seq-digest-host-crash': {
     piggyback: 'seq-digest',

@@ -7,7 +7,8 @@
  */
 import { checkKvHistory, type LinearizabilityReport } from '../linearizability/check.js';
 import type { KvHistoryOp } from '../linearizability/kv-history.js';
-import type { KvCluster, Outage } from './kv-cluster.js';
+import type { KvCluster } from './kv-cluster.js';
+import type { Outage } from './kv-cluster-types.js';
 import { duplicateApplications } from './kv-service.js';
 
 /** A `peer-faulty` event although the peer process was up and not paused (nor cut off by a targeted

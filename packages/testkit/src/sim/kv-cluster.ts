@@ -6,118 +6,32 @@
  */
 import {
   computeTimingBounds,
-  createClient,
-  createReplica,
-  errorName,
-  resolveConfig,
   type DerivedTimingBounds,
-  type Replica,
   type ReplicaEvent,
-  type ReplicaOptions,
   type ReplicationConfig,
   type Role,
+  resolveConfig,
 } from '@tandem/core';
-import { installFaultHooks } from '@tandem/core/internal';
 import type { KvHistoryOp } from '../linearizability/kv-history.js';
 import type { LoadProfile, VariantSpec } from './faults.js';
-import { createSimKvService, type SimKvReply, type SimKvRequest, type SimKvState } from './kv-service.js';
+import { finalRead, runClientWorkload } from './kv-clients.js';
+import {
+  type BlockedReport,
+  type ClientSlot,
+  type KvClusterHooks,
+  type KvClusterOptions,
+  type MaybeBlockingReplica,
+  type OperatorAction,
+  type Outage,
+  type PrimaryKill,
+  type ReplicaSlot,
+  SERVING,
+} from './kv-cluster-types.js';
+import { blockedNow, operatorPromote, recordPrimaryKill, segmentHistory } from './kv-operator.js';
+import { applyLoad, createSlotReplica, describeRoles, EventWaiters, noteReplicaEvent } from './kv-replicas.js';
+import { createSimKvService, type SimKvReply, type SimKvRequest } from './kv-service.js';
 import type { SimHost, SimNode } from './node.js';
 import type { Simulation } from './simulation.js';
-
-const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
-
-export interface ReplicaSlot {
-  name: string;
-  node: SimNode;
-  address: string;
-  peer: string;
-  replica: Replica<SimKvState> | undefined;
-  /** This incarnation has held the service's state (it was a backup or a primary): a kill of its peer
-   * then is a single fault. False for a fresh restart until it installed a copy. */
-  stateful: boolean;
-}
-
-export interface ClientSlot {
-  name: string;
-  node: SimNode;
-  remaining: number;
-  finished: boolean;
-  incarnation: number;
-}
-
-export interface KvClusterOptions {
-  variant: VariantSpec;
-  config: Partial<ReplicationConfig>;
-  clients: number;
-  opsPerClient: number;
-  keys: number;
-  hooks?: KvClusterHooks;
-}
-
-/** Test seams (see KvSimulationOptions.hooks). */
-export interface KvClusterHooks {
-  onStart?(cluster: KvCluster): void;
-  wrapReplica?(replica: Replica<SimKvState>, slot: ReplicaSlot, cluster: KvCluster): Replica<SimKvState>;
-}
-
-/** Why a process did not answer for a while: crashed, paused (SIGSTOP), stalled (a fault's event-loop
- * stall), or cut off from its peer by a targeted network fault (its acks lost). `to` is Infinity while open. */
-export interface Outage {
-  node: string;
-  kind: 'down' | 'paused' | 'stalled' | 'isolated';
-  from: number;
-  to: number;
-}
-
-/** What the lead's core adds (optional here, so this file works with and without it): a replica that
- * cannot prove nothing acknowledged was lost says so in its status and with a `blocked` event, and waits
- * for the operator's `promote({ acceptLoss: true })`. */
-export interface BlockedInfo {
-  reason: string;
-  haveSeq: number;
-}
-interface MaybeBlockingReplica {
-  status(): { blocked?: BlockedInfo | undefined };
-  promote?: (options: { acceptLoss: boolean }) => unknown;
-}
-
-export interface BlockedReport {
-  time: number;
-  node: string;
-  reason: string;
-  haveSeq: number;
-}
-
-export interface OperatorAction {
-  time: number;
-  node: string;
-  /** The promoted replica's appliedSeq: acknowledged operations beyond it were lost by the double fault. */
-  appliedSeq: number;
-  /** Acknowledged operations (before the promote) the promoted replica does not reflect. */
-  lostOps: number;
-  /** The promoted replica's key-value data: the state the history after the promote starts from (taken
-   * when it starts serving: it may order forwarded entries first). */
-  data: [string, string][];
-  /** It serves now (appliedSeq, data and lostOps are final). */
-  served: boolean;
-}
-
-/** A kill of the primary: was the other replica a backup in its epoch (the single-fault case), and what did
- * each hold (ground truth for judging a later `blocked`). */
-export interface PrimaryKill {
-  time: number;
-  node: string;
-  otherRole: Role | 'down';
-  /** The primary had declared its backup faulty since it last admitted one (it was dropping it). */
-  dropping: boolean;
-  primarySeq: number;
-  otherSeq: number;
-}
-
-interface EventWaiter {
-  pred: (e: { time: number; node: string; event: ReplicaEvent }) => boolean;
-  resolve: (e: { time: number; node: string; event: ReplicaEvent } | undefined) => void;
-}
 
 export class KvCluster {
   readonly sim: Simulation;
@@ -145,7 +59,7 @@ export class KvCluster {
   readonly disruptions: number[] = [];
   /** Chaos windows: loss beyond maxRetransmits is outside the bound's assumptions; completions inside are exempt. */
   readonly chaosWindows: [number, number][] = [];
-  /** Replicas that started serving without every acknowledged entry (#checkServesEverything). */
+  /** Replicas that started serving without every acknowledged entry (checkServesEverything in kv-operator.ts). */
   readonly servedBehind: string[] = [];
   /** Windows in which the only replica holding the state was frozen (see frozenSoleHolder). */
   readonly frozenWindows: [number, number][] = [];
@@ -169,7 +83,7 @@ export class KvCluster {
   /** Intervals with no running replica in a serving role (primary / solo-primary; a paused one does not
    * serve, a busy one does — late). The last one is open (to = Infinity) while nobody serves. */
   readonly unserved: [number, number][] = [];
-  #eventWaiters: EventWaiter[] = [];
+  readonly #eventWaiters = new EventWaiters();
   readonly #hooks: KvClusterHooks;
 
   constructor(sim: Simulation, options: KvClusterOptions) {
@@ -223,21 +137,7 @@ export class KvCluster {
     pred: (e: { time: number; node: string; event: ReplicaEvent }) => boolean,
     timeoutMs: number,
   ): Promise<{ time: number; node: string; event: ReplicaEvent } | undefined> {
-    return new Promise((resolve) => {
-      let done = false;
-      const waiter: EventWaiter = {
-        pred,
-        resolve: (e) => {
-          if (done) return;
-          done = true;
-          timer.cancel();
-          this.#eventWaiters = this.#eventWaiters.filter((w) => w !== waiter);
-          resolve(e);
-        },
-      };
-      const timer = this.sim.scheduler.after(timeoutMs, 'driver wait', () => waiter.resolve(undefined));
-      this.#eventWaiters.push(waiter);
-    });
+    return this.#eventWaiters.next(this.sim.scheduler, pred, timeoutMs);
   }
 
   /** Run `fn` right after the current event (same virtual instant), outside any protocol call stack. */
@@ -299,18 +199,19 @@ export class KvCluster {
   }
 
   /** Kill a process (SIGKILL: its host's kernel resets its connections). */
-  crash(node: SimNode): void {
+  /** Kill a process; `resets: false`: the kernel's resets of its connections are lost on the way. */
+  crash(node: SimNode, resets = true): void {
     if (node.state === 'down') return;
-    this.#recordPrimaryKill(node);
+    recordPrimaryKill(this, node);
     if (node.state === 'paused' || node.state === 'resuming') this.#closeOutages(node, 'paused');
-    node.crash();
+    node.crash(false, resets);
     this.#openOutage(node, 'down');
     this.#clientDied(node);
     this.#updateServing();
   }
 
   crashHost(host: SimHost): void {
-    for (const n of host.nodes) this.#recordPrimaryKill(n);
+    for (const n of host.nodes) recordPrimaryKill(this, n);
     this.sim.crashHost(host);
     for (const n of host.nodes) {
       this.#closeOutages(n, 'paused');
@@ -388,89 +289,28 @@ export class KvCluster {
     if (c) this.deadClients.add(`${c.name}#${c.incarnation}`);
   }
 
-  #recordPrimaryKill(node: SimNode): void {
-    const slot = this.replicas.find((s) => s.node === node);
-    if (!slot || node.state === 'down' || !SERVING.has(this.role(slot)!)) return;
-    const other = this.other(slot);
-    const mine = this.replicaEvents.filter(
-      (e) => e.node === slot.name && (e.event.type === 'peer-joined' || e.event.type === 'peer-faulty'),
-    );
-    this.primaryKills.push({
-      time: this.sim.now,
-      node: slot.name,
-      otherRole: this.live(other) ? this.role(other)! : 'down',
-      dropping: mine.at(-1)?.event.type === 'peer-faulty',
-      primarySeq: slot.replica!.status().appliedSeq,
-      otherSeq: this.live(other) ? other.replica!.status().appliedSeq : -1,
-    });
-  }
-
   /**
    * Background CPU load (not a fault): replica i's event loop costs `perMessageMs` (+ `perKiBMs` per KiB)
    * per message, and every ~gcEveryMs it stalls for 1…gcMaxMs (GC-like). Clients cost nothing.
    */
   applyLoad(profile: LoadProfile): void {
-    const sched = this.sim.scheduler;
-    const rng = this.sim.random;
-    profile.replicas.forEach((l, i) => {
-      const slot = this.replicas[i];
-      if (!slot) return;
-      slot.node.cpu = { perMessageMs: l.perMessageMs, perKiBMs: l.perKiBMs, perTimerMs: 0 };
-      if (l.gcEveryMs <= 0) return;
-      const tick = (): void => {
-        if (slot.node.state === 'up') {
-          slot.node.stall(rng.between(1, l.gcMaxMs));
-          this.gcStalls.set(slot.name, (this.gcStalls.get(slot.name) ?? 0) + 1);
-        }
-        sched.after(rng.between(0.5, 1.5) * l.gcEveryMs, 'gc', tick);
-      };
-      sched.after(rng.between(0.5, 1.5) * l.gcEveryMs, 'gc', tick);
-    });
+    applyLoad(this, profile);
   }
 
   // ---- replicas -----------------------------------------------------------------------------------
 
   startReplica(slot: ReplicaSlot, roleHint: 'primary' | 'backup' | 'auto'): void {
-    const sched = this.sim.scheduler;
-    const opts: ReplicaOptions<SimKvState, SimKvRequest, SimKvReply> = {
-      service: this.service,
-      env: slot.node.env(),
-      listen: slot.address,
-      peer: slot.peer,
-      roleHint,
-      nodeId: slot.name,
-      config: this.config,
-    };
-    const created = createReplica(opts);
-    if (this.variant.faultInjection) installFaultHooks(created, this.variant.faultInjection.variant);
-    const replica = this.#hooks.wrapReplica ? this.#hooks.wrapReplica(created, slot, this) : created;
+    const replica = createSlotReplica(this, slot, roleHint, this.#hooks);
     slot.replica = replica;
     slot.stateful = false;
     const inc = slot.node.incarnation;
     replica.on((event) => {
       if (slot.node.incarnation !== inc) return;
-      const type = (event as { type: string }).type;
-      if (
-        type === 'role' ||
-        type === 'takeover' ||
-        type === 'step-down' ||
-        type === 'divergence' ||
-        type === 'lost-entries' ||
-        type === 'blocked'
-      ) {
-        sched.note(`${slot.name} ${type} ${'role' in event ? event.role : ''} ${'epoch' in event ? event.epoch : ''}`);
-      }
-      if (type === 'blocked') this.#noteBlocked(slot, event as unknown as Partial<BlockedInfo>);
-      // A first primary starts from the initial state, which it holds: stateful too.
-      if (event.type === 'role' && (event.role === 'backup' || SERVING.has(event.role))) slot.stateful = true;
-      // A promoted replica serves from what it holds when it starts serving (it may order forwarded
-      // entries first): that is the state the history after the promote starts from.
-      if (type === 'promoted' || (event.type === 'role' && SERVING.has(event.role))) this.#promotedServes(slot);
-      if (event.type === 'role' && event.role === 'solo-primary') this.#checkServesEverything(slot);
-      const rec = { time: sched.now, node: slot.name, event };
+      noteReplicaEvent(this, slot, event);
+      const rec = { time: this.sim.now, node: slot.name, event };
       this.replicaEvents.push(rec);
       if (event.type === 'role') this.#updateServing();
-      for (const w of [...this.#eventWaiters]) if (w.pred(rec)) w.resolve(rec);
+      this.#eventWaiters.dispatch(rec);
     });
     void replica.start().catch((err: unknown) => {
       if (slot.node.incarnation === inc) this.failures.push(`${slot.name} failed to start: ${String(err)}`);
@@ -548,29 +388,10 @@ export class KvCluster {
   }
 
   describeRoles(): string {
-    return this.replicas
-      .map((r) => {
-        if (!this.live(r)) return `${r.name}=down`;
-        const s = r.replica!.status();
-        const blocked = (s as { blocked?: BlockedInfo }).blocked;
-        return `${r.name}=${s.role}${r.node.state !== 'up' ? ` (${r.node.state})` : ''} epoch ${s.epoch} seq ${s.appliedSeq}${blocked ? ` BLOCKED (${blocked.reason})` : ''}`;
-      })
-      .join(', ');
+    return describeRoles(this);
   }
 
   // ---- blocked replicas and the operator ------------------------------------------------------------
-
-  #noteBlocked(slot: ReplicaSlot, info: Partial<BlockedInfo>): void {
-    const last = this.blockedReports.filter((b) => b.node === slot.name).at(-1);
-    if (last && (this.operatorActions.at(-1)?.time ?? -1) < last.time) return; // same episode
-    this.blockedReports.push({
-      time: this.sim.now,
-      node: slot.name,
-      reason: String(info.reason ?? '?'),
-      haveSeq: Number(info.haveSeq ?? slot.replica!.status().appliedSeq),
-    });
-    this.onBlocked?.();
-  }
 
   /** Called on each new `blocked` report (the operator's pager). */
   onBlocked: (() => void) | undefined;
@@ -585,16 +406,7 @@ export class KvCluster {
 
   /** Replicas whose status says `blocked` (the lead's ReplicaStatus.blocked; never set by older cores). */
   blockedNow(): ReplicaSlot[] {
-    const out: ReplicaSlot[] = [];
-    for (const s of this.replicas) {
-      if (!this.live(s) || s.node.state !== 'up') continue;
-      const b = (s.replica as unknown as MaybeBlockingReplica).status().blocked;
-      if (b) {
-        this.#noteBlocked(s, b);
-        out.push(s);
-      }
-    }
-    return out;
+    return blockedNow(this);
   }
 
   /** True when the replica object offers the operator action (the lead's `promote`). */
@@ -608,68 +420,7 @@ export class KvCluster {
    * linearizability check then holds within the segments before and after the promote (segments()).
    */
   operatorPromote(slot: ReplicaSlot): void {
-    const seq = slot.replica!.status().appliedSeq;
-    const now = this.sim.now;
-    const lost = this.#lostOps(seq, now);
-    this.operatorActions.push({
-      time: now,
-      node: slot.name,
-      appliedSeq: seq,
-      lostOps: lost,
-      data: [...slot.replica!.state.data],
-      served: false,
-    });
-    this.noteFault(`operator: ${slot.name}.promote({ acceptLoss: true }) at seq ${seq} (${lost} acknowledged operations beyond it)`);
-    try {
-      const r = (slot.replica as unknown as MaybeBlockingReplica).promote!({ acceptLoss: true });
-      if (r instanceof Promise) r.catch((err: unknown) => this.failures.push(`operator promote of ${slot.name} failed: ${String(err)}`));
-    } catch (err) {
-      this.failures.push(`operator promote of ${slot.name} failed: ${String(err)}`);
-    }
-  }
-
-  /**
-   * The guarantee, checked when a replica starts serving alone (takeover, first primary, promote): its
-   * state reflects every reply a surviving client has received (clients that died, or died with the
-   * primary's host, are not covered; replies before an operator's promote were given up by the operator).
-   */
-  #checkServesEverything(slot: ReplicaSlot): void {
-    const seq = slot.replica!.status().appliedSeq;
-    const since = this.operatorActions.at(-1)?.time ?? Number.NEGATIVE_INFINITY;
-    const dead = new Set([...this.deadClients, ...this.diedWithPrimary.map((d) => d.label)]);
-    let acked = 0;
-    let who = '';
-    for (const h of this.history) {
-      const info = this.opInfo.get(h);
-      if (h.return === undefined || info === undefined || h.return <= since || dead.has(String(h.client))) continue;
-      if (info.seq > acked) {
-        acked = info.seq;
-        who = `${h.client} ${h.op} ${h.key} at ${h.return.toFixed(1)}ms`;
-      }
-    }
-    if (acked > seq) {
-      this.servedBehind.push(
-        `acknowledged data not reflected: ${slot.name} started serving alone (solo-primary, epoch ${slot.replica!.status().epoch}) at ${this.sim.now.toFixed(1)}ms holding seq ${seq}, but surviving clients had replies up to seq ${acked} (${who}); replicas: ${this.describeRoles()}`,
-      );
-    }
-  }
-
-  #promotedServes(slot: ReplicaSlot): void {
-    const a = this.operatorActions.at(-1);
-    if (a === undefined || a.node !== slot.name || a.served) return;
-    a.served = true;
-    a.appliedSeq = slot.replica!.status().appliedSeq;
-    a.data = [...slot.replica!.state.data];
-    a.lostOps = this.#lostOps(a.appliedSeq, a.time);
-  }
-
-  #lostOps(seq: number, before: number): number {
-    let lost = 0;
-    for (const h of this.history) {
-      const info = this.opInfo.get(h);
-      if (h.return !== undefined && h.return <= before && info !== undefined && info.seq > seq) lost++;
-    }
-    return lost;
+    operatorPromote(this, slot);
   }
 
   /**
@@ -680,27 +431,7 @@ export class KvCluster {
    * the earlier one.
    */
   segments(history: readonly KvHistoryOp[]): KvHistoryOp[][] {
-    if (this.operatorActions.length === 0) return [[...history]];
-    const cuts = [...this.operatorActions].sort((a, b) => a.time - b.time);
-    const out: KvHistoryOp[][] = [];
-    for (let i = 0; i <= cuts.length; i++) {
-      const from = i === 0 ? Number.NEGATIVE_INFINITY : cuts[i - 1]!.time;
-      const to = i === cuts.length ? Number.POSITIVE_INFINITY : cuts[i]!.time;
-      const seg: KvHistoryOp[] = [];
-      if (i > 0)
-        for (const [key, value] of cuts[i - 1]!.data)
-          seg.push({ client: 'operator', op: 'put', key, value, call: from - 2, return: from - 1 });
-      for (const h of history) {
-        if (h.call >= to) continue;
-        if (h.call < from) {
-          if (h.return !== undefined && h.return > from && h.return <= to) seg.push({ ...h, call: from });
-          continue;
-        }
-        seg.push(h.return !== undefined && h.return > to ? { ...h, return: undefined } : h);
-      }
-      out.push(seg);
-    }
-    return out;
+    return segmentHistory(this.operatorActions, history);
   }
 
   // ---- clients ------------------------------------------------------------------------------------
@@ -708,46 +439,7 @@ export class KvCluster {
   /** Start (or continue, after a restart) a client's workload: get/put/append on random keys with
    * unique written values, each operation recorded with virtual call and return times. */
   runClient(slot: ClientSlot): void {
-    const sched = this.sim.scheduler;
-    const rng = this.sim.random;
-    const inc = slot.node.incarnation;
-    const env = slot.node.env();
-    const client = createClient({ service: this.service, env, servers: this.servers, config: this.config });
-    const label = `${slot.name}#${slot.incarnation}`;
-    const pause = (ms: number) => new Promise<void>((r) => env.setTimer(ms, r));
-    void (async () => {
-      while (slot.remaining > 0) {
-        await pause(rng.between(0, 15));
-        const i = this.opsPerClient - slot.remaining;
-        slot.remaining--;
-        const key = `k${rng.int(0, this.keys - 1)}`;
-        const r = rng.next();
-        const req: SimKvRequest =
-          r < 0.4
-            ? { op: 'get', key }
-            : r < 0.6
-              ? { op: 'put', key, value: `${label}.${i};` }
-              : { op: 'append', key, value: `${label}.${i};` };
-        const rec: KvHistoryOp = { client: label, op: req.op, key, value: req.op === 'get' ? null : req.value, call: sched.now };
-        this.history.push(rec);
-        sched.note(`call ${label} ${req.op} ${key}`);
-        try {
-          const rep = await client.callWithInfo(req);
-          rec.return = sched.now;
-          this.opInfo.set(rec, { seq: rep.seq, epoch: rep.epoch });
-          if (req.op === 'get') rec.value = rep.reply.value;
-          sched.note(`return ${label} ${req.op} ${key} ${rep.reply.value ?? '∅'}`);
-        } catch (err) {
-          if (slot.node.incarnation !== inc) return;
-          if (errorName(err) === 'ServiceUnavailableError') {
-            this.failures.push(
-              `liveness: ${label} ${req.op} ${key} called at ${rec.call.toFixed(1)}ms failed with ServiceUnavailableError at ${sched.now.toFixed(1)}ms`,
-            );
-          } else this.failures.push(`${label} ${req.op} ${key}: unexpected ${errorName(err)}: ${(err as Error).message}`);
-        }
-      }
-      if (slot.node.incarnation === inc) slot.finished = true;
-    })();
+    runClientWorkload(this, slot);
   }
 
   /** A crashed client process comes back as a new client (new clientId) and finishes the workload. */
@@ -765,20 +457,11 @@ export class KvCluster {
   }
 
   /** Read a key through a fresh client process, recording the read in the history. */
-  async finalRead(
+  finalRead(
     key: string,
     reader: { callWithInfo(req: SimKvRequest): Promise<{ reply: SimKvReply; seq: number; epoch: number }> },
   ): Promise<void> {
-    const rec: KvHistoryOp = { client: 'reader', op: 'get', key, value: null, call: this.sim.now };
-    this.history.push(rec);
-    try {
-      const rep = await reader.callWithInfo({ op: 'get', key });
-      rec.value = rep.reply.value;
-      rec.return = this.sim.now;
-      this.opInfo.set(rec, { seq: rep.seq, epoch: rep.epoch });
-    } catch (err) {
-      this.failures.push(`final read of ${key}: ${errorName(err)}: ${(err as Error).message}`);
-    }
+    return finalRead(this, key, reader);
   }
 
   // ---- liveness, as the run goes -------------------------------------------------------------------

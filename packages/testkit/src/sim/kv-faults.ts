@@ -12,7 +12,8 @@
  */
 import { codec } from '@tandem/core/internal';
 import type { FaultKind } from './faults.js';
-import type { KvCluster, ReplicaSlot } from './kv-cluster.js';
+import type { KvCluster } from './kv-cluster.js';
+import type { ReplicaSlot } from './kv-cluster-types.js';
 import type { SimNode } from './node.js';
 
 /** True when the bytes are a client's forward (state information for the backup). */
@@ -70,7 +71,7 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
         if (from === p.node && cluster.clientNodes.has(to) && victim === undefined) {
           victim = to;
           sim.network.onTransmit = undefined;
-          cluster.crash(p.node);
+          cluster.crash(p.node, false); // its resets lost: forwards lost on an open connection are the silence path's case
           cluster.noteFault(
             `crash-primary-slow-forward ${p.name} (right after a send to ${to.name}; its next ${cluster.cfg.maxRetransmits} forwards to ${b.name} lost, then one delayed)`,
           );
@@ -87,12 +88,55 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       await cluster.waitUntil(() => victim !== undefined, 500);
       sim.network.onTransmit = undefined;
       if (victim === undefined) {
-        cluster.crash(p.node);
-        cluster.noteFault(`crash-primary ${p.name} (no reply seen)`);
+        cluster.crash(p.node, false);
+        cluster.noteFault(`crash-primary ${p.name} (no reply seen, resets lost)`);
       }
       await cluster.sleep(cluster.bounds.takeoverMs + cluster.cfg.ackTimeoutMs);
       sim.network.interceptor = undefined;
       cluster.restartReplica(p);
+      return;
+    }
+    case 'crash-primary-process': {
+      if (!p) return;
+      // Right after a reply: the kernel resets every connection of the dead process. The answered client's
+      // event loop is busy for up to 0.9 × processCrashTransitMs, so it handles the reply — and forwards its
+      // state information — late: after the backup saw the reset and the refused dial.
+      let victim: SimNode | undefined;
+      const busyMs = rng.between(0, 0.9 * cluster.cfg.processCrashTransitMs);
+      sim.network.onTransmit = (from, to) => {
+        if (from === p.node && cluster.clientNodes.has(to) && victim === undefined) {
+          victim = to;
+          sim.network.onTransmit = undefined;
+          cluster.crash(p.node);
+          cluster.noteFault(`crash-primary-process ${p.name} (right after a send to ${to.name}, busy ${busyMs.toFixed(1)}ms after it)`);
+          // The reply is in flight: the client handles it (and the reset behind it) only after its busy spell.
+          cluster.stall(to, busyMs);
+        }
+      };
+      await cluster.waitUntil(() => victim !== undefined, 500);
+      sim.network.onTransmit = undefined;
+      if (victim === undefined) {
+        cluster.crash(p.node);
+        cluster.noteFault(`crash-primary-process ${p.name} (no reply seen)`);
+      }
+      await cluster.sleep(rng.between(20, 2 * cluster.bounds.takeoverMs));
+      cluster.restartReplica(p);
+      return;
+    }
+    case 'crash-primary-silent': {
+      if (!p) return;
+      cluster.crash(p.node, false);
+      cluster.noteFault(`crash-primary-silent ${p.name} (its resets lost)`);
+      await cluster.sleep(rng.between(20, 2 * cluster.bounds.takeoverMs));
+      cluster.restartReplica(p);
+      return;
+    }
+    case 'reset-primary-connections': {
+      if (!p) return;
+      const n = sim.network.sever((a, z) => a === p.node || z === p.node);
+      cluster.severs.push(sched.now);
+      cluster.noteFault(`reset-primary-connections ${p.name} (${n}; it lives and listens)`);
+      await cluster.sleep(rng.between(0, cluster.bounds.takeoverMs));
       return;
     }
     case 'crash-primary-host': {

@@ -21,7 +21,8 @@ import type { LinearizabilityReport } from '../linearizability/check.js';
 import type { KvHistoryOp } from '../linearizability/kv-history.js';
 import { faultsFor, VARIANTS, type FaultKind, type LoadProfile, type VariantSpec } from './faults.js';
 import { checkKvRun, type AlarmSummary, type LivenessBounds } from './kv-checks.js';
-import { KvCluster, type BlockedReport, type KvClusterHooks, type OperatorAction } from './kv-cluster.js';
+import { KvCluster } from './kv-cluster.js';
+import type { BlockedReport, KvClusterHooks, OperatorAction } from './kv-cluster-types.js';
 import { injectFault } from './kv-faults.js';
 import type { NetworkStats } from './network.js';
 import { Simulation, type LogLine } from './simulation.js';
@@ -139,10 +140,11 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
   const sim = new Simulation({ seed: options.seed, recordTrace: options.recordTrace ?? false });
   const rng = sim.random;
   const sched = sim.scheduler;
-  const piggyback = options.config?.piggyback ?? variant.piggyback ?? (rng.chance(0.5) ? 'entries' : 'seq-digest');
+  const own = { ...variant.config, ...options.config };
+  const piggyback = own.piggyback ?? variant.piggyback ?? (rng.chance(0.5) ? 'entries' : 'seq-digest');
   // The seed also varies the flush batch size (flush on every entry … the default) unless configured.
-  const flushMaxEntries = options.config?.flushMaxEntries ?? rng.pick([1, 4, resolveConfig({}).flushMaxEntries]);
-  const config: Partial<ReplicationConfig> = { ...options.config, piggyback, flushMaxEntries };
+  const flushMaxEntries = own.flushMaxEntries ?? rng.pick([1, 4, resolveConfig({}).flushMaxEntries]);
+  const config: Partial<ReplicationConfig> = { ...own, piggyback, flushMaxEntries };
   const faultKinds = options.faultKinds ?? faultsFor(variant, piggyback);
   if (faultKinds.length === 0) throw new RangeError('no fault kinds to draw from');
   const cluster = new KvCluster(sim, {

@@ -356,16 +356,23 @@ export class SimNetwork {
     return this.#blocked.size > 0 && this.#blocked.has(pairKey(a, b));
   }
 
-  /** Called by SimNode.crash(). */
-  nodeCrashed(node: SimNode, hostCrash: boolean): void {
+  /** Called by SimNode.crash(). A process crash resets every connection of the process (each peer sees
+   * "reset" after the data already sent) and dials to its address are refused; `resets: false` loses those
+   * resets on the way; a host crash resets nothing (and dials time out). */
+  nodeCrashed(node: SimNode, hostCrash: boolean, resets = !hostCrash): void {
     for (const [addr, l] of this.#listeners) if (l.node === node) this.#listeners.delete(addr);
     for (const pipe of [...this.#pipes]) {
       const mine = pipe.a.node === node ? pipe.a : pipe.b.node === node ? pipe.b : undefined;
       if (!mine || mine.inc !== node.incarnation) continue;
       this.#pipes.delete(pipe);
-      if (!hostCrash) this.transmitClose(mine, 'rst', true);
+      if (!hostCrash && resets) this.transmitClose(mine, 'rst', true);
     }
+    if (!hostCrash && !resets) this.#resetsLost.add(node);
   }
+
+  /** Processes that died with their resets lost: data sent to them later gets no reset either (until
+   * they listen again). */
+  readonly #resetsLost = new Set<SimNode>();
 
   // ---- internals ----------------------------------------------------------------------------------
 
@@ -451,7 +458,7 @@ export class SimNetwork {
   #deliver(from: SimConnection, to: SimConnection, label: string, fn: () => void, quiet = false, bytes?: number): void {
     const delivered = to.node.gate(to.inc, label, fn, bytes);
     // Data reaching a dead process on a live host (crashed, or rebooted since): the kernel answers with a reset.
-    if (!delivered && !quiet && to.node.host.up && from.alive && !from.isClosed) {
+    if (!delivered && !quiet && to.node.host.up && from.alive && !from.isClosed && !this.#resetsLost.has(to.node)) {
       const inc = from.inc;
       this.#sched.after(this.#delay(), `rst ${to.node.name}->${from.node.name}`, () =>
         from.node.gate(inc, 'rst', () => from.remoteEnd('rst')),
@@ -469,6 +476,7 @@ export class SimNetwork {
     }
     const existing = this.#listeners.get(address);
     if (existing && !existing.closedFlag) return Promise.reject(new AddressInUseError(`${address} is in use`, { address }));
+    this.#resetsLost.delete(node);
     const l = new SimListener(this, node, inc, address, options);
     this.#listeners.set(address, l);
     this.#addressHost.set(address, node.host);

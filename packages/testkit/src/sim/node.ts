@@ -40,7 +40,7 @@ interface QueuedCpuEvent extends GatedEvent {
 
 export interface NodeHooks {
   /** Called when a node crashes, before its incarnation changes (the network drops its connections). */
-  onCrash(node: SimNode, hostCrash: boolean): void;
+  onCrash(node: SimNode, hostCrash: boolean, resets: boolean): void;
   /** A transport bound to one incarnation of a node. */
   transportFor(node: SimNode, incarnation: number): Transport;
 }
@@ -186,11 +186,13 @@ export class SimNode {
   }
 
   /** Kill the process: memory, timers and connections are gone (a process crash: the host's kernel resets
-   * its connections; with `hostCrash` nothing is reset — peers just stop hearing from it). */
-  crash(hostCrash = false): void {
+   * its connections; with `hostCrash` nothing is reset — peers just stop hearing from it). `resets: false`
+   * on a live host: the kernel's resets are lost on the way — also those answering data sent to the dead
+   * process later — while dials are still refused. */
+  crash(hostCrash = false, resets = !hostCrash): void {
     if (this.#state === 'down') return;
-    this.#sched.note(`crash ${this.name}${hostCrash ? ' (host)' : ''}`);
-    this.#hooks.onCrash(this, hostCrash);
+    this.#sched.note(`crash ${this.name}${hostCrash ? ' (host)' : resets ? '' : ' (resets lost)'}`);
+    this.#hooks.onCrash(this, hostCrash, resets);
     this.#incarnation++;
     this.#state = 'down';
     this.#frozen = [];

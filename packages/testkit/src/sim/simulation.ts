@@ -73,7 +73,10 @@ export class Simulation {
       h,
       this.scheduler,
       this.random,
-      { onCrash: (node, hostCrash) => net.nodeCrashed(node, hostCrash), transportFor: (node, inc) => net.transportFor(node, inc) },
+      {
+        onCrash: (node, hostCrash, resets) => net.nodeCrashed(node, hostCrash, resets),
+        transportFor: (node, inc) => net.transportFor(node, inc),
+      },
       this.#logger,
     );
     this.nodes.set(name, n);

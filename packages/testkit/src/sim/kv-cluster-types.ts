@@ -1,0 +1,99 @@
+/**
+ * The key-value simulation's records (kv-cluster.ts): the replica and client slots, the cluster's
+ * options and test seams, outages, `blocked` reports, the operator's promotes and primary kills.
+ */
+import type { Replica, ReplicationConfig, Role } from '@tandem/core';
+import type { VariantSpec } from './faults.js';
+import type { KvCluster } from './kv-cluster.js';
+import type { SimKvState } from './kv-service.js';
+import type { SimNode } from './node.js';
+
+export const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
+
+export interface ReplicaSlot {
+  name: string;
+  node: SimNode;
+  address: string;
+  peer: string;
+  replica: Replica<SimKvState> | undefined;
+  /** This incarnation has held the service's state (it was a backup or a primary): a kill of its peer
+   * then is a single fault. False for a fresh restart until it installed a copy. */
+  stateful: boolean;
+}
+
+export interface ClientSlot {
+  name: string;
+  node: SimNode;
+  remaining: number;
+  finished: boolean;
+  incarnation: number;
+}
+
+export interface KvClusterOptions {
+  variant: VariantSpec;
+  config: Partial<ReplicationConfig>;
+  clients: number;
+  opsPerClient: number;
+  keys: number;
+  hooks?: KvClusterHooks;
+}
+
+/** Test seams (see KvSimulationOptions.hooks). */
+export interface KvClusterHooks {
+  onStart?(cluster: KvCluster): void;
+  wrapReplica?(replica: Replica<SimKvState>, slot: ReplicaSlot, cluster: KvCluster): Replica<SimKvState>;
+}
+
+/** Why a process did not answer for a while: crashed, paused (SIGSTOP), stalled (a fault's event-loop
+ * stall), or cut off from its peer by a targeted network fault (its acks lost). `to` is Infinity while open. */
+export interface Outage {
+  node: string;
+  kind: 'down' | 'paused' | 'stalled' | 'isolated';
+  from: number;
+  to: number;
+}
+
+/** What the lead's core adds (optional here, so this file works with and without it): a replica that
+ * cannot prove nothing acknowledged was lost says so in its status and with a `blocked` event, and waits
+ * for the operator's `promote({ acceptLoss: true })`. */
+export interface BlockedInfo {
+  reason: string;
+  haveSeq: number;
+}
+export interface MaybeBlockingReplica {
+  status(): { blocked?: BlockedInfo | undefined };
+  promote?: (options: { acceptLoss: boolean }) => unknown;
+}
+
+export interface BlockedReport {
+  time: number;
+  node: string;
+  reason: string;
+  haveSeq: number;
+}
+
+export interface OperatorAction {
+  time: number;
+  node: string;
+  /** The promoted replica's appliedSeq: acknowledged operations beyond it were lost by the double fault. */
+  appliedSeq: number;
+  /** Acknowledged operations (before the promote) the promoted replica does not reflect. */
+  lostOps: number;
+  /** The promoted replica's key-value data: the state the history after the promote starts from (taken
+   * when it starts serving: it may order forwarded entries first). */
+  data: [string, string][];
+  /** It serves now (appliedSeq, data and lostOps are final). */
+  served: boolean;
+}
+
+/** A kill of the primary: was the other replica a backup in its epoch (the single-fault case), and what did
+ * each hold (ground truth for judging a later `blocked`). */
+export interface PrimaryKill {
+  time: number;
+  node: string;
+  otherRole: Role | 'down';
+  /** The primary had declared its backup faulty since it last admitted one (it was dropping it). */
+  dropping: boolean;
+  primarySeq: number;
+  otherSeq: number;
+}
