@@ -101,6 +101,25 @@ process.exit(0);
 `,
   },
   {
+    dir: 'packages/causal',
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'dist/replication/index.js', 'README.md'],
+    forbid: ['ws', 'zeromq'],
+    smoke: `
+import assert from 'node:assert/strict';
+import { VectorClock, decodeStamp, encodeStamp } from '@tandem/causal';
+const a = VectorClock.from([1, 0, 2]);
+const b = VectorClock.from([1, 1, 2]);
+assert.equal(a.compare(b), 'before');
+b.merge(a);
+assert.deepEqual([b.get(0), b.get(1), b.get(2)], [1, 1, 2]);
+assert.equal(typeof encodeStamp, 'function');
+assert.equal(typeof decodeStamp, 'function');
+const replication = await import('@tandem/causal/replication');
+assert.ok(Object.keys(replication).length > 0);
+console.log('  vector clocks OK; @tandem/causal/replication exports ' + Object.keys(replication).length + ' names');
+`,
+  },
+  {
     dir: 'packages/state-transfer',
     expectFiles: ['dist/index.js', 'dist/index.d.ts', 'dist/worker/transfer-worker.js', 'README.md'],
     forbid: ['ws', 'zeromq'],

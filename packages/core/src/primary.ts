@@ -9,6 +9,7 @@
  */
 import type { CloseInfo } from '@tandem/transport';
 import { entryMac, packedEntriesMac } from './auth.js';
+import { AdmissionHold, DEFAULT_HOLD_TIMEOUT_MS } from './admission-hold.js';
 import { isExpired, type DedupRecord } from './dedup.js';
 import { invariant } from './errors.js';
 import { FlushTracker } from './flush-tracker.js';
@@ -50,11 +51,16 @@ export class Primary {
   #syncWaiters: SyncWaiter[] = [];
   /** Owned here, not by the link: nothing else reads or moves a connection's mark. */
   readonly #cursors = new WeakMap<Link, PiggybackCursor>();
+  /** Requests the admission hook (ReplicaHooks.admit) holds. */
+  readonly #admissionHeld: AdmissionHold;
+  /** Replies an afterApply hook delays, by seq: a retransmission of such a request waits as well. */
+  readonly #gates = new Map<number, Promise<void>>();
 
   constructor(ctx: ReplicaContext) {
     this.#ctx = ctx;
     const b = ctx.bounds;
     this.tracker = new FlushTracker(ctx.cfg, b.leaseMs, b.joinTimeoutMs, b.peerFaultyMs);
+    this.#admissionHeld = new AdmissionHold(ctx.env, MAX_HELD_REQUESTS);
   }
 
   // ---------------------------------------------------------------- requests
@@ -76,6 +82,7 @@ export class Primary {
       return;
     }
     this.#serve(link, req);
+    if (this.#admissionHeld.size > 0) this.#reofferAdmissionHeld();
   }
 
   #serve(link: Link, req: Req): void {
@@ -92,7 +99,7 @@ export class Primary {
     if (dup !== undefined && ctx.faults.answersFromDedup()) {
       const rep = this.#repFromRecord(req.requestId, dup);
       this.#authenticate(rep, req);
-      link.send(rep);
+      this.#sendReply(link, rep, this.#gates.get(dup.seq)); // a delayed reply stays delayed
       return;
     }
     const parsed = runner.parseRequest(req.body);
@@ -109,6 +116,11 @@ export class Primary {
       });
       return;
     }
+    const hooks = ctx.opts.hooks;
+    if (hooks?.admit !== undefined && !hooks.admit({ clientId: req.clientId, requestId: req.requestId, body: req.body }, runner.state)) {
+      this.#admissionHeld.hold(link, req, hooks.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS, () => ctx.epoch);
+      return;
+    }
     const entry: Entry = {
       seq: runner.appliedSeq + 1,
       epoch: ctx.epoch,
@@ -122,6 +134,11 @@ export class Primary {
     const outcome = runner.applyParsed(entry, parsed.request);
     entry.digest = outcome.digest;
     ctx.roles.host.notifyApplied(entry);
+    const gate = hooks?.afterApply?.(entry, runner.state);
+    if (gate !== undefined) {
+      const done = (): void => void this.#gates.delete(entry.seq);
+      this.#gates.set(entry.seq, gate.then(done, done));
+    }
     const rep: Rep = {
       t: 'rep',
       requestId: req.requestId,
@@ -137,7 +154,7 @@ export class Primary {
     const covering = ctx.role === 'solo-primary' && ctx.roles.solo.covering;
     if (ctx.role === 'solo-primary' && !covering) {
       rep.replicated = true; // no backup exists: nothing for the client to forward
-      link.send(rep);
+      this.#sendReply(link, rep, gate);
       return;
     }
     t.append(entry);
@@ -149,7 +166,7 @@ export class Primary {
     }
     if (ctx.cfg.piggyback === 'entries') rep.entries = this.#piggyback(link, entry.seq, req.resync === true);
     this.#authenticate(rep, req);
-    link.send(rep); // the reply goes out first; everything below is bookkeeping
+    this.#sendReply(link, rep, gate); // the reply goes out first; everything below is bookkeeping
     if (covering) {
       if (t.log.size >= ctx.cfg.maxUnackedEntries)
         ctx.roles.solo.endCoverageSoon('the dropped replica has not come back within maxUnackedEntries entries');
@@ -160,6 +177,33 @@ export class Primary {
     } else if (t.countFlushDue) {
       this.flush();
     }
+  }
+
+  /** Send a reply now, or once the afterApply hook's promise settled (FIG. 4a: after a callee answered). */
+  #sendReply(link: Link, rep: Rep, gate: Promise<void> | undefined): void {
+    if (gate === undefined) {
+      link.send(rep);
+      return;
+    }
+    const send = (): void => {
+      if (!link.isClosed) link.send(rep);
+    };
+    gate.then(send, send);
+  }
+
+  /** Offer the requests the admission hook holds again (after an apply). */
+  #reofferAdmissionHeld(): void {
+    const ctx = this.#ctx;
+    const admit = ctx.opts.hooks?.admit;
+    this.#admissionHeld.reoffer(
+      (req) => admit === undefined || admit({ clientId: req.clientId, requestId: req.requestId, body: req.body }, ctx.runner.state),
+      (link, req) => {
+        const before = ctx.runner.appliedSeq;
+        this.onRequest(link, req);
+        return ctx.runner.appliedSeq !== before;
+      },
+      () => SERVING.has(ctx.role),
+    );
   }
 
   /**
@@ -368,6 +412,7 @@ export class Primary {
     this.#held = [];
     for (const h of held) h.link.send({ t: 'notPrimary', requestId: h.req.requestId, epoch: ctx.epoch, role: ctx.role });
     this.#syncWaiters = [];
+    this.#admissionHeld.release((link, req) => link.send({ t: 'notPrimary', requestId: req.requestId, epoch: ctx.epoch, role: ctx.role }));
   }
 
   #redialPeer(): void {
@@ -437,6 +482,7 @@ export class Primary {
     this.#silenceCheck?.cancel();
     this.#silenceCheck = undefined;
     this.#ctx.roles.solo.cancelDrop();
+    this.#admissionHeld.cancel();
   }
 
   /** Leaving every serving role (step-down, a drop): no duties, held requests told notPrimary, the log

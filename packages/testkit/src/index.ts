@@ -10,6 +10,7 @@ export * from './sim/simulation.js';
 export * from './sim/kv-service.js';
 export * from './sim/faults.js';
 export * from './sim/kv-run.js';
+export * from './sim/causal-run.js';
 export type { KvCluster } from './sim/kv-cluster.js';
 export type {
   KvClusterHooks,

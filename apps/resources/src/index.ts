@@ -1,0 +1,14 @@
+export * from './service.js';
+export { allocateAndUse, createPro1, type FlowResult, type Pro1 } from './flow.js';
+export { createNetwork, serve, type ServeOptions } from './serve.js';
+export {
+  ServeProcess,
+  ThreeParty,
+  cliCommand,
+  freePort,
+  startPair,
+  type ServeEvent,
+  type ServeProcessOptions,
+  type ThreePartyOptions,
+} from './harness.js';
+export { runDemo, type DemoOptions, type DemoResult } from './demo.js';
