@@ -18,6 +18,9 @@ it('README example: FIG. 4b with two replicated pairs in one process', () => {
       cwd: pkg,
       encoding: 'utf8',
       timeout: 30_000,
+      // As a user's terminal-less run prints it: CI exports FORCE_COLOR, which makes console.log colour
+      // booleans and numbers.
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
     });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
