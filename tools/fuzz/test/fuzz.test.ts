@@ -72,6 +72,13 @@ describe('fuzz targets', () => {
     expect(resolveSyms({ x: shared, y: [shared] }, r)).toEqual({ x: { a: 1 }, y: [{ a: 1 }] });
   });
 
+  it('x11: a mutated GetImage of 65535×65535 is refused by the fake server, not built (CI run, input 7,264)', () => {
+    // Found by .ci/run's 20k run: the fake X server built a 17 GB reply and the input "hung" past 10 s.
+    const r = fuzz(['--target', 'x11', '--seed', '1749076171', '--path', '7264', '--input-timeout-ms', '5000']);
+    expect(r.stdout + r.stderr).toMatch(/nothing found/);
+    expect(r.status).toBe(0);
+  }, 120_000);
+
   it('the same seed gives the same inputs (replayable)', async () => {
     const seen: string[][] = [[], []];
     for (const i of [0, 1]) {

@@ -15,6 +15,9 @@ export interface Received {
   bytes: Buffer;
 }
 
+/** The largest GetImage this fake answers (a 2048×2048 screen); a larger one gets BadMatch. */
+const MAX_IMAGE_PIXELS = 2048 * 2048;
+
 export class FakeXServer {
   readonly received: Received[] = [];
   private server: Server;
@@ -93,6 +96,16 @@ export class FakeXServer {
     else conn.sock.write(r);
   }
 
+  private error(conn: { sock: Socket; seq: number; le: boolean }, code: number, opcode: number, badValue = 0): void {
+    const e = Buffer.alloc(32);
+    e[0] = 0;
+    e[1] = code;
+    write16(e, 2, conn.seq, conn.le);
+    write32(e, 4, badValue, conn.le);
+    e[10] = opcode;
+    conn.sock.write(e);
+  }
+
   /** Sends the replies kept back while holdReplies was set. */
   release(): void {
     this.holdReplies = false;
@@ -119,13 +132,7 @@ export class FakeXServer {
     const opcode = req[0]!;
     this.received.push({ opcode, seq: conn.seq, bytes: Buffer.from(req) });
     if (this.opts.errorOpcodes?.includes(opcode)) {
-      const e = Buffer.alloc(32);
-      e[0] = 0;
-      e[1] = 3; // BadWindow
-      write16(e, 2, conn.seq, le);
-      write32(e, 4, req.length >= 8 ? req.readUInt32LE(4) : 0, le);
-      e[10] = opcode;
-      conn.sock.write(e);
+      this.error(conn, 3, opcode, req.length >= 8 ? req.readUInt32LE(4) : 0); // BadWindow
       return;
     }
     switch (opcode) {
@@ -156,6 +163,12 @@ export class FakeXServer {
         // GetImage (ZPixmap): depth 24, 4 bytes per pixel, each pixel's value its index (x + y * width)
         const w = read16(req, 12, le);
         const h = read16(req, 14, le);
+        if (w * h > MAX_IMAGE_PIXELS) {
+          // As a real server does for a rectangle outside the drawable: BadMatch. Without it a mutated
+          // GetImage of 65535×65535 made this fake build a 17 GB reply (a fuzz "hang", x11 input 7264).
+          this.error(conn, 8, opcode);
+          return;
+        }
         this.reply(
           conn,
           (r) => {
