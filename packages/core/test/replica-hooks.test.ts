@@ -5,60 +5,19 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Client, ReplicaHooks } from '../src/api.js';
-import { createClient } from '../src/client.js';
-import { createReplica } from '../src/replica.js';
-import { TestCluster, sleep, until } from './helpers/fault-net.js';
-import { FAST, kv, type KvRep, type KvReq, type KvState } from './helpers/setup.js';
+import { sleep, until } from './helpers/fault-net.js';
+import { kv, startPair, type KvRep, type KvReq, type KvState, type Pair } from './helpers/setup.js';
 
-const stoppers: (() => Promise<unknown>)[] = [];
+let pair: Pair | undefined;
 afterEach(async () => {
-  for (const s of stoppers.splice(0).reverse()) await s().catch(() => undefined);
+  await pair?.stop();
+  pair = undefined;
 });
 
-let n = 0;
-
 async function pairWith(hooks: ReplicaHooks): Promise<{ client(): Client<KvReq, KvRep>; a: { state: KvState } }> {
-  const cluster = new TestCluster();
-  const k = ++n;
-  const addrA = `mem://hooks-a${k}`;
-  const addrB = `mem://hooks-b${k}`;
-  cluster.nameAddress(addrA, 'A');
-  cluster.nameAddress(addrB, 'B');
-  const a = createReplica({
-    service: kv,
-    env: cluster.node('A').env,
-    listen: addrA,
-    peer: addrB,
-    roleHint: 'primary',
-    nodeId: 'A',
-    config: FAST,
-    hooks,
-  });
-  const b = createReplica({
-    service: kv,
-    env: cluster.node('B').env,
-    listen: addrB,
-    peer: addrA,
-    roleHint: 'backup',
-    nodeId: 'B',
-    config: FAST,
-    hooks,
-  });
-  stoppers.push(
-    () => a.stop(),
-    () => b.stop(),
-  );
-  await a.start();
-  await b.start();
-  await until(() => a.status().role === 'primary', 'A primary with backup');
-  return {
-    a,
-    client() {
-      const c = createClient({ service: kv, env: cluster.node('C').env, servers: [addrA, addrB], config: FAST });
-      stoppers.push(() => c.close());
-      return c;
-    },
-  };
+  const p = await startPair({}, kv, undefined, { hooks });
+  pair = p;
+  return { a: p.a, client: () => p.client('C') };
 }
 
 /** Requests on key `after:X` wait until key X exists. */

@@ -1,6 +1,6 @@
 /** Builds a primary/backup pair and clients on a TestCluster. */
 import { z } from 'zod';
-import type { Client, ClientCredentials, ReplicationConfig, Replica, ReplicaEvent, ReplicaSecurity } from '../../src/api.js';
+import type { Client, ClientCredentials, ReplicationConfig, Replica, ReplicaEvent, ReplicaHooks, ReplicaSecurity } from '../../src/api.js';
 import { installFaultHooks, type BrokenVariant } from '../../src/fault-hooks.js';
 import { createClient, type ClientDiagnostics } from '../../src/client.js';
 import { createReplica } from '../../src/replica.js';
@@ -64,6 +64,8 @@ export interface PairOptions {
   security?: ReplicaSecurity | { a: ReplicaSecurity; b: ReplicaSecurity };
   /** Wait until A is primary with B as its backup (default true). */
   waitForPair?: boolean;
+  /** ReplicaHooks for both replicas (replica-hooks.test.ts). */
+  hooks?: ReplicaHooks;
 }
 
 export async function startPair(
@@ -93,6 +95,7 @@ export async function startPair(
     nodeId: 'A',
     config: cfg,
     ...(secA ? { security: secA } : {}),
+    ...(options.hooks ? { hooks: options.hooks } : {}),
   });
   if (broken) installFaultHooks(a, broken);
   const b = createReplica({
@@ -104,6 +107,7 @@ export async function startPair(
     nodeId: 'B',
     config: cfg,
     ...(secB ? { security: secB } : {}),
+    ...(options.hooks ? { hooks: options.hooks } : {}),
   });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));
