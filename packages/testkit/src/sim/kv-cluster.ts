@@ -253,7 +253,8 @@ export class KvCluster {
   #whenIdle(node: SimNode, then: () => void, maxMs = 2000): void {
     const started = this.sim.now;
     const check = (): void => {
-      if (node.state === 'up' && node.busy && this.sim.now - started < maxMs) this.sim.scheduler.after(1, 'driver', check);
+      if ((node.state === 'up' || node.state === 'resuming') && node.busy && this.sim.now - started < maxMs)
+        this.sim.scheduler.after(1, 'driver', check);
       else then();
     };
     check();

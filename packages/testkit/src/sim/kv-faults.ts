@@ -378,7 +378,7 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       // replica holding the state now: the liveness clock starts when it is idle again.
       if (b.node.state === 'paused' || b.node.busy) cluster.frozenSoleHolder(b.node, Math.max(endAt, sched.now));
       // Its stall already over but its backlog not: the liveness clock restarts when it is idle.
-      if (b.node.state === 'up' && b.node.busy && endAt <= sched.now)
+      if (b.node.state !== 'paused' && b.node.busy && endAt <= sched.now)
         cluster.noteFaultWhenIdle(b.node, `${b.name} done with the backlog of its stall`);
       await cluster.sleep(rng.between(20, 2 * cluster.bounds.takeoverMs));
       cluster.restartReplica(p, restartHint(cluster));

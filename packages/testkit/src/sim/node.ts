@@ -113,9 +113,10 @@ export class SimNode {
     return true;
   }
 
-  /** True while the event loop has work queued or a stall running (the node is up but busy). */
+  /** True while the event loop has work queued or a stall running (the node is up but busy), or while a
+   * resumed node is still working through what queued during its pause. */
   get busy(): boolean {
-    return this.#busyUntil > this.#sched.now || this.#cpuQueue.length > 0;
+    return this.#state === 'resuming' || this.#busyUntil > this.#sched.now || this.#cpuQueue.length > 0;
   }
 
   /** Block the event loop for `ms` (a long synchronous task, a GC pause): it starts after the work already

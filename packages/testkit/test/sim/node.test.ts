@@ -94,6 +94,25 @@ describe('SimNode CPU model', () => {
     expect(got.map((g) => g.text)).toEqual(['q1', 'q2', 'late']);
   });
 
+  it('a resumed node is busy until the backlog of its pause is done (its fault ends then)', async () => {
+    const sim = new Simulation({ seed: 1 });
+    sim.network.faults.minDelayMs = sim.network.faults.maxDelayMs = 1;
+    const { a, got, send } = await pair(sim);
+    a.cpu = { perMessageMs: 5, perKiBMs: 0, perTimerMs: 0 };
+    a.pause();
+    send('m1');
+    send('m2');
+    send('m3');
+    await sim.runFor(10);
+    expect(a.busy).toBe(false);
+    a.resume();
+    const resumedAt = sim.now;
+    expect(a.busy).toBe(true);
+    await sim.run({ stopWhen: () => !a.busy, until: sim.now + 100 });
+    expect(sim.now - resumedAt).toBe(15);
+    expect(got.map((g) => g.text)).toEqual(['m1', 'm2', 'm3']);
+  });
+
   it('a crash drops the queued work', async () => {
     const sim = new Simulation({ seed: 1 });
     sim.network.faults.minDelayMs = sim.network.faults.maxDelayMs = 1;
