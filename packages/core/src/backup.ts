@@ -18,7 +18,7 @@ import { SERVING, type ReplicaContext } from './replica-context.js';
 const APPLY_BATCH = 256;
 /** Takeover probes a slow primary may answer in a row (each counts as a heartbeat) before the backup re-joins. */
 const MAX_SLOW_PRIMARY_PROBES = 3;
-/** Client requests a backup holds while it checks whether its primary's process died (then serves them). */
+/** Client requests a backup holds while it suspects its primary is gone (then serves them, or tells notPrimary). */
 const MAX_HELD_REQUESTS = 1024;
 
 /** Dials of the primary's address before the fast path gives up (none refused, none greeted). */
@@ -47,7 +47,8 @@ export class Backup {
   /** The connection the primary's last flush arrived on: its reset or close starts the fast path. */
   #primaryLink: Link | undefined;
   #crashCheck: ProcessCrashCheck | undefined;
-  /** Client requests held during the crash check (served after the takeover, else told notPrimary). */
+  /** Client requests held while the primary is suspected (the crash check, or heartbeat silence until the
+   * takeover): served right after the takeover, else told notPrimary when the suspicion ends. */
   #held: { link: Link; req: Req }[] = [];
 
   constructor(ctx: ReplicaContext) {
@@ -92,6 +93,7 @@ export class Backup {
       this.#suspectTimer = undefined;
       ctx.log('info', 'primary-alive-again', {});
     }
+    this.#releaseHeld();
     this.#acceptEntries(flush.entries, true);
     link.send({ t: 'flushAck', epoch: ctx.epoch, flushId: flush.flushId, upToSeq: ctx.runner.appliedSeq, role: 'backup' });
   }
@@ -237,6 +239,7 @@ export class Backup {
         this.#slowPrimaryProbes++;
         ctx.log('info', 'primary-slow', { silenceMs: Math.round(ctx.env.now() - this.#lastFlushAt), probes: this.#slowPrimaryProbes });
         this.#lastFlushAt = ctx.env.now();
+        if (this.#crashCheck === undefined) this.#releaseHeld();
         this.armWatchdog();
         return;
       }
@@ -314,16 +317,38 @@ export class Backup {
     check.timer?.cancel();
     this.#crashCheck = undefined;
     ctx.log('info', 'process-crash-check-ended', { why });
-    const held = this.#held;
-    this.#held = [];
-    for (const h of held) h.link.send({ t: 'notPrimary', requestId: h.req.requestId, epoch: ctx.epoch, role: ctx.role });
+    // Still suspecting by heartbeat silence: the requests keep waiting for that takeover.
+    if (!this.#suspecting || ctx.role !== 'backup') this.#releaseHeld();
   }
 
-  /** While the fast path is under way, client requests wait here for the takeover (true: held). */
+  /** The heartbeat detector suspects the primary: silent, waiting out the forward window or probing it. */
+  get #suspecting(): boolean {
+    return this.#suspectTimer !== undefined || this.#probingPrimary;
+  }
+
+  /**
+   * While the primary is suspected (the fast path's crash check, or heartbeat silence: the forward window
+   * and the probe), a client request waits here for the takeover instead of being told notPrimary, so the
+   * new primary answers it at once rather than at the client's next retransmission (requestTimeoutMs
+   * later). Holding changes nothing: it is served as if it arrived right after the takeover. True: held.
+   */
   holdRequest(link: Link, req: Req): boolean {
-    if (this.#crashCheck === undefined || this.#ctx.role !== 'backup' || this.#held.length >= MAX_HELD_REQUESTS) return false;
-    this.#held.push({ link, req });
+    if ((this.#crashCheck === undefined && !this.#suspecting) || this.#ctx.role !== 'backup') return false;
+    // A retransmission (the client re-sends to both replicas) replaces the copy already held.
+    const i = this.#held.findIndex((h) => h.link === link && h.req.requestId === req.requestId);
+    if (i >= 0) this.#held[i] = { link, req };
+    else if (this.#held.length >= MAX_HELD_REQUESTS) return false;
+    else this.#held.push({ link, req });
     return true;
+  }
+
+  /** The suspicion ended without a takeover: the held requests are told notPrimary (the client re-sends). */
+  #releaseHeld(): void {
+    const ctx = this.#ctx;
+    const held = this.#held;
+    this.#held = [];
+    for (const h of held)
+      if (!h.link.isClosed) h.link.send({ t: 'notPrimary', requestId: h.req.requestId, epoch: ctx.epoch, role: ctx.role });
   }
 
   /** Serving now: answer the requests held during the crash check. */
@@ -348,6 +373,7 @@ export class Backup {
 
   #witnessRefused(): void {
     this.#endCrashCheck('the witness refused a takeover');
+    this.#releaseHeld();
     this.armWatchdog();
   }
 
@@ -385,6 +411,7 @@ export class Backup {
     this.#suspectTimer?.cancel();
     this.#suspectTimer = undefined;
     this.#endCrashCheck('the backup role ended');
+    this.#releaseHeld();
     this.#primaryLink = undefined;
   }
 
