@@ -26,6 +26,9 @@ export interface DaemonOptions {
   readonly onConferenceClosed?: (name: string, reason: string) => void;
   /** Busy-poll budget after each write, µs (ConferenceOptions.busyPollMicros; default 50, 0 = off). */
   readonly busyPollMicros?: number;
+  /** How long a new application waits for each participant's setup reply; a participant that does not
+   * answer in time is left out of that application only (ConferenceOptions.setupTimeoutMs; default 10 s). */
+  readonly setupTimeoutMs?: number;
 }
 
 interface Launched {
@@ -251,6 +254,7 @@ export class XconfServer {
         log: this.log,
         warn: this.warn,
         busyPollMicros: this.opts.busyPollMicros,
+        setupTimeoutMs: this.opts.setupTimeoutMs,
       });
     } catch (err) {
       if (err instanceof CtlError) throw err;
@@ -397,6 +401,8 @@ export interface XconfOptions {
   readonly warn?: (line: string) => void;
   /** Busy-poll budget after each write, µs (default 50, 0 = off; see ConferenceOptions.busyPollMicros). */
   readonly busyPollMicros?: number;
+  /** A new application's wait for each participant's setup reply (default 10 s; see ConferenceOptions.setupTimeoutMs). */
+  readonly setupTimeoutMs?: number;
 }
 
 export interface XconfDaemon {
@@ -430,6 +436,7 @@ export async function startXconf(opts: XconfOptions): Promise<XconfDaemon> {
     warn: opts.warn,
     ctlSocket: opts.ctlSocket ?? null,
     busyPollMicros: opts.busyPollMicros,
+    setupTimeoutMs: opts.setupTimeoutMs,
   });
   const hosted = server.conferences.get('default')!;
   const closed = hosted.closed.then(async (reason) => {

@@ -41,6 +41,8 @@ export interface HostOptions {
   readonly warn?: (line: string) => void;
   /** Busy-poll budget after each write, µs (ConferenceOptions.busyPollMicros). */
   readonly busyPollMicros?: number | undefined;
+  /** A new application's wait for each participant's setup reply (ConferenceOptions.setupTimeoutMs). */
+  readonly setupTimeoutMs?: number | undefined;
 }
 
 export class HostedConference {
@@ -84,6 +86,7 @@ export class HostedConference {
       log: (line) => log(`[${this.name}] ${line}`),
       onClose: (reason) => this.cleanup(reason),
       busyPollMicros: opts.busyPollMicros,
+      setupTimeoutMs: opts.setupTimeoutMs,
     });
   }
 

@@ -339,4 +339,42 @@ describe('ApplicationSession with three servers', () => {
       silent.close();
     }
   });
+
+  it("a participant stalled at a new application's setup is left out of that one only; running ones keep it", async () => {
+    // p1 answers the first application's setup; then it stalls (a SIGSTOPped server: the kernel accepts,
+    // nothing answers) while a second application connects (docs/XCONFERENCE.md, "Bad input").
+    const stalled = createServer(() => {});
+    await new Promise<void>((res) => stalled.listen(0, '127.0.0.1', () => res()));
+    let stall = false;
+    const p1Upstream = {
+      name: 'p1',
+      connect: () => (stall ? connect((stalled.address() as { port: number }).port, '127.0.0.1') : connect(p1.port, '127.0.0.1')),
+    };
+    const conf4 = new Conference({
+      participants: [upstreamOf(master), p1Upstream],
+      trigger: parseFocusTrigger('none'),
+      setupTimeoutMs: 200,
+    });
+    const l4 = await listenForApplications(conf4);
+    try {
+      const first = await RawXClient.open(l4.port);
+      clients.push(first);
+      await sync(first);
+      expect(conf4.applications[0]!.participants).toEqual(['master', 'p1']);
+      stall = true;
+      const second = await RawXClient.open(l4.port);
+      clients.push(second);
+      await sync(second);
+      expect(conf4.applications.map((a) => a.participants)).toEqual([['master', 'p1'], ['master']]);
+      expect(conf4.participantNames).toEqual(['master', 'p1']);
+      // …and the first application still reaches p1: InternAtom goes to every participant.
+      const before = p1.ofOpcode(16).length;
+      first.internAtom('STILL_HERE');
+      await first.until(() => p1.ofOpcode(16).length === before + 1);
+    } finally {
+      conf4.close('test over');
+      await l4.close();
+      stalled.close();
+    }
+  });
 });

@@ -274,8 +274,10 @@ export class ApplicationSession {
     results.forEach((r, i) => {
       const up = this.opts.upstreams[i]!;
       if ('error' in r) {
-        this.opts.log?.(`app ${this.id}: participant ${up.name} left out: ${r.error}`);
-        this.opts.onParticipantLost?.(this, up.name);
+        // Left out of this application only: a server that is slow or stalled at this setup (a paused
+        // Xvfb, a busy machine) stays in the conference and in every running application; one that is
+        // really gone is noticed by the running applications' own connections.
+        this.opts.log?.(`app ${this.id}: participant ${up.name} left out of this application: ${r.error}`);
         return;
       }
       const link = new ServerLink(i, up.name, r.socket, r.setup, new IdMap(master.setup, r.setup), this.le, this.opts.busyPoll);
