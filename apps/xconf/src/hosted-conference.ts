@@ -3,7 +3,15 @@
 import { existsSync, lstatSync, readFileSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { userInfo } from 'node:os';
-import { Conference, encodeClientSetup, parseServerSetup, serverSetupSize, type FocusTrigger, type Upstream } from '@tandem/xconference';
+import {
+  Conference,
+  encodeClientSetup,
+  parseServerSetup,
+  serverSetupSize,
+  unsupportedVisual,
+  type FocusTrigger,
+  type Upstream,
+} from '@tandem/xconference';
 import { parseDisplay, unixSocketPath } from './display.js';
 import { gateApplication, newCookie, writeXauthority } from './launch-auth.js';
 import {
@@ -97,6 +105,7 @@ export class HostedConference {
       await claimDisplay(host.displayNumber, host.socketPath, host.lockPath);
       host.ownsDisplay = true;
       host.monitor = await openMonitor(opts.master.upstream);
+      await refuseUnsupportedParticipants(opts.participants);
       const masterLeft = (): void => host.conference.close(`master ${opts.master.name} (${opts.master.display}) left the conference`);
       host.monitor.on('close', masterLeft);
       host.monitor.on('error', masterLeft);
@@ -278,8 +287,43 @@ function listen(server: Server, start: (s: Server, cb: () => void) => void): Pro
   });
 }
 
-/** Connects to the master and completes setup; the returned socket stays open as a presence monitor. */
+/** Connects to the master and completes setup; the returned socket stays open as a presence monitor. A
+ * master whose default visual is not TrueColor is refused (see unsupportedVisual). */
 function openMonitor(up: Upstream): Promise<Socket> {
+  return connectSetup(up, 'master').then(({ sock, refused }) => {
+    if (refused !== undefined) {
+      sock.destroy();
+      throw new Error(`master ${up.name} cannot host a conference: ${refused}`);
+    }
+    sock.on('data', () => {}); // events for the monitor are ignored
+    return sock;
+  });
+}
+
+/** A participant whose server answers with a default visual that is not TrueColor is refused at the start
+ * (an unreachable or slow one is not: it is left out of the applications it cannot join in time). */
+async function refuseUnsupportedParticipants(participants: readonly HostedParticipant[]): Promise<void> {
+  const probes = participants.map((p) => {
+    const probe = connectSetup(p.upstream, 'participant');
+    const timeout = new Promise<undefined>((res) => setTimeout(() => res(undefined), PROBE_MS).unref());
+    return Promise.race([probe, timeout]).then(
+      (r) => {
+        void probe.then(
+          ({ sock }) => sock.destroy(),
+          () => {},
+        );
+        return r?.refused === undefined ? undefined : `participant ${p.name} (${p.display}) cannot join: ${r.refused}`;
+      },
+      () => undefined,
+    );
+  });
+  const refusals = (await Promise.all(probes)).filter((r) => r !== undefined);
+  if (refusals.length > 0) throw new Error(refusals.join('; '));
+}
+
+const PROBE_MS = 3000;
+
+function connectSetup(up: Upstream, role: string): Promise<{ sock: Socket; refused: string | undefined }> {
   return new Promise((res, rej) => {
     const sock = up.connect();
     let buf = Buffer.alloc(0);
@@ -291,14 +335,13 @@ function openMonitor(up: Upstream): Promise<Socket> {
       const setup = parseServerSetup(buf, true);
       if (setup.status !== 'success') {
         sock.destroy();
-        rej(new Error(`master ${up.name} refused the connection: ${setup.reason}`));
+        rej(new Error(`${role} ${up.name} refused the connection: ${setup.reason}`));
         return;
       }
-      sock.on('data', () => {}); // events for the monitor are ignored
-      res(sock);
+      res({ sock, refused: unsupportedVisual(setup) });
     };
     sock.on('data', onData);
-    sock.once('error', (err) => rej(new Error(`cannot connect to master ${up.name}: ${err.message}`)));
+    sock.once('error', (err) => rej(new Error(`cannot connect to ${role} ${up.name}: ${err.message}`)));
     sock.write(encodeClientSetup('LE', up.auth?.name ?? '', up.auth?.data));
   });
 }

@@ -5,6 +5,7 @@ import type { FocusTrigger } from './session/focus-trigger.js';
 import { connectServer } from './session/handshake.js';
 import { emptyStats, type SessionStats, type Upstream } from './session/options.js';
 import { ApplicationSession } from './session/session.js';
+import { unsupportedVisual } from './translate/visual-policy.js';
 
 export interface ConferenceOptions {
   /** Participants' servers; the first is the master (irrevocable). */
@@ -64,8 +65,14 @@ export class Conference {
     if (this.closedReason !== null) throw new JoinError('closed', `the conference is closed (${this.closedReason})`);
     if (this.participants.some((p) => p.name === up.name)) throw new JoinError('duplicate', `${up.name} is already a participant`);
     const sessions = [...this.sessions].filter((s) => !s.isClosed);
-    // With no application to join, check that the server can be reached at all.
-    if (sessions.length === 0) (await connectServer(up, 'LE', this.opts.setupTimeoutMs ?? 10_000)).socket.destroy();
+    // Check that the server can be reached at all, and that it can show the master's colours.
+    const probe = await connectServer(up, 'LE', this.opts.setupTimeoutMs ?? 10_000);
+    probe.socket.destroy();
+    const refusal = unsupportedVisual(probe.setup);
+    if (refusal !== undefined) {
+      this.opts.log?.(`participant ${up.name} refused: ${refusal}`);
+      throw new JoinError('unsupported-visual', `${up.name} cannot join: ${refusal}`);
+    }
     if (this.closedReason !== null) throw new JoinError('closed', `the conference is closed (${this.closedReason})`);
     if (this.participants.some((p) => p.name === up.name)) throw new JoinError('duplicate', `${up.name} is already a participant`);
     this.participants.push(up);

@@ -41,7 +41,7 @@ export class XProtocolError extends Error {
  * connected, refused the connection setup or did not answer it), `failed` (the join began but did not
  * complete: the server left, did not answer in time, or too much was queued meanwhile).
  */
-export type JoinErrorCode = 'closed' | 'duplicate' | 'unreachable' | 'failed';
+export type JoinErrorCode = 'closed' | 'duplicate' | 'unreachable' | 'unsupported-visual' | 'failed';
 
 /** A participant could not join a conference or one of its applications; nothing else was disturbed. */
 export class JoinError extends Error {

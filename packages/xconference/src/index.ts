@@ -19,6 +19,8 @@ export {
   type ClientSetup,
   type ServerSetup,
 } from './wire/setup.js';
+// Which servers can take part (TrueColor default visual), and why not.
+export { unsupportedVisual, visualClassName } from './translate/visual-policy.js';
 
 // The patent's categories, and the xcb-proto version the protocol tables come from.
 export { RequestCategory, EventCategory, requestCategory, eventCategory } from './wire/categories.js';

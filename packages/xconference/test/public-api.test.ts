@@ -26,6 +26,8 @@ describe('package entries', () => {
         'readXauthority',
         'requestCategory',
         'serverSetupSize',
+        'unsupportedVisual',
+        'visualClassName',
       ].sort(),
     );
   });

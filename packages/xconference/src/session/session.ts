@@ -8,6 +8,7 @@ import { ResourceTracker, TRACKED_OPCODES } from '../late-join/resource-tracker.
 import { AtomTable } from '../translate/atom-table.js';
 import { IdMap } from '../translate/id-map.js';
 import { translateError, translateEvent, translateReply, translateRequest } from '../translate/translate.js';
+import { unsupportedVisual } from '../translate/visual-policy.js';
 import { read16, read32 } from '../wire/bytes.js';
 import { EventCategory, RequestCategory, eventCategory, requestCategory } from '../wire/categories.js';
 import { RequestFramer } from '../wire/framing.js';
@@ -264,26 +265,34 @@ export class ApplicationSession {
 
   private startSession(results: UpstreamResult[], masterRefusal: Buffer | null): void {
     const master = results[0]!;
-    if ('error' in master) {
-      this.app.write(masterRefusal ?? encodeSetupFailed(`tandem-xconf: ${master.error}`, this.le));
-      this.opts.log?.(`app ${this.id}: ${master.error}`);
+    // A master whose colours no participant could match (a colormapped default visual) hosts nothing.
+    const masterError = 'error' in master ? master.error : unsupportedVisual(master.setup);
+    if ('error' in master || masterError !== undefined) {
+      for (const r of results) if (!('error' in r)) r.socket.destroy();
+      const why = 'error' in master ? master.error : `the master cannot host a conference: ${masterError}`;
+      this.app.write(('error' in master ? masterRefusal : null) ?? encodeSetupFailed(`tandem-xconf: ${why}`, this.le));
+      this.opts.log?.(`app ${this.id}: ${why}`);
       this.app.end();
-      this.close(master.error);
+      this.close(why);
       return;
     }
-    results.forEach((r, i) => {
+    for (const [i, r] of results.entries()) {
       const up = this.opts.upstreams[i]!;
-      if ('error' in r) {
-        // Left out of this application only: a server that is slow or stalled at this setup (a paused
-        // Xvfb, a busy machine) stays in the conference and in every running application; one that is
-        // really gone is noticed by the running applications' own connections.
-        this.opts.log?.(`app ${this.id}: participant ${up.name} left out of this application: ${r.error}`);
-        return;
+      // Left out of this application only when slow or stalled at this setup (a paused Xvfb, a busy
+      // machine): it stays in the conference and in every running application (a server really gone is
+      // noticed by their own connections). Refused from the conference when it would show wrong colours.
+      const refused = 'error' in r || i === 0 ? undefined : unsupportedVisual(r.setup);
+      if ('error' in r) this.opts.log?.(`app ${this.id}: participant ${up.name} left out of this application: ${r.error}`);
+      else if (refused !== undefined) {
+        r.socket.destroy();
+        this.opts.log?.(`app ${this.id}: participant ${up.name} refused: ${refused}`);
+        this.opts.onParticipantLost?.(this, up.name);
+      } else {
+        const link = new ServerLink(i, up.name, r.socket, r.setup, new IdMap(master.setup, r.setup), this.le, this.opts.busyPoll);
+        this.links.push(link);
+        this.atoms.addServer(i);
       }
-      const link = new ServerLink(i, up.name, r.socket, r.setup, new IdMap(master.setup, r.setup), this.le, this.opts.busyPoll);
-      this.links.push(link);
-      this.atoms.addServer(i);
-    });
+    }
     this.live = [...this.links];
     this.focus = this.links[0]!;
     this.framer = new RequestFramer(this.le);
