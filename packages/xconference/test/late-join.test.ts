@@ -225,6 +225,31 @@ describe('a participant joining a running application', () => {
     expect(closedReason).toBeNull();
   });
 
+  it('replays only resources that exist on the master: a font the master refused is not opened on the newcomer', async () => {
+    // A master without the font: it answers every OpenFont (45) with an error; p1 has it.
+    const fontless = new FakeXServer('fontless', { base: 0x400000, root: 0x50d, atomBase: 300, bigReqOpcode: 133, errorOpcodes: [45] });
+    const rig2 = await startConference([fontless], { log: (l) => logs.push(l) });
+    try {
+      const c = await RawXClient.open(rig2.port);
+      clients.push(c);
+      const name = Buffer.from('no-such-font');
+      const body = Buffer.alloc(8 + name.length + ((4 - (name.length % 4)) % 4));
+      body.writeUInt32LE(0x400009, 0);
+      body.writeUInt16LE(name.length, 4);
+      name.copy(body, 8);
+      c.request(45, 0, body);
+      createWindow(c, W1, 0x50d);
+      await sync(c);
+      await c.until(() => c.errors().length === 1);
+      await rig2.conference.addParticipant(up(p3));
+      await c.until(() => p3.ofOpcode(1).length === 1);
+      expect(p3.ofOpcode(45)).toHaveLength(0);
+      expect(logs.filter((l) => l.includes("for the proxy's own request"))).toEqual([]);
+    } finally {
+      await rig2.close();
+    }
+  });
+
   it('enables BIG-REQUESTS on the newcomer (its own opcode) when the application uses it, so big requests reach it', async () => {
     const c = await runningApp();
     c.queryExtension('BIG-REQUESTS');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planReplay, RequestEncoder } from '../src/late-join/replay-plan.js';
+import { RefusedCreates } from '../src/late-join/refused-creates.js';
 import { ResourceTracker, TRACKED_OPCODES } from '../src/late-join/resource-tracker.js';
 
 const ROOT = 0x50d;
@@ -474,5 +475,29 @@ describe('ResourceTracker', () => {
     expect(tracked).toEqual([
       1, 2, 4, 5, 7, 8, 9, 10, 11, 12, 13, 18, 19, 45, 46, 53, 54, 55, 56, 57, 58, 59, 60, 78, 79, 93, 94, 95, 96, 114,
     ]);
+  });
+});
+
+describe('RefusedCreates: creations the master refused are not replayed', () => {
+  it('forgets a resource whose create the master answered with an error, and only that one', () => {
+    const { t } = tracker();
+    const refused = new RefusedCreates();
+    refused.observe(t, createPixmap(BASE + 5, 24, 4, 3), 53, 10, true);
+    refused.observe(t, createPixmap(BASE + 6, 24, 4, 3), 53, 11, true);
+    expect(t.isLive(BASE + 5) && t.isLive(BASE + 6)).toBe(true);
+    refused.masterError(t, 11);
+    expect([t.isLive(BASE + 5), t.isLive(BASE + 6)]).toEqual([true, false]);
+    refused.masterError(t, 12); // an error for a request that created nothing
+    expect(t.isLive(BASE + 5)).toBe(true);
+  });
+
+  it('an error for a create of an id already in use (BadIDChoice) leaves the live resource alone', () => {
+    const { t } = tracker();
+    const refused = new RefusedCreates();
+    refused.observe(t, createPixmap(BASE + 5, 24, 4, 3), 53, 10, true);
+    refused.observe(t, createPixmap(BASE + 5, 24, 8, 8), 53, 11, true); // the server refuses it
+    refused.masterError(t, 11);
+    expect(t.isLive(BASE + 5)).toBe(true);
+    expect(t.pixmaps.get(BASE + 5)).toMatchObject({ width: 4, height: 3 });
   });
 });

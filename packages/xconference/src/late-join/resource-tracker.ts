@@ -121,6 +121,12 @@ export class ResourceTracker {
     throw new Error('no unused resource id');
   }
 
+  /** The master refused the request that created `id` (it had no effect there): nothing to replay. */
+  forget(id: number): void {
+    this.destroyWindow(id);
+    for (const m of [this.pixmaps, this.gcs, this.fonts, this.colormaps, this.cursors]) m.delete(id);
+  }
+
   /** Observes one request the application sent (opcode in TRACKED_OPCODES); never throws on short input. */
   observe(req: Buffer): void {
     if (req.length < 8) return;

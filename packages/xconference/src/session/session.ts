@@ -4,6 +4,7 @@ import { isBigReqEnable, withServerOpcode } from '../extensions/big-requests.js'
 import { ExtensionTable, filterExtensionList } from '../extensions/supported.js';
 import { EventCode, Opcode, REQUESTS } from '../generated/xproto.js';
 import { LateJoin, type JoinStats } from '../late-join/late-join.js';
+import { RefusedCreates } from '../late-join/refused-creates.js';
 import { ResourceTracker, TRACKED_OPCODES } from '../late-join/resource-tracker.js';
 import { AtomTable } from '../translate/atom-table.js';
 import { IdMap } from '../translate/id-map.js';
@@ -59,6 +60,7 @@ export class ApplicationSession {
   private readonly resend = new Map<number, Buffer>();
   /** The application's live resources, replayed on a participant that joins later (null before setup). */
   tracker: ResourceTracker | null = null;
+  private readonly refusedCreates = new RefusedCreates();
   /** Participants joining while the application runs (their requests are queued until the replay is written). */
   private joins: LateJoin[] = [];
   private nextLinkIndex: number;
@@ -204,7 +206,7 @@ export class ApplicationSession {
 
   /** Off the hot path: a request that changes tracked resources, or any request while someone joins. */
   private observe(req: Buffer, opcode: number, appSeq: number, category: RequestCategory): void {
-    if (TRACKED_OPCODES[opcode] !== 0) this.tracker!.observe(req);
+    if (TRACKED_OPCODES[opcode] !== 0) this.refusedCreates.observe(this.tracker!, req, opcode, appSeq, this.le);
     if (this.joins.length === 0 || (category !== RequestCategory.DrawOrChange && category !== RequestCategory.InitResourceIds)) return;
     if (opcode === Opcode.InternAtom) this.atomNames.addServers(appSeq, this.joins.length);
     else if (opcode === Opcode.QueryExtension) this.extensionNames.addServers(appSeq, this.joins.length);
@@ -469,6 +471,7 @@ export class ApplicationSession {
       }
       const out = link.isMaster ? msg : translateError(msg, link.ids, le);
       const appSeq = link.appSeqOf[seq]!;
+      if (link.isMaster) this.refusedCreates.masterError(this.tracker!, appSeq);
       if (!link.isMaster) this.resend.delete(appSeq);
       this.order.offer(out, appSeq, false, true);
       this.stats.forwardedErrors++;
