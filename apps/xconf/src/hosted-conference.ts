@@ -3,15 +3,8 @@
 import { existsSync, lstatSync, readFileSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { userInfo } from 'node:os';
-import {
-  Conference,
-  encodeClientSetup,
-  parseServerSetup,
-  serverSetupSize,
-  unsupportedVisual,
-  type FocusTrigger,
-  type Upstream,
-} from '@tandem/xconference';
+import { Conference, unsupportedVisual, type FocusTrigger, type Upstream } from '@tandem/xconference';
+import { connectServer, type ConnectedServer } from '@tandem/xconference/internal';
 import { parseDisplay, unixSocketPath } from './display.js';
 import { gateApplication, newCookie, writeXauthority } from './launch-auth.js';
 import {
@@ -287,61 +280,42 @@ function listen(server: Server, start: (s: Server, cb: () => void) => void): Pro
   });
 }
 
-/** Connects to the master and completes setup; the returned socket stays open as a presence monitor. A
- * master whose default visual is not TrueColor is refused (see unsupportedVisual). */
-function openMonitor(up: Upstream): Promise<Socket> {
-  return connectSetup(up, 'master').then(({ sock, refused }) => {
-    if (refused !== undefined) {
-      sock.destroy();
-      throw new Error(`master ${up.name} cannot host a conference: ${refused}`);
-    }
-    sock.on('data', () => {}); // events for the monitor are ignored
-    return sock;
-  });
+/** Connects to the master and completes setup (within SETUP_MS); the returned socket stays open as a
+ * presence monitor. A master whose default visual is not TrueColor is refused (see unsupportedVisual). */
+async function openMonitor(up: Upstream): Promise<Socket> {
+  let connected: ConnectedServer;
+  try {
+    connected = await connectServer(up, 'LE', SETUP_MS);
+  } catch (err) {
+    throw new Error(`cannot connect to master ${(err as Error).message}`);
+  }
+  const refused = unsupportedVisual(connected.setup);
+  if (refused !== undefined) {
+    connected.socket.destroy();
+    throw new Error(`master ${up.name} cannot host a conference: ${refused}`);
+  }
+  connected.socket.on('data', () => {}); // events for the monitor are ignored
+  return connected.socket;
 }
 
 /** A participant whose server answers with a default visual that is not TrueColor is refused at the start
- * (an unreachable or slow one is not: it is left out of the applications it cannot join in time). */
+ * (an unreachable, slow or garbled one is not: it is left out of the applications it cannot join in time).
+ * Every probe connection is closed: answered, failed or timed out after PROBE_MS. */
 async function refuseUnsupportedParticipants(participants: readonly HostedParticipant[]): Promise<void> {
-  const probes = participants.map((p) => {
-    const probe = connectSetup(p.upstream, 'participant');
-    const timeout = new Promise<undefined>((res) => setTimeout(() => res(undefined), PROBE_MS).unref());
-    return Promise.race([probe, timeout]).then(
-      (r) => {
-        void probe.then(
-          ({ sock }) => sock.destroy(),
-          () => {},
-        );
-        return r?.refused === undefined ? undefined : `participant ${p.name} (${p.display}) cannot join: ${r.refused}`;
+  const probes = participants.map((p) =>
+    connectServer(p.upstream, 'LE', PROBE_MS).then(
+      ({ socket, setup }) => {
+        socket.destroy();
+        const refused = unsupportedVisual(setup);
+        return refused === undefined ? undefined : `participant ${p.name} (${p.display}) cannot join: ${refused}`;
       },
       () => undefined,
-    );
-  });
+    ),
+  );
   const refusals = (await Promise.all(probes)).filter((r) => r !== undefined);
   if (refusals.length > 0) throw new Error(refusals.join('; '));
 }
 
 const PROBE_MS = 3000;
-
-function connectSetup(up: Upstream, role: string): Promise<{ sock: Socket; refused: string | undefined }> {
-  return new Promise((res, rej) => {
-    const sock = up.connect();
-    let buf = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      buf = Buffer.concat([buf, chunk]);
-      const size = serverSetupSize(buf, true);
-      if (size === null || buf.length < size) return;
-      sock.removeListener('data', onData);
-      const setup = parseServerSetup(buf, true);
-      if (setup.status !== 'success') {
-        sock.destroy();
-        rej(new Error(`${role} ${up.name} refused the connection: ${setup.reason}`));
-        return;
-      }
-      res({ sock, refused: unsupportedVisual(setup) });
-    };
-    sock.on('data', onData);
-    sock.once('error', (err) => rej(new Error(`cannot connect to ${role} ${up.name}: ${err.message}`)));
-    sock.write(encodeClientSetup('LE', up.auth?.name ?? '', up.auth?.data));
-  });
-}
+/** The master's setup reply: past this the conference does not start. */
+const SETUP_MS = 10_000;

@@ -33,6 +33,6 @@ describe('package entries', () => {
   });
 
   it('the internal entry exports what the repository tools drive directly', () => {
-    expect(Object.keys(internalApi).sort()).toEqual(['ApplicationSession', 'RequestFramer', 'ServerMessageFramer']);
+    expect(Object.keys(internalApi).sort()).toEqual(['ApplicationSession', 'RequestFramer', 'ServerMessageFramer', 'connectServer']);
   });
 });
