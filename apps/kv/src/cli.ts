@@ -4,14 +4,18 @@
  * replication, @tandem/core). Commands: serve, rejoin, upgrade, call, demo, load. Exit codes: 0 ok, 1 failed
  * (application error, demo verification failed), 2 usage error, 3 service unavailable.
  */
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { callOnce, CALL_COMMANDS, parseServers, requestFromWords } from './commands/call.js';
+import type { ReplicationConfig, ShardMap } from '@tandem/core';
+import { callOnce, CALL_COMMANDS, callShardedOnce, parseServers, requestFromWords } from './commands/call.js';
 import { describeDemo, runDemo } from './commands/demo.js';
 import { runLoad } from './commands/load.js';
 import { rejoin } from './commands/rejoin.js';
 import { serve } from './commands/serve.js';
 import { defaultUpgradeLogDir, parsePids, runUpgradeCli, splitCommand } from './commands/upgrade.js';
-import { parseJsonObjectFlag, readServeConfig, replicationSettings } from './config-file.js';
+import { parseJsonObjectFlag, readCallConfig, readServeConfig, replicationSettings } from './config-file.js';
+import { runShardedDemo, describeShardedDemo } from './commands/demo-shards.js';
+import { parseShardMap } from './shards.js';
 import { UsageError } from './transports.js';
 import { runPromote, runStatus } from './commands/operator.js';
 import {
@@ -30,8 +34,8 @@ Usage:
   tandem-kv serve --listen ADDR --peer ADDR [--role primary|backup|auto] [--config FILE] [options]
   tandem-kv rejoin --listen ADDR --peer ADDR [--service-version N] [--timeout MS] [serve options]
   tandem-kv upgrade --servers A,B --pids PA,PB (--exec "CMD" | --service-version N) [--replication JSON]
-  tandem-kv call  --servers ADDR,ADDR COMMAND [ARGS…]
-  tandem-kv demo  [--json] [--clients N] [--duration S] [--transport tcp] [--history FILE]
+  tandem-kv call  (--servers ADDR,ADDR | --shards MAP | --config FILE) COMMAND [ARGS…]
+  tandem-kv demo  [--json] [--clients N] [--duration S] [--transport tcp] [--history FILE] [--shards N]
   tandem-kv load  --servers ADDR,ADDR --key K [--count N] [--die-after-send I] [--hold]   (scripted client)
   tandem-kv keygen --out FILE [--curve | --client ID] [--force]
   tandem-kv status --servers ADDR,ADDR [--cluster-key-file FILE] [--json]
@@ -76,6 +80,11 @@ upgrade                    rolling upgrade of a running pair, no failed request:
 
 call                       one request to the logical server; prints the reply as JSON
   --servers A,B            the two replicas
+  --shards MAP             instead of --servers: a shard map (JSON file, or inline JSON starting with "{"):
+                           {"version":1,"shards":[{"name":"s1","servers":["A1","B1"]},…]}; the request goes
+                           to the pair its key hashes to ("{tag}" in a key: routed by the tag; a scan needs a
+                           whole "{tag}" in its prefix). See docs/SHARDING.md
+  --config FILE            JSON: {servers | shards, timeout, replication:{…}}; flags win
   --timeout MS             give up after MS (default 5000)
 ${CLIENT_SECURITY_HELP}${CALL_COMMANDS}
 
@@ -87,6 +96,9 @@ demo                       primary + backup as child processes, SIGKILL the prim
   --history FILE           write the operation history (JSON) for a linearizability check
   --replica-log FILE       append the replicas' protocol log (JSON lines) to FILE
   --json                   one JSON object on stdout instead of the summary
+  --shards N               N pairs instead of one (2N processes), keys spread over them by rendezvous
+                           hashing; SIGKILL the first pair's primary mid-load: the others serve on, every
+                           acknowledged increment is verified on its pair
 
 status                     each replica's role, epoch and seq — and, when it cannot serve and cannot prove
                            that nothing acknowledged is lost, why (BLOCKED) and which seqs a promote loses.
@@ -142,6 +154,37 @@ function replicationFrom(values: Record<string, unknown>, base: Record<string, u
   if (typeof values.piggyback === 'string') r.piggyback = values.piggyback;
   if (typeof values['reply-mode'] === 'string') r.replyMode = values['reply-mode'];
   return r;
+}
+
+/** `call`'s logical server: --servers A,B or --shards MAP (flags win over --config FILE). */
+function callTarget(values: { servers?: string; shards?: string; config?: string; timeout?: string }): {
+  servers: [string, string];
+  shards?: ShardMap;
+  config: Partial<ReplicationConfig>;
+} {
+  const file = values.config ? readCallConfig(values.config) : {};
+  const fileServers = Array.isArray(file.servers) ? file.servers.join(',') : file.servers;
+  let shards: string | Record<string, unknown> | undefined = values.shards ?? (values.servers === undefined ? file.shards : undefined);
+  const servers = values.servers ?? (values.shards === undefined ? fileServers : undefined);
+  if (servers !== undefined && shards !== undefined)
+    throw new UsageError('call takes either --servers A,B (one pair) or --shards MAP (a shard map), not both');
+  // A map path in the config file is relative to the file.
+  if (values.shards === undefined && typeof shards === 'string' && values.config && !shards.trimStart().startsWith('{'))
+    shards = resolve(dirname(values.config), shards);
+  const timeout = positiveInt('timeout', values.timeout, file.timeout ?? 5000);
+  const config = { ...file.replication, callDeadlineMs: timeout } as Partial<ReplicationConfig>;
+  replicationSettings(config); // validate
+  if (shards !== undefined)
+    return {
+      servers: ['', ''],
+      shards: parseShardMap(shards, values.shards !== undefined ? '--shards' : `${values.config}: shards`),
+      config,
+    };
+  if (servers === undefined)
+    throw new UsageError(
+      'call needs --servers A,B (the two replicas, e.g. --servers tcp://127.0.0.1:7001,tcp://127.0.0.1:7002) or --shards MAP (a shard map: JSON file or inline)',
+    );
+  return { servers: parseServers(servers), config };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -263,15 +306,23 @@ async function main(argv: string[]): Promise<number> {
     case 'call': {
       const { values, positionals } = parse(
         rest,
-        { servers: { type: 'string' }, timeout: { type: 'string' }, ...CLIENT_SECURITY_FLAGS },
+        {
+          servers: { type: 'string' },
+          shards: { type: 'string' },
+          config: { type: 'string' },
+          timeout: { type: 'string' },
+          ...CLIENT_SECURITY_FLAGS,
+        },
         true,
       );
-      const servers = parseServers(values.servers);
+      const target = callTarget(values);
       const request = requestFromWords(positionals);
-      const timeout = positiveInt('timeout', values.timeout, 5000);
       const clientSec = clientSecurityFrom(values);
       try {
-        const reply = await callOnce(servers, request, { callDeadlineMs: timeout }, clientSec);
+        const reply =
+          target.shards !== undefined
+            ? (await callShardedOnce(target.shards, request, target.config, clientSec)).reply
+            : await callOnce(target.servers, request, target.config, clientSec);
         process.stdout.write(JSON.stringify(reply) + '\n');
         return 0;
       } catch (err) {
@@ -284,6 +335,7 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write(`tandem-kv: ${e.message}\n`);
           return 3;
         }
+        if (e.name === 'InvalidRequestError') throw new UsageError(e.message);
         if (e.name === 'AuthenticationError') {
           process.stderr.write(`tandem-kv: ${e.message}\n`);
           return 4;
@@ -302,9 +354,25 @@ async function main(argv: string[]): Promise<number> {
         piggyback: { type: 'string' },
         'reply-mode': { type: 'string' },
         replication: { type: 'string' },
+        shards: { type: 'string' },
       });
       const replication = replicationFrom(values);
       replicationSettings(replication); // validate before starting anything
+      if (values.shards !== undefined) {
+        if (values.history !== undefined) throw new UsageError('demo --shards does not record a --history');
+        const shards = positiveInt('shards', values.shards, 3);
+        if (shards > 16) throw new UsageError('demo --shards: at most 16 pairs (32 processes) on one machine');
+        const sharded = await runShardedDemo({
+          shards,
+          clients: positiveInt('clients', values.clients, 8),
+          durationS: positiveNumber('duration', values.duration, 6),
+          transport: values.transport ?? 'tcp',
+          replicaLog: values['replica-log'],
+          replication,
+        });
+        process.stdout.write((values.json ? JSON.stringify(sharded) : describeShardedDemo(sharded)) + '\n');
+        return sharded.ok ? 0 : 1;
+      }
       const result = await runDemo({
         json: values.json === true,
         clients: positiveInt('clients', values.clients, 8),

@@ -22,6 +22,10 @@ export const serveConfigSchema = z
 export type ServeConfigFile = z.infer<typeof serveConfigSchema>;
 
 export function readServeConfig(path: string): ServeConfigFile {
+  return readJsonConfig(path, serveConfigSchema);
+}
+
+function readJsonConfig<T>(path: string, schema: z.ZodType<T>): T {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -34,13 +38,32 @@ export function readServeConfig(path: string): ServeConfigFile {
   } catch (err) {
     throw new UsageError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
-  const parsed = serveConfigSchema.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (!parsed.success) {
     throw new UsageError(
       `config file ${path}: ` + parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '),
     );
   }
   return parsed.data;
+}
+
+/**
+ * `tandem-kv call --config file.json`: where the logical server is — one pair (`servers`: "A,B" or
+ * ["A", "B"]) or a shard map (`shards`: the map object, inline JSON or a path to a JSON file; see
+ * docs/SHARDING.md) — and client replication settings. Command-line flags override the file.
+ */
+export const callConfigSchema = z
+  .object({
+    servers: z.union([z.string().min(1), z.tuple([z.string().min(1), z.string().min(1)])]).optional(),
+    shards: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
+    timeout: z.number().int().positive().optional(),
+    replication: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+export type CallConfigFile = z.infer<typeof callConfigSchema>;
+
+export function readCallConfig(path: string): CallConfigFile {
+  return readJsonConfig(path, callConfigSchema);
 }
 
 /** Validate replication settings (file + flags) with the core's schema; ConfigError → UsageError. */

@@ -33,3 +33,4 @@ export {
 export { probeReplica } from './role-probe.js';
 export { createTransportRegistry, addressFor, UsageError } from './transports.js';
 export { requestFromWords } from './commands/call.js';
+export { kvShardKey, hashTag } from './shards.js';

@@ -142,6 +142,7 @@ export const CORE_ERROR_NAMES = [
   'AuthenticationError',
   'KeyError',
   'InsecureListenError',
+  'ShardMapError',
 ] as const;
 
 export type CoreErrorName = (typeof CORE_ERROR_NAMES)[number];

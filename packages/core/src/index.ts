@@ -9,6 +9,18 @@ export * from './env.js';
 export { nodeEnv, stderrLogger, type NodeEnvOptions } from './node-env.js';
 export { createReplica } from './replica.js';
 export { createClient, type ClientDiagnostics } from './client.js';
+export {
+  createShardedClient,
+  createShardMapSource,
+  rendezvousShard,
+  validateShardMap,
+  ShardMapError,
+  type ShardMap,
+  type ShardSpec,
+  type ShardMapSource,
+  type ShardedClient,
+  type ShardedClientOptions,
+} from './sharded-client.js';
 export { defineService, valueDigest } from './service.js';
 export {
   resolveConfig,

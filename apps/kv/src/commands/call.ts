@@ -1,13 +1,15 @@
 /**
  * `tandem-kv call --servers A,B <command> [args]`: one request to the logical server, reply printed
- * as JSON. Commands map to kv requests (see `requestFromWords`).
+ * as JSON. Commands map to kv requests (see `requestFromWords`). With `--shards MAP` instead of
+ * `--servers`, the request goes to the pair its key hashes to (docs/SHARDING.md).
  */
-import { createClient, nodeEnv, type ReplicationConfig } from '@tandem/core';
+import { createClient, createShardedClient, nodeEnv, type ReplicationConfig, type ShardMap } from '@tandem/core';
 import type { KvReply, KvRequest } from '../schema.js';
 import { kvRequestSchema } from '../schema.js';
 import { kvService } from '../service.js';
 import { createTransportRegistry, UsageError } from '../transports.js';
 import type { ClientSecuritySettings } from '../security-options.js';
+import { kvShardKey } from '../shards.js';
 
 export const CALL_COMMANDS = `  get KEY                      value of KEY (null when absent)
   set KEY VALUE                write VALUE
@@ -125,6 +127,30 @@ export async function callOnce(
     // Hand the state information to the backup before exiting (bounded: the primary's flush covers it anyway).
     await Promise.race([client.drain(), new Promise((r) => setTimeout(r, 1000).unref())]);
     return reply;
+  } finally {
+    await client.close();
+  }
+}
+
+/** Send one request to the pair of `map` its shard key routes to (kvShardKey: refuses the requests that
+ * span pairs with InvalidRequestError, before anything is sent). */
+export async function callShardedOnce(
+  map: ShardMap,
+  request: KvRequest,
+  config: Partial<ReplicationConfig>,
+  sec: ClientSecuritySettings = { transport: {} },
+): Promise<{ reply: KvReply; shard: string }> {
+  const client = createShardedClient({
+    service: kvService,
+    env: nodeEnv({ network: createTransportRegistry(sec.transport) }),
+    shardKey: kvShardKey,
+    map,
+    clientOptions: { config, ...(sec.credentials ? { credentials: sec.credentials } : {}) },
+  });
+  try {
+    const r = await client.callWithInfo(request);
+    await Promise.race([client.drain(), new Promise((res) => setTimeout(res, 1000).unref())]);
+    return { reply: r.reply, shard: r.shard };
   } finally {
     await client.close();
   }
