@@ -172,9 +172,46 @@ export interface ReplicaHooks {
   afterApply?(entry: Entry, state: unknown): Promise<void> | undefined;
 }
 
-/** A third party that decides whether a replica may serve alone (e.g. a lock in a coordination service). */
+/** Why a replica asks its witness: a backup taking over, a primary dropping a faulty backup, a replica
+ * starting with no peer, or a replica serving alone whose grant lapsed (`Witness.holds` said false). */
+export type WitnessReason = 'takeover' | 'peer-faulty' | 'startup' | 'renew';
+
+/** What a replica asks its witness. */
+export interface WitnessRequest {
+  nodeId: string;
+  /** The epoch the replica will serve at (a takeover asks with its epoch + 1). */
+  epoch: number;
+  reason: WitnessReason;
+}
+
+/**
+ * A third party that decides whether a replica may serve alone (e.g. a lock in a coordination service:
+ * `@tandem/witness-etcd`). Safety rule a witness must keep: while one replica's grant is in force, no
+ * other replica is granted; a request with an epoch lower than one already granted is refused.
+ *
+ * A replica asks before it serves alone; a refusal (or a rejected promise: the witness is unreachable)
+ * keeps it passive and it asks again later. While the pair is healthy (primary and backup in contact)
+ * nothing asks: the witness is off the request path.
+ */
 export interface Witness {
-  mayServeAlone(request: { nodeId: string; epoch: number; reason: 'takeover' | 'peer-faulty' | 'startup' }): boolean | Promise<boolean>;
+  /** Grant (true) or refuse (false) serving alone at `request.epoch`. */
+  mayServeAlone(request: WitnessRequest): boolean | Promise<boolean>;
+  /**
+   * Optional: true while the last grant is certainly still in force for at least `marginMs` more (a lease
+   * renewed in time: no other replica can be granted before then). A replica serving alone answers only
+   * while it is true, with `marginMs` = its forward window — so every reply it sent has been forwarded to
+   * the peer before the peer can be granted a takeover; once false it holds requests and asks again with
+   * reason 'renew' — and steps down when refused. Without it a grant lasts until `release`.
+   */
+  holds?(marginMs: number): boolean;
+  /** Optional: the replica no longer serves alone (a backup joined, it stepped down, it stopped): give the
+   * grant up so the peer need not wait for a lease to expire. Errors are logged, never thrown. */
+  release?(request: { nodeId: string; epoch: number }): void | Promise<void>;
+  /** Optional: how long a grant outlives its holder's silence (a lease TTL), in ms: a takeover after the
+   * holder died can wait this long. Counted in the printed worst-case failover with a witness. */
+  readonly leaseMs?: number;
+  /** Optional: one line for logs and status ("owner at epoch 3, lease renewed 120 ms ago", "unreachable"). */
+  describe?(): string;
 }
 
 /** The replicated state as it travels to a joining backup (the default copies all of it at once). */
@@ -308,6 +345,8 @@ export interface ReplicaStatus {
   /** This replica cannot serve and cannot prove that nothing acknowledged is lost; it waits for its peer,
    * or for an operator (`promote({ acceptLoss: true })`, `tandem-kv promote --accept-loss`). */
   blocked?: BlockedStatus;
+  /** With a witness: what it last answered (granted, refused, unreachable…) and its own one-line state. */
+  witness?: string;
 }
 
 export interface BlockedStatus {

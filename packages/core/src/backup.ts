@@ -360,15 +360,12 @@ export class Backup {
 
   #takeoverIfAllowed(): void {
     const ctx = this.#ctx;
-    const witness = ctx.opts.witness;
-    if (!witness) return this.#takeover(ctx.env.now() - this.#lastFlushAt);
-    void Promise.resolve(witness.mayServeAlone({ nodeId: ctx.nodeId, epoch: ctx.epoch + 1, reason: 'takeover' })).then(
-      (ok) => {
-        if (ok && ctx.role === 'backup') this.#takeover(ctx.env.now() - this.#lastFlushAt);
-        else if (ctx.role === 'backup') this.#witnessRefused();
-      },
-      () => ctx.role === 'backup' && this.#witnessRefused(),
-    );
+    if (!ctx.witness.present) return this.#takeover(ctx.env.now() - this.#lastFlushAt);
+    void ctx.witness.ask('takeover', ctx.epoch + 1).then((answer) => {
+      if (ctx.role !== 'backup') return;
+      if (answer === 'granted') this.#takeover(ctx.env.now() - this.#lastFlushAt);
+      else this.#witnessRefused();
+    });
   }
 
   #witnessRefused(): void {

@@ -145,3 +145,24 @@ export function computeTimingBounds(config: Partial<ReplicationConfig> = {}): De
     processCrashFailoverMs: c.fastFailover ? c.forwardDelayMs + 2 * c.processCrashTransitMs : takeoverMs + c.requestTimeoutMs,
   };
 }
+
+/** The failover bounds with a witness (docs/PARTITIONS.md); the witness's own round trips count as transit. */
+export interface WitnessTimingBounds {
+  /** How long a grant outlives its holder's silence (the witness's lease). */
+  witnessLeaseMs: number;
+  /** The pair was healthy (nobody held the grant): the usual worst case, plus one witness round trip. */
+  worstCaseFailoverMs: number;
+  /** The replica that died served alone and held the grant: the peer is granted only after its lease
+   * expired, asking again each takeoverMs — takeoverMs + lease + takeoverMs + requestTimeoutMs. */
+  worstCaseFailoverAfterSoloMs: number;
+}
+
+export function computeWitnessBounds(config: Partial<ReplicationConfig>, witnessLeaseMs: number): WitnessTimingBounds {
+  const c = resolveConfig(config);
+  const b = computeTimingBounds(c);
+  return {
+    witnessLeaseMs,
+    worstCaseFailoverMs: b.worstCaseFailoverMs,
+    worstCaseFailoverAfterSoloMs: b.takeoverMs + witnessLeaseMs + b.takeoverMs + c.requestTimeoutMs,
+  };
+}

@@ -17,6 +17,8 @@ interface Following {
   lastConfirmAt: number;
   /** The forward window after the primary was found gone. */
   waiting: TimerHandle | undefined;
+  /** The witness (if any) granted this takeover. */
+  granted?: boolean;
 }
 
 export class Follower {
@@ -200,9 +202,25 @@ export class Follower {
 
   #completeTakeover(f: Following): void {
     const ctx = this.#ctx;
+    if (ctx.witness.present && !f.granted) {
+      // The dead solo primary held the witness's grant: it is ours once its lease expired.
+      void ctx.witness.ask('takeover', Math.max(ctx.peerEpochSeen, ctx.epoch) + 1).then((answer) => {
+        if (this.#follow !== f || ctx.role !== 'joining' || f.waiting !== undefined) return;
+        if (answer === 'granted') {
+          f.granted = true;
+          return this.#completeTakeover(f);
+        }
+        f.waiting = ctx.env.setTimer(ctx.retryMs(), () => {
+          f.waiting = undefined;
+          if (this.#follow === f && ctx.role === 'joining') this.#completeTakeover(f);
+        });
+      });
+      return;
+    }
     ctx.backupLog.applyReady(ctx.runner, (d) => ctx.onDivergence(d), true);
     const gap = ctx.backupLog.beyondGap();
     if (gap.length > 0) {
+      ctx.witness.release();
       this.stop('entries are missing');
       ctx.roles.recovery.block(
         `the solo primary died; the clients' forwards miss seq ${ctx.runner.appliedSeq + 1} (they hold up to ${gap[gap.length - 1]!.seq})`,

@@ -25,9 +25,11 @@ export { defineService, valueDigest } from './service.js';
 export {
   resolveConfig,
   computeTimingBounds,
+  computeWitnessBounds,
   replicationConfigSchema,
   DEFAULT_REPLICATION_CONFIG,
   type DerivedTimingBounds,
+  type WitnessTimingBounds,
 } from './config.js';
 export {
   ServiceUnavailableError,

@@ -181,14 +181,11 @@ export class Joiner {
 
   async #becomeFirstPrimary(): Promise<void> {
     const ctx = this.#ctx;
-    const witness = ctx.opts.witness;
-    if (witness) {
-      const ok = await Promise.resolve(
-        witness.mayServeAlone({ nodeId: ctx.nodeId, epoch: Math.max(1, ctx.epoch), reason: 'startup' }),
-      ).catch(() => false);
-      if (!ok) return this.scheduleProbe(ctx.cfg.heartbeatTimeoutMs);
+    if (ctx.witness.present && (await ctx.witness.ask('startup', Math.max(1, ctx.epoch))) !== 'granted') {
+      if (ctx.role === 'starting') this.scheduleProbe(ctx.cfg.heartbeatTimeoutMs);
+      return;
     }
-    if (ctx.role !== 'starting') return;
+    if (ctx.role !== 'starting') return ctx.witness.release();
     this.dropJoinLink();
     ctx.learnEpoch(1);
     ctx.transitions.setRole('solo-primary');

@@ -156,6 +156,8 @@ export const statusReplySchema = z.object({
   follow: seqNo.optional(),
   /** The replica cannot serve and cannot prove that nothing acknowledged is lost: an operator decides. */
   blocked: z.object({ reason: z.string().max(1024), haveSeq: seqNo, mayLoseFrom: seqNo, mayLoseTo: seqNo.optional() }).optional(),
+  /** With a witness: what it last said (witness-gate.ts describe()). */
+  witness: z.string().max(512).optional(),
 });
 /** P → B: "you are no longer my backup" (P declared it faulty). B acknowledges, then re-joins. */
 export const dropSchema = z.object({ t: z.literal('drop'), epoch: epochNo, reason: z.string().max(1024) });

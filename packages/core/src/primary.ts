@@ -81,6 +81,13 @@ export class Primary {
       if (!dropping) this.ensureFlushSoon();
       return;
     }
+    if (role === 'solo-primary' && !ctx.witness.holds()) {
+      // Serving alone on a witness's grant that may have lapsed (docs/PARTITIONS.md): the peer may be
+      // granted once it expires, so hold until the witness renews it — or step down when it refuses.
+      if (this.#held.length < MAX_HELD_REQUESTS) this.#held.push({ link, req });
+      ctx.witness.renew(() => this.releaseHeld());
+      return;
+    }
     this.#serve(link, req);
     if (this.#admissionHeld.size > 0) this.#reofferAdmissionHeld();
   }
@@ -442,19 +449,15 @@ export class Primary {
   peerFaulty(reason: string): void {
     const ctx = this.#ctx;
     if (ctx.role !== 'primary' || ctx.roles.solo.dropping) return;
-    const witness = ctx.opts.witness;
     const proceed = (): void => {
       if (ctx.role !== 'primary' || ctx.roles.solo.dropping) return;
       ctx.log('warn', 'peer-faulty', { reason, unacked: this.tracker.log.size });
       ctx.emit({ type: 'peer-faulty', reason });
       ctx.roles.solo.beginDrop(reason);
     };
-    if (!witness) return proceed();
+    if (!ctx.witness.present) return proceed();
     this.cancelTimers();
-    void Promise.resolve(witness.mayServeAlone({ nodeId: ctx.nodeId, epoch: ctx.epoch, reason: 'peer-faulty' })).then(
-      (ok) => (ok ? proceed() : ctx.transitions.stepDown(ctx.epoch)),
-      () => ctx.transitions.stepDown(ctx.epoch),
-    );
+    ctx.witness.beforeDrop(() => this.peerFaulty(reason), proceed);
   }
 
   /** A joiner becomes our backup from a state at `seq` (delta: the entries after it, kept for it). */
@@ -481,6 +484,7 @@ export class Primary {
     this.#flushTimer = undefined;
     this.#silenceCheck?.cancel();
     this.#silenceCheck = undefined;
+    this.#ctx.witness.cancelRetry();
     this.#ctx.roles.solo.cancelDrop();
     this.#admissionHeld.cancel();
   }

@@ -5,8 +5,8 @@
  * it — it then applies what it can order and serves alone at a new epoch. Admin connections ask status
  * and promote here.
  */
-import type { BlockedStatus, ReplicaEvent } from './api.js';
-import { StoppedError } from './errors.js';
+import type { BlockedStatus, ReplicaEvent, Role } from './api.js';
+import { ServiceUnavailableError, StoppedError } from './errors.js';
 import type { Link } from './link.js';
 import type { Message, StatusReply } from './messages.js';
 import { SERVING, type ReplicaContext } from './replica-context.js';
@@ -64,6 +64,15 @@ export class Recovery {
       throw new Error(
         'this replica is a backup: it takes over by itself when its primary fails; promote is for a replica that reports blocked',
       );
+    if (ctx.witness.present) {
+      const answer = await ctx.witness.ask('takeover', Math.max(ctx.peerEpochSeen, ctx.epoch) + 1);
+      if (answer !== 'granted')
+        throw new ServiceUnavailableError(
+          `the witness ${answer === 'refused' ? 'refuses' : 'cannot be reached for'} this promote (${ctx.witness.describe()}): another replica may be serving`,
+        );
+      const role = ctx.role as Role; // it may have changed while we asked
+      if (role !== 'joining' && role !== 'starting') return ctx.witness.release();
+    }
     const joiner = ctx.roles.joiner;
     joiner.cancelFetch();
     ctx.roles.backup.cancelTimers();

@@ -26,6 +26,7 @@ import type { Recovery } from './recovery.js';
 import type { Joiner } from './joiner.js';
 import type { Admission } from './admission.js';
 import type { StateSyncHost } from './state-sync-host.js';
+import { WitnessGate } from './witness-gate.js';
 
 export const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
 
@@ -75,6 +76,8 @@ export class ReplicaContext {
   readonly rateLog: RateLimitedLog;
   /** Entries a backup (or a follower, or a joiner that knows the epoch) collected, applied in seq order. */
   readonly backupLog: BackupLog;
+  /** The optional witness, as the roles use it (witness-gate.ts). */
+  readonly witness: WitnessGate;
   /** TEST ONLY hooks for deliberately broken behaviour (fault-hooks.ts); the designed protocol by default. */
   faults: FaultHooks = NO_FAULT_HOOKS;
 
@@ -117,6 +120,7 @@ export class ReplicaContext {
     this.security = p.security;
     this.rateLog = p.rateLog;
     this.backupLog = new BackupLog(p.cfg.maxUnackedEntries + p.cfg.flushMaxEntries);
+    this.witness = new WitnessGate(this);
   }
 
   get role(): Role {
@@ -232,6 +236,7 @@ export class ReplicaContext {
     const follow = this.roles.solo.coveringFrom();
     if (follow !== undefined) r.follow = follow;
     if (this.blocked !== undefined) r.blocked = { ...this.blocked };
+    if (this.witness.present) r.witness = this.witness.describe().slice(0, 512);
     return r;
   }
 

@@ -143,6 +143,7 @@ class ReplicaNode implements Replica<unknown> {
       ...(followEpoch !== undefined ? { following: { epoch: followEpoch, pendingEntries: ctx.backupLog.pendingCount } } : {}),
       ...(coveringFrom !== undefined ? { covering: { fromSeq: coveringFrom } } : {}),
       ...(ctx.blocked !== undefined ? { blocked: { ...ctx.blocked } } : {}),
+      ...(ctx.witness.present ? { witness: ctx.witness.describe() } : {}),
     };
   }
 
@@ -196,6 +197,7 @@ class ReplicaNode implements Replica<unknown> {
     r.follower.shutdown();
     r.backup.stop();
     r.joiner.cancelFetch();
+    ctx.witness.stop();
     this.#startWaiter?.reject(new StoppedError('replica stopped before it started serving'));
     this.#startWaiter = undefined;
     await ctx.listener?.close();
@@ -373,6 +375,7 @@ class ReplicaNode implements Replica<unknown> {
     invariant(MOVES[was].includes(role), 'role-move', () => `${was} → ${role} is not a move of the protocol`);
     invariant(!(SERVING.has(role) || role === 'backup') || ctx.epoch >= 1, 'role-epoch', () => `${role} at epoch ${ctx.epoch}`);
     ctx.assignRole(role);
+    ctx.witness.onRoleChange(was, role);
     if (SERVING.has(role)) this.#roles.host.attach();
     else this.#roles.host.detach();
     ctx.log('info', 'role', {});

@@ -1,6 +1,15 @@
 /** Builds a primary/backup pair and clients on a TestCluster. */
 import { z } from 'zod';
-import type { Client, ClientCredentials, ReplicationConfig, Replica, ReplicaEvent, ReplicaHooks, ReplicaSecurity } from '../../src/api.js';
+import type {
+  Client,
+  ClientCredentials,
+  ReplicationConfig,
+  Replica,
+  ReplicaEvent,
+  ReplicaHooks,
+  ReplicaSecurity,
+  Witness,
+} from '../../src/api.js';
 import { installFaultHooks, type BrokenVariant } from '../../src/fault-hooks.js';
 import { createClient, type ClientDiagnostics } from '../../src/client.js';
 import { createReplica } from '../../src/replica.js';
@@ -66,6 +75,8 @@ export interface PairOptions {
   waitForPair?: boolean;
   /** ReplicaHooks for both replicas (replica-hooks.test.ts). */
   hooks?: ReplicaHooks;
+  /** Each replica's witness (witness.test.ts). */
+  witness?: { a?: Witness; b?: Witness };
 }
 
 export async function startPair(
@@ -96,6 +107,7 @@ export async function startPair(
     config: cfg,
     ...(secA ? { security: secA } : {}),
     ...(options.hooks ? { hooks: options.hooks } : {}),
+    ...(options.witness?.a ? { witness: options.witness.a } : {}),
   });
   if (broken) installFaultHooks(a, broken);
   const b = createReplica({
@@ -108,6 +120,7 @@ export async function startPair(
     config: cfg,
     ...(secB ? { security: secB } : {}),
     ...(options.hooks ? { hooks: options.hooks } : {}),
+    ...(options.witness?.b ? { witness: options.witness.b } : {}),
   });
   const events = { a: [] as ReplicaEvent[], b: [] as ReplicaEvent[] };
   a.on((e) => events.a.push(e));
