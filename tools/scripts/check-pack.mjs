@@ -78,7 +78,7 @@ process.exit(0);
   {
     dir: 'packages/core',
     expectFiles: ['dist/index.js', 'dist/index.d.ts', 'README.md'],
-    forbid: ['ws', 'zeromq'],
+    forbid: ['ws', 'zeromq', 'etcd3', '@grpc/grpc-js'],
     smoke: `
 import assert from 'node:assert/strict';
 import { z } from 'zod';
@@ -175,6 +175,26 @@ assert.equal(served.answered.next ?? 0, 0);
 await workerClient.close(); await served.close();
 console.log('  worker thread: streamed ' + workerResult.records + ' records from shared slabs, digests equal');
 process.exit(0);
+`,
+  },
+  {
+    dir: 'packages/witness-etcd',
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'dist/witness.js', 'dist/shard-map.js', 'README.md'],
+    forbid: ['ws', 'zeromq'],
+    smoke: `
+import assert from 'node:assert/strict';
+import { EtcdWitness, isWitnessEtcdError, parseWitnessUrl, validateShardMap } from '@tandem/witness-etcd';
+assert.deepEqual(parseWitnessUrl('etcd://127.0.0.1:1,127.0.0.1:2/tandem/pack'), { endpoints: ['127.0.0.1:1', '127.0.0.1:2'], prefix: '/tandem/pack' });
+assert.equal(validateShardMap({ version: 1, shards: [{ name: 's1', servers: ['tcp://a:1', 'tcp://b:1'] }] }).shards.length, 1);
+// Nobody listens on port 1: the etcd3/gRPC client loads, fails fast, and the failure is the typed error.
+const witness = EtcdWitness.fromUrl('etcd://127.0.0.1:1/tandem/pack', { dialTimeoutMs: 500 });
+const err = await witness.mayServeAlone({ nodeId: 'a', epoch: 1, reason: 'startup' }).then(() => undefined, (e) => e);
+assert.ok(isWitnessEtcdError(err, 'WitnessUnavailableError'), String(err));
+assert.equal(witness.holds(), false);
+const line = witness.describe();
+assert.match(line, /etcd unreachable/);
+await witness.close();
+console.log('  witness refused with etcd unreachable: ' + err.name + ' (' + line.slice(0, 60) + '…)');
 `,
   },
   {

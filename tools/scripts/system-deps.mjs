@@ -11,6 +11,7 @@ export const SYSTEM_PACKAGES = {
   'xcb-proto': '/usr/share/xcb/xproto.xml',
   xterm: '/usr/bin/xterm',
   openssl: '/usr/bin/openssl', // TLS test fixtures are generated at test time
+  'etcd-server': '/usr/bin/etcd', // @tandem/witness-etcd and the partition tests run a real etcd
 };
 
 export function missingSystemPackages() {

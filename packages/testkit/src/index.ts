@@ -23,3 +23,12 @@ export type {
   PrimaryKill,
 } from './sim/kv-cluster-types.js';
 export type { AlarmSummary, FalseAlarm, LivenessBounds } from './sim/kv-checks.js';
+export {
+  startEtcd,
+  etcdMissingReason,
+  freePort,
+  ETCD_BINARY,
+  ETCD_INSTALL,
+  type EtcdServer,
+  type StartEtcdOptions,
+} from './etcd.js';
