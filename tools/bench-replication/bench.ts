@@ -15,7 +15,10 @@
  * each from the signal to a client's first reply from the new primary, with every acknowledged increment
  * checked afterwards. Replicas are `tandem-kv serve` child processes (apps/kv/dist).
  *
- *   npm run bench:replication -- [--json] [--quick] [--transport tcp|ws|zmq] [--kills N] [--failover-only]
+ * With `--witness etcd` the failover runs are repeated with both replicas asking a real etcd (started on
+ * loopback) before serving alone — failoverMsWithWitness, beside failoverMs (docs/PARTITIONS.md).
+ *
+ *   npm run bench:replication -- [--json] [--quick] [--transport tcp|ws|zmq] [--kills N] [--failover-only] [--witness etcd]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +42,7 @@ import type { KvReply, KvRequest } from '../../apps/kv/src/schema.js';
 import { kvService } from '../../apps/kv/src/service.js';
 import { addressFor, createTransportRegistry } from '../../apps/kv/src/transports.js';
 import { keygen } from '../../apps/kv/src/security-options.js';
+import { startEtcd, type EtcdServer } from '@tandem/testkit';
 
 const { values: flags } = parseArgs({
   options: {
@@ -50,8 +54,12 @@ const { values: flags } = parseArgs({
     'run-ms': { type: 'string' },
     piggyback: { type: 'string' },
     'failover-only': { type: 'boolean' },
+    witness: { type: 'string' },
   },
 });
+/** `--witness etcd`: the failover runs again with both replicas asking a real etcd (started here on loopback,
+ * @tandem/testkit startEtcd) before serving alone, reported beside the runs without (failoverMsWithWitness). */
+if (flags.witness !== undefined && flags.witness !== 'etcd') throw new Error('--witness takes etcd');
 /** Piggyback mode for (b) and (c); default: the core's default. */
 const piggyback = flags.piggyback as ReplicationConfig['piggyback'] | undefined;
 if (piggyback !== undefined && piggyback !== 'entries' && piggyback !== 'seq-digest')
@@ -157,18 +165,26 @@ interface FailoverResult {
   computedBoundMs: number;
   boundName: 'processCrashFailoverMs' | 'worstCaseFailoverMs';
   withinBound: boolean;
+  /** Run with a witness (etcd): the computed bound then excludes the witness's own round trips. */
+  witness: boolean;
   config: Partial<ReplicationConfig>;
   /** Every acknowledged increment checked against the serving replica after each pair's last kill. */
   check: { acknowledged: number; lost: number; duplicated: number; unverifiable: number };
 }
 
-async function failoverRun(mode: 'kill' | 'stop', config: Partial<ReplicationConfig>): Promise<FailoverResult> {
+let witnessPairs = 0;
+
+async function failoverRun(mode: 'kill' | 'stop', config: Partial<ReplicationConfig>, etcd?: EtcdServer): Promise<FailoverResult> {
   const debug = process.env.BENCH_DEBUG !== undefined;
   const startPair = (): Promise<ReplicaPair> =>
     ReplicaPair.start({
       transport,
       replication: config,
-      extraArgs: ['--cluster-key-file', clusterKey],
+      extraArgs: [
+        '--cluster-key-file',
+        clusterKey,
+        ...(etcd ? ['--witness', `etcd://${etcd.hostPort}/tandem/bench-${process.pid}-${++witnessPairs}`] : []),
+      ],
       logLevel: debug ? 'info' : 'error',
       onStderr: (n, l) => debug && log(`${n} ${l.slice(0, 240)}`),
     });
@@ -289,37 +305,63 @@ async function failoverRun(mode: 'kill' | 'stop', config: Partial<ReplicationCon
     computedBoundMs,
     boundName,
     withinBound: max <= computedBoundMs,
+    witness: etcd !== undefined,
     config: resolveConfig(config),
     check,
   };
 }
 
-async function failoverBoth(): Promise<{ processCrash: FailoverResult; hostCrash: FailoverResult }> {
-  log(`  failover (fastFailover on): SIGKILL the primary ${kills} times, time to the first reply from the new primary…`);
-  const processCrash = await failoverRun('kill', PROCESS_CRASH_CONFIG);
-  log(`  failover: SIGSTOP the primary ${kills} times (no reset: the host-crash path)…`);
-  const hostCrash = await failoverRun('stop', FAILOVER_CONFIG);
+interface FailoverPair {
+  processCrash: FailoverResult;
+  hostCrash: FailoverResult;
+}
+
+async function failoverBoth(etcd?: EtcdServer): Promise<FailoverPair> {
+  const w = etcd ? ' (witness: etcd)' : '';
+  log(`  failover${w} (fastFailover on): SIGKILL the primary ${kills} times, time to the first reply from the new primary…`);
+  const processCrash = await failoverRun('kill', PROCESS_CRASH_CONFIG, etcd);
+  log(`  failover${w}: SIGSTOP the primary ${kills} times (no reset: the host-crash path)…`);
+  const hostCrash = await failoverRun('stop', FAILOVER_CONFIG, etcd);
   return { processCrash, hostCrash };
 }
 
+/** The failover runs with the witness, when asked for (`--witness etcd`); etcd is stopped afterwards. */
+async function failoverWithWitness(): Promise<FailoverPair | undefined> {
+  if (flags.witness !== 'etcd') return undefined;
+  const etcd = await startEtcd();
+  try {
+    return await failoverBoth(etcd);
+  } finally {
+    await etcd.stop();
+  }
+}
+
+function printFailovers(prefix: string, f: FailoverPair, fw: FailoverPair | undefined): void {
+  const print = (s: string): void => void (flags.json ? log(s) : process.stdout.write(s + '\n'));
+  print(failoverLine(`${prefix}processCrash`, f.processCrash));
+  print(failoverLine(`${prefix}hostCrash   `, f.hostCrash));
+  if (fw === undefined) return;
+  print(failoverLine(`${prefix}processCrash, witness etcd`, fw.processCrash));
+  print(failoverLine(`${prefix}hostCrash, witness etcd   `, fw.hostCrash));
+}
+
 const failoverLine = (name: string, f: FailoverResult): string =>
-  `  ${name} (${f.fault} → first reply from the new primary, ${f.samples.length} faults): p50 ${f.p50} ms, p99 ${f.p99} ms, max ${f.max} ms (computed ${f.boundName} ${f.computedBoundMs} ms${f.withinBound ? '' : ', EXCEEDED'}); ${f.check.acknowledged} acknowledged increments: ${f.check.lost} lost, ${f.check.duplicated} duplicated${f.stuck.length ? `; ${f.stuck.length} without a new primary within 10 s` : ''}`;
+  `  ${name} (${f.fault} → first reply from the new primary, ${f.samples.length} faults): p50 ${f.p50} ms, p99 ${f.p99} ms, max ${f.max} ms (computed ${f.boundName} ${f.computedBoundMs} ms${f.witness ? ' + the witness round trips, which no setting bounds' : f.withinBound ? '' : ', EXCEEDED'}); ${f.check.acknowledged} acknowledged increments: ${f.check.lost} lost, ${f.check.duplicated} duplicated${f.stuck.length ? `; ${f.stuck.length} without a new primary within 10 s` : ''}`;
 
 async function failoverOnly(): Promise<void> {
   const started = performance.now();
   await keygen(clusterKey, {}, true);
   const failoverMs = await failoverBoth();
+  const failoverMsWithWitness = await failoverWithWitness();
   const out = {
     transport,
     failoverSecurity: 'cluster key on (peers authenticated, MACs)',
     failoverMs,
+    ...(failoverMsWithWitness ? { failoverMsWithWitness } : {}),
     durationS: Math.round((performance.now() - started) / 100) / 10,
   };
   if (flags.json) process.stdout.write(JSON.stringify(out) + '\n');
-  else {
-    process.stdout.write(failoverLine('processCrash', failoverMs.processCrash) + '\n');
-    process.stdout.write(failoverLine('hostCrash   ', failoverMs.hostCrash) + '\n');
-  }
+  printFailovers('', failoverMs, failoverMsWithWitness);
 }
 
 async function main(): Promise<void> {
@@ -352,6 +394,7 @@ async function main(): Promise<void> {
   const p50 = (k: Kind, c: number): number => results[k]![`c${c}`]!.p50;
   const tput = (k: Kind, c: number): number => results[k]![`c${c}`]!.throughput;
   const failover = await failoverBoth();
+  const failoverWitness = await failoverWithWitness();
   const ratios = {
     replicatedVsUnreplicatedP50: r3(p50('replicated', 1) / p50('unreplicated', 1)),
     replicatedVsSyncP50: r3(p50('replicated', 1) / p50('sync', 1)),
@@ -383,6 +426,7 @@ async function main(): Promise<void> {
     },
     failoverSecurity: 'cluster key on (peers authenticated, MACs)',
     failoverMs: failover,
+    ...(failoverWitness ? { failoverMsWithWitness: failoverWitness } : {}),
     durationS: Math.round((performance.now() - started) / 100) / 10,
   };
   if (flags.json) {
@@ -403,8 +447,7 @@ async function main(): Promise<void> {
   log(
     `  ratios (concurrency 64): replicated/unreplicated p50 ${ratios.replicatedVsUnreplicatedP50At64}, replicated/sync p50 ${ratios.replicatedVsSyncP50At64}; throughput replicated/unreplicated ${ratios.replicatedVsUnreplicatedThroughputAt64}, replicated/sync ${ratios.replicatedVsSyncThroughputAt64}`,
   );
-  log(failoverLine('failover processCrash', failover.processCrash));
-  log(failoverLine('failover hostCrash   ', failover.hostCrash));
+  printFailovers('failover ', failover, failoverWitness);
   log(`  baseline: ${out.baseline}`);
 }
 

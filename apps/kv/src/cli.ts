@@ -17,6 +17,7 @@ import { parseJsonObjectFlag, readCallConfig, readServeConfig, replicationSettin
 import { runShardedDemo, describeShardedDemo } from './commands/demo-shards.js';
 import { parseShardMap } from './shards.js';
 import { UsageError } from './transports.js';
+import { witnessFromUrl } from './witness-option.js';
 import { runPromote, runStatus } from './commands/operator.js';
 import {
   CLIENT_SECURITY_FLAGS,
@@ -55,6 +56,10 @@ serve                      run one replica; the other runs with --listen/--peer 
   --state-transfer M       how this replica gets the primary's state when it joins: copy (default: the
                            whole state in one message) | stream (streamed while the primary serves,
                            verified, then joined from there). Every replica serves streams as primary
+  --witness URL            etcd://host:port[,host:port…]/prefix (etcds://…?ca=&cert=&key= for TLS): both
+                           replicas ask this etcd before serving alone, so a primary/backup partition
+                           cannot split the pair (docs/PARTITIONS.md); same URL on both replicas
+  --witness-lease-s N      the witness lease in whole seconds (default 2)
   --json                   events as JSON lines on stdout
 ${REPLICA_SECURITY_HELP}
 rejoin                     start a replica that joins the running primary as backup THROUGH the streaming
@@ -209,6 +214,8 @@ async function main(argv: string[]): Promise<number> {
         replication: { type: 'string' },
         'log-level': { type: 'string' },
         'service-version': { type: 'string' },
+        witness: { type: 'string' },
+        'witness-lease-s': { type: 'string' },
         json: { type: 'boolean' },
         ...REPLICA_SECURITY_FLAGS,
         ...(command === 'rejoin' ? { timeout: { type: 'string' as const } } : { 'state-transfer': { type: 'string' as const } }),
@@ -228,7 +235,13 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`--log-level must be debug, info, warn, error or silent`);
       const serviceVersion = serviceVersionFlag(values['service-version']);
       const sec = replicaSecurityFrom(values, file);
+      const witnessUrl = values.witness ?? file.witness;
+      const kvWitness =
+        witnessUrl === undefined
+          ? undefined
+          : witnessFromUrl(witnessUrl, { leaseTtlS: positiveInt('witness-lease-s', values['witness-lease-s'], 2) });
       const common = {
+        ...(kvWitness ? { witness: kvWitness.witness, witnessSummary: kvWitness.summary } : {}),
         security: sec.security,
         transportSecurity: sec.transport,
         securitySummary: sec.summary,

@@ -16,6 +16,8 @@ export const serveConfigSchema = z
     nodeId: z.string().min(1).max(256).optional(),
     logLevel: z.enum(['debug', 'info', 'warn', 'error', 'silent']).optional(),
     replication: z.record(z.string(), z.unknown()).optional(),
+    /** etcd://host:port[,…]/prefix — the witness both replicas ask before serving alone (docs/PARTITIONS.md). */
+    witness: z.string().min(1).max(4096).optional(),
   })
   .extend(securityConfigSchema.shape)
   .strict();

@@ -4,7 +4,8 @@
  * frames (4-byte big-endian length + payload), and can
  *  - drop frames at random (seeded; never the first frame of a direction, the hello),
  *  - cut connections (destroy both sockets),
- *  - freeze: from now on silently discard everything (the connection stays open: a black hole).
+ *  - freeze: from now on silently discard everything (the connection stays open: a black hole),
+ *  - partition and heal: a black hole for a while, then fresh connections flow again.
  * Dropping whole frames keeps the framing valid, so what the endpoints see is real message loss.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -105,6 +106,18 @@ export class Relay {
   /** Discard all traffic from now on (connections stay open). */
   freeze(): void {
     this.#frozen = true;
+  }
+
+  /** A network partition: everything is discarded (connections stay open, new ones are accepted and go
+   * nowhere: dials do not fail as "refused", the peer just falls silent) until `heal`. */
+  partition(): void {
+    this.#frozen = true;
+  }
+
+  /** End a partition: the connections that lost bytes are cut (as TCP gives up on them); new ones flow. */
+  heal(): void {
+    this.cutAll();
+    this.#frozen = false;
   }
 
   /** Destroy every relayed connection (both sides see a reset/close). */

@@ -6,6 +6,7 @@
  */
 import {
   computeTimingBounds,
+  computeWitnessBounds,
   createReplica,
   nodeEnv,
   type ReplicaEvent,
@@ -14,6 +15,7 @@ import {
   type Replica,
   type StateSnapshot,
   type StateSync,
+  type Witness,
 } from '@tandem/core';
 import { streamingStateSync, withImmediateYield, type StreamingStateSyncEvent, type TransferProgress } from '@tandem/state-transfer';
 import { kvServiceVersion, type KvServiceVariant } from '../service.js';
@@ -50,6 +52,10 @@ export interface ServeOptions {
   transportSecurity?: TransportSecurity;
   /** One line describing the security settings, printed at startup. */
   securitySummary?: string;
+  /** Asked before this replica serves alone (`--witness etcd://…`: @tandem/witness-etcd). */
+  witness?: Witness;
+  /** Where the witness is, for the startup line (no secrets). */
+  witnessSummary?: string;
 }
 
 /** Prints one event: a JSON line with --json, else a human line. */
@@ -87,6 +93,20 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     { bounds, config: opts.replication },
     `worst-case failover ${bounds.worstCaseFailoverMs} ms (host crash: silence) = heartbeat timeout ${opts.replication.heartbeatTimeoutMs} + forward window ${bounds.forwardWindowMs} + takeover probe ${bounds.takeoverProbeMs} + request retry ${opts.replication.requestTimeoutMs}; ${bounds.processCrashGraceMs > 0 ? `process crash (reset + refused dial): ${bounds.processCrashFailoverMs} ms = grace ${bounds.processCrashGraceMs} (forward delay + transit allowance) + transit allowance` : 'process-crash fast path off'} (piggyback ${opts.replication.piggyback}, reply ${opts.replication.replyMode})`,
   );
+  if (opts.witness !== undefined) {
+    const wb = computeWitnessBounds(opts.replication, opts.witness.leaseMs ?? 0);
+    out(
+      'witness',
+      { witness: opts.witnessSummary ?? 'custom', bounds: wb },
+      `witness: ${opts.witnessSummary ?? 'custom'} — asked before serving alone; lease ${wb.witnessLeaseMs} ms; worst-case failover ${wb.worstCaseFailoverMs} ms + one witness round trip (pair was healthy), ${wb.worstCaseFailoverAfterSoloMs} ms when the failed replica served alone and held the grant`,
+    );
+  } else {
+    out(
+      'witness',
+      { witness: 'none' },
+      'witness: none — a primary/backup partition with both alive can split the pair (docs/PARTITIONS.md)',
+    );
+  }
   const streaming = streamingStateSync({
     service: variant.service,
     onProgress: (p) => opts.onTransferProgress?.(p, out),
@@ -118,6 +138,7 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     nodeId,
     config: opts.replication,
     ...(opts.security ? { security: opts.security } : {}),
+    ...(opts.witness ? { witness: opts.witness } : {}),
   });
   // Refusals and forged forwards can come by the thousand from an attacker: print a few, count the rest.
   let window = { start: Date.now(), shown: 0, hidden: 0 };

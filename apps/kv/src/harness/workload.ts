@@ -44,6 +44,8 @@ export interface WorkloadOptions {
   sharedKeys?: number;
   /** Record the history (default true). */
   history?: boolean;
+  /** Client `i`'s two servers, when not `servers` (e.g. a client that reaches one replica through a relay). */
+  serversFor?: (client: number) => [string, string] | undefined;
   /** Called when each call finishes (times on this workload's clock, `now()`; epoch of the answering replica). */
   onResult?: (result: { client: number; call: number; return: number; ok: boolean; epoch?: number }) => void;
 }
@@ -80,7 +82,12 @@ export class Workload {
     for (let i = 0; i < options.clients; i++) {
       this.records.push({ index: i, markers: new Map(), ackedIncrs: 0, unknownIncrs: 0, ackedLog: [], staleReads: 0, successes: [] });
       this.#clients.push(
-        createClient({ service: kvService, env: nodeEnv({ network: options.network }), servers: options.servers, config: options.config }),
+        createClient({
+          service: kvService,
+          env: nodeEnv({ network: options.network }),
+          servers: options.serversFor?.(i) ?? options.servers,
+          config: options.config,
+        }),
       );
     }
   }
