@@ -361,11 +361,14 @@ export class Backup {
   #takeoverIfAllowed(): void {
     const ctx = this.#ctx;
     if (!ctx.witness.present) return this.#takeover(ctx.env.now() - this.#lastFlushAt);
-    void ctx.witness.ask('takeover', ctx.epoch + 1).then((answer) => {
-      if (ctx.role !== 'backup') return;
-      if (answer === 'granted') this.#takeover(ctx.env.now() - this.#lastFlushAt);
-      else this.#witnessRefused();
-    });
+    const epoch = ctx.epoch;
+    void ctx.witness
+      .ask('takeover', epoch + 1, () => ctx.role === 'backup' && ctx.epoch === epoch)
+      .then((answer) => {
+        if (ctx.role !== 'backup') return;
+        if (answer === 'granted') this.#takeover(ctx.env.now() - this.#lastFlushAt);
+        else this.#witnessRefused();
+      });
   }
 
   #witnessRefused(): void {

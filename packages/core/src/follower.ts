@@ -204,8 +204,9 @@ export class Follower {
     const ctx = this.#ctx;
     if (ctx.witness.present && !f.granted) {
       // The dead solo primary held the witness's grant: it is ours once its lease expired.
-      void ctx.witness.ask('takeover', Math.max(ctx.peerEpochSeen, ctx.epoch) + 1).then((answer) => {
-        if (this.#follow !== f || ctx.role !== 'joining' || f.waiting !== undefined) return;
+      const wanted = (): boolean => this.#follow === f && ctx.role === 'joining' && f.waiting === undefined;
+      void ctx.witness.ask('takeover', Math.max(ctx.peerEpochSeen, ctx.epoch) + 1, wanted).then((answer) => {
+        if (!wanted()) return;
         if (answer === 'granted') {
           f.granted = true;
           return this.#completeTakeover(f);

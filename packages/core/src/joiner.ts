@@ -181,11 +181,11 @@ export class Joiner {
 
   async #becomeFirstPrimary(): Promise<void> {
     const ctx = this.#ctx;
-    if (ctx.witness.present && (await ctx.witness.ask('startup', Math.max(1, ctx.epoch))) !== 'granted') {
+    if (ctx.witness.present && (await ctx.witness.ask('startup', Math.max(1, ctx.epoch), () => ctx.role === 'starting')) !== 'granted') {
       if (ctx.role === 'starting') this.scheduleProbe(ctx.cfg.heartbeatTimeoutMs);
       return;
     }
-    if (ctx.role !== 'starting') return ctx.witness.release();
+    if (ctx.role !== 'starting') return;
     this.dropJoinLink();
     ctx.learnEpoch(1);
     ctx.transitions.setRole('solo-primary');

@@ -65,13 +65,14 @@ export class Recovery {
         'this replica is a backup: it takes over by itself when its primary fails; promote is for a replica that reports blocked',
       );
     if (ctx.witness.present) {
-      const answer = await ctx.witness.ask('takeover', Math.max(ctx.peerEpochSeen, ctx.epoch) + 1);
+      const waiting = (): boolean => (ctx.role as Role) === 'joining' || (ctx.role as Role) === 'starting'; // it may change while we ask
+      const answer = await ctx.witness.ask('takeover', Math.max(ctx.peerEpochSeen, ctx.epoch) + 1, waiting);
       if (answer !== 'granted')
         throw new ServiceUnavailableError(
-          `the witness ${answer === 'refused' ? 'refuses' : 'cannot be reached for'} this promote (${ctx.witness.describe()}): another replica may be serving`,
+          waiting()
+            ? `the witness ${answer === 'refused' ? 'refuses' : 'cannot be reached for'} this promote (${ctx.witness.describe()}): another replica may be serving`
+            : `not promoted: this replica became ${ctx.role} while the witness was asked`,
         );
-      const role = ctx.role as Role; // it may have changed while we asked
-      if (role !== 'joining' && role !== 'starting') return ctx.witness.release();
     }
     const joiner = ctx.roles.joiner;
     joiner.cancelFetch();

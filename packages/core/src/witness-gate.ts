@@ -38,9 +38,10 @@ export class WitnessGate {
 
   /**
    * May this replica serve alone at `epoch`? 'granted' at once without a witness. A refusal and an
-   * unreachable witness (a rejected promise) are logged (rate-limited): the replica stays passive.
+   * unreachable witness (a rejected promise) are logged (rate-limited): the replica stays passive. A grant
+   * that comes back when `stillWanted()` is false is released at once and answered as 'refused'.
    */
-  async ask(reason: WitnessReason, epoch: number): Promise<WitnessAnswer> {
+  async ask(reason: WitnessReason, epoch: number, stillWanted: () => boolean = () => true): Promise<WitnessAnswer> {
     const w = this.#witness;
     if (w === undefined) return 'granted';
     const ctx = this.#ctx;
@@ -51,6 +52,13 @@ export class WitnessGate {
     } catch (err) {
       answer = 'unreachable';
       this.#last = `unreachable (${reason}, epoch ${epoch}): ${(err as Error).message}`;
+    }
+    if (answer === 'granted' && !stillWanted()) {
+      // The replica moved on while it asked (another role, another epoch): an unused grant would keep the
+      // peer out until its lease expired — give it back at once.
+      this.#grantedEpoch = epoch;
+      this.release();
+      return 'refused';
     }
     if (answer === 'granted') {
       this.#grantedEpoch = epoch;
@@ -77,8 +85,9 @@ export class WitnessGate {
   beforeDrop(retry: () => void, proceed: () => void): void {
     const ctx = this.#ctx;
     const epoch = ctx.epoch;
-    void this.ask('peer-faulty', epoch).then((answer) => {
-      if (ctx.role !== 'primary' || ctx.epoch !== epoch || ctx.roles.solo.dropping) return;
+    const wanted = (): boolean => ctx.role === 'primary' && ctx.epoch === epoch && !ctx.roles.solo.dropping;
+    void this.ask('peer-faulty', epoch, wanted).then((answer) => {
+      if (!wanted()) return;
       if (answer === 'granted') return proceed();
       if (answer === 'refused') return ctx.transitions.stepDown(ctx.epoch);
       this.#dropRetry = ctx.env.setTimer(ctx.retryMs(), () => {
@@ -112,7 +121,7 @@ export class WitnessGate {
     this.#renewing = true;
     const epoch = ctx.epoch;
     ctx.log('warn', 'witness-lapsed', { witness: this.describe() });
-    void this.ask('renew', epoch).then((result) => {
+    void this.ask('renew', epoch, () => ctx.role === 'solo-primary' && ctx.epoch === epoch).then((result) => {
       this.#renewing = false;
       if (ctx.role !== 'solo-primary' || ctx.epoch !== epoch) return;
       // Refused: the peer holds the grant (or a newer epoch was granted) — it serves; we join it.

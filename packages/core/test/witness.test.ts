@@ -4,6 +4,7 @@ import type { ReplicaEvent } from '../src/api.js';
 import { sleep, until } from './helpers/fault-net.js';
 import { startPair, type Pair } from './helpers/setup.js';
 import { WitnessModel } from './helpers/test-witness.js';
+import { WitnessGate } from '../src/witness-gate.js';
 
 let pair: Pair | undefined;
 afterEach(async () => {
@@ -92,6 +93,25 @@ describe('witness', () => {
     w.expire(); // A's lease ran out
     await until(() => p.b.status().role === 'solo-primary', 'B took over');
     expect(p.b.status().epoch).toBe(2);
+    expect(w.owner).toEqual({ nodeId: 'B', epoch: 2 });
+  });
+});
+
+describe('witness gate', () => {
+  it('a grant that comes back after the replica moved on is released at once, not kept', async () => {
+    const w = new WitnessModel();
+    const h = w.handle('B');
+    const ctx = {
+      opts: { witness: h },
+      nodeId: 'B',
+      log: () => {},
+      rateLog: { log: (_k: string, f: (n: number) => void) => f(0) },
+    } as unknown as ConstructorParameters<typeof WitnessGate>[0];
+    const gate = new WitnessGate(ctx);
+    expect(await gate.ask('takeover', 2, () => false)).toBe('refused');
+    expect(w.released).toEqual([{ nodeId: 'B', epoch: 2 }]);
+    expect(w.owner).toBeUndefined();
+    expect(await gate.ask('takeover', 2, () => true)).toBe('granted');
     expect(w.owner).toEqual({ nodeId: 'B', epoch: 2 });
   });
 });

@@ -233,12 +233,16 @@ export class EtcdWitness implements Witness {
     const owner = parseOwner(ownerKv);
     if (owner === 'malformed')
       return this.#refuse(req, `the owner key holds something else: ${ownerKv?.value.toString('utf8').slice(0, 80)}`);
-    const granted = epochKv ? Number(epochKv.value.toString('utf8')) : 0;
-    if (!Number.isSafeInteger(granted))
-      return this.#refuse(req, `the epoch key is not a number: ${epochKv?.value.toString('utf8').slice(0, 40)}`);
-    const maxEpoch = Math.max(granted, owner?.epoch ?? 0);
+    const granted = parseEpochRecord(epochKv);
+    if (granted === 'malformed')
+      return this.#refuse(req, `the epoch key holds something else: ${epochKv?.value.toString('utf8').slice(0, 40)}`);
+    // The highest epoch granted, and to whom: an epoch belongs to one replica — granting it to another would
+    // let two replicas serve different histories under one epoch (the simulator found that).
+    const top = owner && owner.epoch >= granted.epoch ? { epoch: owner.epoch, nodeId: owner.nodeId } : granted;
     if (owner && owner.nodeId !== req.nodeId) return this.#refuse(req, `${owner.nodeId} owns it at epoch ${owner.epoch}`);
-    if (req.epoch < maxEpoch) return this.#refuse(req, `epoch ${req.epoch} is below the granted epoch ${maxEpoch}`);
+    if (req.epoch < top.epoch) return this.#refuse(req, `epoch ${req.epoch} is below the granted epoch ${top.epoch}`);
+    if (req.epoch === top.epoch && top.nodeId !== undefined && top.nodeId !== req.nodeId)
+      return this.#refuse(req, `epoch ${req.epoch} was granted to ${top.nodeId}`);
 
     // The lease: ours, still attached to the owner key and confirmed alive now, or a fresh one.
     let lease: { id: string; sentAt: number; ttlS: number; fresh: boolean } | undefined;
@@ -271,7 +275,7 @@ export class EtcdWitness implements Witness {
           ],
           success: [
             { request_put: { key: this.#ownerKey, value: owned, lease: lease.id } },
-            { request_put: { key: this.#epochKey, value: Buffer.from(String(req.epoch)) } },
+            { request_put: { key: this.#epochKey, value: Buffer.from(JSON.stringify({ epoch: req.epoch, nodeId: req.nodeId })) } },
           ],
         }),
       );
@@ -395,4 +399,21 @@ export class EtcdWitness implements Witness {
   #warn(event: string, fields: Record<string, unknown>): void {
     this.#log?.log('warn', event, { prefix: this.prefix, ...fields });
   }
+}
+
+/** The epoch key: `{"epoch":N,"nodeId":"…"}` (a bare number, from before the node id was kept, is read too). */
+function parseEpochRecord(kv: { value: Buffer } | undefined): { epoch: number; nodeId: string | undefined } | 'malformed' {
+  if (kv === undefined) return { epoch: 0, nodeId: undefined };
+  const text = kv.value.toString('utf8');
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return 'malformed';
+  }
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? { epoch: v, nodeId: undefined } : 'malformed';
+  const r = v as { epoch?: unknown; nodeId?: unknown } | null;
+  if (typeof r !== 'object' || r === null || typeof r.epoch !== 'number' || !Number.isSafeInteger(r.epoch) || typeof r.nodeId !== 'string')
+    return 'malformed';
+  return { epoch: r.epoch, nodeId: r.nodeId };
 }

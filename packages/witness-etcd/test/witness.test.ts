@@ -29,7 +29,7 @@ describe.skipIf(!haveEtcd)('EtcdWitness on a real etcd', () => {
     const v = await raw.get(`${prefix}/owner`).string();
     return v === null ? null : (JSON.parse(v) as { nodeId: string; epoch: number });
   };
-  const epochKey = async (prefix: string) => Number(await raw.get(`${prefix}/epoch`).string());
+  const epochKey = async (prefix: string) => (JSON.parse((await raw.get(`${prefix}/epoch`).string()) ?? '{}') as { epoch: number }).epoch;
 
   beforeAll(async () => {
     etcd = await startEtcd();
@@ -100,9 +100,21 @@ describe.skipIf(!haveEtcd)('EtcdWitness on a real etcd', () => {
     expect(await owner(prefix)).toBeNull();
     expect(await b.mayServeAlone(ask('b', 4))).toBe(false);
     expect(b.describe()).toContain('below the granted epoch 5');
-    expect(await b.mayServeAlone(ask('b', 5))).toBe(true);
-    expect(await a.mayServeAlone(ask('a', 6))).toBe(false); // b owns it now, whatever the epoch
-    expect(await epochKey(prefix)).toBe(5);
+    // An epoch belongs to the replica it was granted to: never to another (two histories, one epoch).
+    expect(await b.mayServeAlone(ask('b', 5))).toBe(false);
+    expect(b.describe()).toContain('epoch 5 was granted to a');
+    expect(await b.mayServeAlone(ask('b', 6))).toBe(true);
+    expect(await a.mayServeAlone(ask('a', 7))).toBe(false); // b owns it now, whatever the epoch
+    expect(await epochKey(prefix)).toBe(6);
+  });
+
+  it('the holder of an epoch may ask for it again after releasing it (a solo primary whose backup left again)', async () => {
+    const { a, b } = pair();
+    expect(await a.mayServeAlone(ask('a', 3, 'peer-faulty'))).toBe(true);
+    await a.release({ nodeId: 'a', epoch: 3 });
+    expect(await a.mayServeAlone(ask('a', 3, 'peer-faulty'))).toBe(true);
+    await a.release({ nodeId: 'a', epoch: 3 });
+    expect(await b.mayServeAlone(ask('b', 4))).toBe(true);
   });
 
   it('release lets the other side win at once (no lease wait)', async () => {

@@ -26,11 +26,16 @@ export class WitnessModel {
     this.owner = undefined;
   }
 
+  /** Who was granted maxEpoch: an epoch is never granted to a second replica. */
+  maxEpochHolder: string | undefined;
+
   decide(r: WitnessRequest): boolean {
     const free = this.owner === undefined || this.owner.nodeId === r.nodeId;
     if (!free || r.epoch < this.maxEpoch) return false;
+    if (r.epoch === this.maxEpoch && this.maxEpochHolder !== undefined && this.maxEpochHolder !== r.nodeId) return false;
     this.owner = { nodeId: r.nodeId, epoch: r.epoch };
-    this.maxEpoch = Math.max(this.maxEpoch, r.epoch);
+    this.maxEpoch = r.epoch;
+    this.maxEpochHolder = r.nodeId;
     return true;
   }
 }
