@@ -33,7 +33,7 @@ export async function runCausalScenario(argv: string[]): Promise<number> {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--scenario') {
-      if (argv[++i] !== 'causal') usage(`unknown scenario "${argv[i]}" (known: causal; the default is the key-value scenario)`);
+      if (argv[++i] !== 'causal') usage(`unknown scenario "${argv[i]}" (known: causal, partition; the default is the key-value scenario)`);
     } else if (a === '--seeds') seeds = int(a, argv[++i], 1);
     else if (a === '--from') from = int(a, argv[++i], 0);
     else if (a === '--workers') workers = int(a, argv[++i], 1);

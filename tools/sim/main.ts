@@ -7,6 +7,7 @@
  *   npm run sim -- check-history FILE      (linearizability of a recorded key-value history)
  *   npm run sim -- --list-variants | --list-faults
  *   npm run sim -- --scenario causal --seeds N [--variant correct|no-causal-wait]   (causal.ts)
+ *   npm run sim -- --scenario partition --seeds N [--witness] [--expect-failure]     (partition.ts)
  *
  * Runs seeds S … S+N-1 of the key-value simulation (@tandem/testkit runKvSimulation) in W worker
  * processes, prints a progress line, every failure with the exact command that replays it, and a summary.
@@ -292,7 +293,9 @@ async function runSeeds(args: Args): Promise<number> {
 }
 
 const argv = process.argv.slice(2);
-if (argv.includes('--scenario')) {
+if (argv.includes('--scenario') && argv[argv.indexOf('--scenario') + 1] === 'partition') {
+  process.exit(await (await import('./partition.js')).runPartitionScenario(argv));
+} else if (argv.includes('--scenario')) {
   process.exit(await (await import('./causal.js')).runCausalScenario(argv));
 } else if (argv[0] === 'check-history') {
   if (argv.length !== 2) usage('check-history needs exactly one FILE');

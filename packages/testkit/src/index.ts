@@ -11,9 +11,13 @@ export * from './sim/kv-service.js';
 export * from './sim/faults.js';
 export * from './sim/kv-run.js';
 export * from './sim/causal-run.js';
+export * from './sim/partition-run.js';
+export * from './sim/witness.js';
+export type { PartitionFaultKind, PartitionWindow } from './sim/partition-faults.js';
 export type { KvCluster } from './sim/kv-cluster.js';
 export type {
   KvClusterHooks,
+  KvWorkload,
   ReplicaSlot,
   ClientSlot,
   Outage,

@@ -75,7 +75,16 @@ export type FaultKind =
   /** LOST STATE: the backup is killed, restarts, and while it is still joining (no state yet) the primary
    * is killed too. Every primary/backup system loses acknowledged data here; the expected outcome is that
    * the replicas report `blocked` (cannot prove nothing was lost) and wait for an operator. */
-  | 'crash-primary-while-joining';
+  | 'crash-primary-while-joining'
+  // ---- partitions (the partition scenario, partition-run.ts; partition-faults.ts) --------------------
+  /** SPLIT BRAIN without a witness: the primary–backup link is cut (clients still reach both replicas)
+   * for several takeover bounds, sometimes with one replica cut off from the witness too; then healed. */
+  | 'partition-pair'
+  /** The same, but the primary's host (with its co-located client) is cut off from the backup: that client's
+   * writes reach the backup neither by flushes nor by forwards. Not drawn by default. */
+  | 'partition-hosts'
+  /** One or both replicas are cut off from the witness while the pair is healthy: nothing may change. */
+  | 'isolate-witness';
 
 /** The patent's fault model: one fault at a time, full recovery in between. */
 export const CLASSIC_FAULT_KINDS: readonly FaultKind[] = [
@@ -114,6 +123,9 @@ export const DEFAULT_FAULT_KINDS: readonly FaultKind[] = [...CLASSIC_FAULT_KINDS
 
 /** @deprecated the classic set; kept for callers of the first version. Use DEFAULT_FAULT_KINDS. */
 export const ALL_FAULT_KINDS: readonly FaultKind[] = CLASSIC_FAULT_KINDS;
+
+/** The partition scenario's faults (partition-run.ts): links cut and healed, not processes crashed. */
+export const PARTITION_FAULT_KINDS: readonly FaultKind[] = ['partition-pair', 'isolate-witness'];
 
 /** Faults that kill the primary while the other replica holds no state: unavoidable loss, own variant only. */
 export const LOST_STATE_FAULT_KINDS: readonly FaultKind[] = ['crash-primary-while-joining'];

@@ -18,17 +18,18 @@ export function runClientWorkload(cluster: KvCluster, slot: ClientSlot): void {
   const client = createClient({ service: cluster.service, env, servers: cluster.servers, config: cluster.config });
   const label = `${slot.name}#${slot.incarnation}`;
   const pause = (ms: number) => new Promise<void>((r) => env.setTimer(ms, r));
+  const { thinkMaxMs = 15, getShare = 0.4, putShare = 0.2, idleChance = 0, idleMs = [0, 0] } = cluster.workload;
   void (async () => {
     while (slot.remaining > 0) {
-      await pause(rng.between(0, 15));
+      await pause(idleChance > 0 && rng.chance(idleChance) ? rng.between(idleMs[0], idleMs[1]) : rng.between(0, thinkMaxMs));
       const i = cluster.opsPerClient - slot.remaining;
       slot.remaining--;
       const key = `k${rng.int(0, cluster.keys - 1)}`;
       const r = rng.next();
       const req: SimKvRequest =
-        r < 0.4
+        r < getShare
           ? { op: 'get', key }
-          : r < 0.6
+          : r < getShare + putShare
             ? { op: 'put', key, value: `${label}.${i};` }
             : { op: 'append', key, value: `${label}.${i};` };
       const rec: KvHistoryOp = { client: label, op: req.op, key, value: req.op === 'get' ? null : req.value, call: sched.now };

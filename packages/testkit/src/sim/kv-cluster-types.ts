@@ -2,10 +2,10 @@
  * The key-value simulation's records (kv-cluster.ts): the replica and client slots, the cluster's
  * options and test seams, outages, `blocked` reports, the operator's promotes and primary kills.
  */
-import type { Replica, ReplicationConfig, Role } from '@tandem/core';
+import type { Replica, ReplicaOptions, ReplicationConfig, Role } from '@tandem/core';
 import type { VariantSpec } from './faults.js';
 import type { KvCluster } from './kv-cluster.js';
-import type { SimKvState } from './kv-service.js';
+import type { SimKvReply, SimKvRequest, SimKvState } from './kv-service.js';
 import type { SimNode } from './node.js';
 
 export const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
@@ -36,12 +36,29 @@ export interface KvClusterOptions {
   opsPerClient: number;
   keys: number;
   hooks?: KvClusterHooks;
+  workload?: KvWorkload;
+}
+
+/** The clients' workload shape (default: 40 % get, 20 % put, 40 % append, 0–15 ms between operations). */
+export interface KvWorkload {
+  /** Think time between a client's operations: uniform in [0, thinkMaxMs]. */
+  thinkMaxMs?: number;
+  /** Shares of gets and puts (the rest are appends). An append-only write mix makes every lost or
+   * duplicated acknowledged write show in the final reads. */
+  getShare?: number;
+  putShare?: number;
+  /** Now and then a client goes quiet: with this probability per operation it waits idleMs[0]…idleMs[1]
+   * instead (default 0: never). A client idle through a failover comes back to the replica it knew. */
+  idleChance?: number;
+  idleMs?: readonly [number, number];
 }
 
 /** Test seams (see KvSimulationOptions.hooks). */
 export interface KvClusterHooks {
   onStart?(cluster: KvCluster): void;
   wrapReplica?(replica: Replica<SimKvState>, slot: ReplicaSlot, cluster: KvCluster): Replica<SimKvState>;
+  /** More options for each replica the cluster creates (e.g. a simulated `witness`, per incarnation). */
+  replicaOptions?(slot: ReplicaSlot, cluster: KvCluster): Partial<ReplicaOptions<SimKvState, SimKvRequest, SimKvReply>>;
 }
 
 /** Why a process did not answer for a while: crashed, paused (SIGSTOP), stalled (a fault's event-loop

@@ -20,6 +20,7 @@ import {
   type ClientSlot,
   type KvClusterHooks,
   type KvClusterOptions,
+  type KvWorkload,
   type MaybeBlockingReplica,
   type OperatorAction,
   type Outage,
@@ -46,6 +47,7 @@ export class KvCluster {
   readonly clientNodes: Set<SimNode>;
   readonly opsPerClient: number;
   readonly keys: number;
+  readonly workload: KvWorkload;
   readonly failures: string[] = [];
   readonly faultLog: string[] = [];
   readonly history: KvHistoryOp[] = [];
@@ -95,6 +97,7 @@ export class KvCluster {
     this.bounds = computeTimingBounds(options.config);
     this.opsPerClient = options.opsPerClient;
     this.keys = options.keys;
+    this.workload = options.workload ?? {};
     const hostA = sim.host('hostA');
     const hostB = sim.host('hostB');
     this.replicas = [

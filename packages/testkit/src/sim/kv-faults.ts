@@ -15,6 +15,7 @@ import type { FaultKind } from './faults.js';
 import type { KvCluster } from './kv-cluster.js';
 import type { ReplicaSlot } from './kv-cluster-types.js';
 import type { SimNode } from './node.js';
+import { injectPartition } from './partition-faults.js';
 
 /** True when the bytes are a client's forward (state information for the backup). */
 function isForward(bytes: Uint8Array): boolean {
@@ -415,6 +416,11 @@ export async function injectFault(cluster: KvCluster, kind: FaultKind): Promise<
       await cluster.sleep(Math.max(0, restartAt - sched.now));
       return;
     }
+
+    case 'partition-pair':
+    case 'partition-hosts':
+    case 'isolate-witness':
+      return injectPartition(cluster, kind);
 
     // ---- lost state (own variant only) -------------------------------------------------------------
 

@@ -39,18 +39,30 @@ export function operatorPromote(cluster: KvCluster, slot: ReplicaSlot): void {
   const seq = slot.replica!.status().appliedSeq;
   const now = cluster.sim.now;
   const lost = lostOps(cluster, seq, now);
-  cluster.operatorActions.push({
+  const action: OperatorAction = {
     time: now,
     node: slot.name,
     appliedSeq: seq,
     lostOps: lost,
     data: [...slot.replica!.state.data],
     served: false,
-  });
+  };
+  cluster.operatorActions.push(action);
   cluster.noteFault(`operator: ${slot.name}.promote({ acceptLoss: true }) at seq ${seq} (${lost} acknowledged operations beyond it)`);
   try {
     const r = (slot.replica as unknown as MaybeBlockingReplica).promote!({ acceptLoss: true });
-    if (r instanceof Promise) r.catch((err: unknown) => cluster.failures.push(`operator promote of ${slot.name} failed: ${String(err)}`));
+    // A refused promote changed nothing (e.g. a witness refused it: another replica serves): it is no
+    // operator action (no history cut, no fault action) — and still a failure here (the partition scenario
+    // expects it, partition-run.ts).
+    if (r instanceof Promise)
+      r.catch((err: unknown) => {
+        if (!action.served) {
+          cluster.operatorActions.splice(cluster.operatorActions.indexOf(action), 1);
+          const d = cluster.disruptions.lastIndexOf(now);
+          if (d >= 0) cluster.disruptions.splice(d, 1);
+        }
+        cluster.failures.push(`operator promote of ${slot.name} failed: ${String(err)}`);
+      });
   } catch (err) {
     cluster.failures.push(`operator promote of ${slot.name} failed: ${String(err)}`);
   }

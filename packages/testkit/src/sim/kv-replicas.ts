@@ -26,6 +26,7 @@ export function createSlotReplica(
     roleHint,
     nodeId: slot.name,
     config: cluster.config,
+    ...hooks.replicaOptions?.(slot, cluster),
   };
   const created = createReplica(opts);
   if (cluster.variant.faultInjection) installFaultHooks(created, cluster.variant.faultInjection.variant);

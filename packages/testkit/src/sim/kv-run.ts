@@ -22,7 +22,7 @@ import type { KvHistoryOp } from '../linearizability/kv-history.js';
 import { faultsFor, VARIANTS, type FaultKind, type LoadProfile, type VariantSpec } from './faults.js';
 import { checkKvRun, type AlarmSummary, type LivenessBounds } from './kv-checks.js';
 import { KvCluster } from './kv-cluster.js';
-import type { BlockedReport, KvClusterHooks, OperatorAction } from './kv-cluster-types.js';
+import type { BlockedReport, KvClusterHooks, KvWorkload, OperatorAction } from './kv-cluster-types.js';
 import { injectFault } from './kv-faults.js';
 import type { NetworkStats } from './network.js';
 import { Simulation, type LogLine } from './simulation.js';
@@ -45,6 +45,11 @@ export interface KvSimulationOptions {
   /** TEST SEAMS (for proving the checks can fail, and for emulating core features): `onStart` runs once
    * the pair is up, before the workload; `wrapReplica` may wrap each replica object the cluster creates. */
   hooks?: KvClusterHooks;
+  /** The clients' workload shape (default: 40 % get, 20 % put, 40 % append, 0–15 ms think time). */
+  workload?: KvWorkload;
+  /** The liveness bounds for this run's config (default: livenessBounds below); e.g. a witness's lease
+   * lengthens them (partition-run.ts). */
+  livenessBounds?: (config: Partial<ReplicationConfig>) => LivenessBounds;
   /** Overrides of the replication config (default: the core defaults with the seed's piggyback mode). */
   config?: Partial<ReplicationConfig>;
   recordTrace?: boolean;
@@ -154,8 +159,9 @@ export async function runKvSimulation(options: KvSimulationOptions): Promise<KvS
     opsPerClient: options.opsPerClient ?? 20,
     keys: options.keys ?? 3,
     ...(options.hooks ? { hooks: options.hooks } : {}),
+    ...(options.workload ? { workload: options.workload } : {}),
   });
-  const bounds = livenessBounds(config);
+  const bounds = (options.livenessBounds ?? livenessBounds)(config);
   const livenessBoundMs = bounds.opBoundMs;
   const failures = cluster.failures;
   // The classic generator draws nothing more (its seeds replay the first version's runs).
