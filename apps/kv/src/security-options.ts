@@ -60,7 +60,8 @@ export const REPLICA_SECURITY_HELP = `  --cluster-key-file FILE  the replicas' s
 
 export const CLIENT_SECURITY_HELP = `  --client-key-file FILE   this client's key ("ID HEXKEY", tandem-kv keygen --client ID --out FILE)
   --tls-cert/--tls-key/--tls-ca FILE   client certificate, key and the CA of the replicas' certificate
-  --curve-client-keys FILE this client's CURVE key pair;  --curve-server-key Z85: the service's public key
+  --curve-client-keys FILE this client's CURVE key pair;  --curve-server-key=Z85: the service's public key
+                           (write it with "=": a Z85 key may start with "-")
 `;
 
 /** The config file's security fields (serve --config). */
