@@ -1,7 +1,8 @@
 /**
  * A primary/backup partition with both replicas alive (docs/PARTITIONS.md), with real `tandem-kv serve`
- * processes, a relay on each direction of the replicas' link, and a real etcd. Four clients reach both
- * replicas throughout; two reach one replica each during the partition (a client on each side):
+ * processes, a relay on each direction of the replicas' link, and a real etcd. Six clients: with the
+ * witness all reach both replicas throughout; without it two of them reach one replica each during the
+ * partition (a client on each side):
  *  - with `--witness etcd://…`: one side serves, the other stays passive; after the heal nothing
  *    acknowledged is lost and the recorded history is linearizable;
  *  - without a witness: the split brain shows (each side serves; the older side's writes are lost when the
@@ -48,7 +49,7 @@ interface RunResult {
  * partition the link `rounds` times (each `partitionMs`, then heal and wait for a healthy pair), stop the
  * load and check the history.
  */
-async function partitionRun(opts: { witness: boolean; rounds: number; partitionMs: number }): Promise<RunResult> {
+async function partitionRun(opts: { witness: boolean; rounds: number; partitionMs: number; oneSided: boolean }): Promise<RunResult> {
   const ports: [number, number] = [await freePort(), await freePort()];
   const toB = await Relay.start({ target: `tcp://127.0.0.1:${ports[1]}` });
   const toA = await Relay.start({ target: `tcp://127.0.0.1:${ports[0]}` });
@@ -59,16 +60,19 @@ async function partitionRun(opts: { witness: boolean; rounds: number; partitionM
     peerOverride: { a: toB.address, b: toA.address },
     ...(opts.witness ? { extraArgs: ['--witness', `etcd://${etcd!.hostPort}${prefix}`, '--witness-lease-s', '1'] } : {}),
   });
-  // Clients 0 and 1 reach one replica directly and the other through a relay that the partition cuts
-  // too: during it, client 0 reaches only A and client 1 only B (a client on each side, so a split brain
-  // cannot hide); clients 2–5 reach both replicas directly all the time.
+  // oneSided: clients 0 and 1 reach one replica directly and the other through a relay that the partition
+  // cuts too — during it, client 0 reaches only A and client 1 only B (a client on each side, so a split
+  // brain cannot hide). Otherwise every client reaches both replicas directly all the time: the witness's
+  // guarantee assumes it (a client that reaches only the primary cannot forward to the backup: see
+  // docs/PARTITIONS.md, "What is not covered").
   const viaB = await Relay.start({ target: `tcp://127.0.0.1:${ports[1]}` });
   const viaA = await Relay.start({ target: `tcp://127.0.0.1:${ports[0]}` });
-  const relays = [toA, toB, viaA, viaB];
+  const relays = opts.oneSided ? [toA, toB, viaA, viaB] : [toA, toB];
   const epochs = new Map<number, [number, number]>();
   const workload = new Workload({
     servers: pair.addresses,
-    serversFor: (c) => (c === 0 ? [pair.addresses[0], viaB.address] : c === 1 ? [viaA.address, pair.addresses[1]] : undefined),
+    serversFor: (c) =>
+      !opts.oneSided ? undefined : c === 0 ? [pair.addresses[0], viaB.address] : c === 1 ? [viaA.address, pair.addresses[1]] : undefined,
     clients: 6,
     network: createTransportRegistry(),
     config: TEST_REPLICATION,
@@ -109,7 +113,7 @@ async function partitionRun(opts: { witness: boolean; rounds: number; partitionM
   } finally {
     await workload.stop().catch(() => undefined);
     await pair.stop();
-    for (const r of relays) await r.close();
+    for (const r of [toA, toB, viaA, viaB]) await r.close();
   }
 }
 
@@ -124,7 +128,7 @@ describeEtcd('P/B partition, clients reaching both (real processes, real etcd)',
   });
 
   it('with the witness: one side serves at a time, nothing acknowledged is lost, the history is linearizable', async () => {
-    const r = await partitionRun({ witness: true, rounds: 3, partitionMs: 2500 });
+    const r = await partitionRun({ witness: true, rounds: 3, partitionMs: 2500, oneSided: false });
     console.info(
       `[partition] witness: ${r.rounds} partitions, ${r.acknowledged} acknowledged, lost ${r.lost}, duplicated ${r.duplicated}, epochs ${[...r.epochs.keys()].join(',')}, ${r.linearizable ? 'linearizable' : 'NOT linearizable'}`,
     );
@@ -134,7 +138,9 @@ describeEtcd('P/B partition, clients reaching both (real processes, real etcd)',
   }, 180_000);
 
   it('without a witness: the split brain shows — both sides acknowledge, and the older side loses its writes on heal', async () => {
-    const r = await partitionRun({ witness: false, rounds: 2, partitionMs: 2500 });
+    // A client on each side makes the split brain show every time (with clients that reach both, the
+    // loss depends on which side they happen to be talking to when both serve: 0 in some runs).
+    const r = await partitionRun({ witness: false, rounds: 2, partitionMs: 2500, oneSided: true });
     console.info(
       `[partition] NO witness (documented split brain): ${r.rounds} partitions, ${r.acknowledged} acknowledged, LOST ${r.lost}, duplicated ${r.duplicated}, epochs ${[...r.epochs.keys()].join(',')}, ${r.linearizable ? 'linearizable' : 'NOT linearizable'}`,
     );
