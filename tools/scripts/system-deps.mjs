@@ -1,4 +1,4 @@
-// System packages some tests need (the X conference end-to-end tests). Shared by test.mjs and the X tests.
+// System packages some tests need (X conference end-to-end, TLS fixtures, the etcd witness). Shared by test.mjs and the X tests.
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 

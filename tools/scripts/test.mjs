@@ -19,7 +19,7 @@ if (missing.length > 0) {
   const line = '!'.repeat(100);
   console.error(`\n${line}\n!! Missing system packages: ${missing.join(', ')}\n!! Install them with:  sudo ${installCommand(missing)}`);
   if (ci) {
-    console.error(`!! CI=true: the X conference tests cannot run without them — failing.\n${line}\n`);
+    console.error(`!! CI=true: the tests that need them (X conference, TLS fixtures, etcd witness) cannot run — failing.\n${line}\n`);
     console.log('0 passed, 1 failed');
     process.exit(1);
   }
