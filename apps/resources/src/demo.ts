@@ -11,12 +11,17 @@ import { ThreeParty } from './harness.js';
 import { createNetwork } from './serve.js';
 import type { Flow } from './service.js';
 
+/** Options of runDemo: which flow (4a or 4b), how many rounds, and JSON output. */
 export interface DemoOptions {
   flow: Flow;
   rounds: number;
   json: boolean;
 }
 
+/**
+ * The demo's outcome: rounds completed, whether the killed handler primary was taken over and its message re-issued, violations,
+ * latencies.
+ */
 export interface DemoResult {
   ok: boolean;
   flow: Flow;
@@ -32,6 +37,10 @@ export interface DemoResult {
 
 const DEMO_REPLICATION = { flushIntervalMs: 20, heartbeatTimeoutMs: 300, ackTimeoutMs: 60, requestTimeoutMs: 150, forwardDelayMs: 2 };
 
+/**
+ * Start both pairs as child processes, run allocate-then-use rounds with the handler's primary crashing
+ * halfway (after a reply, before its message leaves), and check each resource was initialised once, before its use.
+ */
 export async function runDemo(opts: DemoOptions, say: (line: string) => void): Promise<DemoResult> {
   const killAt = Math.max(1, Math.floor(opts.rounds / 2));
   say(`starting the resource handler pair and the resource pair (4 processes on loopback)…`);

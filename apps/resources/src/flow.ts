@@ -17,13 +17,16 @@ import {
   resourceService,
 } from './service.js';
 
+/** Pro1 of FIG. 4: one causal session with clients of the handler and of the resource. */
 export interface Pro1 {
   readonly session: CausalSession;
   readonly handler: CausalClient<HandlerRequest, HandlerReply>;
   readonly resource: CausalClient<ResourceRequest, ResourceReply>;
+  /** Close both clients. */
   close(): Promise<void>;
 }
 
+/** A Pro1 whose clients call the handler and resource pairs at these addresses. */
 export function createPro1(
   env: Env,
   servers: { handler: readonly [string, string]; resource: readonly [string, string] },
@@ -49,6 +52,7 @@ export function createPro1(
   };
 }
 
+/** One allocate-then-use round: the resource id, the flow, Pro1's latencies, and the use count the resource reported. */
 export interface FlowResult {
   id: string;
   flow: Flow;

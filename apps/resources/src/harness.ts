@@ -19,6 +19,7 @@ export function cliCommand(): { args: string[]; cwd: string } {
   return { args: [join(here, 'cli.js')], cwd: process.cwd() };
 }
 
+/** A free TCP port on 127.0.0.1 (bound, then released). */
 export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
@@ -32,11 +33,13 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** A JSON event line printed by a serving process. */
 export interface ServeEvent {
   event: string;
   [k: string]: unknown;
 }
 
+/** Options of a ServeProcess: the service, addresses, role, the two pairs, replication settings, crash point, node id. */
 export interface ServeProcessOptions {
   service: 'handler' | 'resource' | 'counter' | 'causal-counter';
   listen: string;
@@ -103,6 +106,7 @@ export class ServeProcess {
     });
   }
 
+  /** The child's process id. */
   get pid(): number {
     return this.child.pid!;
   }
@@ -151,6 +155,7 @@ export class ServeProcess {
     clearTimeout(t);
   }
 
+  /** SIGKILL the child. */
   kill(): void {
     this.child.kill('SIGKILL');
   }
@@ -171,6 +176,7 @@ function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): v
   });
 }
 
+/** Options of ThreeParty.start: replication settings, a handler crash point, and a relay for the resource pair. */
 export interface ThreePartyOptions {
   replication?: Partial<ReplicationConfig>;
   /** The handler's first primary crashes after replying to its N-th allocation, before its message leaves. */
@@ -191,6 +197,7 @@ export class ThreeParty {
     this.procs = procs;
   }
 
+  /** Start the handler and resource pairs on free loopback ports and wait until both serve. */
   static async start(opts: ThreePartyOptions = {}): Promise<ThreeParty> {
     const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const addr = (p: number): string => `tcp://127.0.0.1:${p}`;
@@ -244,6 +251,7 @@ export class ThreeParty {
     return new ThreeParty(handler, resource, { handlerA, handlerB, resourceA, resourceB });
   }
 
+  /** Stop every process of both pairs. */
   async stop(): Promise<void> {
     await Promise.all(Object.values(this.procs).map((p) => p.stop()));
   }
@@ -253,7 +261,11 @@ export class ThreeParty {
 export async function startPair(
   service: 'counter' | 'causal-counter',
   replication?: Partial<ReplicationConfig>,
-): Promise<{ servers: readonly [string, string]; stop(): Promise<void> }> {
+): Promise<{
+  servers: readonly [string, string];
+  /** Stop both processes. */
+  stop(): Promise<void>;
+}> {
   const ports = await Promise.all([freePort(), freePort()]);
   const servers = [`tcp://127.0.0.1:${ports[0]}`, `tcp://127.0.0.1:${ports[1]}`] as const;
   const common = { service, handler: servers, resource: servers, ...(replication ? { replication } : {}) };

@@ -10,6 +10,7 @@ import { TransportRegistry } from '@tandem/transport';
 import { tcp } from '@tandem/transport-tcp';
 import { causalCounterService, counterService, HANDLER, handlerService, RESOURCE, resourceService } from './service.js';
 
+/** Options of `serve`: the service, addresses, role, the two pairs, replication settings, log level, crash point, event sink. */
 export interface ServeOptions {
   /** counter / causal-counter: the benchmark's plain and causal single services. */
   service: 'handler' | 'resource' | 'counter' | 'causal-counter';
@@ -28,11 +29,16 @@ export interface ServeOptions {
   emit?: (event: Record<string, unknown>) => void;
 }
 
+/** A transport registry with TCP, as every process of this app uses. */
 export function createNetwork(): TransportRegistry {
   return new TransportRegistry([tcp()]);
 }
 
-export async function serve(opts: ServeOptions): Promise<{ stop(): Promise<void> }> {
+/** Run one replica of a service in this process until `stop` is called; events go to stdout as JSON lines. */
+export async function serve(opts: ServeOptions): Promise<{
+  /** Stop the replica (printing its final stats first). */
+  stop(): Promise<void>;
+}> {
   const emit = opts.emit ?? ((e) => process.stdout.write(`${JSON.stringify(e)}\n`));
   if (opts.service === 'counter') return servePlainCounter(opts, emit);
   const env = nodeEnv({ network: createNetwork(), logLevel: opts.logLevel ?? 'warn', logFields: { node: opts.nodeId ?? opts.listen } });

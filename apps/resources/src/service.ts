@@ -8,22 +8,30 @@ import { causalService } from '@tandem/causal/replication';
 import { defineService } from '@tandem/core';
 import { z } from 'zod';
 
+/** The resource handler's service name (Pro2). */
 export const HANDLER = 'resource-handler';
+/** The resource's service name (Pro3). */
 export const RESOURCE = 'resource';
 /** The causal group: the same list, in the same order, in every process. */
 export const MEMBERS = [HANDLER, RESOURCE] as const;
 
+/** FIG. 4a (the handler replies after the resource answered) or FIG. 4b (it replies at once). */
 export type Flow = '4a' | '4b';
 
+/** The resource handler's request schema: allocate a resource (by flow), or list allocations. */
 export const handlerRequest = z.discriminatedUnion('op', [
   /** Allocate resource `id`. 4b: reply at once, initialise concurrently; 4a: reply after the resource answered. */
   z.object({ op: z.literal('alloc'), id: z.string().min(1).max(256), flow: z.enum(['4a', '4b']) }),
   z.object({ op: z.literal('list') }),
 ]);
+/** A request to the resource handler. */
 export type HandlerRequest = z.infer<typeof handlerRequest>;
+/** The resource handler's reply schema: whether the resource was available, its id, the count allocated. */
 export const handlerReply = z.object({ available: z.boolean(), id: z.string().optional(), allocated: z.number() });
+/** A reply of the resource handler. */
 export type HandlerReply = z.infer<typeof handlerReply>;
 
+/** The resource handler's state: the allocated resource ids. */
 export interface HandlerState {
   allocated: Set<string>;
 }
@@ -40,6 +48,7 @@ export class NotInitialisedError extends Error {
   override readonly name = 'NotInitialisedError';
 }
 
+/** The resource handler (Pro2): allocates a resource and tells the resource service to initialise it. */
 export const handlerService = causalService<HandlerState, HandlerRequest, HandlerReply>(
   {
     name: HANDLER,
@@ -60,13 +69,16 @@ export const handlerService = causalService<HandlerState, HandlerRequest, Handle
   { members: MEMBERS },
 );
 
+/** The resource's request schema: initialise, use, or inspect a resource. */
 export const resourceRequest = z.discriminatedUnion('op', [
   z.object({ op: z.literal('init'), id: z.string().min(1).max(256), by: z.string().max(256) }),
   z.object({ op: z.literal('use'), id: z.string().min(1).max(256), data: z.string().max(4096).optional() }),
   /** How many times `id` was initialised and used, and where its initialisation is in the order. */
   z.object({ op: z.literal('inspect'), id: z.string().min(1).max(256) }),
 ]);
+/** A request to the resource service. */
 export type ResourceRequest = z.infer<typeof resourceRequest>;
+/** The resource's reply schema: how often the resource was initialised and used, and where in the order. */
 export const resourceReply = z.object({
   id: z.string(),
   inits: z.number(),
@@ -75,8 +87,10 @@ export const resourceReply = z.object({
   initSeq: z.number().optional(),
   firstUseSeq: z.number().optional(),
 });
+/** A reply of the resource service. */
 export type ResourceReply = z.infer<typeof resourceReply>;
 
+/** What the resource service knows of one resource: initialisations, uses, and their seqs. */
 export interface ResourceRecord {
   inits: number;
   uses: number;
@@ -84,10 +98,12 @@ export interface ResourceRecord {
   firstUseSeq: number;
 }
 
+/** The resource service's state: a record per resource id. */
 export interface ResourceState {
   resources: Map<string, ResourceRecord>;
 }
 
+/** The resource (Pro3): serves uses of initialised resources only. */
 export const resourceService = causalService<ResourceState, ResourceRequest, ResourceReply>(
   {
     name: RESOURCE,
@@ -136,5 +152,7 @@ const counterDefinition = {
   snapshot: (s: { value: number }) => s.value,
   restore: (v: unknown) => ({ value: v as number }),
 };
+/** A plain replicated counter (no causal layer), for the benchmark. */
 export const counterService = defineService(counterDefinition);
+/** The same counter as a one-member causal service, to measure the causal layer's cost. */
 export const causalCounterService = causalService(counterDefinition, { members: ['counter'] });

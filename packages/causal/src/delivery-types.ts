@@ -6,8 +6,11 @@ import type { CausalBufferFullError, CausalGapError, MessageId, MissingPredecess
 import type { CausalState } from './delivery-state.js';
 import type { CausalStamp } from './stamp.js';
 
+/** Default for `gapTimeoutMs`: a message held this long for its predecessors is reported as a CausalGapError (10 s). */
 export const DEFAULT_GAP_TIMEOUT_MS = 10_000;
+/** Default for `maxHeldMessages`: 10 000 held messages at once. */
 export const DEFAULT_MAX_HELD_MESSAGES = 10_000;
+/** Default for `maxHeldBytes`: 64 MiB held at once. */
 export const DEFAULT_MAX_HELD_BYTES = 64 * 1024 * 1024;
 
 /** Bounds of the held-message buffer. */
@@ -20,6 +23,7 @@ export interface CausalLimits {
   maxHeldPerSender?: number;
 }
 
+/** A message handed to the application in causal order: its id, sender, kind, payload and stamp. */
 export interface Delivery<P> {
   readonly id: MessageId;
   readonly from: string;
@@ -66,6 +70,7 @@ export interface HeldReport {
   readonly missing: readonly MissingPredecessor[];
 }
 
+/** Counters of a CausalDelivery: delivered, held (messages and bytes), duplicates, refused, gaps. */
 export interface CausalDeliveryStats {
   delivered: number;
   held: number;

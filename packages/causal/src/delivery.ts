@@ -69,6 +69,10 @@ function defaultSizeOf(payload: unknown): number {
   return 0;
 }
 
+/**
+ * The causal delivery core: stamps outgoing messages and delivers incoming ones only once their causal past has been delivered, holding
+ * the rest (bounded).
+ */
 export class CausalDelivery<P = Uint8Array> {
   readonly self: string;
   readonly members: readonly string[];
@@ -410,6 +414,7 @@ export class CausalDelivery<P = Uint8Array> {
     return this.#held.size;
   }
 
+  /** Bytes held now (payload sizes plus stamps), counted against `maxHeldBytes`. */
   get heldBytes(): number {
     return this.#heldBytes;
   }
@@ -431,6 +436,7 @@ export class CausalDelivery<P = Uint8Array> {
     return this.#broadcast.clone();
   }
 
+  /** A snapshot of the counters, with the current held messages and bytes. */
   stats(): CausalDeliveryStats {
     return { ...this.#stats, held: this.#held.size, heldBytes: this.#heldBytes };
   }
@@ -469,6 +475,7 @@ export class CausalDelivery<P = Uint8Array> {
     for (const heap of this.#waiters) heap.clear();
   }
 
+  /** True once `close` was called; offering or sending then throws CausalClosedError. */
   get closed(): boolean {
     return this.#closed;
   }

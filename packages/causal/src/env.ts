@@ -6,9 +6,11 @@
 
 /** A scheduled callback that can be cancelled. */
 export interface CausalTimer {
+  /** Cancel the callback if it has not run yet. */
   cancel(): void;
 }
 
+/** Clock and timers of the causal layer, injected so that it runs on the simulator's virtual time. */
 export interface CausalEnv {
   /** Milliseconds, monotonic within the process. */
   now(): number;

@@ -122,7 +122,11 @@ export function isCausalError(err: unknown, name?: CausalErrorName): err is Erro
   return typeof n === 'string' && (name === undefined ? names.includes(n) : n === name);
 }
 
+/** True when `err` is a CausalBufferFullError. */
 export const isCausalBufferFullError = (err: unknown): err is CausalBufferFullError => isCausalError(err, 'CausalBufferFullError');
+/** True when `err` is a CausalGapError. */
 export const isCausalGapError = (err: unknown): err is CausalGapError => isCausalError(err, 'CausalGapError');
+/** True when `err` is a CausalProtocolError. */
 export const isCausalProtocolError = (err: unknown): err is CausalProtocolError => isCausalError(err, 'CausalProtocolError');
+/** True when `err` is a CausalClosedError. */
 export const isCausalClosedError = (err: unknown): err is CausalClosedError => isCausalError(err, 'CausalClosedError');

@@ -13,11 +13,17 @@ import { decodeFrame, encodeFrame, groupFingerprint, PROTOCOL_VERSION } from './
 import { OutboundLink, type LinkStats } from './link.js';
 import { stampSeq } from './stamp.js';
 
+/** Default for `maxUnackedMessages`: messages sent to one member and not yet acknowledged (10 000). */
 export const DEFAULT_MAX_UNACKED_MESSAGES = 10_000;
+/** Default for `maxUnackedBytes`: bytes sent to one member and not yet acknowledged (16 MiB). */
 export const DEFAULT_MAX_UNACKED_BYTES = 16 * 1024 * 1024;
+/** Default for `retransmitMs`: an unacknowledged message is sent again after 250 ms, doubling per attempt. */
 export const DEFAULT_RETRANSMIT_MS = 250;
+/** Default for `redialMs`: the first delay before dialling a member again after a lost connection (100 ms). */
 export const DEFAULT_REDIAL_MS = 100;
+/** Default for `maxBackoffMs`: the redial delay doubles up to 5 s. */
 export const DEFAULT_MAX_BACKOFF_MS = 5_000;
+/** Default for `helloTimeoutMs`: an accepted connection that has not said HELLO within 10 s is closed. */
 export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
 
 export interface CausalGroupOptions extends CausalLimits {
@@ -47,10 +53,12 @@ export interface CausalGroupOptions extends CausalLimits {
   dialOptions?: DialOptions;
 }
 
+/** Counters of a CausalGroup: the delivery counters plus one entry per link to another member. */
 export interface CausalGroupStats extends CausalDeliveryStats {
   links: LinkStats[];
 }
 
+/** A member of a static causal group over a transport: sends direct and broadcast messages, delivers in causal order. */
 export interface CausalGroup {
   readonly self: string;
   /** Member ids, sorted: the group order every member agrees on. */
@@ -71,6 +79,7 @@ export interface CausalGroup {
   heldMessages(): HeldReport[];
   /** Settles when every message sent so far has been acknowledged by its destination (or the group closed). */
   flushed(): Promise<void>;
+  /** The delivery counters and every link's state (connected, unacknowledged, retransmitted). */
   stats(): CausalGroupStats;
   /** Stop listening, close every connection, cancel every timer. Idempotent. */
   close(): Promise<void>;

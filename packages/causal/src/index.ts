@@ -1,3 +1,10 @@
+/**
+ * @tandem/causal — causal delivery for a fixed group of processes: vector clocks, causally ordered point-to-
+ * point messages (Schiper–Eggli–Sandoz) and group multicast (CBCAST), a bounded delivery queue that reports
+ * gaps, and a small group API over any transport.
+ *
+ * @packageDocumentation
+ */
 export { VectorClock, type ClockOrder } from './vector-clock.js';
 export {
   CausalDelivery,

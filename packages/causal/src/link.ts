@@ -35,6 +35,7 @@ interface Unacked {
   attempts: number;
 }
 
+/** The state of this member's link to one peer: connection, unacknowledged messages and bytes, retransmissions, refusals. */
 export interface LinkStats {
   peer: string;
   connected: boolean;

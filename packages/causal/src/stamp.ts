@@ -12,8 +12,10 @@
  */
 import { CausalProtocolError } from './errors.js';
 
+/** The `to` of a broadcast stamp (no single destination). */
 export const BROADCAST = -1;
 
+/** One row of a stamp's in-transit set: the latest direct messages to one destination not known delivered. */
 export interface InTransitEntry {
   /** Destination member index. */
   readonly to: number;
@@ -21,6 +23,7 @@ export interface InTransitEntry {
   readonly latest: readonly number[];
 }
 
+/** The causal metadata carried by a message: sender, destination, direct and broadcast vectors, in-transit entries. */
 export interface CausalStamp {
   readonly kind: 'direct' | 'broadcast';
   /** Sender's member index. */

@@ -7,6 +7,7 @@
 /** How two vector times relate. */
 export type ClockOrder = 'equal' | 'before' | 'after' | 'concurrent';
 
+/** A vector clock over a fixed number of members; entries are non-negative safe integers. */
 export class VectorClock {
   readonly #entries: number[];
 
@@ -22,14 +23,17 @@ export class VectorClock {
     return clock;
   }
 
+  /** Number of members. */
   get size(): number {
     return this.#entries.length;
   }
 
+  /** Entry `k`; throws RangeError when k is out of range. */
   get(k: number): number {
     return this.#entries[this.#check(k)]!;
   }
 
+  /** Set entry `k` (a non-negative safe integer). */
   set(k: number, value: number): void {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`a clock entry must be a non-negative safe integer, got ${value}`);
     this.#entries[this.#check(k)] = value;
@@ -66,6 +70,7 @@ export class VectorClock {
     return true;
   }
 
+  /** How this time relates to the other: equal, before, after, or concurrent. */
   compare(other: VectorClock | readonly number[]): ClockOrder {
     const entries = other instanceof VectorClock ? other.#entries : other;
     this.#sameSize(entries.length);
@@ -78,6 +83,7 @@ export class VectorClock {
     return less ? (greater ? 'concurrent' : 'before') : greater ? 'after' : 'equal';
   }
 
+  /** An independent copy. */
   clone(): VectorClock {
     return VectorClock.from(this.#entries);
   }
@@ -92,6 +98,7 @@ export class VectorClock {
     return this.#entries;
   }
 
+  /** The entries as `[a,b,c]`, for logs. */
   toString(): string {
     return `[${this.#entries.join(',')}]`;
   }

@@ -15,6 +15,7 @@ export interface LogEntry {
   [field: string]: unknown;
 }
 
+/** Options of a ReplicationBacklog: entry and byte bounds, how to size an entry, and how entries are stored. */
 export interface BacklogOptions<E> {
   /** Most entries kept (default 100 000). */
   maxEntries?: number;
@@ -43,8 +44,11 @@ const SLAB_BYTES = 1 << 20;
 export interface BacklogView<E extends LogEntry = LogEntry> {
   readonly firstSeq: number;
   readonly lastSeq: number;
+  /** True when the backlog still holds entry `seq` (between firstSeq and lastSeq). */
   covers(seq: number): boolean;
+  /** Up to `max` entries from `seq` on, in order; throws BacklogOverrunError when `seq` has been dropped. */
   read(seq: number, max: number): E[];
+  /** Call `listener` after every append; returns a function that removes it. */
   onAppend(listener: () => void): () => void;
 }
 
@@ -82,6 +86,7 @@ export class ReplicationBacklog<E extends LogEntry = LogEntry> implements Backlo
     return this.#sizes.length - this.#head;
   }
 
+  /** Bytes of the entries held, as measured by `sizeOf`. */
   get bytes(): number {
     return this.#bytes;
   }

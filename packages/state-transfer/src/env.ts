@@ -4,6 +4,7 @@
  */
 import type { Env } from '@tandem/core';
 
+/** What state transfer takes from the Env (clock, timers, randomness, network, logger), plus an optional way to yield to pending I/O. */
 export type TransferEnv = Pick<Env, 'now' | 'setTimer' | 'randomBytes' | 'network' | 'logger'> & {
   /**
    * Let pending I/O (requests being served) run, then continue — as soon as possible. `nodeTransferEnv`

@@ -16,8 +16,11 @@ import { serviceVersion, supportsChunks, type TransferableService } from './tran
 
 /** A service the host can run: a transferable service with initialState/apply (a core ServiceDefinition fits). */
 export interface HostedService<State, Req, Rep> extends TransferableService<State> {
+  /** The state of a fresh replica. */
   initialState(): State;
+  /** Apply one request deterministically and return the reply. */
   apply(state: State, request: Req, ctx: ApplyContext): Rep;
+  /** A digest of the state, to compare replicas (optional; else a hash of the snapshot). */
   digest?(state: State): string;
 }
 
@@ -32,15 +35,30 @@ export interface HostEntry extends LogEntry {
   seed: number;
 }
 
+/** Options of a ServiceHost: the service, its clock, backlog bounds, starting epoch and auxiliary replicated data. */
 export interface ServiceHostOptions<State, Req, Rep> {
   service: HostedService<State, Req, Rep>;
-  env: Pick<TransferEnv, 'now'> & { wallClock?(): number; random?(): number };
+  env: Pick<TransferEnv, 'now'> & {
+    /** Wall-clock ms, recorded as each entry's time (default: `now()`). */
+    wallClock?(): number;
+    /** A number in [0, 1) each entry's seed is drawn from (default: a fixed 0.5). */
+    random?(): number;
+  };
   backlog?: BacklogOptions<LogEntry>;
   epoch?: number;
   /** Auxiliary replicated data to capture with each snapshot (e.g. an exactly-once window). */
-  aux?: { capture(): unknown; install(aux: unknown): void };
+  aux?: {
+    /** The auxiliary data as of now, sent with the snapshot. */
+    capture(): unknown;
+    /** Install auxiliary data received with a snapshot. */
+    install(aux: unknown): void;
+  };
 }
 
+/**
+ * Runs a service outside @tandem/core (sequencing, backlog, snapshots) as a TransferSource and TransferSink, for tools, benchmarks and
+ * tests.
+ */
 export class ServiceHost<State, Req = unknown, Rep = unknown> implements TransferSource, TransferSink<State> {
   readonly service: HostedService<State, Req, Rep>;
   readonly backlog: ReplicationBacklog<LogEntry>;
@@ -58,10 +76,12 @@ export class ServiceHost<State, Req = unknown, Rep = unknown> implements Transfe
     this.epoch = options.epoch ?? 1;
   }
 
+  /** The hosted service's name. */
   get serviceName(): string {
     return this.service.name;
   }
 
+  /** The hosted service's state format version (default 1). */
   get version(): number {
     return serviceVersion(this.service);
   }
@@ -110,6 +130,7 @@ export class ServiceHost<State, Req = unknown, Rep = unknown> implements Transfe
 
   // -------------------------------------------------------------- TransferSink
 
+  /** Replace the state with a transferred one at its seq and epoch; the backlog restarts there. */
   install(installed: InstalledState<State>): void {
     this.state = installed.state;
     this.seq = installed.seq;

@@ -1,3 +1,10 @@
+/**
+ * @tandem/state-transfer — bring a restarted or upgraded replica up to date while the other keeps serving: a
+ * snapshot streamed in checksummed chunks, the log after it from a bounded backlog, a digest check,
+ * resumption, versioned state with migrations, progress events.
+ *
+ * @packageDocumentation
+ */
 export { StateTransferServer, type StateTransferServerOptions, type StateTransferServerEvent } from './protocol/server.js';
 export { StateTransferClient, type StateTransferClientOptions, type StateTransferClientEvent, type JoinResult } from './protocol/client.js';
 export { ServiceHost, type HostedService, type HostEntry, type ServiceHostOptions } from './host.js';

@@ -5,6 +5,7 @@ import { MigrationError, VersionMismatchError } from './errors.js';
 import type { StateMigration, TransferableService } from './transferable.js';
 import { serviceVersion, supportsChunks } from './transferable.js';
 
+/** How a snapshot is carried: streamed records, or one encoded blob. */
 export type TransferFormat = 'records' | 'blob';
 
 /** The steps from → to (exclusive of from), or a MigrationError naming the missing step. */
@@ -57,6 +58,7 @@ export function joinerFormats(svc: TransferableService<unknown>): { format: Tran
   return out;
 }
 
+/** Run record-level migration steps over a flat list of records of `width` items each. */
 export function migrateRecords(records: unknown[], steps: readonly StateMigration[], width = 1): unknown[] {
   if (steps.length === 0) return records;
   const out: unknown[] = [];
@@ -82,6 +84,7 @@ export function migrateRecords(records: unknown[], steps: readonly StateMigratio
   return out;
 }
 
+/** Run whole-snapshot migration steps in order; a failing step throws MigrationError. */
 export function migrateSnapshot(snapshot: unknown, steps: readonly StateMigration[]): unknown {
   let s = snapshot;
   for (const step of steps) {

@@ -9,6 +9,7 @@ import type { BacklogView, LogEntry } from './backlog.js';
 import type { TransferFormat } from './migrations.js';
 import type { SnapshotCursor } from './transferable.js';
 
+/** A captured state's body: a record cursor, or an encoded blob. */
 export type CapturedStateBody = { format: 'records'; cursor: SnapshotCursor } | { format: 'blob'; bytes: Uint8Array };
 
 /** A snapshot fixed at `seq`: the state (a cursor or an encoded blob) and auxiliary replicated data. */
@@ -28,6 +29,7 @@ export interface StateHead {
   digest: string;
 }
 
+/** What a transfer server reads from: service identity, snapshots at a seq, the head, and the backlog. */
 export interface TransferSource {
   readonly serviceName: string;
   readonly version: number;
@@ -60,9 +62,12 @@ export interface InstalledState<State> {
   aux: unknown;
 }
 
+/** Where a joiner puts the transferred state and the entries after it. */
 export interface TransferSink<State> {
+  /** Replace the state with a transferred one. */
   install(installed: InstalledState<State>): void;
   /** Apply entries (contiguous, in seq order, starting at the current seq + 1). */
   apply(entries: readonly LogEntry[]): void;
+  /** The current seq, epoch and digest. */
   head(): StateHead;
 }

@@ -47,6 +47,7 @@ export interface PackedSnapshotCursor extends SnapshotCursor {
   nextPacked(target: Uint8Array, at: number, room: number): PackedResult | undefined;
 }
 
+/** True when the cursor can also produce pre-encoded chunks (`nextPacked`). */
 export function isPackedCursor(c: SnapshotCursor): c is PackedSnapshotCursor {
   return typeof (c as Partial<PackedSnapshotCursor>).nextPacked === 'function';
 }
@@ -55,6 +56,7 @@ export function isPackedCursor(c: SnapshotCursor): c is PackedSnapshotCursor {
 export interface StateBuilder<State> {
   /** Items per record `add` expects (must equal the sending cursor's recordWidth; default 1). */
   readonly recordWidth?: number;
+  /** Add the next records (flat: recordWidth items per record). */
   add(records: readonly unknown[]): void;
   /**
    * Optional fast path: the same records as one text slice straight from a received chunk (every item
@@ -69,6 +71,7 @@ export interface StateBuilder<State> {
   addPacked?(slice: PackedSlice): void;
   /** Optional: the number of records the snapshot holds (told before the first record), to size once. */
   expect?(totalRecords: number): void;
+  /** The rebuilt state, once every record was added. */
   finish(): State;
 }
 
@@ -87,7 +90,9 @@ export interface TransferableService<State> {
   name: string;
   /** State format version, default 1. */
   version?: number;
+  /** The whole state as one serialisable value. */
   snapshot(state: State): unknown;
+  /** A state from a `snapshot` result. */
   restore(snapshot: unknown): State;
   /** Optional incremental snapshot: open a cursor over `state` as it is now, in O(1). */
   snapshotChunks?(state: State): SnapshotCursor;
@@ -97,6 +102,7 @@ export interface TransferableService<State> {
   migrations?: readonly StateMigration[];
 }
 
+/** A service's state format version: `version`, default 1. */
 export function serviceVersion(service: { version?: number }): number {
   return service.version ?? 1;
 }

@@ -18,6 +18,7 @@ export function etcdMissingReason(binary = ETCD_BINARY): string | undefined {
   return existsSync(binary) ? undefined : `${binary} is missing. Install it with: ${ETCD_INSTALL}`;
 }
 
+/** Options of startEtcd: data directory, output lines, binary, start timeout, TLS. */
 export interface StartEtcdOptions {
   /** Data directory (default: a new temporary one, removed by `stop`; a given one is left in place). */
   dataDir?: string;
@@ -38,6 +39,7 @@ export interface StartEtcdOptions {
   };
 }
 
+/** A running etcd child process: endpoint, pid and data directory; stop, kill, restart, pause and resume it. */
 export interface EtcdServer {
   /** The client URL, `http://127.0.0.1:<port>` (`https://` with `tls`). */
   readonly endpoint: string;

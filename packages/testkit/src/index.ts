@@ -1,3 +1,9 @@
+/**
+ * @tandem/testkit — deterministic simulation of Tandem services (virtual time, a simulated network, crashing
+ * and pausing processes, all decided by one seed) and a linearizability checker.
+ *
+ * @packageDocumentation
+ */
 export * from './linearizability/model.js';
 export * from './linearizability/search.js';
 export * from './linearizability/kv-history.js';

@@ -72,6 +72,7 @@ export interface TcpConnectionInit extends BaseConnectionInit {
 }
 
 export class TcpConnection extends BaseConnection {
+  /** The underlying Node socket (a TLSSocket for `tls://`). */
   readonly socket: Socket;
   /** Settles when the peer's preamble arrived (rejects if the connection ends first). */
   readonly ready: Promise<void>;

@@ -23,6 +23,7 @@ export function mapHandshakeError(err: unknown, address: string): TransportError
   return mapSocketError(err, address);
 }
 
+/** Map a Node socket error (ECONNREFUSED, EADDRINUSE, ETIMEDOUT, EHOSTUNREACH, a TLS failure…) to the transport contract's typed error. */
 export function mapSocketError(err: unknown, address: string): TransportError {
   if (isTransportError(err)) return err;
   const e = err as NodeJS.ErrnoException;

@@ -23,6 +23,7 @@ import { formatTcpAddress, parseTcpAddress, type TcpScheme } from './address.js'
 import { DirectReads, TcpConnection } from './connection.js';
 import { mapHandshakeError, mapSocketError } from './errors.js';
 
+/** TLS settings of the TCP transport, used for `tls://` addresses: this end's key and certificate, trusted CAs. */
 export interface TcpTlsOptions {
   /** PEM private key of this end (server: required; client: for mutual authentication). */
   key?: string | Buffer;
@@ -38,6 +39,7 @@ export interface TcpTlsOptions {
   servername?: string;
 }
 
+/** Options of the TCP transport: TLS, keep-alive, listen backlog, close and TLS-handshake timeouts, direct reads. */
 export interface TcpOptions {
   /** Settings for `tls://` addresses (required to listen on tls://). */
   tls?: TcpTlsOptions;
@@ -91,9 +93,11 @@ class TcpListener implements Listener {
   }
 }
 
+/** The `tcp://` and `tls://` transport: length-prefixed frames over Node sockets (create it with `tcp()`). */
 export class TcpTransport implements Transport {
   readonly name = 'tcp';
   readonly schemes: readonly string[] = ['tcp', 'tls'];
+  /** The options this transport was created with. */
   readonly options: Readonly<TcpOptions>;
   #tlsClientContext: tls.SecureContext | undefined;
 

@@ -16,6 +16,7 @@ export interface WebSocketTlsOptions {
   servername?: string;
 }
 
+/** Options of the WebSocket transport: pings and liveness, close and TLS-handshake timeouts, TLS. */
 export interface WebSocketTransportOptions {
   /**
    * Interval between WebSocket pings sent by each end, in ms. 0 turns pings and the liveness check off.

@@ -1,5 +1,6 @@
 import { InvalidAddressError } from '@tandem/transport';
 
+/** The URL scheme of the ZeroMQ transport: `zmq+tcp://host:port`. */
 export const ZMQ_SCHEME = 'zmq+tcp';
 
 /** A parsed `zmq+tcp://host:port` address. */

@@ -7,6 +7,7 @@ export type ZmqClientKeyCheck = (clientKey: string, peer: { readonly address: st
 export interface ZmqCurveOptions {
   /** This end's key pair. Required on both ends. */
   publicKey: string;
+  /** This end's secret key (keep it private). */
   secretKey: string;
   /** Dialler: the listener's public key (required to dial). */
   serverKey?: string;
@@ -19,6 +20,7 @@ export interface ZmqCurveOptions {
   allowedClientKeys?: readonly string[] | ZmqClientKeyCheck;
 }
 
+/** Options of the ZeroMQ transport: pings and liveness, close timeout, ZMTP heartbeat and handshake, CURVE encryption. */
 export interface ZeroMqTransportOptions {
   /** Interval between Tandem pings sent by each end, in ms. 0 turns pings and the liveness check off. Default 2 000. */
   pingIntervalMs?: number;

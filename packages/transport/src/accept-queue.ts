@@ -9,14 +9,17 @@ export class AcceptQueue<T> implements AsyncIterable<T> {
   #wake: (() => void) | undefined;
   #iterating = false;
 
+  /** True once `end` was called; pushes are then refused. */
   get ended(): boolean {
     return this.#ended;
   }
 
+  /** Connections queued and not yet taken by the iterator. */
   get size(): number {
     return this.#items.length;
   }
 
+  /** Queue an accepted connection and wake the iterator; false (nothing queued) once the queue has ended. */
   push(item: T): boolean {
     if (this.#ended) return false;
     this.#items.push(item);
@@ -24,6 +27,7 @@ export class AcceptQueue<T> implements AsyncIterable<T> {
     return true;
   }
 
+  /** End the queue: the iterator yields what is still queued, then finishes. */
   end(): void {
     this.#ended = true;
     this.#signal();
@@ -34,6 +38,7 @@ export class AcceptQueue<T> implements AsyncIterable<T> {
     return this.#items.splice(0);
   }
 
+  /** The queued items in arrival order, waiting for more until `end`; only one iterator may be active at a time. */
   [Symbol.asyncIterator](): AsyncIterator<T> {
     if (this.#iterating) throw new Error('this listener already has an active iterator');
     this.#iterating = true;

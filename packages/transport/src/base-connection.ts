@@ -24,10 +24,15 @@ export const RECEIVE_QUEUE_MESSAGE_OVERHEAD = 32;
 /** The same charge per message waiting in the send queue (against `maxSendQueueBytes`). */
 export const SEND_QUEUE_MESSAGE_OVERHEAD = 32;
 
+/** What an adapter passes to the BaseConnection constructor: the two addresses and the connection's limits. */
 export interface BaseConnectionInit {
+  /** This end's address, in the transport's URL form. */
   localAddress: string;
+  /** The peer's address, in the transport's URL form. */
   remoteAddress: string;
+  /** Largest message sent or accepted (default DEFAULT_MAX_MESSAGE_SIZE). */
   maxMessageSize?: number | undefined;
+  /** Unread bytes at which reading pauses (default DEFAULT_RECEIVE_HIGH_WATER_MARK). */
   receiveHighWaterMark?: number | undefined;
   /**
    * The most bytes the adapter hands on and holds for the peer (see ConnectionOptions.sendHighWaterMark).
@@ -68,10 +73,15 @@ export abstract class BaseConnection implements Connection {
   readonly localAddress: string;
   readonly remoteAddress: string;
   readonly maxMessageSize: number;
+  /** Unread bytes at which the connection stops reading from the network. */
   readonly receiveHighWaterMark: number;
+  /** Bytes handed on and not yet sent past which a `send` settles only once they drain. */
   readonly sendHighWaterMark: number;
+  /** Bytes queued for sending past which the connection aborts with SendQueueFullError. */
   readonly maxSendQueueBytes: number;
+  /** A peer silent this long in the middle of a frame is cut off with TimeoutError (0: never). */
   readonly partialFrameTimeoutMs: number;
+  /** How long `close()` waits for queued sends to flush before it aborts. */
   readonly closeTimeoutMs: number;
   readonly closed: Promise<CloseInfo>;
 
@@ -154,7 +164,13 @@ export abstract class BaseConnection implements Connection {
    * Timer used for the close timeout. Default setTimeout (unref'd); an adapter on virtual time (the
    * memory transport) overrides it with its scheduler.
    */
-  protected startTimer(ms: number, fn: () => void): { cancel(): void } {
+  protected startTimer(
+    ms: number,
+    fn: () => void,
+  ): {
+    /** Stop the timer if it has not fired. */
+    cancel(): void;
+  } {
     const t = setTimeout(fn, ms);
     t.unref?.();
     return { cancel: () => clearTimeout(t) };
@@ -360,6 +376,7 @@ export abstract class BaseConnection implements Connection {
     this.terminate({ by: 'local', reason: error ? `aborted: ${error.message}` : 'aborted', ...(error ? { error } : {}) });
   }
 
+  /** Received messages in order, ending after the close; only one iterator may be active (a second one throws). */
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     if (this.#iterating) throw new Error(`connection ${this.id} already has an active iterator`);
     this.#iterating = true;

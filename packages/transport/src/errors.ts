@@ -17,12 +17,15 @@ export type TransportErrorName =
   | 'AbortError'
   | 'SendQueueFullError';
 
+/** Options shared by every transport error: the cause and the address involved. */
 export interface TransportErrorOptions {
+  /** The underlying error (a Node socket error…), kept as the error's `cause`. */
   cause?: unknown;
   /** The address involved, when there is one. */
   address?: string;
 }
 
+/** Options of ConnectionRefusedError: whether the refusal proves that nothing listens at the address. */
 export interface RefusedOptions extends TransportErrorOptions {
   /** True when the refusal proves that nothing listens there (ECONNREFUSED, an unknown in-memory address):
    * the process that listened is gone. False (default) for refusals by a live listener (its connection
@@ -66,7 +69,9 @@ export class MessageTooLargeError extends Error {
   override readonly name = 'MessageTooLargeError';
   readonly code = 'ERR_MESSAGE_TOO_LARGE';
   readonly address: string | undefined;
+  /** The message's size, in bytes. */
   readonly size: number;
+  /** The maximum message size in force, in bytes. */
   readonly limit: number;
   constructor(size: number, limit: number, options: TransportErrorOptions = {}) {
     super(`message of ${size} bytes exceeds the limit of ${limit} bytes`, causeOf(options));
@@ -160,6 +165,7 @@ export class SendQueueFullError extends Error {
   readonly address: string | undefined;
   /** Bytes the queue would have held with the refused message (each message counts 32 bytes extra). */
   readonly queued: number;
+  /** The connection's `maxSendQueueBytes`. */
   readonly limit: number;
   constructor(queued: number, limit: number, options: TransportErrorOptions = {}) {
     super(`${queued} bytes queued for sending exceed the limit of ${limit} bytes (is the peer reading?)`, causeOf(options));

@@ -45,6 +45,7 @@ export function encodeFrame(message: Uint8Array, maxMessageSize = MAX_FRAME_LENG
   return frame;
 }
 
+/** Options of a FrameDecoder: size limit, preamble, and whether pushed chunks are reused by the caller. */
 export interface FrameDecoderOptions {
   /** Largest accepted message; a larger announced length throws MessageTooLargeError. */
   maxMessageSize: number;
@@ -62,6 +63,7 @@ export interface FrameDecoderOptions {
  * became complete. After it has thrown, it is unusable (the stream is broken; close the connection).
  */
 export class FrameDecoder {
+  /** Largest accepted message, in bytes. */
   readonly maxMessageSize: number;
   readonly #reusedChunks: boolean;
   #preambleSeen: number;

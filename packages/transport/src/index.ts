@@ -1,3 +1,10 @@
+/**
+ * @tandem/transport — the transport contract (dial, listen, message-framed connections, typed errors, an
+ * address-scheme registry), stream framing, a connection base for adapters, and an in-memory transport with
+ * fault injection.
+ *
+ * @packageDocumentation
+ */
 export * from './types.js';
 export * from './errors.js';
 export * from './registry.js';

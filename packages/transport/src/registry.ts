@@ -30,6 +30,7 @@ export class TransportRegistry implements Transport {
     return this;
   }
 
+  /** True when a transport is registered for the scheme (case-insensitive, without the colon). */
   has(scheme: string): boolean {
     return this.#byScheme.has(scheme.toLowerCase());
   }
@@ -59,6 +60,7 @@ export class TransportRegistry implements Transport {
   }
 }
 
+/** A TransportRegistry holding the given transports, e.g. `createRegistry([tcp(), websocket()])`. */
 export function createRegistry(transports: Iterable<Transport> = []): TransportRegistry {
   return new TransportRegistry(transports);
 }

@@ -71,6 +71,7 @@ export interface CloseInfo {
   readonly error?: Error;
 }
 
+/** Limits shared by dialling and listening: message size, receive and send buffering, partial-frame deadline. */
 export interface ConnectionOptions {
   /** Largest message accepted or sent, in bytes. Default DEFAULT_MAX_MESSAGE_SIZE. */
   maxMessageSize?: number;
@@ -98,13 +99,17 @@ export interface ConnectionOptions {
   partialFrameTimeoutMs?: number;
 }
 
+/** Options of `Transport.dial`: the connection limits plus a dial timeout and an abort signal. */
 export interface DialOptions extends ConnectionOptions {
   /** Give up dialling after this many ms with a TimeoutError. Default 10 000. */
   timeoutMs?: number;
+  /** Abort the dial while it is in progress: it rejects with AbortError. */
   signal?: AbortSignal;
 }
 
+/** Options of `Transport.listen`: the connection limits plus a connection cap and an abort signal. */
 export interface ListenOptions extends ConnectionOptions {
+  /** Already aborted: `listen` rejects with AbortError; aborted later: the listener closes. */
   signal?: AbortSignal;
   /**
    * Most open connections of this listener at once (accepted, not yet closed, taken or not); more are
@@ -128,6 +133,7 @@ export interface Connection extends AsyncIterable<Uint8Array> {
   readonly localAddress: string;
   /** The peer's address, in the transport's URL form. */
   readonly remoteAddress: string;
+  /** The largest message this connection sends or accepts, in bytes. */
   readonly maxMessageSize: number;
   /** True once the connection has closed (for any reason). */
   readonly isClosed: boolean;
@@ -160,11 +166,14 @@ export interface Listener extends AsyncIterable<Connection> {
   close(): Promise<void>;
 }
 
+/** A pluggable network transport: listens on and dials addresses of its URL schemes. */
 export interface Transport {
   /** Short name for logs, e.g. "tcp". */
   readonly name: string;
   /** URL schemes this transport serves, without the colon: e.g. ["tcp", "tls"]. */
   readonly schemes: readonly string[];
+  /** Listen at an address of one of `schemes`; port 0 picks a free port (see `Listener.address`). */
   listen(address: string, options?: ListenOptions): Promise<Listener>;
+  /** Open a connection to a listening address; rejects with a TransportError (refused, timeout, invalid address…). */
   dial(address: string, options?: DialOptions): Promise<Connection>;
 }

@@ -21,6 +21,7 @@ export class WitnessUnavailableError extends Error {
 export class WitnessUrlError extends Error {
   static override readonly name = 'WitnessUrlError';
   override readonly name = 'WitnessUrlError';
+  /** The URL as given. */
   readonly url: string;
   constructor(url: string, problem: string) {
     super(`bad witness URL ${JSON.stringify(url)}: ${problem} (expected etcd://host:port[,host:port…]/prefix)`);
@@ -37,6 +38,7 @@ export class WitnessClosedError extends Error {
   }
 }
 
+/** Every error name this package uses. */
 export const WITNESS_ETCD_ERROR_NAMES: readonly WitnessEtcdErrorName[] = [
   'WitnessUnavailableError',
   'WitnessUrlError',

@@ -1,6 +1,8 @@
 /**
  * @tandem/witness-etcd — a replica `Witness` backed by etcd v3 (ownership of a pair's key, fenced by epoch
  * and revision in one transaction, held by a lease), and a shard map kept in an etcd key and watched.
+ *
+ * @packageDocumentation
  */
 export {
   EtcdWitness,

@@ -21,6 +21,7 @@ export function parseShardMap(text: string): ShardMap {
   return validateShardMap(value);
 }
 
+/** Options of EtcdShardMap: etcd endpoints, the key holding the map, an initial map, TLS, dial timeout, logger. */
 export interface EtcdShardMapOptions {
   /** etcd client endpoints, `host:port`. */
   endpoints: string[];

@@ -12,6 +12,7 @@ export interface EtcdTlsOptions {
 
 /** Where a witness lives: etcd endpoints (`host:port`) and the key prefix of one replica pair. */
 export interface WitnessUrl {
+  /** etcd client endpoints, `host:port`. */
   endpoints: string[];
   /** Starts with `/`, no trailing `/` (e.g. `/tandem/kv-1`). */
   prefix: string;

@@ -8,13 +8,18 @@ import type { CallResult, Client } from '@tandem/core';
 import { CausalContext } from './context.js';
 import { type CausalReply, type CausalRequest, memberIndex } from './service.js';
 
+/** A client of one member service that carries and merges the session's causal context on every call. */
 export interface CausalClient<Req, Rep> {
   readonly target: string;
+  /** Call the member; resolves with its reply once it applied every message in this session's causal past addressed to it. */
   call(request: Req): Promise<Rep>;
+  /** Like `call`, with the sequence number and epoch the reply was applied at. */
   callWithInfo(request: Req): Promise<CallResult<Rep>>;
+  /** Close the underlying core client. */
   close(): Promise<void>;
 }
 
+/** A client-side causal session across the member services: one causal context shared by its clients. */
 export class CausalSession {
   readonly members: readonly string[];
   readonly context = new CausalContext();

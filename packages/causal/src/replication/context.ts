@@ -18,14 +18,17 @@ export const MAX_MEMBERS = 1 << 12;
 export class CausalContext {
   readonly #entries = new Map<number, number>();
 
+  /** The map key of the entry (dest, sender). */
   static key(dest: number, sender: number): number {
     return dest * MAX_MEMBERS + sender;
   }
 
+  /** Number of entries. */
   get size(): number {
     return this.#entries.size;
   }
 
+  /** The entry (dest, sender), or 0 when absent. */
   get(dest: number, sender: number): number {
     return this.#entries.get(CausalContext.key(dest, sender)) ?? 0;
   }
@@ -36,6 +39,7 @@ export class CausalContext {
     if ((this.#entries.get(k) ?? 0) < n) this.#entries.set(k, n);
   }
 
+  /** Remove the entry (dest, sender), e.g. once dest is known to have applied it. */
   delete(dest: number, sender: number): void {
     this.#entries.delete(CausalContext.key(dest, sender));
   }
@@ -53,12 +57,14 @@ export class CausalContext {
     for (const [d, s, n] of other.entries()) if (d !== skipDest) this.raise(d, s, n);
   }
 
+  /** An independent copy. */
   clone(): CausalContext {
     const c = new CausalContext();
     for (const [d, s, n] of this.entries()) c.raise(d, s, n);
     return c;
   }
 
+  /** The wire form: varint count, then (dest, sender, n) per entry, sorted. */
   encode(): Uint8Array {
     const list = this.entries();
     const w = new ByteWriter(1 + list.length * 4);
@@ -93,6 +99,7 @@ export class CausalContext {
     return ctx;
   }
 
+  /** A context holding these (dest, sender, n) entries (the larger n wins for a repeated pair). */
   static fromEntries(entries: readonly (readonly [number, number, number])[]): CausalContext {
     const c = new CausalContext();
     for (const [d, s, n] of entries) c.raise(d, s, n);

@@ -18,6 +18,7 @@ import {
   type OutboxItem,
 } from './service.js';
 
+/** Options of a CausalRuntime: the Env, the member services' pairs, this service's pair, client settings. */
 export interface CausalRuntimeOptions {
   env: Env;
   /** Every other member service's replica pair, by service name (the targets of outbound messages). */
@@ -89,6 +90,7 @@ export class CausalRuntime {
     return { ...this.#stats };
   }
 
+  /** Stop serving: no more outbound messages or confirmations are sent from this replica. */
   async close(): Promise<void> {
     this.#stopServing();
   }
@@ -244,6 +246,7 @@ export class CausalRuntime {
   }
 }
 
+/** Options of `createCausalReplica`: a core ReplicaOptions whose service is a causal service, plus the member pairs. */
 export type CausalReplicaOptions<State, Req, Rep> = Omit<
   ReplicaOptions<CausalState<State>, CausalRequest<Req>, CausalReply<Rep>>,
   'service' | 'hooks'

@@ -24,15 +24,24 @@ export interface CausalApplyContext extends ApplyContext {
   readonly fromService: string | undefined;
 }
 
+/**
+ * A causal service as the application writes it: like a core ServiceDefinition, but `apply` gets a context to send messages to other
+ * member services.
+ */
 export interface CausalServiceDefinition<State, Req, Rep> {
   name: string;
   version?: number;
   request: z.ZodType<Req>;
   reply: z.ZodType<Rep>;
+  /** The state of a fresh replica. */
   initialState(): State;
+  /** Apply one request deterministically; messages to other services go through `ctx.send`. */
   apply(state: State, request: Req, ctx: CausalApplyContext): Rep;
+  /** A serialisable copy of the state (for state transfer and snapshots). */
   snapshot(state: State): unknown;
+  /** The state from a `snapshot` result. */
   restore(snapshot: unknown): State;
+  /** A digest of the state, to compare replicas (optional). */
   digest?(state: State): string;
 }
 
@@ -52,6 +61,7 @@ export interface OutboxItem {
   wait: boolean;
 }
 
+/** The state a causal service's replicas hold: the application's state plus causal context, delivered and sent counts, and the outbox. */
 export interface CausalState<State> {
   inner: State;
   /** This service's causal past (entries for itself are dropped: satisfied). */
@@ -95,6 +105,7 @@ export interface CausalReply<Rep> {
   d?: number;
 }
 
+/** The wire schema of a causal request around the application's request schema (body, context, outbound message, confirmation). */
 export function causalRequestSchema<Req>(inner: z.ZodType<Req>): z.ZodType<CausalRequest<Req>> {
   return z.object({
     b: inner.optional(),
@@ -104,6 +115,7 @@ export function causalRequestSchema<Req>(inner: z.ZodType<Req>): z.ZodType<Causa
   }) as unknown as z.ZodType<CausalRequest<Req>>;
 }
 
+/** The wire schema of a causal reply around the application's reply schema (body, context, delivered count). */
 export function causalReplySchema<Rep>(inner: z.ZodType<Rep>): z.ZodType<CausalReply<Rep>> {
   return z.object({ b: inner.optional(), c: bytes, d: z.number().int().min(0).optional() }) as unknown as z.ZodType<CausalReply<Rep>>;
 }
@@ -113,6 +125,7 @@ export interface CausalService<State, Req, Rep> extends ServiceDefinition<Causal
   readonly causal: { readonly members: readonly string[]; readonly self: number };
 }
 
+/** The member services of a causal group. */
 export interface CausalGroupSpec {
   /** The member services' names, in the same order everywhere (static membership). */
   members: readonly string[];

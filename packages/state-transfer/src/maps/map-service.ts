@@ -9,10 +9,15 @@ import type { SnapshotCursor, StateBuilder } from '../transferable.js';
 
 /** The service methods for a map state M (a SnapshotMap<V> unless said otherwise). */
 export interface MapSnapshotSupport<V, M = SnapshotMap<V>> {
+  /** The whole map as one serialisable value. */
   snapshot(state: M): unknown;
+  /** A map from a `snapshot` result. */
   restore(snapshot: unknown): M;
+  /** An O(1) snapshot cursor over the map as it is now, streamed as records. */
   snapshotChunks(state: M): SnapshotCursor;
+  /** A builder that rebuilds a map from streamed records. */
   restoreChunks(): StateBuilder<M>;
+  /** The map's order-independent content digest. */
   digest(state: M): string;
 }
 

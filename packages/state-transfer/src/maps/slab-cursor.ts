@@ -36,6 +36,7 @@ export interface ShareableSnapshotCursor extends PackedSnapshotCursor {
   skipsOf(i: number): number[];
 }
 
+/** True when the cursor can be shared with a transfer worker thread (it has `share`). */
 export function isShareableCursor(c: unknown): c is ShareableSnapshotCursor {
   return typeof (c as Partial<ShareableSnapshotCursor> | undefined)?.share === 'function';
 }

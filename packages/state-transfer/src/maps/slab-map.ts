@@ -43,6 +43,7 @@ import { slabMapBuilder, type SlabMapBuilder, type SlabMapParts } from './slab-m
 export { RECORD_HEADER };
 export type { SlabMapBuilder };
 
+/** Options of a SlabMap: slab size, initial index size, and whether slabs are shareable with worker threads. */
 export interface SlabMapOptions {
   /** Bytes per slab (default 4 MiB, at least 64 KiB). A record larger than this gets a slab of its own. */
   slabBytes?: number;
@@ -64,6 +65,7 @@ interface OpenSlabSnapshot {
   readonly epoch: number;
 }
 
+/** A string → string map stored off the JavaScript heap in Buffer slabs, with O(1) snapshots streamed as raw bytes. */
 export class SlabMap {
   readonly #slabBytes: number;
   readonly #shared: boolean;
@@ -95,6 +97,7 @@ export class SlabMap {
     this.#slabs.push(this.#tail);
   }
 
+  /** Number of entries. */
   get size(): number {
     return this.#index.size;
   }
@@ -126,6 +129,7 @@ export class SlabMap {
     return hex32(this.#lane1) + hex32(this.#lane2) + ':' + this.#index.size;
   }
 
+  /** The value of `key`, or undefined. */
   get(key: string): string | undefined {
     const slot = this.#findScratch(this.#keyBytes(key));
     if (slot < 0) return undefined;
@@ -135,10 +139,12 @@ export class SlabMap {
     return slab.buf.toString('utf8', vAt, vAt + slab.view.getUint32(o + 4, true));
   }
 
+  /** True when `key` is present. */
   has(key: string): boolean {
     return this.#findScratch(this.#keyBytes(key)) >= 0;
   }
 
+  /** Set `key` to a string value (open snapshots keep seeing the old one). */
   set(key: string, value: string): this {
     if (typeof value !== 'string') throw new TypeError('SlabMap values are strings');
     const kl = this.#keyBytes(key);
@@ -183,6 +189,7 @@ export class SlabMap {
     return this;
   }
 
+  /** Remove `key`; false when it was absent. */
   delete(key: string): boolean {
     const slot = this.#findScratch(this.#keyBytes(key));
     if (slot < 0) return false;
@@ -199,6 +206,7 @@ export class SlabMap {
     return true;
   }
 
+  /** Remove every entry (open snapshots keep seeing them). */
   clear(): void {
     if (this.#open.length > 0) {
       // Open snapshots still read the slabs: kill every record instead.
@@ -229,10 +237,12 @@ export class SlabMap {
     }
   }
 
+  /** Every key, in storage order. */
   *keys(): IterableIterator<string> {
     for (const [k] of this.entries()) yield k;
   }
 
+  /** Every [key, value] pair, in storage order. */
   [Symbol.iterator](): IterableIterator<[string, string]> {
     return this.entries();
   }

@@ -18,6 +18,7 @@ import { entryHash, hashString, hex32, laneA, laneB, mix32, SEED_A, SEED_B, VALU
 import type { TextSlice } from './record-codec.js';
 import type { SnapshotCursor, StateBuilder } from '../transferable.js';
 
+/** Options of a SnapshotMap: bucket count and what of a value the digest covers. */
 export interface SnapshotMapOptions {
   /** Number of buckets, rounded up to a power of two (default 4096). More buckets = cheaper copies. */
   buckets?: number;
@@ -38,6 +39,7 @@ interface OpenSnapshot {
   preserved: Map<number, unknown[]>;
 }
 
+/** A string-keyed map with O(1) copy-on-write snapshots and an order-independent digest kept up to date per write. */
 export class SnapshotMap<V = unknown> {
   readonly #buckets: Map<string, V>[];
   readonly #mask: number;
@@ -63,10 +65,12 @@ export class SnapshotMap<V = unknown> {
     return m;
   }
 
+  /** Number of entries. */
   get size(): number {
     return this.#size;
   }
 
+  /** Number of buckets (a power of two). */
   get bucketCount(): number {
     return this.#buckets.length;
   }
@@ -76,16 +80,19 @@ export class SnapshotMap<V = unknown> {
     return this.#open.length;
   }
 
+  /** The value of `key`, or undefined. */
   get(key: string): V | undefined {
     hashString(key, SEED_A, SEED_B);
     return this.#buckets[laneA & this.#mask]!.get(key);
   }
 
+  /** True when `key` is present. */
   has(key: string): boolean {
     hashString(key, SEED_A, SEED_B);
     return this.#buckets[laneA & this.#mask]!.has(key);
   }
 
+  /** Set `key` (treat values as immutable: open snapshots hold them by reference). */
   set(key: string, value: V): this {
     hashString(key, SEED_A, SEED_B);
     const k1 = laneA;
@@ -102,6 +109,7 @@ export class SnapshotMap<V = unknown> {
     return this;
   }
 
+  /** Remove `key`; false when it was absent. */
   delete(key: string): boolean {
     hashString(key, SEED_A, SEED_B);
     const k1 = laneA;
@@ -116,6 +124,7 @@ export class SnapshotMap<V = unknown> {
     return true;
   }
 
+  /** Remove every entry (open snapshots keep seeing them). */
   clear(): void {
     for (let b = 0; b < this.#buckets.length; b++) {
       const bucket = this.#buckets[b]!;
@@ -128,14 +137,17 @@ export class SnapshotMap<V = unknown> {
     this.#lane2 = 0;
   }
 
+  /** Every [key, value] pair, bucket by bucket. */
   *entries(): IterableIterator<MapRecord<V>> {
     for (const bucket of this.#buckets) for (const e of bucket) yield e;
   }
 
+  /** Every key, bucket by bucket. */
   *keys(): IterableIterator<string> {
     for (const bucket of this.#buckets) yield* bucket.keys();
   }
 
+  /** Every [key, value] pair, bucket by bucket. */
   [Symbol.iterator](): IterableIterator<MapRecord<V>> {
     return this.entries();
   }

@@ -10,6 +10,7 @@ import { Buffer } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
+/** The CRC-32 of a chunk's bytes. */
 export function chunkChecksum(data: Uint8Array): number {
   return crc32(data) >>> 0;
 }
@@ -34,10 +35,12 @@ export class WholeStateChecksum {
     this.#hash.update(e);
   }
 
+  /** The checksum of the chunks so far (32 hex digits), without ending the running hash. */
   digest(): string {
     return this.#hash.copy().digest('hex').slice(0, 32);
   }
 
+  /** Start over with no chunks. */
   reset(): void {
     this.#hash = createHash('sha256');
     this.#index = 0;

@@ -35,6 +35,7 @@ import { ProgressMeter, type TransferProgress } from './progress.js';
 import type { TransferSink } from '../source.js';
 import { serviceVersion, supportsChunks, type StateBuilder, type StateMigration, type TransferableService } from '../transferable.js';
 
+/** Options of a StateTransferClient: the joiner's service and sink, the server to fetch from, window, reconnects, timeouts, following. */
 export interface StateTransferClientOptions<State> {
   env: TransferEnv;
   service: TransferableService<State>;
@@ -59,6 +60,7 @@ export interface StateTransferClientOptions<State> {
   progressIntervalMs?: number;
 }
 
+/** The outcome of a completed join: the seq where digests matched, the format and versions, and what was moved and how often it resumed. */
 export interface JoinResult {
   transferId: string;
   /** The seq at which the digests were compared and found equal. */
@@ -79,6 +81,10 @@ export interface JoinResult {
   elapsedMs: number;
 }
 
+/**
+ * What a StateTransferClient reports while joining: progress, metadata, corrupt chunks, lost connections, restarts, installed,
+ * verified, errors.
+ */
 export type StateTransferClientEvent =
   | { type: 'progress'; progress: TransferProgress }
   | { type: 'meta'; transferId: string; seq: number; version: number; format: TransferFormat; resumed: boolean; startChunk: number }
@@ -105,6 +111,7 @@ interface Receiving<State> {
   verified: boolean;
 }
 
+/** The joining side of state transfer: fetches a snapshot and the backlog after it from a server, installs them, and verifies digests. */
 export class StateTransferClient<State> {
   readonly #o: StateTransferClientOptions<State>;
   readonly #env: TransferEnv;
@@ -129,6 +136,7 @@ export class StateTransferClient<State> {
     this.#startedAt = this.#env.now();
   }
 
+  /** Subscribe to the client's events; returns a function that unsubscribes. */
   on(listener: (e: StateTransferClientEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

@@ -112,6 +112,7 @@ export const failSchema = z.object({
   retry: z.boolean(),
 });
 
+/** The zod schema of every state-transfer message, discriminated by `t`. */
 export const transferMessageSchema = z.discriminatedUnion('t', [
   openSchema,
   metaSchema,
@@ -125,6 +126,7 @@ export const transferMessageSchema = z.discriminatedUnion('t', [
   failSchema,
 ]);
 
+/** Any state-transfer protocol message. */
 export type TransferMessage = z.infer<typeof transferMessageSchema>;
 export type OpenMsg = z.infer<typeof openSchema>;
 export type MetaMsg = z.infer<typeof metaSchema>;
@@ -137,6 +139,7 @@ export type CaughtUpMsg = z.infer<typeof caughtUpSchema>;
 export type VerifiedMsg = z.infer<typeof verifiedSchema>;
 export type FailMsg = z.infer<typeof failSchema>;
 
+/** Encode a message with msgpack. */
 export function encodeMessage(m: TransferMessage): Uint8Array {
   return pack(m);
 }

@@ -3,6 +3,7 @@
  */
 export type TransferPhase = 'snapshot' | 'catch-up' | 'verified' | 'following';
 
+/** A snapshot of a transfer's progress: phase, bytes and records moved, rate, percentage. */
 export interface TransferProgress {
   phase: TransferPhase;
   transferId: string;
@@ -63,6 +64,7 @@ export class ProgressMeter {
     return true;
   }
 
+  /** The progress as it is now (percentage, elapsed time, rate). */
   snapshot(): TransferProgress {
     const elapsedMs = Math.max(0, this.#now() - this.#startedAt);
     let percent: number | undefined;
@@ -113,6 +115,7 @@ export function formatProgress(p: TransferProgress, width = 24): string {
 
 /** Minimal writable (process.stderr fits). */
 export interface ProgressOutput {
+  /** Write text (no newline added). */
   write(text: string): unknown;
   isTTY?: boolean;
 }
@@ -121,7 +124,15 @@ export interface ProgressOutput {
  * A progress listener for CLIs: redraws one line on a TTY (`\r`), prints a line per phase change
  * otherwise. Call `done()` to end the line.
  */
-export function progressBar(output: ProgressOutput, width = 24): { update(p: TransferProgress): void; done(): void } {
+export function progressBar(
+  output: ProgressOutput,
+  width = 24,
+): {
+  /** Redraw the bar (TTY) or print a line (otherwise) for this progress. */
+  update(p: TransferProgress): void;
+  /** End the line. */
+  done(): void;
+} {
   let lastPhase: TransferPhase | undefined;
   let drawn = false;
   return {

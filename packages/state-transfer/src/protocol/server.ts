@@ -25,6 +25,7 @@ import {
 } from './server-session.js';
 import type { StateHead, TransferSource } from '../source.js';
 
+/** Options of a StateTransferServer: the Env and source, chunk and slice sizes, windows, timeouts, rate limit, following. */
 export interface StateTransferServerOptions {
   env: TransferEnv;
   source: TransferSource;
@@ -53,6 +54,7 @@ export interface StateTransferServerOptions {
   progressIntervalMs?: number;
 }
 
+/** What a StateTransferServer reports: sessions opened and resumed, progress, resent chunks, completion and failures. */
 export type StateTransferServerEvent =
   | { type: 'session-open'; transferId: string; nodeId: string; seq: number; format: TransferFormat; version: number }
   | { type: 'session-resumed'; transferId: string; nodeId: string; nextChunk: number; appliedSeq: number }
@@ -79,6 +81,7 @@ const DEFAULTS = {
   maxBytesPerSecond: 0,
 };
 
+/** The serving side of state transfer: streams a snapshot of its source, then the backlog, to joiners. */
 export class StateTransferServer {
   readonly #env: TransferEnv;
   readonly #source: TransferSource;
@@ -108,6 +111,7 @@ export class StateTransferServer {
     this.#buffers = new ChunkBufferPool(o.maxWindow + 4);
   }
 
+  /** Subscribe to the server's events; returns a function that unsubscribes. */
   on(listener: (e: StateTransferServerEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

@@ -8,6 +8,7 @@ import type { StateSnapshot, StateSync } from '@tandem/core';
 import { migrateSnapshot, migrationPath } from '../migrations.js';
 import { serviceVersion, type TransferableService } from '../transferable.js';
 
+/** A core StateSync that transfers whole snapshots and runs the service's migrations on a version mismatch. */
 export function versionedStateSync(service: TransferableService<unknown>): StateSync {
   const target = serviceVersion(service);
   return {

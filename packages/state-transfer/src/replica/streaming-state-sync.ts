@@ -34,12 +34,15 @@ import { StateTransferServer, type StateTransferServerEvent, type StateTransferS
 import type { CapturedState, TransferSink, TransferSource } from '../source.js';
 import { supportsChunks, type TransferableService } from '../transferable.js';
 
+/** StateTransferServerOptions that streamingStateSync passes through to its server. */
 export type StreamingServerSettings = Omit<StateTransferServerOptions, 'env' | 'source' | 'follow'>;
+/** StateTransferClientOptions that streamingStateSync passes through to its client. */
 export type StreamingClientSettings = Omit<
   StateTransferClientOptions<unknown>,
   'env' | 'service' | 'sink' | 'nodeId' | 'address' | 'dial' | 'follow'
 >;
 
+/** Options of streamingStateSync: the service, backlog bounds, server and client settings, event listener. */
 export interface StreamingStateSyncOptions {
   /** This replica's service (with `migrations` to receive an older version's state). For the digest
    * check after a migration, its `digest(state)` must describe the logical content, not the format. */
@@ -59,6 +62,7 @@ export interface StreamingStateSyncOptions {
   onEvent?(event: StreamingStateSyncEvent): void;
 }
 
+/** An event of the joiner's client or of the serving side's server, tagged with the side. */
 export type StreamingStateSyncEvent = ({ side: 'joiner' } & StateTransferClientEvent) | ({ side: 'server' } & StateTransferServerEvent);
 
 /** A StateSync that streams (see the file comment). Also exposes counters for tests and status pages. */
@@ -78,6 +82,7 @@ interface Verification {
   digest: string;
 }
 
+/** A StateSync for @tandem/core replicas that streams the state in chunks from the serving replica instead of one message. */
 export function streamingStateSync(options: StreamingStateSyncOptions): StreamingStateSync {
   const service = options.service;
   const whole = versionedStateSync(service);

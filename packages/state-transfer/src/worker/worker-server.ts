@@ -39,6 +39,7 @@ import {
 
 export type { WorkerServerSettings, WorkerThreadSettings, WorkerTransportSpec } from './worker-protocol.js';
 
+/** Options of serveTransfersInWorker: the Env, the source, the address to listen at, server, transport and thread settings. */
 export interface TransferWorkerOptions {
   /** This thread's environment (its timers bound the worker's start and close). */
   env: TransferEnv;
@@ -58,6 +59,7 @@ export interface TransferWorkerOptions {
   startTimeoutMs?: number;
 }
 
+/** A transfer server running on a worker thread: its address, thread, answer counts, events, and a way to stop it. */
 export interface TransferWorker {
   /** The address the worker listens on. */
   readonly address: string;
@@ -102,6 +104,7 @@ function workerEntry(): { entry: URL | string; eval: boolean; execArgv?: string[
   return { entry: code, eval: true, execArgv: ['--conditions=@tandem/source'] };
 }
 
+/** Serve state transfers from a worker thread, so that chunk encoding and sending do not run on the replica's event loop. */
 export async function serveTransfersInWorker(options: TransferWorkerOptions): Promise<TransferWorker> {
   const source = options.source;
   const flagsBuf = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);

@@ -44,6 +44,7 @@ export function findOutages(
   return { outages, longestMs };
 }
 
+/** A replica declaring its peer faulty, at a run time (ms). */
 export interface AlarmEvent {
   at: number;
   /** The replica that declared its peer faulty. */
@@ -53,6 +54,7 @@ export interface AlarmEvent {
   reason?: string;
 }
 
+/** An alarm classified against the nemesis' faults: explained by one, or a false alarm. */
 export interface ClassifiedAlarm extends AlarmEvent {
   falseAlarm: boolean;
   /** The fault on the peer that explains it (absent for a false alarm). */
@@ -80,6 +82,7 @@ export function classifyAlarms(alarms: readonly AlarmEvent[], faults: readonly F
   });
 }
 
+/** A successful call: when it was issued and returned (run ms), and the epoch of its reply. */
 export interface SuccessRecord {
   call: number;
   return: number;
@@ -113,6 +116,7 @@ export function percentile(values: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
+/** Count, median, 99th percentile and maximum of a set of durations (ms; null when empty). */
 export interface LatencySummary {
   count: number;
   p50: number | null;
@@ -120,6 +124,7 @@ export interface LatencySummary {
   max: number | null;
 }
 
+/** The LatencySummary of `values`, rounded to 0.1 ms. */
 export function summarize(values: readonly number[]): LatencySummary {
   if (values.length === 0) return { count: 0, p50: null, p99: null, max: null };
   const r = (x: number): number => Math.round(x * 10) / 10;

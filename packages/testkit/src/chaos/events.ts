@@ -6,6 +6,7 @@
  */
 import { computeTimingBounds, type Replica, type ReplicaEvent, type ReplicationConfig } from '@tandem/core';
 
+/** Where the runner writes its log and report lines (default: stdout). */
 export type LineWriter = (line: string) => void;
 
 const stdoutWriter: LineWriter = (line) => void process.stdout.write(line + '\n');

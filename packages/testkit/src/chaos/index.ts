@@ -2,6 +2,8 @@
  * `@tandem/testkit/chaos`: a chaos runner for real replica processes of any service built on
  * @tandem/core — SIGKILL / SIGSTOP of the primary or the backup under flat-out load, restarts, and one
  * report (lost, duplicated, linearizable, stalls, false alarms, takeover times). See docs/TESTING.md.
+ *
+ * @packageDocumentation
  */
 export { runChaos, freePort } from './runner.js';
 export type { ChaosOptions, ChaosControl, RestartMode } from './options.js';

@@ -5,8 +5,10 @@ import type { ChaosReplica } from './process.js';
 import type { ActionRecord, NemesisMode } from './report.js';
 import type { ChaosBounds, TimedEvent } from './types.js';
 
+/** How a killed replica is restarted: always `serve`, always `rejoin`, alternating, or at random. */
 export type RestartMode = 'serve' | 'rejoin' | 'alternate' | 'random';
 
+/** Options of a chaos run: nemesis actions and mode, clients, targets, delays, restart mode, timeouts, seed, listeners. */
 export interface ChaosOptions {
   /** Nemesis actions (kills + stops). */
   actions: number;
@@ -53,7 +55,9 @@ export interface ChaosOptions {
   onStarted?: (control: ChaosControl) => void;
 }
 
+/** What a running chaos run exposes to its workload and listeners: clock, replica processes, servers, bounds, actions. */
 export interface ChaosControl {
+  /** ms since the run began. */
   now(): number;
   /** The current process of each slot. */
   replicas(): readonly (ChaosReplica | undefined)[];

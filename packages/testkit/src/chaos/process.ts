@@ -52,6 +52,7 @@ export interface ChaosReplicaOptions {
   stderrLines?: number;
 }
 
+/** One replica child process of a chaos run: its launch, events and last role, signals, IPC status, stop and kill. */
 export class ChaosReplica {
   readonly launch: ReplicaLaunch;
   readonly child: ChildProcess;
@@ -130,12 +131,15 @@ export class ChaosReplica {
     }
   }
 
+  /** The replica's name (its slot: a or b). */
   get name(): string {
     return this.launch.name;
   }
+  /** The child's process id (undefined if it failed to spawn). */
   get pid(): number | undefined {
     return this.child.pid;
   }
+  /** True until the process has exited. */
   get alive(): boolean {
     return this.exitedAt === undefined;
   }
@@ -143,6 +147,7 @@ export class ChaosReplica {
   get up(): boolean {
     return this.alive && !this.paused && !this.killedByNemesis;
   }
+  /** True while its last reported role is primary or solo-primary. */
   get serving(): boolean {
     return this.role !== undefined && SERVING.has(this.role);
   }

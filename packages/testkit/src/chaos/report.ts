@@ -15,12 +15,16 @@ import {
 import { compactEvent } from './process.js';
 import type { TimedEvent, WorkloadVerdict } from './types.js';
 
+/** Which faults the nemesis injects: SIGKILL, SIGSTOP/SIGCONT, or both. */
 export type NemesisMode = 'kill' | 'stop' | 'mixed';
+/** How a run ended: all actions done, an outage past the bound, redundancy not restored, interrupted, or an error. */
 export type RunEnd = 'completed' | 'outage' | 'redundancy' | 'interrupted' | 'error';
 
+/** The nemesis' rule, printed with every report: never fault a replica while the other holds no state. */
 export const CHAOS_RULE =
   'never kill or pause a replica while the other one holds no state (has not become backup since its restart or resume): with the primary gone and the other replica empty, acknowledged writes are lost in any primary/backup system';
 
+/** One nemesis action: its target replica and fault, the roles when it struck, and what followed (restart, recovery, takeover). */
 export interface ActionRecord {
   n: number;
   at: number;
@@ -45,6 +49,7 @@ export interface ActionRecord {
   takenOverBy?: string | null;
 }
 
+/** A stretch without successful replies longer than the bound: its span, the actions and events around it. */
 export interface StallRecord {
   from: number;
   to: number;
@@ -61,6 +66,7 @@ export interface StallRecord {
   replicas?: Record<string, unknown>[];
 }
 
+/** The timing bounds a run was judged against, and where they came from. */
 export interface ChaosBoundsReport {
   worstCaseFailoverMs: number;
   rejoinBoundMs: number;
@@ -70,6 +76,7 @@ export interface ChaosBoundsReport {
   pauseMs: number;
 }
 
+/** The report of a chaos run: ok or why not, lost and duplicated writes, linearizability, stalls, false alarms, takeover times. */
 export interface ChaosReport {
   target: string;
   ok: boolean;
@@ -161,6 +168,7 @@ export interface RunRecord {
 const NOTABLE = new Set(['role', 'takeover', 'step-down', 'peer-faulty', 'peer-joined', 'divergence', 'lost-entries']);
 const other = (node: string): string => (node === 'a' ? 'b' : 'a');
 
+/** Judge a run's record against its bounds and build its report. */
 export function buildReport(rec: RunRecord): ChaosReport {
   const b = rec.bounds;
   const start = rec.loadStartedAt ?? 0;

@@ -34,6 +34,10 @@ import type {
 
 export type { ChaosControl, ChaosOptions, RestartMode } from './options.js';
 
+/**
+ * Run a chaos run against real replica processes of `target`: start the pair and the workload, fault the replicas `options.actions`
+ * times, and report.
+ */
 export async function runChaos(target: ChaosTarget, options: ChaosOptions): Promise<ChaosReport> {
   return new ChaosRun(target, options).run();
 }

@@ -82,6 +82,7 @@ export interface CallResult {
   epoch?: number;
 }
 
+/** What the runner gives a workload: the servers, client count, seed, clock, and where to record calls. */
 export interface WorkloadContext {
   servers: readonly [string, string];
   clients: number;
@@ -103,6 +104,7 @@ export interface FinalState {
   servers: readonly [string, string];
 }
 
+/** A workload's verdict after the run: lost and duplicated writes, linearizability, and details. */
 export interface WorkloadVerdict {
   /** Acknowledged writes missing from the serving replica's state. */
   lost: number;
@@ -142,5 +144,6 @@ export interface ChaosTarget {
   parseLine?(line: string): ReplicaEventLine | undefined;
   /** Bounds to use instead of the first `timing` event's `bounds`. */
   bounds?: ChaosBounds;
+  /** Create the workload for a run. */
   workload(ctx: WorkloadContext): ChaosWorkload;
 }

@@ -6,6 +6,7 @@ import { kvRegisterModel, type KvHistoryOp, type KvInput } from './kv-history.js
 import type { Model, Operation } from './model.js';
 import { searchLinearization, type SearchOptions, type SearchVerdict } from './search.js';
 
+/** The verdict for one key's sub-history (the key-value history is checked key by key). */
 export interface KeyVerdict {
   key: string;
   verdict: SearchVerdict;
@@ -15,6 +16,7 @@ export interface KeyVerdict {
   explanation?: string;
 }
 
+/** The verdict for a whole key-value history, with the per-key verdicts and the first failing key. */
 export interface LinearizabilityReport {
   verdict: SearchVerdict;
   /** Operations checked (gets with unknown outcome are dropped: they carry no information). */

@@ -11,8 +11,10 @@
  */
 import type { Model } from './model.js';
 
+/** The operations of a key-value history. */
 export type KvOpName = 'get' | 'put' | 'append';
 
+/** One operation of a key-value history file: client, operation, key, value, and call/return times. */
 export interface KvHistoryOp {
   client: string | number;
   op: KvOpName;

@@ -3,6 +3,7 @@
  * operation with its observed output is legal in a given state (and the state after it).
  */
 export interface Model<State, Input> {
+  /** The state the object starts in. */
   init(): State;
   /** `ok: false` when the observed output of `input` cannot happen in `state`. */
   step(state: State, input: Input): { ok: boolean; state: State };
@@ -10,6 +11,7 @@ export interface Model<State, Input> {
   hash(state: State): string;
   /** Human-readable state for diagnostics. */
   describe?(state: State): string;
+  /** Human-readable input for diagnostics. */
   describeInput?(input: Input): string;
 }
 

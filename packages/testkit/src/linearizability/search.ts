@@ -7,8 +7,10 @@
  */
 import type { Model, Operation } from './model.js';
 
+/** The search's answer; `unknown` when it gave up after `maxSteps`. */
 export type SearchVerdict = 'linearizable' | 'not-linearizable' | 'unknown';
 
+/** The verdict, the steps taken, the longest linearizable prefix found and the operations it got stuck on. */
 export interface SearchResult<Input> {
   verdict: SearchVerdict;
   /** Search steps taken. */
@@ -29,11 +31,13 @@ interface Event {
   match: Event | null;
 }
 
+/** Options of searchLinearization. */
 export interface SearchOptions {
   /** Give up (verdict 'unknown') after this many steps. Default 2,000,000. */
   maxSteps?: number;
 }
 
+/** Search for a linearization of a concurrent history against a sequential model (Wing–Gong with memoisation). */
 export function searchLinearization<State, Input>(
   model: Model<State, Input>,
   ops: readonly Operation<Input>[],

@@ -27,6 +27,7 @@ export const CAUSAL_VARIANTS = {
   'no-causal-wait': 'BROKEN: the callee sequences every request at once, without waiting for causal predecessors',
   'no-outbound-dedup': 'BROKEN: the callee applies a re-issued outbound message again instead of answering it as applied',
 } as const;
+/** A key of CAUSAL_VARIANTS: the designed protocol or a deliberately broken one. */
 export type CausalVariant = keyof typeof CAUSAL_VARIANTS;
 
 /** One run of the causal scenario. */

@@ -145,6 +145,7 @@ export interface LoadProfile {
   }[];
 }
 
+/** A protocol variant for the simulator: its faults, replication settings, piggyback mode, and whether it is expected to fail. */
 export interface VariantSpec {
   /** Installed into each replica with `installFaultHooks` from @tandem/core/internal (test-only,
    * deliberately broken behaviour inside @tandem/core; broken variants only). The name must be one
@@ -191,6 +192,7 @@ export function brokenVariant(
  * documented limitation of claims 3/8 (its own variant below shows the simulator detects it). */
 const SEQ_DIGEST_UNSAFE: readonly FaultKind[] = ['crash-primary-host'];
 
+/** The variants `runKvSimulation` knows, by name: `correct` and deliberately broken ones the checks must catch. */
 export const VARIANTS: Readonly<Record<string, VariantSpec>> = {
   correct: {
     faults: DEFAULT_FAULT_KINDS,
@@ -268,6 +270,10 @@ export const VARIANTS: Readonly<Record<string, VariantSpec>> = {
   },
 };
 
+/**
+ * The fault kinds a run of `variant` draws from: without those unsafe in seq-digest piggyback mode unless the variant is broken or uses
+ * entries.
+ */
 export function faultsFor(variant: VariantSpec, piggyback: 'seq-digest' | 'entries'): readonly FaultKind[] {
   if (variant.broken || piggyback === 'entries') return variant.faults;
   return variant.faults.filter((f) => !SEQ_DIGEST_UNSAFE.includes(f));

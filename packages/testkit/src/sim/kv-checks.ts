@@ -25,6 +25,7 @@ export interface FalseAlarm {
   context: 'stall' | 'cpu-load' | 'message-chaos' | 'sever' | 'unexplained';
 }
 
+/** The peer-faulty alarms of a run: in total, justified by a fault on the peer, and false alarms. */
 export interface AlarmSummary {
   /** peer-faulty events in total. */
   total: number;
@@ -45,6 +46,7 @@ export interface KvCheckResult {
   alarms: AlarmSummary;
 }
 
+/** The liveness bounds a run is checked against: per operation, and for the whole service. */
 export interface LivenessBounds {
   /** Per operation (completed or not), from the later of its call and the last fault action. */
   opBoundMs: number;

@@ -10,6 +10,7 @@ import type { SimNode } from './node.js';
 
 export const SERVING: ReadonlySet<Role> = new Set<Role>(['primary', 'solo-primary']);
 
+/** One replica position of a simulated pair: its node, addresses, current replica, and whether this incarnation holds state. */
 export interface ReplicaSlot {
   name: string;
   node: SimNode;
@@ -21,6 +22,7 @@ export interface ReplicaSlot {
   stateful: boolean;
 }
 
+/** One simulated client: its node, operations remaining, whether it finished, and its incarnation. */
 export interface ClientSlot {
   name: string;
   node: SimNode;
@@ -55,7 +57,9 @@ export interface KvWorkload {
 
 /** Test seams (see KvSimulationOptions.hooks). */
 export interface KvClusterHooks {
+  /** Called once the cluster has started its replicas and clients. */
   onStart?(cluster: KvCluster): void;
+  /** Wrap or replace each replica the cluster creates (e.g. to inject a fault). */
   wrapReplica?(replica: Replica<SimKvState>, slot: ReplicaSlot, cluster: KvCluster): Replica<SimKvState>;
   /** More options for each replica the cluster creates (e.g. a simulated `witness`, per incarnation). */
   replicaOptions?(slot: ReplicaSlot, cluster: KvCluster): Partial<ReplicaOptions<SimKvState, SimKvRequest, SimKvReply>>;
@@ -82,6 +86,7 @@ export interface MaybeBlockingReplica {
   promote?: (options: { acceptLoss: boolean }) => unknown;
 }
 
+/** A replica that reported it cannot serve (its reason, and the seq it has). */
 export interface BlockedReport {
   time: number;
   node: string;
@@ -89,6 +94,7 @@ export interface BlockedReport {
   haveSeq: number;
 }
 
+/** A simulated operator's promote after a double fault: what the promoted replica holds and what was lost. */
 export interface OperatorAction {
   time: number;
   node: string;

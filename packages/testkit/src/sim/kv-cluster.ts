@@ -34,6 +34,10 @@ import { createSimKvService, type SimKvReply, type SimKvRequest } from './kv-ser
 import type { SimHost, SimNode } from './node.js';
 import type { Simulation } from './simulation.js';
 
+/**
+ * A simulated replica pair of the key-value service with clients, fault actions, outage bookkeeping and checks: the harness of
+ * runKvSimulation.
+ */
 export class KvCluster {
   readonly sim: Simulation;
   readonly variant: VariantSpec;
@@ -121,10 +125,12 @@ export class KvCluster {
 
   // ---- time helpers (harness-level: not tied to any simulated process) ----------------------------
 
+  /** Resolve after `ms` of virtual time. */
   sleep(ms: number): Promise<void> {
     return new Promise<void>((r) => this.sim.scheduler.after(ms, 'driver', r));
   }
 
+  /** Poll `pred` every `stepMs` of virtual time; false when it is still false after `timeoutMs`. */
   async waitUntil(pred: () => boolean, timeoutMs: number, stepMs = 5): Promise<boolean> {
     const end = this.sim.now + timeoutMs;
     while (!pred()) {
@@ -153,6 +159,7 @@ export class KvCluster {
     );
   }
 
+  /** Record a fault action in the fault log; a disruptive one restarts the liveness clock. */
   noteFault(what: string, disruptive = true): void {
     this.faultLog.push(`${this.sim.now.toFixed(1)}ms ${what}`);
     this.sim.scheduler.note(`fault ${what}`);
@@ -185,6 +192,7 @@ export class KvCluster {
     return this.#pendingNotes > 0 || this.frozenWindows.some((w) => w[1] === Number.POSITIVE_INFINITY);
   }
 
+  /** Virtual time of the latest disruptive fault (0: none). */
   get lastDisruption(): number {
     return this.disruptions.length > 0 ? this.disruptions[this.disruptions.length - 1]! : 0;
   }
@@ -213,6 +221,7 @@ export class KvCluster {
     this.#updateServing();
   }
 
+  /** Crash every node of a host (a power failure), recording the outages and the clients lost. */
   crashHost(host: SimHost): void {
     for (const n of host.nodes) recordPrimaryKill(this, n);
     this.sim.crashHost(host);
@@ -225,6 +234,7 @@ export class KvCluster {
     this.#updateServing();
   }
 
+  /** Pause a node (SIGSTOP-like), recording the outage. */
   pause(node: SimNode): void {
     if (node.state !== 'up' && node.state !== 'resuming') return;
     node.pause();
@@ -232,6 +242,7 @@ export class KvCluster {
     this.#updateServing();
   }
 
+  /** Resume a paused node, closing its outage. */
   resume(node: SimNode): void {
     if (node.state !== 'paused') return;
     node.resume();
@@ -303,6 +314,7 @@ export class KvCluster {
 
   // ---- replicas -----------------------------------------------------------------------------------
 
+  /** Create and start the replica of a slot, as primary, backup, or deciding itself. */
   startReplica(slot: ReplicaSlot, roleHint: 'primary' | 'backup' | 'auto'): void {
     const replica = createSlotReplica(this, slot, roleHint, this.#hooks);
     slot.replica = replica;
@@ -355,18 +367,22 @@ export class KvCluster {
     return this.chaosWindows.some(([a, b]) => t >= a && t <= b) || this.frozenWindows.some(([a, b]) => t >= a && t <= b);
   }
 
+  /** True when the slot's node is not down and has a replica. */
   live(s: ReplicaSlot): boolean {
     return s.node.state !== 'down' && s.replica !== undefined;
   }
 
+  /** The slot's replica's role, or undefined when it is not live. */
   role(s: ReplicaSlot): Role | undefined {
     return this.live(s) ? s.replica!.status().role : undefined;
   }
 
+  /** The other slot of the pair. */
   other(s: ReplicaSlot): ReplicaSlot {
     return s === this.replicas[0] ? this.replicas[1] : this.replicas[0];
   }
 
+  /** The slot with this name. */
   slotOf(name: string): ReplicaSlot | undefined {
     return this.replicas.find((s) => s.name === name);
   }
@@ -378,6 +394,7 @@ export class KvCluster {
     return serving[0];
   }
 
+  /** A running slot whose replica is backup. */
   backup(): ReplicaSlot | undefined {
     return this.replicas.find((s) => s.node.state === 'up' && this.role(s) === 'backup');
   }
@@ -391,6 +408,7 @@ export class KvCluster {
     );
   }
 
+  /** Each slot's node state, role and epoch on one line, for logs. */
   describeRoles(): string {
     return describeRoles(this);
   }
@@ -456,6 +474,7 @@ export class KvCluster {
     else slot.finished = true;
   }
 
+  /** Clients that have operations left and are running. */
   activeClients(): ClientSlot[] {
     return this.clients.filter((c) => !c.finished && c.node.state === 'up');
   }

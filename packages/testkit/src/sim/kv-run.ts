@@ -27,6 +27,7 @@ import { injectFault } from './kv-faults.js';
 import type { NetworkStats } from './network.js';
 import { Simulation, type LogLine } from './simulation.js';
 
+/** Options of runKvSimulation: seed, variant, clients, operations, keys, faults, load, workload, hooks. */
 export interface KvSimulationOptions {
   seed: number;
   /** A key of VARIANTS (default 'correct'). */
@@ -59,6 +60,10 @@ export interface KvSimulationOptions {
   maxEvents?: number;
 }
 
+/**
+ * The outcome of a simulated key-value run: ok or the failures, the faults injected, the history and its linearizability, the trace
+ * hash.
+ */
 export interface KvSimulationResult {
   seed: number;
   variant: string;
@@ -138,6 +143,7 @@ export function drawLoadProfile(rng: { chance(p: number): boolean; between(a: nu
   return { replicas: [replica(), replica()] };
 }
 
+/** Run one seeded simulation of a replicated key-value pair under faults and check its history, liveness and replica agreement. */
 export async function runKvSimulation(options: KvSimulationOptions): Promise<KvSimulationResult> {
   const variantName = options.variant ?? 'correct';
   const variant: VariantSpec | undefined = VARIANTS[variantName];

@@ -6,17 +6,21 @@
 import { defineService, type ServiceDefinition } from '@tandem/core';
 import { z } from 'zod';
 
+/** The simulated key-value service's request schema: get, put, append. */
 export const simKvRequest = z.discriminatedUnion('op', [
   z.object({ op: z.literal('get'), key: z.string() }),
   z.object({ op: z.literal('put'), key: z.string(), value: z.string() }),
   z.object({ op: z.literal('append'), key: z.string(), value: z.string() }),
 ]);
+/** A request of the simulated key-value service. */
 export type SimKvRequest = z.infer<typeof simKvRequest>;
 
 /** The value of the key after the operation (for get: the value read); null = absent. */
 export const simKvReply = z.object({ value: z.string().nullable() });
+/** A reply of the simulated key-value service. */
 export type SimKvReply = z.infer<typeof simKvReply>;
 
+/** The simulated key-value service's state: the data and how often each request was applied. */
 export interface SimKvState {
   data: Map<string, string>;
   /** "clientId/requestId" → times applied. */
@@ -28,6 +32,7 @@ interface SimKvSnapshot {
   applications: [string, number][];
 }
 
+/** The key-value service the simulator replicates (get/put/append, counting applications to catch duplicates). */
 export function createSimKvService(name = 'sim-kv'): ServiceDefinition<SimKvState, SimKvRequest, SimKvReply> {
   return defineService<SimKvState, SimKvRequest, SimKvReply>({
     name,

@@ -31,6 +31,7 @@ import type { SimHost, SimNode } from './node.js';
 import type { SeededRandom } from './random.js';
 import type { Scheduler } from './scheduler.js';
 
+/** The simulated network's faults: delay range and spikes, loss, duplication and reordering rates. */
 export interface NetworkFaults {
   /** One-way delay of a message: uniform in [minDelayMs, maxDelayMs]. */
   minDelayMs: number;
@@ -47,6 +48,7 @@ export interface NetworkFaults {
   reorderRate: number;
 }
 
+/** The default network faults: a 0.2–2 ms delay and nothing else. */
 export const DEFAULT_NETWORK_FAULTS: Readonly<NetworkFaults> = Object.freeze({
   minDelayMs: 0.2,
   maxDelayMs: 2,
@@ -57,6 +59,7 @@ export const DEFAULT_NETWORK_FAULTS: Readonly<NetworkFaults> = Object.freeze({
   reorderRate: 0,
 });
 
+/** Message counters of the simulated network. */
 export interface NetworkStats {
   sent: number;
   delivered: number;
@@ -279,6 +282,10 @@ class SimListener implements Listener {
   }
 }
 
+/**
+ * The simulated network between SimNodes: connections with delay, loss, duplication, reordering, partitions and severing, on virtual
+ * time.
+ */
 export class SimNetwork {
   readonly faults: NetworkFaults = { ...DEFAULT_NETWORK_FAULTS };
   readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, duplicated: 0, reordered: 0, severed: 0 };
@@ -341,6 +348,7 @@ export class SimNetwork {
     this.#sched.note(`partition ${side1.map((n) => n.name).join(',')} | ${side2.map((n) => n.name).join(',')}`);
   }
 
+  /** End every partition: held messages are delivered. */
   heal(): void {
     this.#blocked.clear();
     this.#sched.note('heal');
@@ -352,6 +360,7 @@ export class SimNetwork {
     }
   }
 
+  /** True when a partition separates the two nodes. */
   isBlocked(a: SimNode, b: SimNode): boolean {
     return this.#blocked.size > 0 && this.#blocked.has(pairKey(a, b));
   }
@@ -383,6 +392,7 @@ export class SimNetwork {
     return d;
   }
 
+  /** Carry bytes from one end of a connection to the other, applying the faults (held while the ends are partitioned). */
   transmit(from: SimConnection, bytes: Uint8Array): void {
     const to = from.peer;
     const pipe = from.pipe;
@@ -483,6 +493,7 @@ export class SimNetwork {
     return Promise.resolve(l);
   }
 
+  /** Remove a listener from its address. */
   unlisten(l: SimListener): void {
     if (this.#listeners.get(l.address) === l) this.#listeners.delete(l.address);
   }

@@ -16,6 +16,7 @@ import type { Transport } from '@tandem/transport';
 import type { SeededRandom } from './random.js';
 import type { ScheduledEvent, Scheduler } from './scheduler.js';
 
+/** A simulated process's state: running, paused, catching up after a pause, or crashed. */
 export type NodeState = 'up' | 'paused' | 'resuming' | 'down';
 
 /** CPU time a node spends per event (virtual ms). Timers and connection events cost `perTimerMs`. */
@@ -25,6 +26,7 @@ export interface CpuCost {
   perTimerMs: number;
 }
 
+/** No CPU cost: every event takes no virtual time. */
 export const NO_CPU_COST: Readonly<CpuCost> = Object.freeze({ perMessageMs: 0, perKiBMs: 0, perTimerMs: 0 });
 
 interface GatedEvent {
@@ -38,6 +40,7 @@ interface QueuedCpuEvent extends GatedEvent {
   ev: ScheduledEvent;
 }
 
+/** How a node reaches the simulated network: told about crashes, and given a transport per incarnation. */
 export interface NodeHooks {
   /** Called when a node crashes, before its incarnation changes (the network drops its connections). */
   onCrash(node: SimNode, hostCrash: boolean, resets: boolean): void;
@@ -45,6 +48,7 @@ export interface NodeHooks {
   transportFor(node: SimNode, incarnation: number): Transport;
 }
 
+/** A simulated machine: its nodes crash together. */
 export class SimHost {
   readonly name: string;
   up = true;
@@ -57,6 +61,7 @@ export class SimHost {
 /** Start time of the simulated wall clock (ctx.time values): 2026-01-01T00:00:00Z. */
 export const SIM_WALL_CLOCK_BASE = 1_767_225_600_000;
 
+/** A simulated process: its timers, connections and CPU time run on the simulation's virtual clock, and it can crash, pause and restart. */
 export class SimNode {
   readonly name: string;
   readonly host: SimHost;
@@ -85,10 +90,12 @@ export class SimNode {
     host.nodes.push(this);
   }
 
+  /** Running, paused, resuming or down. */
   get state(): NodeState {
     return this.#state;
   }
 
+  /** Incremented at every crash: callbacks of an older incarnation are dropped. */
   get incarnation(): number {
     return this.#incarnation;
   }
@@ -209,6 +216,7 @@ export class SimNode {
     this.#state = 'up';
   }
 
+  /** Freeze the node (SIGSTOP-like): its events queue until `resume`. */
   pause(): void {
     if (this.#state !== 'up' && this.#state !== 'resuming') return;
     this.#sched.note(`pause ${this.name}`);

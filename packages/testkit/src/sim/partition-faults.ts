@@ -24,6 +24,7 @@ import type { KvCluster } from './kv-cluster.js';
 import type { SimNode } from './node.js';
 import { witnessOf } from './witness.js';
 
+/** Partition faults: cut the pair's link, split the hosts, or cut a replica off from the witness. */
 export type PartitionFaultKind = 'partition-pair' | 'partition-hosts' | 'isolate-witness';
 
 /** One cut of the primary–backup link ('pair'), or of replicas from the witness alone ('witness'): when,

@@ -26,6 +26,7 @@ import { partitionWindows, type PartitionWindow } from './partition-faults.js';
 import { SeededRandom } from './random.js';
 import { SimWitness, type WitnessRecord, type WitnessStats } from './witness.js';
 
+/** Options of runPartitionSimulation: seed, whether the replicas have a witness and its lease, faults, operations, settings. */
 export interface PartitionSimulationOptions {
   seed: number;
   /** Give the replicas a simulated witness. */
@@ -44,6 +45,7 @@ export interface PartitionSimulationOptions {
   recordTrace?: boolean;
 }
 
+/** An acknowledged append missing from the final read of its key. */
 export interface LostWrite {
   client: string;
   key: string;
@@ -53,6 +55,7 @@ export interface LostWrite {
   epoch: number | undefined;
 }
 
+/** The outcome of a partition run: the key-value result plus the witness's records and stats and the lost writes. */
 export interface PartitionSimulationResult extends KvSimulationResult {
   witness: boolean;
   leaseMs: number | undefined;
@@ -109,6 +112,10 @@ export function witnessLivenessBounds(
  * with a split brain, the side whose writes will be lost). */
 export const PARTITION_WORKLOAD: KvWorkload = { thinkMaxMs: 30, getShare: 0.3, putShare: 0, idleChance: 0.05, idleMs: [200, 1000] };
 
+/**
+ * Run one seeded simulation of a replica pair under network partitions, with or without a witness, and check that no acknowledged write
+ * is lost.
+ */
 export async function runPartitionSimulation(options: PartitionSimulationOptions): Promise<PartitionSimulationResult> {
   const config = options.config ?? {};
   const leaseMs = options.witness ? (options.leaseMs ?? drawLeaseMs(options.seed, config)) : undefined;

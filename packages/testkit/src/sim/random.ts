@@ -45,15 +45,18 @@ export class SeededRandom {
     return min + this.next() * (max - min);
   }
 
+  /** True with probability `p`. */
   chance(p: number): boolean {
     return this.next() < p;
   }
 
+  /** A uniformly chosen item; throws RangeError for an empty list. */
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new RangeError('pick from an empty list');
     return items[Math.floor(this.next() * items.length)]!;
   }
 
+  /** `n` random bytes. */
   bytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i += 4) {

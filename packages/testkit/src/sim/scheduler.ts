@@ -7,7 +7,9 @@
  */
 import { setImmediate as realImmediate } from 'node:timers';
 
+/** A scheduled event that can be cancelled. */
 export interface ScheduledEvent {
+  /** Cancel the event if it has not run. */
   cancel(): void;
 }
 
@@ -19,6 +21,7 @@ interface QueuedEvent {
   cancelled: boolean;
 }
 
+/** When a run stops: at a virtual time, when a predicate holds, or after a number of events. */
 export interface RunLimits {
   /** Stop before running any event later than this virtual time (the clock is then set to it). */
   until?: number;
@@ -36,6 +39,7 @@ export class SimulationError extends Error {
 
 const drain = (): Promise<void> => new Promise((resolve) => realImmediate(resolve));
 
+/** The simulator's event queue on virtual time: events run one at a time in time order, ties in scheduling order. */
 export class Scheduler {
   #now = 0;
   #order = 0;
@@ -52,6 +56,7 @@ export class Scheduler {
     if (options.recordTrace) this.#traceLog = [];
   }
 
+  /** The current virtual time, ms. */
   get now(): number {
     return this.#now;
   }
@@ -80,6 +85,7 @@ export class Scheduler {
     return this.at(time, label, fn);
   }
 
+  /** Run `fn` at virtual time `time` (not earlier than now); `label` goes into the trace. */
   at(time: number, label: string, fn: () => void): ScheduledEvent {
     const ev: QueuedEvent = { time: Math.max(time, this.#now), order: this.#order++, label, fn, cancelled: false };
     this.#push(ev);
@@ -100,6 +106,7 @@ export class Scheduler {
     return this.#heap.every((e) => e.cancelled);
   }
 
+  /** Run events until the queue is empty or a limit is reached. */
   async run(limits: RunLimits = {}): Promise<void> {
     const maxEvents = limits.maxEvents ?? 5_000_000;
     let ran = 0;

@@ -8,6 +8,7 @@ import { SimHost, SimNode } from './node.js';
 import { SeededRandom } from './random.js';
 import { Scheduler, type RunLimits } from './scheduler.js';
 
+/** Options of a Simulation: seed, trace recording, logger, and how many log lines to keep. */
 export interface SimulationOptions {
   seed: number;
   /** Keep every executed event's label (for replay comparisons; costs memory). */
@@ -18,6 +19,7 @@ export interface SimulationOptions {
   logRing?: number;
 }
 
+/** One log line of a simulated node, with its virtual time. */
 export interface LogLine {
   time: number;
   level: string;
@@ -25,6 +27,7 @@ export interface LogLine {
   fields?: Record<string, unknown> | undefined;
 }
 
+/** A deterministic simulation: a scheduler, a network, hosts and nodes, all driven by one seed. */
 export class Simulation {
   readonly seed: number;
   readonly scheduler: Scheduler;
@@ -53,10 +56,12 @@ export class Simulation {
     };
   }
 
+  /** The current virtual time, ms. */
   get now(): number {
     return this.scheduler.now;
   }
 
+  /** The host of this name, created on first use. */
   host(name: string): SimHost {
     let h = this.hosts.get(name);
     if (!h) this.hosts.set(name, (h = new SimHost(name)));
@@ -96,6 +101,7 @@ export class Simulation {
     host.up = true;
   }
 
+  /** Run the simulation until its queue is empty or a limit is reached. */
   run(limits?: RunLimits): Promise<void> {
     return this.scheduler.run(limits);
   }

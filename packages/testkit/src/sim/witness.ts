@@ -39,6 +39,7 @@ export class WitnessUnreachableError extends Error {
   override readonly name = 'WitnessUnreachableError';
 }
 
+/** Options of a SimWitness: the lease (TTL), the call timeout, and the keepalive interval. */
 export interface SimWitnessOptions {
   /** The grant's lease (TTL), ms. */
   leaseMs: number;
@@ -48,6 +49,7 @@ export interface SimWitnessOptions {
   keepaliveEveryMs?: number;
 }
 
+/** The replica the witness has granted ownership to: node, epoch, lease expiry, revision. */
 export interface WitnessOwner {
   nodeId: string;
   epoch: number;
@@ -66,6 +68,7 @@ export interface WitnessRecord {
   reason?: string;
 }
 
+/** Counters of a SimWitness: requests asked, granted, refused and unreachable, keepalives, expired and released grants. */
 export interface WitnessStats {
   asked: number;
   granted: number;
@@ -89,6 +92,7 @@ export function witnessOf(sim: Simulation): SimWitness | undefined {
   return witnesses.get(sim);
 }
 
+/** A simulated witness (an etcd-like lease holder) that grants a pair's ownership by epoch, on virtual time. */
 export class SimWitness {
   readonly node: SimNode;
   readonly leaseMs: number;
@@ -115,6 +119,7 @@ export class SimWitness {
     witnesses.set(sim, this);
   }
 
+  /** The current virtual time, ms. */
   get now(): number {
     return this.#sim.now;
   }
@@ -129,6 +134,7 @@ export class SimWitness {
     this.#sim.scheduler.note(`witness cut ${node.name}`);
   }
 
+  /** Reconnect a cut-off node (every node when none is given). */
   reconnect(node?: SimNode): void {
     if (node === undefined) this.#cutOff.clear();
     else this.#cutOff.delete(node.name);

@@ -25,10 +25,13 @@ export interface KillablePeer {
 
 /** A listening endpoint that accepts at the network level but never completes the transport's handshake. */
 export interface SilentPeer {
+  /** Where it listens. */
   readonly address: string;
+  /** Stop listening and drop the sockets it holds. */
   close(): Promise<void>;
 }
 
+/** How the compliance suite drives one adapter: its transport, addresses to listen on, and optional capabilities. */
 export interface ComplianceHarness {
   /** Shown in the test names, e.g. "tcp" or "tls". */
   readonly name: string;

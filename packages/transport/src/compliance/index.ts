@@ -6,6 +6,8 @@
  *
  * Every transport runs the same tests: where a capability does not exist (no sockets, no processes), the
  * harness supplies the transport's equivalent (see harness.ts) and the same assertions apply.
+ *
+ * @packageDocumentation
  */
 import { afterEach, describe } from 'vitest';
 import type { Transport } from '../types.js';

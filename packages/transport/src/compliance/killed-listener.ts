@@ -8,6 +8,7 @@ import { isTransportError } from '../errors.js';
 import type { Transport } from '../types.js';
 import { spawnListenerProcess } from './spawn-peer.js';
 
+/** Dials a listener in a child process, SIGKILLs it, and expects the connection to close (by remote) and later sends to fail. */
 export async function expectKilledListenerNoticed(opts: {
   /** The dialling side's transport. */
   readonly transport: Transport;

@@ -21,7 +21,13 @@ export class MemoryConnection extends BaseConnection {
     return this.outgoing.transmit(message.slice()); // the caller may reuse its buffer after send
   }
 
-  protected override startTimer(ms: number, fn: () => void): { cancel(): void } {
+  protected override startTimer(
+    ms: number,
+    fn: () => void,
+  ): {
+    /** Stop the timer if it has not fired. */
+    cancel(): void;
+  } {
     return this.outgoing.startTimer(ms, fn);
   }
 

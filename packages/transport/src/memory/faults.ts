@@ -17,6 +17,7 @@ export interface LinkFaults {
   reorderRate: number;
 }
 
+/** The faults of a healthy link: no delay, jitter, drops, duplicates or reordering. */
 export const NO_FAULTS: Readonly<LinkFaults> = Object.freeze({
   delayMs: 0,
   jitterMs: 0,
@@ -27,6 +28,7 @@ export const NO_FAULTS: Readonly<LinkFaults> = Object.freeze({
 
 /** A cancellable scheduled callback. */
 export interface ScheduledTask {
+  /** Cancel the callback if it has not run yet. */
   cancel(): void;
 }
 

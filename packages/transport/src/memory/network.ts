@@ -23,11 +23,13 @@ import { cancellable, defaultSchedule, hostOf, NO_FAULTS, type LinkFaults, type 
 import { MemoryLink } from './link.js';
 import { MemoryStreamConnection, RawMemoryPeer } from './raw.js';
 
+/** The URL scheme of the in-memory transport: `mem://name`. */
 export const MEMORY_SCHEME = 'mem';
 
 /** Default dial timeout, in ms (same as the contract's default). */
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 
+/** Options of a MemoryNetwork: scheduler, random source, default faults and the host of its own dials. */
 export interface MemoryNetworkOptions {
   /** Scheduler for deliveries and timeouts. Default: microtask for 0 ms, else setTimeout. */
   schedule?: Schedule;
@@ -39,16 +41,23 @@ export interface MemoryNetworkOptions {
   defaultHost?: string;
 }
 
+/** Message counters of a MemoryNetwork, across all its links. */
 export interface MemoryNetworkStats {
+  /** Messages sent on every link. */
   sent: number;
+  /** Messages delivered to a connection. */
   delivered: number;
+  /** Messages lost to the links' `dropRate`. */
   dropped: number;
+  /** Messages delivered twice by the links' `duplicateRate`. */
   duplicated: number;
+  /** Messages that overtook earlier ones by the links' `reorderRate`. */
   reordered: number;
   /** Messages lost to a partition. */
   blocked: number;
 }
 
+/** Dial options of the in-memory transport: DialOptions plus the host the dial comes from. */
 export interface MemoryDialOptions extends DialOptions {
   /** Host the dial comes from (overrides the host of the transport view). */
   fromHost?: string;
@@ -105,12 +114,17 @@ class MemoryListener implements Listener {
   }
 }
 
+/** An in-process transport (`mem://`) with per-link faults and partitions, for tests and the simulator. */
 export class MemoryNetwork implements Transport {
   readonly name = 'memory';
   readonly schemes: readonly string[] = [MEMORY_SCHEME];
+  /** Message counters across every link. */
   readonly stats: MemoryNetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, reordered: 0, blocked: 0 };
+  /** The scheduler of deliveries and timeouts. */
   readonly schedule: Schedule;
+  /** The random source the faults draw from. */
   readonly random: RandomSource;
+  /** The host of dials made through this object itself (not a `host()` view). */
   readonly defaultHost: string;
 
   #listeners = new Map<string, MemoryListener>();
@@ -141,6 +155,7 @@ export class MemoryNetwork implements Transport {
     this.#faults.clear();
   }
 
+  /** The faults in force from one host to another: the most specific of `from>to`, `from>*`, `*>to`, `*>*`. */
   faultsFor(fromHost: string, toHost: string): Readonly<LinkFaults> {
     return (
       this.#faults.get(`${fromHost}>${toHost}`) ??
@@ -169,6 +184,7 @@ export class MemoryNetwork implements Transport {
     this.#partition = undefined;
   }
 
+  /** True when a partition puts the two hosts on different sides (hosts outside every side are never cut off). */
   isPartitioned(fromHost: string, toHost: string): boolean {
     if (!this.#partition) return false;
     const a = this.#partition.get(fromHost);

@@ -27,6 +27,7 @@ export class RawMemoryPeer {
     });
   }
 
+  /** True once the listener side closed the pipe (`closed` has settled). */
   get isClosed(): boolean {
     return this.#isClosed;
   }
