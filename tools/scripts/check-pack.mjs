@@ -198,6 +198,31 @@ console.log('  witness refused with etcd unreachable: ' + err.name + ' (' + line
 `,
   },
   {
+    dir: 'packages/metrics-prometheus',
+    expectFiles: ['dist/index.js', 'dist/index.d.ts', 'dist/http.js', 'dist/replica.js', 'README.md'],
+    forbid: ['ws', 'zeromq', 'etcd3'],
+    smoke: `
+import assert from 'node:assert/strict';
+import { Registry, clientMetrics, isMetricsPrometheusError, replicaMetrics, serveMetrics } from '@tandem/metrics-prometheus';
+const registry = new Registry();
+const sink = replicaMetrics(null, { registry });
+sink.request('ok', 2);
+sink.event({ type: 'takeover', epoch: 2, appliedSeq: 5, silenceMs: 300 });
+clientMetrics(null, { registry: new Registry() }).call('ok', 1);
+const server = await serveMetrics(registry, '127.0.0.1:0');
+const res = await fetch(server.url);
+assert.equal(res.status, 200);
+const text = await res.text();
+assert.match(text, /^tandem_replica_requests_total{outcome="ok"} 1$/m);
+assert.match(text, /^tandem_replica_takeovers_total 1$/m);
+assert.equal((await fetch(server.url, { method: 'POST' })).status, 405);
+await server.close();
+const err = await serveMetrics(registry, '0.0.0.0:0').then(() => undefined, (e) => e);
+assert.ok(isMetricsPrometheusError(err, 'InsecureMetricsListenError'), String(err));
+console.log('  /metrics served on ' + server.address + '; 0.0.0.0 refused: ' + err.name);
+`,
+  },
+  {
     dir: 'packages/xconference',
     expectFiles: ['dist/index.js', 'dist/index.d.ts', 'README.md'],
     forbid: [],

@@ -60,7 +60,11 @@ serve                      run one replica; the other runs with --listen/--peer 
                            replicas ask this etcd before serving alone, so a primary/backup partition
                            cannot split the pair (docs/PARTITIONS.md); same URL on both replicas
   --witness-lease-s N      the witness lease in whole seconds (default 2)
+  --metrics-listen H:P     serve Prometheus metrics at http://H:P/metrics (config metricsListen), e.g.
+                           127.0.0.1:9464; loopback only unless --insecure (the endpoint is unauthenticated)
   --json                   events as JSON lines on stdout
+                           (at startup, at every --log-level but silent, one line on stderr gives the
+                           failover bound: "tandem-kv: failover bound: process crash ≤ X ms, host crash ≤ Y ms")
 ${REPLICA_SECURITY_HELP}
 rejoin                     start a replica that joins the running primary as backup THROUGH the streaming
                            state transfer: snapshot at seq S while the primary serves, catch-up from its
@@ -105,9 +109,12 @@ demo                       primary + backup as child processes, SIGKILL the prim
                            hashing; SIGKILL the first pair's primary mid-load: the others serve on, every
                            acknowledged increment is verified on its pair
 
-status                     each replica's role, epoch and seq — and, when it cannot serve and cannot prove
-                           that nothing acknowledged is lost, why (BLOCKED) and which seqs a promote loses.
-                           Exit 0 ok, 1 a replica is blocked, 3 one did not answer
+status                     each replica's role, epoch, seq, backup lag (entries, ms), unacknowledged entries,
+                           clients, uptime, version and failover bounds — and, when it cannot serve and
+                           cannot prove that nothing acknowledged is lost, why (BLOCKED) and which seqs a
+                           promote loses. --json: {"replicas":[…]} with the same fields.
+                           Exit 0 every replica answered, none blocked · 1 a replica is blocked, or only
+                           some answered · 3 no replica answered
 promote                    operator action for a BLOCKED replica: serve now from the state it holds, at a
   --server ADDR            new epoch; acknowledged writes it does not hold are lost (--accept-loss says you
   --accept-loss            accept that). A serving replica is left alone; a backup takes over by itself
@@ -216,6 +223,7 @@ async function main(argv: string[]): Promise<number> {
         'service-version': { type: 'string' },
         witness: { type: 'string' },
         'witness-lease-s': { type: 'string' },
+        'metrics-listen': { type: 'string' },
         json: { type: 'boolean' },
         ...REPLICA_SECURITY_FLAGS,
         ...(command === 'rejoin' ? { timeout: { type: 'string' as const } } : { 'state-transfer': { type: 'string' as const } }),
@@ -240,8 +248,10 @@ async function main(argv: string[]): Promise<number> {
         witnessUrl === undefined
           ? undefined
           : witnessFromUrl(witnessUrl, { leaseTtlS: positiveInt('witness-lease-s', values['witness-lease-s'], 2) });
+      const metricsListen = values['metrics-listen'] ?? file.metricsListen;
       const common = {
         ...(kvWitness ? { witness: kvWitness.witness, witnessSummary: kvWitness.summary } : {}),
+        ...(metricsListen !== undefined ? { metricsListen } : {}),
         security: sec.security,
         transportSecurity: sec.transport,
         securitySummary: sec.summary,

@@ -18,6 +18,8 @@ export const serveConfigSchema = z
     replication: z.record(z.string(), z.unknown()).optional(),
     /** etcd://host:port[,…]/prefix — the witness both replicas ask before serving alone (docs/PARTITIONS.md). */
     witness: z.string().min(1).max(4096).optional(),
+    /** HOST:PORT for Prometheus metrics (GET /metrics), as --metrics-listen. */
+    metricsListen: z.string().min(1).max(300).optional(),
   })
   .extend(securityConfigSchema.shape)
   .strict();

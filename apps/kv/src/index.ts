@@ -1,3 +1,9 @@
+/**
+ * @tandem/kv — a replicated key-value store and lock/lease arbiter built only on the public API of
+ * @tandem/core; the library behind the `tandem-kv` command.
+ *
+ * @packageDocumentation
+ */
 export * from './schema.js';
 export {
   kvService,

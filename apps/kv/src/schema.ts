@@ -11,6 +11,7 @@ export const MAX_KEY_LENGTH = 1024;
 export const MAX_VALUE_LENGTH = 1024 * 1024;
 /** Most entries one scan returns; `more` says whether it stopped early. */
 export const MAX_SCAN_LIMIT = 1000;
+/** Entries a scan returns when it gives no `limit`. */
 export const DEFAULT_SCAN_LIMIT = 100;
 /** Longest lease a lock can be granted for (one day). */
 export const MAX_TTL_MS = 24 * 60 * 60 * 1000;
@@ -23,8 +24,10 @@ const ttlMs = z.number().int().positive().max(MAX_TTL_MS);
 
 /** A write guarded by a lock: applied only while `lock` is held with exactly this fencing `token`. */
 export const fenceSchema = z.object({ lock: lockName, token }).strict();
+/** A fencing condition: lock name and token. */
 export type Fence = z.infer<typeof fenceSchema>;
 
+/** The kv service's request schema: get, set, delete, cas, append, incr, scan, and the lock operations acquire, renew, release. */
 export const kvRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('get'), key }).strict(),
   z.object({ op: z.literal('set'), key, value, fence: fenceSchema.optional() }).strict(),
@@ -59,9 +62,12 @@ export const kvRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('renew'), name: lockName, token, ttlMs }).strict(),
   z.object({ op: z.literal('release'), name: lockName, token }).strict(),
 ]);
+/** A request to the kv service. */
 export type KvRequest = z.infer<typeof kvRequestSchema>;
+/** The name of a kv operation. */
 export type KvOp = KvRequest['op'];
 
+/** The kv service's reply schema, by `kind`: value, deleted, cas, scan, granted, held, renewed, released. */
 export const kvReplySchema = z.discriminatedUnion('kind', [
   /** get / set / append / incr: the key's value after the operation (null = absent). */
   z.object({ kind: z.literal('value'), key, value: value.nullable() }),
@@ -74,4 +80,5 @@ export const kvReplySchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('renewed'), name: lockName, token, expiresAt: z.number() }),
   z.object({ kind: z.literal('released'), name: lockName, released: z.boolean() }),
 ]);
+/** A reply of the kv service. */
 export type KvReply = z.infer<typeof kvReplySchema>;

@@ -7,6 +7,7 @@ import { defineService, valueDigest, type ApplyContext, type ServiceDefinition }
 import type { StateMigration } from '@tandem/state-transfer';
 import { DEFAULT_SCAN_LIMIT, kvReplySchema, kvRequestSchema, type Fence, type KvReply, type KvRequest } from './schema.js';
 
+/** The kv service's name, as replicas and clients check it. */
 export const KV_SERVICE_NAME = 'tandem-kv';
 
 /** One lock grant. `token` is the fencing token: strictly larger than every token granted before. */
@@ -203,6 +204,7 @@ function logicalDigest<V>(state: LockState & { data: Map<string, V> }, text: (v:
   return valueDigest([data, locks, state.lastToken]);
 }
 
+/** An empty kv state: no data, no locks, no token granted yet. */
 export function initialKvState(): KvState {
   return { data: new Map(), locks: new Map(), lastToken: 0 };
 }
@@ -257,6 +259,7 @@ const wrappedStore: ValueStore<Map<string, StoredValue>> = {
   keys: (d) => d.keys(),
 };
 
+/** Apply one request to a state of version 2 (values wrapped with write metadata). */
 export function applyKvV2(state: KvStateV2, req: KvRequest, ctx: Pick<ApplyContext, 'time' | 'clientId'>): KvReply {
   return applyWith(state, wrappedStore, req, ctx);
 }
@@ -319,6 +322,7 @@ export interface KvServiceVariant {
   readValue(state: unknown, key: string): string | undefined;
 }
 
+/** The state versions the kv service knows. */
 export const KV_SERVICE_VERSIONS: readonly number[] = [1, 2];
 
 /** The kv service at state version `version` (1 or 2); a RangeError for any other. */

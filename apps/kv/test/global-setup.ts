@@ -10,6 +10,7 @@ const root = resolve(import.meta.dirname, '..', '..', '..');
 const SOURCES = [
   'apps/kv/src',
   'packages/core/src',
+  'packages/metrics-prometheus/src',
   'packages/state-transfer/src',
   'packages/transport/src',
   'packages/transport-tcp/src',

@@ -7,6 +7,7 @@ import type { Connection } from '@tandem/transport';
 import type { z } from 'zod';
 import type { Env } from './env.js';
 import type { AuthRefusalCode, Entry } from './messages.js';
+import type { ClientMetricsSink, ReplicaMetricsSink } from './metrics.js';
 import type { ClientCredentials, ReplicaSecurity } from './security.js';
 
 export type { ClientCredentials, ReplicaSecurity } from './security.js';
@@ -24,6 +25,7 @@ export interface ApplyContext {
   random(): number;
   /** Who sent it (for services that need it, e.g. lock owners). */
   readonly clientId: string;
+  /** The client's number for this request (with clientId, the exactly-once key). */
   readonly requestId: number;
 }
 
@@ -33,14 +35,18 @@ export interface ServiceDefinition<State, Req, Rep> {
   name: string;
   /** State format version (state-transfer uses it for migrations). Default 1. */
   version?: number;
+  /** Schema of a request: requests that fail it are refused with InvalidRequestError before sequencing. */
   request: z.ZodType<Req>;
+  /** Schema of a reply: the client validates replies with it. */
   reply: z.ZodType<Rep>;
+  /** The state of a fresh replica (before any request). */
   initialState(): State;
   /** Apply one request. May mutate `state` in place. Must be deterministic given (state, request, ctx).
    * A thrown error becomes an application error reply (also deterministic, also recorded). */
   apply(state: State, request: Req, ctx: ApplyContext): Rep;
   /** A msgpack-encodable copy of the state. */
   snapshot(state: State): unknown;
+  /** A state from a `snapshot` result (after a state transfer or a restart). */
   restore(snapshot: unknown): State;
   /** Optional digest of the state for convergence checks; default: hash of the encoded snapshot. */
   digest?(state: State): string;
@@ -57,8 +63,11 @@ export type PiggybackMode =
  * ack before replying) — for comparison benchmarks only. */
 export type ReplyMode = 'async' | 'sync';
 
+/** Replication settings shared by a pair and its clients: piggyback and reply modes, flush, heartbeat, ack and request timing, bounds. */
 export interface ReplicationConfig {
+  /** What a reply carries for the backup: every unacknowledged entry (`entries`, default) or the seq and digest (`seq-digest`). */
   piggyback: PiggybackMode;
+  /** `async` (default): the primary replies at once, the client forwards; `sync`: the primary replies once the backup holds the entry. */
   replyMode: ReplyMode;
   /** Flush the primary's queue to the backup when it holds this many entries (claims 5/10). */
   flushMaxEntries: number;
@@ -109,10 +118,14 @@ export interface TimingBounds {
   worstCaseFailoverMs: number;
 }
 
+/** A replica's role: starting, primary, backup, primary without a backup (solo-primary), joining by state transfer, or stopped. */
 export type Role = 'starting' | 'primary' | 'backup' | 'solo-primary' | 'joining' | 'stopped';
 
+/** Options of createReplica: the service, the Env, this replica's and its peer's addresses, role hint, settings, security, hooks. */
 export interface ReplicaOptions<State, Req, Rep> {
+  /** The replicated service (both replicas must run the same name and version). */
   service: ServiceDefinition<State, Req, Rep>;
+  /** Clock, timers, randomness, network and logger (`nodeEnv(...)` in a real process). */
   env: Env;
   /** Address this replica listens on for clients and its peer, e.g. tcp://127.0.0.1:7001. */
   listen: string;
@@ -122,6 +135,7 @@ export interface ReplicaOptions<State, Req, Rep> {
   roleHint?: 'primary' | 'backup' | 'auto';
   /** Stable id for logs; default derived from the listen address. */
   nodeId?: string;
+  /** Replication settings (defaults: DEFAULT_REPLICATION_CONFIG); both replicas and their clients must agree. */
   config?: Partial<ReplicationConfig>;
   /** Consulted before this replica serves alone (takeover, or dropping a faulty backup). Default: allow.
    * The door for a third-party witness that breaks P/B partitions (docs/PROTOCOL.md). */
@@ -134,6 +148,9 @@ export interface ReplicaOptions<State, Req, Rep> {
   /** Optional hooks for a layer above the core (causal replication, `@tandem/causal`); without them the
    * replica behaves exactly as before. */
   hooks?: ReplicaHooks;
+  /** Where the replica reports request outcomes and latencies, flush round trips, forwards, connections,
+   * bytes and events (`@tandem/metrics-prometheus` maps them to Prometheus). Default: none (no cost). */
+  metrics?: ReplicaMetricsSink;
 }
 
 /** A request as a serving replica's admission hook sees it (before it is sequenced). */
@@ -178,9 +195,11 @@ export type WitnessReason = 'takeover' | 'peer-faulty' | 'startup' | 'renew';
 
 /** What a replica asks its witness. */
 export interface WitnessRequest {
+  /** The asking replica. */
   nodeId: string;
   /** The epoch the replica will serve at (a takeover asks with its epoch + 1). */
   epoch: number;
+  /** Why it asks: a takeover, a peer declared faulty, startup, or a renewal. */
   reason: WitnessReason;
 }
 
@@ -249,7 +268,9 @@ export interface StateSync {
 
 /** A serving replica's state as a StateSync strategy sees it. Properties are live: read them when needed. */
 export interface PrimaryStateView {
+  /** The serving replica's node id. */
   readonly nodeId: string;
+  /** The service's name. */
   readonly serviceName: string;
   /** The service's state format version. */
   readonly version: number;
@@ -257,6 +278,7 @@ export interface PrimaryStateView {
   readonly state: unknown;
   /** Highest seq applied. */
   readonly appliedSeq: number;
+  /** The current epoch. */
   readonly epoch: number;
   /** The injected environment of the replica (clock, timers, network). */
   readonly env: Env;
@@ -290,8 +312,11 @@ export interface PrimaryAttachment {
 export interface StateFetchContext {
   /** The primary's address (the replica's peer). */
   readonly peer: string;
+  /** The joining replica's node id. */
   readonly nodeId: string;
+  /** The service's name. */
   readonly serviceName: string;
+  /** The joining replica's environment (clock, timers, network). */
   readonly env: Env;
   /** The joiner's own state, to install a snapshot into and apply the log to. */
   readonly target: JoinTarget;
@@ -304,6 +329,7 @@ export interface StateFetchContext {
 
 /** The joining replica's state machine, as StateSync.fetch drives it. */
 export interface JoinTarget {
+  /** Highest seq applied to the joiner's state. */
   readonly appliedSeq: number;
   /** Replace the state: `state` (already restored by the service), every entry ≤ seq applied, and the
    * dedup window fixed at seq (validated; throws on malformed records). */
@@ -315,6 +341,7 @@ export interface JoinTarget {
   digest(): string;
 }
 
+/** The outcome of a state fetch: the seq and digest the joiner's state was verified at. */
 export interface StateFetchResult {
   /** The seq the joiner's state was verified at. */
   seq: number;
@@ -322,15 +349,21 @@ export interface StateFetchResult {
   digest: string;
 }
 
+/** What a replica reports of itself: role, epoch, applied seq, digest, unacknowledged entries, failure counters. */
 export interface ReplicaStatus {
+  /** The replica's node id. */
   nodeId: string;
+  /** Its current role. */
   role: Role;
+  /** Its current epoch (raised at every takeover). */
   epoch: number;
   /** Highest sequence number applied. */
   appliedSeq: number;
+  /** Digest of its state at appliedSeq (equal on both replicas at the same seq). */
   stateDigest: string;
   /** Entries sequenced but not yet acknowledged by the backup (primary only). */
   unackedEntries: number;
+  /** Divergences detected: state information (flushed or forwarded) that did not match what this replica sequenced or holds. */
   divergences: number;
   /** Handshakes that failed: connections this replica refused (no or wrong key, a client posing as a
    * peer, timeouts) and dials of the peer that it refused or that could not prove the key. */
@@ -347,9 +380,38 @@ export interface ReplicaStatus {
   blocked?: BlockedStatus;
   /** With a witness: what it last answered (granted, refused, unreachable…) and its own one-line state. */
   witness?: string;
+  /** A primary's backup lag: entries sequenced but not acknowledged by the backup (`seq`), and the age in ms
+   * (env.wallClock) of the oldest of them (`ms`, 0 when none). Absent on every other role. */
+  backupLag?: { seq: number; ms: number };
+  /** Client connections open now. */
+  clientsConnected: number;
+  /** Records in the exactly-once (dedup) window now. */
+  dedupEntries: number;
+  /** ms since `start()` (env.now()). */
+  uptimeMs: number;
+  /** The @tandem/core version this replica runs. */
+  version: string;
+  /** The timing bounds in force (from the configuration and, with a witness that says, its lease). */
+  bounds: StatusBounds;
 }
 
+/** The computed timing bounds a replica reports in its status (docs/PROTOCOL.md, "Timing bounds"). */
+export interface StatusBounds {
+  /** Worst case from the primary's death to the backup serving. */
+  takeoverMs: number;
+  /** Worst case from the primary's host crash (silence) to a client's first successful reply. */
+  worstCaseFailoverMs: number;
+  /** Process crash (reset + refused dial): to a client's first reply; equals worstCaseFailoverMs without fastFailover. */
+  processCrashFailoverMs: number;
+  /** The window the backup waits for in-flight forwards after silence. */
+  forwardWindowMs: number;
+  /** With a witness that reports its lease: the worst case when the dead replica served alone and held the grant. */
+  worstCaseFailoverAfterSoloMs?: number;
+}
+
+/** Why a replica cannot serve without an operator (see Replica.promote): the seqs whose acknowledged writes could be lost. */
 export interface BlockedStatus {
+  /** Why it is blocked, in words. */
   reason: string;
   /** The seq this replica's state holds. */
   haveSeq: number;
@@ -359,6 +421,7 @@ export interface BlockedStatus {
   mayLoseTo?: number;
 }
 
+/** What a replica reports as it runs: role changes, takeovers, divergences, lost entries, state transfers, refused peers. */
 export type ReplicaEvent =
   | { type: 'role'; role: Role; epoch: number }
   /** `follower`: a dropped backup took over from a solo primary that died, with the entries the clients
@@ -387,9 +450,13 @@ export type ReplicaEvent =
    * entry seqs (seq-digest mode) or the reply seq the list was attached to (entries mode). */
   | { type: 'forged-forward'; remote: string; seqs: number[]; reason: string };
 
+/** One replica of a primary/backup pair, created by createReplica. */
 export interface Replica<State> {
+  /** Listen, find the peer and take the initial role; resolves once the replica serves or is backup. */
   start(): Promise<void>;
+  /** Stop: close the listener and every connection, cancel every timer. Idempotent. */
   stop(): Promise<void>;
+  /** The replica's current status. */
   status(): ReplicaStatus;
   /**
    * Operator action for a replica that cannot prove nothing acknowledged is lost (ReplicaStatus.blocked):
@@ -397,40 +464,56 @@ export interface Replica<State> {
    * Acknowledged writes it does not hold are lost — hence `acceptLoss`. No effect on a serving replica.
    */
   promote(options: { acceptLoss: true }): Promise<void>;
+  /** The metrics sink (ReplicaOptions.metrics); assign one to start reporting (undefined: none). */
+  metrics: ReplicaMetricsSink | undefined;
   /** The bound listen address (with the real port when port 0 was asked for). */
   readonly address: string;
   /** Read-only view of the current state (for tests and digests; do not mutate). */
   readonly state: State;
+  /** Subscribe to the replica's events; returns a function that unsubscribes. */
   on(listener: (event: ReplicaEvent) => void): () => void;
 }
 
+/** Options of createClient: the service's schemas and name, the Env, the pair's two addresses, settings, id, credentials, metrics. */
 export interface ClientOptions<Req, Rep> {
   /** The service's schemas (for validating replies) and name. */
   service: Pick<ServiceDefinition<unknown, Req, Rep>, 'name' | 'request' | 'reply'>;
+  /** Clock, timers, randomness, network and logger (`nodeEnv(...)` in a real process). */
   env: Env;
   /** The logical server: the two replicas' addresses. */
   servers: readonly [string, string];
+  /** Replication settings; the timing ones must match the replicas'. */
   config?: Partial<ReplicationConfig>;
   /** Default: 16 random bytes from env, hex. */
   clientId?: string;
   /** A client key, for replicas that require client authentication (ReplicaSecurity.requireClientAuth). */
   credentials?: ClientCredentials;
+  /** Where the client reports calls by outcome and latency, retries and failovers seen. Default: none. */
+  metrics?: ClientMetricsSink;
 }
 
+/** A reply with the sequence number and epoch it was applied at. */
 export interface CallResult<Rep> {
+  /** The service's reply. */
   reply: Rep;
+  /** The sequence number the request was applied at. */
   seq: number;
+  /** The epoch of the replica that answered. */
   epoch: number;
 }
 
+/** A client of a replicated service: exactly-once calls that fail over between the pair's two addresses. */
 export interface Client<Req, Rep> {
+  /** This client's id (random unless given): with each request number, the exactly-once key. */
   readonly clientId: string;
   /** Send one request; resolves with the reply as soon as the primary answers (before any forwarding).
    * Exactly-once: retries reuse the same requestId. Rejects with ServiceUnavailableError after
    * callDeadlineMs, or ApplicationError when the service threw. */
   call(request: Req): Promise<Rep>;
+  /** Like `call`, with the sequence number and epoch the reply was applied at. */
   callWithInfo(request: Req): Promise<CallResult<Rep>>;
   /** Wait until every forward has been acknowledged by the backup (or dropped as faulty). */
   drain(): Promise<void>;
+  /** Close the client: calls in progress reject with StoppedError, forwarding stops (call `drain` first to wait for it). */
   close(): Promise<void>;
 }

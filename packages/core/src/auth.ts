@@ -49,6 +49,7 @@ export class KeyRing {
     return new KeyRing(keys.map((k) => derive(k, purpose)));
   }
 
+  /** Number of keys in the ring. */
   get size(): number {
     return this.#keys.length;
   }

@@ -106,6 +106,7 @@ export class Backup {
     // entries after the state it will install are state information the primary acknowledged.
     const collecting = ctx.role === 'backup' || ((ctx.role === 'joining' || ctx.role === 'starting') && ctx.epoch >= 1);
     let entries = fwd.entries;
+    const forgedBefore = ctx.forgedForwards;
     if (ring !== undefined && entries.length > 0) {
       entries = entries.filter((e) => verifyEntryMac(ring, e, e.mac) || this.#forged(link, [e.seq], 'entry MAC does not verify'));
     }
@@ -125,17 +126,23 @@ export class Backup {
         for (const e of decodeEntries(p.bytes)) entries.push(e); // throws ProtocolViolationError
       }
     }
+    const m = ctx.metrics;
+    if (m?.forward !== undefined) {
+      m.forward('received');
+      if (ctx.forgedForwards !== forgedBefore) m.forward('rejected');
+    }
     if (collecting) {
-      this.#acceptEntries(entries, false);
+      if (this.#acceptEntries(entries, false) > 0) m?.forward?.('applied');
     } else if (SERVING.has(ctx.role)) {
       ctx.roles.primary.checkLateEntries(entries);
     }
     link.send({ t: 'fwdAck', fwdId: fwd.fwdId, epoch: ctx.epoch, role: ctx.role });
   }
 
-  #acceptEntries(entries: readonly Entry[], fromPrimary: boolean): void {
+  /** Returns how many entries were stored (new, kept for in-order apply). */
+  #acceptEntries(entries: readonly Entry[], fromPrimary: boolean): number {
     const ctx = this.#ctx;
-    if (ctx.faults.acceptEntries(entries, ctx.runner, (d) => ctx.onDivergence(d))) return;
+    if (ctx.faults.acceptEntries(entries, ctx.runner, (d) => ctx.onDivergence(d))) return 0;
     let stored = 0;
     for (const e of entries) {
       const r = ctx.backupLog.offer(e, ctx.runner.appliedSeq, ctx.epoch, fromPrimary);
@@ -144,6 +151,7 @@ export class Backup {
       else if (r === 'full') ctx.log('warn', 'backup-log-full', { seq: e.seq });
     }
     if (stored > 0 || fromPrimary) this.applyPending();
+    return stored;
   }
 
   /**

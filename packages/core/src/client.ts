@@ -22,6 +22,7 @@ import { KeyRing } from './auth.js';
 import { AuthenticationError } from './handshake.js';
 import type { Link } from './link.js';
 import type { Entry, Hello, Message, NotPrimary, Rep as RepMessage } from './messages.js';
+import type { ClientCallOutcome, ClientMetricsSink } from './metrics.js';
 import { ServerConnection } from './server-connection.js';
 
 interface PendingCall {
@@ -46,6 +47,7 @@ function toHex(bytes: Uint8Array): string {
   return s;
 }
 
+/** A client of the replicated service at `options.servers`. */
 export function createClient<Req, Rep>(options: ClientOptions<Req, Rep>): Client<Req, Rep> & ClientDiagnostics {
   return new ReplicatedClient(options);
 }
@@ -60,10 +62,13 @@ export interface ClientDiagnostics {
   readonly pendingForwards: number;
   /** Index (0/1) of the server currently believed to be primary. */
   readonly primaryIndex: 0 | 1;
+  /** The metrics sink (ClientOptions.metrics); assign one to start reporting (undefined: none). */
+  metrics: ClientMetricsSink | undefined;
 }
 
 class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics {
   readonly clientId: string;
+  metrics: ClientMetricsSink | undefined;
   readonly #opts: ClientOptions<Req, Rep>;
   readonly #cfg: ReplicationConfig;
   readonly #env: Env;
@@ -81,9 +86,13 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
   readonly #lostAt: [number, number] = [Number.NaN, Number.NaN];
   /** How long after such a loss a backup that says notPrimary is asked again quickly. */
   readonly #quickRetryForMs: number;
+  /** Each server's last dial failure (no transport for the scheme, refused, …); cleared by a dial that
+   * connects. A call that times out without any reply carries it as its ServiceUnavailableError's cause. */
+  readonly #dialErrors: [Error | undefined, Error | undefined] = [undefined, undefined];
 
   constructor(options: ClientOptions<Req, Rep>) {
     this.#opts = options;
+    this.metrics = options.metrics;
     this.#cfg = resolveConfig(options.config);
     this.#env = options.env;
     this.#quickRetryForMs = computeTimingBounds(this.#cfg).processCrashFailoverMs;
@@ -105,7 +114,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
       new ServerConnection(
         0,
         options.servers[0],
-        this.#env,
+        this.#recordingDials(0),
         handlers,
         hello,
         this.#cfg.maxMessageSize,
@@ -115,7 +124,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
       new ServerConnection(
         1,
         options.servers[1],
-        this.#env,
+        this.#recordingDials(1),
         handlers,
         hello,
         this.#cfg.maxMessageSize,
@@ -171,6 +180,7 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
       c.timer?.cancel();
       c.quickRetry?.cancel();
       c.reject(new StoppedError('client closed'));
+      this.#ended(c, 'stopped');
     }
     this.#calls.clear();
     this.#forwards.close();
@@ -180,7 +190,10 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
   #call(request: Req, withInfo: boolean): Promise<unknown> {
     if (this.#closed) return Promise.reject(new StoppedError('client closed'));
     const check = this.#opts.service.request.safeParse(request);
-    if (!check.success) return Promise.reject(new InvalidRequestError(check.error.message));
+    if (!check.success) {
+      this.metrics?.call?.('invalid', 0);
+      return Promise.reject(new InvalidRequestError(check.error.message));
+    }
     if (this.#forwards.isFull) return this.#callWhenSpace(request, withInfo);
     return new Promise((resolve, reject) => this.#start(request, withInfo, resolve, reject));
   }
@@ -225,20 +238,46 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
     if (elapsed >= this.#cfg.callDeadlineMs) {
       this.#calls.delete(call.requestId);
       call.quickRetry?.cancel();
+      const dialError = this.#dialErrors[this.#primary] ?? this.#dialErrors[this.#primary === 0 ? 1 : 0];
+      const cause: Error | undefined = call.stale ?? dialError;
       const why =
-        call.stale === undefined ? '' : ` (only a deposed primary answered: epoch ${call.stale.epoch} < ${call.stale.knownEpoch})`;
+        call.stale !== undefined
+          ? ` (only a deposed primary answered: epoch ${call.stale.epoch} < ${call.stale.knownEpoch})`
+          : dialError !== undefined
+            ? ` (dial failed: ${dialError.message})`
+            : '';
       call.reject(
         new ServiceUnavailableError(
           `no reply from ${this.#opts.servers.join(' or ')} within ${this.#cfg.callDeadlineMs} ms${why}`,
-          call.stale === undefined ? undefined : { cause: call.stale },
+          cause === undefined ? undefined : { cause },
         ),
       );
+      this.#ended(call, 'unavailable');
       return;
     }
     // Patent: a request without a reply is re-sent to both the primary and the backup.
+    this.metrics?.retry?.();
     this.#servers[0].send(call.bytes);
     this.#servers[1].send(call.bytes);
     call.timer = this.#env.setTimer(Math.min(this.#cfg.requestTimeoutMs, this.#cfg.callDeadlineMs - elapsed), () => this.#onTimeout(call));
+  }
+
+  /** The env for server `i`'s connection: the same, with a network that records how its dials end. */
+  #recordingDials(i: 0 | 1): Env {
+    const network = this.#env.network;
+    const dial: Env['network']['dial'] = (address, options) => {
+      const dialling = network.dial(address, options);
+      dialling.then(
+        () => {
+          this.#dialErrors[i] = undefined;
+        },
+        (err: unknown) => {
+          this.#dialErrors[i] = err instanceof Error ? err : new Error(String(err));
+        },
+      );
+      return dialling;
+    };
+    return { ...this.#env, network: { name: network.name, schemes: network.schemes, listen: (a, o) => network.listen(a, o), dial } };
   }
 
   #indexOf(link: Link): 0 | 1 | undefined {
@@ -282,23 +321,24 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
       this.#env.logger.log('warn', 'stale-reply', { requestId: rep.requestId, epoch: rep.epoch, knownEpoch: this.#epoch });
       return;
     }
+    if (rep.epoch > this.#epoch && this.#epoch > 0) this.metrics?.failover?.(rep.epoch);
     this.#epoch = rep.epoch;
     this.#primary = from;
     this.#calls.delete(rep.requestId);
     call.timer?.cancel();
     call.quickRetry?.cancel();
     if (rep.error !== undefined) {
-      call.reject(
-        rep.seq === 0 && rep.error.name === 'InvalidRequestError'
-          ? new InvalidRequestError(rep.error.message)
-          : new ApplicationError(rep.error.name, rep.error.message),
-      );
+      const invalid = rep.seq === 0 && rep.error.name === 'InvalidRequestError';
+      call.reject(invalid ? new InvalidRequestError(rep.error.message) : new ApplicationError(rep.error.name, rep.error.message));
+      this.#ended(call, invalid ? 'invalid' : 'app-error');
     } else {
       const parsed = this.#opts.service.reply.safeParse(rep.body);
       if (!parsed.success) {
         call.reject(new ProtocolViolationError(`reply does not match the service's reply schema: ${parsed.error.message}`));
+        this.#ended(call, 'protocol-error');
       } else {
         call.resolve(call.withInfo ? { reply: parsed.data, seq: rep.seq, epoch: rep.epoch } : parsed.data);
+        this.#ended(call, 'ok');
       }
     }
     // The application has its answer (its continuation runs before any timer); now the state information.
@@ -329,8 +369,14 @@ class ReplicatedClient<Req, Rep> implements Client<Req, Rep>, ClientDiagnostics 
       c.timer?.cancel();
       c.quickRetry?.cancel();
       c.reject(err);
+      this.#ended(c, 'refused');
     }
     this.#calls.clear();
+  }
+
+  /** Report a call's end to the metrics sink, if any. */
+  #ended(call: PendingCall, outcome: ClientCallOutcome): void {
+    this.metrics?.call?.(outcome, this.#env.now() - call.startedAt);
   }
 
   /**

@@ -9,6 +9,7 @@ import { ConfigError } from './errors.js';
 const positiveInt = z.number().int().positive();
 const ms = z.number().finite().positive();
 
+/** The zod schema of ReplicationConfig, with every default (strict: an unknown field is an error). */
 export const replicationConfigSchema = z
   .object({
     piggyback: z.enum(['seq-digest', 'entries']).default('entries'),
@@ -31,6 +32,7 @@ export const replicationConfigSchema = z
   })
   .strict();
 
+/** The replication settings with every default filled in. */
 export const DEFAULT_REPLICATION_CONFIG: Readonly<ReplicationConfig> = Object.freeze(replicationConfigSchema.parse({}));
 
 /**
@@ -157,6 +159,7 @@ export interface WitnessTimingBounds {
   worstCaseFailoverAfterSoloMs: number;
 }
 
+/** The failover bounds of a pair with a witness whose lease is `witnessLeaseMs`. */
 export function computeWitnessBounds(config: Partial<ReplicationConfig>, witnessLeaseMs: number): WitnessTimingBounds {
   const c = resolveConfig(config);
   const b = computeTimingBounds(c);

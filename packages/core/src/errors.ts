@@ -145,6 +145,7 @@ export const CORE_ERROR_NAMES = [
   'ShardMapError',
 ] as const;
 
+/** One of CORE_ERROR_NAMES. */
 export type CoreErrorName = (typeof CORE_ERROR_NAMES)[number];
 
 const coreErrorNames: ReadonlySet<string> = new Set(CORE_ERROR_NAMES);
@@ -157,6 +158,7 @@ export function isCoreError(err: unknown, name?: CoreErrorName): err is Error & 
   return name === undefined ? coreErrorNames.has(n) : n === name;
 }
 
+/** The `name` of an error-like value, or undefined. */
 export function errorName(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && typeof (err as { name?: unknown }).name === 'string'
     ? (err as { name: string }).name

@@ -42,6 +42,8 @@ export class FlushTracker {
   readonly #joinTimeoutMs: number;
   #outstanding: Outstanding[] = [];
   #nextFlushId = 1;
+  /** The round trip of the flush the last ack acknowledged (ms), or -1 when it matched no flush sent. */
+  lastAckRttMs = -1;
   #retransmits = 0;
   #lastRetransmitAt = 0;
   readonly #cfg: ReplicationConfig;
@@ -183,6 +185,7 @@ export class FlushTracker {
 
   #acked(ack: FlushAck, now: number): void {
     this.lastAckAt = Math.max(this.lastAckAt, now);
+    this.lastAckRttMs = -1;
     if (this.#awaitingJoinAck) {
       // The joiner's first ack: it installed the copy. Its ack clock starts now; flushes it may have
       // discarded while installing are forgotten and everything unacknowledged goes out again.
@@ -215,6 +218,7 @@ export class FlushTracker {
     if (expected !== undefined && ack.upToSeq < expected) this.flushedSeq = this.ackedSeq;
     this.#retransmits = 0;
     if (sentAt !== undefined) {
+      this.lastAckRttMs = Math.max(0, now - sentAt);
       this.leaseUntil = Math.max(this.leaseUntil, sentAt + this.#leaseMs);
       this.lastAckedSentAt = Math.max(this.lastAckedSentAt, sentAt);
     }

@@ -3,6 +3,8 @@
  * bound them, recognise errors, secure and operate a pair, plug in a StateSync strategy. Helpers for the
  * sibling packages (codec, hashes, wire schemas, the apply context, fault hooks) are in the explicitly
  * internal entry point `@tandem/core/internal` and may change without notice.
+ *
+ * @packageDocumentation
  */
 export type * from './api.js';
 export * from './env.js';
@@ -47,6 +49,15 @@ export {
   type CoreErrorName,
 } from './errors.js';
 export { wholeStateSync } from './state-sync.js';
+export type {
+  ReplicaMetricsSink,
+  ReplicaRequestOutcome,
+  ForwardResult,
+  ConnectionKind,
+  ClientMetricsSink,
+  ClientCallOutcome,
+} from './metrics.js';
+export { coreVersion } from './version.js';
 export {
   isLoopbackAddress,
   InsecureListenError,

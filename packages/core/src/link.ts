@@ -8,11 +8,14 @@ import { codec } from './codec.js';
 import type { Logger } from './env.js';
 import { ProtocolViolationError } from './errors.js';
 import type { Hello, Message } from './messages.js';
+import type { ConnectionKind } from './metrics.js';
 
 export interface LinkHandlers {
   onMessage(link: Link, message: Message): void;
   onClose(link: Link, info: CloseInfo): void;
   onViolation(link: Link, error: ProtocolViolationError): void;
+  /** Optional: protocol bytes read (`in`) or handed to the transport (`out`) on this link. */
+  onBytes?(direction: 'in' | 'out', count: number): void;
 }
 
 /** Sends handed to the transport but not yet settled, per connection, before the link is aborted. */
@@ -27,6 +30,8 @@ export class Link {
   readonly direction: 'in' | 'out';
   /** The remote's hello (accepted links) — undefined until it arrives. */
   hello: Hello | undefined;
+  /** The kind it is counted as in the replica's connection metrics (set when admitted). */
+  kind: ConnectionKind | undefined;
   #inFlight = 0;
   readonly #handlers: LinkHandlers;
   readonly #logger: Logger;
@@ -84,6 +89,7 @@ export class Link {
       return false;
     }
     this.#inFlight++;
+    this.#handlers.onBytes?.('out', bytes.length);
     this.conn.send(bytes).then(this.#settled, this.#failed);
     return true;
   }
@@ -109,6 +115,7 @@ export class Link {
         const next = await it.next();
         if (next.done) return;
         const bytes = next.value;
+        this.#handlers.onBytes?.('in', bytes.length);
         let message: Message;
         try {
           message = codec.decode(bytes);

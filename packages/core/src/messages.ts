@@ -6,6 +6,7 @@ import { z } from 'zod';
 
 const seqNo = z.number().int().min(0);
 const epochNo = z.number().int().min(0);
+const count = z.number().int().min(0);
 const id = z.string().min(1).max(256);
 const bytes = (min: number, max: number) =>
   z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length >= min && v.length <= max, `expected ${min}–${max} bytes`);
@@ -31,11 +32,13 @@ export const entrySchema = z.object({
    * client copies from the reply so the backup can verify what it forwards. */
   mac: macTag.optional(),
 });
+/** One sequenced request as the primary sends it to the backup: seq, epoch, client and request ids, body, time, seed, digest. */
 export type Entry = z.infer<typeof entrySchema>;
 
 export const roleSchema = z.enum(['starting', 'primary', 'backup', 'solo-primary', 'joining', 'stopped']);
 
 export const remoteErrorSchema = z.object({ name: z.string().max(256), message: z.string().max(64 * 1024) });
+/** An error as it crosses the wire: its name and message. */
 export type RemoteError = z.infer<typeof remoteErrorSchema>;
 
 export const helloSchema = z.object({
@@ -158,6 +161,25 @@ export const statusReplySchema = z.object({
   blocked: z.object({ reason: z.string().max(1024), haveSeq: seqNo, mayLoseFrom: seqNo, mayLoseTo: seqNo.optional() }).optional(),
   /** With a witness: what it last said (witness-gate.ts describe()). */
   witness: z.string().max(512).optional(),
+  /** Sent to operator (admin) connections only; older replicas omit it, older operators ignore it. */
+  detail: z
+    .object({
+      unackedEntries: count,
+      backupLag: z.object({ seq: count, ms: z.number().min(0) }).optional(),
+      clientsConnected: count,
+      dedupEntries: count.optional(),
+      uptimeMs: z.number().min(0),
+      version: z.string().max(64),
+      divergences: count,
+      bounds: z.object({
+        takeoverMs: z.number().min(0),
+        worstCaseFailoverMs: z.number().min(0),
+        processCrashFailoverMs: z.number().min(0),
+        forwardWindowMs: z.number().min(0),
+        worstCaseFailoverAfterSoloMs: z.number().min(0).optional(),
+      }),
+    })
+    .optional(),
 });
 /** P → B: "you are no longer my backup" (P declared it faulty). B acknowledges, then re-joins. */
 export const dropSchema = z.object({ t: z.literal('drop'), epoch: epochNo, reason: z.string().max(1024) });
@@ -223,23 +245,43 @@ export const messageSchema = z.discriminatedUnion('t', [
   promoteSchema,
 ]);
 
+/** Any message of the replication protocol, discriminated by `t` (docs/PROTOCOL.md). */
 export type Message = z.infer<typeof messageSchema>;
+/** The first message on a connection: who dials (client, peer, transfer, admin), for which service, at which epoch. */
 export type Hello = z.infer<typeof helloSchema>;
+/** Client → primary: one request, with the client's id and request number (the exactly-once key). */
 export type Req = z.infer<typeof reqSchema>;
+/** Primary → client: the reply, its seq, epoch and digest, and the state information the client forwards to the backup. */
 export type Rep = z.infer<typeof repSchema>;
+/** Replica → client: this replica does not serve (its role and epoch); try the other one. */
 export type NotPrimary = z.infer<typeof notPrimarySchema>;
+/** Client → backup: state information forwarded from replies (entries it built, or packed entries relayed as received). */
 export type Fwd = z.infer<typeof fwdSchema>;
+/** Backup → client: a forward was applied (with the backup's epoch and role). */
 export type FwdAck = z.infer<typeof fwdAckSchema>;
+/** Primary → backup: entries not yet acknowledged (an empty flush is the heartbeat). */
 export type Flush = z.infer<typeof flushSchema>;
+/** Backup → primary: every entry up to `upToSeq` is applied. */
 export type FlushAck = z.infer<typeof flushAckSchema>;
+/** A replica's answer to a status request: role, epoch, applied seq, node id, and more. */
 export type StatusReply = z.infer<typeof statusReplySchema>;
+/** Primary → joiner: a snapshot of the state at a seq and epoch, with its version and the exactly-once records. */
 export type StateSnap = z.infer<typeof stateSnapSchema>;
+/** Joiner → primary: send me your state (optionally: I already hold it verified at this seq). */
 export type StateReq = z.infer<typeof stateReqSchema>;
+/** Primary → backup: you are no longer my backup (declared faulty); acknowledge, then re-join. */
 export type Drop = z.infer<typeof dropSchema>;
+/** Backup → primary: the drop was received. */
 export type DropAck = z.infer<typeof dropAckSchema>;
+/** Acceptor → dialler during the handshake: its nonce and its proof. */
 export type AuthChallenge = z.infer<typeof authChallengeSchema>;
+/** Dialler → acceptor during the handshake: its proof. */
 export type AuthProof = z.infer<typeof authProofSchema>;
+/** A typed refusal sent before a connection is closed: its code and reason. */
 export type AuthRefused = z.infer<typeof authRefusedSchema>;
+/** Why a handshake was refused: key required or absent, bad proof, unknown client, client auth required, timeout, peer-only. */
 export type AuthRefusalCode = AuthRefused['code'];
+/** One exactly-once record as a snapshot carries it: [clientId + NUL + requestId, the recorded reply]. */
 export type DedupRecordWire = z.infer<typeof dedupRecordSchema>;
+/** The `t` of a protocol message. */
 export type MessageType = Message['t'];

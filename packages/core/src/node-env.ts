@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { Transport } from '@tandem/transport';
 import { silentLogger, type Env, type LogLevel, type Logger, type TimerHandle } from './env.js';
 
+/** Options of nodeEnv: the network, and the default logger's level and fields (or a logger of your own). */
 export interface NodeEnvOptions {
   /** The network: a TransportRegistry (or any Transport) the caller populated. */
   network: Transport;
@@ -45,6 +46,7 @@ function jsonSafe(_key: string, value: unknown): unknown {
   return value;
 }
 
+/** The Env of a real process: performance.now, setTimeout, crypto random bytes, the given network, a stderr logger. */
 export function nodeEnv(options: NodeEnvOptions): Env {
   const logger =
     options.logger ??

@@ -10,6 +10,7 @@ import { ProtocolViolationError } from './errors.js';
 import { AuthenticationError, dialHandshake } from './handshake.js';
 import type { StatusReply } from './messages.js';
 
+/** Options of replicaStatus and promoteReplica: Env, service name, cluster keys, timeout, node id. */
 export interface OperatorOptions {
   env: Env;
   /** The service's name (checked by the replica). */

@@ -15,6 +15,7 @@ import { invariant } from './errors.js';
 import { FlushTracker } from './flush-tracker.js';
 import type { Link } from './link.js';
 import type { Entry, FlushAck, Rep, Req } from './messages.js';
+import type { ReplicaRequestOutcome } from './metrics.js';
 import { SERVING, type ReplicaContext } from './replica-context.js';
 import { drawSeed } from './service.js';
 import type { TimerHandle } from './env.js';
@@ -47,7 +48,7 @@ export class Primary {
   #peerDialing = false;
   #flushTimer: TimerHandle | undefined;
   #silenceCheck: TimerHandle | undefined;
-  #held: { link: Link; req: Req }[] = [];
+  #held: { link: Link; req: Req; at: number }[] = [];
   #syncWaiters: SyncWaiter[] = [];
   /** Owned here, not by the link: nothing else reads or moves a connection's mark. */
   readonly #cursors = new WeakMap<Link, PiggybackCursor>();
@@ -65,11 +66,13 @@ export class Primary {
 
   // ---------------------------------------------------------------- requests
 
-  onRequest(link: Link, req: Req): void {
+  /** `at`: when the request arrived (env.now()); a held request keeps its arrival time for the metrics. */
+  onRequest(link: Link, req: Req, at = this.#ctx.env.now()): void {
     const ctx = this.#ctx;
     const role = ctx.role;
     if (role !== 'primary' && role !== 'solo-primary') {
       link.send({ t: 'notPrimary', requestId: req.requestId, epoch: ctx.epoch, role });
+      ctx.metrics?.request?.('not-primary', ctx.env.now() - at);
       return;
     }
     const dropping = ctx.roles.solo.dropping;
@@ -77,22 +80,23 @@ export class Primary {
       // Lease lapsed: we may have been paused while the backup took over. Hold until it is renewed.
       // Dropping the backup: hold until it acknowledged the drop (or is proven gone).
       // Flow control: the backup lags by maxUnackedEntries / 2 — wait for it rather than evict it.
-      if (this.#held.length < MAX_HELD_REQUESTS) this.#held.push({ link, req });
+      if (this.#held.length < MAX_HELD_REQUESTS) this.#held.push({ link, req, at });
       if (!dropping) this.ensureFlushSoon();
       return;
     }
     if (role === 'solo-primary' && !ctx.witness.holds()) {
       // Serving alone on a witness's grant that may have lapsed (docs/PARTITIONS.md): the peer may be
       // granted once it expires, so hold until the witness renews it — or step down when it refuses.
-      if (this.#held.length < MAX_HELD_REQUESTS) this.#held.push({ link, req });
+      if (this.#held.length < MAX_HELD_REQUESTS) this.#held.push({ link, req, at });
       ctx.witness.renew(() => this.releaseHeld());
       return;
     }
-    this.#serve(link, req);
+    const outcome = this.#serve(link, req);
+    ctx.metrics?.request?.(outcome, ctx.env.now() - at);
     if (this.#admissionHeld.size > 0) this.#reofferAdmissionHeld();
   }
 
-  #serve(link: Link, req: Req): void {
+  #serve(link: Link, req: Req): ReplicaRequestOutcome {
     const ctx = this.#ctx;
     const runner = ctx.runner;
     const t = this.tracker;
@@ -107,7 +111,7 @@ export class Primary {
       const rep = this.#repFromRecord(req.requestId, dup);
       this.#authenticate(rep, req);
       this.#sendReply(link, rep, this.#gates.get(dup.seq)); // a delayed reply stays delayed
-      return;
+      return 'duplicate';
     }
     const parsed = runner.parseRequest(req.body);
     if (!parsed.ok) {
@@ -121,12 +125,12 @@ export class Primary {
         seed: 0,
         error: { name: 'InvalidRequestError', message: parsed.message },
       });
-      return;
+      return 'invalid';
     }
     const hooks = ctx.opts.hooks;
     if (hooks?.admit !== undefined && !hooks.admit({ clientId: req.clientId, requestId: req.requestId, body: req.body }, runner.state)) {
       this.#admissionHeld.hold(link, req, hooks.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS, () => ctx.epoch);
-      return;
+      return 'held';
     }
     const entry: Entry = {
       seq: runner.appliedSeq + 1,
@@ -157,19 +161,20 @@ export class Primary {
     };
     if (outcome.error === undefined) rep.body = outcome.body;
     else rep.error = outcome.error;
+    const result: ReplicaRequestOutcome = outcome.error === undefined ? 'ok' : 'app-error';
 
     const covering = ctx.role === 'solo-primary' && ctx.roles.solo.covering;
     if (ctx.role === 'solo-primary' && !covering) {
       rep.replicated = true; // no backup exists: nothing for the client to forward
       this.#sendReply(link, rep, gate);
-      return;
+      return result;
     }
     t.append(entry);
     if (ctx.cfg.replyMode === 'sync' && !covering) {
       rep.replicated = true;
       this.#syncWaiters.push({ seq: entry.seq, link, rep });
       this.flush();
-      return;
+      return result;
     }
     if (ctx.cfg.piggyback === 'entries') rep.entries = this.#piggyback(link, entry.seq, req.resync === true);
     this.#authenticate(rep, req);
@@ -177,13 +182,14 @@ export class Primary {
     if (covering) {
       if (t.log.size >= ctx.cfg.maxUnackedEntries)
         ctx.roles.solo.endCoverageSoon('the dropped replica has not come back within maxUnackedEntries entries');
-      return;
+      return result;
     }
     if (t.overflowing) {
       this.peerFaulty(`backup has not acknowledged ${t.log.size} entries`);
     } else if (t.countFlushDue) {
       this.flush();
     }
+    return result;
   }
 
   /** Send a reply now, or once the afterApply hook's promise settled (FIG. 4a: after a callee answered). */
@@ -376,6 +382,7 @@ export class Primary {
       return;
     }
     t.acked(ack, ctx.env.now());
+    if (t.lastAckRttMs >= 0) ctx.metrics?.flushRtt?.(t.lastAckRttMs);
     invariant(
       t.ackedSeq <= ctx.runner.appliedSeq,
       'acked-le-applied',
@@ -403,7 +410,7 @@ export class Primary {
   releaseHeld(): void {
     const held = this.#held;
     this.#held = [];
-    for (const h of held) if (!h.link.isClosed) this.onRequest(h.link, h.req);
+    for (const h of held) if (!h.link.isClosed) this.onRequest(h.link, h.req, h.at);
   }
 
   /** Serving alone now: send the sync replies that waited (their entries are ours alone). */
@@ -417,7 +424,10 @@ export class Primary {
     const ctx = this.#ctx;
     const held = this.#held;
     this.#held = [];
-    for (const h of held) h.link.send({ t: 'notPrimary', requestId: h.req.requestId, epoch: ctx.epoch, role: ctx.role });
+    for (const h of held) {
+      h.link.send({ t: 'notPrimary', requestId: h.req.requestId, epoch: ctx.epoch, role: ctx.role });
+      ctx.metrics?.request?.('not-primary', ctx.env.now() - h.at);
+    }
     this.#syncWaiters = [];
     this.#admissionHeld.release((link, req) => link.send({ t: 'notPrimary', requestId: req.requestId, epoch: ctx.epoch, role: ctx.role }));
   }

@@ -114,13 +114,13 @@ export class Recovery {
     const ctx = this.#ctx;
     switch (m.t) {
       case 'status':
-        link.send(ctx.statusReply());
+        link.send(ctx.statusReply(true));
         return;
       case 'promote':
         ctx.log('warn', 'promote-requested', { remote: link.conn.remoteAddress });
         void this.promote({ acceptLoss: m.acceptLoss }).then(
-          () => link.send(ctx.statusReply()),
-          () => link.send(ctx.statusReply()),
+          () => link.send(ctx.statusReply(true)),
+          () => link.send(ctx.statusReply(true)),
         );
         return;
       default:

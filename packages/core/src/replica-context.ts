@@ -16,6 +16,8 @@ import { NO_FAULT_HOOKS, type FaultHooks } from './fault-hooks.js';
 import { dialHandshake, type AuthenticationError, type RateLimitedLog } from './handshake.js';
 import { Link, type LinkHandlers } from './link.js';
 import type { Hello, StatusReply } from './messages.js';
+import type { ConnectionKind, ReplicaMetricsSink } from './metrics.js';
+import { statusDetail } from './status-detail.js';
 import type { ResolvedSecurity } from './security.js';
 import type { ServiceRunner } from './service.js';
 import type { Primary } from './primary.js';
@@ -104,6 +106,12 @@ export class ReplicaContext {
   peerSeqSeen = 0;
   /** The highest epoch any peer reported. */
   peerEpochSeen = 0;
+  /** Where metrics go (ReplicaOptions.metrics, or assigned later); undefined: nowhere, at no cost. */
+  metrics: ReplicaMetricsSink | undefined;
+  /** env.now() at start(). */
+  startedAt = 0;
+  /** Admitted connections open now, by kind. */
+  readonly connections: Record<ConnectionKind, number> = { client: 0, peer: 0, transfer: 0, admin: 0 };
 
   #role: Role = 'starting';
   #epoch = 0;
@@ -121,6 +129,23 @@ export class ReplicaContext {
     this.rateLog = p.rateLog;
     this.backupLog = new BackupLog(p.cfg.maxUnackedEntries + p.cfg.flushMaxEntries);
     this.witness = new WitnessGate(this);
+    this.metrics = p.opts.metrics;
+  }
+
+  /** A connection was admitted (accepted after its hello, or a dialled peer link): count it by kind. */
+  connectionOpened(link: Link, kind: ConnectionKind): void {
+    link.kind = kind;
+    this.connections[kind]++;
+    this.metrics?.connection?.(kind, 'opened');
+  }
+
+  /** A link closed: uncount it if it was counted. */
+  connectionClosed(link: Link): void {
+    const kind = link.kind;
+    if (kind === undefined) return;
+    link.kind = undefined;
+    this.connections[kind]--;
+    this.metrics?.connection?.(kind, 'closed');
   }
 
   get role(): Role {
@@ -167,6 +192,14 @@ export class ReplicaContext {
   // ------------------------------------------------------------------ logs and events
 
   emit(event: ReplicaEvent): void {
+    const m = this.metrics;
+    if (m?.event !== undefined) {
+      try {
+        m.event(event);
+      } catch (err) {
+        this.log('error', 'metrics-failed', { error: (err as Error).message });
+      }
+    }
     for (const l of this.listeners) {
       try {
         l(event);
@@ -224,7 +257,8 @@ export class ReplicaContext {
     return h;
   }
 
-  statusReply(): StatusReply {
+  /** `detail`: add the operator's fields (admin connections; peers do not need them). */
+  statusReply(detail = false): StatusReply {
     const r: StatusReply = {
       t: 'statusReply',
       role: this.#role,
@@ -237,6 +271,7 @@ export class ReplicaContext {
     if (follow !== undefined) r.follow = follow;
     if (this.blocked !== undefined) r.blocked = { ...this.blocked };
     if (this.witness.present) r.witness = this.witness.describe().slice(0, 512);
+    if (detail) r.detail = statusDetail(this);
     return r;
   }
 
@@ -294,6 +329,7 @@ export class ReplicaContext {
     }
     const link = new Link(conn, 'out', this.handlers, this.env.logger);
     this.links.add(link);
+    this.connectionOpened(link, 'peer');
     link.start(it);
     return { link, refused: false };
   }

@@ -25,6 +25,7 @@ import { AcceptGate, RateLimitedLog, type RefusalReport } from './handshake.js';
 import { Joiner } from './joiner.js';
 import { Link } from './link.js';
 import type { Hello, Message, StatusReply } from './messages.js';
+import type { ReplicaMetricsSink } from './metrics.js';
 import { Primary } from './primary.js';
 import { Recovery } from './recovery.js';
 import { ReplicaContext, SERVING } from './replica-context.js';
@@ -32,6 +33,7 @@ import { InsecureListenError, isLoopbackAddress, resolveSecurity } from './secur
 import { ServiceRunner } from './service.js';
 import { Solo } from './solo.js';
 import { StateSyncHost } from './state-sync-host.js';
+import { statusDetail } from './status-detail.js';
 import { wholeStateSync } from './state-sync.js';
 
 /** The role moves docs/PROTOCOL.md ("States and transitions") allows; anything else is a bug. */
@@ -44,6 +46,7 @@ const MOVES: Readonly<Record<Role, readonly Role[]>> = {
   stopped: [],
 };
 
+/** A replica of `options.service` (call `start`). */
 export function createReplica<State, Req, Rep>(options: ReplicaOptions<State, Req, Rep>): Replica<State> {
   return new ReplicaNode(options as unknown as ReplicaOptions<unknown, unknown, unknown>) as unknown as Replica<State>;
 }
@@ -70,6 +73,7 @@ class ReplicaNode implements Replica<unknown> {
       onMessage: (link, m) => this.#guard(() => this.#onMessage(link, m)),
       onClose: (link, info) => this.#guard(() => this.#onLinkClosed(link, info)),
       onViolation: (link, error) => this.#onViolation(link, error),
+      onBytes: (direction, count) => ctx.metrics?.bytes?.(direction, count),
     };
     ctx.transitions = {
       setRole: (role) => this.#setRole(role),
@@ -121,6 +125,14 @@ class ReplicaNode implements Replica<unknown> {
     return this.#ctx.cfg;
   }
 
+  get metrics(): ReplicaMetricsSink | undefined {
+    return this.#ctx.metrics;
+  }
+
+  set metrics(sink: ReplicaMetricsSink | undefined) {
+    this.#ctx.metrics = sink;
+  }
+
   on(listener: (event: ReplicaEvent) => void): () => void {
     this.#ctx.listeners.add(listener);
     return () => this.#ctx.listeners.delete(listener);
@@ -130,6 +142,7 @@ class ReplicaNode implements Replica<unknown> {
     const ctx = this.#ctx;
     const followEpoch = this.#roles.follower.epoch;
     const coveringFrom = this.#roles.solo.coveringFromSeq;
+    const { backupLag, clientsConnected, dedupEntries, uptimeMs, version, bounds } = statusDetail(ctx);
     return {
       nodeId: ctx.nodeId,
       role: ctx.role,
@@ -144,6 +157,12 @@ class ReplicaNode implements Replica<unknown> {
       ...(coveringFrom !== undefined ? { covering: { fromSeq: coveringFrom } } : {}),
       ...(ctx.blocked !== undefined ? { blocked: { ...ctx.blocked } } : {}),
       ...(ctx.witness.present ? { witness: ctx.witness.describe() } : {}),
+      ...(backupLag !== undefined ? { backupLag } : {}),
+      clientsConnected,
+      dedupEntries,
+      uptimeMs,
+      version,
+      bounds,
     };
   }
 
@@ -154,6 +173,7 @@ class ReplicaNode implements Replica<unknown> {
     if (sec.peerRing === undefined && !sec.insecure && !isLoopbackAddress(ctx.opts.listen)) throw new InsecureListenError(ctx.opts.listen);
     const listener = await ctx.env.network.listen(ctx.opts.listen, { maxMessageSize: ctx.cfg.maxMessageSize });
     ctx.listener = listener;
+    ctx.startedAt = ctx.env.now();
     ctx.address = listener.address;
     ctx.log('info', 'replica-start', {
       address: ctx.address,
@@ -262,6 +282,7 @@ class ReplicaNode implements Replica<unknown> {
   #onLinkClosed(link: Link, info: CloseInfo): void {
     const ctx = this.#ctx;
     ctx.links.delete(link);
+    ctx.connectionClosed(link);
     ctx.statusWaiters.delete(link);
     this.#roles.solo.onProbeLinkClosed(link);
     this.#roles.joiner.onLinkClosed(link);
@@ -286,6 +307,7 @@ class ReplicaNode implements Replica<unknown> {
       const admitted = this.#gate.onMessage(link, m);
       if (admitted === undefined) return;
       link.hello = admitted.hello;
+      ctx.connectionOpened(link, admitted.principal);
       if (admitted.principal === 'peer') this.#onPeerHello(link, admitted.hello);
       else if (admitted.principal === 'transfer') r.host.onTransferHello(link, admitted.hello);
       return;

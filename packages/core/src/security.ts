@@ -5,6 +5,10 @@
 import { KeyError, KeyRing } from './auth.js';
 import { ConfigError } from './errors.js';
 
+/**
+ * A replica's security settings: cluster keys, client keys and whether clients must authenticate, non-loopback without keys, handshake
+ * timeout.
+ */
 export interface ReplicaSecurity {
   /**
    * Cluster keys (≥ 32 bytes each), shared by the two replicas and nobody else. With them, every
@@ -26,11 +30,13 @@ export interface ReplicaSecurity {
 
 /** A client's key for replicas that require client authentication. */
 export interface ClientCredentials {
+  /** Which of the replicas' client keys this is. */
   keyId: string;
   /** ≥ 32 bytes. */
   key: Uint8Array;
 }
 
+/** ReplicaSecurity checked and derived into key rings. */
 export interface ResolvedSecurity {
   /** Handshake proofs between peers (undefined: no cluster key). */
   readonly peerRing: KeyRing | undefined;
@@ -42,8 +48,10 @@ export interface ResolvedSecurity {
   readonly handshakeTimeoutMs: number;
 }
 
+/** Default deadline for an authentication handshake: 10 s. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
+/** Check ReplicaSecurity and derive its key rings; throws ConfigError listing every problem. */
 export function resolveSecurity(s: ReplicaSecurity = {}): ResolvedSecurity {
   const issues: { path: string; message: string }[] = [];
   let peerRing: KeyRing | undefined;

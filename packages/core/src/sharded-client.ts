@@ -14,18 +14,23 @@ import { InvalidRequestError, StoppedError } from './errors.js';
 
 /** One replicated pair: a name (what keys hash against: keep it when servers move) and its two replicas. */
 export interface ShardSpec {
+  /** The shard's name (unique in the map). */
   name: string;
+  /** The shard's replica pair: its two addresses. */
   servers: readonly [string, string];
 }
 
 /** Every shard of a service. A client applies a new map only when its version is higher. */
 export interface ShardMap {
+  /** The map's version: a map replaces the current one only when its version is higher. */
   version: number;
+  /** The shards; a key goes to the one whose name scores highest for it (rendezvous hashing). */
   shards: readonly ShardSpec[];
 }
 
 /** Where maps come from: the current one now, new ones as they are published (e.g. watched in etcd). */
 export interface ShardMapSource {
+  /** The map in force now. */
   current(): ShardMap;
   /** Call `cb` with every new map; returns the unsubscribe function. */
   onChange(cb: (map: ShardMap) => void): () => void;
@@ -42,12 +47,16 @@ export class ShardMapError extends Error {
   }
 }
 
+/** Options of createShardedClient: the service, the Env, the shard key of a request, the map (or its source), client settings. */
 export interface ShardedClientOptions<Req, Rep> {
+  /** The service's schemas and name, as for createClient. */
   service: ClientOptions<Req, Rep>['service'];
+  /** Clock, timers, randomness, network and logger. */
   env: Env;
   /** The request's shard key (e.g. its key). Throw to refuse a request that has none; the call rejects
    * with that error (an InvalidRequestError when the request fails the service's schema). */
   shardKey: (request: Req) => string;
+  /** The shard map, or a source that publishes new ones (e.g. EtcdShardMap). */
   map: ShardMap | ShardMapSource;
   /** Options for every pair's client. A clientId is suffixed per shard client (`id.shard.n`). */
   clientOptions?: Pick<ClientOptions<Req, Rep>, 'config' | 'clientId' | 'credentials'>;
@@ -55,11 +64,13 @@ export interface ShardedClientOptions<Req, Rep> {
   onMapError?: (error: ShardMapError) => void;
 }
 
+/** A client of a sharded service: routes each request by its shard key to its shard's pair, following map changes. */
 export interface ShardedClient<Req, Rep> {
   /** The map requests are routed with now. */
   readonly map: ShardMap;
   /** Route one request to its shard's pair (exactly-once there, as `Client.call`). */
   call(request: Req): Promise<Rep>;
+  /** Like `call`, with the sequence number, epoch and shard of the reply. */
   callWithInfo(request: Req): Promise<CallResult<Rep> & { shard: string }>;
   /** The name of the shard `request` goes to (throws what `shardKey` throws). */
   shardFor(request: Req): string;
@@ -191,7 +202,10 @@ function pick(keyHash: number, shards: readonly { name: string; seed: number }[]
 }
 
 /** A map source to publish maps to by hand (configuration reloads, tests). */
-export function createShardMapSource(initial: ShardMap): ShardMapSource & { publish(map: ShardMap): void } {
+export function createShardMapSource(initial: ShardMap): ShardMapSource & {
+  /** Make `map` the current map and tell every subscriber. */
+  publish(map: ShardMap): void;
+} {
   let current = initial;
   const listeners = new Set<(m: ShardMap) => void>();
   return {
@@ -207,6 +221,7 @@ export function createShardMapSource(initial: ShardMap): ShardMapSource & { publ
   };
 }
 
+/** A client that routes requests across the pairs of a shard map. */
 export function createShardedClient<Req, Rep>(options: ShardedClientOptions<Req, Rep>): ShardedClient<Req, Rep> {
   return new Sharded(options);
 }

@@ -20,6 +20,11 @@ export class UnackedLog {
     return this.size === 0 ? undefined : this.#items[this.#items.length - 1]!.seq;
   }
 
+  /** The oldest entry in the log, or undefined. */
+  get first(): Entry | undefined {
+    return this.size === 0 ? undefined : this.#items[this.#head];
+  }
+
   push(entry: Entry): void {
     this.#items.push(entry);
     this.#packed.push(undefined);

@@ -102,7 +102,8 @@ describe('client', () => {
     });
     const err = await c.call({ op: 'get', key: 'x' }).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'ServiceUnavailableError' });
-    expect((err as Error).cause).toBeUndefined(); // no stale answer met: no StaleEpochError
+    // no stale answer met: the cause is the dial error (nothing listens), not a StaleEpochError
+    expect((err as Error).cause).toMatchObject({ name: 'ConnectionRefusedError' });
     await c.close();
   });
 

@@ -1,6 +1,7 @@
 /**
  * `tandem-kv status --servers A,B` and `tandem-kv promote --server A --accept-loss`: an operator's view of
- * each replica (role, epoch, seq, and why it is blocked), and the action for a replica that cannot prove
+ * each replica (role, epoch, seq, backup lag, unacknowledged entries, clients, uptime, version, the failover
+ * bounds, and why it is blocked), and the action for a replica that cannot prove
  * nothing acknowledged is lost (docs/PROTOCOL.md, "Operator actions"). Both connect as `admin`, with the
  * cluster key when the replicas have one.
  */
@@ -25,30 +26,57 @@ function opts(o: OperatorCliOptions): Parameters<typeof replicaStatus>[1] {
 }
 
 export function describeStatus(address: string, s: StatusReply): string {
-  const line = `${address}  ${s.nodeId}  ${s.role}  epoch ${s.epoch}  seq ${s.appliedSeq}${s.follow !== undefined ? `  covering its dropped backup from seq ${s.follow}` : ''}`;
+  let line = `${address}  ${s.nodeId}  ${s.role}  epoch ${s.epoch}  seq ${s.appliedSeq}${s.follow !== undefined ? `  covering its dropped backup from seq ${s.follow}` : ''}`;
+  const d = s.detail;
+  if (d !== undefined) {
+    const lag = d.backupLag !== undefined ? `backup lag ${d.backupLag.seq} entries / ${Math.round(d.backupLag.ms)} ms` : 'backup lag -';
+    line += `\n  ${lag}  unacked ${d.unackedEntries}  clients ${d.clientsConnected}  uptime ${formatUptime(d.uptimeMs)}  version ${d.version}`;
+    const b = d.bounds;
+    line += `\n  failover bound: process crash ≤ ${b.processCrashFailoverMs} ms, host crash ≤ ${b.worstCaseFailoverMs} ms (takeover ${b.takeoverMs} ms)${b.worstCaseFailoverAfterSoloMs !== undefined ? `, after a solo primary ≤ ${b.worstCaseFailoverAfterSoloMs} ms` : ''}`;
+  }
+  if (s.witness !== undefined) line += `\n  witness: ${s.witness}`;
   if (s.blocked === undefined) return line;
   const range = `${s.blocked.mayLoseFrom}${s.blocked.mayLoseTo !== undefined ? `–${s.blocked.mayLoseTo}` : '–?'}`;
   return `${line}\n  BLOCKED: ${s.blocked.reason}\n  promoting it (tandem-kv promote --server ${address} --accept-loss) loses any acknowledged writes in seq ${range}`;
 }
 
-/** Exit code: 0 when every replica answered and none is blocked; 1 blocked; 3 one did not answer. */
+function formatUptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.floor(s / 60)} min`;
+  if (s < 172_800) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86_400)} d`;
+}
+
+/** One replica's row of `status --json`: the statusReply with its operator detail flattened in. */
+export function statusRow(address: string, s: StatusReply): Record<string, unknown> {
+  const { t: _t, detail, ...rest } = s;
+  return { address, ...rest, ...(detail ?? {}) };
+}
+
+/** Exit code: 0 when every replica answered and none is blocked; 1 a replica is blocked, or only some
+ * answered; 3 no replica answered. */
 export async function runStatus(servers: readonly string[], o: OperatorCliOptions): Promise<number> {
-  let code = 0;
+  let answered = 0;
+  let blocked = false;
   const rows: Record<string, unknown>[] = [];
-  for (const address of servers) {
-    try {
-      const s = await replicaStatus(address, opts(o));
-      if (s.blocked !== undefined && code === 0) code = 1;
-      rows.push({ address, ...s });
-      if (!o.json) process.stdout.write(describeStatus(address, s) + '\n');
-    } catch (err) {
-      code = 3;
-      rows.push({ address, error: (err as Error).message });
-      if (!o.json) process.stdout.write(`${address}  no answer: ${(err as Error).message}\n`);
+  const results = await Promise.allSettled(servers.map((address) => replicaStatus(address, opts(o))));
+  servers.forEach((address, i) => {
+    const r = results[i]!;
+    if (r.status === 'fulfilled') {
+      answered++;
+      if (r.value.blocked !== undefined) blocked = true;
+      rows.push(statusRow(address, r.value));
+      if (!o.json) process.stdout.write(describeStatus(address, r.value) + '\n');
+    } else {
+      const message = (r.reason as Error).message;
+      rows.push({ address, error: message });
+      if (!o.json) process.stdout.write(`${address}  no answer: ${message}\n`);
     }
-  }
+  });
   if (o.json) process.stdout.write(JSON.stringify({ replicas: rows }) + '\n');
-  return code;
+  if (answered === 0) return 3;
+  return blocked || answered < servers.length ? 1 : 0;
 }
 
 export async function runPromote(address: string, o: OperatorCliOptions): Promise<number> {

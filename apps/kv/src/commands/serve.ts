@@ -1,6 +1,7 @@
 /**
- * `tandem-kv serve`: run one replica of the kv service. Prints the worst-case failover time computed
- * from the configuration, then role changes and protocol events (human lines, or JSON lines with
+ * `tandem-kv serve`: run one replica of the kv service. Prints the worst-case failover bound computed
+ * from the configuration (one line on stderr at every log level but silent, and the `timing` event on
+ * stdout), serves Prometheus metrics with --metrics-listen, then role changes and protocol events (human lines, or JSON lines with
  * --json). When started with an IPC channel (the demo, tests and benchmark harness), it also answers
  * {type:'status'} and {type:'read', keys} messages from its parent.
  */
@@ -18,6 +19,7 @@ import {
   type Witness,
 } from '@tandem/core';
 import { streamingStateSync, withImmediateYield, type StreamingStateSyncEvent, type TransferProgress } from '@tandem/state-transfer';
+import { Registry, replicaMetrics, serveMetrics, stateTransferMetrics, type MetricsServer } from '@tandem/metrics-prometheus';
 import { kvServiceVersion, type KvServiceVariant } from '../service.js';
 import { createTransportRegistry } from '../transports.js';
 import type { TransportSecurity } from '../security-options.js';
@@ -56,6 +58,22 @@ export interface ServeOptions {
   witness?: Witness;
   /** Where the witness is, for the startup line (no secrets). */
   witnessSummary?: string;
+  /** `HOST:PORT` to serve Prometheus metrics on (GET /metrics); loopback unless `security.insecure`. */
+  metricsListen?: string;
+}
+
+/** The startup line with the failover bounds in force (stderr, every log level but silent). */
+export function failoverBoundLine(replication: ReplicationConfig, witness?: Witness): string {
+  const b = computeTimingBounds(replication);
+  const processCrash = replication.fastFailover
+    ? `process crash ≤ ${b.processCrashFailoverMs} ms`
+    : `process crash ≤ ${b.processCrashFailoverMs} ms (fast path off)`;
+  let line = `tandem-kv: failover bound: ${processCrash}, host crash ≤ ${b.worstCaseFailoverMs} ms (takeover ${b.takeoverMs} ms + request retry ${replication.requestTimeoutMs} ms)`;
+  if (witness !== undefined) {
+    const wb = computeWitnessBounds(replication, witness.leaseMs ?? 0);
+    line += `; with the witness: + one witness round trip, ≤ ${wb.worstCaseFailoverAfterSoloMs} ms when the failed replica served alone (lease ${wb.witnessLeaseMs} ms)`;
+  }
+  return line;
 }
 
 /** Prints one event: a JSON line with --json, else a human line. */
@@ -88,6 +106,7 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     `security: ${opts.securitySummary ?? ((sec.clusterKeys?.length ?? 0) > 0 ? 'cluster key' : 'NO cluster key: peers not authenticated')}${(sec.clusterKeys?.length ?? 0) === 0 ? (sec.insecure ? ' — WARNING: --insecure: any host that reaches this address can act as the peer and take the pair down' : ' (loopback only)') : ''}`,
   );
   const bounds = computeTimingBounds(opts.replication);
+  if (opts.logLevel !== 'silent') process.stderr.write(`${failoverBoundLine(opts.replication, opts.witness)}\n`);
   out(
     'timing',
     { bounds, config: opts.replication },
@@ -107,10 +126,13 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
       'witness: none — a primary/backup partition with both alive can split the pair (docs/PARTITIONS.md)',
     );
   }
+  const registry = opts.metricsListen !== undefined ? new Registry() : undefined;
+  const transferMetrics = registry !== undefined ? stateTransferMetrics({ registry }) : undefined;
   const streaming = streamingStateSync({
     service: variant.service,
     onProgress: (p) => opts.onTransferProgress?.(p, out),
     onEvent: (e) => {
+      transferMetrics?.onEvent(e);
       if (e.side === 'joiner' && e.type === 'installed') {
         opts.onStateInstalled?.({ seq: e.seq, fromVersion: e.sourceVersion, toVersion: e.version, streamed: true }, out);
       }
@@ -140,6 +162,16 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     ...(opts.security ? { security: opts.security } : {}),
     ...(opts.witness ? { witness: opts.witness } : {}),
   });
+  let metricsServer: MetricsServer | undefined;
+  if (registry !== undefined && opts.metricsListen !== undefined) {
+    replicaMetrics(replica, { registry });
+    metricsServer = await serveMetrics(registry, opts.metricsListen, { allowRemote: sec.insecure === true });
+    out(
+      'metrics',
+      { address: metricsServer.address, url: metricsServer.url },
+      `metrics: ${metricsServer.url}${sec.insecure === true && !/^(127\.|\[::1\]|localhost)/.test(metricsServer.address) ? ' — WARNING: --insecure: the metrics endpoint is reachable beyond loopback, unauthenticated' : ''}`,
+    );
+  }
   // Refusals and forged forwards can come by the thousand from an attacker: print a few, count the rest.
   let window = { start: Date.now(), shown: 0, hidden: 0 };
   replica.on((e) => {
@@ -168,6 +200,7 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     if (stopping) return;
     stopping = true;
     out('stopping', { signal }, `stopping (${signal})`);
+    void metricsServer?.close();
     replica.stop().then(
       () => process.exit(0),
       () => process.exit(1),

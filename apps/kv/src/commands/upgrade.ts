@@ -19,6 +19,7 @@ import type { Role } from '@tandem/core';
 import { probeReplica } from '../role-probe.js';
 import { createTransportRegistry, UsageError } from '../transports.js';
 
+/** The steps of a rolling upgrade, in order. */
 export type UpgradePhase = 'inspect' | 'stop-backup' | 'new-backup' | 'failover' | 'new-other' | 'done';
 
 /** How the upgrade sees and drives the replicas (the CLI: network probe + pids; tests: child processes). */
@@ -31,12 +32,15 @@ export interface UpgradeControl {
   start(address: string, peer: string): Promise<string>;
 }
 
+/** Options of rollingUpgrade: the per-phase timeout and a progress callback. */
 export interface UpgradeOptions {
   /** Longest wait for each phase's condition (default 30 000 ms). */
   phaseTimeoutMs?: number;
+  /** Called as each phase starts, with a line saying what it does. */
   onPhase?: (phase: UpgradePhase, detail: string) => void;
 }
 
+/** Where a rolling upgrade left the pair: the primary and backup addresses, and the processes it started. */
 export interface UpgradeResult {
   /** The address serving as primary at the end (the old backup's). */
   primary: string;
@@ -44,6 +48,7 @@ export interface UpgradeResult {
   started: string[];
 }
 
+/** A rolling upgrade could not go on: a phase timed out or the replicas were not in the expected roles. */
 export class UpgradeError extends Error {
   static override readonly name = 'UpgradeError';
   override readonly name = 'UpgradeError';
@@ -59,6 +64,7 @@ async function waitUntil(what: string, cond: () => Promise<boolean>, timeoutMs: 
   }
 }
 
+/** Upgrade a running pair one replica at a time without downtime: replace the backup, fail over to it, then replace the other. */
 export async function rollingUpgrade(
   servers: readonly [string, string],
   control: UpgradeControl,
