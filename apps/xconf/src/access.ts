@@ -16,6 +16,7 @@ export function actsFor(p: ParticipantConfig, token: string | undefined): boolea
   return p.token === undefined || tokenMatches(token, p.token);
 }
 
+/** Access checks of the configuration: who may start, join and launch in which conference, and with which token. */
 export class AccessPolicy {
   private readonly byName = new Map<string, ParticipantConfig>();
 

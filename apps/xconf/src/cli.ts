@@ -1,16 +1,19 @@
 #!/usr/bin/env node
+import { isMetricsPrometheusError, serveMetrics, type MetricsServer } from '@tandem/metrics-prometheus';
 import { parseFocusTrigger } from '@tandem/xconference';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, configFromFlags, loadConfig, type XconfConfig } from './config.js';
 import { CTL_USAGE, formatCtlResult, parseCtlArgs } from './ctl-args.js';
 import { ctlRequest } from './ctl-client.js';
 import { CtlError } from './ctl-protocol.js';
 import { defaultCtlSocket } from './ctl-server.js';
 import { XconfServer } from './daemon.js';
+import { xconfMetrics } from './metrics.js';
 
 const USAGE = `usage:
   tandem-xconf --display :N --master DISPLAY [--participant DISPLAY]... [--focus-trigger SPEC] [--tcp]
-               [--no-cookie] [--socket PATH] [--busy-poll-us N] [--quiet]
-  tandem-xconf serve --config FILE [--socket PATH] [--busy-poll-us N] [--quiet]
+               [--no-cookie] [--socket PATH] [--busy-poll-us N] [--metrics-listen HOST:PORT] [--quiet]
+  tandem-xconf serve --config FILE [--socket PATH] [--busy-poll-us N] [--metrics-listen HOST:PORT] [--quiet]
   tandem-xconf ctl [--socket PATH] [--json] COMMAND …     (tandem-xconf ctl --help)
 
 The first form runs one conference: it listens as X display :N (unix socket /tmp/.X11-unix/XN, mode 0600,
@@ -34,7 +37,10 @@ SPEC (focus-switch trigger): a key chord such as ctrl+alt+f (consumed), button o
 click from a non-focus participant, forwarded), or none (only \`tandem-xconf ctl focus\`).
 Control socket (default ${defaultCtlSocket()}): mode 0600 in a 0700 directory.
 --busy-poll-us N: after each write the daemon polls its sockets without sleeping for N µs (default 50),
-saving the process wake-ups a relay adds to each round trip; 0 turns it off (see docs/XCONFERENCE.md).`;
+saving the process wake-ups a relay adds to each round trip; 0 turns it off (see docs/XCONFERENCE.md).
+--metrics-listen HOST:PORT: serve Prometheus metrics (tandem_xconf_*) at http://HOST:PORT/metrics; loopback
+only (127.0.0.1, ::1, localhost), since the endpoint is unauthenticated; port 0 picks a free port (printed).
+\`tandem-xconf ctl status [--json]\` shows the same counts per conference.`;
 
 interface Flags {
   display: string;
@@ -50,6 +56,7 @@ interface Flags {
   socket: string | undefined;
   config: string | undefined;
   busyPollMicros: number | undefined;
+  metricsListen: string | undefined;
 }
 
 function parseArgs(argv: string[], serve: boolean): Flags {
@@ -65,6 +72,7 @@ function parseArgs(argv: string[], serve: boolean): Flags {
     socket: undefined,
     config: undefined,
     busyPollMicros: undefined,
+    metricsListen: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -78,6 +86,7 @@ function parseArgs(argv: string[], serve: boolean): Flags {
       process.exit(0);
     } else if (a === '--quiet') out.quiet = true;
     else if (a === '--socket') out.socket = value();
+    else if (a === '--metrics-listen') out.metricsListen = value();
     else if (a === '--busy-poll-us') {
       const v = value();
       const n = Number(v);
@@ -128,6 +137,18 @@ async function runDaemon(argv: string[], serve: boolean): Promise<void> {
   const log = flags.quiet ? () => {} : (line: string): void => console.error(line);
   // Security warnings are printed even with --quiet.
   const warn = (line: string): void => console.error(line);
+  // The metrics endpoint listens before any conference starts: an address it refuses starts nothing.
+  const registry = new Registry();
+  let metrics: MetricsServer | undefined;
+  if (flags.metricsListen !== undefined) {
+    try {
+      metrics = await serveMetrics(registry, flags.metricsListen);
+    } catch (err) {
+      console.error(`tandem-xconf: ${(err as Error).message}`);
+      // A refused or malformed address is a usage error; a port that cannot be bound is not.
+      process.exit(isMetricsPrometheusError(err, 'MetricsListenError') && (err as Error).cause !== undefined ? 1 : 2);
+    }
+  }
   let resolveDone!: (reason: string) => void;
   const done = new Promise<string>((r) => (resolveDone = r));
   const server = await XconfServer.start(config, {
@@ -143,6 +164,12 @@ async function runDaemon(argv: string[], serve: boolean): Promise<void> {
       if (!serve) resolveDone(reason);
     },
   });
+  if (metrics) {
+    collectDefaultMetrics({ register: registry });
+    xconfMetrics(registry, server);
+    server.metricsUrl = metrics.url;
+    console.log(`tandem-xconf: metrics on ${metrics.url}`);
+  }
   const names = [...server.conferences.values()].map((h) => `${h.name} on ${h.display}`).join(', ');
   if (serve) console.log(`tandem-xconf: ready (${names || 'no conferences yet'})${server.ctlPath ? `; ctl ${server.ctlPath}` : ''}`);
   else {
@@ -164,6 +191,7 @@ async function runDaemon(argv: string[], serve: boolean): Promise<void> {
   process.on('SIGINT', stop);
   const reason = await done;
   await server.close(reason);
+  await metrics?.close();
   console.error(`tandem-xconf: ${reason}`);
   process.exit(0);
 }

@@ -43,7 +43,9 @@ const name = z
 /** Participant names may also be display names (`:92`, `host:3`), as on the command line. */
 const participantName = z.string().regex(/^[A-Za-z0-9:][A-Za-z0-9:._-]{0,63}$/, 'letters, digits, ":", ".", "_" and "-" (1–64)');
 
+/** What a participant may be allowed to do: start a conference, join one, launch applications. */
 export const PERMISSIONS = ['start', 'join', 'launch'] as const;
+/** One of PERMISSIONS. */
 export type Permission = (typeof PERMISSIONS)[number];
 
 const participantSchema = z.strictObject({
@@ -79,6 +81,7 @@ const conferenceSchema = z.strictObject({
   autostart: z.boolean().default(true),
 });
 
+/** The zod schema of tandem-xconf's JSON configuration: the ctl socket, the participants, the conferences. */
 export const configSchema = z
   .strictObject({
     control: z
@@ -182,8 +185,11 @@ export function localDisplayNumber(display: string): number | null {
   return d.host === null || d.host === 'localhost' || d.host === '127.0.0.1' ? d.number : null;
 }
 
+/** A validated tandem-xconf configuration, defaults filled in. */
 export type XconfConfig = z.output<typeof configSchema>;
+/** One configured participant: name, display, token, permissions. */
 export type ParticipantConfig = XconfConfig['participants'][number];
+/** One configured conference: name, display, master, participants, focus trigger. */
 export type ConferenceConfig = XconfConfig['conferences'][number];
 
 /** Validates a parsed JSON value; throws ConfigError naming every bad field. */

@@ -1,10 +1,14 @@
 // `tandem-xconf ctl …`: command-line arguments → a control request, and the reply → text.
 import { CtlError, type ConferenceInfo, type CtlRequest } from './ctl-protocol.js';
+import type { XconfStatus } from './status.js';
 
+/** The help text of `tandem-xconf ctl`. */
 export const CTL_USAGE = `usage: tandem-xconf ctl [--socket PATH] [--json] COMMAND
 
 Commands (a token can also be given in $TANDEM_XCONF_TOKEN, which keeps it out of the process list):
   list                                            conferences, displays, participants, applications, focus
+  status [CONF]                                   the daemon and its conferences: participants (role, colour
+                                                  depth, bytes in/out), applications and their focus, requests
   start CONF --master P [--token T] [--display :N] [--focus-trigger SPEC]
                                                   start a conference with participant P as its master
   join CONF P [--token T]                         participant P (name or display) joins; sees open apps
@@ -56,6 +60,11 @@ export function parseCtlArgs(argv: readonly string[], env: NodeJS.ProcessEnv = p
       need(0, 'no arguments');
       allowed();
       request = { cmd: 'list' };
+      break;
+    case 'status':
+      if (args.length > 1) throw new CtlError('bad-request', 'status takes at most a conference name');
+      allowed();
+      request = args[0] === undefined ? { cmd: 'status' } : { cmd: 'status', conference: args[0] };
       break;
     case 'start': {
       need(1, 'a conference name');
@@ -129,6 +138,8 @@ export function formatCtlResult(req: CtlRequest, result: unknown): string {
       const confs = (r.conferences ?? []) as ConferenceInfo[];
       return confs.length ? confs.map(describe).join('\n') : '(no conferences)';
     }
+    case 'status':
+      return formatStatus(result as XconfStatus);
     case 'start':
     case 'join':
     case 'drop':
@@ -144,4 +155,35 @@ export function formatCtlResult(req: CtlRequest, result: unknown): string {
     case 'stop':
       return `${String(r.stopped)} stopped`;
   }
+}
+
+/** Human-readable `ctl status`: one block per conference, one line per participant and application. */
+export function formatStatus(st: XconfStatus): string {
+  const lines = [
+    `tandem-xconf ${st.version}  pid ${st.pid}  up ${st.uptimeSeconds} s  metrics ${st.metrics ?? 'off'}  conferences ${st.conferences.length}`,
+  ];
+  for (const c of st.conferences) {
+    const requests = Object.entries(c.requests)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    lines.push(
+      `${c.name}  display ${c.display}  focus trigger ${c.focusTrigger}  applications ${c.applications.length}  focus changes ${c.focusChanges}  late joins ${c.lateJoins}${c.lateJoinFailures ? ` (${c.lateJoinFailures} failed)` : ''}`,
+      `  requests: ${requests}`,
+      `  bytes: in ${formatBytes(c.bytesIn)}, out ${formatBytes(c.bytesOut)}`,
+    );
+    for (const p of c.participants) {
+      lines.push(
+        `  ${p.role.padEnd(11)} ${p.name}  ${p.display}  depth ${p.depth ?? '?'}  in ${formatBytes(p.bytesIn)}  out ${formatBytes(p.bytesOut)}`,
+      );
+    }
+    for (const a of c.applications) lines.push(`  app ${a.id}  focus ${a.focus ?? '-'}  on ${a.participants.join(', ')}`);
+  }
+  return lines.join('\n');
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }

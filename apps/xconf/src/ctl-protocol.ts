@@ -2,6 +2,7 @@
 import { z } from 'zod';
 
 export const CTL_ERROR_CODES = ['bad-request', 'unauthorised', 'not-found', 'conflict', 'failed'] as const;
+/** One of CTL_ERROR_CODES. */
 export type CtlErrorCode = (typeof CTL_ERROR_CODES)[number];
 
 /** A refused or failed control request; `code` says which kind. */
@@ -20,8 +21,10 @@ const token = z.string().max(1024).optional();
 const conference = z.string().min(1).max(64);
 const participant = z.string().min(1).max(256);
 
+/** The zod schema of a ctl request line: list, status, start, join, leave, focus, launch, drop, stop. */
 export const ctlRequestSchema = z.discriminatedUnion('cmd', [
   z.strictObject({ id: z.number().int().optional(), cmd: z.literal('list') }),
+  z.strictObject({ id: z.number().int().optional(), cmd: z.literal('status'), conference: conference.optional() }),
   z.strictObject({
     id: z.number().int().optional(),
     cmd: z.literal('start'),
@@ -52,13 +55,16 @@ export const ctlRequestSchema = z.discriminatedUnion('cmd', [
   z.strictObject({ id: z.number().int().optional(), cmd: z.literal('drop'), conference, app: z.number().int().positive(), token }),
   z.strictObject({ id: z.number().int().optional(), cmd: z.literal('stop'), conference, token }),
 ]);
+/** A ctl request. */
 export type CtlRequest = z.infer<typeof ctlRequestSchema>;
 
+/** One application of a conference as ctl reports it: id, focus holder, participants it is shown to. */
 export interface ApplicationInfo {
   readonly id: number;
   readonly focus: string | null;
   readonly participants: readonly string[];
 }
+/** One conference as ctl reports it: display, master, participants, focus trigger, cookie, applications. */
 export interface ConferenceInfo {
   readonly name: string;
   readonly display: string;
@@ -71,6 +77,7 @@ export interface ConferenceInfo {
   readonly applications: readonly ApplicationInfo[];
 }
 
+/** A ctl reply line: the result, or an error with its code. */
 export type CtlReply =
   | { readonly id?: number | undefined; readonly ok: true; readonly result: unknown }
   | { readonly id?: number | undefined; readonly ok: false; readonly error: { readonly code: CtlErrorCode; readonly message: string } };

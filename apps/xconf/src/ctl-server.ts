@@ -34,10 +34,13 @@ export function prepareCtlDirectory(dir: string): void {
 /** Requests one connection may have waiting for their replies. */
 const MAX_PENDING_REQUESTS = 64;
 
+/** Answers one validated ctl request; a thrown CtlError becomes an error reply. */
 export type CtlHandler = (req: CtlRequest) => Promise<unknown>;
 
+/** A listening ctl socket. */
 export interface CtlServer {
   readonly path: string;
+  /** Stop listening and remove the socket file. */
   close(): Promise<void>;
 }
 

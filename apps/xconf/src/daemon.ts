@@ -8,8 +8,11 @@ import { CtlError, type ConferenceInfo, type CtlRequest } from './ctl-protocol.j
 import { defaultCtlSocket, prepareCtlDirectory, startCtlServer, type CtlServer } from './ctl-server.js';
 import { parseDisplay, unixSocketPath, upstreamFor } from './display.js';
 import { HostedConference, type HostedParticipant } from './hosted-conference.js';
+import { conferenceStatus, XconfTotals, xconfVersion, type XconfStatus } from './status.js';
 
+/** Options of XconfServer: log and warning lines, the ctl socket path, and tuning passed to each conference. */
 export interface DaemonOptions {
+  /** Receives the daemon's log lines (default: none). */
   readonly log?: (line: string) => void;
   /**
    * Security warnings (a conference that admits applications without a cookie). Default: `log`, else
@@ -46,6 +49,11 @@ export class XconfServer {
   readonly policy: AccessPolicy;
   /** The ctl socket's path, or null when there is none. */
   ctlPath: string | null = null;
+  /** Counts over every conference run so far, for `ctl status` and the metrics. */
+  readonly totals = new XconfTotals();
+  /** The metrics endpoint's URL, shown by `ctl status` (set by whoever serves it; see startXconfMetrics). */
+  metricsUrl: string | null = null;
+  private readonly startedAt = performance.now();
   private ctl: CtlServer | null = null;
   private readonly launched = new Map<string, Set<Launched>>();
   private readonly log: (line: string) => void;
@@ -106,6 +114,8 @@ export class XconfServer {
     switch (req.cmd) {
       case 'list':
         return { conferences: [...this.conferences.values()].map((h) => this.describe(h)) };
+      case 'status':
+        return this.status(req.conference);
       case 'start':
         return this.startRequested(req);
       case 'join':
@@ -127,6 +137,7 @@ export class XconfServer {
     }
   }
 
+  /** A conference as `ctl list` shows it, with the applications launched through ctl. */
   describe(h: HostedConference): ConferenceInfo & { launched: ReadonlyArray<{ pid: number; argv: readonly string[]; by: string }> } {
     return {
       name: h.name,
@@ -138,6 +149,18 @@ export class XconfServer {
       xauthority: h.xauthorityPath,
       applications: h.conference.applications.map((a) => ({ id: a.id, focus: a.focusName, participants: a.participants })),
       launched: [...(this.launched.get(h.name) ?? [])],
+    };
+  }
+
+  /** The daemon and its running conferences (or only `conference`; not-found if it is not running): `ctl status`. */
+  status(conference?: string): XconfStatus {
+    const hosts = conference === undefined ? [...this.conferences.values()] : [this.running(conference)];
+    return {
+      pid: process.pid,
+      version: xconfVersion(),
+      uptimeSeconds: Math.round((performance.now() - this.startedAt) / 1000),
+      metrics: this.metricsUrl,
+      conferences: hosts.filter((h) => !h.isClosed).map(conferenceStatus),
     };
   }
 
@@ -255,6 +278,7 @@ export class XconfServer {
         warn: this.warn,
         busyPollMicros: this.opts.busyPollMicros,
         setupTimeoutMs: this.opts.setupTimeoutMs,
+        onLateJoin: (info) => this.totals.lateJoin(c.name, info),
       });
     } catch (err) {
       if (err instanceof CtlError) throw err;
@@ -266,6 +290,7 @@ export class XconfServer {
     this.conferences.set(c.name, h);
     void h.closed.then((reason) => {
       if (this.conferences.get(c.name) === h) this.conferences.delete(c.name);
+      this.totals.retire(h); // in the same tick: its counts move from running to closed, never counted twice
       this.launched.delete(c.name);
       this.log(`[${c.name}] closed: ${reason}`);
       if (!this.closing) this.opts.onConferenceClosed?.(c.name, reason);
@@ -376,6 +401,7 @@ export class XconfServer {
 
 // ---- the single conference of the command line ----------------------------------------------------
 
+/** Options of startXconf: the display to serve, the participants' displays, the focus trigger, cookie and ctl settings. */
 export interface XconfOptions {
   /** The display the daemon serves, e.g. ":95". */
   readonly display: string;
@@ -396,6 +422,7 @@ export interface XconfOptions {
   readonly requireCookie?: boolean;
   /** A ctl socket for this daemon (default: none; the cookie file still goes in the default ctl socket's directory). */
   readonly ctlSocket?: string;
+  /** Receives the daemon's log lines (default: none). */
   readonly log?: (line: string) => void;
   /** Security warnings (default: `log`, else stderr). */
   readonly warn?: (line: string) => void;
@@ -405,6 +432,7 @@ export interface XconfOptions {
   readonly setupTimeoutMs?: number;
 }
 
+/** A running single-conference tandem-xconf: its conference, socket, cookie file and server. */
 export interface XconfDaemon {
   readonly conference: Conference;
   readonly socketPath: string;
@@ -417,6 +445,7 @@ export interface XconfDaemon {
   readonly server: XconfServer;
   /** Resolves when the conference closes (the master left, or close() was called). */
   readonly closed: Promise<string>;
+  /** Close the conference and the daemon. */
   close(reason?: string): Promise<void>;
 }
 

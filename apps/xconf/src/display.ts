@@ -9,6 +9,7 @@ export interface DisplayName {
   readonly text: string;
 }
 
+/** Parse an X display name; throws for anything but `:N`, `N`, `unix:N` or `host:N` (with an optional `.S`). */
 export function parseDisplay(text: string): DisplayName {
   const m = /^(?:([^:]*):)?(\d+)(?:\.\d+)?$/.exec(text.trim());
   if (!m) throw new Error(`bad display name "${text}" (expected :N or host:N)`);
@@ -16,6 +17,7 @@ export function parseDisplay(text: string): DisplayName {
   return { host, number: Number(m[2]), text };
 }
 
+/** The Unix socket of local display `:n`. */
 export const unixSocketPath = (n: number): string => `/tmp/.X11-unix/X${n}`;
 
 /** How the daemon reaches a participant's server, with its cookie from XAUTHORITY if there is one. */

@@ -3,7 +3,7 @@
 import { existsSync, lstatSync, readFileSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { userInfo } from 'node:os';
-import { Conference, unsupportedVisual, type FocusTrigger, type Upstream } from '@tandem/xconference';
+import { Conference, unsupportedVisual, type FocusTrigger, type LateJoinInfo, type Upstream } from '@tandem/xconference';
 import { connectServer, type ConnectedServer } from '@tandem/xconference/internal';
 import { parseDisplay, unixSocketPath } from './display.js';
 import { gateApplication, newCookie, writeXauthority } from './launch-auth.js';
@@ -15,12 +15,14 @@ import {
   socketAcceptsConnections,
 } from './unix-socket.js';
 
+/** A participant of a hosted conference: its name, display and how to reach its X server. */
 export interface HostedParticipant {
   readonly name: string;
   readonly display: string;
   readonly upstream: Upstream;
 }
 
+/** Options of HostedConference.start: name, display, participants, focus trigger, TCP, cookie file, allow-list, logging, tuning. */
 export interface HostOptions {
   readonly name: string;
   /** The display the conference serves, `:N`. */
@@ -37,6 +39,7 @@ export interface HostOptions {
   readonly xauthorityPath: string | null;
   /** Who may join later (by name); undefined = anyone allowed to join. */
   readonly allow?: readonly string[] | undefined;
+  /** Receives the conference's log lines (default: none). */
   readonly log?: (line: string) => void;
   /** Security warnings (a conference without a cookie); default: `log`. */
   readonly warn?: (line: string) => void;
@@ -44,8 +47,11 @@ export interface HostOptions {
   readonly busyPollMicros?: number | undefined;
   /** A new application's wait for each participant's setup reply (ConferenceOptions.setupTimeoutMs). */
   readonly setupTimeoutMs?: number | undefined;
+  /** Called after each successful late join (ConferenceOptions.onLateJoin). */
+  readonly onLateJoin?: ((info: LateJoinInfo) => void) | undefined;
 }
 
+/** A Conference served on its own X display (Unix socket, optional TCP port, cookie file), as the daemon runs it. */
 export class HostedConference {
   readonly name: string;
   readonly display: string;
@@ -88,6 +94,7 @@ export class HostedConference {
       onClose: (reason) => this.cleanup(reason),
       busyPollMicros: opts.busyPollMicros,
       setupTimeoutMs: opts.setupTimeoutMs,
+      onLateJoin: opts.onLateJoin,
     });
   }
 
@@ -97,8 +104,12 @@ export class HostedConference {
     try {
       await claimDisplay(host.displayNumber, host.socketPath, host.lockPath);
       host.ownsDisplay = true;
-      host.monitor = await openMonitor(opts.master.upstream);
-      await refuseUnsupportedParticipants(opts.participants);
+      // The colour depths seen by these first connections are noted for `ctl status`.
+      const noteDepth = (name: string, setup: ConnectedServer['setup']): void => {
+        host.conference.participantCounters(name).depth = setup.screens[0]?.rootDepth ?? null;
+      };
+      host.monitor = await openMonitor(opts.master.upstream, (setup) => noteDepth(opts.master.name, setup));
+      await refuseUnsupportedParticipants(opts.participants, noteDepth);
       const masterLeft = (): void => host.conference.close(`master ${opts.master.name} (${opts.master.display}) left the conference`);
       host.monitor.on('close', masterLeft);
       host.monitor.on('error', masterLeft);
@@ -144,10 +155,12 @@ export class HostedConference {
     return host;
   }
 
+  /** True once the conference has closed. */
   get isClosed(): boolean {
     return this.conference.isClosed;
   }
 
+  /** The master participant. */
   get master(): HostedParticipant {
     return this.members.get(this.masterName)!;
   }
@@ -157,6 +170,7 @@ export class HostedConference {
     return this.conference.participantNames.map((n) => this.members.get(n)).filter((p): p is HostedParticipant => p !== undefined);
   }
 
+  /** True when the participant is in the conference now. */
   has(name: string): boolean {
     return this.conference.participantNames.includes(name);
   }
@@ -172,6 +186,7 @@ export class HostedConference {
     return this.conference.removeParticipant(name);
   }
 
+  /** Close the conference; resolves with the reason once its sockets and files are removed. */
   close(reason: string): Promise<string> {
     this.conference.close(reason);
     return this.closed;
@@ -282,7 +297,7 @@ function listen(server: Server, start: (s: Server, cb: () => void) => void): Pro
 
 /** Connects to the master and completes setup (within SETUP_MS); the returned socket stays open as a
  * presence monitor. A master whose default visual is not TrueColor is refused (see unsupportedVisual). */
-async function openMonitor(up: Upstream): Promise<Socket> {
+async function openMonitor(up: Upstream, onSetup: (setup: ConnectedServer['setup']) => void): Promise<Socket> {
   let connected: ConnectedServer;
   try {
     connected = await connectServer(up, 'LE', SETUP_MS);
@@ -294,6 +309,7 @@ async function openMonitor(up: Upstream): Promise<Socket> {
     connected.socket.destroy();
     throw new Error(`master ${up.name} cannot host a conference: ${refused}`);
   }
+  onSetup(connected.setup);
   connected.socket.on('data', () => {}); // events for the monitor are ignored
   return connected.socket;
 }
@@ -301,12 +317,16 @@ async function openMonitor(up: Upstream): Promise<Socket> {
 /** A participant whose server answers with a default visual that is not TrueColor is refused at the start
  * (an unreachable, slow or garbled one is not: it is left out of the applications it cannot join in time).
  * Every probe connection is closed: answered, failed or timed out after PROBE_MS. */
-async function refuseUnsupportedParticipants(participants: readonly HostedParticipant[]): Promise<void> {
+async function refuseUnsupportedParticipants(
+  participants: readonly HostedParticipant[],
+  onSetup: (name: string, setup: ConnectedServer['setup']) => void,
+): Promise<void> {
   const probes = participants.map((p) =>
     connectServer(p.upstream, 'LE', PROBE_MS).then(
       ({ socket, setup }) => {
         socket.destroy();
         const refused = unsupportedVisual(setup);
+        if (refused === undefined) onSetup(p.name, setup);
         return refused === undefined ? undefined : `participant ${p.name} (${p.display}) cannot join: ${refused}`;
       },
       () => undefined,

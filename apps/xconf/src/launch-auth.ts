@@ -10,6 +10,7 @@ export const COOKIE_NAME = 'MIT-MAGIC-COOKIE-1';
 const FAMILY_LOCAL = 256;
 const FAMILY_WILD = 65535;
 
+/** A new random 16-byte MIT-MAGIC-COOKIE-1. */
 export function newCookie(): Buffer {
   return randomBytes(16);
 }

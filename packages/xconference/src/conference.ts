@@ -3,17 +3,20 @@ import { isXconferenceError, JoinError } from './errors.js';
 import { BusyPoll, DEFAULT_BUSY_POLL_MICROS } from './session/busy-poll.js';
 import type { FocusTrigger } from './session/focus-trigger.js';
 import { connectServer } from './session/handshake.js';
-import { emptyStats, type SessionStats, type Upstream } from './session/options.js';
+import { emptyParticipantCounters, emptyStats, type ParticipantCounters, type SessionStats, type Upstream } from './session/options.js';
 import { ApplicationSession } from './session/session.js';
 import { unsupportedVisual } from './translate/visual-policy.js';
 
+/** Options of a Conference: the participants' servers (first = master), the focus trigger, timeouts and callbacks. */
 export interface ConferenceOptions {
   /** Participants' servers; the first is the master (irrevocable). */
   readonly participants: readonly Upstream[];
   readonly trigger: FocusTrigger;
+  /** Receives the conference's log lines (default: none). */
   readonly log?: (line: string) => void;
   /** Called once when the conference closes (the master left, or close() was called). */
   readonly onClose?: (reason: string) => void;
+  /** Called when an application's focus moves to another participant. */
   readonly onFocusChange?: (applicationId: number, participant: string) => void;
   /** Milliseconds to wait for each server's setup reply before leaving it out (default 10 s). */
   readonly setupTimeoutMs?: number;
@@ -25,6 +28,30 @@ export interface ConferenceOptions {
    * burst of writes; see BusyPoll and docs/XCONFERENCE.md.
    */
   readonly busyPollMicros?: number;
+  /** Called after each participant's successful late join (see LateJoinInfo); for metrics such as a replay-time histogram. */
+  readonly onLateJoin?: (info: LateJoinInfo) => void;
+}
+
+/** One participant's completed late join, as reported to ConferenceOptions.onLateJoin. */
+export interface LateJoinInfo {
+  /** The participant that joined. */
+  readonly participant: string;
+  /** Seconds from the join request to the newcomer showing every running application (probe, replays, queued requests). */
+  readonly seconds: number;
+  /** Applications that were running and replayed on the newcomer. */
+  readonly applications: number;
+}
+
+/** Conference-wide counts (they only grow; plain numbers, read at any time). */
+export interface ConferenceCounters {
+  /** Input-focus changes of any application: trigger, ctl, or the focus falling back to the master when a participant left. */
+  focusChanges: number;
+  /** Participants that joined the running conference (Conference.addParticipant succeeded). */
+  lateJoins: number;
+  /** Late joins that failed (unreachable or refused server, a replay that failed); duplicates and joins to a closed conference not counted. */
+  lateJoinFailures: number;
+  /** Seconds spent in the successful late joins, summed (see LateJoinInfo.seconds). */
+  lateJoinSeconds: number;
 }
 
 /**
@@ -41,6 +68,10 @@ export class Conference {
   private closedReason: string | null = null;
   /** Counts summed over every application that has connected (open and closed). */
   private readonly finished: SessionStats = emptyStats();
+  /** Per-participant counters, shared by every application's connection to that participant; kept after it leaves. */
+  private readonly perParticipant = new Map<string, ParticipantCounters>();
+  /** Conference-wide counts: focus changes, late joins. */
+  readonly counters: ConferenceCounters = { focusChanges: 0, lateJoins: 0, lateJoinFailures: 0, lateJoinSeconds: 0 };
 
   constructor(private readonly opts: ConferenceOptions) {
     if (opts.participants.length === 0) throw new Error('a conference needs at least a master');
@@ -64,6 +95,34 @@ export class Conference {
   async addParticipant(up: Upstream): Promise<void> {
     if (this.closedReason !== null) throw new JoinError('closed', `the conference is closed (${this.closedReason})`);
     if (this.participants.some((p) => p.name === up.name)) throw new JoinError('duplicate', `${up.name} is already a participant`);
+    const started = performance.now();
+    let applications: number;
+    try {
+      applications = await this.join(up);
+    } catch (err) {
+      this.counters.lateJoinFailures++;
+      throw err;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    this.counters.lateJoins++;
+    this.counters.lateJoinSeconds += seconds;
+    this.opts.onLateJoin?.({ participant: up.name, seconds, applications });
+  }
+
+  /** Counters of participant `name` (created at zero if it has none yet); the same object while the conference lives. */
+  participantCounters(name: string): ParticipantCounters {
+    let c = this.perParticipant.get(name);
+    if (c === undefined) this.perParticipant.set(name, (c = emptyParticipantCounters()));
+    return c;
+  }
+
+  /** Counters of every participant that has been connected to, including those that left. */
+  get participantTraffic(): ReadonlyMap<string, Readonly<ParticipantCounters>> {
+    return this.perParticipant;
+  }
+
+  /** addParticipant's work; resolves with the number of applications replayed on the newcomer. */
+  private async join(up: Upstream): Promise<number> {
     const sessions = [...this.sessions].filter((s) => !s.isClosed);
     // Check that the server can be reached at all, and that it can show the master's colours.
     const probe = await connectServer(up, 'LE', this.opts.setupTimeoutMs ?? 10_000);
@@ -75,6 +134,7 @@ export class Conference {
     }
     if (this.closedReason !== null) throw new JoinError('closed', `the conference is closed (${this.closedReason})`);
     if (this.participants.some((p) => p.name === up.name)) throw new JoinError('duplicate', `${up.name} is already a participant`);
+    this.participantCounters(up.name).depth = probe.setup.screens[0]?.rootDepth ?? null;
     this.participants.push(up);
     this.opts.log?.(`participant ${up.name} joins (${sessions.length} running applications)`);
     const results = await Promise.allSettled(sessions.map((s) => s.addParticipant(up)));
@@ -93,6 +153,7 @@ export class Conference {
       throw new JoinError(code, `${up.name} could not join: ${why}`, failure ? { cause: failure.reason } : undefined);
     }
     this.opts.log?.(`participant ${up.name} joined`);
+    return sessions.length;
   }
 
   /**
@@ -113,14 +174,17 @@ export class Conference {
     return true;
   }
 
+  /** The master participant's name (the first server; it cannot leave without ending the conference). */
   get master(): string {
     return this.opts.participants[0]!.name;
   }
 
+  /** True once the conference has closed. */
   get isClosed(): boolean {
     return this.closedReason !== null;
   }
 
+  /** The applications running in the conference. */
   get applications(): readonly ApplicationSession[] {
     return [...this.sessions];
   }
@@ -148,7 +212,11 @@ export class Conference {
         this.sessions.delete(s);
         for (const k of Object.keys(this.finished) as Array<keyof SessionStats>) this.finished[k] += s.stats[k];
       },
-      onFocusChange: (s, name) => this.opts.onFocusChange?.(s.id, name),
+      onFocusChange: (s, name) => {
+        this.counters.focusChanges++;
+        this.opts.onFocusChange?.(s.id, name);
+      },
+      participantCounters: (name) => this.participantCounters(name),
       onMasterLost: () => this.close('the master left the conference'),
       // A participant's server that is gone for one application is gone for the conference.
       onParticipantLost: (_s, name) => this.removeParticipant(name),

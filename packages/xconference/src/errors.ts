@@ -6,6 +6,7 @@
 
 /** Every error name this package uses. */
 export const XCONFERENCE_ERROR_NAMES = ['XProtocolError', 'JoinError', 'FocusTriggerError'] as const;
+/** One of XCONFERENCE_ERROR_NAMES. */
 export type XconferenceErrorName = (typeof XCONFERENCE_ERROR_NAMES)[number];
 
 /** Why a connection's byte stream was rejected. */

@@ -1,10 +1,14 @@
-// The public API of @tandem/xconference. Building blocks below it (framers, translation, the resource
-// tracker, the generated tables…) are in '@tandem/xconference/internal', which may change in any release.
+/**
+ * The public API of @tandem/xconference. Building blocks below it (framers, translation, the resource
+ * tracker, the generated tables…) are in '@tandem/xconference/internal', which may change in any release.
+ *
+ * @packageDocumentation
+ */
 
 // A conference, its applications and its participants' servers.
-export { Conference, type ConferenceOptions } from './conference.js';
+export { Conference, type ConferenceOptions, type ConferenceCounters, type LateJoinInfo } from './conference.js';
 export type { ApplicationSession } from './session/session.js';
-export type { SessionStats, Upstream } from './session/options.js';
+export type { SessionStats, ParticipantCounters, Upstream } from './session/options.js';
 export type { JoinStats } from './late-join/late-join.js';
 export { parseFocusTrigger, type FocusTrigger } from './session/focus-trigger.js';
 export { readXauthority, findCookie, type XauthEntry } from './session/xauth.js';

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { BusyPoll } from './busy-poll.js';
+import { emptyParticipantCounters, type ParticipantCounters } from './options.js';
 import { ServerMessageFramer } from '../wire/framing.js';
 import type { IdMap } from '../translate/id-map.js';
 import type { ServerSetup } from '../wire/setup.js';
@@ -39,6 +40,8 @@ export class ServerLink {
     readonly ids: IdMap,
     le: boolean,
     poll?: BusyPoll,
+    /** The participant's counters, shared with its other connections (bytes in and out are added to them). */
+    readonly counters: ParticipantCounters = emptyParticipantCounters(),
   ) {
     this.writer = new SocketWriter(socket, undefined, poll);
     this.framer = new ServerMessageFramer(le);
@@ -54,6 +57,7 @@ export class ServerLink {
     this.appSeqOf[s] = appSeq;
     this.opcodeOf[s] = opcode;
     this.flagsOf[s] = flags;
+    this.counters.bytesOut += req.length;
     this.writer.write(req);
   }
 
@@ -64,6 +68,7 @@ export class ServerLink {
     this.opcodeOf[s] = req[0]!;
     this.flagsOf[s] = INTERNAL;
     this.internal.set(s, onReply);
+    this.counters.bytesOut += req.length;
     this.writer.write(req);
   }
 

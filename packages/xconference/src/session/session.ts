@@ -13,10 +13,19 @@ import { unsupportedVisual } from '../translate/visual-policy.js';
 import { read16, read32 } from '../wire/bytes.js';
 import { EventCategory, RequestCategory, eventCategory, requestCategory } from '../wire/categories.js';
 import { RequestFramer } from '../wire/framing.js';
-import { encodeSetupFailed, type ClientSetup } from '../wire/setup.js';
+import { encodeSetupFailed, type ClientSetup, type ServerSetup } from '../wire/setup.js';
 import { isFocusTrigger, learnTriggerKeycode } from './focus-trigger.js';
 import { ClientSetupReader, connectServer, connectUpstreams, type ConnectedServer, type UpstreamResult } from './handshake.js';
-import { emptyStats, type SessionOptions, type SessionStats, type Upstream } from './options.js';
+import {
+  countDroppedEvent,
+  countRequest,
+  emptyParticipantCounters,
+  emptyStats,
+  type ParticipantCounters,
+  type SessionOptions,
+  type SessionStats,
+  type Upstream,
+} from './options.js';
 import { PendingNames } from './pending-names.js';
 import { ReplyOrder } from './reply-order.js';
 import { answeredByFocus, eventPasses } from './routing.js';
@@ -104,6 +113,7 @@ export class ApplicationSession {
   /** The protocol error that closed this application's connection, if any. */
   lastError: XProtocolError | null = null;
 
+  /** True once the application's session has closed. */
   get isClosed(): boolean {
     return this.closed;
   }
@@ -134,7 +144,9 @@ export class ApplicationSession {
     }
     const master = this.links[0]!;
     const index = this.nextLinkIndex++;
-    const link = new ServerLink(index, up.name, conn.socket, conn.setup, new IdMap(master.setup, conn.setup), this.le, this.opts.busyPoll);
+    const ids = new IdMap(master.setup, conn.setup);
+    const counters = this.countersOf(up.name, conn.setup);
+    const link = new ServerLink(index, up.name, conn.socket, conn.setup, ids, this.le, this.opts.busyPoll, counters);
     this.atoms.addServer(index);
     const join = new LateJoin(link, {
       le: this.le,
@@ -213,6 +225,7 @@ export class ApplicationSession {
     for (const j of this.joins) j.enqueue(req, opcode, appSeq);
   }
 
+  /** Close the session: pending joins fail, the application's and the servers' connections are destroyed. */
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
@@ -290,7 +303,9 @@ export class ApplicationSession {
         this.opts.log?.(`app ${this.id}: participant ${up.name} refused: ${refused}`);
         this.opts.onParticipantLost?.(this, up.name);
       } else {
-        const link = new ServerLink(i, up.name, r.socket, r.setup, new IdMap(master.setup, r.setup), this.le, this.opts.busyPoll);
+        const ids = new IdMap(master.setup, r.setup);
+        const counters = this.countersOf(up.name, r.setup);
+        const link = new ServerLink(i, up.name, r.socket, r.setup, ids, this.le, this.opts.busyPoll, counters);
         this.links.push(link);
         this.atoms.addServer(i);
       }
@@ -315,6 +330,13 @@ export class ApplicationSession {
     const early = this.early;
     this.early = [];
     for (const chunk of early) this.onAppData(chunk);
+  }
+
+  /** The participant's shared counters (the conference's, else this link's own), with its colour depth noted. */
+  private countersOf(name: string, setup: ServerSetup): ParticipantCounters {
+    const c = this.opts.participantCounters?.(name) ?? emptyParticipantCounters();
+    c.depth = setup.screens[0]?.rootDepth ?? c.depth;
+    return c;
   }
 
   /** Reads and handles `link`'s server; `gone` runs when its connection fails or closes. */
@@ -375,9 +397,9 @@ export class ApplicationSession {
   private handleRequest(req: Buffer): void {
     const opcode = req[0]!;
     const appSeq = ++this.appSeq;
-    this.stats.requests++;
     const enablesBigRequests = isBigReqEnable(opcode, this.extensions.appBigRequestsOpcode);
     const category = enablesBigRequests ? RequestCategory.InitResourceIds : requestCategory(opcode);
+    countRequest(this.stats, category);
     if (opcode === Opcode.InternAtom) this.atomNames.expect(appSeq, req, this.le, this.live.length);
     else if (opcode === Opcode.QueryExtension) this.extensionNames.expect(appSeq, req, this.le, this.live.length);
     if (enablesBigRequests) this.framer!.bigRequests = true;
@@ -417,6 +439,7 @@ export class ApplicationSession {
 
   private onServerData(link: ServerLink, chunk: Buffer): void {
     if (this.closed || link.closed) return;
+    link.counters.bytesIn += chunk.length;
     try {
       link.framer.push(chunk, link.onMessage);
     } catch (err) {
@@ -483,17 +506,19 @@ export class ApplicationSession {
   private handleEvent(link: ServerLink, msg: Buffer, seq: number): void {
     const category = eventCategory(msg[0]!);
     let pass: boolean;
+    let trigger = false;
     if (
       category === EventCategory.UserInteraction &&
       link !== this.focus &&
       isFocusTrigger(this.opts.trigger, link.triggerKeycode, msg, this.le)
     ) {
       this.changeFocus(link);
+      trigger = true;
       // A button trigger is also input (the click lands); a key chord is reserved for switching.
       pass = this.opts.trigger.kind === 'button';
     } else pass = eventPasses(category, link === this.focus, link.isMaster);
     if (!pass) {
-      this.stats.droppedEvents++;
+      countDroppedEvent(this.stats, category, trigger);
       return;
     }
     const out = link.isMaster ? msg : translateEvent(msg, link.ids, this.le);
