@@ -13,6 +13,16 @@
  *                                                        (every non-blank line, in order)
  *   <!-- doc-example: continues -->                      runs after the previous code block of the document,
  *                                                        as one program (a fragment that uses its names)
+ *   <!-- doc-example: needs="xvfb:3,etcd" -->           fixtures the runner starts before the block and stops
+ *                                                        (by pid) after it: `xvfb:N` N Xvfb servers on free
+ *                                                        displays ($DISPLAY_1…$DISPLAY_N; $FREE_DISPLAY and
+ *                                                        $FREE_DISPLAY_2, free numbers for a daemon to listen
+ *                                                        on; a private $XDG_RUNTIME_DIR); `etcd` a
+ *                                                        single-member etcd ($ETCD = etcd://127.0.0.1:PORT,
+ *                                                        $ETCD_ENDPOINT = 127.0.0.1:PORT)
+ *   <!-- doc-example: typecheck-only prelude="declare const env: Env;" -->  ts: passes tsc --strict, not run
+ *                                                        (an option listing, a skeleton); `prelude` is code
+ *                                                        put before the block for the check only
  * Expectations live in the code: a comment ending in `expect: TEXT` (`// … expect: TEXT` in ts/js, `# …`
  * in sh) — every TEXT must appear in the block's stdout, in that order.
  */
@@ -32,6 +42,29 @@ export interface Annotation {
   continues?: boolean;
   /** A text block that is the previous code block's output: each non-blank line must be printed, in order. */
   output?: boolean;
+  /** Fixtures started for the block (tools/doc-examples/fixtures.ts). */
+  needs?: Need[];
+  /** ts: type-checked (tsc --strict), not executed. */
+  typecheckOnly?: boolean;
+  /** ts: code put before the block for the type check (declarations of the reader's own names). */
+  prelude?: string;
+}
+
+export type Need = { kind: 'xvfb'; count: number } | { kind: 'etcd' };
+
+/** `xvfb:3,etcd` → the fixtures; undefined (and an error) when it cannot be read. */
+export function parseNeeds(value: string | undefined, errors: string[]): Need[] | undefined {
+  const out: Need[] = [];
+  for (const item of (value ?? '').split(',')) {
+    const m = /^xvfb:([1-8])$/.exec(item.trim());
+    if (m) out.push({ kind: 'xvfb', count: Number(m[1]) });
+    else if (item.trim() === 'etcd') out.push({ kind: 'etcd' });
+    else {
+      errors.push(`needs="${value}": each of a comma-separated list must be xvfb:N (N 1..8) or etcd`);
+      return undefined;
+    }
+  }
+  return out;
 }
 
 export interface Block {
@@ -89,6 +122,18 @@ export function parseAnnotation(text: string): { annotation: Annotation; errors:
       case 'output':
         annotation.output = true;
         break;
+      case 'typecheck-only':
+        annotation.typecheckOnly = true;
+        break;
+      case 'prelude':
+        if (value) annotation.prelude = value;
+        else errors.push('prelude needs code');
+        break;
+      case 'needs': {
+        const needs = parseNeeds(value, errors);
+        if (needs) annotation.needs = needs;
+        break;
+      }
       case 'source':
         if (value === undefined || value.startsWith('/') || value.includes('..'))
           errors.push(`source="${value}" must be a path inside the repository`);
@@ -122,6 +167,7 @@ export function parseAnnotation(text: string): { annotation: Annotation; errors:
   if (rest.trim() !== '') errors.push(`could not read "${rest.trim()}"`);
   if (/\bnot-run\b/.test(text) && !annotation.notRun) errors.push('not-run needs reason="…"');
   if (annotation.notRun !== undefined && !/\bnot-run\b/.test(text)) errors.push('reason= without not-run');
+  if (annotation.prelude !== undefined && !annotation.typecheckOnly) errors.push('prelude= without typecheck-only');
   return { annotation, errors };
 }
 

@@ -17,6 +17,9 @@
  * A block that cannot run as written carries `<!-- doc-example: not-run reason="…" -->`: it is listed with
  * its reason. A block without a language, or with an annotation the runner cannot read, fails.
  * A block that leaves processes behind fails (they are killed: each block runs in its own process group).
+ * `needs="xvfb:N,etcd"`: Xvfb servers and an etcd started for the block (tools/doc-examples/fixtures.ts); where
+ * their system package is missing the block fails under CI=true and is listed as not run (with the install
+ * command) otherwise. `typecheck-only` (ts): an option listing or a skeleton, type-checked but not run.
  *
  * Options: --jobs N (default 2) · --only PATH[:LINE] (repeatable) · --list · --verbose · --keep (work folders)
  *          · --files A.md,B.md (instead of the documentation: tools/doc-examples/test/runner.test.ts)
@@ -27,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Block, expectationsOf, extractBlocks } from './extract.js';
+import { type Fixtures, fixturesMissing, startFixtures } from './fixtures.js';
 import { checkExpectations } from './expect.js';
 import { notShipped } from './shipped.js';
 import { SCHEMAS } from './schemas.js';
@@ -104,13 +108,14 @@ function runProcess(
   argv: string[],
   cwd: string,
   timeoutMs: number,
+  extraEnv: Record<string, string> = {},
 ): Promise<{ code: number | null; out: string; err: string; timedOut: boolean; leftovers: boolean }> {
   return new Promise((resolve) => {
     const child: ChildProcess = spawn(cmd, argv, {
       cwd,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PATH: binPath, TANDEM_REPO: root, FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: { ...process.env, ...extraEnv, PATH: binPath, TANDEM_REPO: root, FORCE_COLOR: '0', NO_COLOR: '1' },
     });
     let out = '';
     let err = '';
@@ -162,19 +167,42 @@ function runProcess(
   });
 }
 
+/** Lines written before a typecheck-only block's code (its prelude): tsc's line numbers are shifted by them. */
+const preludeLines = (b: Block): number =>
+  b.annotation.typecheckOnly && b.annotation.prelude !== undefined ? b.annotation.prelude.split('\n').length : 0;
 const tail = (s: string, n = 25): string => s.trimEnd().split('\n').slice(-n).join('\n');
 
 async function runCode(b: Block): Promise<Result> {
+  if (b.annotation.typecheckOnly) return { block: b, status: 'pass', ms: 1, detail: 'type-checked only (not run)' };
+  const needs = b.annotation.needs ?? [];
+  const missing = needs.length > 0 ? fixturesMissing(needs) : undefined;
+  if (missing !== undefined) {
+    if (process.env.CI === 'true') return { block: b, status: 'fail', ms: 1, detail: `CI=true and a fixture is missing: ${missing}` };
+    console.log(`\n*** NOT RUNNING ${b.file}:${b.line}: ${missing}\n`);
+    return { block: b, status: 'not-run', ms: 0, detail: `fixture missing here: ${missing}` };
+  }
+  let fixtures: Fixtures | undefined;
+  try {
+    if (needs.length > 0) fixtures = await startFixtures(needs);
+    return await runCodeWith(b, fixtures?.env ?? {});
+  } catch (e) {
+    return { block: b, status: 'fail', ms: 1, detail: `could not start its fixtures: ${(e as Error).message}` };
+  } finally {
+    await fixtures?.stop();
+  }
+}
+
+async function runCodeWith(b: Block, env: Record<string, string>): Promise<Result> {
   const started = Date.now();
   const dir = b.kind === 'sh' && b.annotation.cwd === 'repo' ? root : dirOf(b);
   const file = join(dirOf(b), fileName(b));
   const timeoutMs = (b.annotation.timeoutS ?? 60) * 1000;
   const r =
     b.kind === 'sh'
-      ? await runProcess('bash', ['-e', '-o', 'pipefail', file], dir, timeoutMs)
+      ? await runProcess('bash', ['-e', '-o', 'pipefail', file], dir, timeoutMs, env)
       : b.kind === 'ini'
         ? await runProcess('systemd-analyze', ['verify', file], dir, timeoutMs)
-        : await runProcess(process.execPath, ['--conditions=@tandem/source', '--import', 'tsx', file], dir, timeoutMs);
+        : await runProcess(process.execPath, ['--conditions=@tandem/source', '--import', 'tsx', file], dir, timeoutMs, env);
   if (b.kind === 'ini' && r.code === 0 && r.err.trim() !== '') r.code = 1; // a warning is a mistake in the unit
   const ms = Date.now() - started;
   const problems: string[] = [];
@@ -223,6 +251,8 @@ function classify(b: Block): Result | undefined {
   if (b.annotationErrors.length > 0) return { block: b, status: 'fail', ms: 0, detail: `annotation: ${b.annotationErrors.join('; ')}` };
   if (b.annotation.notRun !== undefined) return { block: b, status: 'not-run', ms: 0, detail: b.annotation.notRun };
   if (b.kind === 'text') return { block: b, status: 'text', ms: 0, detail: '' };
+  if (b.annotation.typecheckOnly && b.kind !== 'ts')
+    return { block: b, status: 'fail', ms: 0, detail: 'typecheck-only is for ts blocks (tsc --strict)' };
   if (b.kind === 'unknown') {
     return {
       block: b,
@@ -278,7 +308,7 @@ async function typecheck(tsBlocks: Block[]): Promise<Map<Block, string>> {
       other.push(line);
       continue;
     }
-    const at = `${b.file}:${b.line + Number(m[2])}: ${m[4]}`;
+    const at = `${b.file}:${b.line + Number(m[2]) - preludeLines(b)}: ${m[4]}`;
     failures.set(b, failures.has(b) ? `${failures.get(b)}\n${at}` : at);
   }
   if (r.code !== 0 && failures.size === 0) {
@@ -365,7 +395,8 @@ for (const b of [...jsonFiles, ...toRun]) {
     mkdirSync(dirOf(b), { recursive: true });
     symlinkSync(join(root, 'node_modules'), join(dirOf(b), 'node_modules'), 'dir'); // ./node_modules/.bin as in a project
   }
-  writeFileSync(join(dirOf(b), fileName(b)), `${b.code}\n`);
+  const prelude = b.annotation.typecheckOnly && b.annotation.prelude !== undefined ? `${b.annotation.prelude}\n` : '';
+  writeFileSync(join(dirOf(b), fileName(b)), `${prelude}${b.code}\n`);
 }
 for (const r of results) if (r.status !== 'not-run') report(r);
 const failedEarly = new Set(results.filter((r) => r.status === 'fail').map((r) => r.block));

@@ -77,6 +77,18 @@ describe('parseAnnotation', () => {
     expect(parseAnnotation(' cwd="repo" timeout=120 ').annotation).toEqual({ cwd: 'repo', timeoutS: 120 });
     expect(parseAnnotation(' output ').annotation).toEqual({ output: true });
   });
+
+  it('reads needs= (fixtures) and typecheck-only with its prelude', () => {
+    expect(parseAnnotation(' needs="xvfb:3,etcd" ').annotation).toEqual({ needs: [{ kind: 'xvfb', count: 3 }, { kind: 'etcd' }] });
+    expect(parseAnnotation(' needs="xvfb" ').errors.join()).toMatch(/xvfb:N/);
+    expect(parseAnnotation(' needs="postgres" ').errors.join()).toMatch(/xvfb:N \(N 1..8\) or etcd/);
+    expect(parseAnnotation(' needs="xvfb:9" ').errors).toHaveLength(1);
+    expect(parseAnnotation(' typecheck-only prelude="declare const x: number;" ').annotation).toEqual({
+      typecheckOnly: true,
+      prelude: 'declare const x: number;',
+    });
+    expect(parseAnnotation(' prelude="declare const x: number;" ').errors).toContain('prelude= without typecheck-only');
+  });
 });
 
 describe('checkExpectations', () => {
