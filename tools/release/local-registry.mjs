@@ -11,10 +11,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@tandem/testkit/chaos';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pinned = join(here, 'verdaccio');
@@ -60,18 +60,6 @@ export function ensureVerdaccio(log = console.log) {
   mkdirSync(dirname(dir), { recursive: true });
   renameSync(partial, dir);
   return bin;
-}
-
-/** A TCP port nobody listens on right now, on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
 }
 
 /** verdaccio's config: @tandem/* local only (publish allowed to anyone), the rest proxied to `uplink`. */

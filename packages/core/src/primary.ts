@@ -67,7 +67,7 @@ export class Primary {
   // ---------------------------------------------------------------- requests
 
   /** `at`: when the request arrived (env.now()); a held request keeps its arrival time for the metrics. */
-  onRequest(link: Link, req: Req, at = this.#ctx.env.now()): void {
+  onRequest(link: Link, req: Req, at = this.#ctx.metrics === undefined ? 0 : this.#ctx.env.now()): void {
     const ctx = this.#ctx;
     const role = ctx.role;
     if (role !== 'primary' && role !== 'solo-primary') {

@@ -9,6 +9,7 @@ import {
   computeTimingBounds,
   computeWitnessBounds,
   createReplica,
+  isLoopbackAddress,
   nodeEnv,
   type ReplicaEvent,
   type ReplicaSecurity,
@@ -169,7 +170,7 @@ export async function serve(opts: ServeOptions): Promise<Replica<unknown>> {
     out(
       'metrics',
       { address: metricsServer.address, url: metricsServer.url },
-      `metrics: ${metricsServer.url}${sec.insecure === true && !/^(127\.|\[::1\]|localhost)/.test(metricsServer.address) ? ' — WARNING: --insecure: the metrics endpoint is reachable beyond loopback, unauthenticated' : ''}`,
+      `metrics: ${metricsServer.url}${sec.insecure === true && !isLoopbackAddress(metricsServer.url) ? ' — WARNING: --insecure: the metrics endpoint is reachable beyond loopback, unauthenticated' : ''}`,
     );
   }
   // Refusals and forged forwards can come by the thousand from an attacker: print a few, count the rest.
